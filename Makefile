@@ -1,0 +1,27 @@
+# The two commands: `make run` and `make test`. Both create .venv and install on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/pyjetstream up
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,81 @@
+"""Entry point of the `pyjetstream` command: picks the subcommand module and hands over.
+
+Owns only the command table and the global connection options. Each subcommand lives in its
+own module under `pyjetstream.cli` and exposes `register(subparsers, common)`; commands that
+parse nats-server's Go-style flags themselves (`server`, `up`, `eventing`) are listed in
+RAW_COMMANDS and get the raw argument list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+# Commands that take nats-server style flags (`-sd DIR`, `-js`) and parse argv themselves.
+RAW_COMMANDS: dict[str, str] = {
+    "server": "pyjetstream.cli.server_cmd",
+    "up": "pyjetstream.cli.up",
+    "eventing": "pyjetstream.cli.eventing_cmd",
+}
+
+# argparse-based command modules, each with register(subparsers, common).
+COMMAND_MODULES: tuple[str, ...] = (
+    "stream",
+    "consumer",
+    "msg",
+    "kv",
+    "server_info",
+    "bench",
+    "subscription",
+    "event",
+    "sink",
+)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Connection options every client command accepts, before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-s", "--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+                        help="NATS server URL(s), comma separated (env NATS_URL)")
+    common.add_argument("--user", default=os.environ.get("NATS_USER"), help="username")
+    common.add_argument("--password", default=os.environ.get("NATS_PASSWORD"), help="password")
+    common.add_argument("--token", default=os.environ.get("NATS_TOKEN"), help="authentication token")
+    common.add_argument("--timeout", type=float, default=5.0, help="time to wait for responses, seconds")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+    parser = argparse.ArgumentParser(prog="pyjetstream", parents=[common],
+                                     description="NATS server with JetStream, Kyma-style eventing and CLI")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in RAW_COMMANDS:
+        sub.add_parser(name, help=f"{name} (takes nats-server style flags; see `pyjetstream {name} -h`)")
+    for mod_name in COMMAND_MODULES:
+        full = f"pyjetstream.cli.{mod_name}"
+        if importlib.util.find_spec(full) is None:
+            continue
+        importlib.import_module(full).register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in RAW_COMMANDS:
+        module = importlib.import_module(RAW_COMMANDS[args_list[0]])
+        return int(module.main(args_list[1:]) or 0)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
