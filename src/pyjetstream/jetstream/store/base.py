@@ -1,0 +1,170 @@
+"""The storage seam: what a stream and its consumers may ask of a message store.
+
+Owns the interfaces (StreamStore, ConsumerStore), the value types they exchange and the named
+store errors. Knows nothing of streams, subjects' meaning, the API or the network; a store
+reports upward only through the callbacks registered on it. Both backends (memory, file) pass
+the same contract suite in tests/contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """Base of the named store errors."""
+
+
+class ErrStoreClosed(StoreError):
+    pass
+
+
+class ErrStoreMsgNotFound(StoreError):
+    pass
+
+
+class ErrStoreEOF(StoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMsg:
+    seq: int
+    subject: str
+    hdr: bytes  # raw NATS/1.0 header block, b"" when the message had none
+    data: bytes
+    ts: int  # unix nanoseconds, as given to store_msg
+
+    @property
+    def size(self) -> int:
+        # nats-server's accounting: subject + headers + payload + 16 bytes of record overhead
+        return len(self.subject) + len(self.hdr) + len(self.data) + 16
+
+
+@dataclass(slots=True)
+class LostData:
+    msgs: list[int] = field(default_factory=list)
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class StreamState:
+    msgs: int = 0
+    bytes: int = 0
+    first_seq: int = 0
+    first_ts: int = 0  # unix ns, 0 when empty
+    last_seq: int = 0
+    last_ts: int = 0
+    num_deleted: int = 0
+    deleted: list[int] | None = None  # filled only when asked for (state(deleted=True))
+    num_subjects: int = 0
+    lost: LostData | None = None
+    consumer_count: int = 0  # filled in by the stream, not the store
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleState:
+    """Per-subject (or per-filter) summary."""
+
+    msgs: int
+    first: int
+    last: int
+
+
+class StreamStore(Protocol):
+    """A sequence-numbered message log with per-subject bookkeeping.
+
+    Sequences start at 1 (or the configured first_seq) and only grow; a removed message
+    leaves a gap (an interior delete) or advances first_seq. Limits are enforced by the
+    stream, which calls remove/purge/compact; the store only records.
+    """
+
+    def store_msg(self, subject: str, hdr: bytes, data: bytes, ts: int, ttl_ns: int = 0) -> int:
+        """Append a message and return its sequence. It is visible to readers at once and
+        becomes durable at the next commit()."""
+        ...
+
+    def skip_msgs(self, seq: int, num: int) -> None:
+        """Advance last_seq by num without storing messages (first_seq, purge with seq)."""
+        ...
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        """Flush everything stored so far; call on_durable (on the event-loop thread) once it is
+        as durable as the sync policy promises. Many calls may share one fsync."""
+        ...
+
+    def load_msg(self, seq: int) -> StoredMsg | None: ...
+
+    def load_next_msg(self, filter_subject: str, start: int) -> StoredMsg | None:
+        """First message with seq >= start whose subject matches filter_subject ('' or '>' = any)."""
+        ...
+
+    def load_last_msg(self, filter_subject: str) -> StoredMsg | None: ...
+
+    def load_prev_msg(self, seq: int) -> StoredMsg | None: ...
+
+    def remove_msg(self, seq: int, erase: bool = False) -> bool: ...
+
+    def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int:
+        """nats-server PurgeEx semantics; returns the number of messages removed."""
+        ...
+
+    def compact(self, seq: int) -> int:
+        """Remove every message below seq; returns how many were removed."""
+        ...
+
+    def state(self, deleted: bool = False) -> StreamState: ...
+
+    def subjects_state(self, filter_subject: str) -> dict[str, SimpleState]: ...
+
+    def filtered_state(self, start: int, filter_subject: str) -> SimpleState:
+        """Messages with seq >= start matching filter (num_pending for consumers)."""
+        ...
+
+    def expired_before(self, ts: int) -> list[int]:
+        """Sequences of messages older than ts (max_age) or whose per-message TTL has passed at ts."""
+        ...
+
+    def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
+        """cb(seq, subject) after every removal the store did on its own (e.g. recovery)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def delete(self) -> None:
+        """Close and remove all on-disk data."""
+        ...
+
+
+@dataclass(slots=True)
+class SequencePair:
+    consumer_seq: int = 0
+    stream_seq: int = 0
+
+
+@dataclass(slots=True)
+class ConsumerState:
+    delivered: SequencePair = field(default_factory=SequencePair)
+    ack_floor: SequencePair = field(default_factory=SequencePair)
+    pending: dict[int, tuple[int, int]] = field(default_factory=dict)  # stream seq -> (delivery seq, ts ns)
+    redelivered: dict[int, int] = field(default_factory=dict)  # stream seq -> delivery count - 1
+
+
+class ConsumerStore(Protocol):
+    """Persisted consumer state: small, rewritten whole, durable at commit like messages."""
+
+    def update(self, state: ConsumerState) -> None:
+        """Record the new state; it is written at the next flush (coalesced)."""
+        ...
+
+    def update_config(self, config_json: bytes) -> None: ...
+
+    def load(self) -> tuple[bytes | None, ConsumerState]:
+        """(config JSON or None, state) as last recorded."""
+        ...
+
+    def close(self) -> None: ...
+
+    def delete(self) -> None: ...
