@@ -1,0 +1,488 @@
+"""JetStream configuration and info types, and their JSON with nats-server's field names.
+
+Owns StreamConfig (parse a request body, apply the server defaults, validate, echo back),
+the time and duration encodings (durations are integer nanoseconds, times RFC3339Nano UTC),
+and StreamState/account-limits rendering. Pure: no IO, no
+clock (callers pass timestamps), no knowledge of stores or the network.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pyjetstream.jetstream import errors
+from pyjetstream.subjects import is_subset, is_valid_subject, subjects_overlap
+
+JS_API_LEVEL = 1  # we implement per-message TTL (level 1); nothing of levels 2+
+JS_MAX_NAME_LEN = 255
+JS_MAX_DESCRIPTION_LEN = 4 * 1024
+JS_MAX_METADATA_LEN = 128 * 1024
+STREAM_MAX_REPLICAS = 5
+DEFAULT_DUPLICATE_WINDOW = 120_000_000_000  # 2 minutes, nats-server's StreamDefaultDuplicatesWindow
+MS = 1_000_000
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+RETENTIONS = ("limits", "interest", "workqueue")
+DISCARDS = ("old", "new")
+STORAGES = ("file", "memory")
+COMPRESSIONS = ("none", "s2")
+
+def is_valid_name(name: str) -> bool:
+    """nats-server's isValidAssetName for stream and consumer names."""
+    return bool(name) and not any(c in name for c in " \t\r\n\f.*>\\/")
+
+
+# ---------------------------------------------------------------------------------------------
+# time
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped; 0 is Go's zero time."""
+    if ns <= 0:
+        return ZERO_TIME
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if frac:
+        return f"{base}.{frac:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def parse_time(value: str) -> int:
+    """RFC3339 (any fraction, Z or offset) to unix ns; the zero time gives 0. ValueError if bad."""
+    import datetime as _dt
+
+    if not isinstance(value, str) or len(value) < 20:
+        raise ValueError(f"bad time {value!r}")
+    if value.startswith("0001-01-01T00:00:00"):
+        return 0
+    main, frac_ns, rest = value[:19], 0, value[19:]
+    if rest.startswith("."):
+        i = 1
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        digits = rest[1:i]
+        frac_ns = int((digits + "000000000")[:9]) if digits else 0
+        rest = rest[i:]
+    if rest in ("Z", "z"):
+        off = 0
+    else:
+        sign = 1 if rest[0] == "+" else -1 if rest[0] == "-" else 0
+        if not sign or len(rest) != 6 or rest[3] != ":":
+            raise ValueError(f"bad time {value!r}")
+        off = sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
+    dt = _dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.UTC)
+    return (int(dt.timestamp()) - off) * 1_000_000_000 + frac_ns
+
+
+# ---------------------------------------------------------------------------------------------
+# request-body field coercion (Go's decoder refuses wrong JSON types with "invalid JSON")
+
+
+def _bad(field_name: str, want: str) -> errors.ApiError:
+    return errors.invalid_json(f"json: cannot unmarshal into Go struct field .{field_name} of type {want}")
+
+
+def _int(d: dict[str, Any], key: str, default: int) -> int:
+    v = d.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        raise _bad(key, "int64")
+    return v
+
+
+def _bool(d: dict[str, Any], key: str) -> bool:
+    v = d.get(key, False)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise _bad(key, "bool")
+    return v
+
+
+def _str(d: dict[str, Any], key: str, default: str = "") -> str:
+    v = d.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise _bad(key, "string")
+    return v
+
+
+def _enum(d: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
+    v = d.get(key)
+    if v is None or v == "":
+        return default
+    if not isinstance(v, str) or v.lower() not in allowed:
+        # Go's enum UnmarshalJSON rejects unknown values, which surfaces as invalid JSON
+        raise errors.invalid_json(f"can not unmarshal {v!r}")
+    return v.lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# StreamConfig
+
+
+@dataclass(slots=True)
+class StreamConfig:
+    """A stream's configuration; attribute names are nats-server's JSON field names."""
+
+    name: str = ""
+    description: str = ""
+    subjects: list[str] = field(default_factory=list)
+    retention: str = "limits"
+    max_consumers: int = -1
+    max_msgs: int = -1
+    max_bytes: int = -1
+    max_age: int = 0
+    max_msgs_per_subject: int = -1
+    max_msg_size: int = -1
+    discard: str = "old"
+    storage: str = "file"
+    num_replicas: int = 1
+    no_ack: bool = False
+    template_owner: str = ""
+    duplicate_window: int = 0
+    placement: dict[str, Any] | None = None
+    mirror: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] | None = None
+    compression: str = "none"
+    first_seq: int = 0
+    subject_transform: dict[str, Any] | None = None
+    republish: dict[str, Any] | None = None
+    allow_direct: bool = False
+    mirror_direct: bool = False
+    discard_new_per_subject: bool = False
+    sealed: bool = False
+    deny_delete: bool = False
+    deny_purge: bool = False
+    allow_rollup_hdrs: bool = False
+    consumer_limits: dict[str, Any] = field(default_factory=dict)
+    allow_msg_ttl: bool = False
+    subject_delete_marker_ttl: int = 0
+    allow_msg_counter: bool = False
+    allow_atomic: bool = False
+    allow_msg_schedules: bool = False
+    persist_mode: str = ""
+    allow_batched: bool = False
+    metadata: dict[str, str] | None = None
+
+    # dict-style access, so code written against a plain config dict keeps working
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> StreamConfig:
+        """Parse a request body (already JSON-decoded). Type errors give 10025; no defaults yet."""
+        if not isinstance(d, dict):
+            raise errors.invalid_json("config must be an object")
+        subjects = d.get("subjects")
+        if subjects is None:
+            subjects = []
+        if not isinstance(subjects, list) or not all(isinstance(s, str) for s in subjects):
+            raise _bad("subjects", "[]string")
+        metadata = d.get("metadata")
+        if metadata is not None and (
+            not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+        ):
+            raise _bad("metadata", "map[string]string")
+        cl = d.get("consumer_limits") or {}
+        if not isinstance(cl, dict):
+            raise _bad("consumer_limits", "StreamConsumerLimits")
+        for k in ("placement", "mirror", "subject_transform", "republish"):
+            if d.get(k) is not None and not isinstance(d[k], dict):
+                raise _bad(k, "object")
+        if d.get("sources") is not None and not isinstance(d["sources"], list):
+            raise _bad("sources", "[]StreamSource")
+        return cls(
+            name=_str(d, "name"),
+            description=_str(d, "description"),
+            subjects=list(subjects),
+            retention=_enum(d, "retention", RETENTIONS, "limits"),
+            max_consumers=_int(d, "max_consumers", 0),
+            max_msgs=_int(d, "max_msgs", 0),
+            max_bytes=_int(d, "max_bytes", 0),
+            max_age=_int(d, "max_age", 0),
+            max_msgs_per_subject=_int(d, "max_msgs_per_subject", 0),
+            max_msg_size=_int(d, "max_msg_size", 0),
+            discard=_enum(d, "discard", DISCARDS, "old"),
+            storage=_enum(d, "storage", STORAGES, "file"),
+            num_replicas=_int(d, "num_replicas", 0),
+            no_ack=_bool(d, "no_ack"),
+            template_owner=_str(d, "template_owner"),
+            duplicate_window=_int(d, "duplicate_window", 0),
+            placement=d.get("placement") or None,
+            mirror=d.get("mirror") or None,
+            sources=d.get("sources") or None,
+            compression=_enum(d, "compression", COMPRESSIONS, "none"),
+            first_seq=_int(d, "first_seq", 0),
+            subject_transform=d.get("subject_transform") or None,
+            republish=d.get("republish") or None,
+            allow_direct=_bool(d, "allow_direct"),
+            mirror_direct=_bool(d, "mirror_direct"),
+            discard_new_per_subject=_bool(d, "discard_new_per_subject"),
+            sealed=_bool(d, "sealed"),
+            deny_delete=_bool(d, "deny_delete"),
+            deny_purge=_bool(d, "deny_purge"),
+            allow_rollup_hdrs=_bool(d, "allow_rollup_hdrs"),
+            consumer_limits=dict(cl),
+            allow_msg_ttl=_bool(d, "allow_msg_ttl"),
+            subject_delete_marker_ttl=_int(d, "subject_delete_marker_ttl", 0),
+            allow_msg_counter=_bool(d, "allow_msg_counter"),
+            allow_atomic=_bool(d, "allow_atomic"),
+            allow_msg_schedules=_bool(d, "allow_msg_schedules"),
+            persist_mode=_str(d, "persist_mode"),
+            allow_batched=_bool(d, "allow_batched"),
+            metadata=dict(metadata) if metadata else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON echo, with nats-server's omitempty rules."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.subjects:
+            out["subjects"] = list(self.subjects)
+        out.update(
+            retention=self.retention,
+            max_consumers=self.max_consumers,
+            max_msgs=self.max_msgs,
+            max_bytes=self.max_bytes,
+            max_age=self.max_age,
+            max_msgs_per_subject=self.max_msgs_per_subject,
+        )
+        if self.max_msg_size:
+            out["max_msg_size"] = self.max_msg_size
+        out.update(discard=self.discard, storage=self.storage, num_replicas=self.num_replicas)
+        if self.no_ack:
+            out["no_ack"] = True
+        if self.template_owner:
+            out["template_owner"] = self.template_owner
+        if self.duplicate_window:
+            out["duplicate_window"] = self.duplicate_window
+        for k in ("placement", "mirror", "sources"):
+            v = getattr(self, k)
+            if v:
+                out[k] = v
+        out["compression"] = self.compression
+        if self.first_seq:
+            out["first_seq"] = self.first_seq
+        for k in ("subject_transform", "republish"):
+            v = getattr(self, k)
+            if v:
+                out[k] = v
+        out.update(allow_direct=self.allow_direct, mirror_direct=self.mirror_direct)
+        if self.discard_new_per_subject:
+            out["discard_new_per_subject"] = True
+        out.update(
+            sealed=self.sealed,
+            deny_delete=self.deny_delete,
+            deny_purge=self.deny_purge,
+            allow_rollup_hdrs=self.allow_rollup_hdrs,
+            consumer_limits=dict(self.consumer_limits),
+            allow_msg_ttl=self.allow_msg_ttl,
+        )
+        if self.subject_delete_marker_ttl:
+            out["subject_delete_marker_ttl"] = self.subject_delete_marker_ttl
+        for k in ("allow_msg_counter", "allow_atomic", "allow_msg_schedules", "allow_batched"):
+            if getattr(self, k):
+                out[k] = True
+        if self.persist_mode:
+            out["persist_mode"] = self.persist_mode
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    def copy(self) -> StreamConfig:
+        return StreamConfig(**{f.name: _clone(getattr(self, f.name)) for f in fields(self)})
+
+
+def _clone(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_clone(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _clone(x) for k, x in v.items()}
+    return v
+
+
+def _invalid(text: str) -> errors.ApiError:
+    return errors.stream_invalid_config(err=text)
+
+
+def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> StreamConfig:
+    """Apply nats-server's defaults and validation (checkStreamCfg); returns a new config.
+
+    Checks involving other streams (subject overlap) and the update rules live in the manager.
+    """
+    c = cfg.copy()
+    if not is_valid_name(c.name):
+        raise _invalid("stream name is required and can not contain '.', '*', '>'")
+    if len(c.name) > JS_MAX_NAME_LEN:
+        raise _invalid(f"stream name is too long, maximum allowed is {JS_MAX_NAME_LEN}")
+    if len(c.description) > JS_MAX_DESCRIPTION_LEN:
+        raise _invalid(f"stream description is too long, maximum allowed is {JS_MAX_DESCRIPTION_LEN}")
+    if c.metadata and sum(len(k) + len(v) for k, v in c.metadata.items()) > JS_MAX_METADATA_LEN:
+        raise _invalid(f"stream metadata exceeds maximum size of {JS_MAX_METADATA_LEN} bytes")
+    if c.num_replicas == 0:
+        c.num_replicas = 1
+    if c.num_replicas > STREAM_MAX_REPLICAS:
+        raise _invalid(f"maximum replicas is {STREAM_MAX_REPLICAS}")
+    if c.num_replicas < 0:
+        raise errors.replicas_count_cannot_be_negative()
+    for attr in ("max_msgs", "max_msgs_per_subject", "max_bytes", "max_msg_size", "max_consumers"):
+        v = getattr(c, attr)
+        if v == 0 or v < -1:
+            setattr(c, attr, -1)
+    if c.max_age < 0:
+        raise _invalid("max age can not be negative")
+    if c.max_age and c.max_age < 100 * MS:
+        raise _invalid("max age needs to be >= 100ms")
+    if c.duplicate_window == 0 and c.mirror is None:
+        if c.max_age and c.max_age < DEFAULT_DUPLICATE_WINDOW:
+            c.duplicate_window = c.max_age
+        else:
+            c.duplicate_window = DEFAULT_DUPLICATE_WINDOW
+    if c.duplicate_window < 0:
+        raise _invalid("duplicates window can not be negative")
+    if c.max_age and c.duplicate_window > c.max_age:
+        raise _invalid("duplicates window can not be larger then max age")
+    if 0 < c.duplicate_window < 100 * MS:
+        raise _invalid("duplicates window needs to be >= 100ms")
+    if c.deny_purge and c.allow_rollup_hdrs:
+        raise _invalid("roll-ups require the purge permission")
+    if c.discard_new_per_subject:
+        if c.discard != "new":
+            raise _invalid("discard new per subject requires discard new policy to be set")
+        if c.max_msgs_per_subject <= 0:
+            raise _invalid("discard new per subject requires max msgs per subject > 0")
+    if c.subject_delete_marker_ttl > 0:
+        if c.subject_delete_marker_ttl < 1_000_000_000:
+            raise _invalid("subject delete marker TTL must be at least 1 second")
+        c.allow_msg_ttl = True
+        c.allow_rollup_hdrs, c.deny_purge = True, False
+    elif c.subject_delete_marker_ttl < 0:
+        raise _invalid("subject delete marker TTL must not be negative")
+    # Features of nats-server we do not implement are refused rather than silently ignored,
+    # so a client never believes a mirror or a transform is running.
+    if c.mirror is not None or c.sources:
+        raise _invalid("stream mirrors and sources are not supported by this server")
+    if c.subject_transform or c.republish:
+        raise _invalid("stream subject transforms and republish are not supported by this server")
+    if c.allow_msg_counter or c.allow_atomic or c.allow_msg_schedules or c.allow_batched:
+        raise _invalid("message counters, batches and schedules are not supported by this server")
+    if c.persist_mode not in ("", "default", "async"):
+        raise _invalid("invalid persist mode")
+    if not c.subjects:
+        c.subjects = [c.name]
+    else:
+        seen: set[str] = set()
+        for i, subj in enumerate(c.subjects):
+            if not is_valid_subject(subj):
+                raise _invalid("invalid subject")
+            if subj in seen:
+                raise _invalid("duplicate subjects detected")
+            if subj == ">":
+                if not c.no_ack:
+                    raise _invalid("capturing all subjects requires no-ack to be true")
+            if not c.no_ack:
+                for ns in ("$JS.>", "$JSC.>", "$NRG.>"):
+                    if subjects_overlap(subj, ns) and not is_subset(subj, "$JS.EVENT.>"):
+                        raise _invalid("subjects that overlap with jetstream api require no-ack to be true")
+                if subjects_overlap(subj, "$SYS.>") and not is_subset(subj, "$SYS.ACCOUNT.>"):
+                    raise _invalid("subjects that overlap with system api require no-ack to be true")
+            for other in c.subjects[i + 1 :]:
+                if subjects_overlap(other, subj):
+                    raise _invalid(f'subject "{subj}" overlaps with "{other}"')
+            seen.add(subj)
+    if max_stream_bytes > 0 and c.max_bytes > max_stream_bytes:
+        raise errors.stream_max_stream_bytes_exceeded()
+    return c
+
+
+def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
+    """nats-server's configUpdateCheck: defaults, validation, then what may not change."""
+    c = check_stream_config(new)
+    if c.name != old.name:
+        raise _invalid("stream configuration name must match original")
+    if c.num_replicas > 1:
+        raise errors.stream_replicas_not_supported()
+    if c.storage != old.storage:
+        raise _invalid("stream configuration update can not change storage type")
+    if c.retention != old.retention and "workqueue" in (c.retention, old.retention):
+        raise _invalid("stream configuration update can not change retention policy to/from workqueue")
+    if not c.sealed and old.sealed:
+        raise _invalid("stream configuration update can not unseal a sealed stream")
+    if not c.deny_delete and old.deny_delete:
+        raise _invalid("stream configuration update can not cancel deny message deletes")
+    if not c.deny_purge and old.deny_purge:
+        raise _invalid("stream configuration update can not cancel deny purge")
+    if old.allow_msg_ttl and not c.allow_msg_ttl:
+        raise _invalid("message TTL status can not be disabled")
+    if c.persist_mode != old.persist_mode:
+        raise _invalid("stream configuration update can not change persist mode")
+    if c.sealed:
+        c.max_age = 0
+        c.discard = "new"
+        c.deny_delete, c.deny_purge = True, True
+        c.allow_rollup_hdrs = False
+    # first_seq only matters at creation; keep the original so the echo stays stable
+    c.first_seq = old.first_seq if not new.first_seq else c.first_seq
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# state and info rendering
+
+
+def state_to_dict(st: Any, consumer_count: int, subjects: dict[str, int] | None = None) -> dict[str, Any]:
+    """StreamState (store.base.StreamState) as nats-server's JSON."""
+    out: dict[str, Any] = {
+        "messages": st.msgs,
+        "bytes": st.bytes,
+        "first_seq": st.first_seq,
+        "first_ts": rfc3339nano(st.first_ts) if st.msgs else ZERO_TIME,
+        "last_seq": st.last_seq,
+        "last_ts": rfc3339nano(st.last_ts),
+    }
+    if st.num_subjects:
+        out["num_subjects"] = st.num_subjects
+    if subjects:
+        out["subjects"] = subjects
+    if st.num_deleted:
+        out["num_deleted"] = st.num_deleted
+    if st.deleted:
+        out["deleted"] = list(st.deleted)
+    lost = st.lost
+    if lost is not None and (lost.msgs or lost.bytes):
+        out["lost"] = {"msgs": list(lost.msgs) or None, "bytes": lost.bytes}
+    out["consumer_count"] = consumer_count
+    return out
+
+
+def account_limits_to_dict(limits: Any) -> dict[str, Any]:
+    def g(name: str) -> int:
+        v = getattr(limits, name, None) if limits is not None else None
+        if v is None and isinstance(limits, dict):
+            v = limits.get(name)
+        return -1 if v is None else int(v)
+
+    return {
+        "max_memory": g("max_mem"),
+        "max_storage": g("max_file"),
+        "max_streams": g("max_streams"),
+        "max_consumers": g("max_consumers"),
+        "max_ack_pending": -1,
+        "memory_max_stream_bytes": -1,
+        "storage_max_stream_bytes": -1,
+        "max_bytes_required": False,
+    }
