@@ -1,0 +1,1026 @@
+"""The consumer state machine: what to deliver next, what is pending, what to redeliver when.
+
+Owns one consumer's delivery state (next stream/consumer sequences, ack floors, pending acks,
+redelivery counts and queue, waiting pull requests, flow control, heartbeats, replay pacing,
+rate limiting, inactivity) and the wire bytes it emits. It is PURE: no asyncio, no sockets, no
+clock reads. Every entry point takes `now` (monotonic nanoseconds); messages are read only
+through the StreamStore interface; outputs are queued on `outbox` (messages to publish),
+`advisories` and `stream_acks` (retention), and drained by the runner, which also re-arms one
+timer at `next_deadline()`. Semantics follow nats-server's consumer (2.9 wire behaviour, with the
+later fixes for max-deliver ack floors and redelivery of removed messages).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyjetstream.jetstream.consumer_config import (
+    MS,
+    NS,
+    ConsumerConfig,
+    format_rfc3339_ns,
+    subject_matches,
+)
+from pyjetstream.jetstream.store.base import ConsumerState, SequencePair, StoredMsg
+
+FC_MAX_PENDING = 32 * 1024 * 1024  # flow-control window limit; the window starts at 1/16
+ACK_WAIT_DELAY = 1 * MS  # fire redelivery checks a little late so bursts share one wake-up
+ADVISORY_PREFIX = "$JS.EVENT.ADVISORY.CONSUMER"
+METRIC_ACK_PREFIX = "$JS.EVENT.METRIC.CONSUMER.ACK"
+
+_ACK = b"+ACK"
+_OK = b"+OK"
+_NAK = b"-NAK"
+_WPI = b"+WPI"
+_TERM = b"+TERM"
+_NXT = b"+NXT"
+
+
+def status_hdr(code: int, text: str, extra: list[tuple[str, Any]] | None = None) -> bytes:
+    lines = [f"NATS/1.0 {code} {text}"]
+    for k, v in extra or ():
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def parse_go_duration(s: str) -> int:
+    """Go's time.ParseDuration, in ns. Raises ValueError."""
+    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": MS, "s": NS, "m": 60 * NS, "h": 3600 * NS}
+    s = s.strip()
+    if s in ("0", "+0", "-0"):
+        return 0
+    sign = 1
+    if s[:1] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if not s:
+        raise ValueError("empty duration")
+    total = 0.0
+    i = 0
+    while i < len(s):
+        j = i
+        while j < len(s) and (s[j].isdigit() or s[j] == "."):
+            j += 1
+        if j == i:
+            raise ValueError("bad duration")
+        num = float(s[i:j])
+        k = j
+        while k < len(s) and not (s[k].isdigit() or s[k] == "."):
+            k += 1
+        unit = s[j:k]
+        if unit not in units:
+            raise ValueError("unknown unit")
+        total += num * units[unit]
+        i = k
+    return sign * int(total)
+
+
+@dataclass(slots=True)
+class PullRequest:
+    reply: str
+    n: int  # messages still wanted
+    max_bytes: int  # bytes still allowed, 0 = no limit
+    expires: int  # deadline (now-based ns), 0 = never
+    no_wait: bool
+    hb: int  # heartbeat interval ns, 0 = none
+    hb_at: int  # next heartbeat deadline
+    received: int
+    delivered: int = 0
+
+
+class Pending:
+    __slots__ = ("dseq", "ts", "deadline")
+
+    def __init__(self, dseq: int, ts: int, deadline: int) -> None:
+        self.dseq = dseq  # delivery sequence of the FIRST delivery (nats-server keeps it)
+        self.ts = ts  # wall ns of the latest delivery, persisted
+        self.deadline = deadline  # now-based ns at which it is due for redelivery
+
+
+class Consumer:
+    """One consumer's state machine. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        stream_name: str,
+        name: str,
+        config: ConsumerConfig,
+        store: Any,
+        now: int,
+        *,
+        wall_offset: int = 0,
+        retention: str = "limits",
+        stream_subjects: list[str] | None = None,
+        has_interest: Callable[[str], bool] | None = None,
+        state: ConsumerState | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.stream_name = stream_name
+        self.name = name
+        self.cfg = config
+        self.store = store
+        self.wall_offset = wall_offset  # wall ns = now + wall_offset
+        self.retention = retention
+        self.stream_subjects = stream_subjects or []
+        self.has_interest = has_interest or (lambda _s: True)
+        self.rng = rng or random.Random()
+
+        self.outbox: list[tuple[str, str, bytes | None, bytes]] = []
+        self.advisories: list[tuple[str, dict[str, Any]]] = []
+        self.stream_acks: list[int] = []
+        self.dirty = False  # state changed since the runner last persisted
+        self.closed = False
+        self.delete_requested = False  # inactivity threshold passed
+
+        self.sseq = 1  # next stream seq to look at
+        self.dseq = 1  # next delivery seq
+        self.adflr = 0
+        self.asflr = 0
+        self.pending: dict[int, Pending] = {}
+        self.rdc: dict[int, int] = {}  # stream seq -> redeliveries so far (delivery count - 1)
+        self.rdq: dict[int, None] = {}  # redelivery queue, insertion ordered
+        self._heap: list[tuple[int, int]] = []  # (deadline, sseq), lazily invalidated
+        self.lss: deque[int] | None = None  # last-per-subject start list
+        self.lss_resume = 0
+        self.waiting: deque[PullRequest] = deque()
+        self.last_delivered_wall = 0
+        self.last_ack_wall = 0
+
+        # push
+        self.active = True  # interest on deliver_subject
+        self.pbytes = 0
+        self.pblimit = FC_MAX_PENDING if config.flow_control else 0
+        self.maxpb = max(1, self.pblimit // 16) if self.pblimit else 0
+        self.fcid = ""
+        self.fcsz = 0
+        self.hb_at = 0
+
+        # pacing
+        self.replay = config.replay_policy == "original"
+        self.replay_lseq = 0
+        self.lts: int | None = None  # timestamp of the last delivered message (replay pacing)
+        self._replay_seq = 0
+        self._replay_at = 0
+        self._rl_next = 0
+
+        # cached num_pending (npc counts matching undelivered messages up to seq npcm)
+        self.npc = 0
+        self.npcm = 0
+        self.npc_valid = False
+        self._map_stalled = False
+
+        # inactivity
+        self.last_activity = now
+        self.inactive_since = 0  # push: when interest went away, 0 while interested
+
+        if state is not None and (state.delivered.stream_seq or state.delivered.consumer_seq or state.pending):
+            self._apply_state(state, now)
+        else:
+            self._select_start()
+        if self.replay:
+            self.replay_lseq = self.store.state().last_seq
+        if config.idle_heartbeat and config.deliver_subject:
+            self.hb_at = now + config.idle_heartbeat
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def is_push(self) -> bool:
+        return bool(self.cfg.deliver_subject)
+
+    @property
+    def ack_none(self) -> bool:
+        return self.cfg.ack_policy == "none"
+
+    def wall(self, now: int) -> int:
+        return now + self.wall_offset
+
+    def matches(self, subject: str) -> bool:
+        fs = self.cfg.filters
+        if not fs:
+            return True
+        return any(subject_matches(f, subject) for f in fs)
+
+    def is_filtered(self) -> bool:
+        fs = self.cfg.filters
+        if not fs:
+            return False
+        if len(fs) == 1 and len(self.stream_subjects) == 1 and fs[0] == self.stream_subjects[0]:
+            return False
+        return True
+
+    def _load_next(self, start: int) -> tuple[StoredMsg | None, int]:
+        """Next matching message at or after start, and the seq searched up to on EOF."""
+        fs = self.cfg.filters
+        if len(fs) <= 1:
+            m = self.store.load_next_msg(fs[0] if fs else "", start)
+        else:
+            m = None
+            for f in fs:
+                c = self.store.load_next_msg(f, start)
+                if c is not None and (m is None or c.seq < m.seq):
+                    m = c
+        if m is not None:
+            return m, m.seq
+        return None, self.store.state().last_seq
+
+    def _select_start(self) -> None:
+        st = self.store.state()
+        cfg = self.cfg
+        dp = cfg.deliver_policy
+        if cfg.opt_start_seq and dp == "by_start_sequence":
+            seq = cfg.opt_start_seq
+        elif dp == "all":
+            seq = st.first_seq
+        elif dp == "last":
+            seq = st.last_seq
+            fs = cfg.filters
+            if fs:
+                lasts = [self.store.filtered_state(1, f).last for f in fs]
+                seq = max(lasts) if lasts else 0
+        elif dp == "last_per_subject":
+            seqs: set[int] = set()
+            for f in cfg.filters or [">"]:
+                for ss in self.store.subjects_state(f).values():
+                    seqs.add(ss.last)
+            if seqs:
+                self.lss = deque(sorted(seqs))
+                self.lss_resume = st.last_seq
+                seq = self.lss[0]
+            else:
+                seq = st.last_seq
+        elif dp == "by_start_time":
+            seq = self._seq_from_time(cfg.opt_start_time_ns)
+        else:  # new
+            seq = st.last_seq + 1
+        if st.first_seq == 0 and st.last_seq == 0:
+            seq = 1
+        elif seq < st.first_seq:
+            seq = st.first_seq
+        elif seq > st.last_seq:
+            seq = st.last_seq + 1
+        self.sseq = seq
+        self.dseq = 1
+        self.adflr = 0
+        self.asflr = seq - 1
+        self.dirty = True
+
+    def _seq_from_time(self, ts: int) -> int:
+        st = self.store.state()
+        seq = st.first_seq
+        # Binary search over stored timestamps; gaps are skipped by load_next_msg.
+        lo, hi = st.first_seq, st.last_seq + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            m = self.store.load_next_msg("", mid)
+            if m is None:
+                hi = mid
+            elif m.ts >= ts:
+                hi = mid
+            else:
+                lo = m.seq + 1
+        seq = lo
+        return seq
+
+    def _apply_state(self, state: ConsumerState, now: int) -> None:
+        self.sseq = max(self.sseq, state.delivered.stream_seq + 1)
+        self.dseq = state.delivered.consumer_seq + 1
+        self.adflr = state.ack_floor.consumer_seq
+        self.asflr = state.ack_floor.stream_seq
+        wall = self.wall(now)
+        for sseq, (dseq, ts) in state.pending.items():
+            remaining = ts + self._wait_for(sseq) - wall
+            # Restored pending are checked soon (as nats-server does), never later than due.
+            deadline = now + max(0, min(remaining, NS))
+            self.pending[sseq] = Pending(dseq, ts, deadline)
+            heapq.heappush(self._heap, (deadline, sseq))
+        self.rdc = {s: c for s, c in state.redelivered.items() if s > self.asflr}
+
+    def snapshot(self) -> ConsumerState:
+        return ConsumerState(
+            delivered=SequencePair(self.dseq - 1, self.sseq - 1),
+            ack_floor=SequencePair(self.adflr, self.asflr),
+            pending={s: (p.dseq, p.ts) for s, p in self.pending.items()},
+            redelivered=dict(self.rdc),
+        )
+
+    def _wait_for(self, sseq: int) -> int:
+        bo = self.cfg.backoff
+        if bo:
+            i = self.rdc.get(sseq, 0)
+            return bo[min(i, len(bo) - 1)]
+        return self.cfg.ack_wait
+
+    def _track(self, sseq: int, dseq: int, now: int) -> None:
+        deadline = now + self._wait_for(sseq)
+        p = self.pending.get(sseq)
+        ts = self.wall(now)
+        if p is None:
+            self.pending[sseq] = Pending(dseq, ts, deadline)
+        else:
+            p.ts = ts
+            p.deadline = deadline
+        heapq.heappush(self._heap, (deadline, sseq))
+
+    # ------------------------------------------------------------------ info
+    def num_pending(self) -> int:
+        if not self.npc_valid:
+            self.npc = self._count_pending()
+            self.npc_valid = True
+        return self.npc
+
+    def _count_pending(self) -> int:
+        if self.cfg.deliver_policy == "last_per_subject":
+            n = 0
+            for f in self.cfg.filters or [">"]:
+                for ss in self.store.subjects_state(f).values():
+                    if ss.last >= self.sseq:
+                        n += 1
+            return n
+        fs = self.cfg.filters
+        if len(fs) <= 1:
+            return self.store.filtered_state(self.sseq, fs[0] if fs else "").msgs
+        return sum(self.store.filtered_state(self.sseq, f).msgs for f in fs)
+
+    def info_state(self, now: int) -> dict[str, Any]:
+        """The state half of ConsumerInfo (config, name, created are the runner's)."""
+        if not self.is_push:
+            self._process_waiting(now, eos=False)
+        delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
+        if self.last_delivered_wall:
+            delivered["last_active"] = format_rfc3339_ns(self.last_delivered_wall)
+        ack_floor: dict[str, Any] = {"consumer_seq": self.adflr, "stream_seq": self.asflr}
+        if self.last_ack_wall:
+            ack_floor["last_active"] = format_rfc3339_ns(self.last_ack_wall)
+        out: dict[str, Any] = {
+            "delivered": delivered,
+            "ack_floor": ack_floor,
+            "num_ack_pending": len(self.pending),
+            "num_redelivered": len(self.rdc),
+            "num_waiting": len(self.waiting) if not self.is_push else 0,
+            "num_pending": self._count_pending(),
+        }
+        if self.is_push and self.active:
+            out["push_bound"] = True
+        return out
+
+    # ------------------------------------------------------------------ stream events
+    def on_new_msg(self, seq: int, subject: str, now: int) -> None:
+        """A message was stored; delivery happens in poll()."""
+        if not self.npc_valid:
+            return
+        if self.cfg.deliver_policy == "last_per_subject":
+            self.npc_valid = False
+        elif seq >= self.sseq and self.matches(subject):
+            self.npc += 1
+
+    def on_purged(self, first_seq: int, now: int) -> None:
+        """The stream was purged (or compacted) up to first_seq (exclusive)."""
+        self.npc_valid = False
+        if self.sseq < first_seq:
+            self.sseq = first_seq
+        if self.asflr < first_seq:
+            self.asflr = first_seq - 1
+            self.adflr = self.dseq - 1
+        self._drop_missing(first_seq)
+        if self.lss:
+            self.lss = deque(s for s in self.lss if s >= first_seq) or None
+        self.dirty = True
+
+    def on_msgs_removed(self, first_seq: int, now: int) -> None:
+        """Messages were removed by limits or deletes; forget pending ones that are gone."""
+        self.npc_valid = False
+        self._drop_missing(first_seq)
+
+    def _drop_missing(self, first_seq: int) -> None:
+        gone = [s for s in self.pending if s < first_seq or self.store.load_msg(s) is None]
+        for s in gone:
+            p = self.pending.pop(s)
+            self.rdc.pop(s, None)
+            self.rdq.pop(s, None)
+            self._move_ack_floor(p.dseq, s)
+            self.dirty = True
+        for s in [s for s in self.rdc if s < first_seq]:
+            del self.rdc[s]
+        for s in [s for s in self.rdq if s < first_seq]:
+            del self.rdq[s]
+        if not self.pending and self.asflr < first_seq - 1 and self.sseq >= first_seq:
+            self.asflr = first_seq - 1
+            self.adflr = self.dseq - 1
+
+    def needs_ack(self, seq: int, subject: str) -> bool:
+        """Interest retention: does this consumer still hold an interest in seq?"""
+        if self.is_filtered():
+            if not subject:
+                m = self.store.load_msg(seq)
+                if m is None:
+                    return False
+                subject = m.subject
+            if not self.matches(subject):
+                return False
+        if self.cfg.ack_policy in ("none", "all"):
+            return seq > self.asflr
+        if seq > self.asflr:
+            if seq >= self.sseq:
+                return True
+            return seq in self.pending
+        return False
+
+    # ------------------------------------------------------------------ interest
+    def set_interest(self, interest: bool, now: int) -> None:
+        if not self.is_push:
+            return
+        if interest and not self.active:
+            self.hb_at = now + self.cfg.idle_heartbeat if self.cfg.idle_heartbeat else 0
+        self.active = interest
+        if interest:
+            self.inactive_since = 0
+        elif not self.inactive_since:
+            self.inactive_since = now
+
+    # ------------------------------------------------------------------ acks
+    def on_ack(self, subject: str, reply: str, body: bytes, now: int) -> None:
+        """An ack-subject message: $JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>."""
+        toks = subject.split(".")
+        sseq = dseq = dc = 0
+        if len(toks) == 9 and toks[0] == "$JS" and toks[1] == "ACK":
+            dc, sseq, dseq = _num(toks[4]), _num(toks[5]), _num(toks[6])
+        skip_reply = sseq == 0
+        msg = body.strip() if body else b""
+        self.last_activity = now
+        if self.inactive_since and self.is_push:
+            # Ack activity postpones the clean-up of a consumer nobody listens to.
+            self.inactive_since = now
+        if not msg or msg == _ACK or msg == _OK:
+            self._process_ack(sseq, dseq, dc, now, sample=True)
+        elif msg.startswith(_NXT):
+            self._process_ack(sseq, dseq, dc, now, sample=True)
+            if reply:
+                self.on_pull_request(reply, msg[len(_NXT):], now)
+            skip_reply = True
+        elif msg.startswith(_NAK):
+            self._process_nak(sseq, dseq, dc, msg, now)
+        elif msg == _WPI:
+            p = self.pending.get(sseq)
+            if p is not None:
+                p.ts = self.wall(now)
+                p.deadline = now + self._wait_for(sseq)
+                heapq.heappush(self._heap, (p.deadline, sseq))
+                self.dirty = True
+        elif msg.startswith(_TERM):
+            reason = msg[len(_TERM):].strip().decode(errors="replace")
+            self._process_term(sseq, dseq, dc, reason, now)
+        if reply and not skip_reply:
+            self.outbox.append((reply, "", None, b""))
+
+    def _process_ack(self, sseq: int, dseq: int, dc: int, now: int, sample: bool) -> None:
+        if sseq == 0 or sseq >= self.sseq:
+            return
+        pol = self.cfg.ack_policy
+        if pol == "explicit":
+            p = self.pending.pop(sseq, None)
+            if p is not None:
+                if sample and self.cfg.sample_freq:
+                    self._sample_ack(sseq, dseq, dc, p, now)
+                self._move_ack_floor(p.dseq, sseq)
+                if self.retention != "limits":
+                    self.stream_acks.append(sseq)
+            self.rdc.pop(sseq, None)
+            self.rdq.pop(sseq, None)
+        elif pol == "all":
+            if dseq <= self.adflr or sseq <= self.asflr:
+                return
+            if sample and self.cfg.sample_freq and sseq in self.pending:
+                self._sample_ack(sseq, dseq, dc, self.pending[sseq], now)
+            old = self.asflr
+            self.adflr, self.asflr = dseq, sseq
+            if sseq - old > len(self.pending):
+                acked = sorted(s for s in self.pending if s <= sseq)
+            else:
+                acked = [s for s in range(old + 1, sseq + 1) if s in self.pending]
+            for s in acked:
+                del self.pending[s]
+                self.rdc.pop(s, None)
+                self.rdq.pop(s, None)
+            if self.retention != "limits":
+                self.stream_acks.extend(acked if sseq in acked else [*acked, sseq])
+        else:
+            return
+        self.last_ack_wall = self.wall(now)
+        self.dirty = True
+
+    def _move_ack_floor(self, dseq: int, sseq: int) -> None:
+        if not self.pending:
+            self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
+        elif dseq == self.adflr + 1:
+            self.adflr, self.asflr = dseq, sseq
+            nxt = None
+            for ss in range(sseq + 1, min(sseq + 64, self.sseq)):
+                if ss in self.pending:
+                    nxt = ss
+                    break
+            if nxt is None:
+                above = [s for s in self.pending if s > sseq]
+                nxt = min(above) if above else None
+            if nxt is not None:
+                p = self.pending[nxt]
+                if p.dseq > 0:
+                    self.adflr, self.asflr = p.dseq - 1, nxt - 1
+
+    def _sample_ack(self, sseq: int, dseq: int, dc: int, p: Pending, now: int) -> None:
+        pct = self.cfg.sample_percent
+        if pct <= 0 or (pct < 100 and self.rng.randrange(100) > pct):
+            return
+        self.advisories.append((
+            f"{METRIC_ACK_PREFIX}.{self.stream_name}.{self.name}",
+            {"type": "io.nats.jetstream.metric.v1.consumer_ack", "stream": self.stream_name,
+             "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq,
+             "ack_time": self.wall(now) - p.ts, "deliveries": dc},
+        ))
+
+    def _process_nak(self, sseq: int, dseq: int, dc: int, msg: bytes, now: int) -> None:
+        if dseq <= self.adflr or dseq >= self.dseq:
+            return
+        if self.pending and sseq not in self.pending:
+            return
+        self.advisories.append((
+            f"{ADVISORY_PREFIX}.MSG_NAKED.{self.stream_name}.{self.name}",
+            {"type": "io.nats.jetstream.advisory.v1.nak", "stream": self.stream_name,
+             "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq, "deliveries": dc},
+        ))
+        arg = msg[len(_NAK):].strip()
+        if arg:
+            delay: int | None = None
+            try:
+                if arg[:1] == b"{":
+                    delay = int(json.loads(arg).get("delay", 0))
+                else:
+                    delay = parse_go_duration(arg.decode())
+            except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+                delay = None  # a bad delay counts as a plain NAK
+            if delay is not None and delay > 0:
+                self.rdq.pop(sseq, None)
+                p = self.pending.get(sseq)
+                if p is not None:
+                    p.deadline = now + delay
+                    p.ts = self.wall(now) - self.cfg.ack_wait + delay
+                    heapq.heappush(self._heap, (p.deadline, sseq))
+                    self.dirty = True
+                return
+        if sseq not in self.rdq:
+            self.rdq[sseq] = None
+
+    def _process_term(self, sseq: int, dseq: int, dc: int, reason: str, now: int) -> None:
+        self._process_ack(sseq, dseq, dc, now, sample=False)
+        adv: dict[str, Any] = {"type": "io.nats.jetstream.advisory.v1.terminated", "stream": self.stream_name,
+                               "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq,
+                               "deliveries": dc}
+        if reason:
+            adv["reason"] = reason
+        self.advisories.append((f"{ADVISORY_PREFIX}.MSG_TERMINATED.{self.stream_name}.{self.name}", adv))
+
+    def on_flow_control_reply(self, subject: str, now: int) -> None:
+        if subject != self.fcid:
+            return
+        if self.maxpb < self.pblimit:
+            self.maxpb = min(self.maxpb * 2, self.pblimit)
+        self.pbytes = max(0, self.pbytes - self.fcsz)
+        self.fcid, self.fcsz = "", 0
+
+    # ------------------------------------------------------------------ pull requests
+    def on_pull_request(self, reply: str, body: bytes, now: int) -> None:
+        if not reply:
+            return
+        self.last_activity = now
+
+        def send_err(code: int, text: str) -> None:
+            self.outbox.append((reply, "", status_hdr(code, text), b""))
+
+        if self.is_push:
+            send_err(409, "Consumer is push based")
+            return
+        try:
+            batch, expires, max_bytes, no_wait, hb = _parse_pull(body)
+        except ValueError as e:
+            send_err(400, f"Bad Request - {e}")
+            return
+        cfg = self.cfg
+        if cfg.max_batch > 0 and batch > cfg.max_batch:
+            send_err(409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
+            return
+        if expires and cfg.max_expires > 0 and expires > cfg.max_expires:
+            send_err(409, f"Exceeded MaxRequestExpires of {_go_duration(cfg.max_expires)}")
+            return
+        if max_bytes > 0 and cfg.max_bytes > 0 and max_bytes > cfg.max_bytes:
+            send_err(409, f"Exceeded MaxRequestMaxBytes of {cfg.max_bytes}")
+            return
+        if len(self.waiting) >= cfg.max_waiting:
+            self._process_waiting(now, eos=False)
+        if no_wait:
+            msgs_pending = self.num_pending() + len(self.rdq)
+            if msgs_pending == 0 and not expires:
+                send_err(404, "No Messages")
+                return
+            if msgs_pending > 0:
+                brp = self._process_waiting(now, eos=False)
+                if msgs_pending < brp:
+                    send_err(408, "Requests Pending")
+                    return
+        if len(self.waiting) >= cfg.max_waiting:
+            send_err(409, "Exceeded MaxWaiting")
+            return
+        wr = PullRequest(
+            reply=reply, n=batch, max_bytes=max_bytes, expires=now + expires if expires else 0,
+            no_wait=no_wait, hb=hb, hb_at=now + hb if hb else 0, received=now,
+        )
+        self.waiting.append(wr)
+
+    def _process_waiting(self, now: int, eos: bool) -> int:
+        """Expire requests (408), drop ones nobody listens for, send due heartbeats.
+        Returns the number of messages the remaining requests still want."""
+        brp = 0
+        keep: deque[PullRequest] = deque()
+        for wr in self.waiting:
+            if (eos and wr.no_wait and wr.delivered > 0) or (wr.expires and now >= wr.expires):
+                self.outbox.append((wr.reply, "", status_hdr(408, "Request Timeout", [
+                    ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
+                continue
+            if not self.has_interest(wr.reply):
+                continue
+            brp += wr.n
+            if wr.hb and now >= wr.hb_at:
+                self._send_heartbeat(wr.reply)
+                wr.hb_at = now + wr.hb
+            keep.append(wr)
+        self.waiting = keep
+        return brp
+
+    def _next_waiting(self, size: int, now: int) -> PullRequest | None:
+        while self.waiting:
+            wr = self.waiting[0]
+            if wr.max_bytes > 0:
+                if size > wr.max_bytes:
+                    self.outbox.append((wr.reply, "", status_hdr(409, "Message Size Exceeds MaxBytes", [
+                        ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
+                    self.waiting.popleft()
+                    continue
+            if (not wr.expires or now < wr.expires) and self.has_interest(wr.reply):
+                if wr.max_bytes > 0:
+                    wr.max_bytes -= size
+                    if wr.max_bytes == 0:
+                        wr.n = 1
+                wr.n -= 1
+                wr.delivered += 1
+                self.waiting.popleft()
+                if wr.n > 0:
+                    # Round-robin among waiting requests, as nats-server does.
+                    self.waiting.append(wr)
+                    if wr.hb:
+                        wr.hb_at = now + wr.hb
+                return wr
+            if wr.expires and now >= wr.expires:
+                self.outbox.append((wr.reply, "", status_hdr(408, "Request Timeout", [
+                    ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
+            self.waiting.popleft()
+        return None
+
+    # ------------------------------------------------------------------ timers
+    def _check_pending(self, now: int) -> None:
+        heap = self._heap
+        pending = self.pending
+        expired: list[int] = []
+        while heap and heap[0][0] <= now:
+            deadline, sseq = heapq.heappop(heap)
+            p = pending.get(sseq)
+            if p is None or p.deadline != deadline:
+                continue  # stale heap entry
+            if self._has_max_deliveries(sseq, p):
+                continue
+            if sseq not in self.rdq:
+                expired.append(sseq)
+        if expired:
+            expired.sort()
+            for s in expired:
+                self.rdq[s] = None
+        if len(heap) > 4 * len(pending) + 64:
+            self._heap = [(p.deadline, s) for s, p in pending.items()]
+            heapq.heapify(self._heap)
+
+    def _has_max_deliveries(self, sseq: int, p: Pending) -> bool:
+        md = self.cfg.max_deliver
+        if md <= 0:
+            return False
+        dc = self.rdc.get(sseq, 0) + 1
+        if dc < md:
+            return False
+        self.advisories.append((
+            f"{ADVISORY_PREFIX}.MAX_DELIVERIES.{self.stream_name}.{self.name}",
+            {"type": "io.nats.jetstream.advisory.v1.max_deliver", "stream": self.stream_name,
+             "consumer": self.name, "stream_seq": sseq, "deliveries": dc},
+        ))
+        del self.pending[sseq]
+        self.rdq.pop(sseq, None)
+        self._move_ack_floor(p.dseq, sseq)
+        self.rdc[sseq] = dc
+        if self.retention != "limits":
+            # The message will never be acked by this consumer; interest in it ends here.
+            self.stream_acks.append(sseq)
+        self.dirty = True
+        return True
+
+    def next_deadline(self) -> int | None:
+        """Earliest now-based ns at which poll() has timed work to do, or None."""
+        cands: list[int] = []
+        while self._heap:
+            d, s = self._heap[0]
+            p = self.pending.get(s)
+            if p is None or p.deadline != d:
+                heapq.heappop(self._heap)
+                continue
+            cands.append(d + ACK_WAIT_DELAY)
+            break
+        if self.is_push:
+            if self.hb_at and self.active:
+                cands.append(self.hb_at)
+            if self.inactive_since and self.cfg.inactive_threshold > 0:
+                cands.append(self.inactive_since + self.cfg.inactive_threshold)
+        else:
+            for wr in self.waiting:
+                if wr.expires:
+                    cands.append(wr.expires)
+                if wr.hb:
+                    cands.append(wr.hb_at)
+            if self.cfg.inactive_threshold > 0:
+                cands.append(self.last_activity + self.cfg.inactive_threshold)
+        if self._replay_at:
+            cands.append(self._replay_at)
+        if self._rl_next and self.cfg.rate_limit_bps:
+            cands.append(self._rl_next)
+        return min(cands) if cands else None
+
+    def _check_inactive(self, now: int) -> None:
+        thr = self.cfg.inactive_threshold
+        if thr <= 0 or self.delete_requested:
+            return
+        if self.is_push:
+            if not self.active and self.inactive_since and now - self.inactive_since >= thr:
+                self.delete_requested = True
+        elif not self.waiting and now - self.last_activity >= thr:
+            self.delete_requested = True
+
+    # ------------------------------------------------------------------ delivery
+    def poll(self, now: int, max_msgs: int = 1 << 30) -> int:
+        """Run timers and deliver what can be delivered now. Returns messages delivered."""
+        if self.closed:
+            return 0
+        self._check_pending(now)
+        n = 0
+        cfg = self.cfg
+        self._map_stalled = False
+        eof = False
+        push = self.is_push
+        while n < max_msgs:
+            if push:
+                if not self.active or (self.maxpb and self.pbytes > self.maxpb):
+                    break
+            elif not self.waiting:
+                break
+            if cfg.rate_limit_bps and self._rl_next > now:
+                break
+            cand = self._candidate()
+            if cand is None:
+                eof = not self._map_stalled
+                break
+            msg, dc, kind = cand
+            if self.replay and self.lts is not None:
+                delay = msg.ts - self.lts
+                if delay > MS:
+                    if self._replay_seq != msg.seq:
+                        self._replay_seq, self._replay_at = msg.seq, now + delay
+                    if now < self._replay_at:
+                        break
+            dseq = self.dseq
+            pending_after = self.num_pending()
+            if kind != "rdq" and pending_after:
+                pending_after -= 1
+            reply = (
+                f"$JS.ACK.{self.stream_name}.{self.name}.{dc}.{msg.seq}.{dseq}.{msg.ts}.{pending_after}"
+            )
+            hdr, payload = msg.hdr, msg.data
+            if cfg.headers_only:
+                hdr = _headers_only(hdr, len(payload))
+                payload = b""
+            size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
+            if push:
+                dest = cfg.deliver_subject
+            else:
+                wr = self._next_waiting(size, now)
+                if wr is None:
+                    break
+                dest = wr.reply
+            self._commit(msg, dc, kind)
+            self._replay_seq = self._replay_at = 0
+            self.lts = msg.ts
+            if cfg.rate_limit_bps:
+                self._rl_next = max(self._rl_next, now) + size * 8 * NS // cfg.rate_limit_bps
+            self.dseq = dseq + 1
+            self.outbox.append((dest, reply, hdr or None, payload))
+            if self.ack_none:
+                self.adflr, self.asflr = dseq, msg.seq
+                if self.retention != "limits":
+                    self.stream_acks.append(msg.seq)
+            else:
+                self._track(msg.seq, dseq, now)
+            if self.maxpb:
+                psz = len(dest) + len(reply) + len(hdr) + len(payload)
+                self.pbytes += psz
+                if not self.fcid and self.pbytes > self.maxpb // 2:
+                    self._send_flow_control()
+                elif self.fcid and self.pbytes - self.fcsz >= self.maxpb:
+                    self.fcsz += psz
+            self.last_delivered_wall = self.wall(now)
+            self.last_activity = now
+            if push and cfg.idle_heartbeat:
+                self.hb_at = now + cfg.idle_heartbeat
+            self.dirty = True
+            n += 1
+        if self.replay and self.sseq > self.replay_lseq and not self.rdq:
+            self.replay = False
+            self._replay_at = 0
+        if push:
+            if self.hb_at and now >= self.hb_at:
+                if self.active:
+                    self._send_heartbeat(cfg.deliver_subject)
+                self.hb_at = now + cfg.idle_heartbeat
+        else:
+            self._process_waiting(now, eos=eof)
+        self._check_inactive(now)
+        return n
+
+    def _candidate(self) -> tuple[StoredMsg, int, str] | None:
+        """The next message to deliver, without committing to it (peek)."""
+        while self.rdq:
+            seq = next(iter(self.rdq))
+            p = self.pending.get(seq)
+            if p is None and not self.ack_none:
+                del self.rdq[seq]
+                continue
+            if p is not None and self._has_max_deliveries(seq, p):
+                continue
+            msg = self.store.load_msg(seq)
+            if msg is None:
+                del self.rdq[seq]
+                if p is not None:
+                    self.pending.pop(seq, None)
+                    self.rdc.pop(seq, None)
+                    self._move_ack_floor(p.dseq, seq)
+                    self.dirty = True
+                continue
+            return msg, self.rdc.get(seq, 0) + 2, "rdq"
+        if not self.ack_none and self.cfg.max_ack_pending > 0 and len(self.pending) >= self.cfg.max_ack_pending:
+            self._map_stalled = True
+            return None
+        while self.lss:
+            seq = self.lss[0]
+            msg = self.store.load_msg(seq)
+            if msg is not None:
+                return msg, 1, "lss"
+            self._lss_advance()
+        msg, upto = self._load_next(self.sseq)
+        if msg is None:
+            if upto >= self.sseq:
+                self.sseq = upto + 1
+            return None
+        return msg, 1, "new"
+
+    def _lss_advance(self) -> None:
+        assert self.lss is not None
+        self.lss.popleft()
+        if not self.lss:
+            self.sseq = max(self.sseq, self.lss_resume + 1)
+            self.lss = None
+        else:
+            self.sseq = self.lss[0]
+
+    def _commit(self, msg: StoredMsg, dc: int, kind: str) -> None:
+        if kind != "rdq" and self.npc_valid and self.npc > 0:
+            self.npc -= 1
+        if kind == "rdq":
+            del self.rdq[msg.seq]
+            self.rdc[msg.seq] = dc - 1
+        elif kind == "lss":
+            self.sseq = msg.seq + 1
+            self._lss_advance()
+        else:
+            self.sseq = msg.seq + 1
+
+    def _send_heartbeat(self, subject: str) -> None:
+        extra: list[tuple[str, Any]] = [("Nats-Last-Consumer", self.dseq - 1), ("Nats-Last-Stream", self.sseq - 1)]
+        if self.fcid:
+            extra.append(("Nats-Consumer-Stalled", self.fcid))
+        self.outbox.append((subject, "", status_hdr(100, "Idle Heartbeat", extra), b""))
+
+    def _send_flow_control(self) -> None:
+        rn = self.rng.getrandbits(62)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        tok = "".join(digits[(rn >> (6 * i)) % 62] for i in range(4))
+        self.fcid = f"$JS.FC.{self.stream_name}.{self.name}.{tok}"
+        self.fcsz = self.pbytes
+        self.outbox.append((self.cfg.deliver_subject, self.fcid, b"NATS/1.0 100 FlowControl Request\r\n\r\n", b""))
+
+    # ------------------------------------------------------------------ config / lifecycle
+    def update_config(self, cfg: ConsumerConfig, now: int) -> None:
+        old = self.cfg
+        self.cfg = cfg
+        if cfg.deliver_subject != old.deliver_subject and self.is_push:
+            # A new deliver subject gets every pending message again.
+            for s, p in self.pending.items():
+                p.deadline = now
+                heapq.heappush(self._heap, (now, s))
+            self.active = self.has_interest(cfg.deliver_subject)
+        if cfg.ack_wait != old.ack_wait or cfg.backoff != old.backoff:
+            for s, p in self.pending.items():
+                p.deadline = min(p.deadline, now + self._wait_for(s))
+                heapq.heappush(self._heap, (p.deadline, s))
+        self.last_activity = now
+        self.dirty = True
+
+    def stop(self, deleted: bool, now: int) -> None:
+        """Stop delivering; tell waiting pull requests the consumer is gone."""
+        if self.closed:
+            return
+        self.closed = True
+        if deleted:
+            for wr in self.waiting:
+                self.outbox.append((wr.reply, "", status_hdr(409, "Consumer Deleted"), b""))
+        self.waiting.clear()
+
+    def take_outputs(self) -> tuple[list[tuple[str, str, bytes | None, bytes]], list[tuple[str, dict[str, Any]]], list[int]]:
+        out, adv, acks = self.outbox, self.advisories, self.stream_acks
+        if out:
+            self.outbox = []
+        if adv:
+            self.advisories = []
+        if acks:
+            self.stream_acks = []
+        return out, adv, acks
+
+
+def _num(tok: str) -> int:
+    return int(tok) if tok.isdigit() else 0
+
+
+def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int]:
+    """(batch, expires ns, max_bytes, no_wait, heartbeat ns) from a MSG.NEXT body."""
+    req = body.strip() if body else b""
+    if not req:
+        return 1, 0, 0, False, 0
+    if req[:1] == b"{":
+        try:
+            d = json.loads(req)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+        if not isinstance(d, dict):
+            raise ValueError("json: cannot unmarshal into request")
+        batch = int(d.get("batch") or 0)
+        expires = int(d.get("expires") or 0)
+        max_bytes = int(d.get("max_bytes") or 0)
+        no_wait = bool(d.get("no_wait") or False)
+        hb = int(d.get("idle_heartbeat") or 0)
+        if hb > 0 and hb * 2 > expires:
+            raise ValueError("heartbeat value too large")
+        return batch, expires, max_bytes, no_wait, hb
+    try:
+        return int(req), 0, 0, False, 0
+    except ValueError:
+        return 1, 0, 0, False, 0
+
+
+def _headers_only(hdr: bytes, size: int) -> bytes:
+    base = hdr[:-2] if hdr else b"NATS/1.0\r\n"
+    return base + b"Nats-Msg-Size: " + str(size).encode() + b"\r\n\r\n"
+
+
+def _go_duration(ns: int) -> str:
+    """Go's Duration.String() for the common cases used in status texts."""
+    if ns % NS == 0:
+        s = ns // NS
+        h, rem = divmod(s, 3600)
+        m, sec = divmod(rem, 60)
+        if h:
+            return f"{h}h{m}m{sec}s"
+        if m:
+            return f"{m}m{sec}s"
+        return f"{sec}s"
+    if ns >= NS:
+        return f"{ns / NS:g}s"
+    if ns >= MS:
+        return f"{ns / MS:g}ms"
+    if ns >= 1000:
+        return f"{ns / 1000:g}µs"
+    return f"{ns}ns"

@@ -1,0 +1,476 @@
+"""ConsumerConfig: parsing, defaults, validation and JSON with nats field names.
+
+Owns the consumer configuration schema only: how a request's `config` object becomes a
+validated `ConsumerConfig` (nats-server's defaults and checks, with its err_codes and texts) and
+how a config is echoed back. It knows nothing of streams beyond the few stream settings passed
+in, and nothing of delivery; errors are raised as `ConsumerConfigError` (data, not IO).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+NS = 1_000_000_000
+MS = 1_000_000
+
+ACK_WAIT_DEFAULT = 30 * NS
+DELETE_WAIT_DEFAULT = 5 * NS  # ephemeral inactive_threshold when none is given
+DEFAULT_MAX_ACK_PENDING = 1000
+DEFAULT_MAX_WAITING = 512
+MAX_NAME_LEN = 255
+MAX_DESCRIPTION_LEN = 4 * 1024
+MAX_METADATA_LEN = 128 * 1024
+
+DELIVER_POLICIES = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject")
+ACK_POLICIES = ("none", "all", "explicit")
+REPLAY_POLICIES = ("instant", "original")
+
+_BAD_NAME_CHARS = set(" \t\r\n\f.*>")
+
+
+class ConsumerConfigError(Exception):
+    """A refused config: nats-server's http-like code, err_code and description."""
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+
+def _err(code: int, err_code: int, text: str) -> ConsumerConfigError:
+    return ConsumerConfigError(code, err_code, text)
+
+
+def invalid_policy(text: str) -> ConsumerConfigError:
+    return _err(400, 10094, text)
+
+
+@dataclass(slots=True)
+class ConsumerConfig:
+    durable_name: str = ""
+    name: str = ""
+    description: str = ""
+    deliver_policy: str = "all"
+    opt_start_seq: int = 0
+    opt_start_time: str | None = None  # RFC3339 as given; opt_start_time_ns is its value
+    ack_policy: str = "none"
+    ack_wait: int = 0
+    max_deliver: int = 0
+    backoff: list[int] | None = None
+    filter_subject: str = ""
+    filter_subjects: list[str] | None = None
+    replay_policy: str = "instant"
+    rate_limit_bps: int = 0
+    sample_freq: str = ""
+    max_waiting: int = 0
+    max_ack_pending: int = 0
+    idle_heartbeat: int = 0
+    flow_control: bool = False
+    headers_only: bool = False
+    max_batch: int = 0
+    max_expires: int = 0
+    max_bytes: int = 0
+    deliver_subject: str = ""
+    deliver_group: str = ""
+    inactive_threshold: int = 0
+    num_replicas: int = 0
+    mem_storage: bool = False
+    direct: bool = False
+    metadata: dict[str, str] | None = None
+    pause_until: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown fields, kept for equality
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def is_push(self) -> bool:
+        return bool(self.deliver_subject)
+
+    @property
+    def filters(self) -> list[str]:
+        if self.filter_subjects:
+            return list(self.filter_subjects)
+        if self.filter_subject:
+            return [self.filter_subject]
+        return []
+
+    @property
+    def opt_start_time_ns(self) -> int:
+        return parse_rfc3339_ns(self.opt_start_time) if self.opt_start_time else 0
+
+    @property
+    def sample_percent(self) -> int:
+        if not self.sample_freq:
+            return 0
+        return int(self.sample_freq.rstrip("%"))
+
+    def copy(self) -> ConsumerConfig:
+        return dataclasses.replace(
+            self,
+            backoff=list(self.backoff) if self.backoff is not None else None,
+            filter_subjects=list(self.filter_subjects) if self.filter_subjects is not None else None,
+            metadata=dict(self.metadata) if self.metadata is not None else None,
+            extra=dict(self.extra),
+        )
+
+    # -- JSON ----------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, d: Any) -> ConsumerConfig:
+        if not isinstance(d, dict):
+            raise _err(400, 10078, "consumer config required")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kw: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in known:
+                kw[k] = v
+            else:
+                extra[k] = v
+        try:
+            cfg = cls(**kw, extra=extra)
+            cfg._coerce()
+        except (TypeError, ValueError) as e:
+            raise _err(400, 10025, f"invalid JSON: {e}") from None
+        return cfg
+
+    def _coerce(self) -> None:
+        # Clients send null for unset values; Go decodes them as zero values.
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.default is not None and f.default is not dataclasses.MISSING:
+                setattr(self, f.name, f.default)
+        for name in ("opt_start_seq", "ack_wait", "max_deliver", "rate_limit_bps", "max_waiting",
+                     "max_ack_pending", "idle_heartbeat", "max_batch", "max_expires", "max_bytes",
+                     "inactive_threshold", "num_replicas"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"json: cannot unmarshal {type(v).__name__} into {name}")
+            setattr(self, name, int(v))
+        for name in ("durable_name", "name", "description", "filter_subject", "sample_freq",
+                     "deliver_subject", "deliver_group"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"json: cannot unmarshal into {name}")
+        if self.deliver_policy not in DELIVER_POLICIES:
+            raise ValueError(f"can not unmarshal {self.deliver_policy!r}")
+        if self.ack_policy not in ACK_POLICIES:
+            raise ValueError(f"can not unmarshal {self.ack_policy!r}")
+        if self.replay_policy not in REPLAY_POLICIES:
+            raise ValueError(f"can not unmarshal {self.replay_policy!r}")
+        if self.backoff is not None:
+            self.backoff = [int(b) for b in self.backoff] or None
+        if self.filter_subjects is not None and not isinstance(self.filter_subjects, list):
+            raise ValueError("json: cannot unmarshal filter_subjects")
+        if self.filter_subjects == []:
+            self.filter_subjects = None
+        if self.opt_start_time is not None:
+            parse_rfc3339_ns(self.opt_start_time)
+
+    def to_json(self) -> dict[str, Any]:
+        """nats-server's field order and omitempty rules."""
+        out: dict[str, Any] = {}
+
+        def put(k: str, v: Any, always: bool = False) -> None:
+            if always or v:
+                out[k] = v
+
+        put("durable_name", self.durable_name)
+        put("name", self.name)
+        put("description", self.description)
+        put("deliver_policy", self.deliver_policy, True)
+        put("opt_start_seq", self.opt_start_seq)
+        put("opt_start_time", self.opt_start_time)
+        put("ack_policy", self.ack_policy, True)
+        put("ack_wait", self.ack_wait)
+        put("max_deliver", self.max_deliver)
+        put("backoff", self.backoff)
+        put("filter_subject", self.filter_subject)
+        put("filter_subjects", self.filter_subjects)
+        put("replay_policy", self.replay_policy, True)
+        put("rate_limit_bps", self.rate_limit_bps)
+        put("sample_freq", self.sample_freq)
+        put("max_waiting", self.max_waiting)
+        put("max_ack_pending", self.max_ack_pending)
+        put("idle_heartbeat", self.idle_heartbeat)
+        put("flow_control", self.flow_control)
+        put("headers_only", self.headers_only)
+        put("max_batch", self.max_batch)
+        put("max_expires", self.max_expires)
+        put("max_bytes", self.max_bytes)
+        put("deliver_subject", self.deliver_subject)
+        put("deliver_group", self.deliver_group)
+        put("inactive_threshold", self.inactive_threshold)
+        put("num_replicas", self.num_replicas, True)
+        put("mem_storage", self.mem_storage)
+        put("direct", self.direct)
+        put("metadata", self.metadata)
+        put("pause_until", self.pause_until)
+        for k, v in self.extra.items():
+            out.setdefault(k, v)
+        return out
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339_ns(s: str) -> int:
+    m = _RFC3339.match(s)
+    if not m:
+        raise ValueError(f"bad time {s!r}")
+    y, mo, d, h, mi, se, frac, tz = m.groups()
+    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(se), tzinfo=UTC)
+    secs = int(dt.timestamp())
+    if tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        secs -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+    ns = int((frac or "0").ljust(9, "0"))
+    return secs * NS + ns
+
+
+def format_rfc3339_ns(ns: int) -> str:
+    """Go's time.Time JSON form, UTC with trailing zeros trimmed."""
+    if ns <= 0:
+        return "0001-01-01T00:00:00Z"
+    secs, frac = divmod(ns, NS)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        return f"{base}.{str(frac).rjust(9, '0').rstrip('0')}Z"
+    return base + "Z"
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(name) and not any(c in _BAD_NAME_CHARS for c in name)
+
+
+def _tokens_valid(subject: str, allow_wildcards: bool) -> bool:
+    if not subject:
+        return False
+    toks = subject.split(".")
+    for i, t in enumerate(toks):
+        if not t or any(c in " \t\r\n\f" for c in t):
+            return False
+        if not allow_wildcards and t in ("*", ">"):
+            return False
+        if t == ">" and i != len(toks) - 1:
+            return False
+    return True
+
+
+def subject_matches(filter_subject: str, subject: str) -> bool:
+    """True when a literal subject matches a filter with * and > wildcards."""
+    if filter_subject in ("", ">"):
+        return True
+    ft = filter_subject.split(".")
+    st = subject.split(".")
+    for i, f in enumerate(ft):
+        if f == ">":
+            return len(st) > i
+        if i >= len(st):
+            return False
+        if f != "*" and f != st[i]:
+            return False
+    return len(ft) == len(st)
+
+
+def subjects_overlap(a: str, b: str) -> bool:
+    """True when some literal subject could match both filters."""
+    at, bt = a.split("."), b.split(".")
+    for i in range(max(len(at), len(bt))):
+        x = at[i] if i < len(at) else None
+        y = bt[i] if i < len(bt) else None
+        if x == ">" or y == ">":
+            return x is not None and y is not None
+        if x is None or y is None:
+            return False
+        if x != y and x != "*" and y != "*":
+            return False
+    return True
+
+
+def is_subset(sub: str, of: str) -> bool:
+    """True when every subject matching `sub` also matches `of`."""
+    st, ot = sub.split("."), of.split(".")
+    for i, o in enumerate(ot):
+        if o == ">":
+            return len(st) > i
+        if i >= len(st):
+            return False
+        s = st[i]
+        if s == ">":
+            return False
+        if o != "*" and (s == "*" or s != o):
+            return False
+    return len(st) == len(ot)
+
+
+@dataclass(slots=True)
+class StreamView:
+    """The stream settings config checks depend on."""
+
+    name: str
+    subjects: list[str]
+    retention: str = "limits"  # limits | interest | workqueue
+    num_replicas: int = 1
+    has_external: bool = False  # mirror/sources: filter checks cannot be done
+
+
+def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
+    """setConsumerConfigDefaults, in nats-server's order."""
+    if not cfg.deliver_subject and cfg.max_waiting == 0:
+        cfg.max_waiting = DEFAULT_MAX_WAITING
+    if cfg.ack_wait == 0 and cfg.ack_policy in ("explicit", "all"):
+        cfg.ack_wait = ACK_WAIT_DEFAULT
+    if cfg.max_deliver == 0 or cfg.max_deliver < -1:
+        cfg.max_deliver = -1
+    if cfg.backoff:
+        cfg.ack_wait = cfg.backoff[0]
+    if cfg.ack_policy in ("explicit", "all") and cfg.max_ack_pending == 0:
+        mp = DEFAULT_MAX_ACK_PENDING
+        if 0 < max_ack_pending_limit < mp:
+            mp = max_ack_pending_limit
+        cfg.max_ack_pending = mp
+    if not cfg.durable_name and cfg.inactive_threshold <= 0:
+        cfg.inactive_threshold = DELETE_WAIT_DEFAULT
+
+
+def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
+    """checkConsumerCfg: raise ConsumerConfigError for the first violated rule."""
+    if cfg.num_replicas > 0 and cfg.num_replicas > stream.num_replicas:
+        raise _err(400, 10126, "consumer config replica count exceeds parent stream")
+    if cfg.num_replicas < 0:
+        raise _err(400, 10133, "replicas count cannot be negative")
+    if cfg.num_replicas > 1:
+        raise _err(500, 10074, "replicas > 1 not supported in non-clustered mode")
+    if cfg.ack_wait < 0:
+        raise _err(400, 10183, "consumer ack wait needs to be positive")
+    if cfg.backoff and cfg.max_deliver != -1 and cfg.max_deliver <= len(cfg.backoff):
+        raise _err(400, 10116, "max deliver is required to be > length of backoff values")
+    if len(cfg.description) > MAX_DESCRIPTION_LEN:
+        raise _err(400, 10107, f"consumer description is too long, maximum allowed is {MAX_DESCRIPTION_LEN}")
+    if cfg.metadata is not None:
+        if not isinstance(cfg.metadata, dict):
+            raise _err(400, 10025, "invalid JSON: metadata")
+        if sum(len(k) + len(str(v)) for k, v in cfg.metadata.items()) > MAX_METADATA_LEN:
+            raise _err(400, 10172, f"consumer metadata exceeds maximum size of {MAX_METADATA_LEN // 1024} KiB")
+    if cfg.deliver_subject:
+        if "*" in cfg.deliver_subject.split(".") or ">" in cfg.deliver_subject.split("."):
+            raise _err(400, 10079, "consumer deliver subject has wildcards")
+        if not _tokens_valid(cfg.deliver_subject, False):
+            raise _err(400, 10112, "invalid push consumer deliver subject")
+        if any(subject_matches(s, cfg.deliver_subject) for s in stream.subjects):
+            raise _err(400, 10081, "consumer deliver subject forms a cycle")
+        if cfg.max_waiting != 0:
+            raise _err(400, 10080, "consumer in push mode can not set max waiting")
+        if cfg.max_ack_pending > 0 and cfg.ack_policy == "none":
+            raise _err(400, 10082, "consumer requires ack policy for max ack pending")
+        if 0 < cfg.idle_heartbeat < 100 * MS:
+            raise _err(400, 10083, "consumer idle heartbeat needs to be >= 100ms")
+    else:
+        if cfg.ack_policy == "none" and stream.retention == "workqueue":
+            raise _err(400, 10084, "consumer in pull mode requires ack policy")
+        if cfg.rate_limit_bps > 0:
+            raise _err(400, 10086, "consumer in pull mode can not have rate limit set")
+        if cfg.max_waiting < 0:
+            raise _err(400, 10087, "consumer max waiting needs to be positive")
+        if cfg.idle_heartbeat > 0:
+            raise _err(400, 10088, "consumer idle heartbeat requires a push based consumer")
+        if cfg.flow_control:
+            raise _err(400, 10089, "consumer flow control requires a push based consumer")
+        if cfg.max_batch < 0:
+            raise _err(400, 10114, "consumer max request batch needs to be > 0")
+        if cfg.max_expires != 0 and cfg.max_expires < MS:
+            raise _err(400, 10115, "consumer max request expires needs to be >= 1ms")
+    if cfg.direct:
+        if not cfg.deliver_subject:
+            raise _err(400, 10090, "consumer direct requires a push based consumer")
+        if cfg.durable_name:
+            raise _err(400, 10091, "consumer direct requires an ephemeral consumer")
+    if cfg.filter_subject and cfg.filter_subjects:
+        raise _err(400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified")
+    if cfg.filter_subjects:
+        for i, f in enumerate(cfg.filter_subjects):
+            if not f:
+                raise _err(400, 10139, "consumer filter in FilterSubjects cannot be empty")
+            for g in cfg.filter_subjects[i + 1:]:
+                if subjects_overlap(f, g):
+                    raise _err(400, 10138, "consumer subject filters cannot overlap")
+    for f in cfg.filters:
+        if not _tokens_valid(f, True):
+            raise _err(400, 10093, "consumer filter subject is not a valid subset of the interest subjects")
+        if not stream.has_external and stream.subjects and not any(
+            subjects_overlap(f, s) for s in stream.subjects
+        ):
+            raise _err(400, 10093, "consumer filter subject is not a valid subset of the interest subjects")
+
+    dp = cfg.deliver_policy
+    words = {"all": "all", "last": "last", "last_per_subject": "last per subject", "new": "new"}
+    if dp in words:
+        if cfg.opt_start_seq > 0:
+            raise invalid_policy(f"consumer delivery policy is deliver {words[dp]}, but optional start sequence is also set")
+        if cfg.opt_start_time is not None:
+            raise invalid_policy(f"consumer delivery policy is deliver {words[dp]}, but optional start time is also set")
+        if dp == "last_per_subject" and not cfg.filters:
+            raise invalid_policy("consumer delivery policy is deliver last per subject, but optional filter subject is not set")
+    elif dp == "by_start_sequence":
+        if cfg.opt_start_seq == 0:
+            raise invalid_policy("consumer delivery policy is deliver by start sequence, but optional start sequence is not set")
+        if cfg.opt_start_time is not None:
+            raise invalid_policy("consumer delivery policy is deliver by start sequence, but optional start time is also set")
+    elif dp == "by_start_time":
+        if cfg.opt_start_time is None:
+            raise invalid_policy("consumer delivery policy is deliver by start time, but optional start time is not set")
+        if cfg.opt_start_seq != 0:
+            raise invalid_policy("consumer delivery policy is deliver by start time, but optional start sequence is also set")
+    if cfg.sample_freq:
+        s = cfg.sample_freq.rstrip("%")
+        if not s.isdigit():
+            raise _err(400, 10095, f'failed to parse consumer sampling configuration: strconv.Atoi: parsing "{s}": invalid syntax')
+    if cfg.flow_control and cfg.idle_heartbeat == 0:
+        raise _err(400, 10108, "consumer with flow control also needs heartbeats")
+    if cfg.durable_name and cfg.name and cfg.durable_name != cfg.name:
+        raise _err(400, 10132, "Consumer Durable and Name have to be equal if both are provided")
+    for n in (cfg.durable_name, cfg.name):
+        if n and len(n) > MAX_NAME_LEN:
+            raise _err(400, 10102, f"consumer name is too long, maximum allowed is {MAX_NAME_LEN}")
+        if n and ("/" in n or "\\" in n):
+            raise _err(400, 10127, "Consumer name can not contain path separators")
+        if n and not is_valid_name(n):
+            raise _err(400, 10103, "durable name can not contain '.', '*', '>'")
+
+
+def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
+    """checkNewConsumerConfig: which fields an update may change (10012 with the reason)."""
+    if old == new:
+        return
+
+    def refuse(text: str) -> ConsumerConfigError:
+        return _err(500, 10012, text)
+
+    if old.deliver_policy != new.deliver_policy:
+        raise refuse("deliver policy can not be updated")
+    if old.opt_start_seq != new.opt_start_seq:
+        raise refuse("start sequence can not be updated")
+    if old.opt_start_time_ns != new.opt_start_time_ns:
+        raise refuse("start time can not be updated")
+    if old.ack_policy != new.ack_policy:
+        raise refuse("ack policy can not be updated")
+    if old.replay_policy != new.replay_policy:
+        raise refuse("replay policy can not be updated")
+    if old.idle_heartbeat != new.idle_heartbeat:
+        raise refuse("heart beats can not be updated")
+    if old.flow_control != new.flow_control:
+        raise refuse("flow control can not be updated")
+    if old.mem_storage != new.mem_storage:
+        raise refuse("can not update memory storage setting")
+    if old.deliver_subject != new.deliver_subject:
+        if not old.deliver_subject:
+            raise refuse("can not update pull consumer to push based")
+        if not new.deliver_subject:
+            raise refuse("can not update push consumer to pull based")
+    if new.backoff and new.max_deliver != -1 and new.max_deliver <= len(new.backoff):
+        raise _err(400, 10116, "max deliver is required to be > length of backoff values")
