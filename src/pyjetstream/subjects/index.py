@@ -153,6 +153,78 @@ def _tokens_match(ftoks: list[str], subject: str) -> bool:
     return True
 
 
+# Subjects longer than this are walked without recursion, so no filter of many `*` tokens
+# can push a match into Python's recursion limit.
+_MAX_RECURSION = 64
+
+
+def _walk(node: _Node, tokens: list[str], i: int, found: list[_Node]) -> None:
+    """Append to `found` every node under `node` whose filter matches tokens[i:].
+
+    Follows the literal child in a loop and recurses only into `*` children; `>` children
+    match whatever remains (at least one token, which tokens[i] is).
+    """
+    last = len(tokens) - 1
+    while True:
+        if node.fwc is not None:
+            found.append(node.fwc)
+        pwc = node.pwc
+        nxt = node.lits.get(tokens[i])
+        if i == last:
+            if pwc is not None:
+                found.append(pwc)
+            if nxt is not None:
+                found.append(nxt)
+            return
+        i += 1
+        if pwc is not None:
+            _walk(pwc, tokens, i, found)
+        if nxt is None:
+            return
+        node = nxt
+
+
+def _walk_wide(root: _Node, tokens: list[str], found: list[_Node]) -> None:
+    """`_walk` breadth-first, without recursion (for very long subjects)."""
+    nodes = [root]
+    for t in tokens:
+        nxt = []
+        for node in nodes:
+            if node.fwc is not None:
+                found.append(node.fwc)
+            if node.pwc is not None:
+                nxt.append(node.pwc)
+            child = node.lits.get(t)
+            if child is not None:
+                nxt.append(child)
+        nodes = nxt
+        if not nodes:
+            return
+    found.extend(nodes)
+
+
+def _collect(found: list[_Node]) -> Any:
+    """The match result for the matching filter nodes: plain subscribers, then queue members
+    gathered by queue name across nodes."""
+    plain: list[Any] = []
+    groups: dict[str, list[Any]] | None = None
+    for node in found:
+        if node.psubs:
+            plain.extend(node.psubs.values())
+        if node.qsubs:
+            if groups is None:
+                groups = {}
+            for queue, members in node.qsubs.items():
+                group = groups.get(queue)
+                if group is None:
+                    groups[queue] = list(members.values())
+                else:
+                    group.extend(members.values())
+    if not plain and not groups:
+        return EMPTY_RESULT
+    return (tuple(plain), tuple(tuple(g) for g in groups.values()) if groups else ())
+
+
 class SubjectIndex(Generic[S]):
     """Subscriptions by filter; `match(subject)` gives `(plain, queue_groups)`.
 
@@ -298,40 +370,18 @@ class SubjectIndex(Generic[S]):
         if "" in tokens:
             return EMPTY_RESULT
         found: list[_Node] = []
-        nodes = [self._root]
-        for t in tokens:
-            nxt = []
-            for node in nodes:
-                if node.fwc is not None:
-                    found.append(node.fwc)
-                if node.pwc is not None:
-                    nxt.append(node.pwc)
-                child = node.lits.get(t)
-                if child is not None:
-                    nxt.append(child)
-            nodes = nxt
-            if not nodes:
-                break
-        found.extend(nodes)
-
-        plain: list[S] = []
-        groups: dict[str, list[S]] | None = None
-        for node in found:
-            if node.psubs:
-                plain.extend(node.psubs.values())
-            if node.qsubs:
-                if groups is None:
-                    groups = {}
-                for queue, members in node.qsubs.items():
-                    group = groups.get(queue)
-                    if group is None:
-                        groups[queue] = list(members.values())
-                    else:
-                        group.extend(members.values())
-        if plain or groups:
-            result: Any = (tuple(plain), tuple(tuple(g) for g in groups.values()) if groups else ())
+        if len(tokens) <= _MAX_RECURSION:
+            _walk(self._root, tokens, 0, found)
         else:
-            result = EMPTY_RESULT
+            _walk_wide(self._root, tokens, found)
+        if not found:
+            result: Any = EMPTY_RESULT
+        elif len(found) == 1 and not found[0].qsubs:
+            # The common case: one filter node, plain subscribers only.
+            psubs = found[0].psubs
+            result = (tuple(psubs.values()), ()) if psubs else EMPTY_RESULT
+        else:
+            result = _collect(found)
         if self._cache_on:
             cache = self._cache
             cache[subject] = result

@@ -24,8 +24,13 @@ def tokenize(subject: str) -> list[str]:
 
 
 def has_whitespace(s: str) -> bool:
-    """True if `s` contains one of the characters the wire protocol treats as separators."""
-    return " " in s or "\t" in s or "\r" in s or "\n" in s or "\f" in s
+    """True if `s` contains one of the characters the wire protocol treats as separators
+    (space, tab, CR, LF, FF)."""
+    if " " in s:
+        return True
+    # isprintable() is one C pass and False for every control character, so the per-character
+    # checks run only for the rare string that has some control character.
+    return not s.isprintable() and ("\t" in s or "\r" in s or "\n" in s or "\f" in s)
 
 
 def is_valid_subject(s: str) -> bool:
@@ -33,21 +38,27 @@ def is_valid_subject(s: str) -> bool:
 
     `*` and `>` are wildcards only as whole tokens; `foo*` or `a>b` are ordinary literal tokens.
     """
-    if not s or has_whitespace(s):
+    # Substring tests instead of splitting: this runs for every SUB (and, pedantic, every PUB).
+    if not s or " " in s or (not s.isprintable() and has_whitespace(s)):
         return False
-    tokens = s.split(SEP)
-    if "" in tokens:
+    if s[0] == SEP or s[-1] == SEP or ".." in s:
         return False
-    # Only the last token may be `>`; slicing is cheaper than a Python-level loop here.
-    return len(tokens) == 1 or FWC not in tokens[:-1]
+    # With no empty tokens, a `>` token that is not last shows as ">." at the start or ".>.".
+    return FWC not in s or not (s.startswith(">.") or ".>." in s)
 
 
 def is_valid_literal_subject(s: str) -> bool:
     """A valid subject without wildcard tokens: what a message may be published to."""
-    if not s or has_whitespace(s):
+    if not s or " " in s or (not s.isprintable() and has_whitespace(s)):
         return False
-    tokens = s.split(SEP)
-    return "" not in tokens and PWC not in tokens and FWC not in tokens
+    if s[0] == SEP or s[-1] == SEP or ".." in s:
+        return False
+    return not ((PWC in s and _has_token(s, PWC)) or (FWC in s and _has_token(s, FWC)))
+
+
+def _has_token(s: str, tok: str) -> bool:
+    """Is the one-character `tok` a whole token of `s`? (`s` has no empty tokens.)"""
+    return s == tok or s.startswith(tok + SEP) or s.endswith(SEP + tok) or (SEP + tok + SEP) in s
 
 
 def is_literal(subject: str) -> bool:

@@ -7,12 +7,15 @@ is forever shrinking), so the cache can never hide a bug in the trie or add one 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyjetstream.subjects import EMPTY_RESULT, SubjectIndex
+from pyjetstream.subjects import index as index_module
 from pyjetstream.subjects.reference import reference_match
 
 
@@ -31,6 +34,14 @@ class Sub:
 
 
 CONFIGS = {"nocache": dict(cache=False), "cache": dict(cache=True), "tinycache": dict(cache=True, cache_max=3)}
+
+
+def walker(config: str):
+    """For "...-wide" configurations, force the non-recursive walker used for long subjects."""
+    return mock.patch.object(index_module, "_MAX_RECURSION", 0) if config.endswith("-wide") else nullcontext()
+
+
+PROPERTY_CONFIGS = [*CONFIGS, "nocache-wide", "cache-wide"]
 
 
 @pytest.fixture(params=list(CONFIGS))
@@ -274,6 +285,26 @@ def test_cache_disabled_never_fills() -> None:
     assert ix.stats()["cache_size"] == 0 and ix.stats()["cache_hits"] == 0
 
 
+def test_long_subjects_use_the_non_recursive_walker(make_index) -> None:
+    # Far past the recursion threshold and deep enough that recursing once per `*` token
+    # would hit Python's recursion limit.
+    n = 3000
+    ix = make_index()
+    all_stars = Sub(".".join(["*"] * n))
+    stars_then_gt = Sub(".".join(["*"] * (n - 1) + [">"]))
+    literal = Sub(".".join(["t"] * n))
+    gt, a_gt, short = Sub(">"), Sub("t.>"), Sub("t.*")
+    subs = [all_stars, stars_then_gt, literal, gt, a_gt, short]
+    for s in subs:
+        ix.insert(s)
+    for subject in [".".join(["t"] * n), ".".join(["t"] * (n - 1) + ["u"]), ".".join(["t"] * (n + 1)), "t.t"]:
+        want = [s for s in subs if reference_match(s.subject, subject)]
+        assert ids(ix.match(subject)[0]) == ids(want)
+    for s in subs:
+        assert ix.remove(s)
+    assert ix._root.is_empty()
+
+
 def test_cache_max_must_be_positive() -> None:
     with pytest.raises(ValueError):
         SubjectIndex(cache_max=0)
@@ -309,11 +340,15 @@ _ops = st.lists(
 PROBES = ["a", "b", "c*", "a.a", "a.b", "b.a", "c*.a", "a.a.a", "a.b.c*", "b.b.b.b", "a.a.a.a", "x"]
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", PROPERTY_CONFIGS)
 @settings(max_examples=150, deadline=None)
 @given(ops=_ops)
 def test_match_equals_reference_under_random_inserts_and_removes(config: str, ops) -> None:
-    ix: SubjectIndex[Sub] = SubjectIndex(**CONFIGS[config])
+    with walker(config):
+        check_random_ops(SubjectIndex(**CONFIGS[config.removesuffix("-wide")]), ops)
+
+
+def check_random_ops(ix: SubjectIndex[Sub], ops) -> None:
     model: list[Sub] = []
     for n, op in enumerate(ops):
         kind = op[0]
