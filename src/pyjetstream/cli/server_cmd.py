@@ -1,0 +1,110 @@
+"""`pyjetstream server`: run the NATS server with nats-server's own flags.
+
+Owns process-level concerns only: flag errors, logging setup (-l, -D, -V), the event loop
+choice (uvloop when importable), signals and the exit code. The server itself is
+pyjetstream.server.server.Server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from pyjetstream import __version__
+from pyjetstream.server.options import OptionsError, ServerOptions, parse_server_args
+
+USAGE = """Usage: pyjetstream server [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 127.0.0.1)
+    -p, --port <port>                Use port for clients (default: 4222, -1 picks a free one)
+    -n, --name <server_name>         Server name (default: server id)
+    -P, --pid <file>                 File to store PID
+    -m, --http_port <port>           Use port for http monitoring
+    -c, --config <file>              Configuration file (the command line wins)
+    -h, --help                       Show this message
+    -v, --version                    Show version
+
+Logging Options:
+    -l, --log <file>                 File to redirect log output
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -DV                              Debug and trace
+
+JetStream Options:
+    -js, --jetstream                 Enable JetStream functionality
+    -sd, --store_dir <dir>           Set the storage directory
+
+Authorization Options:
+    --user <user>                    User required for connections
+    --pass <password>                Password required for connections
+    --auth <token>                   Authorization token required for connections
+
+TLS Options:
+    --tls                            Enable TLS, do not verify clients (default: false)
+    --tlscert <file>                 Server certificate file
+    --tlskey <file>                  Private key for server certificate
+    --tlsverify                      Enable TLS, verify client certificates
+    --tlscacert <file>               Client certificate CA for verification
+
+Other:
+    --max_payload <size>             Maximum message payload (default: 1MB)
+"""
+
+
+def setup_logging(opts: ServerOptions) -> None:
+    level = logging.DEBUG if (opts.debug or opts.trace) else logging.INFO
+    fmt = "[%(process)d] %(asctime)s.%(msecs)03d [%(levelname).3s] %(message)s"
+    handler: logging.Handler = logging.FileHandler(opts.log_file) if opts.log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(fmt, "%Y/%m/%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("asyncio", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _serve(opts: ServerOptions) -> int:
+    from pyjetstream.server.server import Server
+
+    server = Server(opts)
+    await server.start()
+    server.install_signal_handlers()
+    await server.wait_closed()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts, extras = parse_server_args(argv)
+    except OptionsError as e:
+        print(f"pyjetstream server: {e}", file=sys.stderr)
+        print("Use `pyjetstream server -h` for the supported flags.", file=sys.stderr)
+        return 1
+    if extras.get("help"):
+        print(USAGE)
+        return 0
+    if extras.get("version"):
+        from pyjetstream.server.server import VERSION
+
+        print(f"pyjetstream: v{__version__} (nats-server v{VERSION} compatible)")
+        return 0
+    setup_logging(opts)
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(_serve(opts))
+    except OSError as e:
+        logging.getLogger("pyjetstream.server").error("Error listening on port: %s:%d, %s", opts.host,
+                                                      opts.port, e)
+        return 1
+    finally:
+        loop.close()

@@ -1,0 +1,214 @@
+"""Sans-IO parser for the client side of the NATS protocol: bytes in, events out.
+
+Owns framing only: control lines, payload lengths, the control-line and payload limits and
+the exact protocol errors nats-server answers with. It has no sockets, no clock and no
+knowledge of subscriptions; the connection that feeds it decides what an event means.
+
+Events are plain tuples (cheap on the hot path), first element an OP_* code:
+  (OP_PUB, subject, reply, size_token, body)             body keeps its trailing CRLF
+  (OP_HPUB, subject, reply, hdr_len, size_token, body)   body = headers + payload + CRLF
+  (OP_SUB, subject, queue, sid)
+  (OP_UNSUB, sid, max_msgs)                              max_msgs is 0 when absent
+  (OP_CONNECT, json_bytes), (OP_PING,), (OP_PONG,), (OP_OK,)
+  (OP_ERR, ProtocolError)                                always last; the parser is dead after it
+Subjects, replies, queues and sids are bytes exactly as sent, so they can be echoed back
+into MSG lines without re-encoding. `size_token` is the decimal length as sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OP_PUB = 1
+OP_HPUB = 2
+OP_SUB = 3
+OP_UNSUB = 4
+OP_CONNECT = 5
+OP_PING = 6
+OP_PONG = 7
+OP_OK = 8
+OP_ERR = 9
+
+MAX_CONTROL_LINE = 4096
+MAX_PAYLOAD = 1024 * 1024
+
+Event = tuple[Any, ...]
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol. `err` is the text for `-ERR '...'`, or None when nats-server
+    closes the connection without saying anything (it does so for malformed arguments)."""
+
+    def __init__(self, err: str | None, detail: str = "") -> None:
+        super().__init__(detail or err or "protocol violation")
+        self.err = err
+
+
+ERR_UNKNOWN_OP = "Unknown Protocol Operation"
+ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_MAX_CONTROL = "maximum control line exceeded"
+
+_CR = 13
+
+
+def _split_args(line: bytes) -> list[bytes]:
+    # nats-server separates arguments by any run of spaces and tabs.
+    if b"\t" in line:
+        line = line.replace(b"\t", b" ")
+    return line.split()
+
+
+def _parse_size(tok: bytes) -> int:
+    # Only plain decimal digits are a size (no sign, no spaces), as in nats-server.
+    if not tok.isdigit():
+        raise ProtocolError(None, f"bad size {tok!r}")
+    return int(tok)
+
+
+class Parser:
+    """Incremental parser. `feed(data)` returns the complete events in data (plus whatever was
+    left over from earlier calls) and keeps any incomplete tail for the next call.
+
+    After a ProtocolError the parser is dead; the connection must close (nats-server does)."""
+
+    __slots__ = ("_rest", "_pending", "max_payload", "max_control_line", "dead")
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD, max_control_line: int = MAX_CONTROL_LINE) -> None:
+        self._rest = b""
+        # (event head, total bytes of body incl. CRLF) while waiting for a payload
+        self._pending: tuple[tuple[Any, ...], int] | None = None
+        self.max_payload = max_payload
+        self.max_control_line = max_control_line
+        self.dead = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Events in order; a protocol error ends the list as (OP_ERR, error) after the events
+        that preceded it, since nats-server acts on those before it closes the connection."""
+        if self.dead:
+            return []
+        events: list[Event] = []
+        try:
+            self._feed(data, events)
+        except ProtocolError as e:
+            self.dead = True
+            self._rest = b""
+            events.append((OP_ERR, e))
+        return events
+
+    def _feed(self, data: bytes, events: list[Event]) -> None:
+        if self._rest:
+            data = self._rest + data
+            self._rest = b""
+        append = events.append
+        pos = 0
+        n = len(data)
+        while pos < n:
+            pending = self._pending
+            if pending is not None:
+                head, need = pending
+                end = pos + need
+                if end > n:
+                    break
+                if data[end - 2:end] != b"\r\n":
+                    raise ProtocolError(ERR_UNKNOWN_OP, "payload not followed by CRLF")
+                append(head + (data[pos:end],))
+                self._pending = None
+                pos = end
+                continue
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                if n - pos > self.max_control_line:
+                    raise ProtocolError(ERR_MAX_CONTROL)
+                break
+            end = nl - 1 if nl > pos and data[nl - 1] == _CR else nl
+            if end - pos > self.max_control_line:
+                raise ProtocolError(ERR_MAX_CONTROL)
+            line = data[pos:end]
+            pos = nl + 1
+            self._control(line, append)
+        if pos < n:
+            self._rest = data[pos:]
+
+    def _control(self, line: bytes, append: Any) -> None:
+        c = line[:1]
+        if c in b"Pp" and c:
+            op = line[:4].upper()
+            if op == b"PUB " or op == b"PUB\t":
+                args = _split_args(line[4:])
+                if len(args) == 2:
+                    subject, size_tok = args
+                    reply = b""
+                elif len(args) == 3:
+                    subject, reply, size_tok = args
+                else:
+                    raise ProtocolError(None, "processPub parse error")
+                size = _parse_size(size_tok)
+                if size > self.max_payload:
+                    raise ProtocolError(ERR_MAX_PAYLOAD)
+                self._pending = ((OP_PUB, subject, reply, size_tok), size + 2)
+                return
+            upper = line.strip().upper()
+            if upper == b"PING":
+                append((OP_PING,))
+                return
+            if upper == b"PONG":
+                append((OP_PONG,))
+                return
+            raise ProtocolError(ERR_UNKNOWN_OP)
+        if c in b"Hh" and c:
+            if line[:5].upper() not in (b"HPUB ", b"HPUB\t"):
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            args = _split_args(line[5:])
+            if len(args) == 3:
+                subject, hdr_tok, size_tok = args
+                reply = b""
+            elif len(args) == 4:
+                subject, reply, hdr_tok, size_tok = args
+            else:
+                raise ProtocolError(None, "processHeaderPub parse error")
+            hdr_len = _parse_size(hdr_tok)
+            size = _parse_size(size_tok)
+            if hdr_len > size:
+                raise ProtocolError(None, "header length exceeds total")
+            if size > self.max_payload:
+                raise ProtocolError(ERR_MAX_PAYLOAD)
+            self._pending = ((OP_HPUB, subject, reply, hdr_len, size_tok), size + 2)
+            return
+        if c in b"Ss" and c:
+            if line[:4].upper() not in (b"SUB ", b"SUB\t"):
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            args = _split_args(line[4:])
+            if len(args) == 2:
+                append((OP_SUB, args[0], b"", args[1]))
+            elif len(args) == 3:
+                append((OP_SUB, args[0], args[1], args[2]))
+            elif not args:
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            else:
+                raise ProtocolError(None, "processSub parse error")
+            return
+        if c in b"Uu" and c:
+            if line[:6].upper() not in (b"UNSUB ", b"UNSUB\t"):
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            args = _split_args(line[6:])
+            if len(args) == 1:
+                append((OP_UNSUB, args[0], 0))
+            elif len(args) == 2:
+                append((OP_UNSUB, args[0], _parse_size(args[1])))
+            elif not args:
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            else:
+                raise ProtocolError(None, "processUnsub parse error")
+            return
+        if c in b"Cc" and c:
+            if line[:8].upper() not in (b"CONNECT ", b"CONNECT\t"):
+                raise ProtocolError(ERR_UNKNOWN_OP)
+            append((OP_CONNECT, line[8:].strip()))
+            return
+        if line[:3] == b"+OK" or line[:3].upper() == b"+OK":
+            append((OP_OK,))
+            return
+        if line[:4].upper() == b"-ERR":
+            # A client has no business sending -ERR; nats-server drops it silently.
+            raise ProtocolError(None, "client sent -ERR")
+        raise ProtocolError(ERR_UNKNOWN_OP)

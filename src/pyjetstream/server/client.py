@@ -1,0 +1,389 @@
+"""One client connection: the asyncio Protocol around the sans-IO parser.
+
+Owns its parser, its outbound buffer, its subscriptions by sid, its ping and auth timers and
+its CONNECT options. Only it writes to its transport. Routing of a message to other
+connections is the Server's job; a connection hands every PUB to `server.route`.
+Output is collected per loop iteration and written with one join and one write; a peer whose
+unsent bytes exceed max_pending is a slow consumer and is closed without harming others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+from pyjetstream.protocol.parser import (
+    OP_CONNECT,
+    OP_ERR,
+    OP_HPUB,
+    OP_PING,
+    OP_PONG,
+    OP_PUB,
+    OP_SUB,
+    OP_UNSUB,
+    Parser,
+    ProtocolError,
+)
+from pyjetstream.server.auth import PermissionChecker
+from pyjetstream.subjects import is_valid_literal_subject, is_valid_queue_name, is_valid_subject
+
+if TYPE_CHECKING:
+    from pyjetstream.server.server import Account, Server
+
+log = logging.getLogger("pyjetstream.server")
+
+PONG = b"PONG\r\n"
+PING = b"PING\r\n"
+OK = b"+OK\r\n"
+
+
+def err_line(text: str) -> bytes:
+    return b"-ERR '" + text.encode() + b"'\r\n"
+
+
+class Subscription:
+    """A client's SUB or an internal subscription (callback set, client None for internal)."""
+
+    __slots__ = ("subject", "queue", "sid", "client", "callback", "max", "delivered", "account")
+
+    def __init__(self, subject: str, queue: str | None, sid: bytes, client: ClientConnection | None,
+                 account: Account, callback: Any = None) -> None:
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.client = client
+        self.callback = callback
+        self.max = 0
+        self.delivered = 0
+        self.account = account
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: Server, cid: int) -> None:
+        self.server = server
+        self.cid = cid
+        opts = server.opts
+        self.parser = Parser(opts.max_payload, opts.max_control_line)
+        self.transport: asyncio.Transport | None = None
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.dirty = False
+        self.closed = False
+        self.subs: dict[bytes, Subscription] = {}
+        self.account: Account = server.global_account
+        self.perms: PermissionChecker | None = None
+        self.connected = False  # CONNECT accepted
+        # nats-server's defaults before CONNECT: verbose and pedantic on, echo on
+        self.verbose = True
+        self.pedantic = True
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.user = ""
+        self.host = ""
+        self.port = 0
+        self.start = time.time()
+        self.last_activity = self.start
+        self.pings_out = 0
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.rtt = 0.0
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._auth_handle: asyncio.TimerHandle | None = None
+        self._tls_pending = False
+        self._buffered: list[bytes] = []
+        self.tls_version = ""
+
+    # ---------------------------------------------------------------- lifecycle
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence no isinstance check
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.host, self.port = peer[0], peer[1]
+        server = self.server
+        server.register_client(self)
+        self.send_now(server.info_line(self))
+        loop = server.loop
+        if server.auth.required:
+            self._auth_handle = loop.call_later(server.opts.auth_timeout, self._auth_timeout)
+        self._ping_handle = loop.call_later(server.opts.ping_interval, self._ping_timer)
+        if server.ssl_context is not None:
+            self._tls_pending = True
+            loop.create_task(self._upgrade_tls(server.ssl_context))
+
+    async def _upgrade_tls(self, ctx: ssl.SSLContext) -> None:
+        assert self.transport is not None
+        try:
+            new = await self.server.loop.start_tls(self.transport, self, ctx, server_side=True,
+                                                   ssl_handshake_timeout=self.server.opts.auth_timeout + 3)
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as e:
+            log.debug("cid=%d TLS handshake failed: %s", self.cid, e)
+            self.close("TLS Handshake Error")
+            return
+        if new is None or self.closed:
+            return
+        self.transport = new  # type: ignore[assignment]
+        obj = new.get_extra_info("ssl_object")
+        self.tls_version = obj.version() if obj else ""
+        self._tls_pending = False
+        buffered, self._buffered = self._buffered, []
+        for data in buffered:
+            self.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close(None, lost=True)
+
+    def close(self, reason: str | None = "Client Closed", lost: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for h in (self._ping_handle, self._auth_handle):
+            if h is not None:
+                h.cancel()
+        t = self.transport
+        if t is not None and not lost:
+            if self.out:
+                t.write(b"".join(self.out))
+                self.out.clear()
+            t.close()
+        self.server.unregister_client(self, reason or "Client Closed")
+
+    # ---------------------------------------------------------------- output
+    def send_now(self, data: bytes) -> None:
+        """Queue bytes and flush at the end of this loop iteration."""
+        self.out.append(data)
+        self.out_size += len(data)
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.closed or not self.out:
+            return
+        t = self.transport
+        assert t is not None
+        data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+        self.out.clear()
+        self.out_size = 0
+        t.write(data)
+        if t.get_write_buffer_size() > self.server.opts.max_pending:
+            self.server.slow_consumers += 1
+            log.warning("cid=%d Slow Consumer Detected: WriteDeadline of %.0fs exceeded with %d bytes pending",
+                        self.cid, self.server.opts.write_deadline, t.get_write_buffer_size())
+            self.transport.abort()
+            self.close("Slow Consumer (Pending Bytes)", lost=True)
+
+    @property
+    def pending_bytes(self) -> int:
+        t = self.transport
+        return self.out_size + (t.get_write_buffer_size() if t is not None and not self.closed else 0)
+
+    def send_err(self, text: str) -> None:
+        self.send_now(err_line(text))
+
+    def fail(self, text: str | None, reason: str) -> None:
+        if text is not None:
+            self.send_now(err_line(text))
+        self.close(reason)
+
+    # ---------------------------------------------------------------- timers
+    def _auth_timeout(self) -> None:
+        if not self.connected and not self.closed:
+            self.fail("Authentication Timeout", "Authentication Timeout")
+
+    def _ping_timer(self) -> None:
+        if self.closed:
+            return
+        opts = self.server.opts
+        if self.pings_out + 1 > opts.ping_max:
+            self.fail("Stale Connection", "Stale Connection")
+            return
+        self.pings_out += 1
+        self.send_now(PING)
+        self._ping_handle = self.server.loop.call_later(opts.ping_interval, self._ping_timer)
+
+    # ---------------------------------------------------------------- input
+    def data_received(self, data: bytes) -> None:
+        if self._tls_pending:
+            self._buffered.append(data)
+            return
+        events = self.parser.feed(data)
+        self.last_activity = time.time()
+        server = self.server
+        for ev in events:
+            if self.closed:
+                return
+            op = ev[0]
+            if op == OP_PUB:
+                self._on_pub(ev[1], ev[2], 0, ev[3], ev[4])
+            elif op == OP_HPUB:
+                if not self.headers:
+                    # nats-server drops a client that sends HPUB without announcing headers
+                    self.close("Protocol Violation: headers not enabled")
+                    return
+                self._on_pub(ev[1], ev[2], ev[3], ev[4], ev[5])
+            elif op == OP_SUB:
+                self._on_sub(ev[1], ev[2], ev[3])
+            elif op == OP_UNSUB:
+                self._on_unsub(ev[1], ev[2])
+            elif op == OP_PING:
+                if not self.connected and server.auth.required:
+                    self.fail("Authorization Violation", "Authorization Violation")
+                    return
+                self.send_now(PONG)
+            elif op == OP_PONG:
+                self.pings_out = 0
+            elif op == OP_CONNECT:
+                self._on_connect(ev[1])
+            elif op == OP_ERR:
+                e: ProtocolError = ev[1]
+                self.fail(e.err, f"Protocol Violation: {e}")
+                return
+
+    def _require_connect(self) -> bool:
+        if not self.connected and self.server.auth.required:
+            self.fail("Authorization Violation", "Authorization Violation")
+            return False
+        return True
+
+    def _on_connect(self, raw: bytes) -> None:
+        try:
+            opts: dict[str, Any] = json.loads(raw)
+            if not isinstance(opts, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self.close("Protocol Violation: bad CONNECT")
+            return
+        server = self.server
+        if self.connected and server.auth.required:
+            # a second CONNECT may not switch identity
+            pass
+        proto = opts.get("protocol", 0)
+        if not isinstance(proto, int) or proto < 0 or proto > 1:
+            self.fail("invalid client protocol", "Protocol Violation")
+            return
+        self.verbose = bool(opts.get("verbose", self.verbose))
+        self.pedantic = bool(opts.get("pedantic", self.pedantic))
+        self.echo = bool(opts.get("echo", True))
+        self.headers = bool(opts.get("headers", False))
+        self.no_responders = bool(opts.get("no_responders", False))
+        self.name = str(opts.get("name", "") or "")
+        self.lang = str(opts.get("lang", "") or "")
+        self.version = str(opts.get("version", "") or "")
+        if self.no_responders and not self.headers:
+            self.fail("no responders requires headers support", "Protocol Violation")
+            return
+        if not self.connected:
+            result = server.auth.check(opts)
+            if not result.ok:
+                log.info("cid=%d authentication error for user %r", self.cid, opts.get("user", ""))
+                self.fail("Authorization Violation", "Authentication Failure")
+                return
+            self.user = result.user
+            if result.account != self.account.name:
+                server.move_client(self, server.lookup_account(result.account))
+            if result.permissions is not None:
+                self.perms = PermissionChecker(result.permissions)
+            self.connected = True
+            if self._auth_handle is not None:
+                self._auth_handle.cancel()
+                self._auth_handle = None
+        if self.verbose:
+            self.send_now(OK)
+
+    def _on_pub(self, subject_b: bytes, reply_b: bytes, hdr_len: int, size_tok: bytes, body: bytes) -> None:
+        if not self.connected and not self._require_connect():
+            return
+        subject = subject_b.decode("utf-8", "replace")
+        self.in_msgs += 1
+        self.in_bytes += len(body) - 2
+        # nats-server answers +OK before any delivery of the message, even to this client.
+        if self.pedantic and not is_valid_literal_subject(subject):
+            self.send_err("Invalid Publish Subject")
+            if self.verbose:
+                self.send_now(OK)
+        elif self.perms is not None and not self.perms.can_publish(subject):
+            self.send_err(f'Permissions Violation for Publish to "{subject}"')
+            log.info("cid=%d publish violation on %s", self.cid, subject)
+            if self.verbose:
+                self.send_now(OK)
+        else:
+            if self.verbose:
+                self.send_now(OK)
+            self.server.route(self.account, subject, subject_b, reply_b, hdr_len, size_tok, body, self)
+
+    def _on_sub(self, subject_b: bytes, queue_b: bytes, sid: bytes) -> None:
+        if not self.connected and not self._require_connect():
+            return
+        subject = subject_b.decode("utf-8", "replace")
+        queue = queue_b.decode("utf-8", "replace") if queue_b else None
+        if not is_valid_subject(subject) or (queue is not None and not is_valid_queue_name(queue)):
+            self.send_err("Invalid Subject")
+            return
+        if self.perms is not None and not self.perms.can_subscribe(subject):
+            if queue:
+                self.send_err(f'Permissions Violation for Subscription to "{subject}" using queue "{queue}"')
+            else:
+                self.send_err(f'Permissions Violation for Subscription to "{subject}"')
+            return
+        if sid not in self.subs:
+            sub = Subscription(subject, queue, sid, self, self.account)
+            self.subs[sid] = sub
+            self.account.sublist.insert(sub)
+        if self.verbose:
+            self.send_now(OK)
+
+    def _on_unsub(self, sid: bytes, max_msgs: int) -> None:
+        if not self.connected and not self._require_connect():
+            return
+        sub = self.subs.get(sid)
+        if sub is not None:
+            if max_msgs > 0 and sub.delivered < max_msgs:
+                sub.max = max_msgs
+            else:
+                self.remove_sub(sub)
+        if self.verbose:
+            self.send_now(OK)
+
+    def remove_sub(self, sub: Subscription) -> None:
+        if self.subs.pop(sub.sid, None) is not None:
+            sub.account.sublist.remove(sub)
+
+    # ---------------------------------------------------------------- delivery
+    def deliver(self, sub: Subscription, subject_b: bytes, reply_b: bytes, hdr_len: int,
+                size_tok: bytes, body: bytes) -> None:
+        """Frame one message for this client. `body` is headers + payload + CRLF."""
+        if hdr_len:
+            if self.headers:
+                line = b"HMSG %s %s %s%d %s\r\n" % (subject_b, sub.sid, reply_b + b" " if reply_b else b"",
+                                                   hdr_len, size_tok)
+            else:
+                # A client without header support gets the payload only, as nats-server does.
+                body = body[hdr_len:]
+                line = b"MSG %s %s %s%d\r\n" % (subject_b, sub.sid, reply_b + b" " if reply_b else b"",
+                                               len(body) - 2)
+        elif reply_b:
+            line = b"MSG " + subject_b + b" " + sub.sid + b" " + reply_b + b" " + size_tok + b"\r\n"
+        else:
+            line = b"MSG " + subject_b + b" " + sub.sid + b" " + size_tok + b"\r\n"
+        out = self.out
+        out.append(line)
+        out.append(body)
+        self.out_size += len(line) + len(body)
+        self.out_msgs += 1
+        self.out_bytes += len(body) - 2
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+        if self.out_size > self.server.opts.max_pending:
+            self.flush()

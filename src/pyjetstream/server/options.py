@@ -1,0 +1,373 @@
+"""Server options: nats-server's command-line flags and config file, merged into one value.
+
+Owns the flag grammar (Go style: `-sd DIR`, `-sd=DIR`, `--sd=DIR`, bare booleans), the
+mapping of config keys to ServerOptions fields, and the rule that the command line wins over
+the config file. Flags nats-server has but we do not support fail loudly. Knows nothing of
+sockets or of how the options are used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyjetstream.server.conf import ConfigError, load_config
+
+DEFAULT_PORT = 4222
+# Our default listen address is loopback: an embedded broker should not be reachable from the
+# network until someone asks for it (nats-server itself defaults to 0.0.0.0).
+DEFAULT_HOST = "127.0.0.1"
+
+
+class OptionsError(ValueError):
+    pass
+
+
+@dataclass
+class Permissions:
+    pub_allow: list[str] | None = None
+    pub_deny: list[str] = field(default_factory=list)
+    sub_allow: list[str] | None = None
+    sub_deny: list[str] = field(default_factory=list)
+
+
+@dataclass
+class User:
+    user: str
+    password: str
+    account: str = "$G"
+    permissions: Permissions | None = None
+
+
+@dataclass
+class AccountConfig:
+    name: str
+    jetstream: bool = False
+    max_mem: int = -1
+    max_file: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+
+
+@dataclass
+class JetStreamOptions:
+    enabled: bool = False
+    store_dir: str = ""
+    max_mem: int = -1
+    max_file: int = -1
+    # None: fsync every group commit before the PubAck (our default). A number of seconds:
+    # nats-server's periodic background sync, acking once data reached the OS.
+    sync_interval: float | None = None
+
+
+@dataclass
+class ServerOptions:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    server_name: str = ""
+    http_host: str = ""
+    http_port: int = 0
+    max_payload: int = 1024 * 1024
+    max_pending: int = 64 * 1024 * 1024
+    max_control_line: int = 4096
+    ping_interval: float = 120.0
+    ping_max: int = 2
+    write_deadline: float = 10.0
+    auth_timeout: float = 2.0
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    users: list[User] = field(default_factory=list)
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)
+    no_auth_user: str = ""
+    lame_duck_duration: float = 120.0
+    lame_duck_grace: float = 10.0
+    log_file: str = ""
+    pid_file: str = ""
+    debug: bool = False
+    trace: bool = False
+    tls: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify: bool = False
+    jetstream: JetStreamOptions = field(default_factory=JetStreamOptions)
+    config_file: str = ""
+
+
+# flag name -> (attribute, kind). kind: bool, int, str, size.
+_FLAGS: dict[str, tuple[str, str]] = {
+    "a": ("host", "str"), "addr": ("host", "str"), "net": ("host", "str"),
+    "p": ("port", "int"), "port": ("port", "int"),
+    "n": ("server_name", "str"), "name": ("server_name", "str"), "server_name": ("server_name", "str"),
+    "js": ("js", "bool"), "jetstream": ("js", "bool"),
+    "sd": ("store_dir", "str"), "store_dir": ("store_dir", "str"),
+    "m": ("http_port", "int"), "http_port": ("http_port", "int"),
+    "user": ("username", "str"), "pass": ("password", "str"), "auth": ("token", "str"),
+    "c": ("config_file", "str"), "config": ("config_file", "str"),
+    "l": ("log_file", "str"), "log": ("log_file", "str"),
+    "P": ("pid_file", "str"), "pid": ("pid_file", "str"),
+    "D": ("debug", "bool"), "debug": ("debug", "bool"),
+    "V": ("trace", "bool"), "trace": ("trace", "bool"),
+    "DV": ("debug_trace", "bool"),
+    "max_payload": ("max_payload", "size"),
+    "tls": ("tls", "bool"), "tlscert": ("tls_cert", "str"), "tlskey": ("tls_key", "str"),
+    "tlscacert": ("tls_ca", "str"), "tlsverify": ("tls_verify", "bool"),
+    "h": ("help", "bool"), "help": ("help", "bool"),
+    "v": ("version", "bool"), "version": ("version", "bool"),
+}
+
+# nats-server flags we know but do not implement: refuse them by name rather than ignore them.
+_UNSUPPORTED = {
+    "ms", "https_port", "cluster", "cluster_name", "cluster_listen", "routes", "r", "no_advertise",
+    "cluster_advertise", "connect_retries", "client_advertise", "T", "logtime", "s", "syslog",
+    "remote_syslog", "ports_file_dir", "signal", "sl", "t", "DVV", "VV", "max_traced_msg_len",
+    "tls_first", "lame_duck_duration",
+}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a Go duration string (`2m`, `1.5s`, `100ms`, `1h30m`) or a number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise OptionsError(f"invalid duration {value!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    from pyjetstream.server.conf import parse_config
+
+    parsed = parse_config(f"v: {value}")["v"]
+    if not isinstance(parsed, int):
+        raise OptionsError(f"invalid size {value!r}")
+    return parsed
+
+
+def split_go_flags(argv: list[str], extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse Go-style flags into {canonical name: value}. `extra` adds caller-specific flags
+    (name -> kind) such as `up`'s --publish-port."""
+    table = dict(_FLAGS)
+    for name, kind in (extra or {}).items():
+        table[name] = (name.replace("-", "_"), kind)
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise OptionsError(f"unexpected argument {arg!r}")
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name in _UNSUPPORTED:
+            raise OptionsError(f"flag -{name} is a nats-server flag that pyjetstream does not support yet")
+        if name not in table:
+            raise OptionsError(f"flag provided but not defined: -{name}")
+        attr, kind = table[name]
+        if kind == "bool":
+            if eq:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise OptionsError(f'invalid boolean value "{value}" for flag -{name}')
+                out[attr] = value.lower() in ("true", "1")
+            else:
+                out[attr] = True
+            continue
+        if not eq:
+            if i >= len(argv):
+                raise OptionsError(f"flag needs an argument: -{name}")
+            value = argv[i]
+            i += 1
+        try:
+            out[attr] = int(value) if kind == "int" else _size(value) if kind == "size" else value
+        except (ValueError, ConfigError) as e:
+            raise OptionsError(f'invalid value "{value}" for flag -{name}: {e}') from e
+    return out
+
+
+def _permissions(raw: Any) -> Permissions:
+    perms = Permissions()
+
+    def allow_deny(v: Any) -> tuple[list[str] | None, list[str]]:
+        if isinstance(v, str):
+            return [v], []
+        if isinstance(v, list):
+            return [str(x) for x in v], []
+        if isinstance(v, dict):
+            allow = v.get("allow")
+            deny = v.get("deny", [])
+            allow_l = None if allow is None else ([allow] if isinstance(allow, str) else list(allow))
+            deny_l = [deny] if isinstance(deny, str) else list(deny)
+            return allow_l, deny_l
+        raise OptionsError("invalid permissions")
+
+    if "publish" in raw:
+        perms.pub_allow, perms.pub_deny = allow_deny(raw["publish"])
+    if "subscribe" in raw:
+        perms.sub_allow, perms.sub_deny = allow_deny(raw["subscribe"])
+    return perms
+
+
+def _users(raw: list[Any], account: str) -> list[User]:
+    users = []
+    for u in raw:
+        if not isinstance(u, dict) or "user" not in u:
+            raise OptionsError("users entries need a 'user'")
+        perms = _permissions(u["permissions"]) if "permissions" in u else None
+        users.append(User(str(u["user"]), str(u.get("password", "")), account, perms))
+    return users
+
+
+def apply_config(opts: ServerOptions, conf: dict[str, Any]) -> None:
+    for key, value in conf.items():
+        if key in ("port",):
+            opts.port = int(value)
+        elif key in ("listen", "net", "host"):
+            text = str(value)
+            if key == "listen" and ":" in text:
+                host, _, port = text.rpartition(":")
+                opts.host, opts.port = host or opts.host, int(port)
+            else:
+                opts.host = text
+        elif key == "server_name":
+            opts.server_name = str(value)
+        elif key in ("http_port", "monitor_port"):
+            opts.http_port = int(value)
+        elif key == "http":
+            host, _, port = str(value).rpartition(":")
+            opts.http_host, opts.http_port = host, int(port)
+        elif key == "max_payload":
+            opts.max_payload = _size(value)
+        elif key == "max_pending":
+            opts.max_pending = _size(value)
+        elif key == "max_control_line":
+            opts.max_control_line = _size(value)
+        elif key == "ping_interval":
+            opts.ping_interval = parse_duration(value)
+        elif key == "ping_max":
+            opts.ping_max = int(value)
+        elif key == "write_deadline":
+            opts.write_deadline = parse_duration(value)
+        elif key in ("lame_duck_duration", "lame_duck_grace_period"):
+            setattr(opts, "lame_duck_duration" if key == "lame_duck_duration" else "lame_duck_grace",
+                    parse_duration(value))
+        elif key in ("jetstream", "js"):
+            _apply_jetstream(opts, value)
+        elif key == "authorization":
+            _apply_authorization(opts, value)
+        elif key == "accounts":
+            _apply_accounts(opts, value)
+        elif key == "no_auth_user":
+            opts.no_auth_user = str(value)
+        elif key == "tls":
+            opts.tls = True
+            opts.tls_cert = str(value.get("cert_file", ""))
+            opts.tls_key = str(value.get("key_file", ""))
+            opts.tls_ca = str(value.get("ca_file", ""))
+            opts.tls_verify = bool(value.get("verify", False))
+        elif key in ("debug", "trace"):
+            setattr(opts, key, bool(value))
+        elif key in ("log_file", "pid_file"):
+            setattr(opts, key, str(value))
+        else:
+            raise OptionsError(f"config: unsupported key '{key}'")
+
+
+def _apply_jetstream(opts: ServerOptions, value: Any) -> None:
+    js = opts.jetstream
+    if isinstance(value, bool) or isinstance(value, str):
+        js.enabled = value is True or str(value).lower() in ("enabled", "true", "on")
+        return
+    js.enabled = True
+    for k, v in value.items():
+        if k == "store_dir":
+            js.store_dir = str(v)
+        elif k in ("max_mem", "max_memory_store"):
+            js.max_mem = _size(v)
+        elif k in ("max_file", "max_file_store"):
+            js.max_file = _size(v)
+        elif k == "sync_interval":
+            js.sync_interval = None if str(v).lower() == "always" else parse_duration(v)
+        elif k == "enabled":
+            js.enabled = bool(v)
+        else:
+            raise OptionsError(f"config: unsupported jetstream key '{k}'")
+
+
+def _apply_authorization(opts: ServerOptions, value: dict[str, Any]) -> None:
+    for k, v in value.items():
+        if k == "user":
+            opts.username = str(v)
+        elif k == "password":
+            opts.password = str(v)
+        elif k == "token":
+            opts.token = str(v)
+        elif k == "timeout":
+            opts.auth_timeout = parse_duration(v)
+        elif k == "users":
+            opts.users.extend(_users(v, "$G"))
+        else:
+            raise OptionsError(f"config: unsupported authorization key '{k}'")
+
+
+def _apply_accounts(opts: ServerOptions, value: dict[str, Any]) -> None:
+    for name, body in value.items():
+        acc = AccountConfig(name)
+        body = body or {}
+        for k, v in body.items():
+            if k == "users":
+                opts.users.extend(_users(v, name))
+            elif k == "jetstream":
+                acc.jetstream = True
+                if isinstance(v, dict):
+                    acc.max_mem = _size(v.get("max_mem", v.get("max_memory", -1)))
+                    acc.max_file = _size(v.get("max_file", v.get("max_store", -1)))
+                    acc.max_streams = int(v.get("max_streams", -1))
+                    acc.max_consumers = int(v.get("max_consumers", -1))
+                else:
+                    acc.jetstream = str(v).lower() in ("enabled", "true", "on") or v is True
+            else:
+                raise OptionsError(f"config: unsupported account key '{k}'")
+        opts.accounts[name] = acc
+
+
+def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None) -> tuple[ServerOptions, dict[str, Any]]:
+    """Options from the command line (and the config file it names). Returns the options and
+    the values of `extra_flags` plus `help`/`version` requests."""
+    flags = split_go_flags(list(argv), extra_flags)
+    opts = ServerOptions()
+    if flags.get("config_file"):
+        opts.config_file = flags["config_file"]
+        try:
+            apply_config(opts, load_config(opts.config_file))
+        except ConfigError as e:
+            raise OptionsError(str(e)) from e
+    extras: dict[str, Any] = {}
+    for attr, value in flags.items():
+        if attr == "js":
+            opts.jetstream.enabled = bool(value)
+        elif attr == "store_dir":
+            opts.jetstream.store_dir = value
+        elif attr == "debug_trace":
+            opts.debug = opts.trace = bool(value)
+        elif attr in ("help", "version"):
+            extras[attr] = value
+        elif attr == "config_file":
+            continue
+        elif hasattr(opts, attr) and not (extra_flags and attr.replace("_", "-") in extra_flags):
+            setattr(opts, attr, value)
+        else:
+            extras[attr] = value
+    if opts.port == -1:
+        opts.port = 0
+    if opts.username and not opts.password:
+        raise OptionsError("--user requires --pass")
+    if opts.tls and not (opts.tls_cert and opts.tls_key):
+        raise OptionsError("TLS requires --tlscert and --tlskey")
+    return opts, extras

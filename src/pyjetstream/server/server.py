@@ -1,0 +1,345 @@
+"""The NATS server: accepts connections and routes messages between them.
+
+Owns the accounts (each with its subject index), the client registry, the flush schedule for
+dirty connections, the internal-subscription seam JetStream and monitoring use, and the
+server lifecycle (start, lame duck, shutdown). All state lives on the one event-loop thread;
+nothing here awaits in the middle of a mutation. Framing is the connection's job; storage is
+JetStream's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyjetstream.server.auth import Authenticator
+from pyjetstream.server.client import ClientConnection, Subscription
+from pyjetstream.server.options import AccountConfig, ServerOptions
+from pyjetstream.subjects import SubjectIndex, is_valid_subject
+
+log = logging.getLogger("pyjetstream.server")
+
+# The nats-server release whose client-visible behaviour we match; clients pick API features by it.
+VERSION = "2.9.10"
+GLOBAL_ACCOUNT = "$G"
+
+InternalCallback = Callable[[Subscription, ClientConnection | None, str, str, bytes | None, bytes], None]
+
+_NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
+
+
+class Account:
+    __slots__ = ("name", "sublist", "config", "clients", "jetstream")
+
+    def __init__(self, name: str, config: AccountConfig | None = None) -> None:
+        self.name = name
+        self.sublist: SubjectIndex[Subscription] = SubjectIndex()
+        self.config = config or AccountConfig(name)
+        self.clients: set[ClientConnection] = set()
+        self.jetstream: Any = None  # the account's JetStream state, set by the JetStream manager
+
+    @property
+    def js_limits(self) -> AccountConfig:
+        return self.config
+
+
+def _server_id() -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "N" + "".join(secrets.choice(alphabet) for _ in range(55))
+
+
+def build_ssl_context(opts: ServerOptions) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+    if opts.tls_ca:
+        ctx.load_verify_locations(opts.tls_ca)
+    if opts.tls_verify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class Server:
+    def __init__(self, opts: ServerOptions, rng: random.Random | None = None) -> None:
+        self.opts = opts
+        self.rng = rng or random.Random()
+        self.server_id = _server_id()
+        self.server_name = opts.server_name or self.server_id
+        self.auth = Authenticator(opts)
+        self.accounts: dict[str, Account] = {}
+        self.global_account = self.lookup_account(GLOBAL_ACCOUNT)
+        for name, cfg in opts.accounts.items():
+            self.lookup_account(name).config = cfg
+        self.clients: dict[int, ClientConnection] = {}
+        self._next_cid = 0
+        self._dirty: list[ClientConnection] = []
+        self._flush_scheduled = False
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._server: asyncio.base_events.Server | None = None
+        self.port = opts.port
+        self.start_time = time.time()
+        self.total_connections = 0
+        self.slow_consumers = 0
+        self.lame_duck = False
+        self.ssl_context = build_ssl_context(opts) if opts.tls else None
+        self.jetstream: Any = None
+        self.monitor: Any = None
+        self._stopped = asyncio.Event()
+        self._info_base: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ accounts
+    def lookup_account(self, name: str) -> Account:
+        acc = self.accounts.get(name)
+        if acc is None:
+            acc = self.accounts[name] = Account(name)
+        return acc
+
+    def move_client(self, client: ClientConnection, account: Account) -> None:
+        client.account.clients.discard(client)
+        client.account = account
+        account.clients.add(client)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        o = self.opts
+        self._server = await self.loop.create_server(self._new_client, o.host, o.port, reuse_address=True,
+                                                     backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._info_base = {
+            "server_id": self.server_id, "server_name": self.server_name, "version": VERSION,
+            "proto": 1, "go": f"python{sys.version_info.major}.{sys.version_info.minor}",
+            "host": o.host, "port": self.port, "headers": True, "max_payload": o.max_payload,
+        }
+        if o.jetstream.enabled:
+            self._info_base["jetstream"] = True
+        if self.auth.required:
+            self._info_base["auth_required"] = True
+        if o.tls:
+            self._info_base["tls_required"] = True
+            if o.tls_verify:
+                self._info_base["tls_verify"] = True
+        log.info("Starting pyjetstream server (nats-server %s compatible)", VERSION)
+        log.info("Server name: %s", self.server_name)
+        if o.jetstream.enabled:
+            from pyjetstream.jetstream.manager import JetStream
+
+            self.jetstream = JetStream(self, o.jetstream)
+            for acc in self._jetstream_accounts():
+                self.jetstream.enable_account(acc, acc.config)
+            await self.jetstream.start()
+        if o.http_port:
+            from pyjetstream.monitoring.http import MonitorServer
+
+            self.monitor = MonitorServer(self)
+            await self.monitor.start(o.http_host or o.host, o.http_port)
+        if o.pid_file:
+            with open(o.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+        log.info("Listening for client connections on %s:%d", o.host, self.port)
+        log.info("Server is ready")
+
+    def _jetstream_accounts(self) -> list[Account]:
+        if self.opts.accounts:
+            accs = [self.lookup_account(n) for n, c in self.opts.accounts.items() if c.jetstream]
+            # The global account keeps JetStream when no account config names it explicitly.
+            if not any(a.name == GLOBAL_ACCOUNT for a in accs) and not self.opts.users:
+                accs.append(self.global_account)
+            return accs
+        return [self.global_account]
+
+    def install_signal_handlers(self) -> None:
+        loop = self.loop
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: loop.create_task(self.shutdown()))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: loop.create_task(self.lame_duck_mode()))
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+    async def shutdown(self) -> None:
+        if self._stopped.is_set():
+            return
+        log.info("Initiating Shutdown...")
+        if self._server is not None:
+            self._server.close()
+        for c in list(self.clients.values()):
+            c.close("Server Shutdown")
+        if self.jetstream is not None:
+            await self.jetstream.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
+        if self.opts.pid_file:
+            try:
+                os.unlink(self.opts.pid_file)
+            except OSError:
+                pass
+        log.info("Server Exiting..")
+        self._stopped.set()
+
+    async def lame_duck_mode(self) -> None:
+        """Stop accepting, tell clients (INFO with ldm) so they reconnect elsewhere, then close
+        them spread over the lame-duck duration and shut down."""
+        if self.lame_duck:
+            return
+        self.lame_duck = True
+        log.info("Entering lame duck mode, stop accepting new clients")
+        if self._server is not None:
+            self._server.close()
+        info = dict(self._info_base, ldm=True)
+        line = b"INFO " + json.dumps(info).encode() + b"\r\n"
+        for c in list(self.clients.values()):
+            c.send_now(line)
+        self._flush_dirty()
+        clients = list(self.clients.values())
+        grace = min(self.opts.lame_duck_grace, self.opts.lame_duck_duration)
+        await asyncio.sleep(grace)
+        spread = max(self.opts.lame_duck_duration - grace, 0.0)
+        delay = spread / len(clients) if clients else 0
+        for c in clients:
+            c.close("Server Shutdown")
+            if delay:
+                await asyncio.sleep(delay)
+        await self.shutdown()
+
+    # ------------------------------------------------------------------ clients
+    def _new_client(self) -> ClientConnection:
+        self._next_cid += 1
+        return ClientConnection(self, self._next_cid)
+
+    def register_client(self, c: ClientConnection) -> None:
+        self.clients[c.cid] = c
+        c.account.clients.add(c)
+        self.total_connections += 1
+
+    def unregister_client(self, c: ClientConnection, reason: str) -> None:
+        self.clients.pop(c.cid, None)
+        c.account.clients.discard(c)
+        if c.subs:
+            c.account.sublist.remove_batch(list(c.subs.values()))
+            c.subs.clear()
+        log.debug("cid=%d closed: %s", c.cid, reason)
+        if self.monitor is not None:
+            self.monitor.record_closed(c, reason)
+
+    def info_line(self, c: ClientConnection) -> bytes:
+        info = dict(self._info_base, client_id=c.cid, client_ip=c.host)
+        return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
+
+    def mark_dirty(self, c: ClientConnection) -> None:
+        self._dirty.append(c)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for c in dirty:
+            c.flush()
+
+    # ------------------------------------------------------------------ routing
+    def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
+              size_tok: bytes, body: bytes, origin: ClientConnection | None) -> int:
+        """Deliver one message to every matching subscription of the account. `body` is
+        headers + payload + CRLF; `size_tok` the decimal total length."""
+        plain, queues = account.sublist.match(subject)
+        n = 0
+        for sub in plain:
+            c = sub.client
+            if c is not None:
+                if c is origin and not c.echo:
+                    continue
+                if c.perms is not None and c.perms.delivery_denied(subject):
+                    continue
+                c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+            else:
+                self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
+            n += 1
+            if sub.max:
+                self._count_max(sub)
+        for group in queues:
+            sub = group[0] if len(group) == 1 else self.rng.choice(group)
+            c = sub.client
+            if c is not None:
+                if c is origin and not c.echo:
+                    continue
+                c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+            else:
+                self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
+            n += 1
+            if sub.max:
+                self._count_max(sub)
+        if n == 0 and reply_b and origin is not None and origin.no_responders:
+            self._no_responders(origin, subject, reply_b)
+        return n
+
+    def _count_max(self, sub: Subscription) -> None:
+        sub.delivered += 1
+        if sub.delivered >= sub.max:
+            if sub.client is not None:
+                sub.client.remove_sub(sub)
+            else:
+                sub.account.sublist.remove(sub)
+
+    def _deliver_internal(self, sub: Subscription, origin: ClientConnection | None, subject: str,
+                          reply_b: bytes, hdr_len: int, body: bytes) -> None:
+        hdr = body[:hdr_len] if hdr_len else None
+        payload = body[hdr_len:-2]
+        sub.callback(sub, origin, subject, reply_b.decode() if reply_b else "", hdr, payload)
+
+    def _no_responders(self, origin: ClientConnection, subject: str, reply_b: bytes) -> None:
+        reply = reply_b.decode("utf-8", "replace")
+        plain, queues = origin.account.sublist.match(reply)
+        for sub in list(plain) + [s for g in queues for s in g]:
+            if sub.client is origin:
+                hdr = _NO_RESPONDERS_HDR
+                size = b"%d" % len(hdr)
+                origin.deliver(sub, reply_b, b"", len(hdr), size, hdr + b"\r\n")
+                return
+
+    # ------------------------------------------------------------------ internal seam
+    def subscribe_internal(self, account: Account, subject: str, callback: InternalCallback,
+                           queue: str | None = None) -> Subscription:
+        if not is_valid_subject(subject):
+            raise ValueError(f"invalid subject {subject!r}")
+        sub = Subscription(subject, queue, b"", None, account, callback)
+        account.sublist.insert(sub)
+        return sub
+
+    def unsubscribe_internal(self, sub: Subscription) -> None:
+        sub.account.sublist.remove(sub)
+
+    def publish(self, account: Account, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
+        subject_b = subject.encode()
+        reply_b = reply.encode() if reply else b""
+        if hdr:
+            body = hdr + payload + b"\r\n"
+            hdr_len = len(hdr)
+        else:
+            body = payload + b"\r\n"
+            hdr_len = 0
+        return self.route(account, subject, subject_b, reply_b, hdr_len, b"%d" % (len(body) - 2), body, None)
+
+    def has_interest(self, account: Account, subject: str) -> bool:
+        return account.sublist.has_interest(subject)
+
+    # ------------------------------------------------------------------ stats
+    def totals(self) -> dict[str, int]:
+        t = {"in_msgs": 0, "in_bytes": 0, "out_msgs": 0, "out_bytes": 0}
+        for c in self.clients.values():
+            t["in_msgs"] += c.in_msgs
+            t["in_bytes"] += c.in_bytes
+            t["out_msgs"] += c.out_msgs
+            t["out_bytes"] += c.out_bytes
+        return t
