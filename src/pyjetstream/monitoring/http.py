@@ -1,0 +1,268 @@
+"""HTTP monitoring endpoints with nats-server's field names: /varz, /connz, /subsz, /healthz,
+/jsz, plus Prometheus /metrics.
+
+Owns only the rendering of server state into these documents and the aiohttp app serving
+them. Reads server, client and JetStream state; never changes it. Other components add
+Prometheus collectors through `pyjetstream.monitoring.metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from pyjetstream.server.client import ClientConnection
+    from pyjetstream.server.server import Server
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def go_duration(seconds: float) -> str:
+    """nats-server's uptime/idle style: 1d2h3m4s, 5m6s, 7s, 120ms."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    out = ""
+    if d:
+        out += f"{d}d"
+    if h or d:
+        out += f"{h}h"
+    if m or h or d:
+        out += f"{m}m"
+    return out + f"{s}s"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MonitorServer:
+    def __init__(self, server: Server, closed_keep: int = 10000) -> None:
+        self.server = server
+        self.closed: deque[dict[str, Any]] = deque(maxlen=closed_keep)
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.host = ""
+        self.app = web.Application()
+        r = self.app.router
+        r.add_get("/", self.root)
+        r.add_get("/varz", self.varz)
+        r.add_get("/connz", self.connz)
+        r.add_get("/subsz", self.subsz)
+        r.add_get("/subscriptionsz", self.subsz)
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/jsz", self.jsz)
+        r.add_get("/metrics", self.metrics)
+        self.http_req_stats: dict[str, int] = {}
+        self.started_cpu = time.process_time()
+
+    async def start(self, host: str, port: int) -> None:
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port if port > 0 else 0, reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.host = host
+        import logging
+
+        logging.getLogger("pyjetstream.server").info("Starting http monitor on %s:%d", host, self.port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def record_closed(self, c: ClientConnection, reason: str) -> None:
+        info = self.conn_info(c, time.time(), subs=False)
+        info["stop"] = rfc3339(time.time())
+        info["reason"] = reason
+        self.closed.append(info)
+
+    def _count(self, name: str) -> None:
+        self.http_req_stats[name] = self.http_req_stats.get(name, 0) + 1
+
+    # ------------------------------------------------------------------ documents
+    def varz_doc(self) -> dict[str, Any]:
+        s = self.server
+        o = s.opts
+        now = time.time()
+        totals = s.totals()
+        doc: dict[str, Any] = {
+            "server_id": s.server_id, "server_name": s.server_name, "version": _version(),
+            "proto": 1, "go": f"python{os.sys.version_info.major}.{os.sys.version_info.minor}",
+            "host": o.host, "port": s.port, "auth_required": s.auth.required,
+            "max_connections": 65536, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
+            "http_host": self.host, "http_port": self.port, "http_base_path": "", "https_port": 0,
+            "auth_timeout": o.auth_timeout, "max_control_line": o.max_control_line,
+            "max_payload": o.max_payload, "max_pending": o.max_pending, "tls_timeout": 2,
+            "write_deadline": int(o.write_deadline * 1e9), "start": rfc3339(s.start_time), "now": rfc3339(now),
+            "uptime": go_duration(now - s.start_time), "mem": _rss_bytes(), "cores": os.cpu_count() or 1,
+            "gomaxprocs": 1, "cpu": round(100 * (time.process_time() - self.started_cpu) / max(now - s.start_time, 1e-9), 2),
+            "connections": len(s.clients), "total_connections": s.total_connections, "routes": 0,
+            "remotes": 0, "leafnodes": 0, "in_msgs": totals["in_msgs"], "out_msgs": totals["out_msgs"],
+            "in_bytes": totals["in_bytes"], "out_bytes": totals["out_bytes"], "slow_consumers": s.slow_consumers,
+            "subscriptions": sum(a.sublist.count for a in s.accounts.values()),
+            "http_req_stats": dict(self.http_req_stats), "config_load_time": rfc3339(s.start_time),
+            "system_account": "$SYS",
+        }
+        if o.server_name:
+            doc["server_name"] = o.server_name
+        if o.tls:
+            doc["tls_required"] = True
+            doc["tls_verify"] = o.tls_verify
+        if s.jetstream is not None:
+            doc["jetstream"] = s.jetstream.varz() if hasattr(s.jetstream, "varz") else {
+                "config": {"store_dir": o.jetstream.store_dir}}
+        return doc
+
+    def conn_info(self, c: ClientConnection, now: float, subs: bool) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "cid": c.cid, "kind": "Client", "type": "nats", "ip": c.host, "port": c.port,
+            "start": rfc3339(c.start), "last_activity": rfc3339(c.last_activity), "rtt": "0s",
+            "uptime": go_duration(now - c.start), "idle": go_duration(now - c.last_activity),
+            "pending_bytes": c.pending_bytes if not c.closed else 0, "in_msgs": c.in_msgs,
+            "out_msgs": c.out_msgs, "in_bytes": c.in_bytes, "out_bytes": c.out_bytes,
+            "subscriptions": len(c.subs),
+        }
+        if c.name:
+            info["name"] = c.name
+        if c.lang:
+            info["lang"] = c.lang
+        if c.version:
+            info["version"] = c.version
+        if c.tls_version:
+            info["tls_version"] = c.tls_version
+        if c.user:
+            info["authorized_user"] = c.user
+        if c.account.name != "$G" or c.user:
+            info["account"] = c.account.name
+        if subs and c.subs:
+            info["subscriptions_list"] = [s.subject for s in c.subs.values()]
+        return info
+
+    # ------------------------------------------------------------------ handlers
+    async def root(self, request: web.Request) -> web.Response:
+        links = "".join(f'<a href="{p}">{p}</a><br/>' for p in ("varz", "connz", "subsz", "jsz", "healthz", "metrics"))
+        return web.Response(text=f"<html><body>pyjetstream monitoring<br/>{links}</body></html>",
+                            content_type="text/html")
+
+    async def varz(self, request: web.Request) -> web.Response:
+        self._count("/varz")
+        return web.json_response(self.varz_doc(), dumps=_dumps)
+
+    async def connz(self, request: web.Request) -> web.Response:
+        self._count("/connz")
+        q = request.query
+        try:
+            offset = int(q.get("offset", 0))
+            limit = int(q.get("limit", 1024))
+        except ValueError:
+            return web.json_response({"error": "invalid offset or limit"}, status=400)
+        subs = q.get("subs", "") in ("1", "true", "detail")
+        state = q.get("state", "open")
+        sort = q.get("sort", "cid")
+        now = time.time()
+        if state == "closed":
+            conns = list(self.closed)
+        else:
+            conns = [self.conn_info(c, now, subs) for c in self.server.clients.values()]
+            if state == "any":
+                conns += list(self.closed)
+        keys = {"cid": "cid", "start": "start", "subs": "subscriptions", "pending": "pending_bytes",
+                "msgs_to": "out_msgs", "msgs_from": "in_msgs", "bytes_to": "out_bytes",
+                "bytes_from": "in_bytes", "last": "last_activity", "idle": "last_activity", "uptime": "start",
+                "stop": "stop", "reason": "reason"}
+        if sort not in keys:
+            return web.json_response({"error": f"invalid sorting option: {sort}"}, status=400)
+        reverse = sort not in ("cid", "start", "uptime", "idle")
+        conns.sort(key=lambda x: x.get(keys[sort], 0), reverse=reverse)
+        page = conns[offset:offset + limit]
+        doc = {"server_id": self.server.server_id, "now": rfc3339(now), "num_connections": len(page),
+               "total": len(conns), "offset": offset, "limit": limit, "connections": page}
+        return web.json_response(doc, dumps=_dumps)
+
+    async def subsz(self, request: web.Request) -> web.Response:
+        self._count("/subsz")
+        s = self.server
+        total = sum(a.sublist.count for a in s.accounts.values())
+        doc: dict[str, Any] = {"server_id": s.server_id, "now": rfc3339(time.time()), "num_subscriptions": total,
+                               "num_cache": 0, "num_inserts": 0, "num_removes": 0, "num_matches": 0,
+                               "cache_hit_rate": 0, "max_fanout": 0, "avg_fanout": 0}
+        for a in s.accounts.values():
+            st = a.sublist.stats()
+            doc["num_cache"] += st.get("cache_size", 0)
+            doc["num_inserts"] += st.get("inserts", 0)
+            doc["num_removes"] += st.get("removes", 0)
+            doc["num_matches"] += st.get("matches", 0)
+        if doc["num_matches"]:
+            hits = sum(a.sublist.stats().get("cache_hits", 0) for a in s.accounts.values())
+            doc["cache_hit_rate"] = hits / doc["num_matches"]
+        if request.query.get("subs", "") in ("1", "true"):
+            doc["subscriptions_list"] = [
+                {"account": a.name, "subject": sub.subject, "sid": sub.sid.decode(), "msgs": sub.delivered,
+                 "cid": sub.client.cid if sub.client else 0, **({"qgroup": sub.queue} if sub.queue else {})}
+                for a in s.accounts.values() for sub in a.sublist.all_subscriptions() if sub.client is not None]
+        return web.json_response(doc, dumps=_dumps)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        self._count("/healthz")
+        s = self.server
+        js_only = request.query.get("js-enabled-only", "") in ("true", "1")
+        js_enabled = request.query.get("js-enabled", "") in ("true", "1")
+        if (js_only or js_enabled) and s.jetstream is None:
+            if js_only:
+                return web.json_response({"status": "ok"})
+            return web.json_response({"status": "unavailable", "error": "JetStream not enabled"}, status=503)
+        if s.lame_duck:
+            return web.json_response({"status": "unavailable", "error": "lame duck mode"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def jsz(self, request: web.Request) -> web.Response:
+        self._count("/jsz")
+        js = self.server.jetstream
+        if js is None or not hasattr(js, "jsz"):
+            return web.json_response({"server_id": self.server.server_id, "now": rfc3339(time.time()),
+                                      "disabled": True, "config": {}, "memory": 0, "storage": 0,
+                                      "accounts": 0, "api": {"total": 0, "errors": 0}})
+        q = request.query
+        doc = js.jsz(streams=q.get("streams", "") in ("1", "true"),
+                     consumers=q.get("consumers", "") in ("1", "true"),
+                     config=q.get("config", "") in ("1", "true"),
+                     accounts=q.get("accounts", "") in ("1", "true"), acc=q.get("acc", ""))
+        doc.setdefault("server_id", self.server.server_id)
+        doc.setdefault("now", rfc3339(time.time()))
+        return web.json_response(doc, dumps=_dumps)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        from pyjetstream.monitoring.metrics import render_metrics
+
+        body, ctype = render_metrics(self.server)
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+
+def _version() -> str:
+    from pyjetstream.server.server import VERSION
+
+    return VERSION
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2)
