@@ -122,6 +122,22 @@ def main() -> None:
         for s in subjects:
             is_valid_subject(s)
 
+    def insert_remove_cost(filter_: str, rounds: int = 200) -> float:
+        """ns for one insert plus one remove of `filter_` while the cache is full."""
+        for s in hot:
+            cached.match(s)
+        for i in range(1100 - len(cached._cache)):
+            cached.match(f"filler.{i}")
+        best = float("inf")
+        for _ in range(args.repeat):
+            probe = [Sub(filter_) for _ in range(rounds)]
+            t0 = time.perf_counter_ns()
+            for p in probe:
+                cached.insert(p)
+                cached.remove(p)
+            best = min(best, (time.perf_counter_ns() - t0) / rounds)
+        return best
+
     fanout = sum(len(p) + sum(len(g) for g in q) for p, q in (uncached.match(s) for s in hot)) / len(hot)
     results = {
         "match_cache_hit_ns": ns_per_call(run_cached, hot_loop, args.repeat),
@@ -129,10 +145,13 @@ def main() -> None:
         "match_cache_miss_churn_ns": ns_per_call(run_churn, hot_loop, args.repeat),
         "subject_matches_ns": ns_per_call(run_subject_matches, hot_loop, args.repeat),
         "is_valid_subject_ns": ns_per_call(run_valid, hot_loop, args.repeat),
+        "insert_remove_literal_full_cache_ns": insert_remove_cost("events.3.created"),
+        "insert_remove_wildcard_full_cache_ns": insert_remove_cost("events.*.created"),
+        "insert_remove_leading_wildcard_full_cache_ns": insert_remove_cost("*.>"),
     }
     print(f"subject index, {args.subs} subs, {len(hot)} distinct hot subjects, mean fanout {fanout:.1f}")
     for name, ns in results.items():
-        print(f"  {name:28s} {ns:8.0f} ns")
+        print(f"  {name:44s} {ns:10.0f} ns")
     print(json.dumps({"bench": "subjects", "subs": args.subs, "python": platform.python_version(),
                       **{k: round(v, 1) for k, v in results.items()}, "stats": cached.stats()}))
 

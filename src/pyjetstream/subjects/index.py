@@ -268,11 +268,11 @@ class SubjectIndex(Generic[S]):
         """Number of subscriptions stored."""
         return self._count
 
-    def __len__(self) -> int:
-        return self._count
-
     def all_subscriptions(self) -> Iterator[S]:
-        """Every stored subscription, once each (for monitoring; not for the hot path)."""
+        """Every stored subscription, once each (for monitoring; not for the hot path).
+
+        A live view: take `list(...)` of it before inserting or removing while iterating.
+        """
         stack = [self._root]
         while stack:
             node = stack.pop()

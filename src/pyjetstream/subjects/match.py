@@ -111,9 +111,11 @@ def subject_matches(filter: str, subject: str) -> bool:
 
 
 def subjects_overlap(a: str, b: str) -> bool:
-    """Is there a literal subject that both (valid) filters match?"""
+    """Is there a literal subject that both (valid) filters match? Never for an empty filter."""
+    if not a or not b:
+        return False
     if a == b:
-        return a != ""
+        return True
     at = a.split(SEP)
     bt = b.split(SEP)
     for x, y in zip(at, bt, strict=False):
@@ -126,9 +128,14 @@ def subjects_overlap(a: str, b: str) -> bool:
 
 
 def is_subset(sub: str, of: str) -> bool:
-    """Does every literal subject matching `sub` also match `of`? (Both valid filters.)"""
+    """Does every literal subject matching `sub` also match `of`? (Both valid filters.)
+
+    An empty filter on either side gives False: "" means "no filter" to callers, not "nothing".
+    """
+    if not sub or not of:
+        return False
     if sub == of:
-        return sub != ""
+        return True
     st = sub.split(SEP)
     ot = of.split(SEP)
     for i, o in enumerate(ot):

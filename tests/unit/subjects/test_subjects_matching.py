@@ -126,6 +126,9 @@ def test_subset_agrees_with_brute_force() -> None:
         (">", "*.>", True, False),
         ("", "foo", False, False),
         ("", "", False, False),
+        ("", ">", False, False),
+        (">", "", False, False),
+        ("", "*", False, False),
     ],
 )
 def test_overlap_and_subset_table(a: str, b: str, overlap: bool, a_in_b: bool) -> None:
