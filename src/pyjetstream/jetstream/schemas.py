@@ -449,7 +449,8 @@ def state_to_dict(st: Any, consumer_count: int, subjects: dict[str, int] | None 
     out: dict[str, Any] = {
         "messages": st.msgs,
         "bytes": st.bytes,
-        "first_seq": st.first_seq,
+        # nats-server reports 0 for a stream that never held a message
+        "first_seq": 0 if (st.last_seq == 0 and not st.msgs) else st.first_seq,
         "first_ts": rfc3339nano(st.first_ts) if st.msgs else ZERO_TIME,
         "last_seq": st.last_seq,
         "last_ts": rfc3339nano(st.last_ts),

@@ -1,0 +1,97 @@
+"""JetStream advisories: the `$JS.EVENT.ADVISORY.*` events and their JSON bodies.
+
+Owns the advisory subjects, `type` strings and body shapes (nats-server's TypedEvent plus
+the per-kind fields). Publishes only when someone listens, as nats-server does. Knows
+nothing of why an event happened; the manager, streams and consumers call these.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+from typing import Any
+
+from pyjetstream.jetstream.schemas import rfc3339nano
+
+PREFIX = "$JS.EVENT.ADVISORY"
+TYPE_PREFIX = "io.nats.jetstream.advisory.v1."
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id() -> str:
+    # nats-server uses a nuid (22 base62 chars); any unique token serves the same purpose
+    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def body(kind: str, fields: dict[str, Any], now_ns: int | None = None) -> bytes:
+    doc: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind,
+        "id": new_id(),
+        "timestamp": rfc3339nano(now_ns if now_ns is not None else time.time_ns()),
+    }
+    doc.update(fields)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def publish(server: Any, account: Any, subject: str, kind: str, fields: dict[str, Any]) -> bool:
+    """Send one advisory if anyone subscribes to its subject; True when it went out."""
+    has_interest = getattr(server, "has_interest", None)
+    if has_interest is not None and not has_interest(account, subject):
+        return False
+    server.publish(account, subject, "", None, body(kind, fields))
+    return True
+
+
+_STREAM_ACTIONS = {"create": "CREATED", "modify": "UPDATED", "delete": "DELETED"}
+_CONSUMER_ACTIONS = {"create": "CREATED", "delete": "DELETED"}
+
+
+def stream_action(server: Any, account: Any, stream: str, action: str, template: str = "") -> bool:
+    """action is "create", "modify" or "delete"."""
+    subject = f"{PREFIX}.STREAM.{_STREAM_ACTIONS[action]}.{stream}"
+    fields: dict[str, Any] = {"stream": stream, "action": action}
+    if template:
+        fields["template"] = template
+    return publish(server, account, subject, "stream_action", fields)
+
+
+def consumer_action(server: Any, account: Any, stream: str, consumer: str, action: str) -> bool:
+    """action is "create" or "delete"."""
+    subject = f"{PREFIX}.CONSUMER.{_CONSUMER_ACTIONS[action]}.{stream}.{consumer}"
+    return publish(server, account, subject, "consumer_action",
+                   {"stream": stream, "consumer": consumer, "action": action})
+
+
+def api_audit(server: Any, account: Any, server_info: dict[str, Any], client_info: dict[str, Any],
+              subject: str, request: str, response: str) -> bool:
+    return publish(server, account, f"{PREFIX}.API", "api_audit", {
+        "server": server_info, "client": client_info, "subject": subject,
+        "request": request, "response": response,
+    })
+
+
+def max_deliver(server: Any, account: Any, stream: str, consumer: str, stream_seq: int, deliveries: int) -> bool:
+    subject = f"{PREFIX}.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+    return publish(server, account, subject, "max_deliver", {
+        "stream": stream, "consumer": consumer, "stream_seq": stream_seq, "deliveries": deliveries,
+    })
+
+
+def msg_naked(server: Any, account: Any, stream: str, consumer: str, consumer_seq: int,
+              stream_seq: int, deliveries: int) -> bool:
+    subject = f"{PREFIX}.CONSUMER.MSG_NAKED.{stream}.{consumer}"
+    return publish(server, account, subject, "nak", {
+        "stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
+        "stream_seq": stream_seq, "deliveries": deliveries,
+    })
+
+
+def msg_terminated(server: Any, account: Any, stream: str, consumer: str, consumer_seq: int,
+                   stream_seq: int, deliveries: int, reason: str = "") -> bool:
+    subject = f"{PREFIX}.CONSUMER.MSG_TERMINATED.{stream}.{consumer}"
+    return publish(server, account, subject, "terminated", {
+        "stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
+        "stream_seq": stream_seq, "deliveries": deliveries, "reason": reason,
+    })

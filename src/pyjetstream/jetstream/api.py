@@ -1,0 +1,492 @@
+"""The JetStream API: ONE table from `$JS.API.*` subjects to handlers, and the stream handlers.
+
+Owns request decoding, the response envelope (`type`, paging, `error`), the table and the
+stream-side handlers (account info, stream CRUD, purge, message get/delete, direct get).
+Consumer handlers come from pyjetstream.jetstream.consumer_api.HANDLERS, looked up lazily so
+this module works before (or without) it. Handlers raise ApiError; they never build error
+JSON themselves. No stream logic lives here: handlers call the manager and Stream methods.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyjetstream.jetstream import errors
+from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.schemas import (
+    JS_API_LEVEL,
+    StreamConfig,
+    account_limits_to_dict,
+    rfc3339nano,
+)
+from pyjetstream.subjects import subjects_overlap
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "$JS.API."
+TYPE_PREFIX = "io.nats.jetstream.api.v1."
+NAMES_LIMIT = 1024  # JSApiNamesLimit
+LIST_LIMIT = 256  # JSApiListLimit
+
+
+@dataclass(slots=True)
+class ApiRequest:
+    """One API call as a handler sees it."""
+
+    jsa: Any  # manager.JsAccount: .streams, .account, .limits, .js, .server
+    subject: str
+    tokens: list[str]  # the subject's tokens after "$JS.API."
+    payload: bytes
+    reply: str
+    hdr: bytes | None
+    client: Any
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object; {} when empty. Bad JSON raises 10025."""
+        if not self.payload or not self.payload.strip():
+            return {}
+        try:
+            doc = json.loads(self.payload)
+        except (ValueError, UnicodeDecodeError):
+            raise errors.invalid_json() from None
+        if not isinstance(doc, dict):
+            raise errors.invalid_json()
+        return doc
+
+    def stream(self, name: str) -> Any:
+        """The account's stream by name, or the 10059 error."""
+        s = self.jsa.streams.get(name)
+        if s is None:
+            raise errors.stream_not_found()
+        return s
+
+    def respond(self, body: bytes, hdr: bytes | None = None) -> None:
+        if self.reply:
+            self.jsa.server.publish(self.jsa.account, self.reply, "", hdr, body)
+
+
+Handler = Callable[[ApiRequest], "dict[str, Any] | None"]
+
+
+def json_response(type_suffix: str, body: dict[str, Any]) -> bytes:
+    """The response bytes: {"type": "io.nats.jetstream.api.v1.<suffix>", ...body}."""
+    doc = {"type": TYPE_PREFIX + type_suffix}
+    doc.update(body)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _int_field(d: dict[str, Any], key: str) -> int:
+    v = d.get(key, 0)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise errors.invalid_json()
+    return v
+
+
+def _str_field(d: dict[str, Any], key: str) -> str:
+    v = d.get(key, "")
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise errors.invalid_json()
+    return v
+
+
+def _offset(d: dict[str, Any]) -> int:
+    return max(_int_field(d, "offset"), 0)
+
+
+# ------------------------------------------------------------------------------------ handlers
+
+
+def account_info(req: ApiRequest) -> dict[str, Any]:
+    jsa = req.jsa
+    mem, store = jsa.usage()
+    js = jsa.js
+    return {
+        "memory": mem,
+        "storage": store,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "streams": len(jsa.streams),
+        "consumers": sum(len(s.consumers) for s in jsa.streams.values()),
+        "limits": account_limits_to_dict(jsa.limits),
+        "api": {"level": JS_API_LEVEL, "total": js.api_total, "errors": js.api_errors},
+    }
+
+
+def _config_from_request(req: ApiRequest) -> StreamConfig:
+    name = req.tokens[2]
+    if not req.payload or not req.payload.strip():
+        raise errors.invalid_json()
+    cfg = StreamConfig.from_dict(req.json())
+    if cfg.name != name:
+        raise errors.stream_mismatch()
+    return cfg
+
+
+def stream_create(req: ApiRequest) -> dict[str, Any]:
+    cfg = _config_from_request(req)
+    stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
+    info = stream.info()
+    if did_create:  # omitempty in nats-server: an idempotent re-create leaves it out
+        info["did_create"] = True
+    return info
+
+
+def stream_update(req: ApiRequest) -> dict[str, Any]:
+    cfg = _config_from_request(req)
+    stream = req.jsa.js.update_stream(req.jsa, cfg)
+    return stream.info()
+
+
+def stream_info(req: ApiRequest) -> dict[str, Any]:
+    d = req.json()
+    stream = req.stream(req.tokens[2])
+    deleted = d.get("deleted_details", False)
+    if not isinstance(deleted, bool):
+        raise errors.invalid_json()
+    subjects_filter = _str_field(d, "subjects_filter")
+    offset = _offset(d)
+    info = stream.info(deleted_details=deleted, subjects_filter=subjects_filter)
+    out: dict[str, Any] = {"total": 0, "offset": 0, "limit": 0}
+    subs = info["state"].get("subjects")
+    if subs:
+        # paging applies to the subjects map only (JSMaxSubjectDetails per page)
+        names = sorted(subs)
+        limit = 100_000
+        out["total"] = len(names)
+        out["offset"] = offset
+        out["limit"] = limit
+        info["state"]["subjects"] = {k: subs[k] for k in names[offset : offset + limit]}
+    out.update(info)
+    return out
+
+
+def stream_delete(req: ApiRequest) -> dict[str, Any]:
+    if req.payload.strip():
+        raise errors.not_empty_request()
+    req.jsa.js.delete_stream(req.jsa, req.tokens[2])
+    return {"success": True}
+
+
+def _filtered_names(req: ApiRequest) -> tuple[list[str], int]:
+    d = req.json()
+    offset = _offset(d)
+    subject = _str_field(d, "subject")
+    names = sorted(req.jsa.streams)
+    if subject:
+        names = [n for n in names if any(subjects_overlap(subject, s) for s in req.jsa.streams[n].config.subjects)]
+    return names, offset
+
+
+def stream_names(req: ApiRequest) -> dict[str, Any]:
+    names, offset = _filtered_names(req)
+    page = names[offset : offset + NAMES_LIMIT]
+    return {"total": len(names), "offset": offset, "limit": NAMES_LIMIT, "streams": page or None}
+
+
+def stream_list(req: ApiRequest) -> dict[str, Any]:
+    names, offset = _filtered_names(req)
+    page = names[offset : offset + LIST_LIMIT]
+    infos = [req.jsa.streams[n].info() for n in page]
+    return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "streams": infos}
+
+
+def stream_purge(req: ApiRequest) -> dict[str, Any]:
+    d = req.json()
+    stream = req.stream(req.tokens[2])
+    filt = _str_field(d, "filter")
+    seq = _int_field(d, "seq")
+    keep = _int_field(d, "keep")
+    if seq > 0 and keep > 0:
+        raise errors.bad_request()
+    if filt and filt != ">":
+        from pyjetstream.subjects import is_valid_subject
+
+        if not is_valid_subject(filt):
+            raise errors.stream_purge_failed(err="invalid subject")
+    if filt == ">":
+        filt = ""
+    n = stream.purge(filt, seq, keep)
+    return {"success": True, "purged": n}
+
+
+def _msg_json(m: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"subject": m.subject, "seq": m.seq}
+    if m.hdr:
+        out["hdrs"] = base64.b64encode(m.hdr).decode()
+    if m.data:
+        out["data"] = base64.b64encode(m.data).decode()
+    out["time"] = rfc3339nano(m.ts)
+    return out
+
+
+def stream_msg_get(req: ApiRequest) -> dict[str, Any]:
+    d = req.json()
+    stream = req.stream(req.tokens[3])
+    seq = _int_field(d, "seq")
+    last = _str_field(d, "last_by_subj")
+    nxt = _str_field(d, "next_by_subj")
+    if (seq > 0 and last) or (seq == 0 and not last and not nxt) or (last and nxt):
+        raise errors.bad_request()
+    m = stream.get_msg(seq=seq, last_by_subj=last, next_by_subj=nxt)
+    if m is None:
+        raise errors.no_message_found()
+    return {"message": _msg_json(m)}
+
+
+def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:
+    d = req.json()
+    stream = req.stream(req.tokens[3])
+    seq = _int_field(d, "seq")
+    no_erase = d.get("no_erase", False)
+    if not isinstance(no_erase, bool):
+        raise errors.invalid_json()
+    if not stream.delete_msg(seq, erase=not no_erase):
+        raise errors.stream_msg_delete_failed(err="no message found")
+    return {"success": True}
+
+
+# ------------------------------------------------------------------------------------ direct get
+
+_STATUS_EMPTY = b"NATS/1.0 408 Empty Request\r\n\r\n"
+_STATUS_MALFORMED = b"NATS/1.0 408 Malformed Request\r\n\r\n"
+_STATUS_BAD = b"NATS/1.0 408 Bad Request\r\n\r\n"
+_STATUS_NOT_FOUND = b"NATS/1.0 404 Message Not Found\r\n\r\n"
+_STATUS_NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
+
+
+def _direct_headers(stream: str, m: Any, extra: list[tuple[str, str]] = ()) -> bytes:  # type: ignore[assignment]
+    lines = [
+        ("Nats-Stream", stream),
+        ("Nats-Subject", m.subject),
+        ("Nats-Sequence", str(m.seq)),
+        ("Nats-Time-Stamp", rfc3339nano(m.ts)),
+        *extra,
+    ]
+    add = "".join(f"{k}: {v}\r\n" for k, v in lines).encode()
+    if m.hdr:
+        base = m.hdr
+        if base.endswith(b"\r\n\r\n"):
+            base = base[:-2]
+        return base + add + b"\r\n"
+    return b"NATS/1.0\r\n" + add + b"\r\n"
+
+
+def direct_get(req: ApiRequest) -> None:
+    """DIRECT.GET replies with the raw message (or a status), never JSON."""
+    if not req.reply:
+        return None
+    stream = req.jsa.streams.get(req.tokens[2])
+    if stream is None or not stream.config.allow_direct:
+        # nats-server only listens here when allow_direct is on: the caller sees no responders
+        req.respond(b"", _STATUS_NO_RESPONDERS)
+        return None
+    key = ".".join(req.tokens[3:])
+    if key:
+        d: dict[str, Any] = {}
+        if req.payload:
+            try:
+                d = json.loads(req.payload)
+            except ValueError:
+                req.respond(b"", _STATUS_MALFORMED)
+                return None
+            if not isinstance(d, dict) or any(
+                d.get(k) for k in ("last_by_subj", "next_by_subj", "multi_last", "seq", "batch", "start_time",
+                                   "up_to_seq", "up_to_time")
+            ):
+                req.respond(b"", _STATUS_BAD)
+                return None
+        m = stream.get_msg(last_by_subj=key)
+        if m is None:
+            req.respond(b"", _STATUS_NOT_FOUND)
+        else:
+            req.respond(m.data, _direct_headers(stream.name, m))
+        return None
+    if not req.payload:
+        req.respond(b"", _STATUS_EMPTY)
+        return None
+    try:
+        d = json.loads(req.payload)
+        if not isinstance(d, dict):
+            raise ValueError
+        seq = int(d.get("seq") or 0)
+        last = d.get("last_by_subj") or ""
+        nxt = d.get("next_by_subj") or ""
+        batch = int(d.get("batch") or 0)
+        max_bytes = int(d.get("max_bytes") or 0)
+        no_hdr = bool(d.get("no_hdr"))
+    except (ValueError, TypeError):
+        req.respond(b"", _STATUS_MALFORMED)
+        return None
+    if not seq and not last and not nxt and not d.get("multi_last") and not d.get("start_time"):
+        req.respond(b"", _STATUS_EMPTY)
+        return None
+    if (seq and last) or (last and nxt) or (last and batch) or (seq and d.get("start_time")):
+        req.respond(b"", _STATUS_BAD)
+        return None
+    if d.get("multi_last") or d.get("start_time") or d.get("up_to_seq") or d.get("up_to_time"):
+        # batch forms beyond batch/next_by_subj are not implemented; say so rather than guess
+        req.respond(b"", _STATUS_BAD)
+        return None
+    if batch > 0:
+        _direct_batch(req, stream, seq, nxt or ">", batch, max_bytes, no_hdr)
+        return None
+    if nxt and not seq:
+        seq = 1
+    m = stream.get_msg(seq=seq, last_by_subj=last, next_by_subj=nxt)
+    if m is None:
+        req.respond(b"", _STATUS_NOT_FOUND)
+    else:
+        req.respond(m.data, None if no_hdr else _direct_headers(stream.name, m))
+    return None
+
+
+def _direct_batch(req: ApiRequest, stream: Any, seq: int, filt: str, batch: int, max_bytes: int,
+                  no_hdr: bool) -> None:
+    store = stream.store
+    start = max(seq, 1)
+    sent = 0
+    sent_bytes = 0
+    last = 0
+    np = store.filtered_state(start, filt).msgs
+    while sent < batch:
+        m = store.load_next_msg(filt, start)
+        if m is None:
+            break
+        np = max(np - 1, 0)
+        hdr = None if no_hdr else _direct_headers(
+            stream.name, m, [("Nats-Num-Pending", str(np)), ("Nats-Last-Sequence", str(last))])
+        req.respond(m.data, hdr)
+        last = m.seq
+        sent += 1
+        sent_bytes += len(m.subject) + len(m.hdr) + len(m.data)
+        start = m.seq + 1
+        if max_bytes and sent_bytes >= max_bytes:
+            break
+    if sent == 0:
+        req.respond(b"", _STATUS_NOT_FOUND)
+        return
+    req.respond(b"", f"NATS/1.0 204 EOB\r\nNats-Num-Pending: {np}\r\nNats-Last-Sequence: {last}\r\n\r\n".encode())
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    key: str  # the subject tokens after $JS.API. that name the operation
+    min_args: int  # tokens that follow the key
+    max_args: int  # -1 = any number
+    type_suffix: str
+    handler: Handler | None  # None: looked up in consumer_api.HANDLERS by key
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("INFO", 0, 0, "account_info_response", account_info),
+    Route("STREAM.CREATE", 1, 1, "stream_create_response", stream_create),
+    Route("STREAM.UPDATE", 1, 1, "stream_update_response", stream_update),
+    Route("STREAM.INFO", 1, 1, "stream_info_response", stream_info),
+    Route("STREAM.DELETE", 1, 1, "stream_delete_response", stream_delete),
+    Route("STREAM.NAMES", 0, 0, "stream_names_response", stream_names),
+    Route("STREAM.LIST", 0, 0, "stream_list_response", stream_list),
+    Route("STREAM.PURGE", 1, 1, "stream_purge_response", stream_purge),
+    Route("STREAM.MSG.GET", 1, 1, "stream_msg_get_response", stream_msg_get),
+    Route("STREAM.MSG.DELETE", 1, 1, "stream_msg_delete_response", stream_msg_delete),
+    Route("DIRECT.GET", 1, -1, "direct_get_response", direct_get),
+    Route("CONSUMER.CREATE", 1, -1, "consumer_create_response", None),
+    Route("CONSUMER.DURABLE.CREATE", 2, 2, "consumer_create_response", None),
+    Route("CONSUMER.INFO", 2, 2, "consumer_info_response", None),
+    Route("CONSUMER.DELETE", 2, 2, "consumer_delete_response", None),
+    Route("CONSUMER.NAMES", 1, 1, "consumer_names_response", None),
+    Route("CONSUMER.LIST", 1, 1, "consumer_list_response", None),
+    Route("CONSUMER.MSG.NEXT", 2, 2, "consumer_getnext_response", None),
+    Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", None),
+    Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", None),
+    Route("CONSUMER.RESET", 2, 2, "consumer_reset_response", None),
+    Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", None),
+)
+
+_BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
+_KEY_DEPTH = max(r.key.count(".") + 1 for r in ROUTES)
+
+
+def _consumer_handlers() -> dict[str, Handler]:
+    try:
+        from pyjetstream.jetstream import consumer_api
+    except ImportError:
+        return {}
+    return getattr(consumer_api, "HANDLERS", {})
+
+
+def resolve(tokens: list[str]) -> tuple[Route | None, Handler | None]:
+    """The route and handler for a subject's tokens (after $JS.API.), or (None, None)."""
+    for depth in range(min(_KEY_DEPTH, len(tokens)), 0, -1):
+        route = _BY_KEY.get(".".join(tokens[:depth]))
+        if route is None:
+            continue
+        nargs = len(tokens) - depth
+        if nargs < route.min_args or (route.max_args >= 0 and nargs > route.max_args):
+            return None, None
+        if any(not t for t in tokens):
+            return None, None
+        handler = route.handler or _consumer_handlers().get(route.key)
+        if handler is None:
+            return None, None
+        return route, handler
+    return None, None
+
+
+def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes, client: Any = None) -> None:
+    """Handle one `$JS.API.>` message for a JetStream-enabled account."""
+    js = jsa.js
+    tokens = subject[len(API_PREFIX) :].split(".") if subject.startswith(API_PREFIX) else []
+    route, handler = resolve(tokens)
+    js.api_total += 1
+    if route is None or handler is None:
+        js.api_errors += 1
+        if reply:
+            body = json_response("system_response", {"error": errors.bad_request().to_dict()})
+            jsa.server.publish(jsa.account, reply, "", None, body)
+        return
+    req = ApiRequest(jsa, subject, tokens, payload, reply, hdr, client)
+    try:
+        result = handler(req)
+    except ApiError as e:
+        js.api_errors += 1
+        if reply:
+            body: dict[str, Any] = {"error": e.to_dict()}
+            if route.key == "STREAM.INFO":
+                body.update(total=0, offset=0, limit=0)
+            jsa.server.publish(jsa.account, reply, "", None, json_response(route.type_suffix, body))
+        return
+    except Exception:  # noqa: BLE001 - the API task boundary: one bad request must not kill the loop
+        log.exception("JetStream API handler failed for %s", subject)
+        js.api_errors += 1
+        if reply:
+            err = errors.by_constant("JSStreamGeneralErrorF", err="internal error")
+            jsa.server.publish(jsa.account, reply, "", None, json_response(route.type_suffix, {"error": err.to_dict()}))
+        return
+    if result is None or not reply:
+        return
+    if "type" in result:
+        body_bytes = json.dumps(result, separators=(",", ":")).encode()
+    else:
+        body_bytes = json_response(route.type_suffix, result)
+    jsa.server.publish(jsa.account, reply, "", None, body_bytes)
+
+
+def dispatch_disabled(server: Any, account: Any, subject: str, reply: str, err: ApiError) -> None:
+    """Answer any API call in an account without JetStream (10039) with the generic type."""
+    if reply:
+        tokens = subject[len(API_PREFIX) :].split(".")
+        route, _ = resolve(tokens)
+        suffix = route.type_suffix if route is not None else "system_response"
+        server.publish(account, reply, "", None, json_response(suffix, {"error": err.to_dict()}))

@@ -1,0 +1,329 @@
+"""The JetStream manager: per-account JetStream state, streams by name, recovery at start.
+
+Owns the JetStream object the server constructs (`JetStream(server, options)`), each
+account's JsAccount (its streams, limits, API subscription), stream create/update/delete
+with the checks that span streams (subject overlap, account limits), the stream-config
+files next to each store, and stream advisories. Message handling is the Stream's; request
+decoding is api.py's; message bytes on disk are the store's.
+
+On-disk layout (file storage only; memory streams do not survive a restart, as in
+nats-server): `<store_dir>/jetstream/<account>/streams/<stream>/` holds `meta.json`
+({"config": StreamConfig JSON, "created": ns}) written by this module, atomically (temp
+file, fsync, rename), and whatever the file store keeps beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyjetstream.jetstream import advisories, api, errors
+from pyjetstream.jetstream.schemas import StreamConfig, check_stream_config, check_update
+from pyjetstream.jetstream.stream import Stream
+from pyjetstream.subjects import subjects_overlap
+
+log = logging.getLogger("pyjetstream.jetstream")
+
+META_FILE = "meta.json"
+
+StoreFactory = Callable[[StreamConfig, str, "JetStream"], Any]
+
+
+def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> Any:
+    """Open the store for a stream: memory or file, in `directory` (created by the caller)."""
+    first = max(cfg.first_seq, 1)
+    if cfg.storage == "memory":
+        from pyjetstream.jetstream.store.memory import MemoryStore
+
+        return MemoryStore(first_seq=first)
+    from pyjetstream.jetstream.store import file as file_store
+
+    return file_store.FileStore(directory, first_seq=first, sync_interval=js.sync_interval)
+
+
+class JsAccount:
+    """One account's JetStream: its streams, limits and API subscription."""
+
+    def __init__(self, js: JetStream, account: Any, limits: Any) -> None:
+        self.js = js
+        self.account = account
+        self.limits = limits
+        self.streams: dict[str, Stream] = {}
+        self._api_sub: Any = None
+
+    @property
+    def server(self) -> Any:
+        return self.js.server
+
+    @property
+    def name(self) -> str:
+        return getattr(self.account, "name", "$G")
+
+    def limit(self, attr: str) -> int:
+        v = getattr(self.limits, attr, None) if self.limits is not None else None
+        if v is None and isinstance(self.limits, dict):
+            v = self.limits.get(attr)
+        return -1 if v is None else int(v)
+
+    def usage(self) -> tuple[int, int]:
+        """(memory bytes, file bytes) stored by this account's streams."""
+        mem = store = 0
+        for s in self.streams.values():
+            b = s.store.state().bytes
+            if s.config.storage == "memory":
+                mem += b
+            else:
+                store += b
+        return mem, store
+
+    def streams_dir(self) -> str:
+        return os.path.join(self.js.store_dir, "jetstream", self.name, "streams")
+
+    def _on_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+        api.dispatch(self, subject, reply, hdr, payload, client)
+
+
+class JetStream:
+    """JetStream for one server; constructed by the server when JetStream is enabled."""
+
+    def __init__(
+        self,
+        server: Any,
+        options: Any,
+        store_factory: StoreFactory | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.server = server
+        self.options = options
+        self.store_dir = getattr(options, "store_dir", "") or os.path.join(os.getcwd(), "pyjetstream-data")
+        self.sync_interval: float | None = getattr(options, "sync_interval", None)
+        self.max_mem: int = getattr(options, "max_mem", -1)
+        self.max_file: int = getattr(options, "max_file", -1)
+        self.store_factory = store_factory or default_store_factory
+        self.clock = clock
+        self.accounts: dict[str, JsAccount] = {}
+        self.api_total = 0
+        self.api_errors = 0
+        self.started = False
+        self._disabled_subs: list[Any] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def enable_account(self, account: Any, limits: Any = None) -> JsAccount:
+        name = getattr(account, "name", "$G")
+        jsa = self.accounts.get(name)
+        if jsa is not None:
+            jsa.limits = limits if limits is not None else jsa.limits
+            return jsa
+        jsa = JsAccount(self, account, limits)
+        self.accounts[name] = jsa
+        if hasattr(account, "jetstream"):
+            account.jetstream = jsa
+        if self.started:
+            self._start_account(jsa)
+        return jsa
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        if not self.accounts and getattr(self.server, "global_account", None) is not None:
+            self.enable_account(self.server.global_account, None)
+        for jsa in list(self.accounts.values()):
+            self._start_account(jsa)
+        # Accounts without JetStream still answer API calls, with 10039, as nats-server does.
+        for acc in list(getattr(self.server, "accounts", {}).values()):
+            if getattr(acc, "name", None) not in self.accounts:
+                self._disabled_subs.append(self.server.subscribe_internal(acc, "$JS.API.>", self._on_disabled_api))
+        log.info("JetStream started: store_dir=%s sync=%s", self.store_dir,
+                 "always (group commit)" if self.sync_interval is None else f"every {self.sync_interval}s")
+
+    def _start_account(self, jsa: JsAccount) -> None:
+        self._recover_account(jsa)
+        jsa._api_sub = self.server.subscribe_internal(jsa.account, "$JS.API.>", jsa._on_api)
+
+    def _on_disabled_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None,
+                         payload: bytes) -> None:
+        api.dispatch_disabled(self.server, sub.account, subject, reply, errors.not_enabled_for_account())
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for sub in self._disabled_subs:
+            self.server.unsubscribe_internal(sub)
+        self._disabled_subs = []
+        for jsa in self.accounts.values():
+            if jsa._api_sub is not None:
+                self.server.unsubscribe_internal(jsa._api_sub)
+                jsa._api_sub = None
+            for s in list(jsa.streams.values()):
+                try:
+                    s.stop(delete=False)
+                except Exception:  # noqa: BLE001 - shutdown boundary: close every other stream regardless
+                    log.exception("closing stream %s > %s failed", jsa.name, s.name)
+            jsa.streams.clear()
+
+    # ------------------------------------------------------------------ recovery
+
+    def _recover_account(self, jsa: JsAccount) -> None:
+        root = jsa.streams_dir()
+        if not os.path.isdir(root):
+            return
+        for entry in sorted(os.listdir(root)):
+            sdir = os.path.join(root, entry)
+            meta_path = os.path.join(sdir, META_FILE)
+            if not os.path.isfile(meta_path):
+                continue
+            try:
+                with open(meta_path, "rb") as f:
+                    meta = json.loads(f.read())
+                cfg = check_stream_config(StreamConfig.from_dict(meta["config"]))
+                created = int(meta.get("created", 0))
+            except (OSError, ValueError, KeyError, TypeError, errors.ApiError) as e:
+                log.error("JetStream: stream %s > %s not recovered, bad %s: %s", jsa.name, entry, META_FILE, e)
+                continue
+            t0 = time.monotonic()
+            store = self.store_factory(cfg, sdir, self)
+            stream = Stream(jsa, cfg, store, created, clock=self.clock)
+            jsa.streams[cfg.name] = stream
+            stream.subscribe()
+            stream.start_timers(recovered=True)
+            st = store.state()
+            log.info("JetStream: restored stream %s > %s: %d msgs, %d bytes, seq %d..%d in %.3fs",
+                     jsa.name, cfg.name, st.msgs, st.bytes, st.first_seq, st.last_seq, time.monotonic() - t0)
+            if st.lost is not None and (st.lost.msgs or st.lost.bytes):
+                log.warning("JetStream: stream %s > %s lost %d msgs (%d bytes) in recovery",
+                            jsa.name, cfg.name, len(st.lost.msgs), st.lost.bytes)
+            self._recover_consumers(stream)
+
+    def _recover_consumers(self, stream: Stream) -> None:
+        try:
+            from pyjetstream.jetstream import consumer_api
+        except ImportError:
+            return
+        recover = getattr(consumer_api, "recover_consumers", None)
+        if recover is not None:
+            recover(stream)
+
+    def _stream_dir(self, jsa: JsAccount, name: str) -> str:
+        return os.path.join(jsa.streams_dir(), name)
+
+    def _write_meta(self, jsa: JsAccount, stream: Stream) -> None:
+        if stream.config.storage != "file":
+            return
+        d = self._stream_dir(jsa, stream.name)
+        os.makedirs(d, exist_ok=True)
+        data = json.dumps({"config": stream.config.to_dict(), "created": stream.created}).encode()
+        tmp = os.path.join(d, META_FILE + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if self.sync_interval is None:
+                os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(d, META_FILE))
+        if self.sync_interval is None:
+            # the rename itself must survive power loss, or the stream vanishes on restart
+            dfd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    # ------------------------------------------------------------------ stream operations
+
+    def _check_overlap(self, jsa: JsAccount, cfg: StreamConfig) -> None:
+        for other in jsa.streams.values():
+            if other.name == cfg.name:
+                continue
+            for a in cfg.subjects:
+                for b in other.config.subjects:
+                    if subjects_overlap(a, b):
+                        raise errors.stream_subject_overlap()
+
+    def add_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> tuple[Stream, bool]:
+        """Create a stream (or return the existing one with an identical config)."""
+        cfg = check_stream_config(req_cfg)
+        existing = jsa.streams.get(cfg.name)
+        if existing is not None:
+            if existing.config.to_dict() == cfg.to_dict():
+                return existing, False
+            raise errors.stream_name_exist()
+        if cfg.num_replicas > 1:
+            raise errors.stream_replicas_not_supported()
+        if cfg.sealed:
+            raise errors.stream_invalid_config(err="stream configuration for create can not be sealed")
+        max_streams = jsa.limit("max_streams")
+        if max_streams >= 0 and len(jsa.streams) >= max_streams:
+            raise errors.maximum_streams_limit()
+        self._check_overlap(jsa, cfg)
+        self._check_storage_limits(jsa, cfg)
+        sdir = self._stream_dir(jsa, cfg.name)
+        if cfg.storage == "file":
+            # a leftover directory from a stream deleted while we crashed must not leak in
+            if os.path.isdir(sdir):
+                shutil.rmtree(sdir, ignore_errors=True)
+            os.makedirs(sdir, exist_ok=True)
+        try:
+            store = self.store_factory(cfg, sdir, self)
+        except (OSError, ValueError) as e:
+            raise errors.stream_create(err=str(e)) from e
+        stream = Stream(jsa, cfg, store, self.clock(), clock=self.clock)
+        self._write_meta(jsa, stream)
+        jsa.streams[cfg.name] = stream
+        stream.subscribe()
+        stream.start_timers()
+        advisories.stream_action(self.server, jsa.account, cfg.name, "create")
+        return stream, True
+
+    def _check_storage_limits(self, jsa: JsAccount, cfg: StreamConfig) -> None:
+        # Reservations as nats-server makes them: a stream's max_bytes counts against the
+        # account's (and the server's) limit for its storage type when both are set.
+        acct_max = jsa.limit("max_mem" if cfg.storage == "memory" else "max_file")
+        server_max = self.max_mem if cfg.storage == "memory" else self.max_file
+        if cfg.max_bytes <= 0:
+            return
+        reserved = sum(s.config.max_bytes for s in jsa.streams.values()
+                       if s.config.storage == cfg.storage and s.config.max_bytes > 0 and s.name != cfg.name)
+        for limit in (acct_max, server_max):
+            if limit is not None and limit >= 0 and reserved + cfg.max_bytes > limit:
+                if cfg.storage == "memory":
+                    raise errors.memory_resources_exceeded()
+                raise errors.storage_resources_exceeded()
+
+    def update_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> Stream:
+        stream = jsa.streams.get(req_cfg.name)
+        if stream is None:
+            raise errors.stream_not_found()
+        cfg = check_update(stream.config, req_cfg)
+        self._check_overlap(jsa, cfg)
+        self._check_storage_limits(jsa, cfg)
+        stream.update_config(cfg)
+        self._write_meta(jsa, stream)
+        advisories.stream_action(self.server, jsa.account, cfg.name, "modify")
+        return stream
+
+    def delete_stream(self, jsa: JsAccount, name: str) -> None:
+        stream = jsa.streams.pop(name, None)
+        if stream is None:
+            raise errors.stream_not_found()
+        stream.stop(delete=True)
+        sdir = self._stream_dir(jsa, name)
+        if os.path.isdir(sdir):
+            shutil.rmtree(sdir, ignore_errors=True)
+        advisories.stream_action(self.server, jsa.account, name, "delete")
+
+    # ------------------------------------------------------------------ lookups for other parts
+
+    def lookup_account(self, account: Any) -> JsAccount | None:
+        name = account if isinstance(account, str) else getattr(account, "name", "$G")
+        return self.accounts.get(name)
+
+    def lookup_stream(self, account: Any, name: str) -> Stream | None:
+        jsa = self.lookup_account(account)
+        return jsa.streams.get(name) if jsa is not None else None

@@ -1,0 +1,556 @@
+"""One stream: the publish path into its store, limits, retention, dedupe and expiry.
+
+Owns a stream's config, its store handle, its consumers registry, the Nats-* publish headers
+(expected-*, msg id, rollup, TTL), limit enforcement (discard old/new, per subject, max age)
+and the PubAck, which is sent only from the store's commit(on_durable) callback: one commit
+per loop iteration covers every message that arrived in it (group commit). It does not parse
+API requests (api.py), hold other streams (manager.py) or do disk IO (the store does).
+All mutations are synchronous on the loop thread; only timers and the commit are deferred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pyjetstream.jetstream import errors
+from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.schemas import StreamConfig, rfc3339nano, state_to_dict
+from pyjetstream.jetstream.store.base import StoredMsg, StreamStore
+from pyjetstream.subjects import subject_matches
+
+log = logging.getLogger(__name__)
+
+HDR_MSG_ID = "Nats-Msg-Id"
+HDR_EXPECTED_STREAM = "Nats-Expected-Stream"
+HDR_EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
+HDR_EXPECTED_LAST_SUBJ_SEQ = "Nats-Expected-Last-Subject-Sequence"
+HDR_EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+HDR_ROLLUP = "Nats-Rollup"
+HDR_TTL = "Nats-TTL"
+MAX_HDR_SIZE = 65535
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def parse_go_duration(text: str) -> int | None:
+    """Go's time.ParseDuration subset (no sign), in ns; None when it does not parse."""
+    if not text:
+        return None
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION_PART.match(text, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        pos = m.end()
+    return int(total)
+
+
+def parse_msg_ttl(value: str) -> int:
+    """Nats-TTL value to seconds: -1 never, 0 none; raises the 10165 error when invalid."""
+    if value.lower() == "never":
+        return -1
+    ns = parse_go_duration(value)
+    if ns is not None:
+        if ns < 1_000_000_000:
+            raise errors.message_ttl_invalid()
+        return ns // 1_000_000_000
+    if value.isdigit():
+        return int(value)
+    raise errors.message_ttl_invalid()
+
+
+def _headers(hdr: bytes) -> dict[str, str]:
+    """First value of each header key (case-sensitive, as nats-server looks them up)."""
+    out: dict[str, str] = {}
+    for line in hdr.split(b"\r\n")[1:]:
+        if not line:
+            continue
+        k, sep, v = line.partition(b":")
+        if sep:
+            key = k.decode("utf-8", "replace").strip()
+            if key not in out:
+                out[key] = v.decode("utf-8", "replace").strip()
+    return out
+
+
+def pub_ack_error(stream: str, err: ApiError) -> bytes:
+    import json
+
+    return json.dumps({"error": err.to_dict(), "stream": stream, "seq": 0}, separators=(",", ":")).encode()
+
+
+class Stream:
+    """A stream bound to its store and to the message bus of its account."""
+
+    def __init__(
+        self,
+        jsa: Any,
+        config: StreamConfig,
+        store: StreamStore,
+        created: int,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.jsa = jsa
+        self.name = config.name
+        self.config = config
+        self.store = store
+        self.created = created
+        self.consumers: dict[str, Any] = {}
+        self.clock = clock
+        self.closed = False
+        self._subs: list[Any] = []
+        self._ack_prefix = b'{"stream":"' + self.name.encode() + b'","seq":'
+        self._outq: list[tuple[str, bytes]] = []
+        self._commit_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Nats-Msg-Id -> (seq, ts ns), in arrival order so expiry pops from the front
+        self._dedupe: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._last_msg_id = ""
+        self._ttl_heap: list[tuple[int, int]] = []  # (expiry ns, seq)
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_at = 0
+        self._ttl_unknown = False
+
+    # ------------------------------------------------------------------ wiring
+
+    @property
+    def server(self) -> Any:
+        return self.jsa.server
+
+    def subscribe(self) -> None:
+        """Capture the configured subjects on the account's bus."""
+        srv = self.server
+        for subj in self.config.subjects:
+            self._subs.append(srv.subscribe_internal(self.jsa.account, subj, self._on_publish))
+
+    def unsubscribe(self) -> None:
+        srv = self.server
+        for sub in self._subs:
+            srv.unsubscribe_internal(sub)
+        self._subs = []
+
+    def _on_publish(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+        self.process_msg(subject, reply, hdr, payload)
+
+    def _send(self, subject: str, payload: bytes, hdr: bytes | None = None) -> None:
+        self.server.publish(self.jsa.account, subject, "", hdr, payload)
+
+    # ------------------------------------------------------------------ publish path
+
+    def process_msg(self, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
+        """Store one published message (or refuse it) and queue its PubAck.
+
+        Returns the stored sequence, or 0 when nothing was stored (error or duplicate).
+        """
+        if self.closed:
+            return 0
+        try:
+            seq, dup = self._ingest(subject, hdr, payload)
+        except ApiError as e:
+            if reply and not self.config.no_ack:
+                self._queue(reply, pub_ack_error(self.name, e))
+            return 0
+        if reply and not self.config.no_ack:
+            body = self._ack_prefix + str(seq).encode()
+            self._queue(reply, body + (b',"duplicate": true}' if dup else b"}"))
+        elif not dup:
+            self._queue("", b"")
+        return 0 if dup else seq
+
+    def _queue(self, reply: str, body: bytes) -> None:
+        # Every reply, errors too, rides the same commit so a client sees them in order and
+        # never gets a PubAck (or a duplicate's PubAck) for a message not yet durable.
+        self._outq.append((reply, body))
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit everything stored so far; the queued replies go out once it is durable."""
+        self._commit_scheduled = False
+        batch, self._outq = self._outq, []
+        if self.closed:
+            return
+        self.store.commit(lambda: self._send_acks(batch))
+
+    def _send_acks(self, batch: list[tuple[str, bytes]]) -> None:
+        pub = self.server.publish
+        account = self.jsa.account
+        for reply, body in batch:
+            if reply:
+                pub(account, reply, "", None, body)
+
+    def _ingest(self, subject: str, hdr: bytes | None, payload: bytes) -> tuple[int, bool]:
+        cfg = self.config
+        store = self.store
+        if cfg.sealed:
+            raise errors.stream_sealed()
+        hdr_b = hdr or b""
+        msg_id = ""
+        rollup = ""
+        ttl = 0
+        if hdr_b and b"Nats-" in hdr_b:
+            h = _headers(hdr_b)
+            exp_stream = h.get(HDR_EXPECTED_STREAM)
+            if exp_stream and exp_stream != self.name:
+                raise errors.stream_not_match()
+            ttl_txt = h.get(HDR_TTL)
+            if ttl_txt and not cfg.allow_msg_ttl:
+                raise errors.message_ttl_disabled()
+            exp = h.get(HDR_EXPECTED_LAST_SUBJ_SEQ)
+            if exp is not None:
+                last = store.load_last_msg(subject)
+                actual = last.seq if last is not None else 0
+                if not exp.isdigit() or int(exp) != actual:
+                    raise errors.stream_wrong_last_sequence(seq=actual)
+            exp = h.get(HDR_EXPECTED_LAST_SEQ)
+            if exp is not None:
+                actual = store.state().last_seq
+                if not exp.isdigit() or int(exp) != actual:
+                    raise errors.stream_wrong_last_sequence(seq=actual)
+            msg_id = h.get(HDR_MSG_ID, "")
+            if msg_id:
+                entry = self._dedupe.get(msg_id)
+                if entry is not None and self.clock() - entry[1] <= cfg.duplicate_window:
+                    return entry[0], True
+            exp = h.get(HDR_EXPECTED_LAST_MSG_ID)
+            if exp and exp != self._last_msg_id:
+                raise errors.stream_wrong_last_msg_id(id=self._last_msg_id)
+            rollup = h.get(HDR_ROLLUP, "")
+            if rollup:
+                if not cfg.allow_rollup_hdrs or cfg.deny_purge:
+                    raise errors.stream_rollup_failed(err="rollup not permitted")
+                if rollup not in ("sub", "all"):
+                    raise errors.stream_rollup_failed(err=f'rollup value invalid: "{rollup}"')
+            if ttl_txt:
+                ttl = parse_msg_ttl(ttl_txt)
+        if cfg.max_msg_size >= 0 and len(hdr_b) + len(payload) > cfg.max_msg_size:
+            raise errors.stream_message_exceeds_maximum()
+        if len(hdr_b) > MAX_HDR_SIZE:
+            raise errors.stream_header_exceeds_maximum()
+
+        if cfg.retention == "interest" and not self._has_interest(subject):
+            # nats-server consumes the sequence without storing anything and still acks it
+            seq = store.state().last_seq + 1
+            store.skip_msgs(seq, 1)
+            return seq, False
+
+        if cfg.discard == "new" and not rollup:
+            self._check_discard_new(subject, hdr_b, payload)
+
+        now = self.clock()
+        # the store reads -1 as "never": exempt from max_age
+        ttl_ns = ttl * 1_000_000_000 if ttl > 0 else ttl
+        seq = store.store_msg(subject, hdr_b, payload, now, ttl_ns)
+        if msg_id:
+            self._dedupe[msg_id] = (seq, now)
+            self._dedupe.move_to_end(msg_id)
+            self._expire_dedupe(now)
+        self._last_msg_id = msg_id
+        if rollup:
+            self._rollup(rollup, subject, seq)
+        self._enforce_limits(subject, seq)
+        if ttl_ns > 0:
+            heapq.heappush(self._ttl_heap, (now + ttl_ns, seq))
+        if ttl_ns > 0 or cfg.max_age:
+            self._arm_expiry(now)
+        for c in list(self.consumers.values()):
+            c.on_new_msg(seq, subject)
+        return seq, False
+
+    def _has_interest(self, subject: str) -> bool:
+        for c in self.consumers.values():
+            matches = getattr(c, "matches", None)
+            if matches is not None:
+                if matches(subject):
+                    return True
+            elif c.needs_ack(0, subject):
+                return True
+        return False
+
+    def _check_discard_new(self, subject: str, hdr: bytes, payload: bytes) -> None:
+        cfg = self.config
+        if cfg.max_msgs > 0 or cfg.max_bytes > 0:
+            st = self.store.state()
+            if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs:
+                raise errors.stream_store_failed(err="maximum messages exceeded")
+            size = len(subject) + len(hdr) + len(payload) + 16
+            if cfg.max_bytes > 0 and st.bytes + size > cfg.max_bytes:
+                raise errors.stream_store_failed(err="maximum bytes exceeded")
+        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0:
+            ss = self.store.subjects_state(subject).get(subject)
+            if ss is not None and ss.msgs >= cfg.max_msgs_per_subject:
+                raise errors.stream_store_failed(err="maximum messages per subject exceeded")
+
+    def _enforce_limits(self, subject: str, seq: int) -> None:
+        cfg = self.config
+        store = self.store
+        removed = False
+        if cfg.max_msgs_per_subject > 0:
+            ss = store.subjects_state(subject).get(subject)
+            while ss is not None and ss.msgs > cfg.max_msgs_per_subject:
+                store.remove_msg(ss.first)
+                removed = True
+                ss = store.subjects_state(subject).get(subject)
+        if cfg.max_msgs > 0 or cfg.max_bytes > 0:
+            st = store.state()
+            while st.msgs > 0 and (
+                (cfg.max_msgs > 0 and st.msgs > cfg.max_msgs) or (cfg.max_bytes > 0 and st.bytes > cfg.max_bytes)
+            ):
+                if not store.remove_msg(st.first_seq):
+                    break
+                removed = True
+                st = store.state()
+        if removed:
+            self._notify_removed(False)
+
+    def _rollup(self, kind: str, subject: str, seq: int) -> None:
+        if kind == "all":
+            n = self.store.purge("", seq, 0)
+        else:
+            n = self.store.purge(subject, seq, 0)
+        if n:
+            self._notify_removed(kind == "all")
+
+    def _notify_removed(self, purged: bool) -> None:
+        first = self.store.state().first_seq
+        for c in list(self.consumers.values()):
+            if purged:
+                c.on_purged(first)
+            else:
+                c.on_msgs_removed(first)
+
+    def _expire_dedupe(self, now: int) -> None:
+        window = self.config.duplicate_window
+        d = self._dedupe
+        while d:
+            k, (_, ts) = next(iter(d.items()))
+            if now - ts <= window:
+                break
+            d.popitem(last=False)
+
+    # ------------------------------------------------------------------ expiry (max_age, Nats-TTL)
+
+    def next_expiry(self) -> int:
+        """Unix ns at which the next message may expire, 0 when none will."""
+        best = 0
+        if self.config.max_age:
+            st = self.store.state()
+            if st.msgs:
+                best = st.first_ts + self.config.max_age
+        heap = self._ttl_heap
+        while heap and heap[0][1] and self.store.load_msg(heap[0][1]) is None:
+            heapq.heappop(heap)
+        if heap:
+            t = heap[0][0]
+            best = t if not best else min(best, t)
+        elif self.config.allow_msg_ttl and self._ttl_unknown:
+            # after a restart the store knows the TTLs and we do not: poll once a second
+            best = self.clock() + 1_000_000_000
+        return best
+
+    def expire(self, now: int) -> int:
+        """Remove every message past max_age or its Nats-TTL at `now`; returns how many."""
+        store = self.store
+        n = 0
+        for seq in store.expired(now, self.config.max_age):
+            if store.remove_msg(seq):
+                n += 1
+        heap = self._ttl_heap
+        while heap and heap[0][0] <= now:
+            heapq.heappop(heap)
+        if self._ttl_unknown and not store.state().msgs:
+            self._ttl_unknown = False
+        if n:
+            self._notify_removed(False)
+        return n
+
+    def _arm_expiry(self, now: int) -> None:
+        at = self.next_expiry()
+        if not at or (self._expiry_timer is not None and self._expiry_at <= at):
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        self._expiry_at = at
+        self._expiry_timer = loop.call_later(max(0.0, (at - now) / 1e9), self._on_expiry_timer)
+
+    def _on_expiry_timer(self) -> None:
+        self._expiry_timer = None
+        self._expiry_at = 0
+        if self.closed:
+            return
+        now = self.clock()
+        self.expire(now)
+        self._arm_expiry(now)
+
+    def start_timers(self, recovered: bool = False) -> None:
+        """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages)."""
+        if recovered and self.config.allow_msg_ttl and self.store.state().msgs:
+            self._ttl_unknown = True
+        if self.config.max_age or self._ttl_heap or self._ttl_unknown:
+            self._arm_expiry(self.clock())
+
+    # ------------------------------------------------------------------ consumers
+
+    def add_consumer(self, name: str, consumer: Any) -> None:
+        self.consumers[name] = consumer
+
+    def remove_consumer(self, name: str) -> None:
+        if self.consumers.pop(name, None) is None:
+            return
+        if self.config.retention == "interest":
+            self._drop_uninterested()
+
+    def _drop_uninterested(self) -> None:
+        store = self.store
+        seq = store.state().first_seq
+        removed = False
+        while True:
+            m = store.load_next_msg("", seq)
+            if m is None:
+                break
+            if not any(c.needs_ack(m.seq, m.subject) for c in self.consumers.values()):
+                store.remove_msg(m.seq)
+                removed = True
+            seq = m.seq + 1
+        if removed:
+            self._notify_removed(False)
+
+    def ack_msg(self, seq: int, consumer: Any) -> None:
+        """A consumer acked seq: interest and workqueue retention may now drop it."""
+        retention = self.config.retention
+        if retention == "limits":
+            return
+        if retention == "workqueue":
+            self.store.remove_msg(seq)
+            return
+        m = self.store.load_msg(seq)
+        if m is None:
+            return
+        for c in self.consumers.values():
+            if c is not consumer and c.needs_ack(seq, m.subject):
+                return
+        self.store.remove_msg(seq)
+
+    def max_consumers_reached(self) -> bool:
+        mc = self.config.max_consumers
+        return mc > 0 and len(self.consumers) >= mc
+
+    # ------------------------------------------------------------------ API operations
+
+    def info(self, deleted_details: bool = False, subjects_filter: str = "") -> dict[str, Any]:
+        st = self.store.state(deleted=deleted_details)
+        subjects: dict[str, int] | None = None
+        if subjects_filter:
+            subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
+        return {
+            "config": self.config.to_dict(),
+            "created": rfc3339nano(self.created),
+            "state": state_to_dict(st, len(self.consumers), subjects),
+            "ts": rfc3339nano(self.clock()),
+        }
+
+    def get_msg(self, seq: int = 0, last_by_subj: str = "", next_by_subj: str = "") -> StoredMsg | None:
+        store = self.store
+        if last_by_subj:
+            return store.load_last_msg(last_by_subj)
+        if next_by_subj:
+            return store.load_next_msg(next_by_subj, seq)
+        if seq:
+            return store.load_msg(seq)
+        return None
+
+    def delete_msg(self, seq: int, erase: bool = True) -> bool:
+        if self.config.sealed:
+            raise errors.stream_sealed()
+        if self.config.deny_delete:
+            raise errors.stream_msg_delete_failed(err="message delete not permitted")
+        ok = self.store.remove_msg(seq, erase=erase)
+        if ok:
+            self._notify_removed(False)
+        return ok
+
+    def purge(self, filter_subject: str = "", seq: int = 0, keep: int = 0) -> int:
+        if self.config.sealed:
+            raise errors.stream_sealed()
+        if self.config.deny_purge:
+            raise errors.stream_purge_failed(err="stream purge not permitted")
+        n = self.store.purge(filter_subject, seq, keep)
+        first = self.store.state().first_seq
+        for c in list(self.consumers.values()):
+            c.on_purged(first)
+        return n
+
+    def update_config(self, new: StreamConfig) -> None:
+        """Apply an already-validated config; resubscribe when the subjects changed."""
+        old = self.config
+        self.config = new
+        if old.subjects != new.subjects and self._subs:
+            self.unsubscribe()
+            self.subscribe()
+        if new.max_msgs != old.max_msgs or new.max_bytes != old.max_bytes or (
+            new.max_msgs_per_subject != old.max_msgs_per_subject
+        ):
+            self._enforce_all_limits()
+        if new.max_age != old.max_age and new.max_age:
+            self.expire(self.clock())
+            self._arm_expiry(self.clock())
+
+    def _enforce_all_limits(self) -> None:
+        cfg = self.config
+        store = self.store
+        removed = False
+        if cfg.max_msgs_per_subject > 0:
+            for subj, ss in store.subjects_state(">").items():
+                extra = ss.msgs - cfg.max_msgs_per_subject
+                if extra > 0:
+                    removed = store.purge(subj, 0, cfg.max_msgs_per_subject) > 0 or removed
+        if cfg.max_msgs > 0 or cfg.max_bytes > 0:
+            st = store.state()
+            while st.msgs and ((cfg.max_msgs > 0 and st.msgs > cfg.max_msgs) or (
+                cfg.max_bytes > 0 and st.bytes > cfg.max_bytes
+            )):
+                if not store.remove_msg(st.first_seq):
+                    break
+                removed = True
+                st = store.state()
+        if removed:
+            self._notify_removed(False)
+
+    def stop(self, delete: bool = False) -> None:
+        """Stop capturing, cancel timers, stop consumers, then close (or delete) the store."""
+        if self.closed:
+            return
+        # PubAcks already queued still get their commit before the store goes away
+        if self._outq:
+            self.flush()
+        self.closed = True
+        self.unsubscribe()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        for c in list(self.consumers.values()):
+            c.stop(delete=delete)
+        self.consumers.clear()
+        if delete:
+            self.store.delete()
+        else:
+            self.store.close()
+
+
+def matches_any(subjects: list[str], subject: str) -> bool:
+    return any(subject_matches(s, subject) for s in subjects)

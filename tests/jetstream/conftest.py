@@ -1,0 +1,173 @@
+"""A fake server implementing the JetStream seam (subscribe_internal/publish), a fake clock,
+and fixtures that start JetStream on memory stores, for driving the API without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pyjetstream.jetstream.manager import JetStream
+from pyjetstream.jetstream.store.memory import MemoryStore
+from pyjetstream.subjects import subject_matches
+
+
+@dataclass
+class FakeAccount:
+    name: str = "$G"
+    jetstream: Any = None
+
+
+@dataclass
+class FakeSub:
+    account: FakeAccount
+    subject: str
+    callback: Any
+    queue: str | None = None
+
+
+@dataclass
+class Delivered:
+    subject: str
+    reply: str
+    hdr: bytes | None
+    payload: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class JsOptions:
+    store_dir: str = ""
+    max_mem: int = -1
+    max_file: int = -1
+    sync_interval: float | None = None
+    enabled: bool = True
+
+
+@dataclass
+class AccountLimits:
+    max_mem: int = -1
+    max_file: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+
+
+class FakeClock:
+    def __init__(self, start: int = 1_764_000_000_000_000_000) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1_000_000_000)
+
+
+class FakeServer:
+    """Routes publishes to internal subscriptions; everything else lands in `outbox`
+    (what a client subscribed to that subject would receive)."""
+
+    def __init__(self) -> None:
+        self.global_account = FakeAccount("$G")
+        self.accounts: dict[str, FakeAccount] = {"$G": self.global_account}
+        self.subs: list[FakeSub] = []
+        self.outbox: list[Delivered] = []
+        self.listening: set[str] = set()  # subjects with "client" interest (advisories)
+        self._inbox = itertools.count(1)
+
+    def subscribe_internal(self, account: FakeAccount, subject: str, callback: Any, queue: str | None = None) -> FakeSub:
+        sub = FakeSub(account, subject, callback, queue)
+        self.subs.append(sub)
+        return sub
+
+    def unsubscribe_internal(self, sub: FakeSub) -> None:
+        self.subs.remove(sub)
+
+    def has_interest(self, account: FakeAccount, subject: str) -> bool:
+        return any(subject_matches(f, subject) for f in self.listening) or any(
+            s.account is account and subject_matches(s.subject, subject) for s in self.subs)
+
+    def publish(self, account: FakeAccount, subject: str, reply: str, hdr: bytes | None, payload: bytes,
+                client: Any = None) -> int:
+        n = 0
+        for sub in list(self.subs):
+            if sub.account is account and subject_matches(sub.subject, subject):
+                sub.callback(sub, client, subject, reply, hdr, payload)
+                n += 1
+        if n == 0 and reply and subject not in self.listening and not subject.startswith("_INBOX."):
+            # a requester with no responders gets the 503 status, as the core server does
+            self.outbox.append(Delivered(reply, "", b"NATS/1.0 503\r\n\r\n", b""))
+        elif subject.startswith("_INBOX.") or subject in self.listening or any(
+            subject_matches(f, subject) for f in self.listening
+        ):
+            self.outbox.append(Delivered(subject, reply, hdr, payload))
+        return n
+
+    # --- helpers for tests -------------------------------------------------------------------
+
+    def new_inbox(self) -> str:
+        return f"_INBOX.t.{next(self._inbox)}"
+
+    def replies(self, inbox: str) -> list[Delivered]:
+        return [d for d in self.outbox if d.subject == inbox]
+
+    async def request(self, subject: str, body: Any = b"", hdr: bytes | None = None,
+                      account: FakeAccount | None = None) -> Delivered:
+        out = await self.request_many(subject, body, hdr, account)
+        assert len(out) == 1, out
+        return out[0]
+
+    async def request_many(self, subject: str, body: Any = b"", hdr: bytes | None = None,
+                           account: FakeAccount | None = None) -> list[Delivered]:
+        if isinstance(body, dict | list):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        inbox = self.new_inbox()
+        self.publish(account or self.global_account, subject, inbox, hdr, body)
+        await settle()
+        return self.replies(inbox)
+
+    async def api(self, subject: str, body: Any = b"", account: FakeAccount | None = None) -> dict[str, Any]:
+        return (await self.request("$JS.API." + subject, body, account=account)).json()
+
+
+async def settle() -> None:
+    """Let call_soon callbacks (group commits) run; no wall-clock waiting."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+async def js(server: FakeServer, clock: FakeClock, tmp_path: Any) -> Any:
+    # file-storage streams use memory stores here: the API and stream logic are under test,
+    # the file backend has its own contract suite
+    def factory(cfg: Any, directory: str, js: Any) -> MemoryStore:
+        return MemoryStore(first_seq=max(cfg.first_seq, 1))
+
+    j = JetStream(server, JsOptions(store_dir=str(tmp_path)), store_factory=factory, clock=clock)
+    j.enable_account(server.global_account, AccountLimits())
+    await j.start()
+    yield j
+    await j.stop()
+
+
+def hdrs(**kv: str) -> bytes:
+    lines = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in kv.items())
+    return b"NATS/1.0\r\n" + lines.encode() + b"\r\n"
