@@ -443,6 +443,13 @@ class Consumer:
         elif not self.inactive_since:
             self.inactive_since = now
 
+    def did_not_deliver(self, sseq: int, now: int) -> None:
+        """Nobody received a delivery: a push consumer pauses, a pull one retries at once."""
+        if self.is_push:
+            self.set_interest(False, now)
+        elif sseq in self.pending and sseq not in self.rdq:
+            self.rdq[sseq] = None
+
     # ------------------------------------------------------------------ acks
     def on_ack(self, subject: str, reply: str, body: bytes, now: int) -> None:
         """An ack-subject message: $JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>."""

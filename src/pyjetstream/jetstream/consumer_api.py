@@ -1,0 +1,279 @@
+"""The consumer half of the JetStream API: create/update, info, delete, names, list, next.
+
+Owns the `$JS.API.CONSUMER.*` handlers (exported as HANDLERS for api.py's one table), the
+create rules that span the request subject, the body and the stream (nats-server's checks
+and err_codes, including the workqueue rules), opening each consumer's state store, consumer
+advisories, and recovering consumers when a stream is restored. Delivery is the runner's and
+the state machine's; response envelopes and error rendering are api.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+from typing import Any
+
+from pyjetstream.jetstream import advisories, errors
+from pyjetstream.jetstream.api import ApiRequest, Handler
+from pyjetstream.jetstream.consumer_config import (
+    ConsumerConfig,
+    ConsumerConfigError,
+    StreamView,
+    apply_defaults,
+    check_config,
+    check_update,
+    subjects_overlap,
+)
+from pyjetstream.jetstream.consumer_runner import ConsumerRunner
+from pyjetstream.jetstream.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+NAMES_LIMIT = 1024
+LIST_LIMIT = 256
+_NAME_ALPHABET = string.ascii_letters + string.digits
+_NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
+
+
+def _api_error(e: ConsumerConfigError) -> ApiError:
+    return ApiError(e.code, e.err_code, e.description)
+
+
+def _stream_view(stream: Any) -> StreamView:
+    cfg = stream.config
+    return StreamView(
+        name=stream.name,
+        subjects=list(cfg.subjects or []),
+        retention=cfg.retention,
+        num_replicas=max(1, int(getattr(cfg, "num_replicas", 1) or 1)),
+        has_external=bool(getattr(cfg, "mirror", None) or getattr(cfg, "sources", None)),
+    )
+
+
+def _ephemeral_name() -> str:
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(8))
+
+
+def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
+    """The consumer's state store: the stream store's own when it offers one (file streams),
+    otherwise memory (memory streams and mem_storage consumers do not survive restarts)."""
+    factory = getattr(stream.store, "consumer_store", None)
+    if factory is not None and not cfg.mem_storage:
+        return factory(name)
+    from pyjetstream.jetstream.store.memory import MemoryConsumerStore
+
+    return MemoryConsumerStore()
+
+
+def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
+    """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules."""
+    view = _stream_view(stream)
+    limits = getattr(stream.jsa, "limits", None)
+    mp_limit = int(getattr(limits, "max_ack_pending", 0) or 0) if limits is not None and not isinstance(
+        limits, dict) else 0
+    try:
+        apply_defaults(cfg, mp_limit)
+        check_config(cfg, view)
+    except ConsumerConfigError as e:
+        raise _api_error(e) from None
+    name = cfg.durable_name or cfg.name
+    existing = stream.consumers.get(name) if name else None
+    if existing is not None:
+        if action == "create":
+            if existing.config.to_json() == cfg.to_json():
+                return existing
+            raise errors.consumer_already_exists()
+        try:
+            check_update(existing.config, cfg)
+        except ConsumerConfigError as e:
+            raise _api_error(e) from None
+        if cfg.deliver_subject != existing.config.deliver_subject and existing.core.active and \
+                stream.jsa.server.has_interest(stream.jsa.account, existing.config.deliver_subject):
+            raise errors.consumer_name_exist()
+        existing.update_config(cfg)
+        return existing
+    if action == "update":
+        raise errors.consumer_does_not_exist()
+    mc = int(getattr(stream.config, "max_consumers", -1) or -1)
+    if mc > 0 and len(stream.consumers) >= mc:
+        raise errors.maximum_consumers_limit()
+    acct_mc = stream.jsa.limit("max_consumers") if hasattr(stream.jsa, "limit") else -1
+    if acct_mc > 0 and sum(len(s.consumers) for s in stream.jsa.streams.values()) >= acct_mc:
+        raise errors.maximum_consumers_limit()
+    if view.retention == "workqueue":
+        if cfg.ack_policy != "explicit":
+            raise errors.consumer_wq_requires_explicit_ack()
+        if stream.consumers:
+            if not cfg.filters:
+                raise errors.consumer_wq_multiple_unfiltered()
+            for other in stream.consumers.values():
+                ofs = other.config.filters
+                if not ofs or any(subjects_overlap(a, b) for a in cfg.filters for b in ofs):
+                    raise errors.consumer_wq_consumer_not_unique()
+        if cfg.deliver_policy != "all":
+            raise errors.consumer_wq_consumer_not_deliver_all()
+    if not name:
+        while True:
+            name = _ephemeral_name()
+            if name not in stream.consumers:
+                break
+        cfg.name = name
+    cstore = open_consumer_store(stream, name, cfg)
+    runner = ConsumerRunner(stream, name, cfg, cstore=cstore)
+    stream.add_consumer(name, runner)
+    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "create")
+    return runner
+
+
+def delete_consumer(stream: Any, name: str) -> None:
+    runner = stream.consumers.get(name)
+    if runner is None:
+        raise errors.consumer_not_found()
+    runner.stop(delete=True)
+    stream.remove_consumer(name)
+    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "delete")
+
+
+def recover_consumers(stream: Any) -> None:
+    """Bring back the consumers a restored stream's store remembers (called by the manager)."""
+    lister = getattr(stream.store, "consumer_names", None)
+    if lister is None:
+        return
+    for name in lister():
+        try:
+            cstore = stream.store.consumer_store(name)
+            raw, state = cstore.load()
+            if raw is None:
+                cstore.delete()
+                continue
+            cfg = ConsumerConfig.from_json(json.loads(raw))
+            created = int(cfg.extra.pop("_created", 0) or 0)
+            runner = ConsumerRunner(stream, name, cfg, cstore=cstore, state=state, created=created)
+            stream.add_consumer(name, runner)
+        except (ValueError, OSError, ConsumerConfigError) as e:
+            log.error("consumer %s > %s not recovered: %s", stream.name, name, e)
+
+
+# ------------------------------------------------------------------------------------ handlers
+
+
+def _body(req: ApiRequest) -> dict[str, Any]:
+    return req.json()
+
+
+def consumer_create(req: ApiRequest) -> dict[str, Any]:
+    t = req.tokens  # CONSUMER CREATE <stream> [<name> [<filter>...]] | CONSUMER DURABLE CREATE <stream> <durable>
+    legacy_durable = t[1] == "DURABLE"
+    if legacy_durable:
+        stream_name, subj_name, filt = t[3], t[4] if len(t) > 4 else "", ""
+    else:
+        stream_name = t[2]
+        subj_name = t[3] if len(t) > 3 else ""
+        filt = ".".join(t[4:]) if len(t) > 4 else ""
+    if not req.payload or not req.payload.strip():
+        raise errors.invalid_json()
+    d = _body(req)
+    if d.get("stream_name", "") != stream_name:
+        raise errors.stream_mismatch()
+    action = d.get("action", "") or ""
+    if action not in ("", "create", "update"):
+        raise errors.invalid_json()
+    if "config" not in d or d["config"] is None:
+        raise errors.consumer_config_required()
+    try:
+        cfg = ConsumerConfig.from_json(d["config"])
+    except ConsumerConfigError as e:
+        raise _api_error(e) from None
+    if subj_name and ("/" in subj_name or "\\" in subj_name):
+        raise errors.consumer_name_contains_path_separators()
+    if legacy_durable:
+        if not cfg.durable_name:
+            raise errors.consumer_durable_name_not_set()
+        if subj_name != cfg.durable_name:
+            raise errors.consumer_durable_name_not_match_subject()
+    elif subj_name:
+        if cfg.durable_name and cfg.durable_name != subj_name:
+            raise errors.consumer_durable_name_not_match_subject()
+        cfg.name = subj_name
+    elif cfg.durable_name:
+        raise errors.consumer_ephemeral_with_durable_name()
+    if filt:
+        if cfg.filter_subjects:
+            raise errors.consumer_multiple_filters_not_allowed()
+        if cfg.filter_subject != filt:
+            raise errors.consumer_create_filter_subject_mismatch()
+    if cfg.num_replicas > 1:
+        raise errors.stream_replicas_not_supported()
+    stream = req.stream(stream_name)
+    runner = add_consumer(stream, cfg, action)
+    return runner.info()
+
+
+def _consumer(req: ApiRequest) -> tuple[Any, Any]:
+    stream = req.stream(req.tokens[2])
+    runner = stream.consumers.get(req.tokens[3])
+    if runner is None:
+        raise errors.consumer_not_found()
+    return stream, runner
+
+
+def consumer_info(req: ApiRequest) -> dict[str, Any]:
+    _stream, runner = _consumer(req)
+    return runner.info()
+
+
+def consumer_delete(req: ApiRequest) -> dict[str, Any]:
+    stream = req.stream(req.tokens[2])
+    delete_consumer(stream, req.tokens[3])
+    return {"success": True}
+
+
+def _offset(req: ApiRequest) -> int:
+    d = _body(req)
+    off = d.get("offset", 0) or 0
+    if isinstance(off, bool) or not isinstance(off, int):
+        raise errors.invalid_json()
+    return max(0, off)
+
+
+def consumer_names(req: ApiRequest) -> dict[str, Any]:
+    offset = _offset(req)
+    stream = req.stream(req.tokens[2])
+    names = sorted(stream.consumers)
+    return {"total": len(names), "offset": offset, "limit": NAMES_LIMIT,
+            "consumers": names[offset:offset + NAMES_LIMIT]}
+
+
+def consumer_list(req: ApiRequest) -> dict[str, Any]:
+    offset = _offset(req)
+    stream = req.stream(req.tokens[2])
+    names = sorted(stream.consumers)
+    infos = [stream.consumers[n].info() for n in names[offset:offset + LIST_LIMIT]]
+    return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "consumers": infos}
+
+
+def consumer_msg_next(req: ApiRequest) -> None:
+    """Pull request: the consumer answers the request's reply subject itself, later."""
+    if not req.reply:
+        return None
+    stream = req.jsa.streams.get(req.tokens[3])  # CONSUMER MSG NEXT <stream> <consumer>
+    runner = stream.consumers.get(req.tokens[4]) if stream is not None else None
+    if runner is None:
+        # nats-server has no subscriber for this subject then: the requester sees no responders
+        req.respond(b"", _NO_RESPONDERS)
+        return None
+    runner.on_pull_request(req.reply, req.payload)
+    return None
+
+
+HANDLERS: dict[str, Handler] = {
+    "CONSUMER.CREATE": consumer_create,
+    "CONSUMER.DURABLE.CREATE": consumer_create,
+    "CONSUMER.INFO": consumer_info,
+    "CONSUMER.DELETE": consumer_delete,
+    "CONSUMER.NAMES": consumer_names,
+    "CONSUMER.LIST": consumer_list,
+    "CONSUMER.MSG.NEXT": consumer_msg_next,
+}

@@ -1,0 +1,281 @@
+"""The asyncio shell around one consumer state machine.
+
+Owns the consumer's wiring to the world: its ack and flow-control subscriptions, ONE timer
+re-armed to the state machine's earliest deadline, coalesced wake-ups (every event marks the
+consumer runnable; one call_soon drains them), publishing what the machine emits, telling the
+stream about acks (interest/workqueue retention), persisting state through the ConsumerStore,
+and self-deletion after the inactivity threshold. It holds no delivery state of its own: that
+lives in consumer.Consumer, and messages are read only through the stream's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyjetstream.jetstream import advisories
+from pyjetstream.jetstream.consumer import Consumer
+from pyjetstream.jetstream.consumer_config import ConsumerConfig, format_rfc3339_ns
+
+log = logging.getLogger(__name__)
+
+BATCH = 256  # deliveries per wake-up before yielding to the loop
+INTEREST_RECHECK_NS = 250_000_000  # a paused push consumer looks for a subscriber this often
+
+
+class Clock:
+    """Monotonic ns for deadlines (the loop's clock) and wall ns for timestamps."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def now(self) -> int:
+        return int(self.loop.time() * 1e9)
+
+    def wall(self) -> int:
+        return time.time_ns()
+
+
+class ConsumerRunner:
+    """A live consumer attached to its stream. The stream calls the on_* hooks."""
+
+    def __init__(
+        self,
+        stream: Any,
+        name: str,
+        config: ConsumerConfig,
+        *,
+        cstore: Any = None,
+        created: int = 0,
+        state: Any = None,
+        clock: Clock | None = None,
+        on_deleted: Callable[[ConsumerRunner], None] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.name = name
+        self.jsa = stream.jsa
+        self.server = self.jsa.server
+        self.account = self.jsa.account
+        self.loop = asyncio.get_running_loop()
+        self.clock = clock or Clock(self.loop)
+        self.cstore = cstore
+        self.created = created or time.time_ns()
+        self.on_deleted = on_deleted
+        now = self.clock.now()
+        self.core = Consumer(
+            stream.name, name, config, stream.store, now,
+            wall_offset=self.clock.wall() - now,
+            retention=stream.config.retention,
+            stream_subjects=list(stream.config.subjects or []),
+            has_interest=self._has_interest,
+            state=state,
+        )
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0
+        self._subs: list[Any] = []
+        self.closed = False
+        prefix = f"{stream.name}.{name}"
+        self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_msg))
+        if config.flow_control:
+            self._subs.append(self.server.subscribe_internal(self.account, f"$JS.FC.{prefix}.>", self._on_fc_msg))
+        if config.deliver_subject:
+            self.core.set_interest(self._has_interest(config.deliver_subject), now)
+        if cstore is not None:
+            cstore.update_config(json.dumps(config.to_json()).encode())
+        self._persist()
+        self.kick()
+
+    # ------------------------------------------------------------------ seam for the stream
+    @property
+    def config(self) -> ConsumerConfig:
+        return self.core.cfg
+
+    def matches(self, subject: str) -> bool:
+        return self.core.matches(subject)
+
+    def on_new_msg(self, seq: int, subject: str) -> None:
+        core = self.core
+        core.on_new_msg(seq, subject, 0)
+        # Nothing to do for a pull consumer nobody waits on, or a push consumer nobody hears.
+        if core.waiting if not core.is_push else core.active:
+            self.kick()
+
+    def on_msgs_removed(self, first_seq: int) -> None:
+        self.core.on_msgs_removed(first_seq, self.clock.now())
+        self.kick()
+
+    def on_purged(self, first_seq: int) -> None:
+        self.core.on_purged(first_seq, self.clock.now())
+        self.kick()
+
+    def needs_ack(self, seq: int, subject: str) -> bool:
+        return self.core.needs_ack(seq, subject)
+
+    def info(self) -> dict[str, Any]:
+        now = self.clock.now()
+        out: dict[str, Any] = {
+            "stream_name": self.stream.name,
+            "name": self.name,
+            "created": format_rfc3339_ns(self.created),
+            "config": self.core.cfg.to_json(),
+        }
+        out.update(self.core.info_state(now))
+        out["ts"] = format_rfc3339_ns(self.clock.wall())
+        self._flush()
+        return out
+
+    def stop(self, delete: bool = False) -> None:
+        """Stop for good: unsubscribe, cancel the timer, close or delete the state store."""
+        if self.closed:
+            return
+        self.core.stop(delete, self.clock.now())
+        self._flush()
+        self.closed = True
+        for sub in self._subs:
+            self.server.unsubscribe_internal(sub)
+        self._subs = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.cstore is not None:
+            if delete:
+                self.cstore.delete()
+            else:
+                self._persist()
+                self.cstore.close()
+
+    # ------------------------------------------------------------------ inbound
+    def on_pull_request(self, reply: str, payload: bytes) -> None:
+        if self.closed:
+            return
+        self.core.on_pull_request(reply, payload, self.clock.now())
+        self.kick()
+
+    def update_config(self, cfg: ConsumerConfig) -> None:
+        old = self.core.cfg
+        self.core.update_config(cfg, self.clock.now())
+        if cfg.flow_control and not old.flow_control:
+            self._subs.append(self.server.subscribe_internal(
+                self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg))
+        if cfg.deliver_subject:
+            self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
+        if self.cstore is not None:
+            self.cstore.update_config(json.dumps(cfg.to_json()).encode())
+        self.kick()
+
+    def _on_ack_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+        if self.closed:
+            return
+        self.core.on_ack(subject, reply, payload, self.clock.now())
+        self.kick()
+
+    def _on_fc_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+        if self.closed:
+            return
+        self.core.on_flow_control_reply(subject, self.clock.now())
+        self.kick()
+
+    def _has_interest(self, subject: str) -> bool:
+        return self.server.has_interest(self.account, subject)
+
+    # ------------------------------------------------------------------ the run loop
+    def kick(self) -> None:
+        """Mark runnable; many events in one loop iteration share one run."""
+        if not self._scheduled and not self.closed:
+            self._scheduled = True
+            self.loop.call_soon(self._run)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = 0
+        self._run()
+
+    def _run(self) -> None:
+        self._scheduled = False
+        if self.closed:
+            return
+        try:
+            core = self.core
+            now = self.clock.now()
+            if core.is_push and not core.active and self._has_interest(core.cfg.deliver_subject):
+                core.set_interest(True, now)
+            n = core.poll(now, BATCH)
+            self._flush()
+            self._persist()
+            if core.delete_requested:
+                self._delete_inactive()
+                return
+            if n >= BATCH:
+                self.kick()
+            self._arm(now)
+        except Exception:  # noqa: BLE001 - the consumer task boundary: log, keep the server alive
+            log.exception("consumer %s > %s failed", self.stream.name, self.name)
+
+    def _arm(self, now: int) -> None:
+        core = self.core
+        at = core.next_deadline()
+        if core.is_push and not core.active:
+            recheck = now + INTEREST_RECHECK_NS
+            at = recheck if at is None else min(at, recheck)
+        if at is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_at = 0
+            return
+        if self._timer is not None and self._timer_at == at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self.loop.call_at(at / 1e9, self._on_timer)
+
+    def _flush(self) -> None:
+        """Publish what the state machine emitted, in order."""
+        core = self.core
+        out, adv, acks = core.take_outputs()
+        if out:
+            publish = self.server.publish
+            account = self.account
+            now = 0
+            for subject, reply, hdr, payload in out:
+                n = publish(account, subject, reply, hdr, payload)
+                if n == 0 and reply.startswith("$JS.ACK."):
+                    if not now:
+                        now = self.clock.now()
+                    core.did_not_deliver(int(reply.split(".")[5]), now)
+            # a failed delivery may have queued a redelivery or status
+            if core.outbox:
+                self.kick()
+        for subject, doc in adv:
+            self._advisory(subject, doc)
+        if acks:
+            ack_msg = self.stream.ack_msg
+            for seq in acks:
+                ack_msg(seq, self)
+
+    def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
+        if not self.server.has_interest(self.account, subject):
+            return
+        body = {"type": doc["type"], "id": advisories.new_id(), "timestamp": format_rfc3339_ns(self.clock.wall())}
+        body.update((k, v) for k, v in doc.items() if k != "type")
+        self.server.publish(self.account, subject, "", None, json.dumps(body, separators=(",", ":")).encode())
+
+    def _persist(self) -> None:
+        core = self.core
+        if core.dirty and self.cstore is not None:
+            self.cstore.update(core.snapshot())
+        core.dirty = False
+
+    def _delete_inactive(self) -> None:
+        log.debug("consumer %s > %s inactive: deleting", self.stream.name, self.name)
+        self.stop(delete=True)
+        self.stream.remove_consumer(self.name)
+        advisories.consumer_action(self.server, self.account, self.stream.name, self.name, "delete")
+        if self.on_deleted is not None:
+            self.on_deleted(self)
