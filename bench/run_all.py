@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: the same jsbench phases against nats-server and pyjetstream in one run.
+
+Owns the comparison only: which server command, which durability setting, how many rounds,
+and the ratio table. The client-side measurement is the team harness (jsbench.py, found at
+../shared/bench or $JSBENCH), which reads each server's CPU time from /proc. Rounds alternate
+reference and ours so machine noise hits both; the median of the rounds is reported.
+
+  .venv/bin/python bench/run_all.py                      # all suites, 1 round
+  .venv/bin/python bench/run_all.py --suite core --rounds 3 --msgs 100000
+Results: one JSON line per (suite, server, round, phase) in bench/results/latest.jsonl, and a
+markdown table on stdout with ratios ours/reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+JSBENCH = Path(os.environ.get("JSBENCH", ROOT.parent / "shared" / "bench" / "jsbench.py"))
+NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
+OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
+if not Path(OURS[0]).exists():
+    OURS = [PY, "-m", "pyjetstream", "server"]
+
+JS_PHASES = "js_pub_sync,js_pub_async,js_push_consume,js_pull_consume,js_redelivery"
+# suite -> (phases, reference jetstream config, our jetstream config). Durability is equal on
+# both sides within a suite: "durable" fsyncs before acking on both, "default" compares the
+# reference's default (periodic sync) with ours set to the same periodic sync.
+SUITES: dict[str, tuple[str, str | None, str | None]] = {
+    "core": ("core_pub", None, None),
+    "core_req": ("core_req", None, None),
+    "js_durable": (JS_PHASES, "sync_interval: always", None),
+    "js_default": (JS_PHASES, None, "sync_interval: \"2m\""),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:
+    end = time.time() + limit
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not listen in time")
+
+
+def rss_kb(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":", 1)
+                out[k.lower() + "_kb"] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int) -> list[dict]:
+    store = tempfile.mkdtemp(prefix="bench-store-")
+    port = free_port()
+    args = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+    if js_conf:
+        conf = Path(store) / "server.conf"
+        conf.write_text(f"jetstream {{\n  store_dir: \"{store}\"\n  {js_conf}\n}}\n")
+        args += ["-c", str(conf)]
+    cmd = ([NATS_SERVER] if kind == "ref" else OURS) + args
+    log = open(Path(store).with_suffix(".log"), "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    rows: list[dict] = []
+    try:
+        wait_port(port, proc)
+        out = subprocess.run([PY, str(JSBENCH), "--url", f"nats://127.0.0.1:{port}", "--server-pid",
+                              str(proc.pid), "--msgs", str(msgs), "--size", str(size), "--phases", phases],
+                             capture_output=True, text=True, timeout=900)
+        for line in out.stdout.splitlines():
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+        rows.append({"phase": "server_mem", **rss_kb(proc.pid)})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(store, ignore_errors=True)
+    return rows
+
+
+def median(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return statistics.median(vals) if vals else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="append", choices=sorted(SUITES), help="suites to run (default all)")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--msgs", type=int, default=50000)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.jsonl"))
+    a = ap.parse_args()
+    if not JSBENCH.exists():
+        sys.exit(f"jsbench.py not found at {JSBENCH}; set JSBENCH")
+    suites = a.suite or list(SUITES)
+    results: list[dict] = []
+    for suite in suites:
+        phases, ref_conf, our_conf = SUITES[suite]
+        for rnd in range(a.rounds):
+            for kind, conf in (("ref", ref_conf), ("ours", our_conf)):
+                for row in run_one(kind, conf, phases, a.msgs, a.size):
+                    row.update(suite=suite, server=kind, round=rnd)
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "w") as f:
+        for row in results:
+            f.write(json.dumps(row) + "\n")
+    print(f"\nnats-server: {NATS_SERVER}; msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
+    print("| suite | phase | ref msgs/s | ours msgs/s | ratio | ref µs/msg | ours µs/msg | cpu ratio | ref p50/p99 ms | ours p50/p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for suite in suites:
+        phases = [p for p in SUITES[suite][0].split(",")]
+        for ph in phases:
+            ref = [r for r in results if r["suite"] == suite and r["server"] == "ref" and r["phase"] == ph]
+            ours = [r for r in results if r["suite"] == suite and r["server"] == "ours" and r["phase"] == ph]
+            rm, om = median(ref, "msgs_per_s"), median(ours, "msgs_per_s")
+            rc, oc = median(ref, "server_cpu_us_per_msg"), median(ours, "server_cpu_us_per_msg")
+            err = "; ".join(str(r["error"])[:60] for r in ref + ours if "error" in r)
+
+            def fmt(v: float | None, d: int = 0) -> str:
+                return "n/a" if v is None else f"{v:,.{d}f}"
+
+            def lat(rows: list[dict]) -> str:
+                p50, p99 = median(rows, "p50_ms"), median(rows, "p99_ms")
+                return "" if p50 is None else f"{p50:.3f} / {p99:.3f}"
+
+            ratio = f"{om / rm:.2f}x" if rm and om else "n/a"
+            cratio = f"{oc / rc:.1f}x" if rc and oc else "n/a"
+            print(f"| {suite} | {ph} | {fmt(rm)} | {fmt(om)} | {ratio} | {fmt(rc, 2)} | {fmt(oc, 2)} | {cratio} "
+                  f"| {lat(ref)} | {lat(ours)} |" + (f" error: {err}" if err else ""))
+        for kind in ("ref", "ours"):
+            mem = [r for r in results if r["suite"] == suite and r["server"] == kind and r["phase"] == "server_mem"]
+            if mem:
+                print(f"|  {suite} | RSS {kind} | {fmt(median(mem, 'vmrss_kb'))} KiB, peak {fmt(median(mem, 'vmhwm_kb'))} KiB |||||||||")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
