@@ -9,7 +9,8 @@ decoding is api.py's; message bytes on disk are the store's.
 On-disk layout (file storage only; memory streams do not survive a restart, as in
 nats-server): `<store_dir>/jetstream/<account>/streams/<stream>/` holds `meta.json`
 ({"config": StreamConfig JSON, "created": ns}) written by this module, atomically (temp
-file, fsync, rename), and whatever the file store keeps beside it.
+file, fsync, rename), and `msgs/`, the file store's directory (see store/file.py). The
+config is tiny and changes only on API calls, so it stays here rather than in the store.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> A
         from pyjetstream.jetstream.store.memory import MemoryStore
 
         return MemoryStore(first_seq=first)
-    from pyjetstream.jetstream.store import file as file_store
+    from pyjetstream.jetstream.store.file import FileStore
 
-    return file_store.FileStore(directory, first_seq=first, sync_interval=js.sync_interval)
+    interval = js.sync_interval
+    return FileStore(os.path.join(directory, "msgs"), sync_always=not interval, sync_interval_s=interval or None,
+                     first_seq=first)
 
 
 class JsAccount:
