@@ -1,0 +1,129 @@
+"""nats-py's JetStream client against a real server process: ours, and nats-server for parity.
+
+The same assertions run on both, so a test that passes on nats-server and fails on ours is
+a wire-compatibility bug in ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+
+from .procs import NATS_SERVER, ServerProc, own_server_available
+
+KINDS = [
+    pytest.param("pyjetstream", marks=pytest.mark.skipif(not own_server_available(), reason="no server yet")),
+    pytest.param("nats-server", marks=pytest.mark.skipif(not __import__("os").path.exists(NATS_SERVER),
+                                                         reason="nats-server not installed")),
+]
+
+
+@pytest.fixture(params=KINDS)
+async def nc(request: Any, tmp_path: Any) -> Any:
+    proc = ServerProc(request.param, str(tmp_path / "store")).start()
+    client = await nats.connect(proc.url)
+    yield client
+    await client.close()
+    proc.stop()
+
+
+async def test_add_stream_publish_get_purge_delete(nc: Any) -> None:
+    js = nc.jetstream()
+    si = await js.add_stream(name="ORDERS", subjects=["orders.*"])
+    assert si.config.name == "ORDERS" and si.config.subjects == ["orders.*"]
+    assert si.config.retention == RetentionPolicy.LIMITS and si.config.storage == StorageType.FILE
+    assert si.config.duplicate_window == 120.0 and si.config.max_msgs == -1
+    acks = [await js.publish(f"orders.{i % 2}", b"msg %d" % i) for i in range(4)]
+    assert [a.seq for a in acks] == [1, 2, 3, 4] and {a.stream for a in acks} == {"ORDERS"}
+    m = await js.get_msg("ORDERS", 2)
+    assert (m.subject, m.seq, m.data) == ("orders.1", 2, b"msg 1")
+    last = await js.get_last_msg("ORDERS", "orders.0")
+    assert last.seq == 3
+    info = await js.stream_info("ORDERS")
+    assert info.state.messages == 4 and info.state.last_seq == 4
+    assert await js.delete_msg("ORDERS", 1)
+    assert await js.purge_stream("ORDERS", subject="orders.1")
+    info = await js.stream_info("ORDERS")
+    assert info.state.messages == 1
+    assert await js.delete_stream("ORDERS")
+    with pytest.raises(NotFoundError):
+        await js.stream_info("ORDERS")
+
+
+async def test_publish_without_stream_is_no_responders(nc: Any) -> None:
+    js = nc.jetstream()
+    with pytest.raises(NoStreamResponseError):
+        await js.publish("nowhere.x", b"x", timeout=2)
+
+
+async def test_dedupe_and_expectations(nc: Any) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="S", subjects=["s.>"])
+    a = await js.publish("s.a", b"1", headers={"Nats-Msg-Id": "x"})
+    b = await js.publish("s.a", b"1", headers={"Nats-Msg-Id": "x"})
+    assert (a.seq, b.seq, b.duplicate) == (1, 1, True)
+    with pytest.raises(APIError) as e:
+        await js.publish("s.a", b"2", headers={"Nats-Expected-Last-Sequence": "7"})
+    assert e.value.err_code == 10071
+    with pytest.raises(APIError) as e:
+        await js.publish("s.a", b"2", stream="OTHER")
+    assert e.value.err_code == 10060
+
+
+async def test_stream_errors_map_to_client_errors(nc: Any) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="A", subjects=["a.>"])
+    with pytest.raises(BadRequestError) as e:
+        await js.add_stream(name="B", subjects=["a.b"])
+    assert e.value.err_code == 10065
+    with pytest.raises(BadRequestError) as e:
+        await js.add_stream(name="A", subjects=["a.>"], max_msgs=3)
+    assert e.value.err_code == 10058
+    with pytest.raises(APIError) as e:
+        await js.update_stream(StreamConfig(name="A", subjects=["a.>"], storage=StorageType.MEMORY))
+    assert e.value.err_code == 10052
+
+
+async def test_limits_discard_new(nc: Any) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="L", subjects=["l"], max_msgs=2, discard=DiscardPolicy.NEW)
+    await js.publish("l", b"1")
+    await js.publish("l", b"2")
+    with pytest.raises(APIError) as e:
+        await js.publish("l", b"3")
+    assert e.value.err_code == 10077 and e.value.description == "maximum messages exceeded"
+
+
+async def test_key_value_basics(nc: Any) -> None:
+    js = nc.jetstream()
+    kv = await js.create_key_value(bucket="cfg", history=2)
+    r1 = await kv.put("k", b"v1")
+    r2 = await kv.put("k", b"v2")
+    assert (r1, r2) == (1, 2)
+    e = await kv.get("k")
+    assert (e.value, e.revision) == (b"v2", 2)
+    await kv.create("new", b"n")
+    with pytest.raises(Exception):  # noqa: B017 - nats-py raises KeyWrongLastSequenceError here
+        await kv.create("new", b"again")
+    await kv.update("new", b"n2", last=3)
+    assert (await kv.get("new")).value == b"n2"
+    status = await kv.status()
+    assert status.bucket == "cfg"
+
+
+async def test_many_async_publishes_all_acked_in_order(nc: Any) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="F", subjects=["f"])
+    futs = [await js.publish_async("f", b"%d" % i) for i in range(300)] if hasattr(js, "publish_async") else None
+    if futs is not None:
+        acks = await asyncio.gather(*futs)
+    else:
+        acks = await asyncio.gather(*[js.publish("f", b"%d" % i) for i in range(300)])
+    assert sorted(a.seq for a in acks) == list(range(1, 301))
+    m = await js.get_msg("F", 300)
+    assert m.seq == 300
