@@ -1,0 +1,467 @@
+"""Backend-independent stream-store logic: accounting, per-subject bookkeeping and queries.
+
+Owns what both backends must agree on: first/last sequence rules, message and byte counts, the
+per-subject (count, first, last) table with lazily repaired first/last, filtered loads, purge and
+compact semantics (nats-server's PurgeEx/Compact), TTL and max-age expiry. A backend supplies only
+a handful of primitives (liveness, reading one message or its metadata, ordered metadata scans)
+and the persistence hooks. Must not do IO itself and must not know how a backend stores records.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+
+from pyjetstream.jetstream.store._match import is_all, is_literal, matcher
+from pyjetstream.jetstream.store.base import (
+    ErrStoreClosed,
+    LostData,
+    SimpleState,
+    StoredMsg,
+    StoreError,
+    StreamState,
+)
+
+# Above this many distinct subjects, wildcard queries scan records instead of first consulting
+# the subject table (iterating a huge table per query would cost more than the scan saves).
+_SUBJECT_TABLE_LIMIT = 4096
+# How many live messages a wildcard load probes before using the subject table to jump ahead.
+_PROBE = 32
+
+# A per-subject entry is [count, first, last]. A first/last <= 0 means "stale": the message that
+# held it was removed and the true value is > -first (resp. < -last); it is found again by a scan
+# only when someone asks, as nats-server does, so removals stay O(1).
+Meta = tuple[int, str, int, int, int]  # seq, subject, size, ts, ttl_ns
+
+
+class StoreCore:
+    """Shared state and algorithms. Subclasses implement the `_b_*` primitives."""
+
+    def __init__(self, first_seq: int = 1) -> None:
+        if first_seq < 1:
+            first_seq = 1
+        self._subj: dict[str, list[int]] = {}
+        self._first = first_seq
+        self._last = first_seq - 1
+        self._last_ts = 0
+        self._msgs = 0
+        self._bytes = 0
+        self._ttl_heap: list[tuple[int, int]] = []  # (deadline ns, seq); stale entries skipped lazily
+        self._lost: LostData | None = None
+        self._closed = False
+        self._remove_cbs: list[Callable[[int, str], None]] = []
+
+    # ---- primitives a backend provides -------------------------------------------------------
+
+    def _b_live(self, seq: int) -> bool:
+        raise NotImplementedError
+
+    def _b_get(self, seq: int) -> StoredMsg | None:
+        raise NotImplementedError
+
+    def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
+        """Live messages with start <= seq <= end, ascending."""
+        raise NotImplementedError
+
+    def _b_iter_rev(self, end: int, start: int) -> Iterator[Meta]:
+        """Live messages with start <= seq <= end, descending."""
+        raise NotImplementedError
+
+    def _b_next_live(self, seq: int, end: int) -> int:
+        """Smallest live seq in [seq, end], or 0."""
+        raise NotImplementedError
+
+    def _b_prev_live(self, seq: int, start: int) -> int:
+        """Largest live seq in [start, seq], or 0."""
+        raise NotImplementedError
+
+    def _b_count_live(self, start: int, end: int) -> int:
+        raise NotImplementedError
+
+    def _b_deleted(self) -> list[int]:
+        """Interior gaps between first and last, ascending."""
+        raise NotImplementedError
+
+    # ---- accounting used by the public mutators and by recovery ------------------------------
+
+    def _acct_add(self, seq: int, subject: str, size: int, ts: int, ttl: int) -> None:
+        if self._msgs == 0:
+            self._first = seq
+        self._msgs += 1
+        self._bytes += size
+        if seq > self._last:
+            self._last = seq
+            self._last_ts = ts
+        ss = self._subj.get(subject)
+        if ss is None:
+            self._subj[subject] = [1, seq, seq]
+        else:
+            ss[0] += 1
+            ss[2] = seq
+        if ttl > 0:
+            heapq.heappush(self._ttl_heap, (ts + ttl, seq))
+
+    def _acct_remove(self, seq: int, subject: str, size: int) -> None:
+        self._msgs -= 1
+        self._bytes -= size
+        ss = self._subj.get(subject)
+        if ss is not None:
+            ss[0] -= 1
+            if ss[0] <= 0:
+                del self._subj[subject]
+            else:
+                if ss[1] == seq:
+                    ss[1] = -seq
+                if ss[2] == seq:
+                    ss[2] = -seq
+        if self._msgs == 0:
+            self._first = self._last + 1
+            self._ttl_heap.clear()
+        elif seq == self._first:
+            self._first = self._b_next_live(seq + 1, self._last) or self._last + 1
+
+    def _acct_compact(self, floor: int) -> int:
+        """Forget every message below floor (state only); returns how many were live."""
+        if floor > self._last + 1:
+            self._last = floor - 1
+        if floor <= self._first:
+            if self._msgs == 0:
+                self._first = max(self._first, floor)
+            return 0
+        removed = 0
+        if self._msgs == 0 or floor > self._last:
+            removed = self._msgs
+            self._subj.clear()
+            self._ttl_heap.clear()
+            self._msgs = 0
+            self._bytes = 0
+            self._first = self._last + 1
+            return removed
+        gone = list(self._b_iter(self._first, floor - 1))
+        subj = self._subj
+        for seq, subject, size, _ts, _ttl in gone:
+            self._msgs -= 1
+            self._bytes -= size
+            ss = subj.get(subject)
+            if ss is not None:
+                ss[0] -= 1
+                if ss[0] <= 0:
+                    del subj[subject]
+                else:
+                    if ss[1] == seq or ss[1] <= 0:
+                        ss[1] = -(floor - 1)
+                    if ss[2] == seq:
+                        ss[2] = -seq
+        removed = len(gone)
+        if self._msgs == 0:
+            self._first = self._last + 1
+        else:
+            self._first = self._b_next_live(floor, self._last) or self._last + 1
+        return removed
+
+    def _subject_info(self, subject: str) -> list[int] | None:
+        """The per-subject entry with first/last repaired (scanning only when stale)."""
+        ss = self._subj.get(subject)
+        if ss is None or (ss[1] > 0 and ss[2] > 0):
+            return ss
+        if ss[0] == 1:
+            if ss[1] > 0:
+                ss[2] = ss[1]
+                return ss
+            if ss[2] > 0:
+                ss[1] = ss[2]
+                return ss
+        if ss[1] <= 0:
+            lo = max(-ss[1] + 1, self._first)
+            hi = ss[2] if ss[2] > 0 else self._last
+            for seq, s, _sz, _ts, _ttl in self._b_iter(lo, hi):
+                if s == subject:
+                    ss[1] = seq
+                    break
+        if ss[2] <= 0:
+            hi = min(-ss[2] - 1, self._last)
+            for seq, s, _sz, _ts, _ttl in self._b_iter_rev(hi, max(ss[1], self._first)):
+                if s == subject:
+                    ss[2] = seq
+                    break
+        return ss
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
+
+    def _skip_check(self, seq: int, num: int) -> None:
+        self._check_open()
+        if seq != self._last + 1:
+            raise StoreError(f"skip sequence mismatch: expected {self._last + 1}, got {seq}")
+        if num < 1:
+            raise StoreError("skip count must be positive")
+
+    def _acct_skip(self, new_last: int) -> None:
+        if new_last > self._last:
+            self._last = new_last
+            if self._msgs == 0:
+                self._first = new_last + 1
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def load_msg(self, seq: int) -> StoredMsg | None:
+        self._check_open()
+        if seq < self._first or seq > self._last:
+            return None
+        return self._b_get(seq)
+
+    def load_next_msg(self, filter_subject: str, start: int) -> StoredMsg | None:
+        self._check_open()
+        seq = self._next_match(filter_subject, start)
+        return self._b_get(seq) if seq else None
+
+    def _next_match(self, filter_subject: str, start: int) -> int:
+        if start < self._first:
+            start = self._first
+        last = self._last
+        if self._msgs == 0 or start > last:
+            return 0
+        if is_all(filter_subject):
+            return self._b_next_live(start, last)
+        if is_literal(filter_subject):
+            ss = self._subject_info(filter_subject)
+            if ss is None or ss[2] < start:
+                return 0
+            if ss[1] >= start:
+                return ss[1]
+            for seq, s, _sz, _ts, _ttl in self._b_iter(start, ss[2]):
+                if s == filter_subject:
+                    return seq
+            return 0
+        match = matcher(filter_subject)
+        # Consumers mostly read forward through messages that match; a short probe finds those
+        # without touching the subject table.
+        probed = 0
+        hi = last
+        for seq, s, _sz, _ts, _ttl in self._b_iter(start, last):
+            if match(s):
+                return seq
+            probed += 1
+            if probed >= _PROBE:
+                start = seq + 1
+                break
+        else:
+            return 0
+        names: set[str] | None = None
+        if len(self._subj) <= _SUBJECT_TABLE_LIMIT:
+            names = set()
+            best = 0
+            hi = 0
+            for name in list(self._subj):
+                if not match(name):
+                    continue
+                ss = self._subject_info(name)
+                if ss is None or ss[2] < start:
+                    continue
+                hi = max(hi, ss[2])
+                if ss[1] >= start:
+                    best = ss[1] if best == 0 else min(best, ss[1])
+                else:
+                    names.add(name)
+            if not names:
+                return best
+            if best:
+                hi = best
+        for seq, s, _sz, _ts, _ttl in self._b_iter(start, hi):
+            if (s in names) if names is not None else match(s):
+                return seq
+        return 0
+
+    def load_last_msg(self, filter_subject: str) -> StoredMsg | None:
+        self._check_open()
+        if self._msgs == 0:
+            return None
+        if is_all(filter_subject):
+            seq = self._b_prev_live(self._last, self._first)
+            return self._b_get(seq) if seq else None
+        if is_literal(filter_subject):
+            ss = self._subject_info(filter_subject)
+            return self._b_get(ss[2]) if ss else None
+        match = matcher(filter_subject)
+        if len(self._subj) <= _SUBJECT_TABLE_LIMIT:
+            best = 0
+            for name in list(self._subj):
+                if match(name):
+                    ss = self._subject_info(name)
+                    if ss is not None and ss[2] > best:
+                        best = ss[2]
+            return self._b_get(best) if best else None
+        for seq, s, _sz, _ts, _ttl in self._b_iter_rev(self._last, self._first):
+            if match(s):
+                return self._b_get(seq)
+        return None
+
+    def load_prev_msg(self, seq: int) -> StoredMsg | None:
+        """The message at seq, or the closest one below it."""
+        self._check_open()
+        if self._msgs == 0 or seq < self._first:
+            return None
+        s = self._b_prev_live(min(seq, self._last), self._first)
+        return self._b_get(s) if s else None
+
+    def state(self, deleted: bool = False) -> StreamState:
+        self._check_open()
+        st = StreamState(
+            msgs=self._msgs,
+            bytes=self._bytes,
+            first_seq=self._first,
+            last_seq=self._last,
+            last_ts=self._last_ts,
+            num_subjects=len(self._subj),
+        )
+        if self._msgs:
+            m = self._b_get(self._first)
+            st.first_ts = m.ts if m is not None else 0
+            st.num_deleted = self._last - self._first + 1 - self._msgs
+        if deleted and st.num_deleted:
+            st.deleted = self._b_deleted()
+        if self._lost is not None:
+            st.lost = LostData(list(self._lost.msgs), self._lost.bytes)
+        return st
+
+    def subjects_state(self, filter_subject: str) -> dict[str, SimpleState]:
+        self._check_open()
+        match = matcher(filter_subject)
+        out: dict[str, SimpleState] = {}
+        for name in list(self._subj):
+            if match(name):
+                ss = self._subject_info(name)
+                if ss is not None:
+                    out[name] = SimpleState(ss[0], ss[1], ss[2])
+        return out
+
+    def filtered_state(self, start: int, filter_subject: str) -> SimpleState:
+        self._check_open()
+        if start < self._first:
+            start = self._first
+        last = self._last
+        if self._msgs == 0 or start > last:
+            return SimpleState(0, 0, 0)
+        if is_all(filter_subject):
+            lo = self._b_next_live(start, last)
+            if not lo:
+                return SimpleState(0, 0, 0)
+            hi = self._b_prev_live(last, lo)
+            n = self._msgs if start <= self._first else self._b_count_live(lo, hi)
+            return SimpleState(n, lo, hi)
+        if is_literal(filter_subject):
+            ss = self._subject_info(filter_subject)
+            if ss is None or ss[2] < start:
+                return SimpleState(0, 0, 0)
+            if ss[1] >= start:
+                return SimpleState(ss[0], ss[1], ss[2])
+            return self._scan_state(start, ss[2], filter_subject.__eq__)
+        match = matcher(filter_subject)
+        if len(self._subj) > _SUBJECT_TABLE_LIMIT:
+            return self._scan_state(start, last, match)
+        n = first = lastm = 0
+        partial: set[str] = set()
+        hi = 0
+        for name in list(self._subj):
+            if not match(name):
+                continue
+            ss = self._subject_info(name)
+            if ss is None or ss[2] < start:
+                continue
+            if ss[1] >= start:
+                n += ss[0]
+                first = ss[1] if first == 0 else min(first, ss[1])
+                lastm = max(lastm, ss[2])
+            else:
+                partial.add(name)
+                hi = max(hi, ss[2])
+        if partial:
+            part = self._scan_state(start, hi, partial.__contains__)
+            n += part.msgs
+            if part.msgs:
+                first = part.first if first == 0 else min(first, part.first)
+                lastm = max(lastm, part.last)
+        return SimpleState(n, first, lastm)
+
+    def _scan_state(self, start: int, end: int, pred: Callable[[str], bool]) -> SimpleState:
+        n = first = lastm = 0
+        for seq, s, _sz, _ts, _ttl in self._b_iter(start, end):
+            if pred(s):
+                n += 1
+                if first == 0:
+                    first = seq
+                lastm = seq
+        return SimpleState(n, first, lastm)
+
+    def expired(self, now: int, max_age_ns: int = 0) -> list[int]:
+        """Sequences to expire at `now` (unix ns), ascending.
+
+        A message with a per-message TTL (ttl_ns > 0) expires at ts + ttl and ignores max_age; a
+        TTL of -1 ("never") exempts it from max_age. Others expire once ts <= now - max_age_ns.
+        The caller is expected to remove what is returned: due TTL entries are consumed.
+        """
+        self._check_open()
+        return self._expired(now - max_age_ns if max_age_ns > 0 else None, now, inclusive=True)
+
+    def expired_before(self, ts: int, now: int | None = None) -> list[int]:
+        """Messages stored before ts (max_age cutoff) plus those whose TTL has passed at `now`
+        (default: ts). See expired() for how TTL and max_age combine."""
+        self._check_open()
+        return self._expired(ts, ts if now is None else now, inclusive=False)
+
+    def _expired(self, cutoff: int | None, now: int, inclusive: bool) -> list[int]:
+        out: list[int] = []
+        heap = self._ttl_heap
+        while heap and heap[0][0] <= now:
+            _d, seq = heapq.heappop(heap)
+            if seq >= self._first and self._b_live(seq):
+                out.append(seq)
+        if cutoff is not None and self._msgs:
+            seen = set(out)
+            # Timestamps grow with sequences (mostly), so stop at the first young message.
+            for seq, _s, _sz, ts, ttl in self._b_iter(self._first, self._last):
+                if ts > cutoff or (ts == cutoff and not inclusive):
+                    break
+                if ttl == 0 and seq not in seen:
+                    out.append(seq)
+            out.sort()
+        return out
+
+    def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
+        self._remove_cbs.append(cb)
+
+    # ---- purge helpers -----------------------------------------------------------------------
+
+    def _purge_plan(self, subject: str, seq: int, keep: int) -> tuple[int, list[int]]:
+        """(compact floor or 0, explicit seqs to remove) for nats-server PurgeEx semantics."""
+        if is_all(subject):
+            if keep > 0:
+                if keep >= self._msgs:
+                    return 0, []
+                kept = 0
+                floor = 0
+                for s, _n, _sz, _ts, _ttl in self._b_iter_rev(self._last, self._first):
+                    kept += 1
+                    if kept == keep:
+                        floor = s
+                        break
+                if seq > 0:
+                    floor = min(floor, seq)
+                return floor, []
+            if seq > 0:
+                return seq, []
+            return self._last + 1, []
+        fs = self.filtered_state(self._first, subject)
+        todo = fs.msgs - keep if keep > 0 else fs.msgs
+        if todo <= 0:
+            return 0, []
+        hi = fs.last if seq <= 0 else min(fs.last, seq - 1)
+        match = matcher(subject)
+        seqs: list[int] = []
+        for s, name, _sz, _ts, _ttl in self._b_iter(fs.first, hi):
+            if match(name):
+                seqs.append(s)
+                if len(seqs) >= todo:
+                    break
+        return 0, seqs

@@ -1,0 +1,116 @@
+"""The writer thread behind a store's group commit: fdatasync off the event loop.
+
+Owns one thread per store that takes every queued batch at once, makes the touched files durable
+with one fdatasync each, then hands the batches' callbacks back to their event loop with
+`call_soon_threadsafe`. With an interval it instead syncs dirty files every `interval` seconds.
+Must not touch store state: the loop thread writes the bytes; this thread only syncs and signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("pyjetstream.store")
+
+Callbacks = list[Callable[[], None]]
+
+
+def run_callbacks(cbs: Callbacks) -> None:
+    """Run durability callbacks; one failing callback must not starve the rest of its batch."""
+    for cb in cbs:
+        try:
+            cb()
+        except Exception:  # task boundary: foreign callbacks
+            log.exception("durability callback failed")
+
+
+class Syncer:
+    def __init__(self, name: str, interval: float | None, io_lock: threading.Lock) -> None:
+        self._name = name
+        self._interval = interval
+        self._io_lock = io_lock  # held while syncing, so the store can close fds safely
+        self._cond = threading.Condition()
+        self._fds: set[int] = set()
+        self._jobs: list[tuple[asyncio.AbstractEventLoop, Callbacks]] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.failed: OSError | None = None
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def submit(self, fds: set[int], loop: asyncio.AbstractEventLoop | None, cbs: Callbacks) -> None:
+        """Sync fds, then run cbs on loop (sync_always mode)."""
+        with self._cond:
+            self._ensure_started()
+            self._fds |= fds
+            if cbs and loop is not None:
+                self._jobs.append((loop, cbs))
+            self._cond.notify()
+
+    def mark_dirty(self, fds: set[int]) -> None:
+        """Sync these at the next interval tick (sync_interval mode)."""
+        with self._cond:
+            self._ensure_started()
+            self._fds |= fds
+
+    def forget(self, fd: int) -> None:
+        with self._cond:
+            self._fds.discard(fd)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+            t = self._thread
+        if t is not None:
+            t.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._interval is None:
+                    while not self._jobs and not self._fds and not self._stopping:
+                        self._cond.wait()
+                else:
+                    if not self._stopping:
+                        self._cond.wait(self._interval)
+                fds, self._fds = self._fds, set()
+                jobs, self._jobs = self._jobs, []
+                stopping = self._stopping
+            ok = self._sync(fds)
+            if ok:
+                for loop, cbs in jobs:
+                    try:
+                        loop.call_soon_threadsafe(run_callbacks, cbs)
+                    except RuntimeError:
+                        log.warning("event loop closed before %d durable callbacks could run", len(cbs))
+            elif jobs:
+                log.error("dropping %d acknowledgements: data could not be made durable",
+                          sum(len(c) for _l, c in jobs))
+            if stopping:
+                with self._cond:
+                    if not self._jobs and not self._fds:
+                        return
+
+    def _sync(self, fds: set[int]) -> bool:
+        ok = True
+        with self._io_lock:
+            for fd in fds:
+                try:
+                    os.fdatasync(fd)
+                except OSError as e:
+                    if e.errno == errno.EBADF:
+                        continue  # closed by the store after a segment was dropped
+                    # After a failed fsync the kernel may have dropped the dirty pages; never ack.
+                    log.error("fdatasync failed: %s", e)
+                    self.failed = e
+                    ok = False
+        return ok

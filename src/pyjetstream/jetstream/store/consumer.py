@@ -1,0 +1,236 @@
+"""The file consumer store: a consumer's config and ack state, each one small file rewritten whole.
+
+Owns `<consumer dir>/config.json` and `<consumer dir>/state.dat`. A state file is replaced
+atomically (write a temp file, fsync, rename, fsync the directory). `update()` only remembers the
+state object; it is encoded at most once per loop iteration and written by one shared writer
+thread, which coalesces rewrites of the same file and fsyncs off the loop. `commit(on_durable)`
+and `flush()` give the same guarantees as for messages. Must not interpret the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Callable
+from zlib import crc32
+
+from pyjetstream.jetstream.store._sync import Callbacks, run_callbacks
+from pyjetstream.jetstream.store.base import ConsumerState, ErrStoreClosed, SequencePair
+
+log = logging.getLogger("pyjetstream.store")
+
+_MAGIC = b"PJOBS01\n"
+_CRC = struct.Struct("<I")
+STATE_FILE = "state.dat"
+CONFIG_FILE = "config.json"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace path with data so that a crash leaves either the old or the new content."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        n = 0
+        while n < len(data):
+            n += os.write(fd, view[n:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def encode_state(st: ConsumerState) -> bytes:
+    body = marshal.dumps((
+        1,
+        st.delivered.consumer_seq, st.delivered.stream_seq,
+        st.ack_floor.consumer_seq, st.ack_floor.stream_seq,
+        st.pending, st.redelivered,
+    ))
+    return _MAGIC + _CRC.pack(crc32(body)) + body
+
+
+def decode_state(raw: bytes) -> ConsumerState | None:
+    n0 = len(_MAGIC) + 4
+    if len(raw) < n0 or not raw.startswith(_MAGIC):
+        return None
+    body = raw[n0:]
+    if crc32(body) != _CRC.unpack_from(raw, len(_MAGIC))[0]:
+        return None
+    try:
+        v, dc, ds, ac, as_, pending, redelivered = marshal.loads(body)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if v != 1 or not isinstance(pending, dict) or not isinstance(redelivered, dict):
+        return None
+    return ConsumerState(SequencePair(dc, ds), SequencePair(ac, as_),
+                         {k: tuple(p) for k, p in pending.items()}, dict(redelivered))
+
+
+class _StateWriter:
+    """One thread for every file consumer store: latest content per path wins."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._io = threading.Lock()
+        self._pending: dict[str, tuple[bytes | None, list[tuple[asyncio.AbstractEventLoop, Callbacks]]]] = {}
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path: str, data: bytes | None, loop: asyncio.AbstractEventLoop | None,
+               cbs: Callbacks) -> None:
+        with self._cond:
+            old_data, jobs = self._pending.get(path, (None, []))
+            if cbs and loop is not None:
+                jobs = jobs + [(loop, cbs)]
+            self._pending[path] = (data if data is not None else old_data, jobs)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="consumer-state-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def write_now(self, path: str, data: bytes) -> None:
+        """Write inline, superseding anything queued for path (its callbacks still run)."""
+        with self._cond:
+            _old, jobs = self._pending.pop(path, (None, []))
+        with self._io:
+            atomic_write(path, data)
+        for loop, cbs in jobs:
+            _call(loop, cbs)
+
+    def cancel(self, path: str) -> None:
+        with self._cond:
+            self._pending.pop(path, None)
+        with self._io:  # wait out a write of this path already in progress
+            pass
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                batch, self._pending = self._pending, {}
+            for path, (data, jobs) in batch.items():
+                ok = True
+                if data is not None:
+                    with self._io:
+                        try:
+                            if os.path.isdir(os.path.dirname(path)):
+                                atomic_write(path, data)
+                        except OSError as e:
+                            log.error("could not persist consumer state %s: %s", path, e)
+                            ok = False
+                if ok:
+                    for loop, cbs in jobs:
+                        _call(loop, cbs)
+
+
+def _call(loop: asyncio.AbstractEventLoop, cbs: Callbacks) -> None:
+    try:
+        loop.call_soon_threadsafe(run_callbacks, cbs)
+    except RuntimeError:
+        log.warning("event loop closed before consumer-state callbacks could run")
+
+
+_writer = _StateWriter()
+
+
+class FileConsumerStore:
+    def __init__(self, directory: str) -> None:
+        self._dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self._state_path = os.path.join(directory, STATE_FILE)
+        self._config_path = os.path.join(directory, CONFIG_FILE)
+        self._state: ConsumerState | None = None  # latest object handed to update()
+        self._dirty = False
+        self._scheduled = False
+        self._closed = False
+
+    def update(self, state: ConsumerState) -> None:
+        if self._closed:
+            raise ErrStoreClosed("consumer store is closed")
+        self._state = state
+        self._dirty = True
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: written at the next flush(), commit() or close()
+        self._scheduled = True
+        loop.call_soon(self._auto_flush)
+
+    def _auto_flush(self) -> None:
+        self._scheduled = False
+        if self._dirty and not self._closed and self._state is not None:
+            self._dirty = False
+            _writer.submit(self._state_path, encode_state(self._state), None, [])
+
+    def update_config(self, config_json: bytes) -> None:
+        if self._closed:
+            raise ErrStoreClosed("consumer store is closed")
+        atomic_write(self._config_path, bytes(config_json))
+
+    def load(self) -> tuple[bytes | None, ConsumerState]:
+        config: bytes | None = None
+        try:
+            with open(self._config_path, "rb") as f:
+                config = f.read()
+        except FileNotFoundError:
+            pass
+        state = ConsumerState()
+        try:
+            with open(self._state_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = None
+        if raw is not None:
+            decoded = decode_state(raw)
+            if decoded is None:
+                log.error("consumer state %s is damaged; starting from an empty state", self._state_path)
+            else:
+                state = decoded
+        if self._state is not None:
+            state = decode_state(encode_state(self._state)) or state
+        return config, state
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        if self._closed:
+            raise ErrStoreClosed("consumer store is closed")
+        data = encode_state(self._state) if self._dirty and self._state is not None else None
+        self._dirty = False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if data is not None:
+                _writer.write_now(self._state_path, data)
+            on_durable()
+            return
+        _writer.submit(self._state_path, data, loop, [on_durable])
+
+    def flush(self) -> None:
+        """Write the latest state inline and fsync it."""
+        if self._state is not None:
+            self._dirty = False
+            _writer.write_now(self._state_path, encode_state(self._state))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._dirty and self._state is not None:
+            self.flush()
+        self._closed = True
+
+    def delete(self) -> None:
+        self._closed = True
+        _writer.cancel(self._state_path)
+        shutil.rmtree(self._dir, ignore_errors=True)

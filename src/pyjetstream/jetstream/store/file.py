@@ -1,0 +1,985 @@
+"""The file stream store: append-only segment files, group commit, crash recovery.
+
+Owns one stream's `msgs/` directory:
+
+    msgs/00000001.seg   records, appended; a new segment starts past `block_size`
+    msgs/00000001.idx   that segment's seq -> offset index, written when the segment is sealed
+                        (and for the tail at clean close); an index is a fact about record
+                        positions only, never about deletions
+    msgs/index.snap     snapshot of the stream state (counts, per-subject table, interior
+                        deletes, TTL deadlines) as of a log position; written when a segment is
+                        sealed or dropped and at clean close
+
+A record is `<IBQqqHI` (length, kind, seq, ts ns, ttl ns, subject len, header len), then subject,
+header block, payload, and a CRC32 of all of that. Kinds: a message; a tombstone (seq removed,
+carrying its subject and size so replay can fix the per-subject table without reading it back);
+a skip (last_seq advanced); a compact (every seq below it is gone, and the last_seq then); an
+erased message (payload zeroed in place). In memory each segment keeps an `array('Q')` of record
+offsets, with a high bit marking deleted sequences, so memory does not grow with the number of
+messages beyond 8 bytes each and the per-subject table.
+
+Durability: records are written to the OS from the loop thread; `commit(on_durable)` schedules
+one flush per loop iteration and a writer thread fdatasyncs everything queued with one call,
+then runs the callbacks on the loop. With `sync_interval_s` the callbacks run once the data is
+with the OS and the thread syncs every interval (what nats-server does by default; a power loss
+may then lose up to one interval of acknowledged messages, a process crash loses nothing).
+
+Recovery: load the snapshot and every segment index, then scan only what follows the snapshot's
+position. A short or garbled record at the end is truncated and reported as lost; a record in
+the middle whose checksum fails is skipped and reported, and the records after it are kept.
+Must not know about streams, consumers or the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import marshal
+import os
+import shutil
+import struct
+import threading
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from zlib import crc32
+
+from pyjetstream.jetstream.store._core import Meta, StoreCore
+from pyjetstream.jetstream.store._sync import Callbacks, Syncer, run_callbacks
+from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError
+
+log = logging.getLogger("pyjetstream.store")
+
+_HDR = struct.Struct("<IBQqqHI")
+HS = _HDR.size
+_pack_hdr = _HDR.pack
+_CRC = struct.Struct("<I")
+_pack_crc = _CRC.pack
+_LEN = struct.Struct("<I")
+
+K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED = 1, 2, 3, 4, 5
+_KINDS = frozenset((K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED))
+_MAX_REC = 1 << 30
+
+DELBIT = 1 << 63
+NONE = (1 << 64) - 1  # a sequence with no record in this segment (a skip)
+_MAX_PAD = 4096  # larger sequence gaps start a new segment instead of padding the index
+_CHUNK = 64 * 1024
+_SCAN_CHUNK = 1 << 20
+_WBUF_MAX = 1 << 20  # hand buffered records to the OS once this much is pending
+
+_IDX_MAGIC = b"PJIDX01\n"
+_IDX_HDR = struct.Struct("<QQQI")  # first seq, count, bytes of the segment covered, crc of offsets
+_SNAP_MAGIC = b"PJSNAP1\n"
+
+# Over the little-endian bytes of an offset array, byte 7 of each entry is 0x80 for a deleted
+# message (DELBIT | offset < 2**48) and 0xFF for NONE; these tables let C code find them.
+_T_DEL = bytes(1 if b == 0x80 else 0 for b in range(256))
+_T_DEAD = bytes(1 if b >= 0x80 else 0 for b in range(256))
+
+DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+
+
+class _Seg:
+    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size")
+
+    def __init__(self, no: int, path: str, fd: int) -> None:
+        self.no = no
+        self.path = path
+        self.fd = fd
+        self.first = 0  # seq of offs[0]; 0 while the segment holds no message
+        self.next = 0  # first + len(offs)
+        self.offs = array("Q")
+        self.size = 0  # bytes in the file (records still buffered in memory are not counted)
+
+
+class _Rescan(Exception):
+    """The snapshot disagrees with the segments: recover again from the records alone."""
+
+
+def _top_bytes(offs: array, i0: int, i1: int) -> bytes:
+    return offs[i0:i1].tobytes()[7::8]
+
+
+class FileStore(StoreCore):
+    def __init__(
+        self,
+        directory: str,
+        sync_always: bool = True,
+        sync_interval_s: float | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        first_seq: int = 1,
+    ) -> None:
+        super().__init__(first_seq)
+        self._dir = directory
+        self._block_size = max(block_size, 4096)
+        if sync_interval_s is not None and sync_interval_s > 0:
+            sync_always = False
+        elif not sync_always:
+            sync_interval_s = 120.0  # nats-server's default sync_interval
+        self._sync_always = sync_always
+        self._io_lock = threading.Lock()
+        self._syncer = Syncer(f"store-sync:{os.path.basename(directory)}",
+                              None if sync_always else sync_interval_s, self._io_lock)
+        self._wbuf = bytearray()
+        self._cbs: Callbacks = []
+        self._commit_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dirty: set[int] = set()
+        self._segs: list[_Seg] = []
+        self._firsts: list[int] = []  # first seq of each segment in _isegs, for bisect
+        self._isegs: list[_Seg] = []  # segments holding at least one message
+        self._hit: _Seg | None = None
+        self._rc_seg: _Seg | None = None
+        self._rc_off = 0
+        self._rc_buf = b""
+        self._ttl_n = 0
+        os.makedirs(directory, exist_ok=True)
+        self._dirfd = os.open(directory, os.O_RDONLY)
+        self._first_seq_opt = self._first
+        self._recover()
+
+    # ================================================================ segments and IO helpers
+
+    def _seg_path(self, no: int, ext: str) -> str:
+        return os.path.join(self._dir, f"{no:08d}.{ext}")
+
+    def _open_seg(self, no: int, create: bool) -> _Seg:
+        path = self._seg_path(no, "seg")
+        # No O_APPEND: on Linux it would make the pwrite of an erase land at the end of the file.
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        fd = os.open(path, flags, 0o644)
+        seg = _Seg(no, path, fd)
+        if create:
+            self._dirty.add(self._dirfd)  # the new name must be durable with its first commit
+        return seg
+
+    def _reindex(self) -> None:
+        self._isegs = [s for s in self._segs if s.offs]
+        self._firsts = [s.first for s in self._isegs]
+        self._hit = None
+
+    def _locate(self, seq: int) -> _Seg | None:
+        seg = self._hit
+        if seg is not None and seg.first <= seq < seg.next:
+            return seg
+        i = bisect_right(self._firsts, seq) - 1
+        if i < 0:
+            return None
+        seg = self._isegs[i]
+        if seq < seg.next:
+            self._hit = seg
+            return seg
+        return None
+
+    def _segs_from(self, seq: int) -> list[_Seg]:
+        i = bisect_right(self._firsts, seq) - 1
+        return self._isegs[max(i, 0):]
+
+    @property
+    def _tail(self) -> _Seg:
+        return self._segs[-1]
+
+    def _write_out(self) -> None:
+        """Hand buffered records to the OS (no fsync)."""
+        wbuf = self._wbuf
+        if not wbuf:
+            return
+        tail = self._segs[-1]
+        view = memoryview(wbuf)
+        n = 0
+        total = len(wbuf)
+        try:
+            while n < total:
+                n += os.pwrite(tail.fd, view[n:], tail.size + n)
+        finally:
+            view.release()
+        tail.size += total
+        self._wbuf = bytearray()
+        self._dirty.add(tail.fd)
+
+    def _append_rec(self, kind: int, seq: int, ts: int, ttl: int, sb: bytes) -> None:
+        """Append a non-message record (tombstone, skip, compact) to the tail."""
+        if self._segs[-1].size + len(self._wbuf) >= self._block_size:
+            self._roll()
+        rec = _pack_hdr(HS + len(sb) + 4, kind, seq, ts, ttl, len(sb), 0) + sb
+        self._wbuf += rec
+        self._wbuf += _pack_crc(crc32(rec))
+
+    def _roll(self) -> _Seg:
+        """Seal the tail and start a new segment; checkpoint the state."""
+        self._write_out()
+        old = self._segs[-1]
+        self._write_idx(old)
+        new = self._open_seg(old.no + 1, create=True)
+        self._segs.append(new)
+        self._write_snapshot()
+        return new
+
+    def _prepare_append(self, seq: int) -> _Seg:
+        tail = self._segs[-1]
+        if tail.size + len(self._wbuf) >= self._block_size:
+            tail = self._roll()
+        if tail.offs:
+            gap = seq - tail.next
+            if gap > _MAX_PAD:
+                tail = self._roll()
+            elif gap > 0:
+                tail.offs.extend(array("Q", [NONE]) * gap)
+                tail.next = seq
+                return tail
+            else:
+                return tail
+        tail.first = tail.next = seq
+        return tail
+
+    # ================================================================ reading records
+
+    def _rec_buf(self, seg: _Seg, off: int) -> tuple[bytes | bytearray, int]:
+        """A buffer holding the whole record at off, and the record's position in it."""
+        if off >= seg.size and seg is self._segs[-1]:
+            p = off - seg.size
+            (reclen,) = _LEN.unpack_from(self._wbuf, p)
+            return self._wbuf[p:p + reclen], 0
+        buf = self._rc_buf
+        if self._rc_seg is seg:
+            p = off - self._rc_off
+            if 0 <= p and p + HS <= len(buf):
+                (reclen,) = _LEN.unpack_from(buf, p)
+                if p + reclen <= len(buf):
+                    return buf, p
+        buf = os.pread(seg.fd, _CHUNK, off)
+        if len(buf) < HS:
+            return buf, 0
+        (reclen,) = _LEN.unpack_from(buf, 0)
+        if reclen > len(buf) and reclen <= _MAX_REC:
+            return os.pread(seg.fd, reclen, off), 0
+        self._rc_seg = seg
+        self._rc_off = off
+        self._rc_buf = buf
+        return buf, 0
+
+    def _parse(self, seg: _Seg, off: int, seq: int, full: bool) -> StoredMsg | Meta | None:
+        buf, p = self._rec_buf(seg, off)
+        try:
+            reclen, kind, rseq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
+            end = p + reclen - 4
+            ok = (rseq == seq and kind == K_MSG and HS + slen + hlen + 4 <= reclen
+                  and end + 4 <= len(buf) and crc32(buf[p:end]) == _CRC.unpack_from(buf, end)[0])
+        except struct.error:
+            ok = False
+        if not ok:
+            self._corrupt_on_read(seg, off, seq)
+            return None
+        q = p + HS
+        subject = buf[q:q + slen].decode()
+        if full:
+            q += slen
+            return StoredMsg(seq, subject, bytes(buf[q:q + hlen]), bytes(buf[q + hlen:end]), ts)
+        return (seq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
+
+    def _corrupt_on_read(self, seg: _Seg, off: int, seq: int) -> None:
+        log.error("store %s: record for seq %d at %s:%d fails its checksum; dropping it",
+                  self._dir, seq, os.path.basename(seg.path), off)
+        i = seq - seg.first
+        if seg.offs[i] >= DELBIT:
+            return
+        seg.offs[i] = off | DELBIT
+        self._add_lost([seq], 0)
+        # The record cannot say which subject it had; only the totals are corrected.
+        self._msgs -= 1
+        if self._msgs == 0:
+            self._first = self._last + 1
+        elif seq == self._first:
+            self._first = self._b_next_live(seq + 1, self._last) or self._last + 1
+        self._append_rec(K_DEL, seq, 0, 0, b"")
+
+    def _add_lost(self, seqs: list[int], nbytes: int) -> None:
+        if self._lost is None:
+            self._lost = LostData()
+        self._lost.msgs.extend(seqs)
+        self._lost.bytes += nbytes
+
+    # ================================================================ core primitives
+
+    def _b_live(self, seq: int) -> bool:
+        if seq < self._first or seq > self._last:
+            return False
+        seg = self._locate(seq)
+        return seg is not None and seg.offs[seq - seg.first] < DELBIT
+
+    def _b_get(self, seq: int) -> StoredMsg | None:
+        seg = self._locate(seq)
+        if seg is None:
+            return None
+        off = seg.offs[seq - seg.first]
+        if off >= DELBIT:
+            return None
+        return self._parse(seg, off, seq, True)  # type: ignore[return-value]
+
+    def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
+        start = max(start, self._first)
+        for seg in self._segs_from(start):
+            base = seg.first
+            if base > end:
+                return
+            offs = seg.offs
+            for i in range(max(start - base, 0), min(end - base + 1, len(offs))):
+                off = offs[i]
+                if off < DELBIT:
+                    meta = self._parse(seg, off, base + i, False)
+                    if meta is not None:
+                        yield meta  # type: ignore[misc]
+
+    def _b_iter_rev(self, end: int, start: int) -> Iterator[Meta]:
+        start = max(start, self._first)
+        i0 = bisect_right(self._firsts, end) - 1
+        for k in range(i0, -1, -1):
+            seg = self._isegs[k]
+            base = seg.first
+            if seg.next <= start:
+                return
+            offs = seg.offs
+            for i in range(min(end - base, len(offs) - 1), max(start - base, 0) - 1, -1):
+                off = offs[i]
+                if off < DELBIT:
+                    meta = self._parse(seg, off, base + i, False)
+                    if meta is not None:
+                        yield meta  # type: ignore[misc]
+
+    def _b_next_live(self, seq: int, end: int) -> int:
+        seq = max(seq, self._first)
+        for seg in self._segs_from(seq):
+            base = seg.first
+            if base > end:
+                return 0
+            offs = seg.offs
+            i = max(seq - base, 0)
+            stop = min(end - base + 1, len(offs))
+            # Short runs of deletions are walked; long ones are searched in C.
+            j = min(stop, i + 64)
+            while i < j:
+                if offs[i] < DELBIT:
+                    return base + i
+                i += 1
+            if i < stop:
+                k = _top_bytes(offs, i, stop).translate(_T_DEAD).find(0)
+                if k >= 0:
+                    return base + i + k
+        return 0
+
+    def _b_prev_live(self, seq: int, start: int) -> int:
+        start = max(start, self._first)
+        i0 = bisect_right(self._firsts, seq) - 1
+        for k in range(i0, -1, -1):
+            seg = self._isegs[k]
+            base = seg.first
+            if seg.next <= start:
+                return 0
+            offs = seg.offs
+            hi = min(seq - base, len(offs) - 1)
+            lo = max(start - base, 0)
+            if hi < lo:
+                continue
+            j = _top_bytes(offs, lo, hi + 1).translate(_T_DEAD).rfind(0)
+            if j >= 0:
+                return base + lo + j
+        return 0
+
+    def _b_count_live(self, start: int, end: int) -> int:
+        start = max(start, self._first)
+        n = 0
+        for seg in self._segs_from(start):
+            base = seg.first
+            if base > end:
+                break
+            i0 = max(start - base, 0)
+            i1 = min(end - base + 1, len(seg.offs))
+            if i1 > i0:
+                n += (i1 - i0) - _top_bytes(seg.offs, i0, i1).translate(_T_DEAD).count(1)
+        return n
+
+    def _b_deleted(self) -> list[int]:
+        out: list[int] = []
+        first, last = self._first, self._last
+        expect = first
+        for seg in self._segs_from(first):
+            base = seg.first
+            if base > last:
+                break
+            if base > expect:
+                out.extend(range(expect, base))
+            i0 = max(first - base, 0)
+            i1 = min(last - base + 1, len(seg.offs))
+            tb = _top_bytes(seg.offs, i0, i1).translate(_T_DEAD)
+            k = tb.find(1)
+            while k >= 0:
+                out.append(base + i0 + k)
+                k = tb.find(1, k + 1)
+            expect = max(expect, base + i1)
+        if expect <= last:
+            out.extend(range(expect, last + 1))
+        return out
+
+    def _deleted_marks(self) -> array:
+        """Seqs flagged deleted (not gaps) in the indexes, for the snapshot."""
+        out = array("Q")
+        first = self._first
+        for seg in self._isegs:
+            if seg.next <= first:
+                continue
+            i0 = max(first - seg.first, 0)
+            tb = _top_bytes(seg.offs, i0, len(seg.offs)).translate(_T_DEL)
+            k = tb.find(1)
+            while k >= 0:
+                out.append(seg.first + i0 + k)
+                k = tb.find(1, k + 1)
+        return out
+
+    # ================================================================ mutators
+
+    def store_msg(self, subject: str, hdr: bytes, data: bytes, ts: int, ttl_ns: int = 0) -> int:
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
+        seq = self._last + 1
+        tail = self._segs[-1]
+        wbuf = self._wbuf
+        if tail.next != seq or tail.size + len(wbuf) >= self._block_size:
+            tail = self._prepare_append(seq)
+            wbuf = self._wbuf
+        if hdr is None:
+            hdr = b""
+        sb = subject.encode()
+        rec = b"".join((
+            _pack_hdr(HS + len(sb) + len(hdr) + len(data) + 4, K_MSG, seq, ts, ttl_ns, len(sb), len(hdr)),
+            sb, hdr, data))
+        tail.offs.append(tail.size + len(wbuf))
+        tail.next = seq + 1
+        if len(tail.offs) == 1:
+            self._reindex()
+        wbuf += rec
+        wbuf += _pack_crc(crc32(rec))
+        # Accounting, inlined from StoreCore._acct_add: this is the publish hot path.
+        if self._msgs == 0:
+            self._first = seq
+        self._msgs += 1
+        self._bytes += len(subject) + len(hdr) + len(data) + 16
+        self._last = seq
+        self._last_ts = ts
+        ss = self._subj.get(subject)
+        if ss is None:
+            self._subj[subject] = [1, seq, seq]
+        else:
+            ss[0] += 1
+            ss[2] = seq
+        if ttl_ns > 0:
+            heapq.heappush(self._ttl_heap, (ts + ttl_ns, seq))
+        if len(wbuf) >= _WBUF_MAX:
+            self._write_out()
+        return seq
+
+    def skip_msgs(self, seq: int, num: int) -> None:
+        self._skip_check(seq, num)
+        self._acct_skip(seq + num - 1)
+        self._append_rec(K_SKIP, seq + num - 1, 0, 0, b"")
+
+    def remove_msg(self, seq: int, erase: bool = False) -> bool:
+        self._check_open()
+        if seq < self._first or seq > self._last:
+            return False
+        seg = self._locate(seq)
+        if seg is None:
+            return False
+        i = seq - seg.first
+        off = seg.offs[i]
+        if off >= DELBIT:
+            return False
+        meta = self._parse(seg, off, seq, False)
+        if meta is None:
+            return True  # it was corrupt and has just been dropped as lost
+        _s, subject, size, _ts, _ttl = meta  # type: ignore[misc]
+        # State first, record second: appending may seal the segment and snapshot the state,
+        # and the snapshot must already include this removal (replay then finds it done).
+        seg.offs[i] = off | DELBIT
+        self._acct_remove(seq, subject, size)
+        self._append_rec(K_DEL, seq, 0, size, subject.encode())
+        if erase:
+            self._erase(seg, off)
+        self._drop_dead_segments()
+        return True
+
+    def _erase(self, seg: _Seg, off: int) -> None:
+        # The tombstone must reach the OS before the record is overwritten, so that a crash in
+        # between cannot leave an erased-looking record that nothing marks as removed.
+        self._write_out()
+        buf, p = self._rec_buf(seg, off)
+        reclen, _k, seq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
+        sb = bytes(buf[p + HS:p + HS + slen])
+        body = _pack_hdr(reclen, K_ERASED, seq, ts, ttl, slen, hlen) + sb + bytes(reclen - HS - slen - 4)
+        rec = body + _pack_crc(crc32(body))
+        with self._io_lock:
+            os.pwrite(seg.fd, rec, off)  # O_APPEND ignores the offset on Linux for write(), not pwrite
+        self._rc_seg = None
+        self._dirty.add(seg.fd)
+
+    def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int:
+        self._check_open()
+        floor, seqs = self._purge_plan(subject, seq, keep)
+        if floor:
+            return self.compact(floor)
+        n = 0
+        for s in seqs:
+            if self.remove_msg(s):
+                n += 1
+        return n
+
+    def compact(self, seq: int) -> int:
+        self._check_open()
+        if seq <= self._first:
+            return 0
+        n = self._acct_compact(seq)
+        self._append_rec(K_COMPACT, seq, self._last, 0, b"")
+        if self._msgs == 0 and self._segs[-1].offs:
+            self._roll()  # so the old tail, now all dead, can be dropped like any sealed segment
+        self._drop_dead_segments()
+        return n
+
+    def _drop_dead_segments(self) -> None:
+        segs = self._segs
+        first = self._first
+        dead = 0
+        while dead < len(segs) - 1 and (not segs[dead].offs or segs[dead].next <= first):
+            dead += 1
+        if not dead:
+            return
+        # Record where the stream starts and ends before the files go, durably: after a crash
+        # the remaining segments alone must still give the right first and last sequence.
+        self._append_rec(K_COMPACT, first, self._last, 0, b"")
+        self._write_out()
+        with self._io_lock:
+            os.fdatasync(self._segs[-1].fd)
+            for seg in segs[:dead]:
+                self._syncer.forget(seg.fd)
+                self._dirty.discard(seg.fd)
+                os.close(seg.fd)
+                for ext in ("seg", "idx"):
+                    try:
+                        os.unlink(self._seg_path(seg.no, ext))
+                    except FileNotFoundError:
+                        pass
+        del segs[:dead]
+        self._rc_seg = None
+        self._reindex()
+        self._write_snapshot()
+
+    # ================================================================ commit / durability
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
+        self._cbs.append(on_durable)
+        if self._commit_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+            self._do_commit()
+            return
+        self._loop = loop
+        self._commit_scheduled = True
+        loop.call_soon(self._do_commit)
+
+    def _do_commit(self) -> None:
+        self._commit_scheduled = False
+        if self._closed:
+            return
+        self._write_out()
+        cbs, self._cbs = self._cbs, []
+        fds, self._dirty = self._dirty, set()
+        if not self._sync_always:
+            if fds:
+                self._syncer.mark_dirty(fds)
+            run_callbacks(cbs)
+        elif self._loop is None:
+            with self._io_lock:
+                for fd in fds:
+                    os.fdatasync(fd)
+            run_callbacks(cbs)
+        elif fds or cbs:
+            self._syncer.submit(fds, self._loop, cbs)
+
+    def flush(self) -> None:
+        """Write and fsync everything stored so far, inline (tests, shutdown, tools)."""
+        self._check_open()
+        self._write_out()
+        fds, self._dirty = self._dirty, set()
+        with self._io_lock:
+            for fd in fds:
+                os.fdatasync(fd)
+
+    # ================================================================ index and snapshot files
+
+    def _write_idx(self, seg: _Seg) -> None:
+        offs = seg.offs
+        tb = _top_bytes(offs, 0, len(offs)).translate(_T_DEL)
+        if tb.find(1) >= 0:
+            offs = array("Q", offs)
+            k = tb.find(1)
+            while k >= 0:
+                offs[k] &= ~DELBIT
+                k = tb.find(1, k + 1)
+        raw = offs.tobytes()
+        data = _IDX_MAGIC + _IDX_HDR.pack(seg.first, len(offs), seg.size, crc32(raw)) + raw
+        self._atomic_write(self._seg_path(seg.no, "idx"), data, fsync=False)
+
+    def _load_idx(self, seg: _Seg, size: int) -> int:
+        """Fill seg.offs from its index file; returns how many bytes of the segment it covers."""
+        path = self._seg_path(seg.no, "idx")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return 0
+        n0 = len(_IDX_MAGIC) + _IDX_HDR.size
+        if len(data) < n0 or not data.startswith(_IDX_MAGIC):
+            return 0
+        first, count, covered, crc = _IDX_HDR.unpack_from(data, len(_IDX_MAGIC))
+        raw = data[n0:]
+        if len(raw) != count * 8 or crc32(raw) != crc or covered > size:
+            log.warning("store %s: ignoring damaged index %s", self._dir, os.path.basename(path))
+            return 0
+        seg.offs = array("Q")
+        seg.offs.frombytes(raw)
+        seg.first = first if count else 0
+        seg.next = first + count if count else 0
+        return covered
+
+    def _write_snapshot(self) -> None:
+        tail = self._segs[-1]
+        snap = {
+            "pos": (tail.no, tail.size + len(self._wbuf)),
+            "segs": [s.no for s in self._segs],
+            "first": self._first,
+            "last": self._last,
+            "last_ts": self._last_ts,
+            "msgs": self._msgs,
+            "bytes": self._bytes,
+            "subj": self._subj,
+            "del": self._deleted_marks().tobytes(),
+            "ttl": [e for e in self._ttl_heap if self._b_live(e[1])],
+            "lost": (self._lost.msgs, self._lost.bytes) if self._lost else None,
+        }
+        self._write_out()
+        data = marshal.dumps(snap)
+        self._atomic_write(os.path.join(self._dir, "index.snap"),
+                           _SNAP_MAGIC + _CRC.pack(crc32(data)) + data, fsync=False)
+
+    def _read_snapshot(self) -> dict | None:
+        path = os.path.join(self._dir, "index.snap")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        n0 = len(_SNAP_MAGIC) + 4
+        if not raw.startswith(_SNAP_MAGIC) or len(raw) < n0 or crc32(raw[n0:]) != _CRC.unpack_from(raw, 8)[0]:
+            log.warning("store %s: ignoring damaged state snapshot", self._dir)
+            return None
+        try:
+            snap = marshal.loads(raw[n0:])
+        except (EOFError, ValueError, TypeError):
+            return None
+        return snap if isinstance(snap, dict) else None
+
+    def _atomic_write(self, path: str, data: bytes, fsync: bool) -> None:
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    # ================================================================ recovery
+
+    def _recover(self) -> None:
+        nos = sorted(int(n[:-4]) for n in os.listdir(self._dir) if n.endswith(".seg") and n[:-4].isdigit())
+        snap = self._read_snapshot()
+        if snap is not None and not self._snapshot_fits(snap, nos):
+            log.warning("store %s: state snapshot does not match the segments; rescanning", self._dir)
+            snap = None
+        try:
+            self._recover_with(nos, snap)
+        except _Rescan:
+            log.warning("store %s: damage before the snapshot position; rescanning every segment", self._dir)
+            for seg in self._segs:
+                os.close(seg.fd)
+            self._reset_state()
+            self._recover_with(nos, None)
+        if not self._segs:
+            self._segs.append(self._open_seg(1, create=True))
+        self._reindex()
+        if self._msgs == 0:
+            self._first = self._last + 1
+        elif not self._b_live(self._first):
+            self._first = self._b_next_live(self._first, self._last) or self._last + 1
+        if self._lost is not None and self._lost_reported:
+            log.error("store %s: recovery lost %d message(s) (%s) and %d byte(s)", self._dir,
+                      len(self._lost.msgs), _fmt_seqs(self._lost.msgs), self._lost.bytes)
+        # Everything recovered is now the committed base; make the repairs durable.
+        self.flush()
+
+    def _reset_state(self) -> None:
+        first = self._first_seq_opt
+        self._segs = []
+        self._subj = {}
+        self._first, self._last, self._last_ts = first, first - 1, 0
+        self._msgs = self._bytes = 0
+        self._ttl_heap = []
+        self._lost = None
+        self._reindex()
+
+    def _snapshot_fits(self, snap: dict, nos: list[int]) -> bool:
+        try:
+            pno, poff = snap["pos"]
+            listed = snap["segs"]
+        except (KeyError, TypeError, ValueError):
+            return False
+        if pno not in nos or any(n not in nos for n in listed):
+            return False
+        if any(n < pno and n not in listed for n in nos):
+            return False
+        return os.path.getsize(self._seg_path(pno, "seg")) >= poff
+
+    def _recover_with(self, nos: list[int], snap: dict | None) -> None:
+        self._lost_reported = False
+        if snap is not None:
+            self._first = snap["first"]
+            self._last = snap["last"]
+            self._last_ts = snap["last_ts"]
+            self._msgs = snap["msgs"]
+            self._bytes = snap["bytes"]
+            self._subj = snap["subj"]
+            self._ttl_heap = list(snap["ttl"])
+            heapq.heapify(self._ttl_heap)
+            if snap["lost"] is not None:
+                self._lost = LostData(list(snap["lost"][0]), snap["lost"][1])
+            pno, poff = snap["pos"]
+            dels = array("Q")
+            dels.frombytes(snap["del"])
+        else:
+            pno, poff = (nos[0] if nos else 0), 0
+            dels = array("Q")
+        for k, no in enumerate(nos):
+            seg = self._open_seg(no, create=False)
+            self._segs.append(seg)
+            size = os.fstat(seg.fd).st_size
+            covered = self._load_idx(seg, size)
+            seg.size = size
+            self._reindex()
+            last_seg = k == len(nos) - 1
+            if no < pno:
+                if covered < size:
+                    self._scan(seg, covered, size, covered, False, last_seg)
+            elif no == pno:
+                if min(covered, poff) < poff:
+                    self._scan(seg, min(covered, poff), poff, covered, False, last_seg)
+                self._apply_dels(dels)
+                self._scan(seg, poff, seg.size, covered, True, last_seg)
+            else:
+                self._scan(seg, 0, seg.size, covered, True, last_seg)
+            self._reindex()
+
+    def _apply_dels(self, dels: array) -> None:
+        self._reindex()
+        for seq in dels:
+            seg = self._locate(seq)
+            if seg is not None:
+                i = seq - seg.first
+                if seg.offs[i] != NONE:
+                    seg.offs[i] |= DELBIT
+
+    def _scan(self, seg: _Seg, start: int, end: int, covered: int, apply: bool, last_seg: bool) -> None:
+        """Walk records in [start, end): index those at >= covered, replay them if apply."""
+        fd = seg.fd
+        pos = start
+        buf = b""
+        bpos = start
+        last_good_seq = seg.next - 1 if seg.offs else 0
+        while pos < end:
+            p = pos - bpos
+            if p < 0 or p + HS > len(buf):
+                buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
+                bpos, p = pos, 0
+            if p + HS > len(buf):
+                self._damaged(seg, pos, end, None, apply, last_seg, torn=True)
+                return
+            reclen, kind, seq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
+            sane = kind in _KINDS and HS + slen + hlen + 4 <= reclen <= _MAX_REC
+            if sane and pos + reclen > end:
+                self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=True)
+                return
+            if sane and p + reclen > len(buf):
+                buf = os.pread(fd, max(_SCAN_CHUNK, reclen), pos)
+                bpos, p = pos, 0
+            if not sane or crc32(buf[p:p + reclen - 4]) != _CRC.unpack_from(buf, p + reclen - 4)[0]:
+                nxt = pos + reclen if sane else -1
+                if sane and (nxt == end or self._valid_at(fd, nxt, end)):
+                    lost = [seq] if kind == K_MSG and seq > last_good_seq else []
+                    self._report_damage(seg, pos, reclen, lost, apply)
+                    pos = nxt
+                    continue
+                nxt = self._resync(fd, pos + 1, end)
+                if nxt < 0:
+                    self._damaged(seg, pos, end, None, apply, last_seg, torn=False)
+                    return
+                self._report_damage(seg, pos, nxt - pos, [], apply)
+                pos = nxt
+                continue
+            if kind == K_MSG or kind == K_ERASED:
+                if pos >= covered:
+                    if not seg.offs:
+                        seg.first = seg.next = seq
+                        self._reindex()
+                    gap = seq - seg.next
+                    if gap < 0:
+                        log.error("store %s: out-of-order seq %d at %s:%d ignored", self._dir, seq,
+                                  os.path.basename(seg.path), pos)
+                        pos += reclen
+                        continue
+                    if gap:
+                        seg.offs.extend(array("Q", [NONE]) * gap)
+                    seg.offs.append(pos)
+                    seg.next = seq + 1
+                last_good_seq = seq
+                if apply:
+                    if kind == K_ERASED:
+                        # Erased in place; its tombstone follows (or was already replayed).
+                        seg.offs[seq - seg.first] |= DELBIT
+                        if seq > self._last:
+                            self._last = seq
+                    else:
+                        q = p + HS
+                        subject = buf[q:q + slen].decode()
+                        self._acct_add(seq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
+            elif apply:
+                if kind == K_DEL:
+                    self._replay_del(seq, buf[p + HS:p + HS + slen].decode(), ttl)
+                elif kind == K_SKIP:
+                    self._acct_skip(seq)
+                elif kind == K_COMPACT:
+                    self._acct_compact(seq)
+                    if ts > self._last:
+                        self._last = ts
+                    if self._msgs == 0:
+                        self._first = self._last + 1
+            pos += reclen
+
+    def _replay_del(self, seq: int, subject: str, size: int) -> None:
+        seg = self._locate(seq)
+        if seg is None:
+            return
+        i = seq - seg.first
+        off = seg.offs[i]
+        if off >= DELBIT or seq < self._first:
+            return
+        seg.offs[i] = off | DELBIT
+        self._acct_remove(seq, subject, size)
+
+    def _valid_at(self, fd: int, pos: int, end: int) -> bool:
+        head = os.pread(fd, HS, pos)
+        if len(head) < HS:
+            return False
+        reclen, kind, _seq, _ts, _ttl, slen, hlen = _HDR.unpack(head)
+        if kind not in _KINDS or not HS + slen + hlen + 4 <= reclen <= _MAX_REC or pos + reclen > end:
+            return False
+        rec = os.pread(fd, reclen, pos)
+        return len(rec) == reclen and crc32(rec[:-4]) == _CRC.unpack_from(rec, reclen - 4)[0]
+
+    def _resync(self, fd: int, pos: int, end: int) -> int:
+        """Offset of the next record that checks out after damage, or -1."""
+        while pos < end:
+            buf = os.pread(fd, min(_SCAN_CHUNK + HS, end - pos), pos)
+            n = len(buf) - HS
+            if n < 0:
+                return -1
+            for p in range(0, n + 1):
+                if buf[p + 4] in _KINDS and self._valid_at(fd, pos + p, end):
+                    return pos + p
+            pos += n + 1
+        return -1
+
+    def _report_damage(self, seg: _Seg, pos: int, nbytes: int, seqs: list[int], apply: bool) -> None:
+        if not apply:
+            raise _Rescan()
+        log.error("store %s: %d damaged byte(s) at %s:%d skipped (seq %s)", self._dir, nbytes,
+                  os.path.basename(seg.path), pos, _fmt_seqs(seqs) or "unknown")
+        self._add_lost(seqs, nbytes)
+        self._lost_reported = True
+
+    def _damaged(self, seg: _Seg, pos: int, end: int, seq: int | None, apply: bool, last_seg: bool,
+                 torn: bool) -> None:
+        """Nothing readable from pos to end: truncate the segment there and report it."""
+        if not apply:
+            raise _Rescan()
+        nbytes = end - pos
+        log.error("store %s: %s at %s:%d; truncating %d byte(s)", self._dir,
+                  "torn record" if torn else "unreadable records", os.path.basename(seg.path), pos, nbytes)
+        self._add_lost([seq] if seq is not None and seq > self._last else [], nbytes)
+        self._lost_reported = True
+        os.ftruncate(seg.fd, pos)
+        seg.size = pos
+
+    # ================================================================ lifecycle
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._write_out()
+        with self._io_lock:
+            for seg in self._segs:
+                os.fdatasync(seg.fd)
+        self._write_idx(self._segs[-1])
+        self._write_snapshot()
+        self._closed = True
+        cbs, self._cbs = self._cbs, []
+        self._syncer.stop()
+        run_callbacks(cbs)  # everything is durable now
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        with self._io_lock:
+            for seg in self._segs:
+                os.close(seg.fd)
+            self._segs = []
+            os.close(self._dirfd)
+        self._isegs, self._firsts, self._hit, self._rc_seg = [], [], None, None
+
+    def delete(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._syncer.stop()
+            self._close_fds()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # ================================================================ introspection for tools
+
+    def segment_count(self) -> int:
+        return len(self._segs)
+
+    @property
+    def directory(self) -> str:
+        return self._dir
+
+
+def _fmt_seqs(seqs: list[int]) -> str:
+    if len(seqs) > 10:
+        return ", ".join(map(str, seqs[:10])) + f", ... ({len(seqs)} in all)"
+    return ", ".join(map(str, seqs))
+
+
+__all__ = ["FileStore", "DEFAULT_BLOCK_SIZE", "StoreError"]

@@ -1,0 +1,120 @@
+"""Where stores live on disk, and the stream metadata file the stream layer persists through us.
+
+Owns the directory layout under a server's store_dir:
+
+    <store_dir>/jetstream/<account>/streams/<stream>/meta.json     stream config (written by the
+                                                                   stream layer via write_meta)
+    <store_dir>/jetstream/<account>/streams/<stream>/meta.sum      CRC32 of meta.json
+    <store_dir>/jetstream/<account>/streams/<stream>/msgs/         FileStore segments
+    <store_dir>/jetstream/<account>/streams/<stream>/obs/<consumer>/{config.json,state.dat}
+
+Names are percent-quoted into path components so no account, stream or consumer name can escape
+its directory. Also the factories `open_stream_store` / `open_consumer_store`. Must not parse
+the metadata: its bytes belong to the stream layer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+from urllib.parse import quote, unquote
+from zlib import crc32
+
+from pyjetstream.jetstream.store.base import ConsumerStore, StoreError, StreamStore
+from pyjetstream.jetstream.store.consumer import FileConsumerStore, atomic_write
+from pyjetstream.jetstream.store.file import FileStore
+from pyjetstream.jetstream.store.memory import MemoryConsumerStore, MemoryStore
+
+META_FILE = "meta.json"
+META_SUM = "meta.sum"
+
+
+class ErrCorruptMeta(StoreError):
+    pass
+
+
+def _q(name: str) -> str:
+    q = quote(name, safe="")
+    return q.replace(".", "%2E") if q in (".", "..") else q
+
+
+def stream_dir(store_dir: str, account: str, stream: str) -> str:
+    return os.path.join(store_dir, "jetstream", _q(account), "streams", _q(stream))
+
+
+def consumer_dir(stream_directory: str, consumer: str) -> str:
+    return os.path.join(stream_directory, "obs", _q(consumer))
+
+
+def list_streams(store_dir: str) -> list[tuple[str, str, str]]:
+    """(account, stream, directory) for every stream directory holding a meta file, sorted."""
+    out: list[tuple[str, str, str]] = []
+    root = os.path.join(store_dir, "jetstream")
+    if not os.path.isdir(root):
+        return out
+    for acc in sorted(os.listdir(root)):
+        sroot = os.path.join(root, acc, "streams")
+        if not os.path.isdir(sroot):
+            continue
+        for name in sorted(os.listdir(sroot)):
+            d = os.path.join(sroot, name)
+            if os.path.isfile(os.path.join(d, META_FILE)):
+                out.append((unquote(acc), unquote(name), d))
+    return out
+
+
+def list_consumers(stream_directory: str) -> list[tuple[str, str]]:
+    """(consumer, directory) for every consumer directory of a stream, sorted."""
+    root = os.path.join(stream_directory, "obs")
+    if not os.path.isdir(root):
+        return []
+    return [(unquote(n), os.path.join(root, n)) for n in sorted(os.listdir(root))
+            if os.path.isdir(os.path.join(root, n))]
+
+
+def write_meta(directory: str, data: bytes) -> None:
+    """Atomically (and durably) replace the stream's metadata."""
+    os.makedirs(directory, exist_ok=True)
+    atomic_write(os.path.join(directory, META_FILE), bytes(data))
+    atomic_write(os.path.join(directory, META_SUM), b"%08x" % crc32(data))
+
+
+def read_meta(directory: str) -> bytes | None:
+    """The metadata last written, None when there is none; ErrCorruptMeta when it fails its sum."""
+    try:
+        with open(os.path.join(directory, META_FILE), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        with open(os.path.join(directory, META_SUM), "rb") as f:
+            want = f.read().strip()
+    except FileNotFoundError:
+        return data
+    if want != b"%08x" % crc32(data):
+        raise ErrCorruptMeta(f"stream metadata in {directory} fails its checksum")
+    return data
+
+
+def remove_dir(directory: str) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def open_stream_store(storage: str, directory: str, **opts: Any) -> StreamStore:
+    """storage "file": a FileStore in <directory>/msgs (opts: sync_always, sync_interval_s,
+    block_size, first_seq); "memory": a MemoryStore (opts: first_seq; the rest ignored)."""
+    if storage == "file":
+        return FileStore(os.path.join(directory, "msgs"), **opts)
+    if storage == "memory":
+        return MemoryStore(first_seq=opts.get("first_seq", 1))
+    raise StoreError(f"unknown storage type {storage!r}")
+
+
+def open_consumer_store(storage: str, directory: str) -> ConsumerStore:
+    """directory is the consumer's own (see consumer_dir)."""
+    if storage == "file":
+        return FileConsumerStore(directory)
+    if storage == "memory":
+        return MemoryConsumerStore()
+    raise StoreError(f"unknown storage type {storage!r}")

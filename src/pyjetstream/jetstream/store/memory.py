@@ -1,0 +1,164 @@
+"""The memory backends: a stream store and a consumer store that keep everything in Python objects.
+
+Owns nothing but dicts: seq -> StoredMsg (insertion order is sequence order) and the per-message
+TTLs. Semantics come from the shared core, so it passes the same contract suite as the file
+store. Must not touch the disk; commit() completes at once (there is nothing to make durable).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+from pyjetstream.jetstream.store._core import Meta, StoreCore
+from pyjetstream.jetstream.store.base import ConsumerState, StoredMsg
+
+
+class MemoryStore(StoreCore):
+    def __init__(self, first_seq: int = 1) -> None:
+        super().__init__(first_seq)
+        self._m: dict[int, StoredMsg] = {}
+        self._ttls: dict[int, int] = {}
+
+    # ---- primitives ------------------------------------------------------------------------
+
+    def _b_live(self, seq: int) -> bool:
+        return seq in self._m
+
+    def _b_get(self, seq: int) -> StoredMsg | None:
+        return self._m.get(seq)
+
+    def _meta(self, m: StoredMsg) -> Meta:
+        return (m.seq, m.subject, m.size, m.ts, self._ttls.get(m.seq, 0))
+
+    def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
+        get = self._m.get
+        if end - start > 2 * len(self._m):
+            # Sparse range: walking the dict beats probing every sequence number.
+            for seq in [s for s in self._m if start <= s <= end]:
+                m = get(seq)
+                if m is not None:
+                    yield self._meta(m)
+            return
+        for seq in range(start, end + 1):
+            m = get(seq)
+            if m is not None:
+                yield self._meta(m)
+
+    def _b_iter_rev(self, end: int, start: int) -> Iterator[Meta]:
+        get = self._m.get
+        if end - start > 2 * len(self._m):
+            for seq in sorted((s for s in self._m if start <= s <= end), reverse=True):
+                m = get(seq)
+                if m is not None:
+                    yield self._meta(m)
+            return
+        for seq in range(end, start - 1, -1):
+            m = get(seq)
+            if m is not None:
+                yield self._meta(m)
+
+    def _b_next_live(self, seq: int, end: int) -> int:
+        for meta in self._b_iter(seq, end):
+            return meta[0]
+        return 0
+
+    def _b_prev_live(self, seq: int, start: int) -> int:
+        for meta in self._b_iter_rev(seq, start):
+            return meta[0]
+        return 0
+
+    def _b_count_live(self, start: int, end: int) -> int:
+        return sum(1 for _ in self._b_iter(start, end))
+
+    def _b_deleted(self) -> list[int]:
+        m = self._m
+        return [s for s in range(self._first, self._last + 1) if s not in m]
+
+    # ---- mutators ----------------------------------------------------------------------------
+
+    def store_msg(self, subject: str, hdr: bytes, data: bytes, ts: int, ttl_ns: int = 0) -> int:
+        self._check_open()
+        seq = self._last + 1
+        m = StoredMsg(seq, subject, hdr or b"", data, ts)
+        self._m[seq] = m
+        if ttl_ns:
+            self._ttls[seq] = ttl_ns
+        self._acct_add(seq, subject, m.size, ts, ttl_ns)
+        return seq
+
+    def skip_msgs(self, seq: int, num: int) -> None:
+        self._skip_check(seq, num)
+        self._acct_skip(seq + num - 1)
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        self._check_open()
+        on_durable()
+
+    def remove_msg(self, seq: int, erase: bool = False) -> bool:
+        self._check_open()
+        m = self._m.pop(seq, None)
+        if m is None:
+            return False
+        self._ttls.pop(seq, None)
+        self._acct_remove(seq, m.subject, m.size)
+        return True
+
+    def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int:
+        self._check_open()
+        floor, seqs = self._purge_plan(subject, seq, keep)
+        if floor:
+            return self.compact(floor)
+        return sum(1 for s in seqs if self.remove_msg(s))
+
+    def compact(self, seq: int) -> int:
+        self._check_open()
+        old_first = self._first
+        n = self._acct_compact(seq)
+        if self._msgs == 0:
+            self._m.clear()
+            self._ttls.clear()
+        elif n:
+            for s in [s for s in self._m if old_first <= s < seq]:
+                del self._m[s]
+                self._ttls.pop(s, None)
+        return n
+
+    def close(self) -> None:
+        self._closed = True
+
+    def delete(self) -> None:
+        self._m.clear()
+        self._ttls.clear()
+        self._closed = True
+
+
+class MemoryConsumerStore:
+    """Consumer state held in memory; `commit` is immediate."""
+
+    def __init__(self) -> None:
+        self._config: bytes | None = None
+        self._state = ConsumerState()
+        self._closed = False
+
+    def update(self, state: ConsumerState) -> None:
+        # Keep the reference: copying per ack would cost more than the ack itself; load() copies.
+        self._state = state
+
+    def update_config(self, config_json: bytes) -> None:
+        self._config = bytes(config_json)
+
+    def load(self) -> tuple[bytes | None, ConsumerState]:
+        return self._config, copy.deepcopy(self._state)
+
+    def flush(self) -> None:
+        pass
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        on_durable()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def delete(self) -> None:
+        self._closed = True
