@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 JSBENCH = Path(os.environ.get("JSBENCH", ROOT.parent / "shared" / "bench" / "jsbench.py"))
 NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
+GET_NEWER = ROOT.parent / "shared" / "bench" / "get_newer_server.sh"
 OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
 if not Path(OURS[0]).exists():
     OURS = [PY, "-m", "pyjetstream", "server"]
@@ -45,6 +46,17 @@ SUITES: dict[str, tuple[str, str | None, str | None]] = {
     "js_durable": (JS_PHASES, "sync_interval: always", None),
     "js_default": (JS_PHASES, None, "sync_interval: \"2m\""),
 }
+
+
+def newer_server() -> str:
+    """nats-server 2.15 (sync_interval: always needs >= 2.10; Debian ships 2.9.10)."""
+    env = os.environ.get("NATS_SERVER_NEW")
+    if env:
+        return env
+    out = subprocess.run(["bash", str(GET_NEWER)], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit("the durable suite needs nats-server >= 2.10 (set NATS_SERVER_NEW)")
+    return out.stdout.strip().splitlines()[-1]
 
 
 def free_port() -> int:
@@ -81,12 +93,16 @@ def rss_kb(pid: int) -> dict[str, int]:
 def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int) -> list[dict]:
     store = tempfile.mkdtemp(prefix="bench-store-")
     port = free_port()
-    args = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+    args = ["-a", "127.0.0.1", "-p", str(port), "-js"]
     if js_conf:
+        # nats-server refuses store_dir given both as a flag and in the file
         conf = Path(store) / "server.conf"
         conf.write_text(f"jetstream {{\n  store_dir: \"{store}\"\n  {js_conf}\n}}\n")
         args += ["-c", str(conf)]
-    cmd = ([NATS_SERVER] if kind == "ref" else OURS) + args
+    else:
+        args += ["-sd", store]
+    ref_bin = newer_server() if (kind == "ref" and js_conf) else NATS_SERVER
+    cmd = ([ref_bin] if kind == "ref" else OURS) + args
     log = open(Path(store).with_suffix(".log"), "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     rows: list[dict] = []
@@ -140,7 +156,7 @@ def main() -> int:
     with open(a.out, "w") as f:
         for row in results:
             f.write(json.dumps(row) + "\n")
-    print(f"\nnats-server: {NATS_SERVER}; msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
+    print(f"\nnats-server: {NATS_SERVER} (js_durable: 2.15 via get_newer_server.sh); msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
     print("| suite | phase | ref msgs/s | ours msgs/s | ratio | ref µs/msg | ours µs/msg | cpu ratio | ref p50/p99 ms | ours p50/p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for suite in suites:
