@@ -124,33 +124,40 @@ def _with_sub(result: tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]], sub: 
     return (plain, groups + ((sub,),))
 
 
-def _literal_prefix(tokens: list[str]) -> str:
-    """The text before the first wildcard token, with its trailing dot: a cheap pre-filter for
-    which literal subjects a wildcard filter can match."""
-    out = []
-    for t in tokens:
-        if t == PWC or t == FWC:
-            break
-        out.append(t)
-    return SEP.join(out) + SEP if out else ""
+def _keys_matching(keys: Iterable[str], ftoks: list[str]) -> list[str]:
+    """The literal subjects among `keys` that the wildcard filter `ftoks` matches.
 
-
-def _tokens_match(ftoks: list[str], subject: str) -> bool:
-    """`subject_matches` for a filter already split into tokens (used on cache keys, which
-    are always literal subjects without empty tokens)."""
-    stoks = subject.split(SEP)
+    Scans the whole match cache on a wildcard insert or removal, so it rejects cheaply first:
+    the literal text before the first wildcard must be a prefix, and the number of dots must
+    fit; only the filter's literal tokens after that are compared one by one. A filter made
+    only of wildcards (`*.>`, `*.*`) is decided by the dot count alone.
+    """
     n = len(ftoks)
-    if ftoks[-1] == FWC:
-        n -= 1
-        if len(stoks) <= n:
-            return False
-    elif len(stoks) != n:
-        return False
-    for i in range(n):
-        f = ftoks[i]
-        if f != PWC and f != stoks[i]:
-            return False
-    return True
+    gt = ftoks[-1] == FWC
+    dots = n - 1
+    lead = 0
+    while lead < n and ftoks[lead] != PWC and ftoks[lead] != FWC:
+        lead += 1
+    prefix = SEP.join(ftoks[:lead]) + SEP if lead else ""
+    # Literal tokens after the prefix, by position; the prefix itself is checked as text.
+    checks = [(i, t) for i, t in enumerate(ftoks) if i >= lead and t != PWC and t != FWC]
+    # Comprehensions with one C-level test each, because most keys fail the first test.
+    cands = [k for k in keys if k.startswith(prefix)] if prefix else list(keys)
+    if gt:
+        cands = [k for k in cands if k.count(SEP) >= dots]
+    else:
+        cands = [k for k in cands if k.count(SEP) == dots]
+    if not checks:
+        return cands
+    out = []
+    for key in cands:
+        ktoks = key.split(SEP)
+        for i, t in checks:
+            if ktoks[i] != t:
+                break
+        else:
+            out.append(key)
+    return out
 
 
 # Subjects longer than this are walked without recursion, so no filter of many `*` tokens
@@ -404,9 +411,7 @@ class SubjectIndex(Generic[S]):
             if result is not None:
                 cache[subject] = _with_sub(result, sub)
             return
-        prefix = _literal_prefix(tokens)
-        hits = [k for k in cache if k.startswith(prefix) and _tokens_match(tokens, k)]
-        for key in hits:
+        for key in _keys_matching(cache, tokens):
             cache[key] = _with_sub(cache[key], sub)
 
     def _cache_evict(self, subject: str) -> None:
@@ -414,9 +419,7 @@ class SubjectIndex(Generic[S]):
         if is_literal(subject):
             cache.pop(subject, None)
             return
-        tokens = subject.split(SEP)
-        prefix = _literal_prefix(tokens)
-        for key in [k for k in cache if k.startswith(prefix) and _tokens_match(tokens, k)]:
+        for key in _keys_matching(cache, subject.split(SEP)):
             del cache[key]
 
     def _remove_from_trie(self, sub: S) -> bool:
