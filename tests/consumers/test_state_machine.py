@@ -37,7 +37,9 @@ def fill(store: MemStore, clock: FakeClock, n: int, subject: str = "foo.a", data
 
 def deliveries(c: Consumer) -> list[tuple[str, str, bytes | None, bytes]]:
     out, _adv, _acks = c.take_outputs()
-    return [o for o in out if o[1].startswith("$JS.ACK.")]
+    d = [o for o in out if o[1].startswith("$JS.ACK.")]
+    assert all(len(o) == 5 and o[4].startswith("foo.") for o in d)  # the original subject rides along
+    return [o[:4] for o in d]
 
 
 def drain(c: Consumer):

@@ -131,7 +131,9 @@ class Consumer:
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
-        self.outbox: list[tuple[str, str, bytes | None, bytes]] = []
+        # (destination, reply, hdr, payload) for statuses and replies; deliveries carry a fifth
+        # item, the message's own subject, which the client sees instead of the destination.
+        self.outbox: list[tuple[Any, ...]] = []
         self.advisories: list[tuple[str, dict[str, Any]]] = []
         self.stream_acks: list[int] = []
         self.dirty = False  # state changed since the runner last persisted
@@ -836,7 +838,7 @@ class Consumer:
             if cfg.rate_limit_bps:
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // cfg.rate_limit_bps
             self.dseq = dseq + 1
-            self.outbox.append((dest, reply, hdr or None, payload))
+            self.outbox.append((dest, reply, hdr or None, payload, msg.subject))
             if self.ack_none:
                 self.adflr, self.asflr = dseq, msg.seq
                 if self.retention != "limits":
@@ -967,7 +969,7 @@ class Consumer:
                 self.outbox.append((wr.reply, "", status_hdr(409, "Consumer Deleted"), b""))
         self.waiting.clear()
 
-    def take_outputs(self) -> tuple[list[tuple[str, str, bytes | None, bytes]], list[tuple[str, dict[str, Any]]], list[int]]:
+    def take_outputs(self) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any]]], list[int]]:
         out, adv, acks = self.outbox, self.advisories, self.stream_acks
         if out:
             self.outbox = []

@@ -243,12 +243,15 @@ class ConsumerRunner:
             publish = self.server.publish
             account = self.account
             now = 0
-            for subject, reply, hdr, payload in out:
-                n = publish(account, subject, reply, hdr, payload)
-                if n == 0 and reply.startswith("$JS.ACK."):
-                    if not now:
-                        now = self.clock.now()
-                    core.did_not_deliver(int(reply.split(".")[5]), now)
+            for item in out:
+                if len(item) == 5:
+                    dest, reply, hdr, payload, subject = item
+                    if self._deliver(dest, subject, reply, hdr, payload) == 0:
+                        if not now:
+                            now = self.clock.now()
+                        core.did_not_deliver(int(reply.split(".")[5]), now)
+                else:
+                    publish(account, item[0], item[1], item[2], item[3])
             # a failed delivery may have queued a redelivery or status
             if core.outbox:
                 self.kick()
@@ -258,6 +261,21 @@ class ConsumerRunner:
             ack_msg = self.stream.ack_msg
             for seq in acks:
                 ack_msg(seq, self)
+
+    def _deliver(self, dest: str, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
+        """Route by the deliver (or pull reply) subject while the client sees the message's own
+        subject, as nats-server delivers JetStream messages."""
+        route = getattr(self.server, "route", None)
+        if route is None:
+            return self.server.publish(self.account, dest, reply, hdr, payload)
+        if hdr:
+            body = hdr + payload + b"\r\n"
+            hlen = len(hdr)
+        else:
+            body = payload + b"\r\n"
+            hlen = 0
+        return route(self.account, dest, subject.encode(), reply.encode(), hlen,
+                     b"%d" % (len(body) - 2), body, None)
 
     def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
         if not self.server.has_interest(self.account, subject):
