@@ -135,8 +135,8 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
     cfg = _config_from_request(req)
     stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
     info = stream.info()
-    if did_create:  # omitempty in nats-server: an idempotent re-create leaves it out
-        info["did_create"] = True
+    # nats-server (standalone) sets did_create on every successful create, re-creates included
+    info["did_create"] = True
     return info
 
 
@@ -463,8 +463,11 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
         js.api_errors += 1
         if reply:
             body: dict[str, Any] = {"error": e.to_dict()}
+            # nats-server's response structs carry these fields even on errors
             if route.key == "STREAM.INFO":
                 body.update(total=0, offset=0, limit=0)
+            elif route.key == "STREAM.PURGE":
+                body["purged"] = 0
             jsa.server.publish(jsa.account, reply, "", None, json_response(route.type_suffix, body))
         return
     except Exception:  # noqa: BLE001 - the API task boundary: one bad request must not kill the loop

@@ -1,0 +1,276 @@
+"""Differential: the same scripted JetStream API calls against nats-server 2.9.10 and ours.
+
+Every reply is normalized (timestamps, ids and store-dependent byte counts dropped) and
+compared: each key nats-server sends must be in ours with the same value; ours may carry the
+fields newer nats-server releases add (api.level, compression, consumer_limits, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+VENV_BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="nats-server not installed")
+
+VOLATILE = {"created", "ts", "time", "first_ts", "last_ts", "id", "timestamp", "server_id"}
+# api counters: nats-server 2.9 does not count every kind of request we count (direct gets)
+COUNTERS = {"total", "errors"}
+STORE_DEPENDENT = {"bytes", "memory", "storage"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    def __init__(self, cmd: list[str], port: int, log: str) -> None:
+        self.port = port
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited: {self.p.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                    if s.recv(1024).startswith(b"INFO"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self._log.close()
+
+
+def own_available() -> bool:
+    try:
+        import pyjetstream.server.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def start(kind: str, store: str) -> Proc:
+    port = _free_port()
+    if kind == "nats-server":
+        cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+    else:
+        cmd = [str(VENV_BIN / "pyjetstream"), "server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+    os.makedirs(store, exist_ok=True)
+    return Proc(cmd, port, os.path.join(store, "server.log"))
+
+
+def normalize(v: Any) -> Any:
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if k in VOLATILE:
+                out[k] = "<t>" if x not in ("0001-01-01T00:00:00Z", None) else x
+            elif k in STORE_DEPENDENT and isinstance(x, int):
+                out[k] = "<n>"
+            elif k == "api" and isinstance(x, dict):
+                out[k] = {ck: ("<n>" if ck in COUNTERS else cv) for ck, cv in x.items()}
+            else:
+                out[k] = normalize(x)
+        return out
+    if isinstance(v, list):
+        return [normalize(x) for x in v]
+    return v
+
+
+def diff(ref: Any, ours: Any, path: str = "") -> list[str]:
+    """Where ours differs from the reference; extra keys in ours are allowed."""
+    if isinstance(ref, dict) and isinstance(ours, dict):
+        out: list[str] = []
+        for k, v in ref.items():
+            if k not in ours:
+                out.append(f"{path}.{k}: missing (reference {v!r})")
+            else:
+                out += diff(v, ours[k], f"{path}.{k}")
+        return out
+    if isinstance(ref, list) and isinstance(ours, list) and len(ref) == len(ours):
+        return [d for i, (a, b) in enumerate(zip(ref, ours, strict=True)) for d in diff(a, b, f"{path}[{i}]")]
+    return [] if ref == ours else [f"{path}: reference {ref!r} != ours {ours!r}"]
+
+
+def J(d: Any) -> bytes:
+    return json.dumps(d).encode()
+
+
+def H(**kv: str) -> dict[str, str]:
+    return {k.replace("_", "-"): v for k, v in kv.items()}
+
+
+# Where we follow newer nats-server releases on purpose, the step still runs on both (so the
+# streams stay in step) but its reply is not compared.
+NEWER = "newer nats-server rule"
+
+# (subject, body, headers[, reason not to compare]): each is sent as a request
+SCRIPT: list[tuple[Any, ...]] = [
+    ("$JS.API.INFO", b"", None),
+    ("$JS.API.STREAM.NAMES", b"", None),
+    ("$JS.API.STREAM.CREATE.S1", J({"name": "S1"}), None),
+    ("$JS.API.STREAM.CREATE.S1", J({"name": "S1"}), None),
+    ("$JS.API.STREAM.CREATE.S1", J({"name": "S1", "max_msgs": 3}), None),
+    ("$JS.API.STREAM.CREATE.S2", J({"name": "S2", "subjects": ["a.*", "b.>"], "max_age": 3_600_000_000_000,
+                                    "max_msgs_per_subject": 2, "discard": "new", "storage": "memory",
+                                    "allow_direct": True, "allow_rollup_hdrs": True, "description": "two"}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "subjects": ["a.b"]}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "max_age": 5}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "num_replicas": 3}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "sealed": True}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "discard_new_per_subject": True}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "subjects": ["x.*", "x.y"]}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "deny_purge": True, "allow_rollup_hdrs": True}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "duplicate_window": 10}), None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "max_age": 1_000_000_000, "duplicate_window": 2_000_000_000}),
+     None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "OTHER"}), None),
+    ("$JS.API.STREAM.CREATE.S3", b"{bad json", None),
+    ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>"],
+                                    "max_consumers": 4, "max_msg_size": 1024}), None),
+    # 2.9 refuses any change of max_consumers; 2.10+ allows it and checks retention first
+    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "limits", "subjects": ["wq.>"]}), None, NEWER),
+    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>"],
+                                    "max_consumers": 4, "max_msg_size": 1024, "storage": "memory"}), None),
+    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>", "more"],
+                                    "max_consumers": 4, "max_msg_size": 1024, "max_msgs": 100}), None),
+    ("$JS.API.STREAM.UPDATE.NOPE", J({"name": "NOPE"}), None),
+    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S4"}), None),
+    ("S1", b"hello", None),
+    ("S1", b"hello", H(Nats_Msg_Id="m1")),
+    ("S1", b"hello", H(Nats_Msg_Id="m1")),
+    ("S1", b"again", H(Nats_Expected_Stream="NOPE")),
+    ("S1", b"again", H(Nats_Expected_Last_Sequence="1")),
+    ("S1", b"again", H(Nats_Expected_Last_Sequence="2")),
+    ("S1", b"again", H(Nats_Expected_Last_Subject_Sequence="1")),
+    ("S1", b"again", H(Nats_Expected_Last_Msg_Id="zz")),
+    ("S1", b"again", H(Nats_Expected_Last_Msg_Id="")),
+    ("S1", b"roll", H(Nats_Rollup="sub")),
+    ("a.x", b"1", None),
+    ("a.x", b"2", None),
+    ("a.x", b"3", None),
+    ("a.y", b"4", H(X_Custom="yes")),
+    ("b.c.d", b"5", None),
+    ("a.x", b"roll", H(Nats_Rollup="sub")),
+    # 2.9.10 never answers an invalid rollup value; we send the 10111 error newer releases send
+    ("a.x", b"bad", H(Nats_Rollup="bogus"), "2.9.10 does not reply"),
+    ("wq.1", b"x" * 2000, None),
+    ("$JS.API.STREAM.INFO.S1", b"", None),
+    ("$JS.API.STREAM.INFO.S2", J({"subjects_filter": ">"}), None),
+    ("$JS.API.STREAM.INFO.NOPE", b"", None),
+    ("$JS.API.STREAM.NAMES", b"", None),
+    ("$JS.API.STREAM.NAMES", J({"subject": "a.x"}), None),
+    ("$JS.API.STREAM.NAMES", J({"offset": 1}), None),
+    ("$JS.API.STREAM.LIST", b"", None),
+    ("$JS.API.STREAM.MSG.GET.S1", J({"seq": 1}), None),
+    ("$JS.API.STREAM.MSG.GET.S1", J({"seq": 99}), None),
+    ("$JS.API.STREAM.MSG.GET.S2", J({"last_by_subj": "a.y"}), None),
+    ("$JS.API.STREAM.MSG.GET.S2", J({"next_by_subj": "b.>", "seq": 1}), None),
+    ("$JS.API.STREAM.MSG.GET.S2", J({}), None),
+    ("$JS.API.STREAM.MSG.GET.NOPE", J({"seq": 1}), None),
+    ("$JS.API.DIRECT.GET.S2", J({"seq": 4}), None),
+    ("$JS.API.DIRECT.GET.S2", J({"last_by_subj": "a.x"}), None),
+    ("$JS.API.DIRECT.GET.S2", J({"seq": 999}), None),
+    ("$JS.API.DIRECT.GET.S2", b"", None),
+    ("$JS.API.DIRECT.GET.S2", b"{nope", None),
+    ("$JS.API.DIRECT.GET.S2.a.y", b"", None),
+    ("$JS.API.DIRECT.GET.S2.zz", b"", None),
+    ("$JS.API.STREAM.MSG.DELETE.S1", J({"seq": 1}), None),
+    ("$JS.API.STREAM.MSG.DELETE.S1", J({"seq": 1}), None),
+    ("$JS.API.STREAM.MSG.DELETE.S2", J({"seq": 5, "no_erase": True}), None),
+    ("$JS.API.STREAM.INFO.S2", J({"deleted_details": True}), None),
+    ("$JS.API.STREAM.PURGE.S2", J({"filter": "a.x"}), None),
+    ("$JS.API.STREAM.PURGE.S2", J({"seq": 3, "keep": 1}), None),
+    ("$JS.API.STREAM.PURGE.S1", J({"keep": 1}), None),
+    ("$JS.API.STREAM.PURGE.S1", b"", None),
+    ("$JS.API.STREAM.INFO.S1", b"", None),
+    ("$JS.API.STREAM.PURGE.NOPE", b"", None),
+    ("$JS.API.STREAM.DELETE.S1", b"", None),
+    ("$JS.API.STREAM.DELETE.S1", b"", None),
+    ("$JS.API.STREAM.CREATE.SEAL", J({"name": "SEAL", "deny_delete": True, "deny_purge": True}), None),
+    ("SEAL", b"x", None),
+    ("$JS.API.STREAM.MSG.DELETE.SEAL", J({"seq": 1}), None),
+    ("$JS.API.STREAM.PURGE.SEAL", b"", None),
+    ("$JS.API.STREAM.UPDATE.SEAL", J({"name": "SEAL"}), None),
+    ("$JS.API.STREAM.UPDATE.SEAL", J({"name": "SEAL", "sealed": True, "deny_delete": True, "deny_purge": True}),
+     None),
+    ("SEAL", b"y", None),
+    ("$JS.API.STREAM.CREATE.LIM", J({"name": "LIM", "max_msgs": 2, "discard": "new", "max_msg_size": 4}), None),
+    ("LIM", b"1", None),
+    ("LIM", b"12345", None),
+    ("LIM", b"2", None),
+    ("LIM", b"3", None),
+    # first_seq arrived in 2.10; 2.9.10 ignores the field
+    ("$JS.API.STREAM.CREATE.FS", J({"name": "FS", "first_seq": 50}), None, NEWER),
+    ("$JS.API.INFO", b"", None),
+]
+
+
+async def run_script(url: str) -> list[tuple[Any, Any]]:
+    nc = await nats.connect(url)
+    out: list[tuple[Any, Any]] = []
+    try:
+        for subject, body, headers, *_ in SCRIPT:
+            try:
+                m = await nc.request(subject, body, timeout=2, headers=headers)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+                out.append((type(e).__name__, None))
+                continue
+            hdrs = dict(m.headers or {})
+            hdrs.pop("Nats-Time-Stamp", None)
+            try:
+                data: Any = json.loads(m.data) if m.data else b""
+            except ValueError:
+                data = m.data
+            out.append((hdrs or None, normalize(data)))
+    finally:
+        await nc.close()
+    return out
+
+
+@pytest.mark.skipif(not own_available(), reason="pyjetstream server not available yet")
+async def test_stream_api_matches_nats_server(tmp_path: Any) -> None:
+    results = {}
+    for kind in ("nats-server", "pyjetstream"):
+        proc = start(kind, str(tmp_path / kind))
+        try:
+            results[kind] = await run_script(f"nats://127.0.0.1:{proc.port}")
+        finally:
+            proc.stop()
+    problems = []
+    for step, ref, ours in zip(SCRIPT, results["nats-server"], results["pyjetstream"], strict=True):
+        subject, body = step[0], step[1]
+        if len(step) > 3:
+            continue
+        d = diff(list(ref), list(ours))
+        if d:
+            problems.append(f"{subject} {body[:80]!r}:\n    " + "\n    ".join(d))
+    assert not problems, "\n".join(problems)
