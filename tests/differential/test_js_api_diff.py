@@ -274,3 +274,24 @@ async def test_stream_api_matches_nats_server(tmp_path: Any) -> None:
         if d:
             problems.append(f"{subject} {body[:80]!r}:\n    " + "\n    ".join(d))
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.skipif(not own_available(), reason="pyjetstream server not available yet")
+async def test_jetstream_disabled_gives_no_responders_on_both(tmp_path: Any) -> None:
+    for kind, cmd in (
+        ("nats-server", [NATS_SERVER]),
+        ("pyjetstream", [str(VENV_BIN / "pyjetstream"), "server"]),
+    ):
+        port = _free_port()
+        os.makedirs(tmp_path / kind, exist_ok=True)
+        proc = Proc([*cmd, "-a", "127.0.0.1", "-p", str(port)], port, str(tmp_path / kind / "server.log"))
+        try:
+            nc = await nats.connect(f"nats://127.0.0.1:{port}")
+            try:
+                for subject in ("$JS.API.INFO", "$JS.API.STREAM.CREATE.X"):
+                    with pytest.raises(nats.errors.NoRespondersError):
+                        await nc.request(subject, b'{"name":"X"}', timeout=2)
+            finally:
+                await nc.close()
+        finally:
+            proc.stop()
