@@ -373,6 +373,7 @@ def check_random_ops(ix: SubjectIndex[Sub], ops) -> None:
         assert (got is EMPTY_RESULT) == (not expected(model, subject)[0] and not expected(model, subject)[1])
         assert ix.has_interest(subject) == any(reference_match(s.subject, subject) for s in model)
     assert ids(list(ix.all_subscriptions())) == ids(model)
+    assert not index_module._NO_CHILDREN, "the leaves' shared child table must stay empty"
     if not model:
         assert ix._root.is_empty()
 
