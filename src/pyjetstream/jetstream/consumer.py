@@ -268,8 +268,10 @@ class Consumer:
             seq = st.last_seq + 1
         self.sseq = seq
         self.dseq = 1
+        # nats-server reports a fresh consumer's ack floor as 0/0 whatever its start (its
+        # stored state only records the starting delivered sequence).
         self.adflr = 0
-        self.asflr = seq - 1
+        self.asflr = 0
         self.dirty = True
 
     def _seq_from_time(self, ts: int) -> int:

@@ -118,6 +118,9 @@ class ConsumerRunner:
 
     def info(self) -> dict[str, Any]:
         now = self.clock.now()
+        if self.core.is_push:
+            # push_bound reflects the subscription as it is now, not at the last delivery
+            self.core.set_interest(self._has_interest(self.core.cfg.deliver_subject), now)
         out: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,

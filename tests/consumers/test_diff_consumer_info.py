@@ -1,0 +1,294 @@
+"""Differential tests: the same scripted consumer scenarios against our server and against the
+reference nats-server 2.9.10; consumer info (and the statuses and streams' message counts the
+scenario observes) must match after every step, timestamps aside."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nats
+import pytest
+
+from .conftest import eventually
+
+pytestmark = pytest.mark.nats_server
+
+VOLATILE = {"created", "ts", "last_active", "cluster"}
+
+
+def _norm(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _norm(v) for k, v in d.items() if k not in VOLATILE}
+    if isinstance(d, list):
+        return [_norm(x) for x in d]
+    return d
+
+
+async def api(nc: nats.NATS, subject: str, body: Any = b"") -> dict[str, Any]:
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    r = await nc.request("$JS.API." + subject, body, timeout=3)
+    return json.loads(r.data)
+
+
+class Recorder:
+    def __init__(self, nc: nats.NATS, stream: str) -> None:
+        self.nc = nc
+        self.stream = stream
+        self.steps: list[tuple[str, Any]] = []
+
+    async def info(self, label: str, consumer: str) -> dict[str, Any]:
+        await self.nc.flush()
+        i = await api(self.nc, f"CONSUMER.INFO.{self.stream}.{consumer}")
+        i.pop("type", None)
+        self.steps.append((label, _norm(i)))
+        return i
+
+    async def stream_msgs(self, label: str, stream: str | None = None) -> None:
+        await self.nc.flush()
+        si = await api(self.nc, f"STREAM.INFO.{stream or self.stream}")
+        st = si["state"]
+        self.steps.append((label, {k: st.get(k) for k in ("messages", "first_seq", "last_seq", "num_deleted")}))
+
+    def note(self, label: str, value: Any) -> None:
+        self.steps.append((label, value))
+
+
+async def create(nc: nats.NATS, stream: str, name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    r = await api(nc, f"CONSUMER.CREATE.{stream}.{name}", {"stream_name": stream, "config": cfg})
+    r.pop("type", None)
+    return _norm(r)
+
+
+async def pub(nc: nats.NATS, subject: str, data: bytes = b"x", n: int = 1) -> None:
+    js = nc.jetstream()
+    for _ in range(n):
+        await js.publish(subject, data)
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+async def scenario_push_acks_naks_term(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "S")
+    await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s.>"], "storage": "memory"})
+    await pub(nc, "s.a", n=5)
+    sub = await nc.subscribe("dlv.push")
+    rec.note("create", await create(nc, "S", "d", {"durable_name": "d", "deliver_subject": "dlv.push",
+                                                   "ack_policy": "explicit", "ack_wait": 30_000_000_000}))
+    msgs = [await sub.next_msg(timeout=3) for _ in range(5)]
+    rec.note("reply tokens", [m.reply.split(".")[4:7] + m.reply.split(".")[8:] for m in msgs])
+    rec.note("subjects", [m.subject for m in msgs])
+    await rec.info("delivered 5", "d")
+    await nc.publish(msgs[0].reply, b"+ACK")
+    await rec.info("ack 1", "d")
+    await nc.publish(msgs[2].reply, b"+ACK")
+    await rec.info("ack 3 out of order", "d")
+    await nc.publish(msgs[1].reply, b"-NAK")
+    again = await sub.next_msg(timeout=3)
+    rec.note("redelivery", again.reply.split(".")[4:7])
+    await rec.info("nak 2 redelivered", "d")
+    await nc.request(again.reply, b"+ACK", timeout=3)
+    await rec.info("ack-sync redelivered 2", "d")
+    await nc.publish(msgs[3].reply, b"+TERM")
+    await rec.info("term 4", "d")
+    await nc.publish(msgs[4].reply, b"+WPI")
+    await rec.info("wpi 5", "d")
+    await nc.publish(msgs[4].reply, b"")
+    await rec.info("empty-body ack 5", "d")
+    await pub(nc, "s.b", n=2)
+    more = [await sub.next_msg(timeout=3) for _ in range(2)]
+    rec.note("new", [m.reply.split(".")[4:7] for m in more])
+    await rec.info("two more delivered", "d")
+    await sub.unsubscribe()
+    await rec.info("no subscriber", "d")
+    return rec.steps
+
+
+async def scenario_pull_statuses(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "P")
+    await api(nc, "STREAM.CREATE.P", {"name": "P", "subjects": ["p.>"], "storage": "memory"})
+    rec.note("create", await create(nc, "P", "pc", {"durable_name": "pc", "ack_policy": "explicit",
+                                                    "max_batch": 3}))
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox + ".*")
+
+    async def next_req(tag: str, body: bytes) -> None:
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.P.pc", body, reply=f"{inbox}.{tag}")
+
+    async def status() -> Any:
+        m = await sub.next_msg(timeout=3)
+        h = dict(m.headers or {})
+        return [m.subject.rsplit(".", 1)[1], h.get("Status"), h.get("Description"),
+                h.get("Nats-Pending-Messages"), h.get("Nats-Pending-Bytes"), m.data]
+
+    await next_req("nw", b'{"batch":1,"no_wait":true}')
+    rec.note("no_wait empty", await status())
+    await next_req("big", b'{"batch":4}')
+    rec.note("over max_batch", await status())
+    await next_req("bad", b'{"batch":1,"expires":1000000000,"idle_heartbeat":900000000}')
+    rec.note("heartbeat too large", await status())
+    await next_req("w1", b'{"batch":2,"expires":300000000}')
+    await rec.info("one waiting", "pc")
+    await pub(nc, "p.a", n=3)
+    got = [await sub.next_msg(timeout=3) for _ in range(2)]
+    rec.note("delivered to w1", [(m.subject, m.reply.split(".")[4:7] + m.reply.split(".")[8:]) for m in got])
+    await rec.info("batch filled", "pc")
+    await next_req("nw2", b'{"batch":3,"no_wait":true}')
+    m = await sub.next_msg(timeout=3)
+    rec.note("no_wait gets the one left", m.reply.split(".")[4:7])
+    rec.note("then", await status())
+    await rec.info("after no_wait", "pc")
+    await next_req("exp", b'{"batch":2,"expires":200000000}')
+    rec.note("expires", await status())
+    await rec.info("expired", "pc")
+    for mm in got:
+        await nc.publish(mm.reply, b"+ACK")
+    await rec.info("acked two", "pc")
+    await nc.publish(m.reply, b"-NAK")
+    await rec.info("nak", "pc")  # nats-server handles acks on another goroutine: let it land
+    await next_req("after-nak", b'{"batch":1,"no_wait":true}')
+    r = await sub.next_msg(timeout=3)
+    rec.note("nak redelivered to pull", r.reply.split(".")[4:7])
+    await rec.info("after nak", "pc")
+    return rec.steps
+
+
+async def scenario_deliver_policies(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "D")
+    await api(nc, "STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"], "storage": "memory"})
+    for subj in ["d.a", "d.b", "d.a", "d.c", "d.b", "d.a"]:
+        await pub(nc, subj)
+    cases = {
+        "all": {"deliver_policy": "all"},
+        "last": {"deliver_policy": "last"},
+        "new": {"deliver_policy": "new"},
+        "seq": {"deliver_policy": "by_start_sequence", "opt_start_seq": 3},
+        "lps": {"deliver_policy": "last_per_subject", "filter_subject": "d.>"},
+        "filt": {"deliver_policy": "all", "filter_subject": "d.b"},
+        "lastf": {"deliver_policy": "last", "filter_subject": "d.b"},
+        "ackall": {"deliver_policy": "all", "ack_policy": "all"},
+        "acknone": {"deliver_policy": "all", "ack_policy": "none"},
+    }
+    for name, extra in cases.items():
+        cfg = {"durable_name": name, "ack_policy": "explicit", **extra}
+        rec.note(f"create {name}", await create(nc, "D", name, cfg))
+        await rec.info(f"info {name}", name)
+    # errors the create path must produce with nats-server's codes
+    bad = {
+        "e1": {"deliver_policy": "by_start_sequence"},
+        "e2": {"deliver_subject": "d.x"},
+        "e3": {"filter_subject": "zzz"},
+        "e4": {"deliver_subject": "dd", "max_waiting": 3},
+        "e5": {"flow_control": True},
+        "e6": {"ack_policy": "explicit", "backoff": [1000000000, 2000000000], "max_deliver": 2},
+        "e7": {"deliver_subject": "dd", "idle_heartbeat": 10},
+    }
+    for name, extra in bad.items():
+        rec.note(f"error {name}", await create(nc, "D", name, {"durable_name": name, **extra}))
+    # pull through an ack-all consumer, acking only the third
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.ackall", b"3", reply=inbox)
+    ms = [await sub.next_msg(timeout=3) for _ in range(3)]
+    await rec.info("ackall delivered", "ackall")
+    await nc.publish(ms[2].reply, b"+ACK")
+    await rec.info("ackall acked 3", "ackall")
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.acknone", b"2", reply=inbox)
+    [await sub.next_msg(timeout=3) for _ in range(2)]
+    await rec.info("acknone delivered", "acknone")
+    names = await api(nc, "CONSUMER.NAMES.D")
+    rec.note("names", (names["total"], sorted(names["consumers"])))
+    rec.note("delete", await api(nc, "CONSUMER.DELETE.D.all"))
+    rec.note("delete again", await api(nc, "CONSUMER.DELETE.D.all"))
+    return rec.steps
+
+
+async def scenario_retention(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "I")
+    await api(nc, "STREAM.CREATE.I", {"name": "I", "subjects": ["i.>"], "storage": "memory",
+                                      "retention": "interest"})
+    await pub(nc, "i.a")
+    await rec.stream_msgs("no consumers: not stored")
+    await create(nc, "I", "a", {"durable_name": "a", "ack_policy": "explicit"})
+    await create(nc, "I", "b", {"durable_name": "b", "ack_policy": "explicit", "filter_subject": "i.b"})
+    await pub(nc, "i.a")
+    await pub(nc, "i.b")
+    await rec.stream_msgs("two stored")
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.I.a", b"2", reply=inbox)
+    ma = [await sub.next_msg(timeout=3) for _ in range(2)]
+    await nc.request(ma[0].reply, b"+ACK", timeout=3)
+    await rec.stream_msgs("a acked i.a: removed")
+    await nc.request(ma[1].reply, b"+ACK", timeout=3)
+    await rec.stream_msgs("a acked i.b: b still interested")
+    await rec.info("a", "a")
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.I.b", b"1", reply=inbox)
+    mb = await sub.next_msg(timeout=3)
+    await nc.request(mb.reply, b"+ACK", timeout=3)
+    await rec.stream_msgs("b acked: empty")
+    await rec.info("b", "b")
+
+    await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w.>"], "storage": "memory",
+                                      "retention": "workqueue"})
+    rec.note("wq ack none", await create(nc, "W", "n", {"durable_name": "n", "ack_policy": "none"}))
+    rec.note("wq first", await create(nc, "W", "w1", {"durable_name": "w1", "ack_policy": "explicit",
+                                                      "filter_subject": "w.a"}))
+    rec.note("wq overlap", await create(nc, "W", "w2", {"durable_name": "w2", "ack_policy": "explicit",
+                                                        "filter_subject": "w.*"}))
+    rec.note("wq unfiltered", await create(nc, "W", "w3", {"durable_name": "w3", "ack_policy": "explicit"}))
+    rec.note("wq not all", await create(nc, "W", "w4", {"durable_name": "w4", "ack_policy": "explicit",
+                                                        "filter_subject": "w.b", "deliver_policy": "new"}))
+    await pub(nc, "w.a", n=2)
+    await rec.stream_msgs("wq two", "W")
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.W.w1", b"1", reply=inbox)
+    mw = await sub.next_msg(timeout=3)
+    await nc.request(mw.reply, b"+ACK", timeout=3)
+    await rec.stream_msgs("wq one acked", "W")
+    rec.steps.append(("wq consumer", _norm({k: v for k, v in (await api(nc, "CONSUMER.INFO.W.w1")).items()
+                                            if k != "type"})))
+    return rec.steps
+
+
+async def scenario_purge_and_limits(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "L")
+    await api(nc, "STREAM.CREATE.L", {"name": "L", "subjects": ["l.>"], "storage": "memory", "max_msgs": 5})
+    await pub(nc, "l.a", n=3)
+    sub = await nc.subscribe("dlv.l")
+    await create(nc, "L", "c", {"durable_name": "c", "deliver_subject": "dlv.l", "ack_policy": "explicit"})
+    ms = [await sub.next_msg(timeout=3) for _ in range(3)]
+    await nc.publish(ms[1].reply, b"+ACK")
+    await rec.info("3 delivered, 2 acked", "c")
+    await pub(nc, "l.b", n=4)  # max_msgs 5 pushes out seqs 1 and 2
+    [await sub.next_msg(timeout=3) for _ in range(4)]
+    await rec.stream_msgs("after limits")
+    await eventually(lambda: True)
+    await rec.info("after limits", "c")
+    r = await api(nc, "STREAM.PURGE.L")
+    rec.note("purge", r)
+    await rec.info("after purge", "c")
+    await pub(nc, "l.c")
+    m = await sub.next_msg(timeout=3)
+    rec.note("after purge delivery", m.reply.split(".")[4:7])
+    await rec.info("after purge delivery", "c")
+    return rec.steps
+
+
+SCENARIOS = [scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
+             scenario_retention, scenario_purge_and_limits]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
+async def test_same_as_nats_server(scenario, ours, reference_server):
+    results = []
+    for url in (reference_server, f"nats://127.0.0.1:{ours.port}"):
+        nc = await nats.connect(url)
+        try:
+            results.append(await scenario(nc))
+        finally:
+            await nc.close()
+    ref, got = results
+    assert [label for label, _ in got] == [label for label, _ in ref]
+    for (label, r), (_, g) in zip(ref, got, strict=True):
+        assert g == r, f"step {label!r} differs"
