@@ -2,19 +2,21 @@
 
 `store` is a fresh store; `reopen(store)` returns the same data seen through a new store object
 (a clean close and reopen for the file backend, the same object for memory), so the contract is
-checked both live and after a restart.
+checked both live and after a restart. The "file-crash" backend reopens a copy of the directory
+taken without a clean close, which is what a kill -9 leaves behind.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from pyjetstream.jetstream.store import FileStore, MemoryStore
 
-BACKENDS = ["memory", "file", "file-small-blocks"]
+BACKENDS = ["memory", "file", "file-small-blocks", "file-crash"]
 
 
 class Backend:
@@ -22,11 +24,12 @@ class Backend:
         self.kind = kind
         self.tmp = tmp
         self.opened: list[FileStore] = []
+        self.n = 0
 
     def open(self, first_seq: int = 1, name: str = "s") -> MemoryStore | FileStore:
         if self.kind == "memory":
             return MemoryStore(first_seq=first_seq)
-        block = 4096 if self.kind == "file-small-blocks" else 8 * 1024 * 1024
+        block = 8 * 1024 * 1024 if self.kind == "file" else 4096
         st = FileStore(os.path.join(self.tmp, name), block_size=block, first_seq=first_seq)
         self.opened.append(st)
         return st
@@ -34,6 +37,15 @@ class Backend:
     def reopen(self, st: MemoryStore | FileStore) -> MemoryStore | FileStore:
         if isinstance(st, MemoryStore):
             return st
+        if self.kind == "file-crash" and not st._closed:
+            st.flush()
+            self.n += 1
+            image = f"{st.directory}.crash{self.n}"
+            shutil.copytree(st.directory, image)
+            st.close()
+            new = FileStore(image, block_size=st._block_size)
+            self.opened.append(new)
+            return new
         st.close()
         new = FileStore(st.directory, block_size=st._block_size)
         self.opened.append(new)

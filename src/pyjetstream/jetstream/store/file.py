@@ -757,6 +757,7 @@ class FileStore(StoreCore):
 
     def _recover_with(self, nos: list[int], snap: dict | None) -> None:
         self._lost_reported = False
+        self._gap_pending = False
         if snap is not None:
             self._first = snap["first"]
             self._last = snap["last"]
@@ -809,7 +810,6 @@ class FileStore(StoreCore):
         pos = start
         buf = b""
         bpos = start
-        last_good_seq = seg.next - 1 if seg.offs else 0
         while pos < end:
             p = pos - bpos
             if p < 0 or p + HS > len(buf):
@@ -821,30 +821,36 @@ class FileStore(StoreCore):
             reclen, kind, seq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
             sane = kind in _KINDS and HS + slen + hlen + 4 <= reclen <= _MAX_REC
             if sane and pos + reclen > end:
-                self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=True)
-                return
+                # Either the write was cut short, or the length field itself is damaged and
+                # good records follow: only a search tells the two apart.
+                nxt = self._resync(fd, pos + 1, end)
+                if nxt < 0:
+                    self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=True)
+                    return
+                self._report_damage(seg, pos, nxt - pos, apply)
+                pos = nxt
+                continue
             if sane and p + reclen > len(buf):
                 buf = os.pread(fd, max(_SCAN_CHUNK, reclen), pos)
                 bpos, p = pos, 0
             if not sane or crc32(buf[p:p + reclen - 4]) != _CRC.unpack_from(buf, p + reclen - 4)[0]:
                 nxt = pos + reclen if sane else -1
                 if sane and (nxt == end or self._valid_at(fd, nxt, end)):
-                    lost = [seq] if kind == K_MSG and seq > last_good_seq else []
-                    self._report_damage(seg, pos, reclen, lost, apply)
+                    self._report_damage(seg, pos, reclen, apply)
                     pos = nxt
                     continue
                 nxt = self._resync(fd, pos + 1, end)
                 if nxt < 0:
                     self._damaged(seg, pos, end, None, apply, last_seg, torn=False)
                     return
-                self._report_damage(seg, pos, nxt - pos, [], apply)
+                self._report_damage(seg, pos, nxt - pos, apply)
                 pos = nxt
                 continue
             if kind == K_MSG or kind == K_ERASED:
                 if pos >= covered:
-                    if not seg.offs:
+                    fresh = not seg.offs
+                    if fresh:
                         seg.first = seg.next = seq
-                        self._reindex()
                     gap = seq - seg.next
                     if gap < 0:
                         log.error("store %s: out-of-order seq %d at %s:%d ignored", self._dir, seq,
@@ -855,8 +861,13 @@ class FileStore(StoreCore):
                         seg.offs.extend(array("Q", [NONE]) * gap)
                     seg.offs.append(pos)
                     seg.next = seq + 1
-                last_good_seq = seq
+                    if fresh:
+                        self._reindex()
                 if apply:
+                    if self._gap_pending:
+                        # The damaged bytes held whatever sequences are missing before this one.
+                        self._gap_pending = False
+                        self._add_lost(list(range(self._last + 1, seq)), 0)
                     if kind == K_ERASED:
                         # Erased in place; its tombstone follows (or was already replayed).
                         seg.offs[seq - seg.first] |= DELBIT
@@ -913,12 +924,13 @@ class FileStore(StoreCore):
             pos += n + 1
         return -1
 
-    def _report_damage(self, seg: _Seg, pos: int, nbytes: int, seqs: list[int], apply: bool) -> None:
+    def _report_damage(self, seg: _Seg, pos: int, nbytes: int, apply: bool) -> None:
         if not apply:
             raise _Rescan()
-        log.error("store %s: %d damaged byte(s) at %s:%d skipped (seq %s)", self._dir, nbytes,
-                  os.path.basename(seg.path), pos, _fmt_seqs(seqs) or "unknown")
-        self._add_lost(seqs, nbytes)
+        log.error("store %s: %d damaged byte(s) at %s:%d skipped", self._dir, nbytes,
+                  os.path.basename(seg.path), pos)
+        self._add_lost([], nbytes)
+        self._gap_pending = True
         self._lost_reported = True
 
     def _damaged(self, seg: _Seg, pos: int, end: int, seq: int | None, apply: bool, last_seg: bool,
@@ -929,7 +941,11 @@ class FileStore(StoreCore):
         nbytes = end - pos
         log.error("store %s: %s at %s:%d; truncating %d byte(s)", self._dir,
                   "torn record" if torn else "unreadable records", os.path.basename(seg.path), pos, nbytes)
-        self._add_lost([seq] if seq is not None and seq > self._last else [], nbytes)
+        if self._gap_pending:
+            self._gap_pending = False
+            if seq is not None and seq > self._last:
+                self._add_lost(list(range(self._last + 1, seq)), 0)
+        self._add_lost([seq] if seq is not None and seq == self._last + 1 else [], nbytes)
         self._lost_reported = True
         os.ftruncate(seg.fd, pos)
         seg.size = pos

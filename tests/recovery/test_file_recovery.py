@@ -1,0 +1,271 @@
+"""FileStore recovery: torn tails, flipped bytes, crash images, damaged index and snapshot files.
+
+A "crash image" is a copy of the store directory taken after the data reached the OS but
+without a clean close: exactly what a `kill -9` leaves behind (the page cache survives).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import struct
+
+import pytest
+
+from pyjetstream.jetstream.store import FileStore
+from pyjetstream.jetstream.store.file import HS
+
+T0 = 1_700_000_000_000_000_000
+
+
+def payload(i: int) -> bytes:
+    return b"msg-%04d-" % i + bytes([i % 256]) * (i % 40)
+
+
+def make_store(d: str, n: int, block_size: int = 8 * 1024 * 1024) -> FileStore:
+    st = FileStore(d, block_size=block_size)
+    for i in range(1, n + 1):
+        st.store_msg(f"sub.{i % 3}", b"NATS/1.0\r\nK: v\r\n\r\n" if i % 4 == 0 else b"", payload(i), T0 + i)
+    st.flush()
+    return st
+
+
+def crash_image(st: FileStore, dst: str) -> str:
+    st.flush()
+    shutil.copytree(st.directory, dst)
+    return dst
+
+
+def seg_files(d: str) -> list[str]:
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".seg"))
+
+
+def record_offsets(path: str) -> list[int]:
+    with open(path, "rb") as f:
+        data = f.read()
+    offs, pos = [], 0
+    while pos < len(data):
+        offs.append(pos)
+        pos += struct.unpack_from("<I", data, pos)[0]
+    return offs
+
+
+def assert_msgs(st: FileStore, seqs) -> None:
+    for i in seqs:
+        m = st.load_msg(i)
+        assert m is not None, i
+        assert (m.subject, m.data, m.ts) == (f"sub.{i % 3}", payload(i), T0 + i)
+
+
+@pytest.mark.parametrize("clean_close", [False, True])
+def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
+    n = 12
+    st = make_store(str(tmp_path / "orig"), n)
+    if clean_close:
+        st.close()
+        image = str(tmp_path / "orig")
+    else:
+        image = crash_image(st, str(tmp_path / "image"))
+    seg = seg_files(image)[0]
+    size = os.path.getsize(seg)
+    start = record_offsets(seg)[-1]
+    for cut in range(start, size + 1):
+        d = str(tmp_path / f"cut{cut}")
+        shutil.copytree(image, d)
+        os.truncate(seg_files(d)[0], cut)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="pyjetstream.store"):
+            re = FileStore(d)
+        s = re.state()
+        assert_msgs(re, range(1, n))
+        if cut == size:
+            assert s.msgs == n and s.last_seq == n and s.lost is None
+            assert_msgs(re, [n])
+        else:
+            assert s.msgs == n - 1 and s.last_seq == n - 1 and re.load_msg(n) is None
+            if cut == start:
+                assert s.lost is None  # a clean record boundary: nothing half-written
+            else:
+                assert s.lost is not None and s.lost.bytes == cut - start
+                assert s.lost.msgs in ([n], [])  # the seq is known once the header survived
+                if cut - start >= HS:
+                    assert s.lost.msgs == [n]
+                assert any("truncating" in r.getMessage() for r in caplog.records)
+            # the repaired store takes new messages at the next sequence and keeps them
+            assert re.store_msg("new", b"", b"after", T0) == n
+            re.close()
+            re = FileStore(d)
+            assert re.load_msg(n).data == b"after"
+            assert_msgs(re, range(1, n))
+        re.close()
+        shutil.rmtree(d)
+    st.close()
+
+
+@pytest.mark.parametrize("where", ["length", "kind", "seq", "subject", "payload", "crc"])
+def test_flipped_byte_in_middle_record(tmp_path, where, caplog):
+    n = 20
+    st = make_store(str(tmp_path / "orig"), n)
+    image = crash_image(st, str(tmp_path / "image"))
+    st.close()
+    seg = seg_files(image)[0]
+    offs = record_offsets(seg)
+    victim = 10  # seq 10 is the tenth record
+    base = offs[victim - 1]
+    reclen = offs[victim] - base
+    at = {"length": base + 1, "kind": base + 4, "seq": base + 5, "subject": base + HS + 1,
+          "payload": base + reclen - 8, "crc": base + reclen - 2}[where]
+    with open(seg, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x5A]))
+    with caplog.at_level(logging.ERROR, logger="pyjetstream.store"):
+        re = FileStore(image)
+    s = re.state()
+    assert re.load_msg(victim) is None
+    assert_msgs(re, [i for i in range(1, n + 1) if i != victim])
+    assert s.msgs == n - 1 and s.last_seq == n
+    assert s.lost is not None and s.lost.msgs == [victim] and s.lost.bytes >= reclen
+    assert any("damaged" in r.getMessage() for r in caplog.records)
+    assert re.store_msg("sub.0", b"", b"x", T0) == n + 1
+    re.close()
+    re = FileStore(image)
+    assert_msgs(re, [i for i in range(1, n + 1) if i != victim])
+    assert re.state().lost.msgs == [victim]  # still reported after another restart
+    re.close()
+
+
+def test_corruption_found_on_read_is_dropped_and_reported(tmp_path):
+    st = make_store(str(tmp_path / "s"), 10)
+    st.close()
+    seg = seg_files(str(tmp_path / "s"))[0]
+    offs = record_offsets(seg)
+    with open(seg, "r+b") as f:  # damage seq 4's payload behind the clean-close index's back
+        f.seek(offs[4] - 6)
+        f.write(b"\xff")
+    re = FileStore(str(tmp_path / "s"))
+    assert re.state().msgs == 10  # the index says it is there; only reading reveals the damage
+    assert re.load_msg(4) is None
+    s = re.state()
+    assert s.msgs == 9 and s.lost.msgs == [4]
+    assert re.load_next_msg("", 4).seq == 5
+    re.close()
+    re = FileStore(str(tmp_path / "s"))
+    assert re.state().msgs == 9 and re.load_msg(4) is None
+    re.close()
+
+
+def test_crash_image_restores_everything(tmp_path):
+    st = FileStore(str(tmp_path / "s"), block_size=4096)
+    for i in range(1, 301):
+        st.store_msg(f"sub.{i % 3}", b"", payload(i), T0 + i, ttl_ns=5000 if i == 299 else 0)
+    st.remove_msg(7)
+    st.remove_msg(150, erase=True)
+    st.purge("sub.2", keep=5)
+    st.compact(20)
+    st.skip_msgs(301, 4)
+    before = st.state(deleted=True)
+    subj_before = st.subjects_state("")
+    image = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    re = FileStore(image, block_size=4096)
+    after = re.state(deleted=True)
+    assert after == before
+    assert re.subjects_state("") == subj_before
+    assert re.expired(T0 + 299 + 5000) == [299]
+    for seq in range(1, 305):
+        a = re.load_msg(seq)
+        if seq < 20 or seq in (150, 7) or (seq % 3 == 2 and seq < 285) or seq > 300:
+            assert a is None, seq
+        else:
+            assert a.data == payload(seq)
+    assert re.store_msg("x", b"", b"", T0) == 305
+    re.close()
+
+
+def test_last_seq_survives_when_last_messages_removed(tmp_path):
+    st = make_store(str(tmp_path / "s"), 5)
+    for seq in (5, 4):
+        st.remove_msg(seq)
+    image = crash_image(st, str(tmp_path / "img"))
+    st.purge()
+    image2 = crash_image(st, str(tmp_path / "img2"))
+    st.close()
+    for d, msgs in ((image, 3), (image2, 0)):
+        re = FileStore(d)
+        s = re.state()
+        assert (s.msgs, s.last_seq) == (msgs, 5)
+        assert re.store_msg("a", b"", b"", T0) == 6
+        re.close()
+
+
+def test_full_purge_drops_segments_and_survives_crash(tmp_path):
+    st = make_store(str(tmp_path / "s"), 400, block_size=4096)
+    assert len(seg_files(st.directory)) > 5
+    st.purge()
+    assert len(seg_files(st.directory)) <= 2
+    image = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    re = FileStore(image, block_size=4096)
+    s = re.state()
+    assert (s.msgs, s.first_seq, s.last_seq, s.num_subjects) == (0, 401, 400, 0)
+    re.close()
+
+
+def test_workqueue_style_removal_drops_old_segments(tmp_path):
+    st = make_store(str(tmp_path / "s"), 600, block_size=4096)
+    nseg = len(seg_files(st.directory))
+    for seq in range(1, 501):
+        st.remove_msg(seq)
+    assert len(seg_files(st.directory)) < nseg
+    image = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    re = FileStore(image, block_size=4096)
+    s = re.state()
+    assert (s.msgs, s.first_seq, s.last_seq) == (100, 501, 600)
+    assert_msgs(re, range(501, 601))
+    re.close()
+
+
+@pytest.mark.parametrize("damage", ["snapshot", "index", "both", "remove-snapshot"])
+def test_damaged_or_missing_metadata_falls_back_to_scan(tmp_path, damage):
+    st = make_store(str(tmp_path / "s"), 300, block_size=4096)
+    st.remove_msg(100)
+    st.remove_msg(1)
+    before = st.state(deleted=True)
+    st.close()
+    d = st.directory
+    if damage in ("snapshot", "both"):
+        with open(os.path.join(d, "index.snap"), "r+b") as f:
+            f.seek(20)
+            f.write(b"\x00\x01\x02")
+    if damage in ("index", "both"):
+        for n in os.listdir(d):
+            if n.endswith(".idx"):
+                with open(os.path.join(d, n), "r+b") as f:
+                    f.seek(40)
+                    f.write(b"\xee\xee")
+    if damage == "remove-snapshot":
+        os.unlink(os.path.join(d, "index.snap"))
+    re = FileStore(d, block_size=4096)
+    assert re.state(deleted=True) == before
+    assert_msgs(re, [i for i in range(2, 301) if i != 100])
+    re.close()
+
+
+def test_empty_and_garbage_segment(tmp_path):
+    d = str(tmp_path / "s")
+    st = make_store(d, 5)
+    st.close()
+    with open(os.path.join(d, "00000002.seg"), "wb") as f:
+        f.write(b"\x00" * 10)  # a segment created, then garbage, no valid record
+    re = FileStore(d)
+    s = re.state()
+    assert s.msgs == 5 and s.lost is not None and s.lost.bytes == 10
+    assert re.store_msg("a", b"", b"", T0) == 6
+    re.close()
+    re = FileStore(d)
+    assert re.load_msg(6) is not None and re.state().msgs == 6
+    re.close()
