@@ -120,6 +120,8 @@ class Stream:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = 0
         self._ttl_unknown = False
+        self._simple = False
+        self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
 
@@ -147,6 +149,16 @@ class Stream:
 
     # ------------------------------------------------------------------ publish path
 
+    def _refresh_fast_path(self) -> None:
+        # A header-less publish to a stream without limits, retention rules or acks-off needs
+        # none of the checks below; most publishes under load are exactly that.
+        c = self.config
+        self._simple = (
+            c.retention == "limits" and not c.sealed and not c.no_ack and c.discard == "old"
+            and c.max_msgs <= 0 and c.max_bytes <= 0 and c.max_msgs_per_subject <= 0 and not c.max_age
+        )
+        self._max_msg_size = c.max_msg_size
+
     def process_msg(self, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
         """Store one published message (or refuse it) and queue its PubAck.
 
@@ -154,6 +166,19 @@ class Stream:
         """
         if self.closed:
             return 0
+        if hdr is None and self._simple and (self._max_msg_size < 0 or len(payload) <= self._max_msg_size):
+            seq = self.store.store_msg(subject, b"", payload, self.clock(), 0)
+            self._last_msg_id = ""
+            if self.consumers:
+                for c in list(self.consumers.values()):
+                    c.on_new_msg(seq, subject)
+            self._outq.append((reply, b"%s%d}" % (self._ack_prefix, seq)) if reply else ("", b""))
+            if not self._commit_scheduled:
+                self._commit_scheduled = True
+                if self._loop is None:
+                    self._loop = asyncio.get_running_loop()
+                self._loop.call_soon(self.flush)
+            return seq
         try:
             seq, dup = self._ingest(subject, hdr, payload)
         except ApiError as e:
@@ -499,6 +524,7 @@ class Stream:
         """Apply an already-validated config; resubscribe when the subjects changed."""
         old = self.config
         self.config = new
+        self._refresh_fast_path()
         if old.subjects != new.subjects and self._subs:
             self.unsubscribe()
             self.subscribe()
