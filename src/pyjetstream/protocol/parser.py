@@ -8,7 +8,7 @@ Events are plain tuples (cheap on the hot path), first element an OP_* code:
   (OP_PUB, subject, reply, size_token, body)             body keeps its trailing CRLF
   (OP_HPUB, subject, reply, hdr_len, size_token, body)   body = headers + payload + CRLF
   (OP_SUB, subject, queue, sid)
-  (OP_UNSUB, sid, max_msgs)                              max_msgs is 0 when absent
+  (OP_UNSUB, sid, max_msgs)                              max_msgs is 0 when absent or not a number
   (OP_CONNECT, json_bytes), (OP_PING,), (OP_PONG,), (OP_OK,)
   (OP_ERR, ProtocolError)                                always last; the parser is dead after it
 Subjects, replies, queues and sids are bytes exactly as sent, so they can be echoed back
@@ -147,11 +147,11 @@ class Parser:
                     raise ProtocolError(ERR_MAX_PAYLOAD)
                 self._pending = ((OP_PUB, subject, reply, size_tok), size + 2)
                 return
-            upper = line.strip().upper()
-            if upper == b"PING":
+            # nats-server stops looking once it has seen the four letters: `PINGX` is a PING.
+            if op == b"PING":
                 append((OP_PING,))
                 return
-            if upper == b"PONG":
+            if op == b"PONG":
                 append((OP_PONG,))
                 return
             raise ProtocolError(ERR_UNKNOWN_OP)
@@ -194,16 +194,20 @@ class Parser:
             if len(args) == 1:
                 append((OP_UNSUB, args[0], 0))
             elif len(args) == 2:
-                append((OP_UNSUB, args[0], _parse_size(args[1])))
+                # a max that is not a number counts as no max (nats-server unsubscribes at once)
+                mx = args[1]
+                append((OP_UNSUB, args[0], int(mx) if mx.isdigit() else 0))
             elif not args:
                 raise ProtocolError(ERR_UNKNOWN_OP)
             else:
                 raise ProtocolError(None, "processUnsub parse error")
             return
         if c in b"Cc" and c:
-            if line[:8].upper() not in (b"CONNECT ", b"CONNECT\t"):
+            # Whatever follows the seven letters is the argument, even without a separator:
+            # `CONNECTX {}` is a CONNECT whose JSON does not parse (nats-server does the same).
+            if line[:7].upper() != b"CONNECT":
                 raise ProtocolError(ERR_UNKNOWN_OP)
-            append((OP_CONNECT, line[8:].strip()))
+            append((OP_CONNECT, line[7:].strip()))
             return
         if line[:3] == b"+OK" or line[:3].upper() == b"+OK":
             append((OP_OK,))

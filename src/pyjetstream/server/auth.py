@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyjetstream.server.options import Permissions, ServerOptions, User
-from pyjetstream.subjects import is_subset, subject_matches
+from pyjetstream.subjects import subject_matches
 
 
 @dataclass
@@ -32,6 +32,9 @@ class Authenticator:
         self.opts = opts
         self.users: dict[str, User] = {u.user: u for u in opts.users}
         self.required = bool(opts.token or opts.username or self.users)
+        # With a no_auth_user, nats-server does not announce auth_required and lets a client
+        # talk before CONNECT; the authentication timer still runs.
+        self.expect_connect = self.required and not (opts.no_auth_user and opts.no_auth_user in self.users)
 
     def check(self, connect: dict[str, Any]) -> AuthResult:
         if not self.required:
@@ -61,6 +64,10 @@ class PermissionChecker:
     __slots__ = ("perms", "_pub_cache")
 
     def __init__(self, perms: Permissions) -> None:
+        # An empty allow list restricts nothing, as in nats-server (`subscribe: []`).
+        if not perms.pub_allow or not perms.sub_allow:
+            perms = Permissions(perms.pub_allow or None, list(perms.pub_deny), perms.sub_allow or None,
+                                list(perms.sub_deny))
         self.perms = perms
         self._pub_cache: dict[str, bool] = {}
 
@@ -76,10 +83,13 @@ class PermissionChecker:
         return r
 
     def can_subscribe(self, subject: str) -> bool:
+        # nats-server matches the subscription subject against the filters with its wildcard
+        # tokens taken literally: allow `bar.*` admits `SUB bar.>` (`*` matches the token `>`),
+        # deny `bar.x` does not refuse `SUB bar.*` (delivery_denied filters those messages).
         p = self.perms
-        if p.sub_allow is not None and not any(is_subset(subject, f) for f in p.sub_allow):
+        if p.sub_allow is not None and not any(subject_matches(f, subject) for f in p.sub_allow):
             return False
-        return not any(is_subset(subject, f) for f in p.sub_deny)
+        return not any(subject_matches(f, subject) for f in p.sub_deny)
 
     def delivery_denied(self, subject: str) -> bool:
         """A wildcard subscription may overlap a deny filter; such messages are not delivered."""

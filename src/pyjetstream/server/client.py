@@ -45,6 +45,28 @@ def err_line(text: str) -> bytes:
     return b"-ERR '" + text.encode() + b"'\r\n"
 
 
+# CONNECT fields and the JSON types nats-server's decoder accepts for them (null is fine).
+_CONNECT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "verbose": bool, "pedantic": bool, "tls_required": bool, "echo": bool, "headers": bool,
+    "no_responders": bool, "auth_token": str, "user": str, "pass": str, "name": str, "lang": str,
+    "version": str, "nkey": str, "jwt": str, "sig": str, "account": str, "new_account": bool,
+    "protocol": int,
+}
+
+
+def _connect_types_ok(opts: dict[str, Any]) -> bool:
+    for key, typ in _CONNECT_TYPES.items():
+        v = opts.get(key)
+        if v is not None and (not isinstance(v, typ) or (typ is int and isinstance(v, bool))):
+            return False
+    return True
+
+
+def _opt_bool(opts: dict[str, Any], key: str, default: bool) -> bool:
+    v = opts.get(key)
+    return default if v is None else v
+
+
 class Subscription:
     """A client's SUB or an internal subscription (callback set, client None for internal)."""
 
@@ -237,7 +259,7 @@ class ClientConnection(asyncio.Protocol):
             elif op == OP_UNSUB:
                 self._on_unsub(ev[1], ev[2])
             elif op == OP_PING:
-                if not self.connected and server.auth.required:
+                if not self.connected and server.auth.expect_connect:
                     self.fail("Authorization Violation", "Authorization Violation")
                     return
                 self.send_now(PONG)
@@ -251,7 +273,7 @@ class ClientConnection(asyncio.Protocol):
                 return
 
     def _require_connect(self) -> bool:
-        if not self.connected and self.server.auth.required:
+        if not self.connected and self.server.auth.expect_connect:
             self.fail("Authorization Violation", "Authorization Violation")
             return False
         return True
@@ -259,45 +281,43 @@ class ClientConnection(asyncio.Protocol):
     def _on_connect(self, raw: bytes) -> None:
         try:
             opts: dict[str, Any] = json.loads(raw)
-            if not isinstance(opts, dict):
-                raise ValueError("not an object")
         except ValueError:
+            opts = None  # type: ignore[assignment]
+        if not isinstance(opts, dict) or not _connect_types_ok(opts):
+            # nats-server closes without a word when CONNECT does not unmarshal
             self.close("Protocol Violation: bad CONNECT")
             return
         server = self.server
-        if self.connected and server.auth.required:
-            # a second CONNECT may not switch identity
-            pass
-        proto = opts.get("protocol", 0)
-        if not isinstance(proto, int) or proto < 0 or proto > 1:
+        proto = opts.get("protocol")
+        if proto is not None and (proto < 0 or proto > 1):
             self.fail("invalid client protocol", "Protocol Violation")
             return
-        self.verbose = bool(opts.get("verbose", self.verbose))
-        self.pedantic = bool(opts.get("pedantic", self.pedantic))
-        self.echo = bool(opts.get("echo", True))
-        self.headers = bool(opts.get("headers", False))
-        self.no_responders = bool(opts.get("no_responders", False))
-        self.name = str(opts.get("name", "") or "")
-        self.lang = str(opts.get("lang", "") or "")
-        self.version = str(opts.get("version", "") or "")
+        self.verbose = _opt_bool(opts, "verbose", self.verbose)
+        self.pedantic = _opt_bool(opts, "pedantic", self.pedantic)
+        self.echo = _opt_bool(opts, "echo", True)
+        self.headers = _opt_bool(opts, "headers", False)
+        self.no_responders = _opt_bool(opts, "no_responders", False)
+        self.name = opts.get("name") or ""
+        self.lang = opts.get("lang") or ""
+        self.version = opts.get("version") or ""
         if self.no_responders and not self.headers:
             self.fail("no responders requires headers support", "Protocol Violation")
             return
-        if not self.connected:
-            result = server.auth.check(opts)
-            if not result.ok:
-                log.info("cid=%d authentication error for user %r", self.cid, opts.get("user", ""))
-                self.fail("Authorization Violation", "Authentication Failure")
-                return
-            self.user = result.user
-            if result.account != self.account.name:
-                server.move_client(self, server.lookup_account(result.account))
-            if result.permissions is not None:
-                self.perms = PermissionChecker(result.permissions)
-            self.connected = True
-            if self._auth_handle is not None:
-                self._auth_handle.cancel()
-                self._auth_handle = None
+        # Every CONNECT is checked, not only the first: nats-server rejects a later CONNECT
+        # with bad credentials too.
+        result = server.auth.check(opts)
+        if not result.ok:
+            log.info("cid=%d authentication error for user %r", self.cid, opts.get("user", ""))
+            self.fail("Authorization Violation", "Authentication Failure")
+            return
+        self.user = result.user
+        if result.account != self.account.name:
+            server.move_client(self, server.lookup_account(result.account))
+        self.perms = PermissionChecker(result.permissions) if result.permissions is not None else None
+        self.connected = True
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
         if self.verbose:
             self.send_now(OK)
 
@@ -308,19 +328,17 @@ class ClientConnection(asyncio.Protocol):
         self.in_msgs += 1
         self.in_bytes += len(body) - 2
         # nats-server answers +OK before any delivery of the message, even to this client.
+        # A pedantic complaint about the subject is only a warning: the message is still
+        # routed (nats-server 2.9 does so); a permission violation drops it without +OK.
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_err("Invalid Publish Subject")
-            if self.verbose:
-                self.send_now(OK)
-        elif self.perms is not None and not self.perms.can_publish(subject):
+        if self.perms is not None and not self.perms.can_publish(subject):
             self.send_err(f'Permissions Violation for Publish to "{subject}"')
             log.info("cid=%d publish violation on %s", self.cid, subject)
-            if self.verbose:
-                self.send_now(OK)
-        else:
-            if self.verbose:
-                self.send_now(OK)
-            self.server.route(self.account, subject, subject_b, reply_b, hdr_len, size_tok, body, self)
+            return
+        if self.verbose:
+            self.send_now(OK)
+        self.server.route(self.account, subject, subject_b, reply_b, hdr_len, size_tok, body, self)
 
     def _on_sub(self, subject_b: bytes, queue_b: bytes, sid: bytes) -> None:
         if not self.connected and not self._require_connect():

@@ -105,9 +105,15 @@ class Server:
         return acc
 
     def move_client(self, client: ClientConnection, account: Account) -> None:
-        client.account.clients.discard(client)
+        old = client.account
+        old.clients.discard(client)
         client.account = account
         account.clients.add(client)
+        # subscriptions made before a (re-)CONNECT follow the client into its new account
+        for sub in client.subs.values():
+            old.sublist.remove(sub)
+            sub.account = account
+            account.sublist.insert(sub)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -123,7 +129,7 @@ class Server:
         }
         if o.jetstream.enabled:
             self._info_base["jetstream"] = True
-        if self.auth.required:
+        if self.auth.expect_connect:
             self._info_base["auth_required"] = True
         if o.tls:
             self._info_base["tls_required"] = True
@@ -266,8 +272,9 @@ class Server:
             else:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             n += 1
-            if sub.max:
-                self._count_max(sub)
+            sub.delivered += 1
+            if sub.max and sub.delivered >= sub.max:
+                self._expire(sub)
         for group in queues:
             sub = group[0] if len(group) == 1 else self.rng.choice(group)
             c = sub.client
@@ -278,19 +285,19 @@ class Server:
             else:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             n += 1
-            if sub.max:
-                self._count_max(sub)
+            sub.delivered += 1
+            if sub.max and sub.delivered >= sub.max:
+                self._expire(sub)
         if n == 0 and reply_b and origin is not None and origin.no_responders:
             self._no_responders(origin, subject, reply_b)
         return n
 
-    def _count_max(self, sub: Subscription) -> None:
-        sub.delivered += 1
-        if sub.delivered >= sub.max:
-            if sub.client is not None:
-                sub.client.remove_sub(sub)
-            else:
-                sub.account.sublist.remove(sub)
+    def _expire(self, sub: Subscription) -> None:
+        """UNSUB with a max: the subscription has had its last message."""
+        if sub.client is not None:
+            sub.client.remove_sub(sub)
+        else:
+            sub.account.sublist.remove(sub)
 
     def _deliver_internal(self, sub: Subscription, origin: ClientConnection | None, subject: str,
                           reply_b: bytes, hdr_len: int, body: bytes) -> None:
