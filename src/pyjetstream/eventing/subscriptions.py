@@ -462,6 +462,9 @@ class SubscriptionStore:
             await self.put_status(sub.namespace, sub.name, pending)
         return "created" if current is None else "configured"
 
+    async def get_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_doc(status_key(namespace, name))
+
     async def put_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self.kv.put(status_key(namespace, name), json.dumps(status).encode())
 

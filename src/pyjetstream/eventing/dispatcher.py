@@ -1,0 +1,253 @@
+"""The dispatcher: JetStream push consumers -> HTTP sinks, at least once.
+
+Owns the NATS subscriptions on the consumers' deliver subjects (queue groups, so several
+dispatcher processes share the work), the HTTP client, and the per-message decision: ack
+on 2xx, NAK with a computed delay otherwise, copy to the dead-letter stream and TERM when
+the retry policy gives up. A delivery's state lives only in its consumer: nothing here is
+a second queue. Creating consumers is the manager's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import nats.errors
+
+from . import cloudevents as ce
+from . import types as t
+from .config import EventingConfig
+from .metrics import EventingMetrics
+from .retry import Outcome, RetryPolicy, classify, next_delay, parse_retry_after
+
+log = logging.getLogger("pyjetstream.eventing.dispatcher")
+
+# Dead-letter headers; the names follow Knative's error extensions in spirit.
+H_REASON = "Eventing-Dead-Letter-Reason"
+H_CODE = "Eventing-Last-Status"
+H_ERROR = "Eventing-Last-Error"
+H_SUBSCRIPTION = "Eventing-Subscription"
+H_CONSUMER = "Eventing-Consumer"
+H_SINK = "Eventing-Sink"
+H_DELIVERIES = "Eventing-Deliveries"
+H_SEQUENCE = "Eventing-Stream-Sequence"
+ERROR_TEXT_LIMIT = 1024
+
+
+@dataclass
+class Binding:
+    """One consumer as the dispatcher serves it."""
+
+    consumer: str
+    subscription: str          # "<namespace>/<name>"
+    event_type: str            # original type, for metrics
+    deliver_subject: str
+    group: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class DeliveryResult:
+    status: int | None         # None: no HTTP answer
+    error: str = ""
+    retry_after: float | None = None
+
+
+def deliver_subject(stream: str, consumer: str) -> str:
+    """Stable across processes, so every dispatcher instance joins the same queue group."""
+    return f"_EVENTING.{stream}.{consumer}"
+
+
+def dead_letter_subject(prefix: str, consumer: str) -> str:
+    return f"{prefix}.{consumer}"
+
+
+class Dispatcher:
+    def __init__(self, nc: Any, config: EventingConfig, metrics: EventingMetrics | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=config.publish_timeout)
+        self.config = config
+        self.metrics = metrics or EventingMetrics()
+        self.rng = rng or random.Random()
+        self._bindings: dict[str, Binding] = {}
+        self._subs: dict[str, Any] = {}
+        self._sinks: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
+                                         keepalive_timeout=10)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    # -- what the manager calls --------------------------------------------------------------
+    def set_sink(self, subscription: str, sink: str) -> None:
+        self._sinks[subscription] = sink
+
+    def remove_sink(self, subscription: str) -> None:
+        self._sinks.pop(subscription, None)
+
+    def bound(self) -> set[str]:
+        return set(self._bindings)
+
+    def bindings_of(self, subscription: str) -> set[str]:
+        return {name for name, b in self._bindings.items() if b.subscription == subscription}
+
+    async def bind(self, binding: Binding) -> None:
+        current = self._bindings.get(binding.consumer)
+        self._bindings[binding.consumer] = binding
+        if current is not None and current.deliver_subject == binding.deliver_subject \
+                and binding.consumer in self._subs:
+            return  # policy updates take effect through the stored binding
+
+        async def on_msg(msg: Any) -> None:
+            await self._on_msg(binding.consumer, msg)
+
+        if binding.consumer in self._subs:
+            await self._subs.pop(binding.consumer).unsubscribe()
+        self._subs[binding.consumer] = await self.nc.subscribe(
+            binding.deliver_subject, queue=binding.group, cb=on_msg, pending_msgs_limit=-1,
+            pending_bytes_limit=-1)
+
+    async def unbind(self, consumer: str) -> None:
+        self._bindings.pop(consumer, None)
+        sub = self._subs.pop(consumer, None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error as exc:
+                log.debug("unsubscribe of %s failed: %s", consumer, exc)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking messages, let running deliveries finish for `grace` seconds."""
+        self._closing = True
+        for name in list(self._subs):
+            await self.unbind(name)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()  # not acked: JetStream redelivers after ack_wait
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- per message --------------------------------------------------------------------------
+    async def _on_msg(self, consumer: str, msg: Any) -> None:
+        headers = msg.headers or {}
+        if headers.get("Status") == "100":
+            # Flow-control requests carry a reply subject; a stalled heartbeat names one.
+            reply = msg.reply or headers.get("Nats-Consumer-Stalled")
+            if reply:
+                await self.nc.publish(reply, b"")
+            return
+        binding = self._bindings.get(consumer)
+        if binding is None or self._closing:
+            return  # not acked: redelivered once a dispatcher serves the consumer again
+        task = asyncio.create_task(self._deliver_task(binding, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_task(self, binding: Binding, msg: Any) -> None:
+        try:
+            await self._deliver(binding, msg)
+        except (nats.errors.Error, OSError) as exc:
+            # Ack/nak could not be sent: the consumer redelivers after ack_wait.
+            log.warning("delivery bookkeeping for %s failed: %s", binding.consumer, exc)
+        except Exception:  # noqa: BLE001 - task boundary: log, never kill the dispatcher
+            log.exception("delivery task for %s crashed", binding.consumer)
+
+    async def _deliver(self, binding: Binding, msg: Any) -> None:
+        policy = binding.policy
+        num_delivered = msg.metadata.num_delivered
+        sink = self._sinks.get(binding.subscription)
+        if sink is None:
+            await msg.nak(delay=next_delay(num_delivered, policy, rng=self.rng))
+            return
+        try:
+            event = ce.parse_structured(msg.data)
+        except ce.CloudEventError as exc:
+            # Beyond Kyma: a poison message cannot get better; dead-letter it at once.
+            await self._give_up(binding, msg, sink, "InvalidCloudEvent", DeliveryResult(None, str(exc)))
+            return
+        started = time.perf_counter()
+        result = await self.send(sink, event, policy.delivery_timeout)
+        code = "error" if result.status is None else str(result.status)
+        self.metrics.deliveries.labels(binding.subscription, binding.event_type, sink, code,
+                                       binding.consumer).inc()
+        self.metrics.dispatch_duration.labels(binding.subscription, binding.event_type, sink, code).observe(
+            time.perf_counter() - started)
+        outcome = classify(result.status, policy, num_delivered)
+        if outcome is Outcome.ACK:
+            await msg.ack()
+        elif outcome is Outcome.RETRY:
+            retry_after = result.retry_after if result.status in (429, 503) else None
+            delay = next_delay(num_delivered, policy, retry_after, rng=self.rng)
+            log.info("delivery %d of %s to %s failed (%s); retry in %.1fs", num_delivered,
+                     binding.consumer, sink, result.error or result.status, delay)
+            await msg.nak(delay=delay)
+        else:
+            reason = "MaxDeliveryAttemptsExceeded" if num_delivered >= policy.max_deliveries \
+                else "NonRetryableStatus"
+            await self._give_up(binding, msg, sink, reason, result)
+
+    async def send(self, sink: str, event: ce.CloudEvent, timeout: float) -> DeliveryResult:
+        """POST one event in binary mode with the original type and tracing headers restored."""
+        out = event.copy()
+        out.attributes["type"] = t.restore_original_type(out.type, out.source, out.get("originaltype"),
+                                                         self.config.stream.subject_prefix)
+        trace = {header: str(out.attributes.pop(ext)) for ext, header in ce.TRACING_EXTENSIONS.items()
+                 if ext in out.attributes}
+        headers = out.to_binary_headers()
+        headers.update(trace)
+        assert self._session is not None, "Dispatcher.start() was not called"
+        try:
+            async with self._session.post(sink, data=out.data or b"", headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if 200 <= resp.status < 300:
+                    await resp.read()
+                    return DeliveryResult(resp.status)
+                text = (await resp.content.read(ERROR_TEXT_LIMIT)).decode("utf-8", "replace")
+                return DeliveryResult(resp.status, text, parse_retry_after(resp.headers.get("Retry-After")))
+        except TimeoutError:
+            return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
+
+    async def _give_up(self, binding: Binding, msg: Any, sink: str, reason: str, result: DeliveryResult) -> None:
+        dl = self.config.dead_letter
+        if not dl.enabled or not binding.policy.dead_letter:
+            await msg.term()
+            return
+        meta = msg.metadata
+        headers = {
+            H_REASON: reason,
+            H_CODE: "" if result.status is None else str(result.status),
+            H_ERROR: " ".join(result.error.split())[:ERROR_TEXT_LIMIT],
+            H_SUBSCRIPTION: binding.subscription,
+            H_CONSUMER: binding.consumer,
+            H_SINK: sink,
+            H_DELIVERIES: str(meta.num_delivered),
+            H_SEQUENCE: str(meta.sequence.stream),
+            # Dead-lettering the same delivery twice (e.g. after a lost TERM) stores it once.
+            "Nats-Msg-Id": f"{meta.stream}-{meta.sequence.stream}",
+        }
+        try:
+            await self.js.publish(dead_letter_subject(dl.subject_prefix, binding.consumer), msg.data,
+                                  headers=headers)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.error("dead-lettering seq %d of %s failed (%s); will retry", meta.sequence.stream,
+                      binding.consumer, exc)
+            await msg.nak(delay=binding.policy.max_delay)
+            return
+        self.metrics.dead_lettered.labels(binding.subscription, binding.consumer, reason).inc()
+        log.warning("event seq %d of %s dead-lettered: %s", meta.sequence.stream, binding.subscription, reason)
+        await msg.term()

@@ -1,0 +1,299 @@
+"""The subscription manager: keeps streams and consumers in line with stored Subscriptions.
+
+Owns the `sap` stream (ensured at start and after every reconnect, updated when its
+settings drift), the dead-letter stream, one durable push consumer per subscription type
+with Kyma's name and settings, removal of orphaned consumers at start, and the status it
+writes back. It never delivers events itself: it tells the dispatcher what to serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from . import subscriptions as subs
+from . import types as t
+from .config import EventingConfig
+from .dispatcher import Binding, Dispatcher, deliver_subject
+from .metrics import EventingMetrics
+
+log = logging.getLogger("pyjetstream.eventing.manager")
+
+# Stream fields Kyma compares before deciding to update (max_msgs_per_subject is not among them).
+_COMPARED = ("storage", "num_replicas", "retention", "max_msgs", "max_bytes", "discard", "subjects")
+# Room above the retry policy's last attempt so a failed dead-letter publish can be retried.
+DEAD_LETTER_SLACK = 5
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def stream_needs_update(current: StreamConfig, desired: dict[str, Any]) -> bool:
+    for name in _COMPARED:
+        have = _enum_value(getattr(current, name, None))
+        want = desired[name]
+        if name == "subjects":
+            have, want = sorted(have or []), sorted(want)
+        if have != want:
+            return True
+    return False
+
+
+class EventingManager:
+    def __init__(self, nc: Any, config: EventingConfig, dispatcher: Dispatcher, store: subs.SubscriptionStore,
+                 metrics: EventingMetrics | None = None, resync_interval: float = 30.0) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=max(5.0, config.publish_timeout))
+        self.config = config
+        self.dispatcher = dispatcher
+        self.store = store
+        self.metrics = metrics or dispatcher.metrics
+        self.resync_interval = resync_interval
+        self._subs: dict[str, subs.Subscription] = {}
+        self._lock = asyncio.Lock()  # one reconcile at a time: they share the dispatcher's maps
+        self._tasks: list[asyncio.Task[None]] = []
+        self.synced = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.ensure_streams()
+        self._tasks.append(asyncio.create_task(self._watch_loop(), name="eventing-watch"))
+        self._tasks.append(asyncio.create_task(self._resync_loop(), name="eventing-resync"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+
+    def subscriptions(self) -> list[subs.Subscription]:
+        return list(self._subs.values())
+
+    def on_reconnect(self) -> None:
+        """nats-py reconnected callback: re-ensure the stream and every consumer."""
+        self._tasks.append(asyncio.create_task(self._after_reconnect(), name="eventing-reconnect"))
+
+    async def _after_reconnect(self) -> None:
+        try:
+            await self.ensure_streams()
+            await self.resync()
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("re-sync after reconnect failed (the periodic re-sync retries): %s", exc)
+
+    # -- streams ------------------------------------------------------------------------------
+    async def ensure_streams(self) -> None:
+        desired = self.config.stream.config_dict()
+        try:
+            info = await self.js.stream_info(desired["name"])
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(**desired)
+            log.info("created stream %s", desired["name"])
+        else:
+            if stream_needs_update(info.config, desired):
+                await self.js.update_stream(**desired)
+                log.info("updated stream %s", desired["name"])
+        dl = self.config.dead_letter
+        if dl.enabled:
+            dl_cfg = {"name": dl.stream, "subjects": [f"{dl.subject_prefix}.>"], "storage": dl.storage,
+                      "num_replicas": dl.replicas, "retention": "limits", "max_age": dl.max_age,
+                      "duplicate_window": 120.0}
+            try:
+                await self.js.stream_info(dl.stream)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(**dl_cfg)
+
+    # -- reconcile ----------------------------------------------------------------------------
+    async def _watch_loop(self) -> None:
+        while True:
+            try:
+                initial: list[subs.WatchEvent] = []
+                live = False
+                async for event in self.store.watch():
+                    if event is None:
+                        if not live:
+                            live = True
+                            await self._initial_sync(initial)
+                        continue
+                    if not live:
+                        initial.append(event)
+                    else:
+                        await self._apply(event)
+            except asyncio.CancelledError:
+                raise
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("subscription watch ended (%s); restarting", exc)
+            except Exception:  # noqa: BLE001 - task boundary: log and keep the manager alive
+                log.exception("subscription watch crashed; restarting")
+            await asyncio.sleep(1.0)
+
+    async def _initial_sync(self, events: list[subs.WatchEvent]) -> None:
+        for event in events:
+            if event.subscription is not None:
+                await self._apply(event)
+        await self.delete_orphans()
+        self.synced.set()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_interval)
+            try:
+                await self.resync()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("periodic re-sync failed: %s", exc)
+
+    async def resync(self) -> None:
+        stored = await self.store.list()
+        keys = {s.key for s in stored}
+        for key in [k for k in self._subs if k not in keys]:
+            ns, name = key.split("/", 1)
+            await self._apply(subs.WatchEvent(ns, name, None))
+        for sub in stored:
+            await self._apply(subs.WatchEvent(sub.namespace, sub.name, sub), force=True)
+
+    async def _apply(self, event: subs.WatchEvent, force: bool = False) -> None:
+        async with self._lock:
+            if event.subscription is None:
+                await self._remove(event.namespace, event.name)
+            else:
+                await self._reconcile(event.subscription, force)
+
+    async def delete_orphans(self) -> None:
+        """Kyma's start-up cleanup: consumers no Subscription computes, and not push-bound."""
+        wanted: set[str] = set()
+        for sub in self._subs.values():
+            if not subs.validate(sub, self.config.strict_sinks, self.config.legacy_type_prefix):
+                wanted.update(sub.consumers(self.config.stream.subject_prefix))
+        try:
+            infos = await self.js.consumers_info(self.config.stream.name)
+        except nats.js.errors.NotFoundError:
+            return
+        for info in infos:
+            if info.name in wanted or info.push_bound:
+                continue
+            try:
+                await self.js.delete_consumer(self.config.stream.name, info.name)
+                log.info("deleted orphaned consumer %s", info.name)
+            except nats.js.errors.NotFoundError:
+                pass
+
+    def _consumer_config(self, sub: subs.Subscription, name: str, subject: str) -> ConsumerConfig:
+        cc = self.config.consumer
+        policy = sub.retry_policy(self.config.retry)
+        # ack_wait must outlast the HTTP delivery timeout, or a slow sink gets duplicates.
+        ack_wait = max(cc.ack_wait, policy.delivery_timeout + 10.0)
+        dead_letter = self.config.dead_letter.enabled and policy.dead_letter
+        max_in_flight = sub.max_in_flight(cc.max_in_flight)
+        return ConsumerConfig(
+            durable_name=name,
+            description=t.consumer_description(sub.namespace, sub.name, subject),
+            deliver_subject=deliver_subject(self.config.stream.name, name),
+            deliver_group=name,
+            deliver_policy=cc.deliver_policy,
+            ack_policy="explicit",
+            ack_wait=ack_wait,
+            max_deliver=policy.max_deliveries + (DEAD_LETTER_SLACK if dead_letter else 0),
+            max_ack_pending=max_in_flight if max_in_flight > 0 else None,
+            filter_subject=subject,
+            replay_policy="instant",
+            flow_control=cc.flow_control,
+            idle_heartbeat=cc.idle_heartbeat or None,
+        )
+
+    async def _ensure_consumer(self, sub: subs.Subscription, name: str, subject: str) -> None:
+        wanted = self._consumer_config(sub, name, subject)
+        stream = self.config.stream.name
+        try:
+            info = await self.js.consumer_info(stream, name)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_consumer(stream, wanted)
+            return
+        have = info.config
+        if (have.max_ack_pending != wanted.max_ack_pending and wanted.max_ack_pending is not None) \
+                or have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver \
+                or have.deliver_subject != wanted.deliver_subject:
+            # nats-server updates a durable in place when only mutable fields change.
+            await self.js.add_consumer(stream, wanted)
+
+    async def _reconcile(self, sub: subs.Subscription, force: bool = False) -> None:
+        key = sub.key
+        previous = self._subs.get(key)
+        if previous is not None and not force and previous.same_spec(sub) and previous.generation == sub.generation:
+            return
+        self._subs[key] = sub
+        prefix = self.config.stream.subject_prefix
+        stored_status = await self.store.get_status(sub.namespace, sub.name)
+        sub.status = stored_status
+        errors = subs.validate(sub, self.config.strict_sinks, self.config.legacy_type_prefix)
+        now = subs.now_rfc3339()
+        if errors:
+            # Like Kyma on a failed sink check: stop serving, keep the consumers and their backlog.
+            for name in self.dispatcher.bindings_of(key):
+                await self.dispatcher.unbind(name)
+            self.dispatcher.remove_sink(key)
+            status = subs.status_invalid(sub, errors, now)
+        else:
+            desired = sub.consumers(prefix)
+            for name in self.dispatcher.bindings_of(key) - set(desired):
+                await self.dispatcher.unbind(name)
+                await self._delete_consumer(name)
+            if previous is not None:
+                for name in set(previous.consumers(prefix)) - set(desired):
+                    await self._delete_consumer(name)
+            self.dispatcher.set_sink(key, sub.sink)
+            error = None
+            policy = sub.retry_policy(self.config.retry)
+            try:
+                for name, (ty, subject) in desired.items():
+                    await self._ensure_consumer(sub, name, subject)
+                    await self.dispatcher.bind(Binding(name, key, ty, deliver_subject(self.config.stream.name, name),
+                                                       name, policy))
+            except (nats.errors.Error, TimeoutError) as exc:
+                error = f"failed to add a consumer: {exc}"
+                log.warning("subscription %s not active: %s", key, error)
+            status = subs.status_synced(sub, now, error, prefix, self._dead_letter_info(desired))
+        self.metrics.subscription_status.labels(sub.name, sub.namespace).set(1 if status["ready"] else 0)
+        if subs.without_timestamps(status) != subs.without_timestamps(stored_status):
+            await self.store.put_status(sub.namespace, sub.name, status)
+        sub.status = status
+
+    def _dead_letter_info(self, desired: dict[str, tuple[str, str]]) -> dict[str, Any] | None:
+        dl = self.config.dead_letter
+        if not dl.enabled:
+            return None
+        return {"stream": dl.stream, "subjects": [f"{dl.subject_prefix}.{name}" for name in sorted(desired)]}
+
+    async def _delete_consumer(self, name: str) -> None:
+        try:
+            await self.js.delete_consumer(self.config.stream.name, name)
+        except nats.js.errors.NotFoundError:
+            pass
+
+    async def _remove(self, namespace: str, name: str) -> None:
+        key = f"{namespace}/{name}"
+        known = self._subs.pop(key, None)
+        names = self.dispatcher.bindings_of(key)
+        if known is not None:
+            names |= set(known.consumers(self.config.stream.subject_prefix))
+        status = await self.store.get_status(namespace, name)
+        for entry in ((status or {}).get("backend") or {}).get("types", []) or []:
+            if entry.get("consumerName"):
+                names.add(entry["consumerName"])
+        for consumer in names:
+            await self.dispatcher.unbind(consumer)
+            await self._delete_consumer(consumer)
+        self.dispatcher.remove_sink(key)
+        try:
+            await self.store.delete_status(namespace, name)
+        except nats.js.errors.KeyNotFoundError:
+            pass
+        log.info("subscription %s deleted with its %d consumer(s)", key, len(names))

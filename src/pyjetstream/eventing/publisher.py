@@ -1,0 +1,310 @@
+"""The publisher proxy: CloudEvents over HTTP in, JetStream publishes out (aiohttp).
+
+Owns the HTTP API Kyma's publisher offers (`/publish`, the legacy `/{app}/v1/events`, the
+`/subscribed` listing, health and metrics) and the mapping of JetStream errors to Kyma's
+status codes. A 2xx is answered only after the JetStream PubAck. It never creates streams
+or consumers (that is `manager`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from aiohttp import web
+
+from . import cloudevents as ce
+from . import types as t
+from .config import EventingConfig
+from .metrics import EventingMetrics
+from .subscriptions import Subscription
+
+log = logging.getLogger("pyjetstream.eventing.publisher")
+
+ERR_STREAM_FULL = 10077
+_UUID = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
+_ALNUM = re.compile(r"[a-zA-Z0-9]+")
+_TRACE_REQUEST_HEADERS = {v.lower(): k for k, v in ce.TRACING_EXTENSIONS.items()}
+
+
+class BackendError(Exception):
+    """Publishing failed; `status` is the HTTP code Kyma answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def message_id(source: str, event_id: str) -> str:
+    """Nats-Msg-Id for de-duplication: CloudEvents defines source+id as the event's identity."""
+    return hashlib.sha256(f"{source}\n{event_id}".encode()).hexdigest()[:40]
+
+
+def stored_event(event: ce.CloudEvent, target: t.PublishTarget) -> ce.CloudEvent:
+    out = event.copy()
+    out.attributes["type"] = target.event_type
+    if target.original_type is not None:
+        out.attributes["originaltype"] = target.original_type
+    return out
+
+
+class EventPublisher:
+    """Publishes CloudEvents to JetStream through a nats-py connection."""
+
+    def __init__(self, nc: Any, config: EventingConfig, metrics: EventingMetrics | None = None) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=config.publish_timeout)
+        self.config = config
+        self.metrics = metrics
+
+    def target(self, event: ce.CloudEvent) -> t.PublishTarget:
+        return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
+                                self.config.stream.subject_prefix)
+
+    async def publish(self, event: ce.CloudEvent) -> tuple[t.PublishTarget, Any]:
+        """Validate the type, publish, wait for the PubAck. Raises EventTypeError or BackendError."""
+        target = self.target(event)
+        final = stored_event(event, target)
+        headers = {"ce-specversion": str(final.get("specversion")), "ce-type": final.type,
+                   "ce-source": final.source, "ce-id": final.id}
+        if final.datacontenttype:
+            headers["Content-Type"] = final.datacontenttype
+        if self.config.dedupe:
+            headers["Nats-Msg-Id"] = message_id(final.source, final.id)
+        started = time.perf_counter()
+        code = 204
+        try:
+            ack = await self._send(target.subject, final.to_json(), headers)
+        except BackendError as exc:
+            code = exc.status
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.backend_duration.labels(str(code), self.config.stream.name).observe(
+                    (time.perf_counter() - started) * 1000)
+        return target, ack
+
+    async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
+        if not self.nc.is_connected:
+            raise BackendError(502, "no connection to NATS JetStream server")
+        try:
+            return await self.js.publish(subject, payload, headers=headers)
+        except nats.js.errors.NoStreamResponseError as exc:
+            raise BackendError(504, f"cannot send to stream: {exc}") from exc
+        except nats.js.errors.APIError as exc:
+            text = str(exc.description or "")
+            if exc.err_code == ERR_STREAM_FULL or "no space left on device" in text or "maximum bytes" in text:
+                raise BackendError(507, f"insufficient resources on target stream: {text}") from exc
+            status = exc.code if isinstance(exc.code, int) and 400 <= exc.code < 600 else 500
+            raise BackendError(status, f"JetStream error: {text}") from exc
+        except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
+            raise BackendError(502, "no connection to NATS JetStream server") from exc
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise BackendError(500, f"internal error on backend: {exc!r}") from exc
+
+
+# -- HTTP ----------------------------------------------------------------------------------
+
+SubscriptionsProvider = Callable[[], Iterable[Subscription]]
+
+
+def create_app(publisher: EventPublisher, subscriptions: SubscriptionsProvider | None = None,
+               metrics: EventingMetrics | None = None) -> web.Application:
+    config = publisher.config
+    metrics = metrics or publisher.metrics or EventingMetrics()
+    app = web.Application(client_max_size=config.max_request_size, middlewares=[_metrics_middleware(metrics)])
+    handlers = _Handlers(publisher, subscriptions or (lambda: ()), metrics)
+    app.router.add_post("/publish", handlers.publish)
+    app.router.add_post("/{application}/v1/events", handlers.legacy)
+    app.router.add_get("/{application}/v1/events/subscribed", handlers.subscribed)
+    app.router.add_route("*", "/healthz", handlers.healthz)
+    app.router.add_route("*", "/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.render_metrics)
+    return app
+
+
+def _metrics_middleware(metrics: EventingMetrics) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        started = time.perf_counter()
+        code = 500
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        except web.HTTPException as exc:
+            code = exc.status
+            raise
+        finally:
+            route = request.match_info.route.resource
+            path = route.canonical if route is not None else "unknown"
+            metrics.requests.labels(request.method, str(code), path).inc()
+            metrics.request_duration.labels(request.method, str(code), path).observe(time.perf_counter() - started)
+    return middleware
+
+
+def _legacy_error(status: int, type_: str, message: str, **extra: Any) -> web.Response:
+    body = {"status": status, "type": type_, "message": message, **extra}
+    return web.json_response(body, status=status)
+
+
+def _field_error(kind: str, field: str, message: str) -> web.Response:
+    title = "Missing field" if kind == "missing_field" else "Invalid field"
+    return _legacy_error(400, "validation_violation", title,
+                         details=[{"field": field, "type": kind, "message": message}])
+
+
+class _Handlers:
+    def __init__(self, publisher: EventPublisher, subscriptions: SubscriptionsProvider,
+                 metrics: EventingMetrics) -> None:
+        self.publisher = publisher
+        self.subscriptions = subscriptions
+        self.metrics = metrics
+        self.config = publisher.config
+
+    def _count(self, event: ce.CloudEvent, code: int) -> None:
+        etype = event.get("originaltype") or event.type
+        self.metrics.published.labels(str(etype), event.source, str(code)).inc()
+
+    async def publish(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            # Kyma surfaces the size limit through the CloudEvent reader, hence 400.
+            return web.Response(status=400, text="http: request body too large\n")
+        try:
+            event = ce.parse_http(request.headers, body)
+        except ce.CloudEventError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        _add_tracing(event, request)
+        try:
+            await self.publisher.publish(event)
+        except t.EventTypeError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        except BackendError as exc:
+            log.warning("publish failed with %d: %s", exc.status, exc.message)
+            self._count(event, exc.status)
+            return web.Response(status=exc.status)
+        self._count(event, 204)
+        return web.Response(status=204)
+
+    async def legacy(self, request: web.Request) -> web.Response:
+        app_name = request.match_info["application"]
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _legacy_error(413, "request_body_too_large", "Request body too large",
+                                 moreInfo="http: request body too large")
+        if not body:
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo="EOF")
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+        if not isinstance(doc, dict):
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax",
+                                 moreInfo="the body must be a JSON object")
+        problem = _check_legacy(doc)
+        if problem is not None:
+            return problem
+        event_id = doc.get("event-id") or str(uuid.uuid4())
+        version = str(doc["event-type-version"])
+        data = json.dumps(doc["data"], separators=(",", ":")).encode()
+        event = ce.CloudEvent({"specversion": "1.0", "id": event_id, "source": app_name,
+                               "type": f"{doc['event-type']}.{version}", "datacontenttype": "application/json",
+                               "time": doc["event-time"], "eventtypeversion": version}, data)
+        _add_tracing(event, request)
+        try:
+            ce.validate(event)
+        except ce.CloudEventError as exc:
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+        events = [event]
+        if self.config.legacy_double_publish:
+            events.append(self._legacy_v1alpha1(event, app_name, str(doc["event-type"]), version))
+        for ev in events:
+            try:
+                await self.publisher.publish(ev)
+            except t.EventTypeError as exc:
+                return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+            except BackendError as exc:
+                self._count(ev, exc.status)
+                return web.json_response({"status": exc.status, "message": exc.message}, status=exc.status)
+        self._count(event, 200)
+        return web.json_response({"event-id": event_id, "status": "", "reason": ""}, status=200)
+
+    def _legacy_v1alpha1(self, event: ce.CloudEvent, app_name: str, event_type: str, version: str) -> ce.CloudEvent:
+        """Kyma's second publish for exact-matching and old subscriptions: prefixed, alnum-only type."""
+        parts = event_type.split(".")
+        combined = ".".join(["".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else event_type
+        app = re.sub(r"\W|_", "", app_name)
+        full = re.sub(r"[^a-zA-Z0-9.]", "", f"{app}.{combined}.{version}")
+        legacy = event.copy()
+        legacy.attributes["type"] = f"{self.config.legacy_type_prefix}.{full}"
+        legacy.attributes["source"] = self.config.legacy_namespace
+        return legacy
+
+    async def subscribed(self, request: web.Request) -> web.Response:
+        app_name = request.match_info["application"]
+        seen: dict[tuple[str, str], None] = {}
+        prefix = f"{self.config.legacy_type_prefix}.{app_name}."
+        for sub in self.subscriptions():
+            for ty in sub.unique_types():
+                if sub.type_matching == t.EXACT:
+                    if not ty.startswith(prefix):
+                        continue
+                    ty = ty[len(prefix):]
+                elif sub.source != app_name:
+                    continue
+                pair = t.split_name_version(ty)
+                if pair is not None:
+                    seen.setdefault(pair, None)
+        return web.json_response({"eventsInfo": [{"name": n, "version": v} for n, v in seen]})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ok = bool(self.publisher.nc.is_connected)
+        self.metrics.health.set(1 if ok else 0)
+        return web.Response(status=200 if ok else 500)
+
+    async def render_metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _add_tracing(event: ce.CloudEvent, request: web.Request) -> None:
+    for header, value in request.headers.items():
+        ext = _TRACE_REQUEST_HEADERS.get(header.lower())
+        if ext is not None and value:
+            event.attributes[ext] = value
+
+
+def _check_legacy(doc: dict[str, Any]) -> web.Response | None:
+    if not doc.get("event-type"):
+        return _field_error("missing_field", "event-type", "field is required")
+    version = doc.get("event-type-version")
+    if not version:
+        return _field_error("missing_field", "event-type-version", "field is required")
+    if not isinstance(version, str) or not _ALNUM.search(version):
+        return _field_error("invalid_field", "event-type-version", "should be alphanumeric")
+    when = doc.get("event-time")
+    if not when:
+        return _field_error("missing_field", "event-time", "field is required")
+    if not isinstance(when, str) or not ce.is_rfc3339(when):
+        return _field_error("invalid_field", "event-time", "should be RFC3339 format")
+    event_id = doc.get("event-id")
+    if event_id is not None and event_id != "" and (not isinstance(event_id, str) or not _UUID.match(event_id)):
+        return _field_error("invalid_field", "event-id", "should be UUID")
+    if doc.get("data") is None or doc.get("data") == "":
+        return _field_error("missing_field", "data", "field is required")
+    return None

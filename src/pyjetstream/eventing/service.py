@@ -1,0 +1,109 @@
+"""Runs the eventing layer: publisher proxy + manager + dispatcher on one nats-py connection.
+
+Owns start-up order and shutdown (HTTP first, then the manager, then in-flight deliveries,
+then the connection) and the reconnect hook. `run_eventing` is what `pyjetstream up` and
+`pyjetstream eventing` call; it knows nothing about how the NATS server itself runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from aiohttp import web
+
+from .config import EventingConfig
+from .dispatcher import Dispatcher
+from .manager import EventingManager
+from .metrics import EventingMetrics
+from .publisher import EventPublisher, create_app
+from .subscriptions import SubscriptionStore
+
+log = logging.getLogger("pyjetstream.eventing")
+
+
+@dataclass
+class EventingService:
+    nats_url: str
+    config: EventingConfig = field(default_factory=EventingConfig)
+    connect_options: dict[str, Any] = field(default_factory=dict)
+    run_publisher: bool = True
+    run_dispatcher: bool = True
+    resync_interval: float = 30.0
+    nc: Any = None
+    manager: EventingManager | None = None
+    dispatcher: Dispatcher | None = None
+    publisher: EventPublisher | None = None
+    store: SubscriptionStore | None = None
+    metrics: EventingMetrics = field(default_factory=EventingMetrics)
+    port: int | None = None
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self.nc = await nats.connect(
+            servers=self.nats_url.split(","), name="pyjetstream-eventing", max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5, allow_reconnect=True, reconnected_cb=self._reconnected,
+            disconnected_cb=self._disconnected, error_cb=self._error, **self.connect_options)
+        self.store = await SubscriptionStore.open(self.nc.jetstream(), self.config.kv_bucket,
+                                                  replicas=self.config.stream.replicas)
+        self.dispatcher = Dispatcher(self.nc, self.config, self.metrics)
+        await self.dispatcher.start()
+        self.manager = EventingManager(self.nc, self.config, self.dispatcher, self.store, self.metrics,
+                                       self.resync_interval)
+        if self.run_dispatcher:
+            await self.manager.start()
+        else:
+            await self.manager.ensure_streams()
+        if self.run_publisher:
+            self.publisher = EventPublisher(self.nc, self.config, self.metrics)
+            app = create_app(self.publisher, self.manager.subscriptions, self.metrics)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.config.publish_host, self.config.publish_port)
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1] if sockets else self.config.publish_port
+            log.info("publisher proxy listening on http://%s:%s", self.config.publish_host, self.port)
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        assert self.manager is not None
+        await asyncio.wait_for(self.manager.synced.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.manager is not None:
+            await self.manager.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+    async def _reconnected(self) -> None:
+        log.info("reconnected to NATS")
+        if self.manager is not None and self.run_dispatcher:
+            self.manager.on_reconnect()
+
+    async def _disconnected(self) -> None:
+        log.warning("disconnected from NATS")
+
+    async def _error(self, exc: Exception) -> None:
+        log.debug("NATS client error: %s", exc)
+
+
+async def run_eventing(nats_url: str, config: EventingConfig | None = None,
+                       stop: asyncio.Event | None = None, **connect_options: Any) -> EventingService:
+    """Start proxy + manager + dispatcher; with `stop` given, run until it is set, then shut down."""
+    service = EventingService(nats_url, config or EventingConfig(), connect_options=connect_options)
+    await service.start()
+    if stop is not None:
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+    return service
