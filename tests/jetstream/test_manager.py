@@ -49,7 +49,7 @@ async def test_restart_restores_streams_config_and_messages(tmp_path: Any, clock
                                         hdr=hdrs(Nats_Msg_Id=f"id{i}"))).payload)
         assert ack == {"stream": "ORDERS", "seq": i + 1}
     await request(server, "$JS.API.STREAM.MSG.DELETE.ORDERS", {"seq": 4})
-    assert os.path.isfile(tmp_path / "jetstream" / "$G" / "streams" / "ORDERS" / "meta.json")
+    assert os.path.isfile(tmp_path / "jetstream" / "%24G" / "streams" / "ORDERS" / "meta.json")
     await js.stop()
     assert server.subs == []
 
@@ -78,7 +78,7 @@ async def test_deleted_stream_stays_deleted(tmp_path: Any, clock: FakeClock) -> 
     await request(server, "S", b"x")
     await request(server, "$JS.API.STREAM.DELETE.S")
     await js.stop()
-    assert not os.path.exists(tmp_path / "jetstream" / "$G" / "streams" / "S")
+    assert not os.path.exists(tmp_path / "jetstream" / "%24G" / "streams" / "S")
     server2 = FakeServer()
     js2 = await start(server2, str(tmp_path), clock)
     r = json.loads((await request(server2, "$JS.API.STREAM.INFO.S")).payload)
@@ -105,7 +105,7 @@ async def test_corrupt_meta_skips_only_that_stream(tmp_path: Any, clock: FakeClo
     await request(server, "$JS.API.STREAM.CREATE.A", {"name": "A"})
     await request(server, "$JS.API.STREAM.CREATE.B", {"name": "B"})
     await js.stop()
-    (tmp_path / "jetstream" / "$G" / "streams" / "A" / "meta.json").write_bytes(b"{garbage")
+    (tmp_path / "jetstream" / "%24G" / "streams" / "A" / "meta.json").write_bytes(b"{garbage")
     server2 = FakeServer()
     js2 = await start(server2, str(tmp_path), clock)
     assert list(js2.accounts["$G"].streams) == ["B"]

@@ -6,11 +6,10 @@ with the checks that span streams (subject overlap, account limits), the stream-
 files next to each store, and stream advisories. Message handling is the Stream's; request
 decoding is api.py's; message bytes on disk are the store's.
 
-On-disk layout (file storage only; memory streams do not survive a restart, as in
-nats-server): `<store_dir>/jetstream/<account>/streams/<stream>/` holds `meta.json`
-({"config": StreamConfig JSON, "created": ns}) written by this module, atomically (temp
-file, fsync, rename), and `msgs/`, the file store's directory (see store/file.py). The
-config is tiny and changes only on API calls, so it stays here rather than in the store.
+On disk (file storage only; memory streams do not survive a restart, as in nats-server)
+each stream has the directory store/layout.py assigns; its `meta.json` holds this module's
+{"config": StreamConfig JSON, "created": ns}, written and checksummed through layout's
+write_meta/read_meta. All file IO goes through store/layout.py and the stores.
 """
 
 from __future__ import annotations
@@ -18,35 +17,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pyjetstream.jetstream import advisories, api, errors
 from pyjetstream.jetstream.schemas import StreamConfig, check_stream_config, check_update
+from pyjetstream.jetstream.store import layout
 from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger("pyjetstream.jetstream")
 
-META_FILE = "meta.json"
-
 StoreFactory = Callable[[StreamConfig, str, "JetStream"], Any]
 
 
 def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> Any:
-    """Open the store for a stream: memory or file, in `directory` (created by the caller)."""
-    first = max(cfg.first_seq, 1)
-    if cfg.storage == "memory":
-        from pyjetstream.jetstream.store.memory import MemoryStore
-
-        return MemoryStore(first_seq=first)
-    from pyjetstream.jetstream.store.file import FileStore
-
+    """Open the store for a stream: memory, or file under the stream's `directory`."""
     interval = js.sync_interval
-    return FileStore(os.path.join(directory, "msgs"), sync_always=not interval, sync_interval_s=interval or None,
-                     first_seq=first)
+    return layout.open_stream_store(cfg.storage, directory, sync_always=not interval,
+                                    sync_interval_s=interval or None, first_seq=max(cfg.first_seq, 1))
 
 
 class JsAccount:
@@ -85,7 +75,10 @@ class JsAccount:
         return mem, store
 
     def streams_dir(self) -> str:
-        return os.path.join(self.js.store_dir, "jetstream", self.name, "streams")
+        return os.path.dirname(layout.stream_dir(self.js.store_dir, self.name, "_"))
+
+    def stream_dir(self, stream: str) -> str:
+        return layout.stream_dir(self.js.store_dir, self.name, stream)
 
     def _on_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
         api.dispatch(self, subject, reply, hdr, payload, client)
@@ -180,20 +173,20 @@ class JetStream:
             return
         for entry in sorted(os.listdir(root)):
             sdir = os.path.join(root, entry)
-            meta_path = os.path.join(sdir, META_FILE)
-            if not os.path.isfile(meta_path):
-                continue
             try:
-                with open(meta_path, "rb") as f:
-                    meta = json.loads(f.read())
+                raw = layout.read_meta(sdir)
+                if raw is None:
+                    continue
+                meta = json.loads(raw)
                 cfg = check_stream_config(StreamConfig.from_dict(meta["config"]))
                 created = int(meta.get("created", 0))
-            except (OSError, ValueError, KeyError, TypeError, errors.ApiError) as e:
-                log.error("JetStream: stream %s > %s not recovered, bad %s: %s", jsa.name, entry, META_FILE, e)
+            except (OSError, ValueError, KeyError, TypeError, errors.ApiError, layout.ErrCorruptMeta) as e:
+                log.error("JetStream: stream %s > %s not recovered, bad metadata: %s", jsa.name, entry, e)
                 continue
             t0 = time.monotonic()
             store = self.store_factory(cfg, sdir, self)
             stream = Stream(jsa, cfg, store, created, clock=self.clock)
+            stream.directory = sdir
             jsa.streams[cfg.name] = stream
             stream.subscribe()
             stream.start_timers(recovered=True)
@@ -214,29 +207,11 @@ class JetStream:
         if recover is not None:
             recover(stream)
 
-    def _stream_dir(self, jsa: JsAccount, name: str) -> str:
-        return os.path.join(jsa.streams_dir(), name)
-
     def _write_meta(self, jsa: JsAccount, stream: Stream) -> None:
         if stream.config.storage != "file":
             return
-        d = self._stream_dir(jsa, stream.name)
-        os.makedirs(d, exist_ok=True)
         data = json.dumps({"config": stream.config.to_dict(), "created": stream.created}).encode()
-        tmp = os.path.join(d, META_FILE + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.sync_interval is None:
-                os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(d, META_FILE))
-        if self.sync_interval is None:
-            # the rename itself must survive power loss, or the stream vanishes on restart
-            dfd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        layout.write_meta(stream.directory, data)
 
     # ------------------------------------------------------------------ stream operations
 
@@ -266,18 +241,22 @@ class JetStream:
             raise errors.maximum_streams_limit()
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
-        sdir = self._stream_dir(jsa, cfg.name)
+        sdir = jsa.stream_dir(cfg.name)
         if cfg.storage == "file":
             # a leftover directory from a stream deleted while we crashed must not leak in
-            if os.path.isdir(sdir):
-                shutil.rmtree(sdir, ignore_errors=True)
+            layout.remove_dir(sdir)
             os.makedirs(sdir, exist_ok=True)
         try:
             store = self.store_factory(cfg, sdir, self)
         except (OSError, ValueError) as e:
             raise errors.stream_create(err=str(e)) from e
         stream = Stream(jsa, cfg, store, self.clock(), clock=self.clock)
-        self._write_meta(jsa, stream)
+        stream.directory = sdir
+        try:
+            self._write_meta(jsa, stream)
+        except OSError as e:
+            store.delete()
+            raise errors.stream_create(err=str(e)) from e
         jsa.streams[cfg.name] = stream
         stream.subscribe()
         stream.start_timers()
@@ -316,9 +295,8 @@ class JetStream:
         if stream is None:
             raise errors.stream_not_found()
         stream.stop(delete=True)
-        sdir = self._stream_dir(jsa, name)
-        if os.path.isdir(sdir):
-            shutil.rmtree(sdir, ignore_errors=True)
+        if stream.config.storage == "file":
+            layout.remove_dir(stream.directory)
         advisories.stream_action(self.server, jsa.account, name, "delete")
 
     # ------------------------------------------------------------------ lookups for other parts

@@ -105,6 +105,8 @@ class Stream:
         self.config = config
         self.store = store
         self.created = created
+        # the stream's own directory (file storage); consumers keep their state beneath it
+        self.directory = ""
         self.consumers: dict[str, Any] = {}
         self.clock = clock
         self.closed = False
