@@ -117,7 +117,9 @@ class Parser:
                 continue
             nl = data.find(b"\n", pos)
             if nl < 0:
-                if n - pos > self.max_control_line:
+                # +1: the tail may end in the CR of a line of exactly the maximum length, and
+                # the verdict must not depend on where the bytes were split.
+                if n - pos > self.max_control_line + 1:
                     raise ProtocolError(ERR_MAX_CONTROL)
                 break
             end = nl - 1 if nl > pos and data[nl - 1] == _CR else nl
