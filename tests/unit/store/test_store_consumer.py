@@ -1,0 +1,85 @@
+"""Consumer stores: state and config round-trip, coalesced writes, damage handling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from pyjetstream.jetstream.store import (
+    ConsumerState,
+    FileConsumerStore,
+    MemoryConsumerStore,
+    SequencePair,
+)
+from pyjetstream.jetstream.store import consumer as consumer_mod
+
+
+def sample_state(n: int = 3) -> ConsumerState:
+    return ConsumerState(
+        delivered=SequencePair(10 + n, 20 + n),
+        ack_floor=SequencePair(5, 15),
+        pending={16 + i: (6 + i, 1_700_000_000_000_000_000 + i) for i in range(n)},
+        redelivered={16: 2},
+    )
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_roundtrip(tmp_path, kind):
+    make = (lambda: MemoryConsumerStore()) if kind == "memory" else (lambda: FileConsumerStore(str(tmp_path / "c")))
+    cs = make()
+    assert cs.load() == (None, ConsumerState())
+    cs.update_config(b'{"durable_name":"d"}')
+    cs.update(sample_state())
+    cs.flush()
+    cfg, st = cs.load()
+    assert cfg == b'{"durable_name":"d"}' and st == sample_state()
+    cs.close()
+    if kind == "file":
+        again = FileConsumerStore(str(tmp_path / "c"))
+        assert again.load() == (b'{"durable_name":"d"}', sample_state())
+        again.delete()
+        assert not os.path.exists(tmp_path / "c")
+
+
+def test_close_writes_pending_update(tmp_path):
+    cs = FileConsumerStore(str(tmp_path / "c"))
+    cs.update(sample_state(5))
+    cs.close()
+    assert FileConsumerStore(str(tmp_path / "c")).load()[1] == sample_state(5)
+
+
+async def test_updates_coalesce_to_one_write_per_iteration(tmp_path, monkeypatch):
+    writes: list[str] = []
+    real = consumer_mod.atomic_write
+
+    def counting(path: str, data: bytes) -> None:
+        writes.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(consumer_mod, "atomic_write", counting)
+    cs = FileConsumerStore(str(tmp_path / "c"))
+    st = sample_state(1)
+    for i in range(100):
+        st.ack_floor.stream_seq = 100 + i
+        cs.update(st)
+    done = asyncio.get_running_loop().create_future()
+    cs.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert len(writes) <= 2  # the iteration's flush and the commit, often merged into one
+    assert FileConsumerStore(str(tmp_path / "c")).load()[1].ack_floor.stream_seq == 199
+    cs.close()
+
+
+def test_damaged_state_file_is_reported_not_fatal(tmp_path, caplog):
+    cs = FileConsumerStore(str(tmp_path / "c"))
+    cs.update(sample_state())
+    cs.close()
+    path = tmp_path / "c" / "state.dat"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    cfg, st = FileConsumerStore(str(tmp_path / "c")).load()
+    assert st == ConsumerState()
+    assert any("damaged" in r.getMessage() for r in caplog.records)
