@@ -91,6 +91,7 @@ async def test_failed_fsync_never_acks(tmp_path, monkeypatch, caplog):
     acked: list[int] = []
     st.store_msg("a", b"", b"x", 1)
     st.commit(lambda: acked.append(1))
+    await asyncio.sleep(0)  # the loop iteration's group commit hands the batch to the thread
     st._syncer.stop()  # drains the queue: the failed batch is handled before this returns
     for _ in range(3):
         await asyncio.sleep(0)

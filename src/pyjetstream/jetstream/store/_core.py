@@ -50,6 +50,34 @@ class StoreCore:
         self._lost: LostData | None = None
         self._closed = False
         self._remove_cbs: list[Callable[[int, str], None]] = []
+        self._first_ts_cache = (0, 0)  # (seq, ts): state() is asked far more often than first moves
+
+    # ---- cheap accessors (no record reads), for per-publish limit checks ---------------------
+
+    @property
+    def num_msgs(self) -> int:
+        return self._msgs
+
+    @property
+    def num_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def first_seq(self) -> int:
+        return self._first
+
+    @property
+    def last_seq(self) -> int:
+        return self._last
+
+    @property
+    def last_ts(self) -> int:
+        return self._last_ts
+
+    def subject_msgs(self, subject: str) -> int:
+        """Messages stored on one literal subject (max_msgs_per_subject checks)."""
+        ss = self._subj.get(subject)
+        return ss[0] if ss is not None else 0
 
     # ---- primitives a backend provides -------------------------------------------------------
 
@@ -316,8 +344,10 @@ class StoreCore:
             num_subjects=len(self._subj),
         )
         if self._msgs:
-            m = self._b_get(self._first)
-            st.first_ts = m.ts if m is not None else 0
+            if self._first_ts_cache[0] != self._first:
+                m = self._b_get(self._first)
+                self._first_ts_cache = (self._first, m.ts if m is not None else 0)
+            st.first_ts = self._first_ts_cache[1]
             st.num_deleted = self._last - self._first + 1 - self._msgs
         if deleted and st.num_deleted:
             st.deleted = self._b_deleted()
@@ -429,6 +459,8 @@ class StoreCore:
         return out
 
     def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
+        """The store removes messages on its own only when a record turns out to be corrupt on
+        read; expiry and limits are driven by the stream through remove_msg/purge/compact."""
         self._remove_cbs.append(cb)
 
     # ---- purge helpers -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ def is_all(filter_subject: str) -> bool:
     return filter_subject == "" or filter_subject == ">"
 
 
+@lru_cache(maxsize=1024)
 def is_literal(filter_subject: str) -> bool:
     toks = filter_subject.split(".")
     return "*" not in toks and ">" not in toks

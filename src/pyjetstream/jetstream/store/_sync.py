@@ -85,7 +85,9 @@ class Syncer:
                 fds, self._fds = self._fds, set()
                 jobs, self._jobs = self._jobs, []
                 stopping = self._stopping
-            ok = self._sync(fds)
+            # A failed fsync is sticky: the kernel may have dropped the dirty pages, so a later
+            # successful fsync proves nothing about them. Nothing is acknowledged after one.
+            ok = self._sync(fds) and self.failed is None
             if ok:
                 for loop, cbs in jobs:
                     try:
