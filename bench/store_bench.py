@@ -85,6 +85,31 @@ def micro(n: int, batch: int) -> None:
                  msgs_per_s=round(n / wall))
         finally:
             shutil.rmtree(d, ignore_errors=True)
+    # Consumer-side paths on a populated store: sequential reads, filtered reads, removals.
+    d = tempfile.mkdtemp(prefix="storebench-")
+    try:
+        st = FileStore(d)
+        for i in range(n):
+            st.store_msg(f"bench.{i % 4}", b"", PAYLOAD, 1)
+        st.flush()
+        for name, filt in (("load_next_all", ""), ("load_next_literal", "bench.1"),
+                           ("load_next_wildcard", "bench.*")):
+            t0 = time.perf_counter()
+            seq, k = 1, 0
+            while (m := st.load_next_msg(filt, seq)) is not None:
+                seq = m.seq + 1
+                k += 1
+            wall = time.perf_counter() - t0
+            emit(phase="micro", store="file", op=name, msgs=k, wall_us_per_msg=round(wall / k * 1e6, 3))
+        t0 = time.perf_counter()
+        for seq in range(1, n + 1):
+            st.remove_msg(seq)
+        st.flush()
+        wall = time.perf_counter() - t0
+        emit(phase="micro", store="file", op="remove_in_order", msgs=n, wall_us_per_msg=round(wall / n * 1e6, 3))
+        st.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     # The bare store_msg cost, without the loop and commit machinery around it.
     d = tempfile.mkdtemp(prefix="storebench-")
     try:

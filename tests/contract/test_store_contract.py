@@ -258,11 +258,16 @@ def test_ttl_expiry(store, reopen):
     assert st.expired_before(T0 + 5000, now=T0 + 5000) == [1, 5]
 
 
-def test_ttl_of_removed_message_is_not_reported(store):
+def test_ttl_of_removed_message_is_not_reported(store, reopen):
     store.store_msg("t", b"", b"", T0, ttl_ns=100)
-    store.store_msg("t", b"", b"", T0, ttl_ns=100)
+    store.store_msg("t", b"", b"", T0, ttl_ns=300)
+    store.store_msg("u", b"", b"", T0)
+    assert store.next_ttl_deadline() == T0 + 100
     store.remove_msg(1)
-    assert store.expired(T0 + 1000) == [2]
+    st = reopen(store)
+    assert st.next_ttl_deadline() == T0 + 300
+    assert st.expired(T0 + 1000) == [2]
+    assert st.next_ttl_deadline() == 0
 
 
 def test_skip_msgs(store, reopen):

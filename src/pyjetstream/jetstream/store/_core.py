@@ -241,6 +241,18 @@ class StoreCore:
 
     def load_next_msg(self, filter_subject: str, start: int) -> StoredMsg | None:
         self._check_open()
+        if start < self._first:
+            start = self._first
+        if not is_all(filter_subject) and not is_literal(filter_subject) and start <= self._last:
+            # A wildcard consumer reading forward mostly hits a match at once: try the next live
+            # message before any scan, and hand it out if it matches.
+            seq = self._b_next_live(start, self._last)
+            if not seq:
+                return None
+            m = self._b_get(seq)
+            if m is not None and matcher(filter_subject)(m.subject):
+                return m
+            start = seq + 1
         seq = self._next_match(filter_subject, start)
         return self._b_get(seq) if seq else None
 
@@ -357,6 +369,9 @@ class StoreCore:
 
     def subjects_state(self, filter_subject: str) -> dict[str, SimpleState]:
         self._check_open()
+        if not is_all(filter_subject) and is_literal(filter_subject):
+            ss = self._subject_info(filter_subject)  # the per-publish limit checks land here
+            return {filter_subject: SimpleState(ss[0], ss[1], ss[2])} if ss is not None else {}
         match = matcher(filter_subject)
         out: dict[str, SimpleState] = {}
         for name in list(self._subj):
@@ -457,6 +472,15 @@ class StoreCore:
                     out.append(seq)
             out.sort()
         return out
+
+    def next_ttl_deadline(self) -> int:
+        """Earliest per-message TTL deadline (unix ns) among stored messages, 0 when none; lets
+        the stream arm its expiry timer after a restart without knowing the TTLs itself."""
+        self._check_open()
+        heap = self._ttl_heap
+        while heap and not (heap[0][1] >= self._first and self._b_live(heap[0][1])):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else 0
 
     def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
         """The store removes messages on its own only when a record turns out to be corrupt on

@@ -47,15 +47,17 @@ from zlib import crc32
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
 from pyjetstream.jetstream.store._sync import Callbacks, Syncer, run_callbacks
-from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError
+from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError, new_msg
 
 log = logging.getLogger("pyjetstream.store")
 
 _HDR = struct.Struct("<IBQqqHI")
 HS = _HDR.size
 _pack_hdr = _HDR.pack
+_unpack_hdr = _HDR.unpack_from
 _CRC = struct.Struct("<I")
 _pack_crc = _CRC.pack
+_unpack_crc = _CRC.unpack_from
 _LEN = struct.Struct("<I")
 
 K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED = 1, 2, 3, 4, 5
@@ -276,7 +278,7 @@ class FileStore(StoreCore):
         subject = buf[q:q + slen].decode()
         if full:
             q += slen
-            return StoredMsg(seq, subject, bytes(buf[q:q + hlen]), bytes(buf[q + hlen:end]), ts)
+            return new_msg(seq, subject, bytes(buf[q:q + hlen]), bytes(buf[q + hlen:end]), ts)
         return (seq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
 
     def _corrupt_on_read(self, seg: _Seg, off: int, seq: int) -> None:
@@ -312,15 +314,31 @@ class FileStore(StoreCore):
         return seg is not None and seg.offs[seq - seg.first] < DELBIT
 
     def _b_get(self, seq: int) -> StoredMsg | None:
-        seg = self._locate(seq)
-        if seg is None:
-            return None
+        # The consumer read path: the common case (same segment, record in the read cache) is
+        # inlined; everything else goes through _parse.
+        seg = self._hit
+        if seg is None or not (seg.first <= seq < seg.next):
+            seg = self._locate(seq)
+            if seg is None:
+                return None
         off = seg.offs[seq - seg.first]
         if off >= DELBIT:
             return None
+        if self._rc_seg is seg:
+            buf = self._rc_buf
+            p = off - self._rc_off
+            if p >= 0 and p + HS <= len(buf):
+                reclen, kind, rseq, ts, _ttl, slen, hlen = _unpack_hdr(buf, p)
+                end = p + reclen - 4
+                if end + 4 <= len(buf):
+                    if rseq == seq and kind == K_MSG and crc32(buf[p:end]) == _unpack_crc(buf, end)[0]:
+                        q = p + HS + slen
+                        return new_msg(seq, buf[p + HS:q].decode(), buf[q:q + hlen], buf[q + hlen:end], ts)
         return self._parse(seg, off, seq, True)  # type: ignore[return-value]
 
     def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
+        """Metadata of live messages, read straight from the chunk cache. Checksums are left to
+        full loads: a scan only picks candidates, and a damaged record is caught when loaded."""
         start = max(start, self._first)
         for seg in self._segs_from(start):
             base = seg.first
@@ -329,10 +347,21 @@ class FileStore(StoreCore):
             offs = seg.offs
             for i in range(max(start - base, 0), min(end - base + 1, len(offs))):
                 off = offs[i]
-                if off < DELBIT:
-                    meta = self._parse(seg, off, base + i, False)
-                    if meta is not None:
-                        yield meta  # type: ignore[misc]
+                if off >= DELBIT:
+                    continue
+                buf = self._rc_buf
+                p = off - self._rc_off
+                if self._rc_seg is not seg or p < 0 or p + HS > len(buf):
+                    buf, p = self._rec_buf(seg, off)
+                    if len(buf) < p + HS:
+                        continue
+                reclen, kind, rseq, ts, ttl, slen, _hlen = _unpack_hdr(buf, p)
+                if rseq != base + i or kind != K_MSG:
+                    continue
+                if p + HS + slen > len(buf):
+                    buf, p = self._rec_buf(seg, off)
+                subject = buf[p + HS:p + HS + slen].decode(errors="surrogateescape")
+                yield (rseq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
 
     def _b_iter_rev(self, end: int, start: int) -> Iterator[Meta]:
         start = max(start, self._first)
@@ -352,6 +381,9 @@ class FileStore(StoreCore):
 
     def _b_next_live(self, seq: int, end: int) -> int:
         seq = max(seq, self._first)
+        seg = self._hit
+        if seg is not None and seg.first <= seq < seg.next and seq <= end and seg.offs[seq - seg.first] < DELBIT:
+            return seq
         for seg in self._segs_from(seq):
             base = seg.first
             if base > end:

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable, Iterator
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
-from pyjetstream.jetstream.store.base import ConsumerState, StoredMsg
+from pyjetstream.jetstream.store.base import ConsumerState, StoredMsg, new_msg
 
 
 class MemoryStore(StoreCore):
@@ -80,7 +80,7 @@ class MemoryStore(StoreCore):
     def store_msg(self, subject: str, hdr: bytes, data: bytes, ts: int, ttl_ns: int = 0) -> int:
         self._check_open()
         seq = self._last + 1
-        m = StoredMsg(seq, subject, hdr or b"", data, ts)
+        m = new_msg(seq, subject, hdr or b"", data, ts)
         self._m[seq] = m
         if ttl_ns:
             self._ttls[seq] = ttl_ns
