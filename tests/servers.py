@@ -56,8 +56,11 @@ class ServerProc:
     """One running server. `port` and `http_port` are known once `start()` returned."""
 
     def __init__(self, kind: str, workdir: str | os.PathLike[str], args: Sequence[str] = (),
-                 config: str | None = None, port: int | None = None) -> None:
+                 config: str | None = None, port: int | None = None, listen_flags: bool = True) -> None:
+        """`listen_flags=False` leaves out `-a 127.0.0.1 -p PORT`, so the config file's
+        listen/port decide (`port` must then say which port that is)."""
         self.kind = kind
+        self.listen_flags = listen_flags
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.args = list(args)
@@ -81,7 +84,9 @@ class ServerProc:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = server_command(self.kind) + ["-a", "127.0.0.1", "-p", str(self.port)]
+        cmd = server_command(self.kind)
+        if self.listen_flags:
+            cmd += ["-a", "127.0.0.1", "-p", str(self.port)]
         if self.config_path is not None:
             cmd += ["-c", str(self.config_path)]
         return cmd + self.args

@@ -123,7 +123,7 @@ _UNSUPPORTED = {
     "ms", "https_port", "cluster", "cluster_name", "cluster_listen", "routes", "r", "no_advertise",
     "cluster_advertise", "connect_retries", "client_advertise", "T", "logtime", "s", "syslog",
     "remote_syslog", "ports_file_dir", "signal", "sl", "t", "DVV", "VV", "max_traced_msg_len",
-    "tls_first", "lame_duck_duration",
+    "tls_first", "lame_duck_duration", "log_size_limit", "profile", "help_tls",
 }
 
 
@@ -364,6 +364,9 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
             setattr(opts, attr, value)
         else:
             extras[attr] = value
+    # As with nats-server, any TLS flag turns TLS on (`--tlsverify` alone means verify clients).
+    if any(k in flags for k in ("tls_verify", "tls_cert", "tls_key", "tls_ca")) and flags.get("tls", True):
+        opts.tls = True
     if opts.port == -1:
         opts.port = 0
     if opts.username and not opts.password:

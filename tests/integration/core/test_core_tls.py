@@ -1,0 +1,69 @@
+"""TLS through `pyjetstream server` with nats-py: server-only TLS, and --tlsverify with a
+client certificate. The certificate is self-signed and made per test run with `openssl`."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+
+import nats
+import pytest
+from servers import RawClient, ServerProc, start_server
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def client_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(cert))
+    if key is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def tls_srv(tmp_path_factory, certs) -> ServerProc:
+    cert, key = certs
+    s = start_server("pyjetstream", tmp_path_factory.mktemp("tls-srv"), "--tls", "--tlscert", str(cert),
+                     "--tlskey", str(key))
+    yield s
+    s.stop()
+
+
+async def test_tls_pub_sub(tls_srv: ServerProc, certs) -> None:
+    raw = RawClient(tls_srv.port)
+    assert raw.info.get("tls_required") is True  # the plain-text INFO announces TLS
+    raw.close()
+    nc = await nats.connect(f"tls://127.0.0.1:{tls_srv.port}", tls=client_context(certs[0]))
+    try:
+        sub = await nc.subscribe("secure")
+        await nc.publish("secure", b"sealed")
+        assert (await sub.next_msg(timeout=5)).data == b"sealed"
+    finally:
+        await nc.close()
+
+
+async def test_tls_verify_requires_client_certificate(tmp_path, certs) -> None:
+    cert, key = certs
+    conf = f'tls {{ cert_file: "{cert}", key_file: "{key}", ca_file: "{cert}", verify: true }}\n'
+    with start_server("pyjetstream", tmp_path, config=conf) as srv:
+        nc = await nats.connect(f"tls://127.0.0.1:{srv.port}", tls=client_context(cert, key))
+        sub = await nc.subscribe("mtls")
+        await nc.publish("mtls", b"ok")
+        assert (await sub.next_msg(timeout=5)).data == b"ok"
+        await nc.close()
+        with pytest.raises((nats.errors.Error, OSError, ssl.SSLError)):
+            await nats.connect(f"tls://127.0.0.1:{srv.port}", tls=client_context(cert),
+                               allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
