@@ -269,3 +269,31 @@ def test_empty_and_garbage_segment(tmp_path):
     re = FileStore(d)
     assert re.load_msg(6) is not None and re.state().msgs == 6
     re.close()
+
+
+def test_truncated_sealed_segment_in_the_middle(tmp_path, caplog):
+    d = str(tmp_path / "s")
+    st = make_store(d, 400, block_size=4096)
+    st.close()
+    segs = seg_files(d)
+    assert len(segs) >= 5
+    victim = segs[2]
+    offs = record_offsets(victim)
+    with open(victim, "rb") as f:
+        first_in_victim = struct.unpack_from("<IBQ", f.read(13))[2]
+    cut_record = len(offs) // 2
+    os.truncate(victim, offs[cut_record] + 7)  # mid-record, inside a sealed segment
+    with caplog.at_level(logging.WARNING, logger="pyjetstream.store"):
+        re = FileStore(d, block_size=4096)
+    lost = list(range(first_in_victim + cut_record, first_in_victim + len(offs)))
+    s = re.state()
+    assert s.lost is not None and s.lost.msgs == lost
+    assert s.msgs == 400 - len(lost) and s.last_seq == 400
+    assert_msgs(re, [i for i in range(1, 401) if i not in lost])
+    assert any("rescanning" in r.getMessage() for r in caplog.records)
+    image = crash_image(re, str(tmp_path / "img"))
+    re.close()
+    for path in (d, image):  # the repair was saved: both a clean and a crash restart agree
+        again = FileStore(path, block_size=4096)
+        assert again.state() == s
+        again.close()

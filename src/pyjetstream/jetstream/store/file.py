@@ -746,6 +746,8 @@ class FileStore(StoreCore):
         if snap is not None and not self._snapshot_fits(snap, nos):
             log.warning("store %s: state snapshot does not match the segments; rescanning", self._dir)
             snap = None
+        self._stale_idx: list[_Seg] = []
+        self._replayed = False
         try:
             self._recover_with(nos, snap)
         except _Rescan:
@@ -753,6 +755,8 @@ class FileStore(StoreCore):
             for seg in self._segs:
                 os.close(seg.fd)
             self._reset_state()
+            snap = None
+            self._stale_idx = []
             self._recover_with(nos, None)
         if not self._segs:
             self._segs.append(self._open_seg(1, create=True))
@@ -764,8 +768,15 @@ class FileStore(StoreCore):
         if self._lost is not None and self._lost_reported:
             log.error("store %s: recovery lost %d message(s) (%s) and %d byte(s)", self._dir,
                       len(self._lost.msgs), _fmt_seqs(self._lost.msgs), self._lost.bytes)
-        # Everything recovered is now the committed base; make the repairs durable.
+        # Everything recovered is now the committed base; make the repairs durable, and save
+        # indexes and a snapshot so the next start need not repeat this scan (an old snapshot
+        # could even disagree with segments that recovery just truncated).
         self.flush()
+        for seg in self._stale_idx:
+            if seg is not self._segs[-1]:
+                self._write_idx(seg)
+        if snap is None or self._replayed or self._lost_reported:
+            self._write_snapshot()
 
     def _reset_state(self) -> None:
         first = self._first_seq_opt
@@ -792,6 +803,7 @@ class FileStore(StoreCore):
     def _recover_with(self, nos: list[int], snap: dict | None) -> None:
         self._lost_reported = False
         self._gap_pending = False
+        self._gap_hint = 0  # seq read from the header of a torn record, if any
         if snap is not None:
             self._first = snap["first"]
             self._last = snap["last"]
@@ -815,6 +827,8 @@ class FileStore(StoreCore):
             size = os.fstat(seg.fd).st_size
             covered = self._load_idx(seg, size)
             seg.size = size
+            if covered != size:
+                self._stale_idx.append(seg)
             self._reindex()
             last_seg = k == len(nos) - 1
             if no < pno:
@@ -828,6 +842,11 @@ class FileStore(StoreCore):
             else:
                 self._scan(seg, 0, seg.size, covered, True, last_seg)
             self._reindex()
+        if self._gap_pending:
+            # Damage at the very end: only a torn record's own header can name what was lost.
+            self._gap_pending = False
+            if self._gap_hint == self._last + 1:
+                self._add_lost([self._gap_hint], 0)
 
     def _apply_dels(self, dels: array) -> None:
         self._reindex()
@@ -880,6 +899,8 @@ class FileStore(StoreCore):
                 self._report_damage(seg, pos, nxt - pos, apply)
                 pos = nxt
                 continue
+            if apply:
+                self._replayed = True
             if kind == K_MSG or kind == K_ERASED:
                 if pos >= covered:
                     fresh = not seg.offs
@@ -975,11 +996,10 @@ class FileStore(StoreCore):
         nbytes = end - pos
         log.error("store %s: %s at %s:%d; truncating %d byte(s)", self._dir,
                   "torn record" if torn else "unreadable records", os.path.basename(seg.path), pos, nbytes)
-        if self._gap_pending:
-            self._gap_pending = False
-            if seq is not None and seq > self._last:
-                self._add_lost(list(range(self._last + 1, seq)), 0)
-        self._add_lost([seq] if seq is not None and seq == self._last + 1 else [], nbytes)
+        self._add_lost([], nbytes)
+        self._gap_pending = True
+        if seq is not None:
+            self._gap_hint = seq
         self._lost_reported = True
         os.ftruncate(seg.fd, pos)
         seg.size = pos
