@@ -40,7 +40,7 @@ class Backend:
         if self.kind == "file-crash" and not st._closed:
             st.flush()
             self.n += 1
-            image = f"{st.directory}.crash{self.n}"
+            image = os.path.join(self.tmp, f"crash{self.n}")
             shutil.copytree(st.directory, image)
             st.close()
             new = FileStore(image, block_size=st._block_size)
