@@ -1003,6 +1003,7 @@ class FileStore(StoreCore):
         self._lost_reported = True
         os.ftruncate(seg.fd, pos)
         seg.size = pos
+        self._rc_seg = None  # a cached chunk may hold the bytes just cut, where new records will go
 
     # ================================================================ lifecycle
 
