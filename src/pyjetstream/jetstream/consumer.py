@@ -136,6 +136,7 @@ class Consumer:
         self.outbox: list[tuple[Any, ...]] = []
         self.advisories: list[tuple[str, dict[str, Any]]] = []
         self.stream_acks: list[int] = []
+        self.ack_replies: list[str] = []  # ack-sync replies, sent once the ack is durable
         self.dirty = False  # state changed since the runner last persisted
         self.closed = False
         self.delete_requested = False  # inactivity threshold passed
@@ -487,7 +488,7 @@ class Consumer:
             reason = msg[len(_TERM):].strip().decode(errors="replace")
             self._process_term(sseq, dseq, dc, reason, now)
         if reply and not skip_reply:
-            self.outbox.append((reply, "", None, b""))
+            self.ack_replies.append(reply)
 
     def _process_ack(self, sseq: int, dseq: int, dc: int, now: int, sample: bool) -> None:
         if sseq == 0 or sseq >= self.sseq:
@@ -970,6 +971,12 @@ class Consumer:
             for wr in self.waiting:
                 self.outbox.append((wr.reply, "", status_hdr(409, "Consumer Deleted"), b""))
         self.waiting.clear()
+
+    def take_ack_replies(self) -> list[str]:
+        r = self.ack_replies
+        if r:
+            self.ack_replies = []
+        return r
 
     def take_outputs(self) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any]]], list[int]]:
         out, adv, acks = self.outbox, self.advisories, self.stream_acks

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import string
 from typing import Any
@@ -56,12 +57,19 @@ def _ephemeral_name() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(8))
 
 
+def _stream_dir(stream: Any) -> str:
+    # The manager keeps each stream's files in <streams_dir>/<name>; consumers go beside them.
+    return os.path.join(stream.jsa.streams_dir(), stream.name)
+
+
 def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
-    """The consumer's state store: the stream store's own when it offers one (file streams),
-    otherwise memory (memory streams and mem_storage consumers do not survive restarts)."""
-    factory = getattr(stream.store, "consumer_store", None)
-    if factory is not None and not cfg.mem_storage:
-        return factory(name)
+    """The consumer's state store: a file store for durables of file-storage streams, memory
+    otherwise (as in nats-server, memory state does not survive a restart)."""
+    if stream.config.storage == "file" and cfg.durable_name and not cfg.mem_storage:
+        from pyjetstream.jetstream.store.consumer import FileConsumerStore
+        from pyjetstream.jetstream.store.layout import consumer_dir
+
+        return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
     from pyjetstream.jetstream.store.memory import MemoryConsumerStore
 
     return MemoryConsumerStore()
@@ -137,22 +145,29 @@ def delete_consumer(stream: Any, name: str) -> None:
 
 
 def recover_consumers(stream: Any) -> None:
-    """Bring back the consumers a restored stream's store remembers (called by the manager)."""
-    lister = getattr(stream.store, "consumer_names", None)
-    if lister is None:
+    """Bring back the durable consumers a restored file stream remembers (the manager calls this)."""
+    if stream.config.storage != "file":
         return
-    for name in lister():
+    from pyjetstream.jetstream.store.consumer import FileConsumerStore
+    from pyjetstream.jetstream.store.layout import list_consumers
+
+    for name, directory in list_consumers(_stream_dir(stream)):
+        cstore = FileConsumerStore(directory)
         try:
-            cstore = stream.store.consumer_store(name)
             raw, state = cstore.load()
             if raw is None:
+                # created but never configured (a crash mid-create): nothing to restore
                 cstore.delete()
                 continue
-            cfg = ConsumerConfig.from_json(json.loads(raw))
-            created = int(cfg.extra.pop("_created", 0) or 0)
-            runner = ConsumerRunner(stream, name, cfg, cstore=cstore, state=state, created=created)
+            meta = json.loads(raw)
+            cfg = ConsumerConfig.from_json(meta["config"])
+            runner = ConsumerRunner(stream, name, cfg, cstore=cstore, state=state,
+                                    created=int(meta.get("created", 0)))
             stream.add_consumer(name, runner)
-        except (ValueError, OSError, ConsumerConfigError) as e:
+            log.info("consumer %s > %s restored: delivered %d, ack floor %d, %d pending",
+                     stream.name, name, state.delivered.stream_seq, state.ack_floor.stream_seq,
+                     len(state.pending))
+        except (ValueError, KeyError, TypeError, OSError, ConsumerConfigError) as e:
             log.error("consumer %s > %s not recovered: %s", stream.name, name, e)
 
 

@@ -85,8 +85,7 @@ class ConsumerRunner:
             self._subs.append(self.server.subscribe_internal(self.account, f"$JS.FC.{prefix}.>", self._on_fc_msg))
         if config.deliver_subject:
             self.core.set_interest(self._has_interest(config.deliver_subject), now)
-        if cstore is not None:
-            cstore.update_config(json.dumps(config.to_json()).encode())
+        self._save_config(config)
         self._persist()
         self.kick()
 
@@ -167,8 +166,7 @@ class ConsumerRunner:
                 self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg))
         if cfg.deliver_subject:
             self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
-        if self.cstore is not None:
-            self.cstore.update_config(json.dumps(cfg.to_json()).encode())
+        self._save_config(cfg)
         self.kick()
 
     def _on_ack_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
@@ -258,12 +256,26 @@ class ConsumerRunner:
             # a failed delivery may have queued a redelivery or status
             if core.outbox:
                 self.kick()
+        replies = core.take_ack_replies()
+        if replies:
+            self._persist()
+            commit = getattr(self.cstore, "commit", None)
+            if commit is not None:
+                # an ack-sync reply promises the ack survives a crash: send it once durable
+                commit(lambda: self._send_ack_replies(replies))
+            else:
+                self._send_ack_replies(replies)
         for subject, doc in adv:
             self._advisory(subject, doc)
         if acks:
             ack_msg = self.stream.ack_msg
             for seq in acks:
                 ack_msg(seq, self)
+
+    def _send_ack_replies(self, replies: list[str]) -> None:
+        publish = self.server.publish
+        for r in replies:
+            publish(self.account, r, "", None, b"")
 
     def _deliver(self, dest: str, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
         """Route by the deliver (or pull reply) subject while the client sees the message's own
@@ -286,6 +298,11 @@ class ConsumerRunner:
         body = {"type": doc["type"], "id": advisories.new_id(), "timestamp": format_rfc3339_ns(self.clock.wall())}
         body.update((k, v) for k, v in doc.items() if k != "type")
         self.server.publish(self.account, subject, "", None, json.dumps(body, separators=(",", ":")).encode())
+
+    def _save_config(self, cfg: ConsumerConfig) -> None:
+        if self.cstore is not None:
+            doc = {"config": cfg.to_json(), "created": self.created}
+            self.cstore.update_config(json.dumps(doc).encode())
 
     def _persist(self) -> None:
         core = self.core
