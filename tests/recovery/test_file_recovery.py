@@ -297,3 +297,23 @@ def test_truncated_sealed_segment_in_the_middle(tmp_path, caplog):
         again = FileStore(path, block_size=4096)
         assert again.state() == s
         again.close()
+
+
+def test_flipped_byte_in_last_record(tmp_path):
+    st = make_store(str(tmp_path / "s"), 6)
+    image = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    seg = seg_files(image)[0]
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.seek(size - 10)  # inside the payload of seq 6
+        b = f.read(1)
+        f.seek(size - 10)
+        f.write(bytes([b[0] ^ 1]))
+    re = FileStore(image)
+    s = re.state()
+    assert (s.msgs, s.last_seq) == (5, 5)
+    assert s.lost is not None and s.lost.msgs == [6]
+    assert_msgs(re, range(1, 6))
+    re.close()
+    assert os.path.getsize(seg) < size  # the bad record was cut off

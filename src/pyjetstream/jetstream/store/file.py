@@ -888,8 +888,15 @@ class FileStore(StoreCore):
                 bpos, p = pos, 0
             if not sane or crc32(buf[p:p + reclen - 4]) != _CRC.unpack_from(buf, p + reclen - 4)[0]:
                 nxt = pos + reclen if sane else -1
+                if sane and nxt == end and last_seg and end == seg.size:
+                    # The newest record is bad: cut it off like a torn write, so new records
+                    # do not sit behind garbage.
+                    self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=False)
+                    return
                 if sane and (nxt == end or self._valid_at(fd, nxt, end)):
                     self._report_damage(seg, pos, reclen, apply)
+                    if kind == K_MSG:
+                        self._gap_hint = seq
                     pos = nxt
                     continue
                 nxt = self._resync(fd, pos + 1, end)
