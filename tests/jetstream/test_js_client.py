@@ -127,3 +127,47 @@ async def test_many_async_publishes_all_acked_in_order(nc: Any) -> None:
     assert sorted(a.seq for a in acks) == list(range(1, 301))
     m = await js.get_msg("F", 300)
     assert m.seq == 300
+
+
+async def wait_for_messages(js: Any, stream: str, want: int) -> int:
+    """Acks are processed asynchronously on both servers: poll the stream with a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while True:
+        n = (await js.stream_info(stream)).state.messages
+        if n == want or loop.time() > deadline:
+            return n
+        await asyncio.sleep(0.02)
+
+
+async def test_workqueue_ack_removes_messages(nc: Any) -> None:
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    js = nc.jetstream()
+    await js.add_stream(name="WQ", subjects=["wq.>"], retention=RetentionPolicy.WORK_QUEUE)
+    for i in range(3):
+        await js.publish("wq.a", b"%d" % i)
+    psub = await js.pull_subscribe("wq.>", durable="w", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT))
+    msgs = await psub.fetch(2, timeout=2)
+    for m in msgs:
+        await m.ack_sync()
+    assert await wait_for_messages(js, "WQ", 1) == 1
+    info = await js.stream_info("WQ")
+    assert info.state.first_seq == 3
+
+
+async def test_interest_retention(nc: Any) -> None:
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    js = nc.jetstream()
+    await js.add_stream(name="IN", subjects=["in.>"], retention=RetentionPolicy.INTEREST)
+    ack = await js.publish("in.a", b"nobody listens")
+    assert ack.seq == 1
+    assert (await js.stream_info("IN")).state.messages == 0
+    psub = await js.pull_subscribe("in.>", durable="c1", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT))
+    await js.publish("in.a", b"kept")
+    assert (await js.stream_info("IN")).state.messages == 1
+    msgs = await psub.fetch(1, timeout=2)
+    assert msgs[0].data == b"kept"
+    await msgs[0].ack_sync()
+    assert await wait_for_messages(js, "IN", 0) == 0
