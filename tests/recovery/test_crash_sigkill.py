@@ -1,7 +1,9 @@
 """Kill -9 a process that writes to a FileStore, many times; every durable-reported message stays.
 
 A child process opens the store, publishes batches (store_msg + commit per message, one loop
-iteration per batch) and prints the highest sequence whose on_durable callback has run. The
+iteration per batch) and prints the highest sequence whose on_durable callback has run; in
+"wq" mode it also removes runs of the oldest messages, as a work queue does, and reports
+each removal before it starts and once it is durable. The
 parent SIGKILLs it at a random moment, reopens the store itself and checks that every reported
 sequence is present with its own payload, in order, with no gaps; then the next child continues.
 """
@@ -27,7 +29,7 @@ from pyjetstream.jetstream.store import FileStore
 def payload(seq, n):
     return b"%d|" % seq + bytes([seq % 251]) * n
 
-async def main(directory, seed):
+async def main(directory, seed, workqueue):
     rnd = random.Random(seed)
     st = FileStore(directory, block_size=64 * 1024)
     out = sys.stdout
@@ -44,22 +46,36 @@ async def main(directory, seed):
             out.write("D %d\n" % top[0])
             out.flush()
         st.commit(report)
+        if workqueue and rnd.random() < 0.7:
+            # Acknowledge (remove) a run of the oldest messages, as a work queue does.
+            first = st.state().first_seq
+            upto = min(first + rnd.randint(1, 400), st.state().last_seq)
+            out.write("A %d\n" % upto)
+            out.flush()
+            for seq in range(first, upto + 1):
+                st.remove_msg(seq)
+            st.commit(lambda u=upto: (out.write("X %d\n" % u), out.flush()))
         await asyncio.sleep(0)
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "wq"))
 """
 
 
-def check_store(directory: str, acked: int) -> int:
+def check_store(directory: str, acked: int, removed: int, attempted: int) -> int:
+    """Everything up to `acked` was reported durable; everything up to `removed` was durably
+    removed; removals up to `attempted` may or may not have reached the disk."""
     st = FileStore(directory, block_size=64 * 1024)
     try:
         s = st.state()
         assert s.last_seq >= acked, (s.last_seq, acked)
-        assert s.first_seq == 1 or s.msgs == 0
-        assert s.msgs == s.last_seq, "gaps in the sequence"  # nothing is ever removed here
         if s.lost is not None:
             assert all(seq > acked for seq in s.lost.msgs), (s.lost, acked)
-        seq = 0
+        if s.msgs:
+            assert removed < s.first_seq <= max(attempted, removed) + 1, (s.first_seq, removed, attempted)
+            assert s.num_deleted == 0, "gaps in the sequence"
+        else:
+            assert acked <= max(attempted, removed)
+        seq = s.first_seq - 1
         m = st.load_next_msg("", 1)
         while m is not None:
             seq += 1
@@ -74,15 +90,16 @@ def check_store(directory: str, acked: int) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_loop_keeps_every_durable_message(tmp_path):
+@pytest.mark.parametrize("mode", ["append", "wq"])
+def test_sigkill_loop_keeps_every_durable_message(tmp_path, mode):
     directory = str(tmp_path / "store")
     rnd = random.Random(1234)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    deadline = time.monotonic() + 12
-    acked = 0
+    deadline = time.monotonic() + 7
+    acked = removed = attempted = 0
     kills = 0
     while time.monotonic() < deadline or kills < 5:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, directory, str(rnd.randrange(1 << 30))],
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, directory, str(rnd.randrange(1 << 30)), mode],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         lines: list[str] = []
         ready = threading.Event()
@@ -110,8 +127,14 @@ def test_sigkill_loop_keeps_every_durable_message(tmp_path):
         start = int(lines[0].split()[1])
         assert start >= acked
         for line in lines[1:]:
-            acked = max(acked, int(line.split()[1]))
-        last = check_store(directory, acked)
+            kind, num = line.split()
+            if kind == "D":
+                acked = max(acked, int(num))
+            elif kind == "A":
+                attempted = max(attempted, int(num))
+            elif kind == "X":
+                removed = max(removed, int(num))
+        last = check_store(directory, acked, removed, attempted)
         assert last >= acked
-    print(f"{kills} kills, {acked} messages acknowledged durable")
+    print(f"{mode}: {kills} kills, {acked} messages acknowledged durable, {removed} removals durable")
     assert kills >= 5 and acked > 0
