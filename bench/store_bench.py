@@ -7,7 +7,8 @@ Owns only measurement; prints one JSON object per line. Phases:
   scale    1,000,000 x 128 B messages stored in a child process, clean close, then a fresh
            process reopens: time to ready and RSS.
   crash    the same, but the writer process dies without closing (os._exit after the data is
-           written): the reopen scans the unsealed tail.
+           written): the reopen scans the unsealed tail. `scale` also measures the worst case,
+           a reopen with every index and the snapshot deleted (a full checked scan).
 Run: .venv/bin/python bench/store_bench.py [micro|scale|crash ...] [--n N]
 Must not be run by the test suite (it writes ~170 MB and takes tens of seconds).
 """
@@ -164,6 +165,12 @@ def scale(n: int, crash: bool) -> None:
         _run_child("write-crash" if crash else "write", d, n)
         _run_child("reopen-after-crash" if crash else "reopen", d, n)
         _run_child("reopen-again", d, n)
+        if not crash:
+            # Worst case: no snapshot and no index survived, every record is read and checked.
+            for name in os.listdir(d):
+                if name.endswith((".idx", ".snap")):
+                    os.unlink(os.path.join(d, name))
+            _run_child("reopen-full-rescan", d, n)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
