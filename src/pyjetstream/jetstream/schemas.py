@@ -386,24 +386,25 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
         c.subjects = [c.name]
     else:
         seen: set[str] = set()
-        for i, subj in enumerate(c.subjects):
+        for subj in c.subjects:
             if not is_valid_subject(subj):
                 raise _invalid("invalid subject")
             if subj in seen:
                 raise _invalid("duplicate subjects detected")
-            if subj == ">":
-                if not c.no_ack:
-                    raise _invalid("capturing all subjects requires no-ack to be true")
+            if subj == ">" and not c.no_ack:
+                raise _invalid("capturing all subjects requires no-ack to be true")
             if not c.no_ack:
                 for ns in ("$JS.>", "$JSC.>", "$NRG.>"):
                     if subjects_overlap(subj, ns) and not is_subset(subj, "$JS.EVENT.>"):
                         raise _invalid("subjects that overlap with jetstream api require no-ack to be true")
                 if subjects_overlap(subj, "$SYS.>") and not is_subset(subj, "$SYS.ACCOUNT.>"):
                     raise _invalid("subjects that overlap with system api require no-ack to be true")
+            seen.add(subj)
+        # a message matching two of our own subjects would be stored twice
+        for i, subj in enumerate(c.subjects):
             for other in c.subjects[i + 1 :]:
                 if subjects_overlap(other, subj):
                     raise _invalid(f'subject "{subj}" overlaps with "{other}"')
-            seen.add(subj)
     if max_stream_bytes > 0 and c.max_bytes > max_stream_bytes:
         raise errors.stream_max_stream_bytes_exceeded()
     return c
