@@ -20,7 +20,9 @@ messages beyond 8 bytes each and the per-subject table.
 
 Durability: records are written to the OS from the loop thread; `commit(on_durable)` schedules
 one flush per loop iteration and a writer thread fdatasyncs everything queued with one call,
-then runs the callbacks on the loop. With `sync_interval_s` the callbacks run once the data is
+then runs the callbacks on the loop. (Measured: the loop's one pwrite per batch costs about
+0.07 us per 128 B message, under 5% of store+commit, so handing the write itself to the thread
+would not pay for the buffer hand-off and for reading unwritten records across threads.) With `sync_interval_s` the callbacks run once the data is
 with the OS and the thread syncs every interval (what nats-server does by default; a power loss
 may then lose up to one interval of acknowledged messages, a process crash loses nothing).
 
