@@ -110,3 +110,22 @@ async def test_corrupt_meta_skips_only_that_stream(tmp_path: Any, clock: FakeClo
     js2 = await start(server2, str(tmp_path), clock)
     assert list(js2.accounts["$G"].streams) == ["B"]
     await js2.stop()
+
+
+async def test_dedupe_survives_restart(tmp_path: Any, clock: FakeClock) -> None:
+    server = FakeServer()
+    js = await start(server, str(tmp_path), clock)
+    await request(server, "$JS.API.STREAM.CREATE.S", {"name": "S", "duplicate_window": 60_000_000_000})
+    await request(server, "S", b"a", hdr=hdrs(Nats_Msg_Id="early"))
+    clock.advance(120)
+    await request(server, "S", b"b", hdr=hdrs(Nats_Msg_Id="late"))
+    await js.stop()
+    server2 = FakeServer()
+    js2 = await start(server2, str(tmp_path), clock)
+    dup = json.loads((await request(server2, "S", b"b", hdr=hdrs(Nats_Msg_Id="late"))).payload)
+    assert dup == {"stream": "S", "seq": 2, "duplicate": True}
+    fresh = json.loads((await request(server2, "S", b"a", hdr=hdrs(Nats_Msg_Id="early"))).payload)
+    assert fresh == {"stream": "S", "seq": 3}  # outside the window when the server went down
+    r = json.loads((await request(server2, "S", b"c", hdr=hdrs(Nats_Expected_Last_Msg_Id="early"))).payload)
+    assert r["seq"] == 4
+    await js2.stop()

@@ -188,6 +188,7 @@ class JetStream:
             stream = Stream(jsa, cfg, store, created, clock=self.clock)
             stream.directory = sdir
             jsa.streams[cfg.name] = stream
+            stream.rebuild_dedupe()
             stream.subscribe()
             stream.start_timers(recovered=True)
             st = store.state()

@@ -424,6 +424,42 @@ class Stream:
         self.expire(now)
         self._arm_expiry(now)
 
+    def rebuild_dedupe(self, limit: int = 100_000) -> int:
+        """After recovery: re-learn the Nats-Msg-Ids still inside the duplicate window, newest
+        first, so a client retrying across a restart is still de-duplicated. Scans at most
+        `limit` messages to keep restarts fast; returns how many ids were learned."""
+        window = self.config.duplicate_window
+        store = self.store
+        st = store.state()
+        if not window or not st.msgs:
+            return 0
+        cutoff = self.clock() - window
+        found: list[tuple[str, int, int]] = []
+        seq = st.last_seq
+        scanned = 0
+        first = True
+        while seq >= st.first_seq and scanned < limit:
+            m = store.load_prev_msg(seq)
+            if m is None:
+                break
+            if m.hdr and b"Nats-Msg-Id" in m.hdr:
+                mid = _headers(m.hdr).get(HDR_MSG_ID, "")
+                if first:
+                    self._last_msg_id = mid
+                if mid and m.ts >= cutoff:
+                    found.append((mid, m.seq, m.ts))
+            first = False
+            if m.ts < cutoff:
+                break
+            scanned += 1
+            seq = m.seq - 1
+        if scanned >= limit:
+            log.warning("stream %s: duplicate window rebuilt from the last %d messages only", self.name, limit)
+        for mid, sq, ts in reversed(found):
+            if mid not in self._dedupe:
+                self._dedupe[mid] = (sq, ts)
+        return len(found)
+
     def start_timers(self, recovered: bool = False) -> None:
         """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages)."""
         if recovered and self.config.allow_msg_ttl and self.store.state().msgs:
