@@ -134,7 +134,14 @@ class ServerProc:
     def _answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                if not s.recv(5).startswith(b"INFO"):
+                # read the whole INFO line: closing with unread bytes would be a TCP reset
+                got = b""
+                while not got.endswith(b"\r\n"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return False
+                    got += chunk
+                if not got.startswith(b"INFO"):
                     return False
         except OSError:
             return False

@@ -89,7 +89,8 @@ class MonitorServer:
             await self.runner.cleanup()
 
     def record_closed(self, c: ClientConnection, reason: str) -> None:
-        info = self.conn_info(c, time.time(), subs=False)
+        # keep the auth fields; connz drops them unless asked for with ?auth=1
+        info = self.conn_info(c, time.time(), subs="", auth=True)
         info["stop"] = rfc3339(time.time())
         info["reason"] = reason
         self.closed.append(info)
@@ -106,7 +107,7 @@ class MonitorServer:
         doc: dict[str, Any] = {
             "server_id": s.server_id, "server_name": s.server_name, "version": _version(),
             "proto": 1, "go": f"python{os.sys.version_info.major}.{os.sys.version_info.minor}",
-            "host": o.host, "port": s.port, "auth_required": s.auth.required,
+            "host": o.host, "port": s.port,
             "max_connections": 65536, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
             "http_host": self.host, "http_port": self.port, "http_base_path": "", "https_port": 0,
             "auth_timeout": o.auth_timeout, "max_control_line": o.max_control_line,
@@ -120,18 +121,41 @@ class MonitorServer:
             "subscriptions": sum(a.sublist.count for a in s.accounts.values()),
             "http_req_stats": dict(self.http_req_stats), "config_load_time": rfc3339(s.start_time),
             "system_account": "$SYS",
+            # subsystems we do not have: nats-server shows them as empty objects
+            "cluster": {}, "gateway": {}, "leaf": {}, "mqtt": {}, "websocket": {}, "jetstream": {},
         }
+        if s.auth.expect_connect:
+            doc["auth_required"] = True  # omitted when false, as nats-server does
         if o.server_name:
             doc["server_name"] = o.server_name
         if o.tls:
             doc["tls_required"] = True
             doc["tls_verify"] = o.tls_verify
         if s.jetstream is not None:
-            doc["jetstream"] = s.jetstream.varz() if hasattr(s.jetstream, "varz") else {
-                "config": {"store_dir": o.jetstream.store_dir}}
+            doc["jetstream"] = s.jetstream.varz() if hasattr(s.jetstream, "varz") else self._js_varz()
         return doc
 
-    def conn_info(self, c: ClientConnection, now: float, subs: bool) -> dict[str, Any]:
+    def _js_varz(self) -> dict[str, Any]:
+        """/varz "jetstream" from what the JetStream manager exposes, until it renders its own."""
+        js = self.server.jetstream
+        o = self.server.opts.jetstream
+        mem = store = 0
+        accounts = getattr(js, "accounts", {}) or {}
+        for jsa in accounts.values():
+            if hasattr(jsa, "usage"):
+                m, f = jsa.usage()
+                mem, store = mem + m, store + f
+        return {
+            "config": {"max_memory": o.max_mem, "max_storage": o.max_file,
+                       "store_dir": getattr(js, "store_dir", o.store_dir)},
+            "stats": {"memory": mem, "storage": store, "reserved_memory": 0, "reserved_storage": 0,
+                      "accounts": len(accounts), "ha_assets": 0,
+                      "api": {"total": getattr(js, "api_total", 0), "errors": getattr(js, "api_errors", 0)}},
+        }
+
+    def conn_info(self, c: ClientConnection, now: float, subs: str, auth: bool = False) -> dict[str, Any]:
+        """One /connz entry. `subs`: "" (none), "list" or "detail"; `auth` adds the user and
+        (for a named account) the account, like nats-server's ?auth=1."""
         info: dict[str, Any] = {
             "cid": c.cid, "kind": "Client", "type": "nats", "ip": c.host, "port": c.port,
             "start": rfc3339(c.start), "last_activity": rfc3339(c.last_activity), "rtt": "0s",
@@ -148,12 +172,17 @@ class MonitorServer:
             info["version"] = c.version
         if c.tls_version:
             info["tls_version"] = c.tls_version
-        if c.user:
-            info["authorized_user"] = c.user
-        if c.account.name != "$G" or c.user:
-            info["account"] = c.account.name
-        if subs and c.subs:
+        if auth:
+            if c.user:
+                info["authorized_user"] = c.user
+            if c.account.name != "$G":
+                info["account"] = c.account.name
+        if subs == "list" and c.subs:
             info["subscriptions_list"] = [s.subject for s in c.subs.values()]
+        elif subs == "detail" and c.subs:
+            info["subscriptions_list_detail"] = [
+                {"subject": s.subject, **({"qgroup": s.queue} if s.queue else {}), "sid": s.sid.decode(),
+                 "msgs": s.delivered, "cid": c.cid} for s in c.subs.values()]
         return info
 
     # ------------------------------------------------------------------ handlers
@@ -174,16 +203,20 @@ class MonitorServer:
             limit = int(q.get("limit", 1024))
         except ValueError:
             return web.json_response({"error": "invalid offset or limit"}, status=400)
-        subs = q.get("subs", "") in ("1", "true", "detail")
+        subs_q = q.get("subs", "")
+        subs = "detail" if subs_q == "detail" else "list" if subs_q in ("1", "true") else ""
+        auth = q.get("auth", "") in ("1", "true")
         state = q.get("state", "open")
         sort = q.get("sort", "cid")
         now = time.time()
+        closed = list(self.closed) if auth else [
+            {k: v for k, v in ci.items() if k not in ("authorized_user", "account")} for ci in self.closed]
         if state == "closed":
-            conns = list(self.closed)
+            conns = closed
         else:
-            conns = [self.conn_info(c, now, subs) for c in self.server.clients.values()]
+            conns = [self.conn_info(c, now, subs, auth) for c in self.server.clients.values()]
             if state == "any":
-                conns += list(self.closed)
+                conns += closed
         keys = {"cid": "cid", "start": "start", "subs": "subscriptions", "pending": "pending_bytes",
                 "msgs_to": "out_msgs", "msgs_from": "in_msgs", "bytes_to": "out_bytes",
                 "bytes_from": "in_bytes", "last": "last_activity", "idle": "last_activity", "uptime": "start",

@@ -162,7 +162,8 @@ class ClientConnection(asyncio.Protocol):
             self.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.close(None, lost=True)
+        # nats-server's reasons: a clean EOF is "Client Closed", a reset is "Read Error"
+        self.close("Read Error" if exc is not None else None, lost=True)
 
     def close(self, reason: str | None = "Client Closed", lost: bool = False) -> None:
         if self.closed:
