@@ -288,3 +288,16 @@ async def test_stream_advisories(server: FakeServer, js: object) -> None:
     assert [b["action"] for b in bodies] == ["create", "modify", "delete"]
     assert all(b["type"] == "io.nats.jetstream.advisory.v1.stream_action" and b["stream"] == "S" for b in bodies)
     assert all(len(b["id"]) == 22 and b["timestamp"].endswith("Z") for b in bodies)
+
+
+async def test_api_audit_advisory_only_with_interest(server: FakeServer, js: object) -> None:
+    await create(server, "S")
+    assert not [d for d in server.outbox if d.subject == "$JS.EVENT.ADVISORY.API"]
+    server.listening.add("$JS.EVENT.ADVISORY.API")
+    await server.api("STREAM.INFO.NOPE", b'{"deleted_details":false}')
+    (adv,) = [d.json() for d in server.outbox if d.subject == "$JS.EVENT.ADVISORY.API"]
+    assert adv["type"] == "io.nats.jetstream.advisory.v1.api_audit"
+    assert adv["subject"] == "$JS.API.STREAM.INFO.NOPE"
+    assert adv["request"] == '{"deleted_details":false}'
+    assert '"err_code":10059' in adv["response"]
+    assert adv["client"]["acc"] == "$G"

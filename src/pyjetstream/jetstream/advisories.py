@@ -64,12 +64,27 @@ def consumer_action(server: Any, account: Any, stream: str, consumer: str, actio
                    {"stream": stream, "consumer": consumer, "action": action})
 
 
-def api_audit(server: Any, account: Any, server_info: dict[str, Any], client_info: dict[str, Any],
+API_AUDIT_SUBJECT = f"{PREFIX}.API"
+
+
+def client_info(account: Any, client: Any) -> dict[str, Any]:
+    """The `client` object of an audit advisory, from whatever the connection exposes."""
+    info: dict[str, Any] = {"acc": getattr(account, "name", "")}
+    for attr, key in (("cid", "id"), ("name", "name"), ("lang", "lang"), ("version", "version"),
+                      ("host", "host")):
+        v = getattr(client, attr, None) if client is not None else None
+        if isinstance(v, str | int) and v != "":
+            info[key] = v
+    return info
+
+
+def api_audit(server: Any, account: Any, server_name: str, client: dict[str, Any],
               subject: str, request: str, response: str) -> bool:
-    return publish(server, account, f"{PREFIX}.API", "api_audit", {
-        "server": server_info, "client": client_info, "subject": subject,
-        "request": request, "response": response,
-    })
+    fields: dict[str, Any] = {"server": server_name, "client": client, "subject": subject}
+    if request:
+        fields["request"] = request
+    fields["response"] = response
+    return publish(server, account, API_AUDIT_SUBJECT, "api_audit", fields)
 
 
 def max_deliver(server: Any, account: Any, stream: str, consumer: str, stream_seq: int, deliveries: int) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyjetstream.jetstream import errors
+from pyjetstream.jetstream import advisories, errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -452,38 +452,46 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
     js.api_total += 1
     if route is None or handler is None:
         js.api_errors += 1
-        if reply:
-            body = json_response("system_response", {"error": errors.bad_request().to_dict()})
-            jsa.server.publish(jsa.account, reply, "", None, body)
+        _reply(jsa, subject, reply, payload, client,
+               json_response("system_response", {"error": errors.bad_request().to_dict()}))
         return
     req = ApiRequest(jsa, subject, tokens, payload, reply, hdr, client)
     try:
         result = handler(req)
     except ApiError as e:
         js.api_errors += 1
-        if reply:
-            body: dict[str, Any] = {"error": e.to_dict()}
-            # nats-server's response structs carry these fields even on errors
-            if route.key == "STREAM.INFO":
-                body.update(total=0, offset=0, limit=0)
-            elif route.key == "STREAM.PURGE":
-                body["purged"] = 0
-            jsa.server.publish(jsa.account, reply, "", None, json_response(route.type_suffix, body))
+        body: dict[str, Any] = {"error": e.to_dict()}
+        # nats-server's response structs carry these fields even on errors
+        if route.key == "STREAM.INFO":
+            body.update(total=0, offset=0, limit=0)
+        elif route.key == "STREAM.PURGE":
+            body["purged"] = 0
+        _reply(jsa, subject, reply, payload, client, json_response(route.type_suffix, body))
         return
     except Exception:  # noqa: BLE001 - the API task boundary: one bad request must not kill the loop
         log.exception("JetStream API handler failed for %s", subject)
         js.api_errors += 1
-        if reply:
-            err = errors.by_constant("JSStreamGeneralErrorF", err="internal error")
-            jsa.server.publish(jsa.account, reply, "", None, json_response(route.type_suffix, {"error": err.to_dict()}))
+        err = errors.by_constant("JSStreamGeneralErrorF", err="internal error")
+        _reply(jsa, subject, reply, payload, client, json_response(route.type_suffix, {"error": err.to_dict()}))
         return
-    if result is None or not reply:
+    if result is None:
         return
     if "type" in result:
-        body_bytes = json.dumps(result, separators=(",", ":")).encode()
+        out = json.dumps(result, separators=(",", ":")).encode()
     else:
-        body_bytes = json_response(route.type_suffix, result)
-    jsa.server.publish(jsa.account, reply, "", None, body_bytes)
+        out = json_response(route.type_suffix, result)
+    _reply(jsa, subject, reply, payload, client, out)
+
+
+def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:
+    server = jsa.server
+    if reply:
+        server.publish(jsa.account, reply, "", None, body)
+    has_interest = getattr(server, "has_interest", None)
+    if has_interest is not None and has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
+        name = getattr(server, "server_name", "")
+        advisories.api_audit(server, jsa.account, str(name), advisories.client_info(jsa.account, client),
+                             subject, request.decode("utf-8", "replace"), body.decode("utf-8", "replace"))
 
 
 def dispatch_disabled(server: Any, account: Any, subject: str, reply: str, err: ApiError) -> None:
