@@ -317,3 +317,17 @@ def test_flipped_byte_in_last_record(tmp_path):
     assert_msgs(re, range(1, 6))
     re.close()
     assert os.path.getsize(seg) < size  # the bad record was cut off
+
+
+def test_one_store_per_directory(tmp_path):
+    from pyjetstream.jetstream.store import ErrStoreInUse
+
+    d = str(tmp_path / "s")
+    st = make_store(d, 3)
+    with pytest.raises(ErrStoreInUse):
+        FileStore(d)
+    st.store_msg("sub.1", b"", payload(4), T0 + 4)  # the first store is unaffected
+    st.close()
+    re = FileStore(d)
+    assert re.state().msgs == 4
+    re.close()

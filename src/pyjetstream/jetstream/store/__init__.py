@@ -18,7 +18,7 @@ from pyjetstream.jetstream.store.base import (
     StreamStore,
 )
 from pyjetstream.jetstream.store.consumer import FileConsumerStore
-from pyjetstream.jetstream.store.file import FileStore
+from pyjetstream.jetstream.store.file import ErrStoreInUse, FileStore
 from pyjetstream.jetstream.store.layout import (
     ErrCorruptMeta,
     consumer_dir,
@@ -34,7 +34,7 @@ from pyjetstream.jetstream.store.layout import (
 from pyjetstream.jetstream.store.memory import MemoryConsumerStore, MemoryStore
 
 __all__ = [
-    "ConsumerState", "ConsumerStore", "ErrCorruptMeta", "ErrStoreClosed", "ErrStoreEOF",
+    "ConsumerState", "ConsumerStore", "ErrCorruptMeta", "ErrStoreClosed", "ErrStoreEOF", "ErrStoreInUse",
     "ErrStoreMsgNotFound", "FileConsumerStore", "FileStore", "LostData", "MemoryConsumerStore",
     "MemoryStore", "SequencePair", "SimpleState", "StoreError", "StoredMsg", "StreamState",
     "StreamStore", "consumer_dir", "list_consumers", "list_streams", "open_consumer_store",

@@ -35,6 +35,7 @@ Must not know about streams, consumers or the network.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import heapq
 import logging
 import marshal
@@ -98,6 +99,10 @@ class _Seg:
         self.size = 0  # bytes in the file (records still buffered in memory are not counted)
 
 
+class ErrStoreInUse(StoreError):
+    """Another open store (in this or another process) owns the directory."""
+
+
 class _Rescan(Exception):
     """The snapshot disagrees with the segments: recover again from the records alone."""
 
@@ -140,9 +145,21 @@ class FileStore(StoreCore):
         self._rc_buf = b""
         self._ttl_n = 0
         os.makedirs(directory, exist_ok=True)
+        # One writer per directory: a second server (or a leaked store object) appending to the
+        # same segments would interleave records. The kernel drops the lock when we die.
+        self._lockfd = os.open(os.path.join(directory, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._lockfd)
+            raise ErrStoreInUse(f"store directory {directory} is in use by another store") from e
         self._dirfd = os.open(directory, os.O_RDONLY)
         self._first_seq_opt = self._first
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            os.close(self._lockfd)
+            raise
 
     # ================================================================ segments and IO helpers
 
@@ -1037,6 +1054,7 @@ class FileStore(StoreCore):
                 os.close(seg.fd)
             self._segs = []
             os.close(self._dirfd)
+            os.close(self._lockfd)  # releases the directory lock
         self._isegs, self._firsts, self._hit, self._rc_seg = [], [], None, None
 
     def delete(self) -> None:
@@ -1062,4 +1080,4 @@ def _fmt_seqs(seqs: list[int]) -> str:
     return ", ".join(map(str, seqs))
 
 
-__all__ = ["FileStore", "DEFAULT_BLOCK_SIZE", "StoreError"]
+__all__ = ["FileStore", "DEFAULT_BLOCK_SIZE", "ErrStoreInUse", "StoreError"]
