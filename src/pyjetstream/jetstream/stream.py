@@ -274,8 +274,8 @@ class Stream:
             store.skip_msgs(seq, 1)
             return seq, False
 
-        if cfg.discard == "new" and not rollup:
-            self._check_discard_new(subject, hdr_b, payload)
+        if cfg.discard == "new":
+            self._check_discard_new(subject, hdr_b, payload, bool(rollup))
 
         now = self.clock()
         # the store reads -1 as "never": exempt from max_age
@@ -307,7 +307,7 @@ class Stream:
                 return True
         return False
 
-    def _check_discard_new(self, subject: str, hdr: bytes, payload: bytes) -> None:
+    def _check_discard_new(self, subject: str, hdr: bytes, payload: bytes, rollup: bool) -> None:
         cfg = self.config
         if cfg.max_msgs > 0 or cfg.max_bytes > 0:
             st = self.store.state()
@@ -316,7 +316,8 @@ class Stream:
             size = len(subject) + len(hdr) + len(payload) + 16
             if cfg.max_bytes > 0 and st.bytes + size > cfg.max_bytes:
                 raise errors.stream_store_failed(err="maximum bytes exceeded")
-        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0:
+        # a roll-up replaces the subject's messages, so only the per-subject limit spares it
+        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0 and not rollup:
             ss = self.store.subjects_state(subject).get(subject)
             if ss is not None and ss.msgs >= cfg.max_msgs_per_subject:
                 raise errors.stream_store_failed(err="maximum messages per subject exceeded")
