@@ -1,0 +1,47 @@
+"""Structural comparison of two clients' JSON reports (ours vs nats-server).
+
+Owns only the diff: paths where two JSON values differ, and dropping paths that a test
+declares divergent on purpose. It must not know any scenario.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
+    """Every path (dotted, list indexes in brackets) where `a` and `b` differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            sub = f"{path}.{k}" if path else k
+            if k not in a or k not in b:
+                out.append(f"{sub}: only in {'nats-server' if k in a else 'pyjetstream'}")
+            else:
+                out.extend(diff_paths(a[k], b[k], sub))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in diff_paths(x, y, f"{path}[{i}]")]
+    if a != b or type(a) is not type(b):
+        return [f"{path}: nats-server={a!r} pyjetstream={b!r}"]
+    return []
+
+
+def get_path(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        doc = doc[part]
+    return doc
+
+
+def without(doc: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """A copy of `doc` with the dotted `paths` removed (missing ones are ignored)."""
+    doc = copy.deepcopy(doc)
+    for path in paths:
+        *parents, last = path.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return doc

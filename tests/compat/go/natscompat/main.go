@@ -1,0 +1,943 @@
+// Command natscompat drives a NATS server with the nats.go client (1.22, as packaged by Debian)
+// and prints one JSON document per scenario on stdout.
+//
+// It owns only client-side behaviour: what nats.go sends and what it makes of the answers.
+// It must print only values that are fixed by the protocol (no timestamps, random inboxes,
+// server ids or timing-dependent counts) so that the output of two servers can be compared
+// byte for byte by tests/compat/test_go_client.py. Usage:
+//
+//	natscompat -url nats://127.0.0.1:4222 <core|js|push|flow|pull|kv>
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// result collects a scenario's observations in insertion order of keys is not needed:
+// encoding/json sorts map keys, which keeps the output canonical.
+type result map[string]interface{}
+
+func must(err error, what string) {
+	if err != nil {
+		fail(fmt.Errorf("%s: %w", what, err))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "natscompat:", err)
+	os.Exit(1)
+}
+
+func errText(err error) interface{} {
+	if err == nil {
+		return nil
+	}
+	return err.Error()
+}
+
+// apiErr reduces a JetStream API error to the fields the server decides.
+func apiErr(err error) interface{} {
+	if err == nil {
+		return nil
+	}
+	var ae *nats.APIError
+	if errors.As(err, &ae) {
+		return result{"code": ae.Code, "err_code": int(ae.ErrorCode), "description": ae.Description}
+	}
+	return err.Error()
+}
+
+func headerMap(h nats.Header) map[string][]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := map[string][]string{}
+	for k, v := range h {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes; real servers need real time.
+func waitFor(what string, timeout time.Duration, cond func() bool) {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			fail(fmt.Errorf("timed out waiting for %s", what))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func connect(url, name string) *nats.Conn {
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(5*time.Second),
+		nats.NoReconnect(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			asyncErrs.add(err)
+		}))
+	must(err, "connect")
+	return nc
+}
+
+// asyncErrs records what the client reports asynchronously (slow consumer, missed heartbeats).
+var asyncErrs = &errList{}
+
+type errList struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (e *errList) add(err error) {
+	e.mu.Lock()
+	e.errs = append(e.errs, err.Error())
+	e.mu.Unlock()
+}
+
+func (e *errList) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string{}, e.errs...)
+}
+
+func main() {
+	url := flag.String("url", nats.DefaultURL, "server URL")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fail(errors.New("need one scenario: core, js, push, flow, pull or kv"))
+	}
+	scenarios := map[string]func(string) result{
+		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
+		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV,
+	}
+	run, ok := scenarios[flag.Arg(0)]
+	if !ok {
+		fail(fmt.Errorf("unknown scenario %q", flag.Arg(0)))
+	}
+	out := run(*url)
+	out["async_errors"] = asyncErrs.list()
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", " ")
+	must(enc.Encode(out), "encode")
+}
+
+// ---------------------------------------------------------------- core NATS
+
+func scenarioCore(url string) result {
+	res := result{}
+	sub := connect(url, "compat-sub")
+	defer sub.Close()
+	pub := connect(url, "compat-pub")
+	defer pub.Close()
+	res["headers_supported"] = pub.HeadersSupported()
+	res["max_payload"] = pub.MaxPayload()
+
+	// Plain and header-carrying messages through a full wildcard and a token wildcard.
+	all, err := sub.SubscribeSync("compat.core.>")
+	must(err, "sub >")
+	tok, err := sub.SubscribeSync("compat.core.*.x")
+	must(err, "sub *")
+	must(sub.Flush(), "flush sub")
+	must(pub.Publish("compat.core.a.x", []byte("plain")), "pub")
+	m := nats.NewMsg("compat.core.b.y")
+	m.Header.Set("X-One", "1")
+	m.Header.Add("X-Multi", "a")
+	m.Header.Add("X-Multi", "b")
+	m.Data = []byte("with headers")
+	m.Reply = "compat.reply.here"
+	must(pub.PublishMsg(m), "pub hdr")
+	hm := nats.NewMsg("compat.core.c.x")
+	hm.Header.Set("Only", "headers")
+	must(pub.PublishMsg(hm), "pub hdr empty")
+	must(pub.Flush(), "flush pub")
+	var got []result
+	for i := 0; i < 3; i++ {
+		msg, err := all.NextMsg(5 * time.Second)
+		must(err, "next >")
+		got = append(got, result{"subject": msg.Subject, "reply": msg.Reply,
+			"data": string(msg.Data), "header": headerMap(msg.Header)})
+	}
+	res["full_wildcard"] = got
+	var tokGot []string
+	for i := 0; i < 2; i++ {
+		msg, err := tok.NextMsg(5 * time.Second)
+		must(err, "next *")
+		tokGot = append(tokGot, msg.Subject)
+	}
+	res["token_wildcard"] = tokGot
+
+	// Queue group: every message reaches exactly one member.
+	var mu sync.Mutex
+	seen := map[string]int{}
+	members := map[string]int{}
+	other := connect(url, "compat-q2")
+	defer other.Close()
+	for i, c := range []*nats.Conn{sub, sub, other} {
+		member := fmt.Sprintf("m%d", i)
+		_, err := c.QueueSubscribe("compat.q", "workers", func(msg *nats.Msg) {
+			mu.Lock()
+			seen[string(msg.Data)]++
+			members[member]++
+			mu.Unlock()
+		})
+		must(err, "queue sub")
+		must(c.Flush(), "flush q")
+	}
+	const nq = 60
+	for i := 0; i < nq; i++ {
+		must(pub.Publish("compat.q", []byte(fmt.Sprint(i))), "pub q")
+	}
+	must(pub.Flush(), "flush q pub")
+	total := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range seen {
+			n += c
+		}
+		return n
+	}
+	waitFor("queue deliveries", 5*time.Second, func() bool { return total() >= nq })
+	must(sub.Flush(), "flush after q")
+	must(other.Flush(), "flush after q")
+	deliveries := total()
+	mu.Lock()
+	dups := 0
+	for _, c := range seen {
+		if c > 1 {
+			dups++
+		}
+	}
+	res["queue"] = result{"distinct": len(seen), "deliveries": deliveries, "duplicates": dups}
+	mu.Unlock()
+
+	// Request-reply with headers, via the new-style (muxed inbox) request.
+	_, err = sub.Subscribe("compat.svc", func(req *nats.Msg) {
+		resp := nats.NewMsg(req.Reply)
+		resp.Header.Set("X-Echo", req.Header.Get("X-Req"))
+		resp.Data = []byte(strings.ToUpper(string(req.Data)))
+		_ = req.RespondMsg(resp)
+	})
+	must(err, "svc sub")
+	must(sub.Flush(), "flush svc")
+	req := nats.NewMsg("compat.svc")
+	req.Header.Set("X-Req", "hello-header")
+	req.Data = []byte("ping")
+	resp, err := pub.RequestMsg(req, 5*time.Second)
+	must(err, "request")
+	res["request"] = result{"data": string(resp.Data), "header": headerMap(resp.Header)}
+	// The pre-2.2 request style: one subscription per request on a fresh inbox.
+	oldNC, err := nats.Connect(url, nats.UseOldRequestStyle(), nats.NoReconnect())
+	must(err, "connect old style")
+	defer oldNC.Close()
+	oldResp, err := oldNC.Request("compat.svc", []byte("old style"), 5*time.Second)
+	must(err, "old request")
+	res["old_request"] = string(oldResp.Data)
+
+	// No responders: the server answers a 503 status, which nats.go turns into an error.
+	_, err = pub.Request("compat.nobody", []byte("x"), 5*time.Second)
+	res["no_responders"] = errText(err)
+
+	// Auto-unsubscribe after two messages.
+	au, err := sub.SubscribeSync("compat.auto")
+	must(err, "auto sub")
+	must(au.AutoUnsubscribe(2), "autounsub")
+	must(sub.Flush(), "flush auto")
+	for i := 0; i < 5; i++ {
+		must(pub.Publish("compat.auto", []byte(fmt.Sprint(i))), "pub auto")
+	}
+	must(pub.Flush(), "flush auto pub")
+	n := 0
+	for {
+		if _, err := au.NextMsg(300 * time.Millisecond); err != nil {
+			res["auto_unsub_end"] = errText(err)
+			break
+		}
+		n++
+	}
+	res["auto_unsub_received"] = n
+	res["rtt_ok"] = func() bool { _, err := pub.RTT(); return err == nil }()
+	return res
+}
+
+// ---------------------------------------------------------------- JetStream publish
+
+// streamConfigView keeps the server-decided parts of a stream configuration.
+func streamConfigView(c nats.StreamConfig) result {
+	return result{
+		"name": c.Name, "subjects": c.Subjects, "retention": enumText(c.Retention),
+		"max_consumers": c.MaxConsumers, "max_msgs": c.MaxMsgs, "max_bytes": c.MaxBytes,
+		"discard": enumText(c.Discard), "max_age": c.MaxAge.String(), "max_msgs_per_subject": c.MaxMsgsPerSubject,
+		"max_msg_size": c.MaxMsgSize, "storage": enumText(c.Storage), "replicas": c.Replicas,
+		"no_ack": c.NoAck, "duplicates": c.Duplicates.String(), "allow_rollup": c.AllowRollup,
+		"deny_delete": c.DenyDelete, "deny_purge": c.DenyPurge, "allow_direct": c.AllowDirect,
+		"mirror_direct": c.MirrorDirect, "sealed": c.Sealed, "description": c.Description,
+	}
+}
+
+// enumText renders a config enum the way nats.go puts it on the wire.
+func enumText(v interface{}) string {
+	b, err := json.Marshal(v)
+	must(err, "marshal enum")
+	return strings.Trim(string(b), `"`)
+}
+
+func stateView(s nats.StreamState) result {
+	return result{"msgs": s.Msgs, "bytes": s.Bytes, "first_seq": s.FirstSeq, "last_seq": s.LastSeq,
+		"consumers": s.Consumers, "num_deleted": s.NumDeleted, "num_subjects": s.NumSubjects}
+}
+
+func ackView(a *nats.PubAck, err error) interface{} {
+	if err != nil {
+		return result{"error": apiErr(err)}
+	}
+	return result{"stream": a.Stream, "seq": a.Sequence, "duplicate": a.Duplicate}
+}
+
+func scenarioJS(url string) result {
+	res := result{}
+	nc := connect(url, "compat-js")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	acct, err := js.AccountInfo()
+	must(err, "account info")
+	res["account_before"] = result{"streams": acct.Streams, "consumers": acct.Consumers}
+
+	si, err := js.AddStream(&nats.StreamConfig{Name: "COMPAT_JS", Subjects: []string{"cjs.>"},
+		Storage: nats.FileStorage, Duplicates: time.Minute})
+	must(err, "add stream")
+	res["created"] = result{"config": streamConfigView(si.Config), "state": stateView(si.State)}
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_JS", Subjects: []string{"other.>"}})
+	res["add_conflicting"] = apiErr(err)
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_OVERLAP", Subjects: []string{"cjs.a"}})
+	res["add_overlapping"] = apiErr(err)
+
+	var acks []interface{}
+	for i := 1; i <= 3; i++ {
+		acks = append(acks, ackView(js.Publish("cjs.a", []byte(fmt.Sprintf("a%d", i)))))
+	}
+	hm := nats.NewMsg("cjs.h")
+	hm.Header.Set("X-Key", "v")
+	hm.Data = []byte("has header")
+	acks = append(acks, ackView(js.PublishMsg(hm)))
+	acks = append(acks, ackView(js.Publish("cjs.d", []byte("one"), nats.MsgId("id-1"))))
+	acks = append(acks, ackView(js.Publish("cjs.d", []byte("one again"), nats.MsgId("id-1"))))
+	acks = append(acks, ackView(js.Publish("cjs.e", []byte("x"), nats.ExpectLastSequence(1))))
+	acks = append(acks, ackView(js.Publish("cjs.e", []byte("x"), nats.ExpectLastSequence(5))))
+	acks = append(acks, ackView(js.Publish("cjs.e", []byte("x"), nats.ExpectStream("NOPE"))))
+	acks = append(acks, ackView(js.Publish("cjs.a", []byte("x"), nats.ExpectLastSequencePerSubject(3))))
+	acks = append(acks, ackView(js.Publish("cjs.a", []byte("a4"), nats.ExpectLastSequencePerSubject(3))))
+	acks = append(acks, ackView(js.Publish("cjs.f", []byte("x"), nats.ExpectLastMsgId("id-1"))))
+	res["sync_acks"] = acks
+	_, err = js.Publish("nostream.here", []byte("x"))
+	res["publish_without_stream"] = errText(err)
+
+	// PublishAsync: all futures resolve, sequences are contiguous after the sync ones.
+	const nAsync = 200
+	futures := make([]nats.PubAckFuture, 0, nAsync)
+	for i := 0; i < nAsync; i++ {
+		f, err := js.PublishAsync(fmt.Sprintf("cjs.async.%d", i%7), []byte(fmt.Sprintf("async-%d", i)))
+		must(err, "publish async")
+		futures = append(futures, f)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(15 * time.Second):
+		fail(errors.New("publish async did not complete"))
+	}
+	var seqs []uint64
+	asyncErrors := 0
+	for _, f := range futures {
+		select {
+		case a := <-f.Ok():
+			seqs = append(seqs, a.Sequence)
+		case <-f.Err():
+			asyncErrors++
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	contiguous := true
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			contiguous = false
+		}
+	}
+	res["async"] = result{"acked": len(seqs), "errors": asyncErrors, "first": seqs[0],
+		"last": seqs[len(seqs)-1], "contiguous": contiguous}
+
+	// Direct stream reads through the API.
+	raw, err := js.GetMsg("COMPAT_JS", 4)
+	must(err, "get msg")
+	res["get_msg_4"] = result{"subject": raw.Subject, "seq": raw.Sequence, "data": string(raw.Data),
+		"header": headerMap(raw.Header)}
+	last, err := js.GetLastMsg("COMPAT_JS", "cjs.a")
+	must(err, "get last")
+	res["get_last_a"] = result{"subject": last.Subject, "seq": last.Sequence, "data": string(last.Data)}
+	_, err = js.GetMsg("COMPAT_JS", 100000)
+	res["get_missing"] = apiErr(err)
+
+	must(js.DeleteMsg("COMPAT_JS", 2), "delete msg")
+	res["delete_again"] = apiErr(js.DeleteMsg("COMPAT_JS", 2))
+	info, err := js.StreamInfo("COMPAT_JS")
+	must(err, "stream info")
+	res["after_delete"] = stateView(info.State)
+	must(js.PurgeStream("COMPAT_JS", &nats.StreamPurgeRequest{Subject: "cjs.async.3"}), "purge filtered")
+	info, err = js.StreamInfo("COMPAT_JS")
+	must(err, "stream info")
+	res["after_filtered_purge"] = stateView(info.State)
+
+	var names []string
+	for n := range js.StreamNames() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	res["stream_names"] = names
+	_, err = js.StreamInfo("MISSING")
+	res["info_missing"] = errText(err)
+
+	si.Config.MaxMsgs = 50
+	up, err := js.UpdateStream(&si.Config)
+	must(err, "update stream")
+	res["after_update_max_msgs"] = stateView(up.State)
+	res["update_storage"] = apiErr(func() error {
+		c := si.Config
+		c.Storage = nats.MemoryStorage
+		_, err := js.UpdateStream(&c)
+		return err
+	}())
+	must(js.PurgeStream("COMPAT_JS"), "purge")
+	info, err = js.StreamInfo("COMPAT_JS")
+	must(err, "stream info")
+	res["after_purge"] = stateView(info.State)
+	must(js.DeleteStream("COMPAT_JS"), "delete stream")
+	res["delete_missing"] = errText(js.DeleteStream("COMPAT_JS"))
+	return res
+}
+
+// ---------------------------------------------------------------- Kyma-style push consumer
+
+func consumerView(ci *nats.ConsumerInfo) result {
+	c := ci.Config
+	deliver := c.DeliverSubject
+	if strings.HasPrefix(deliver, nats.InboxPrefix) {
+		deliver = "<inbox>"
+	}
+	return result{
+		"stream": ci.Stream, "name": ci.Name,
+		"config": result{
+			"durable": c.Durable, "description": c.Description, "deliver_subject": deliver,
+			"deliver_policy": enumText(c.DeliverPolicy), "ack_policy": enumText(c.AckPolicy),
+			"ack_wait": c.AckWait.String(), "max_deliver": c.MaxDeliver, "filter_subject": c.FilterSubject,
+			"replay_policy": enumText(c.ReplayPolicy), "max_ack_pending": c.MaxAckPending,
+			"flow_control": c.FlowControl, "heartbeat": c.Heartbeat.String(), "max_waiting": c.MaxWaiting,
+			"deliver_group": c.DeliverGroup, "headers_only": c.HeadersOnly,
+		},
+		"delivered":       result{"consumer_seq": ci.Delivered.Consumer, "stream_seq": ci.Delivered.Stream},
+		"ack_floor":       result{"consumer_seq": ci.AckFloor.Consumer, "stream_seq": ci.AckFloor.Stream},
+		"num_ack_pending": ci.NumAckPending, "num_redelivered": ci.NumRedelivered,
+		"num_waiting": ci.NumWaiting, "num_pending": ci.NumPending, "push_bound": ci.PushBound,
+	}
+}
+
+type delivery struct {
+	Subject   string `json:"subject"`
+	Data      string `json:"data"`
+	StreamSeq uint64 `json:"stream_seq"`
+	ConsSeq   uint64 `json:"consumer_seq"`
+	Delivered uint64 `json:"num_delivered"`
+	Pending   uint64 `json:"num_pending"`
+	Stream    string `json:"stream"`
+	Consumer  string `json:"consumer"`
+	CEType    string `json:"ce_type"`
+}
+
+func toDelivery(m *nats.Msg) delivery {
+	md, err := m.Metadata()
+	must(err, "metadata")
+	return delivery{Subject: m.Subject, Data: string(m.Data), StreamSeq: md.Sequence.Stream,
+		ConsSeq: md.Sequence.Consumer, Delivered: md.NumDelivered, Pending: md.NumPending,
+		Stream: md.Stream, Consumer: md.Consumer, CEType: m.Header.Get("ce-type")}
+}
+
+func scenarioPush(url string) result {
+	res := result{}
+	nc := connect(url, "compat-push")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	// The stream as the eventing manager creates it (one replica here: a single server).
+	si, err := js.AddStream(&nats.StreamConfig{Name: "sap", Subjects: []string{"kyma.>"},
+		Storage: nats.FileStorage, Replicas: 1, Retention: nats.InterestPolicy, MaxMsgs: -1,
+		MaxBytes: 700 * 1024 * 1024, MaxMsgsPerSubject: 1000000, Discard: nats.DiscardNew})
+	must(err, "add stream")
+	res["stream"] = streamConfigView(si.Config)
+
+	// Published before any consumer exists: interest retention keeps nothing for nobody.
+	for i := 0; i < 3; i++ {
+		_, err := js.Publish("kyma.app.order.created.v1", []byte(fmt.Sprintf("early-%d", i)))
+		must(err, "early publish")
+	}
+	si, err = js.StreamInfo("sap")
+	must(err, "stream info")
+	res["state_before_consumer"] = stateView(si.State)
+
+	subject := "kyma.app.order.created.v1"
+	desc := "default/order-sub/" + subject
+	sum := sha256.Sum256([]byte(desc))
+	durable := hex.EncodeToString(sum[:])[:32]
+	ci, err := js.AddConsumer("sap", &nats.ConsumerConfig{
+		Durable: durable, Description: desc, DeliverSubject: nats.NewInbox(),
+		DeliverPolicy: nats.DeliverNewPolicy, AckPolicy: nats.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: 100, FilterSubject: subject,
+		ReplayPolicy: nats.ReplayInstantPolicy, MaxAckPending: 10,
+		FlowControl: true, Heartbeat: time.Minute,
+	})
+	must(err, "add consumer")
+	res["consumer_created"] = consumerView(ci)
+
+	// Events arrive while no client is bound: the consumer must hold them.
+	const n = 30
+	for i := 0; i < n; i++ {
+		m := nats.NewMsg(subject)
+		m.Header.Set("ce-type", subject)
+		m.Header.Set("ce-id", fmt.Sprint(i))
+		m.Data = []byte(fmt.Sprintf(`{"n":%d}`, i))
+		_, err := js.PublishMsg(m)
+		must(err, "publish")
+		_, err = js.Publish("kyma.app.other.v1", []byte("not for this consumer"))
+		must(err, "publish other")
+	}
+	ci, err = js.ConsumerInfo("sap", durable)
+	must(err, "consumer info")
+	res["consumer_unbound"] = consumerView(ci)
+
+	// Bind like the dispatcher: manual ack, nak the 5th event once, ack everything else.
+	var mu sync.Mutex
+	var got []delivery
+	nakked := false
+	sub, err := js.Subscribe(subject, func(m *nats.Msg) {
+		d := toDelivery(m)
+		mu.Lock()
+		got = append(got, d)
+		nak := d.Data == `{"n":4}` && !nakked
+		if nak {
+			nakked = true
+		}
+		mu.Unlock()
+		if nak {
+			_ = m.Nak()
+		} else {
+			_ = m.Ack()
+		}
+	}, nats.Bind("sap", durable), nats.ManualAck())
+	must(err, "bind subscribe")
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	waitFor("push deliveries", 15*time.Second, func() bool { return count() >= n+1 })
+	waitFor("acks settle", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", durable)
+		must(err, "consumer info")
+		return ci.NumAckPending == 0 && ci.AckFloor.Consumer >= uint64(n+1)
+	})
+	res["consumer_after_acks"] = consumerView(ci)
+	mu.Lock()
+	sort.SliceStable(got, func(i, j int) bool {
+		if got[i].StreamSeq != got[j].StreamSeq {
+			return got[i].StreamSeq < got[j].StreamSeq
+		}
+		return got[i].Delivered < got[j].Delivered
+	})
+	// Where the redelivery falls among the first deliveries depends on when the nak
+	// landed, so consumer sequences are reported as a set: every delivery, redelivery
+	// included, takes the next one.
+	var cseqs []int
+	for i := range got {
+		cseqs = append(cseqs, int(got[i].ConsSeq))
+		got[i].ConsSeq = 0
+		if got[i].Delivered > 1 {
+			got[i].Pending = 0
+		}
+	}
+	sort.Ints(cseqs)
+	res["consumer_seqs"] = cseqs
+	res["deliveries"] = got
+	mu.Unlock()
+	si, err = js.StreamInfo("sap")
+	must(err, "stream info")
+	res["state_after_acks"] = stateView(si.State)
+
+	// Raise max ack pending in place, as the manager does when maxInFlightMessages changes.
+	cfg := ci.Config
+	cfg.MaxAckPending = 20
+	ci, err = js.UpdateConsumer("sap", &cfg)
+	must(err, "update consumer")
+	res["updated_max_ack_pending"] = ci.Config.MaxAckPending
+	cfg.FilterSubject = "kyma.app.changed.v1"
+	_, err = js.UpdateConsumer("sap", &cfg)
+	res["update_filter"] = apiErr(err)
+
+	must(sub.Unsubscribe(), "unsubscribe")
+	waitFor("push unbound", 5*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", durable)
+		must(err, "consumer info")
+		return !ci.PushBound
+	})
+	res["push_bound_after_unsubscribe"] = ci.PushBound
+	must(js.DeleteConsumer("sap", durable), "delete consumer")
+	res["delete_consumer_again"] = errText(js.DeleteConsumer("sap", durable))
+	return res
+}
+
+// ---------------------------------------------------------------- flow control and heartbeats
+
+func scenarioFlow(url string) result {
+	res := result{}
+	nc := connect(url, "compat-flow")
+	defer nc.Close()
+	js, err := nc.JetStream(nats.PublishAsyncMaxPending(64))
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "FLOW", Subjects: []string{"flow.>"}, Storage: nats.FileStorage})
+	must(err, "add stream")
+
+	// Enough bytes that the server's flow-control window (1/32 of 32 MiB) must be reopened
+	// several times by the client's replies before everything is through.
+	const n = 300
+	payload := strings.Repeat("x", 16*1024)
+
+	// 1. A client-created durable push consumer, subscribe options as the dispatcher uses.
+	var mu sync.Mutex
+	received := map[string]bool{}
+	inOrder := true
+	lastSeq := uint64(0)
+	sub, err := js.Subscribe("flow.>", func(m *nats.Msg) {
+		md, err := m.Metadata()
+		mu.Lock()
+		if err == nil {
+			if md.Sequence.Stream <= lastSeq {
+				inOrder = false
+			}
+			lastSeq = md.Sequence.Stream
+		}
+		received[m.Subject] = true
+		mu.Unlock()
+		_ = m.Ack()
+	}, nats.Durable("FLOWDUR"), nats.DeliverNew(), nats.AckExplicit(), nats.ManualAck(),
+		nats.AckWait(30*time.Second), nats.MaxDeliver(100), nats.MaxAckPending(50),
+		nats.EnableFlowControl(), nats.IdleHeartbeat(200*time.Millisecond))
+	must(err, "subscribe")
+
+	// 2. A consumer read at the protocol level: see the status messages nats.go hides.
+	raw, err := nc.SubscribeSync("rawdeliver.flow")
+	must(err, "raw sub")
+	must(nc.Flush(), "flush")
+	_, err = js.AddConsumer("FLOW", &nats.ConsumerConfig{Durable: "RAW", DeliverSubject: "rawdeliver.flow",
+		AckPolicy: nats.AckNonePolicy, FlowControl: true, Heartbeat: 200 * time.Millisecond,
+		FilterSubject: "flow.data.>"})
+	must(err, "raw consumer")
+
+	for i := 0; i < n; i++ {
+		_, err := js.PublishAsync(fmt.Sprintf("flow.data.%d", i), []byte(payload))
+		must(err, "publish async")
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		fail(errors.New("publish async did not complete"))
+	}
+
+	dataMsgs, fcRequests, fcAfterData := 0, 0, 0
+	var hbAfterAll nats.Header
+	deadline := time.Now().Add(30 * time.Second)
+	for hbAfterAll == nil {
+		if time.Now().After(deadline) {
+			fail(fmt.Errorf("raw consumer: %d data, %d fc, no heartbeat after all data", dataMsgs, fcRequests))
+		}
+		m, err := raw.NextMsg(5 * time.Second)
+		must(err, "raw next")
+		switch {
+		case m.Header.Get("Status") == "100" && m.Reply != "":
+			fcRequests++
+			if dataMsgs == n {
+				fcAfterData++
+			}
+			must(nc.Publish(m.Reply, nil), "fc reply")
+		case m.Header.Get("Status") == "100":
+			if dataMsgs == n {
+				hbAfterAll = m.Header
+			}
+		default:
+			dataMsgs++
+		}
+	}
+	res["raw"] = result{
+		"data_msgs":               dataMsgs,
+		"flow_control_requested":  fcRequests > 0,
+		"heartbeat_description":   hbAfterAll.Get("Description"),
+		"heartbeat_last_consumer": hbAfterAll.Get("Nats-Last-Consumer"),
+		"heartbeat_last_stream":   hbAfterAll.Get("Nats-Last-Stream"),
+		"heartbeat_stalled":       hbAfterAll.Get("Nats-Consumer-Stalled"),
+	}
+
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(received) }
+	waitFor("flow deliveries", 30*time.Second, func() bool { return count() >= n })
+	ci, err := js.ConsumerInfo("FLOW", "FLOWDUR")
+	must(err, "consumer info")
+	waitFor("flow acks", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("FLOW", "FLOWDUR")
+		must(err, "consumer info")
+		return ci.NumAckPending == 0
+	})
+	// Let at least three heartbeat intervals pass idle: nats.go reports missed heartbeats
+	// as an async error, so silence from the server would show up in async_errors.
+	idleUntil := time.Now().Add(700 * time.Millisecond)
+	waitFor("idle period", 2*time.Second, func() bool { return time.Now().After(idleUntil) })
+	mu.Lock()
+	res["durable"] = result{"received": len(received), "in_order": inOrder,
+		"delivered_stream_seq": ci.Delivered.Stream, "ack_floor_stream_seq": ci.AckFloor.Stream,
+		"num_ack_pending": ci.NumAckPending, "flow_control": ci.Config.FlowControl,
+		"heartbeat": ci.Config.Heartbeat.String()}
+	mu.Unlock()
+	must(sub.Unsubscribe(), "unsubscribe")
+
+	// 3. An ordered consumer: ephemeral, flow control and heartbeats chosen by nats.go.
+	ordered := 0
+	orderedOK := true
+	var omu sync.Mutex
+	osub, err := js.Subscribe("flow.data.>", func(m *nats.Msg) {
+		md, err := m.Metadata()
+		omu.Lock()
+		ordered++
+		if err != nil || md.Sequence.Consumer != uint64(ordered) {
+			orderedOK = false
+		}
+		omu.Unlock()
+	}, nats.OrderedConsumer(), nats.DeliverAll())
+	must(err, "ordered subscribe")
+	waitFor("ordered deliveries", 30*time.Second, func() bool { omu.Lock(); defer omu.Unlock(); return ordered >= n })
+	omu.Lock()
+	res["ordered"] = result{"received": ordered, "consumer_seqs_contiguous": orderedOK}
+	omu.Unlock()
+	must(osub.Unsubscribe(), "ordered unsubscribe")
+	return res
+}
+
+// ---------------------------------------------------------------- pull consumer
+
+func pullView(msgs []*nats.Msg, err error) result {
+	var ds []delivery
+	for _, m := range msgs {
+		ds = append(ds, toDelivery(m))
+	}
+	return result{"msgs": ds, "error": errText(err)}
+}
+
+func scenarioPull(url string) result {
+	res := result{}
+	nc := connect(url, "compat-pull")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "PULLS", Subjects: []string{"pull.>"}, Storage: nats.FileStorage})
+	must(err, "add stream")
+	for i := 1; i <= 10; i++ {
+		_, err := js.Publish(fmt.Sprintf("pull.%d", i%3), []byte(fmt.Sprintf("m%d", i)))
+		must(err, "publish")
+	}
+	ci, err := js.AddConsumer("PULLS", &nats.ConsumerConfig{Durable: "PD", AckPolicy: nats.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 100})
+	must(err, "add consumer")
+	res["created"] = consumerView(ci)
+	sub, err := js.PullSubscribe("pull.>", "PD", nats.Bind("PULLS", "PD"))
+	must(err, "pull subscribe")
+
+	msgs, err := sub.Fetch(4, nats.MaxWait(5*time.Second))
+	res["fetch_4"] = pullView(msgs, err)
+	for _, m := range msgs {
+		must(m.AckSync(), "ack sync")
+	}
+	// More requested than stored: nats.go returns what is there when the server says so.
+	msgs, err = sub.Fetch(10, nats.MaxWait(2*time.Second))
+	res["fetch_10"] = pullView(msgs, err)
+	for i, m := range msgs {
+		switch i {
+		case 0:
+			must(m.Nak(), "nak")
+		case 1:
+			must(m.Term(), "term")
+		case 2:
+			must(m.InProgress(), "in progress")
+			must(m.AckSync(), "ack sync")
+		default:
+			must(m.AckSync(), "ack sync")
+		}
+	}
+	msgs, err = sub.Fetch(1, nats.MaxWait(5*time.Second))
+	res["fetch_after_nak"] = pullView(msgs, err)
+	for _, m := range msgs {
+		must(m.AckSync(), "ack sync")
+	}
+	msgs, err = sub.Fetch(1, nats.MaxWait(300*time.Millisecond))
+	res["fetch_empty"] = pullView(msgs, err)
+
+	// A fetch that is waiting when the message arrives.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = js.Publish("pull.late", []byte("late"))
+	}()
+	msgs, err = sub.Fetch(1, nats.MaxWait(5*time.Second))
+	res["fetch_waiting"] = pullView(msgs, err)
+	for _, m := range msgs {
+		must(m.AckSync(), "ack sync")
+	}
+	ci, err = js.ConsumerInfo("PULLS", "PD")
+	must(err, "consumer info")
+	res["final"] = consumerView(ci)
+
+	var names []string
+	for n := range js.ConsumerNames("PULLS") {
+		names = append(names, n)
+	}
+	res["consumer_names"] = names
+	_, err = js.ConsumerInfo("PULLS", "NOPE")
+	res["info_missing"] = errText(err)
+	must(sub.Unsubscribe(), "unsubscribe")
+	return res
+}
+
+// ---------------------------------------------------------------- key-value
+
+func entryView(e nats.KeyValueEntry, err error) interface{} {
+	if err != nil {
+		return result{"error": errText(err)}
+	}
+	if e == nil {
+		return nil
+	}
+	return result{"bucket": e.Bucket(), "key": e.Key(), "value": string(e.Value()),
+		"revision": e.Revision(), "op": e.Operation().String()}
+}
+
+func scenarioKV(url string) result {
+	res := result{}
+	nc := connect(url, "compat-kv")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	kv, err := js.CreateKeyValue(&nats.KeyValueConfig{Bucket: "compat", History: 5, Description: "compat kv"})
+	must(err, "create bucket")
+	si, err := js.StreamInfo("KV_compat")
+	must(err, "backing stream info")
+	res["backing_stream"] = streamConfigView(si.Config)
+
+	w, err := kv.WatchAll()
+	must(err, "watch all")
+	first := <-w.Updates()
+	res["watch_initial_marker"] = first == nil
+
+	revs := result{}
+	r, err := kv.PutString("a", "1")
+	must(err, "put")
+	revs["put_a1"] = r
+	r, err = kv.Put("b.c", []byte("bc"))
+	must(err, "put")
+	revs["put_bc"] = r
+	r, err = kv.PutString("a", "2")
+	must(err, "put")
+	revs["put_a2"] = r
+	r, err = kv.Update("a", []byte("3"), 3)
+	revs["update_a_ok"] = result{"rev": r, "error": apiErr(err)}
+	r, err = kv.Update("a", []byte("4"), 3)
+	revs["update_a_stale"] = result{"rev": r, "error": apiErr(err)}
+	r, err = kv.Create("a", []byte("5"))
+	revs["create_existing"] = result{"rev": r, "error": errText(err)}
+	r, err = kv.Create("new", []byte("n"))
+	revs["create_new"] = result{"rev": r, "error": errText(err)}
+	res["writes"] = revs
+
+	res["get_a"] = entryView(kv.Get("a"))
+	res["get_a_rev1"] = entryView(kv.GetRevision("a", 1))
+	res["get_missing"] = entryView(kv.Get("nope"))
+	must(kv.Delete("b.c"), "delete")
+	res["get_deleted"] = entryView(kv.Get("b.c"))
+	r, err = kv.Create("b.c", []byte("again"))
+	res["create_after_delete"] = result{"rev": r, "error": errText(err)}
+
+	keys, err := kv.Keys()
+	must(err, "keys")
+	sort.Strings(keys)
+	res["keys"] = keys
+	hist, err := kv.History("a")
+	must(err, "history")
+	var hv []interface{}
+	for _, e := range hist {
+		hv = append(hv, entryView(e, nil))
+	}
+	res["history_a"] = hv
+
+	// The live watcher saw every change in order.
+	var live []interface{}
+	for len(live) < 7 {
+		select {
+		case e := <-w.Updates():
+			live = append(live, entryView(e, nil))
+		case <-time.After(5 * time.Second):
+			fail(fmt.Errorf("watch: only %d updates", len(live)))
+		}
+	}
+	res["watch_live"] = live
+	must(w.Stop(), "watch stop")
+
+	// A new watcher on one key gets its latest value, then the end-of-initial marker.
+	kw, err := kv.Watch("a")
+	must(err, "watch a")
+	var initial []interface{}
+	for {
+		e := <-kw.Updates()
+		if e == nil {
+			break
+		}
+		initial = append(initial, entryView(e, nil))
+	}
+	res["watch_a_initial"] = initial
+	_, err = kv.PutString("a", "after watch")
+	must(err, "put")
+	select {
+	case e := <-kw.Updates():
+		res["watch_a_next"] = entryView(e, nil)
+	case <-time.After(5 * time.Second):
+		fail(errors.New("watch a: no update"))
+	}
+	must(kw.Stop(), "watch stop")
+
+	must(kv.Purge("a"), "purge")
+	hist, err = kv.History("a")
+	must(err, "history")
+	hv = nil
+	for _, e := range hist {
+		hv = append(hv, entryView(e, nil))
+	}
+	res["history_a_after_purge"] = hv
+	st, err := kv.Status()
+	must(err, "status")
+	res["status"] = result{"bucket": st.Bucket(), "values": st.Values(), "history": st.History(),
+		"ttl": st.TTL().String(), "backing_store": st.BackingStore()}
+	var buckets []string
+	for b := range js.KeyValueStoreNames() {
+		buckets = append(buckets, b)
+	}
+	res["buckets"] = buckets
+	must(js.DeleteKeyValue("compat"), "delete bucket")
+	_, err = js.KeyValue("compat")
+	res["bind_deleted"] = errText(err)
+	return res
+}
