@@ -83,3 +83,25 @@ def test_damaged_state_file_is_reported_not_fatal(tmp_path, caplog):
     cfg, st = FileConsumerStore(str(tmp_path / "c")).load()
     assert st == ConsumerState()
     assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+def test_stale_queued_write_never_overwrites_inline_flush(tmp_path):
+    w = consumer_mod._StateWriter()
+    w._thread = object()  # drive the writer by hand instead of from its thread
+    path = str(tmp_path / "state.dat")
+    w.submit(path, b"old", None, [])
+    taken, w._pending = w._pending, {}  # the thread has taken the batch but not written yet
+    w.write_now(path, b"new")
+    w._pending = taken
+    w._drain()
+    with open(path, "rb") as f:
+        assert f.read() == b"new"
+    w.submit(path, b"newer", None, [])
+    w._drain()
+    with open(path, "rb") as f:
+        assert f.read() == b"newer"
+    w.cancel(path)
+    w.submit(path, b"after-cancel", None, [])
+    w._drain()  # a later submit (a recreated consumer) is written again
+    with open(path, "rb") as f:
+        assert f.read() == b"after-cancel"

@@ -78,21 +78,31 @@ def decode_state(raw: bytes) -> ConsumerState | None:
 
 
 class _StateWriter:
-    """One thread for every file consumer store: latest content per path wins."""
+    """One thread for every file consumer store: latest content per path wins.
+
+    Every write carries a version; a write older than what already reached a path is skipped,
+    so an inline flush() racing the thread can never be overwritten by staler state.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._io = threading.Lock()
-        self._pending: dict[str, tuple[bytes | None, list[tuple[asyncio.AbstractEventLoop, Callbacks]]]] = {}
+        # path -> (data or None, its version, callbacks to run once it is written)
+        self._pending: dict[str, tuple[bytes | None, int, list[tuple[asyncio.AbstractEventLoop, Callbacks]]]] = {}
+        self._ver = 0
+        self._written: dict[str, int] = {}  # guarded by _io
         self._thread: threading.Thread | None = None
 
     def submit(self, path: str, data: bytes | None, loop: asyncio.AbstractEventLoop | None,
                cbs: Callbacks) -> None:
         with self._cond:
-            old_data, jobs = self._pending.get(path, (None, []))
+            old_data, old_ver, jobs = self._pending.get(path, (None, 0, []))
             if cbs and loop is not None:
                 jobs = jobs + [(loop, cbs)]
-            self._pending[path] = (data if data is not None else old_data, jobs)
+            if data is not None:
+                self._ver += 1
+                old_data, old_ver = data, self._ver
+            self._pending[path] = (old_data, old_ver, jobs)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="consumer-state-writer", daemon=True)
                 self._thread.start()
@@ -101,37 +111,48 @@ class _StateWriter:
     def write_now(self, path: str, data: bytes) -> None:
         """Write inline, superseding anything queued for path (its callbacks still run)."""
         with self._cond:
-            _old, jobs = self._pending.pop(path, (None, []))
+            _old, _v, jobs = self._pending.pop(path, (None, 0, []))
+            self._ver += 1
+            ver = self._ver
         with self._io:
             atomic_write(path, data)
+            self._written[path] = ver
         for loop, cbs in jobs:
             _call(loop, cbs)
 
     def cancel(self, path: str) -> None:
+        """Forget path: nothing queued or in flight for it will be written any more."""
         with self._cond:
             self._pending.pop(path, None)
-        with self._io:  # wait out a write of this path already in progress
-            pass
+            self._ver += 1
+            ver = self._ver
+        with self._io:
+            self._written[path] = ver
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._pending:
                     self._cond.wait()
-                batch, self._pending = self._pending, {}
-            for path, (data, jobs) in batch.items():
-                ok = True
-                if data is not None:
-                    with self._io:
-                        try:
-                            if os.path.isdir(os.path.dirname(path)):
-                                atomic_write(path, data)
-                        except OSError as e:
-                            log.error("could not persist consumer state %s: %s", path, e)
-                            ok = False
-                if ok:
-                    for loop, cbs in jobs:
-                        _call(loop, cbs)
+            self._drain()
+
+    def _drain(self) -> None:
+        with self._cond:
+            batch, self._pending = self._pending, {}
+        for path, (data, ver, jobs) in batch.items():
+            ok = True
+            if data is not None:
+                with self._io:
+                    try:
+                        if ver > self._written.get(path, 0):
+                            atomic_write(path, data)
+                            self._written[path] = ver
+                    except OSError as e:
+                        log.error("could not persist consumer state %s: %s", path, e)
+                        ok = False
+            if ok:
+                for loop, cbs in jobs:
+                    _call(loop, cbs)
 
 
 def _call(loop: asyncio.AbstractEventLoop, cbs: Callbacks) -> None:
