@@ -331,3 +331,20 @@ def test_one_store_per_directory(tmp_path):
     re = FileStore(d)
     assert re.state().msgs == 4
     re.close()
+
+
+def test_corrupt_first_message_of_a_subject_is_skipped_by_filtered_loads(tmp_path):
+    d = str(tmp_path / "s")
+    st = make_store(d, 10)
+    st.close()
+    seg = seg_files(d)[0]
+    offs = record_offsets(seg)
+    with open(seg, "r+b") as f:  # seq 1 is the first "sub.1" message
+        f.seek(offs[1] - 6)
+        f.write(b"\xfe")
+    re = FileStore(d)
+    m = re.load_next_msg("sub.1", 1)
+    assert m is not None and m.seq == 4
+    assert re.load_next_msg("sub.*", 1).seq == 2
+    assert re.state().lost.msgs == [1] and re.state().first_seq == 2
+    re.close()

@@ -253,8 +253,15 @@ class StoreCore:
             if m is not None and matcher(filter_subject)(m.subject):
                 return m
             start = seq + 1
-        seq = self._next_match(filter_subject, start)
-        return self._b_get(seq) if seq else None
+        while True:
+            seq = self._next_match(filter_subject, start)
+            if not seq:
+                return None
+            m = self._b_get(seq)
+            if m is not None:
+                return m
+            # The record failed its checksum and was just dropped; look further.
+            start = seq + 1
 
     def _next_match(self, filter_subject: str, start: int) -> int:
         if start < self._first:

@@ -143,7 +143,6 @@ class FileStore(StoreCore):
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
         self._rc_buf = b""
-        self._ttl_n = 0
         os.makedirs(directory, exist_ok=True)
         # One writer per directory: a second server (or a leaked store object) appending to the
         # same segments would interleave records. The kernel drops the lock when we die.
