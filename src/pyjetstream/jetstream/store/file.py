@@ -631,15 +631,17 @@ class FileStore(StoreCore):
         if self._closed:
             raise ErrStoreClosed("store is closed")
         self._cbs.append(on_durable)
-        if self._commit_scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._loop = None
-            self._do_commit()
+            loop = None
+        if self._commit_scheduled and loop is self._loop:
             return
         self._loop = loop
+        if loop is None:
+            # No event loop (tools, tests, shutdown paths): write, sync and call back inline.
+            self._do_commit()
+            return
         self._commit_scheduled = True
         loop.call_soon(self._do_commit)
 
