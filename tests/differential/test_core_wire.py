@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.nats_server,
 CONFIGS: dict[str, str] = {
     "plain": "",
     "small": "max_payload: 16\n",
+    "ping": 'ping_interval: "100ms"\nping_max: 2\n',
+    "ping1": 'ping_interval: "100ms"\nping_max: 0\n',
     "user": "authorization { user: alice, password: s3cret, timeout: 0.5 }\n",
     "token": "authorization { token: tok123 }\n",
     "perms": """
@@ -161,6 +163,9 @@ SCENARIOS: dict[str, tuple[str, list[tuple]]] = {
     "max-payload-exceeded": ("small", [("a", C + b"PUB foo 17\r\n", X)]),
     "max-payload-exact": ("small", [("a", C + b"SUB foo 1\r\nPUB foo 16\r\n0123456789abcdef\r\n", False)]),
     "max-payload-hpub": ("small", [("a", C + b"HPUB foo 12 20\r\n", X)]),
+    "stale-connection": ("ping", [("a", C, X)]),
+    "stale-connection-ping-max-0": ("ping1", [("a", C, X)]),
+    "stale-connection-before-connect": ("ping", [("a", b"", X)]),
     # ----------------------------------------------------------------- user/password auth
     "auth-ok": ("user", [("a", cu("alice", "s3cret", True) + b"SUB x 1\r\nPUB x 1\r\n1\r\n", False)]),
     "auth-bad-password": ("user", [("a", cu("alice", "wrong"), X)]),

@@ -114,6 +114,8 @@ class ClientConnection(asyncio.Protocol):
         self.start = time.time()
         self.last_activity = self.start
         self.pings_out = 0
+        self.ponged = False  # has answered a PING of ours
+        self.active = False  # has sent anything since the last ping tick
         self.in_msgs = 0
         self.in_bytes = 0
         self.out_msgs = 0
@@ -201,8 +203,8 @@ class ClientConnection(asyncio.Protocol):
         t.write(data)
         if t.get_write_buffer_size() > self.server.opts.max_pending:
             self.server.slow_consumers += 1
-            log.warning("cid=%d Slow Consumer Detected: WriteDeadline of %.0fs exceeded with %d bytes pending",
-                        self.cid, self.server.opts.write_deadline, t.get_write_buffer_size())
+            log.warning("cid=%d Slow Consumer Detected: MaxPending of %d Exceeded (%d bytes pending)",
+                        self.cid, self.server.opts.max_pending, t.get_write_buffer_size())
             self.transport.abort()
             self.close("Slow Consumer (Pending Bytes)", lost=True)
 
@@ -228,11 +230,17 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         opts = self.server.opts
-        if self.pings_out + 1 > opts.ping_max:
-            self.fail("Stale Connection", "Stale Connection")
-            return
-        self.pings_out += 1
-        self.send_now(PING)
+        # Like nats-server, no PING to a peer that has already answered one and has been
+        # sending since the last tick: it is evidently alive, and a busy peer's PONG may
+        # queue behind its own data.
+        if self.active and self.ponged:
+            self.active = False
+        else:
+            if self.pings_out + 1 > opts.ping_max:
+                self.fail("Stale Connection", "Stale Connection")
+                return
+            self.pings_out += 1
+            self.send_now(PING)
         self._ping_handle = self.server.loop.call_later(opts.ping_interval, self._ping_timer)
 
     # ---------------------------------------------------------------- input
@@ -242,6 +250,7 @@ class ClientConnection(asyncio.Protocol):
             return
         events = self.parser.feed(data)
         self.last_activity = time.time()
+        self.active = True
         server = self.server
         for ev in events:
             if self.closed:
@@ -266,6 +275,7 @@ class ClientConnection(asyncio.Protocol):
                 self.send_now(PONG)
             elif op == OP_PONG:
                 self.pings_out = 0
+                self.ponged = True
             elif op == OP_CONNECT:
                 self._on_connect(ev[1])
             elif op == OP_ERR:

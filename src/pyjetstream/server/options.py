@@ -337,6 +337,28 @@ def _apply_accounts(opts: ServerOptions, value: dict[str, Any]) -> None:
         opts.accounts[name] = acc
 
 
+def _baseline(opts: ServerOptions) -> None:
+    """A zero means "the default" for these settings, as in nats-server (`ping_max: 0` is 2)."""
+    defaults = ServerOptions()
+    for attr in ("max_payload", "max_pending", "max_control_line", "ping_interval", "ping_max",
+                 "write_deadline", "auth_timeout", "lame_duck_duration", "lame_duck_grace"):
+        if not getattr(opts, attr):
+            setattr(opts, attr, getattr(defaults, attr))
+
+
+def _check_auth(opts: ServerOptions) -> None:
+    """Combinations nats-server refuses at start-up (same words), rather than guessing which wins."""
+    if opts.token and opts.users:
+        raise OptionsError("Can not have a token and a users array")
+    if opts.username and opts.users:
+        raise OptionsError("Can not have a single user/pass and a users array")
+    if opts.username and opts.token:
+        raise OptionsError("Cannot have a user/pass and token")
+    if opts.no_auth_user and opts.no_auth_user not in {u.user for u in opts.users}:
+        raise OptionsError(f'no_auth_user: "{opts.no_auth_user}" not present as user or nkey in authorization '
+                           "block or account configuration")
+
+
 def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None) -> tuple[ServerOptions, dict[str, Any]]:
     """Options from the command line (and the config file it names). Returns the options and
     the values of `extra_flags` plus `help`/`version` requests."""
@@ -367,10 +389,12 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     # As with nats-server, any TLS flag turns TLS on (`--tlsverify` alone means verify clients).
     if any(k in flags for k in ("tls_verify", "tls_cert", "tls_key", "tls_ca")) and flags.get("tls", True):
         opts.tls = True
+    _baseline(opts)
     if opts.port == -1:
         opts.port = 0
     if opts.username and not opts.password:
         raise OptionsError("--user requires --pass")
+    _check_auth(opts)
     if opts.tls and not (opts.tls_cert and opts.tls_key):
         raise OptionsError("TLS requires --tlscert and --tlskey")
     return opts, extras

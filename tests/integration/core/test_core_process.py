@@ -81,7 +81,7 @@ def test_port_minus_one_picks_a_free_port_and_logs_it(tmp_path: Path) -> None:
 
 
 def test_lame_duck_sends_ldm_then_closes(tmp_path: Path) -> None:
-    conf = 'lame_duck_duration: "1s"\nlame_duck_grace_period: "0s"\n'
+    conf = 'lame_duck_duration: "1s"\nlame_duck_grace_period: "100ms"\n'
     srv = start_server("pyjetstream", tmp_path, config=conf)
     try:
         raw = RawClient(srv.port)
