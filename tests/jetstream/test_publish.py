@@ -74,9 +74,13 @@ async def test_msg_id_dedupe_within_window(server: FakeServer, js: object, clock
     assert await pub(server, "S", Nats_Msg_Id="m1") == {"stream": "S", "seq": 1}
     assert await pub(server, "S", Nats_Msg_Id="m1") == {"stream": "S", "seq": 1, "duplicate": True}
     assert await pub(server, "S", Nats_Msg_Id="m2") == {"stream": "S", "seq": 2}
+    # the same id next to other Nats-* headers goes through the full header parse
+    assert await pub(server, "S", Nats_Msg_Id="m2", Nats_Expected_Stream="S") == {
+        "stream": "S", "seq": 2, "duplicate": True}
     clock.advance(2)
     assert await pub(server, "S", Nats_Msg_Id="m1") == {"stream": "S", "seq": 3}
-    assert (await info(server))["messages"] == 3
+    assert await pub(server, "S", Nats_Expected_Stream="S", Nats_Msg_Id="m2") == {"stream": "S", "seq": 4}
+    assert (await info(server))["messages"] == 4
 
 
 async def test_expected_headers(server: FakeServer, js: object) -> None:
