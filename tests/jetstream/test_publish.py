@@ -297,3 +297,13 @@ async def test_max_streams_limit(server: FakeServer, js: Any) -> None:
     await create(server, "A")
     r = await server.api("STREAM.CREATE.B", {"name": "B"})
     assert r["error"] == {"code": 400, "err_code": 10027, "description": "maximum number of streams reached"}
+
+
+async def test_account_storage_limit(server: FakeServer, js: Any) -> None:
+    js.accounts["$G"].limits.max_file = 100
+    await create(server, "S")
+    assert (await pub(server, "S", b"x" * 40))["seq"] == 1  # 1 + 40 + 16 bytes accounted
+    r = await pub(server, "S", b"x" * 40)
+    assert r["error"] == {"code": 400, "err_code": 10002, "description": "resource limits exceeded for account"}
+    await create(server, "M", storage="memory")  # memory has its own (unlimited) budget
+    assert (await pub(server, "M", b"x" * 40))["seq"] == 1

@@ -155,11 +155,33 @@ class Stream:
         # A header-less publish to a stream without limits, retention rules or acks-off needs
         # none of the checks below; most publishes under load are exactly that.
         c = self.config
+        self._acct_limit, self._server_limit = self._storage_limits()
         self._simple = (
             c.retention == "limits" and not c.sealed and not c.no_ack and c.discard == "old"
             and c.max_msgs <= 0 and c.max_bytes <= 0 and c.max_msgs_per_subject <= 0 and not c.max_age
+            and self._acct_limit < 0 and self._server_limit < 0
         )
         self._max_msg_size = c.max_msg_size
+
+    def _storage_limits(self) -> tuple[int, int]:
+        """(account limit, server limit) in bytes for this stream's storage type; -1 = none."""
+        mem = self.config.storage == "memory"
+        limit = getattr(self.jsa, "limit", None)
+        acct = limit("max_mem" if mem else "max_file") if limit is not None else -1
+        js = getattr(self.jsa, "js", None)
+        srv = getattr(js, "max_mem" if mem else "max_file", -1) if js is not None else -1
+        return (acct if acct is not None and acct >= 0 else -1), (srv if srv is not None and srv >= 0 else -1)
+
+    def _check_storage_limits(self, size: int) -> None:
+        mem = self.config.storage == "memory"
+        if self._acct_limit >= 0:
+            used = self.jsa.usage()[0 if mem else 1]
+            if used + size > self._acct_limit:
+                raise errors.account_resources_exceeded()
+        if self._server_limit >= 0:
+            used = sum(a.usage()[0 if mem else 1] for a in self.jsa.js.accounts.values())
+            if used + size > self._server_limit:
+                raise errors.insufficient_resources()
 
     def process_msg(self, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
         """Store one published message (or refuse it) and queue its PubAck.
@@ -286,6 +308,8 @@ class Stream:
 
         if cfg.discard == "new":
             self._check_discard_new(subject, hdr_b, payload, bool(rollup))
+        if self._acct_limit >= 0 or self._server_limit >= 0:
+            self._check_storage_limits(len(subject) + len(hdr_b) + len(payload) + 16)
 
         # the store reads -1 as "never": exempt from max_age
         ttl_ns = ttl * 1_000_000_000 if ttl > 0 else ttl
