@@ -301,3 +301,13 @@ async def test_api_audit_advisory_only_with_interest(server: FakeServer, js: obj
     assert adv["request"] == '{"deleted_details":false}'
     assert '"err_code":10059' in adv["response"]
     assert adv["client"]["acc"] == "$G"
+
+
+async def test_required_api_level(server: FakeServer, js: object) -> None:
+    await create(server, "S", allow_direct=True)
+    ok = await server.request("$JS.API.STREAM.INFO.S", hdr=hdrs(Nats_Required_Api_Level="1"))
+    assert "error" not in ok.json()
+    r = await server.request("$JS.API.STREAM.INFO.S", hdr=hdrs(Nats_Required_Api_Level="99"))
+    assert r.json()["error"] == {"code": 412, "err_code": 10185, "description": "JetStream minimum api level required"}
+    r = await server.request("$JS.API.DIRECT.GET.S", b'{"seq":1}', hdr=hdrs(Nats_Required_Api_Level="99"))
+    assert r.hdr == b"NATS/1.0 412 Required Api Level\r\n\r\n"

@@ -307,3 +307,15 @@ async def test_account_storage_limit(server: FakeServer, js: Any) -> None:
     assert r["error"] == {"code": 400, "err_code": 10002, "description": "resource limits exceeded for account"}
     await create(server, "M", storage="memory")  # memory has its own (unlimited) budget
     assert (await pub(server, "M", b"x" * 40))["seq"] == 1
+
+
+async def test_expected_last_subject_sequence_for_another_subject(server: FakeServer, js: object) -> None:
+    await create(server, "S", subjects=["o.>"])
+    await pub(server, "o.a.1")
+    await pub(server, "o.b.1")
+    hdr = {"Nats_Expected_Last_Subject_Sequence": "1", "Nats_Expected_Last_Subject_Sequence_Subject": "o.a.*"}
+    assert (await pub(server, "o.a.2", **hdr))["seq"] == 3
+    r = await pub(server, "o.a.3", **hdr)
+    assert r["error"]["description"] == "wrong last sequence: 3"
+    r = await pub(server, "o.a.3", Nats_Expected_Last_Subject_Sequence_Subject="o.a.*")
+    assert r["error"]["err_code"] == 10193

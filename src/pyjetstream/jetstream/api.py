@@ -284,6 +284,12 @@ def direct_get(req: ApiRequest) -> None:
     """DIRECT.GET replies with the raw message (or a status), never JSON."""
     if not req.reply:
         return None
+    if req.hdr and b"Nats-Required-Api-Level" in req.hdr:
+        try:
+            _check_api_level(req.hdr)
+        except ApiError:
+            req.respond(b"", b"NATS/1.0 412 Required Api Level\r\n\r\n")
+            return None
     stream = req.jsa.streams.get(req.tokens[2])
     if stream is None or not stream.config.allow_direct:
         # nats-server only listens here when allow_direct is on: the caller sees no responders
@@ -457,6 +463,8 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
         return
     req = ApiRequest(jsa, subject, tokens, payload, reply, hdr, client)
     try:
+        if hdr and b"Nats-Required-Api-Level" in hdr and route.key != "DIRECT.GET":
+            _check_api_level(hdr)
         result = handler(req)
     except ApiError as e:
         js.api_errors += 1
@@ -481,6 +489,15 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
     else:
         out = json_response(route.type_suffix, result)
     _reply(jsa, subject, reply, payload, client, out)
+
+
+def _check_api_level(hdr: bytes) -> None:
+    # A client asking for a newer API than ours gets a clear refusal instead of half a feature.
+    i = hdr.find(b"Nats-Required-Api-Level:")
+    end = hdr.find(b"\r\n", i)
+    value = hdr[i + 24 : end if end >= 0 else None].strip()
+    if not value.isdigit() or int(value) > JS_API_LEVEL:
+        raise errors.required_api_level()
 
 
 def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:

@@ -31,6 +31,7 @@ HDR_MSG_ID = "Nats-Msg-Id"
 HDR_EXPECTED_STREAM = "Nats-Expected-Stream"
 HDR_EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
 HDR_EXPECTED_LAST_SUBJ_SEQ = "Nats-Expected-Last-Subject-Sequence"
+HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ = "Nats-Expected-Last-Subject-Sequence-Subject"
 HDR_EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 HDR_ROLLUP = "Nats-Rollup"
 HDR_TTL = "Nats-TTL"
@@ -270,10 +271,13 @@ class Stream:
                 raise errors.message_ttl_disabled()
             exp = h.get(HDR_EXPECTED_LAST_SUBJ_SEQ)
             if exp is not None:
-                last = store.load_last_msg(subject)
+                # the check may name another (even wildcard) subject than the one published to
+                last = store.load_last_msg(h.get(HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ) or subject)
                 actual = last.seq if last is not None else 0
                 if not exp.isdigit() or int(exp) != actual:
                     raise errors.stream_wrong_last_sequence(seq=actual)
+            elif h.get(HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ):
+                raise errors.stream_expected_last_seq_per_subject_invalid()
             exp = h.get(HDR_EXPECTED_LAST_SEQ)
             if exp is not None:
                 actual = store.state().last_seq
