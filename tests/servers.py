@@ -9,7 +9,8 @@ about what a test does with the server. Usage:
     srv.stop()
 
 `kind` is "pyjetstream" or "nats-server". Ready means: the client port sends INFO, and the
-monitoring port (when -m is given) answers /varz. Every path and port is loopback-local.
+monitoring port (when -m is given) answers /varz. Ports picked by the server (-1) are read
+from its log. Every path and port is loopback-local.
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ class ServerProc:
         if config is not None:
             self.config_path = self.workdir / f"{kind}.conf"
             self.config_path.write_text(config)
-        # -1 lets the server pick; otherwise we pick, so a test knows the port up front.
-        self.port = free_port() if port is None else port
+        # By default the server picks (-1) and we read the port from its log, which cannot race
+        # with other processes; with -l the log is elsewhere, so we pick a free port up front.
+        logs_elsewhere = any(a in ("-l", "--l", "-log", "--log") or a.startswith(("-l=", "--l=", "-log=", "--log="))
+                             for a in self.args)
+        if port is None:
+            port = free_port() if logs_elsewhere else -1
+        self.port = port
         self.http_port = 0
         self.log_path = self.workdir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}.out"
         self.proc: subprocess.Popen[bytes] | None = None

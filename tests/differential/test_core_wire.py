@@ -92,6 +92,19 @@ SCENARIOS: dict[str, tuple[str, list[tuple]]] = {
     "queue-group-single-delivery": ("plain", [
         ("a", C + b"SUB work grp 1\r\nSUB work grp 2\r\nSUB work 3\r\n", False),
         ("b", C + b"PUB work 1\r\n1\r\nPUB work 1\r\n2\r\nPUB work 1\r\n3\r\n", False)]),
+    "queue-group-echo-off-member": ("plain", [
+        ("a", b"CONNECT {\"verbose\":false,\"echo\":false}\r\nSUB work grp 1\r\n", False),
+        ("b", C + b"SUB work grp 1\r\n", False),
+        ("a", b"PUB work 1\r\n1\r\nPUB work 1\r\n2\r\nPUB work 1\r\n3\r\nPUB work 1\r\n4\r\n", False)]),
+    "queue-group-alone-echo-off": ("plain", [
+        ("a", b"CONNECT {\"verbose\":false,\"echo\":false}\r\nSUB work grp 1\r\nPUB work 1\r\n1\r\n", False)]),
+    "queue-unsub-max": ("plain", [("a", C + b"SUB work grp 1\r\nUNSUB 1 1\r\n", False),
+                                  ("b", C + b"PUB work 1\r\n1\r\nPUB work 1\r\n2\r\n", False)]),
+    "hpub-header-only-size": ("plain", [("a", C + b"SUB h 1\r\nHPUB h 2 2\r\nab\r\n", False)]),
+    "hpub-zero-header": ("plain", [("a", C + b"SUB h 1\r\nHPUB h 0 2\r\nab\r\n", False)]),
+    "hpub-garbage-header": ("plain", [("a", C + b"SUB h 1\r\nHPUB h 5 7\r\nHELLOab\r\n", False)]),
+    "pedantic-wildcard-reply": ("plain", [("a", CP + b"SUB x 1\r\nPUB x r.* 1\r\na\r\n", False)]),
+    "utf8-subject": ("plain", [("a", C + "SUB grüße.* 1\r\nPUB grüße.ü 1\r\na\r\n".encode(), False)]),
     "headers-hpub-hmsg": ("plain", [
         ("a", C + b"SUB foo 1\r\n", False),
         ("b", C + b"HPUB foo 22 27\r\nNATS/1.0\r\nK: V\r\nX: y\r\n\r\nhello\r\n"

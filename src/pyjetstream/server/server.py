@@ -279,8 +279,13 @@ class Server:
             sub = group[0] if len(group) == 1 else self.rng.choice(group)
             c = sub.client
             if c is not None:
-                if c is origin and not c.echo:
-                    continue
+                if (c is origin and not c.echo) or (c.perms is not None and c.perms.delivery_denied(subject)):
+                    # this member may not take it; as nats-server, try the others
+                    sub = self._queue_fallback(group, origin, subject)
+                    if sub is None:
+                        continue
+                    c = sub.client
+            if c is not None:
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
             else:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
@@ -291,6 +296,20 @@ class Server:
         if n == 0 and reply_b and origin is not None and origin.no_responders:
             self._no_responders(origin, subject, reply_b)
         return n
+
+    def _queue_fallback(self, group: Any, origin: ClientConnection | None, subject: str) -> Subscription | None:
+        """A member of `group` that may receive the message (random start), or None."""
+        n = len(group)
+        start = self.rng.randrange(n)
+        for i in range(n):
+            sub = group[(start + i) % n]
+            c = sub.client
+            if c is None:
+                return sub
+            if (c is origin and not c.echo) or (c.perms is not None and c.perms.delivery_denied(subject)):
+                continue
+            return sub
+        return None
 
     def _expire(self, sub: Subscription) -> None:
         """UNSUB with a max: the subscription has had its last message."""

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import nats
 import pytest
-from servers import NATS_SERVER, RawClient, ServerProc, have_nats_server, server_command, start_server
+from servers import (
+    NATS_SERVER,
+    RawClient,
+    ServerProc,
+    free_port,
+    have_nats_server,
+    server_command,
+    start_server,
+)
 
 FULL_CONF = """
 # every key of issue 2, single-user variant
@@ -99,7 +107,7 @@ def test_lame_duck_sends_ldm_then_closes(tmp_path: Path) -> None:
 
 
 async def test_config_file_with_every_key(tmp_path: Path) -> None:
-    port = ServerProc("pyjetstream", tmp_path).port
+    port = free_port()
     conf = FULL_CONF.format(port=port, store=tmp_path / "js")
     srv = ServerProc("pyjetstream", tmp_path, ["-m", "-1"], config=conf, port=port, listen_flags=False)
     srv.start()
