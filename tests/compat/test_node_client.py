@@ -1,0 +1,118 @@
+"""Wire compatibility with the official JavaScript clients (@nats-io/transport-node,
+@nats-io/jetstream with its consumer API, @nats-io/kv; versions pinned in node/package.json).
+
+Each scenario of tests/compat/node/natscompat.mjs runs against pyjetstream and nats-server
+2.9.10 at the same time; the two JSON reports must be identical. A few facts per scenario are
+asserted on both, so that a behaviour both servers share but the client does not expect
+would still fail. The npm install is cached under /tmp by the hash of package.json; without
+node/npm or registry access the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .compare import diff_paths
+from .conftest import RunBoth
+
+SCENARIOS = ("core", "js", "consume", "fetch", "kv")
+
+
+@cache
+def _reports(run_both: RunBoth, script: Path, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    runs = run_both(f"node-{scenario}", ["node", str(script), "{url}", scenario])
+    return runs["nats-server"].json(), runs["pyjetstream"].json()
+
+
+@pytest.fixture
+def reports(run_both: RunBoth, node_client: Path) -> Callable[[str], tuple[dict[str, Any], dict[str, Any]]]:
+    return lambda scenario: _reports(run_both, node_client, scenario)
+
+
+def _check_core(r: dict[str, Any]) -> None:
+    assert [m["subject"] for m in r["messages"]] == ["ncompat.one", "ncompat.two.deep", "ncompat.three"]
+    assert r["messages"][1]["headers"] == {"X-Multi": ["a", "b"], "X-One": ["1"]}
+    assert r["messages"][1]["reply"] == "ncompat.reply"
+    assert r["messages"][2] == {"subject": "ncompat.three", "reply": "", "data": "",
+                                "headers": {"Only": ["headers"]}}
+    assert r["sub_closed_after_max"] is True
+    assert r["queue"] == {"distinct": 60, "deliveries": 60, "duplicates": 0}
+    assert r["request"] == {"data": "PING", "headers": {"X-Echo": ["hello-header"]}}
+    assert r["request_nomux"] == "NO MUX"
+    assert "no responders" in r["no_responders"]["message"]
+    assert r["server_headers"] is True
+
+
+def _check_js(r: dict[str, Any]) -> None:
+    acks = r["acks"]
+    assert [a.get("seq") for a in acks[:6]] == [1, 2, 3, 4, 5, 5]
+    assert acks[5]["duplicate"] is True
+    assert acks[6]["error"]["api"]["err_code"] == 10071
+    assert acks[8]["error"]["api"]["err_code"] == 10060
+    assert acks[10]["error"]["api"]["err_code"] == 10071
+    assert acks[11]["error"]["api"]["err_code"] == 10070
+    assert r["concurrent"] == {"acked": 200, "first": 8, "last": 207, "contiguous": True}
+    assert r["get_4"] == {"subject": "njs.h", "seq": 4, "data": "has header", "headers": {"X-Key": ["v"]}}
+    assert r["get_missing"] is None
+    assert r["purge_filtered"]["purged"] == 29
+    assert r["after_purge"]["messages"] == 177
+    assert r["info_missing"]["api"]["err_code"] == 10059
+
+
+def _check_consume(r: dict[str, Any]) -> None:
+    assert r["delivery_seqs"] == list(range(1, 27))
+    assert [m["data"] for m in r["first"]] == [f"c{i}" for i in range(0, 50, 2)]
+    assert [m["pending"] for m in r["first"]] == list(range(24, -1, -1))
+    assert r["redelivered"] == [["c8", 9, 2]]
+    assert r["after"]["num_ack_pending"] == 0
+    assert r["after"]["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}  # the filter skipped 50
+    assert r["ordered"] == {"count": 50, "in_order": True}
+
+
+def _check_fetch(r: dict[str, Any]) -> None:
+    assert [m["data"] for m in r["fetch_4"]] == ["f1", "f2", "f3", "f4"]
+    # the nak'd f5 comes back inside the same, still open, pull request
+    assert [(m["data"], m["delivered"]) for m in r["fetch_10"]] == [
+        ("f5", 1), ("f6", 1), ("f7", 1), ("f8", 1), ("f9", 1), ("f10", 1), ("f5", 2)]
+    assert r["fetch_empty"] == []
+    assert r["next_waiting"]["data"] == "late" and r["next_empty"] is None
+    assert r["final"]["ack_floor"] == {"consumer_seq": 12, "stream_seq": 11}
+    assert r["final"]["num_ack_pending"] == 0
+    assert r["get_missing"]["api"]["err_code"] == 10014
+
+
+def _check_kv(r: dict[str, Any]) -> None:
+    w = r["writes"]
+    assert (w["put_a1"], w["put_bc"], w["put_a2"], w["update_ok"]) == (1, 2, 3, {"ok": 4})
+    assert w["update_stale"]["error"]["api"]["err_code"] == 10071
+    assert w["create_existing"]["error"]["api"]["err_code"] == 10071
+    assert w["create_new"] == {"ok": 5}
+    assert r["get_a"]["value"] == "3" and r["get_a_rev1"]["value"] == "1" and r["get_missing"] is None
+    assert r["get_deleted"]["operation"] == "DEL" and r["create_after_delete"] == {"ok": 7}
+    assert r["keys"] == ["a", "b.c", "new"]
+    assert [e["value"] for e in r["history_a"]] == ["1", "2", "3"]
+    assert [(e["key"], e["revision"], e["operation"]) for e in r["watch_live"]] == [
+        ("a", 1, "PUT"), ("b.c", 2, "PUT"), ("a", 3, "PUT"), ("a", 4, "PUT"), ("new", 5, "PUT"),
+        ("b.c", 6, "DEL"), ("b.c", 7, "PUT")]
+    assert [(e["value"], e["revision"]) for e in r["watch_a"]] == [("3", 4), ("after watch", 8)]
+    assert [e["operation"] for e in r["history_a_after_purge"]] == ["PURGE"]
+    assert r["status"]["history"] == 5 and r["destroyed"] is True
+    assert r["read_destroyed"]["api"]["err_code"] == 10059
+
+
+CHECKS = {"core": _check_core, "js": _check_js, "consume": _check_consume, "fetch": _check_fetch,
+          "kv": _check_kv}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_node_scenario_matches_nats_server(reports, scenario: str) -> None:
+    ref, ours = reports(scenario)
+    CHECKS[scenario](ref)
+    diffs = diff_paths(ref, ours)
+    assert not diffs, "the JavaScript client sees pyjetstream differ from nats-server:\n" + "\n".join(diffs)
+    CHECKS[scenario](ours)
