@@ -63,16 +63,16 @@ def _stream_dir(stream: Any) -> str:
 
 
 def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
-    """The consumer's state store: a file store for durables of file-storage streams, memory
-    otherwise (as in nats-server, memory state does not survive a restart)."""
+    """The consumer's state store: a file store for durables of file-storage streams, None
+    otherwise (as in nats-server, their state does not survive a restart)."""
     if stream.config.storage == "file" and cfg.durable_name and not cfg.mem_storage:
         from pyjetstream.jetstream.store.consumer import FileConsumerStore
         from pyjetstream.jetstream.store.layout import consumer_dir
 
         return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
-    from pyjetstream.jetstream.store.memory import MemoryConsumerStore
-
-    return MemoryConsumerStore()
+    # Memory state is lost on restart anyway: keep it in the state machine only, and save a
+    # snapshot copy per wake-up.
+    return None
 
 
 def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:

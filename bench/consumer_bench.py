@@ -1,0 +1,206 @@
+"""Consumer benchmarks, side by side with nats-server in one run, through the nats-py client.
+
+Owns only measurement; prints one JSON object per line per (server, phase):
+  push     durable push consumer, explicit ack of every message (callback subscription)
+  pull     pull consumer, fetch in batches of 100, ack every message
+  nak      every message NAKed once, then acked on its redelivery (two deliveries each)
+  ordered  ordered consumer replaying the whole stream (ack none, flow control, heartbeats)
+Each server runs as a child process (ours: pyjetstream's Server on uvloop when importable;
+theirs: /usr/sbin/nats-server) with a memory stream preloaded with N messages; reported are
+messages/s seen by the client and the server process's CPU µs per message (from /proc).
+Run: .venv/bin/python bench/consumer_bench.py [--n 20000] [--phases push,pull,nak,ordered]
+Must not be run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+
+NATS_SERVER = "/usr/sbin/nats-server"
+PAYLOAD = b"x" * 128
+CLK = os.sysconf("SC_CLK_TCK")
+
+OURS = textwrap.dedent("""
+    import asyncio, sys
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    from pyjetstream.server.options import JetStreamOptions, ServerOptions
+    from pyjetstream.server.server import Server
+
+    async def main():
+        srv = Server(ServerOptions(host="127.0.0.1", port=int(sys.argv[1]),
+                                   jetstream=JetStreamOptions(enabled=True, store_dir=sys.argv[2])))
+        await srv.start()
+        await srv.wait_closed()
+
+    asyncio.run(main())
+""")
+
+
+def emit(**kv: object) -> None:
+    print(json.dumps(kv), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def start(kind: str, store_dir: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    if kind == "nats-server":
+        cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store_dir]
+    else:
+        cmd = [sys.executable, "-c", OURS, str(port), store_dir]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return p, port
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError(f"{kind} did not start")
+
+
+async def preload(js, stream: str, n: int) -> None:
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream}.>"], storage=StorageType.MEMORY))
+    futs = []
+    for _ in range(n):
+        futs.append(await js.publish_async(f"{stream}.x", PAYLOAD))
+        if len(futs) >= 500:
+            await asyncio.gather(*futs)
+            futs = []
+    if futs:
+        await asyncio.gather(*futs)
+
+
+async def phase_push(nc, js, n: int) -> None:
+    done = asyncio.get_running_loop().create_future()
+    count = 0
+
+    async def cb(msg):
+        nonlocal count
+        await msg.ack()
+        count += 1
+        if count == n and not done.done():
+            done.set_result(None)
+
+    await js.subscribe("B.>", durable="push", cb=cb, manual_ack=True, pending_msgs_limit=-1,
+                       config=ConsumerConfig(max_ack_pending=5000))
+    await asyncio.wait_for(done, 300)
+
+
+async def phase_pull(nc, js, n: int) -> None:
+    psub = await js.pull_subscribe("B.>", durable="pull")
+    got = 0
+    while got < n:
+        for m in await psub.fetch(100, timeout=10):
+            await m.ack()
+            got += 1
+
+
+async def phase_nak(nc, js, n: int) -> None:
+    done = asyncio.get_running_loop().create_future()
+    acked = 0
+
+    async def cb(msg):
+        nonlocal acked
+        if msg.metadata.num_delivered == 1:
+            await msg.nak()
+        else:
+            await msg.ack()
+            acked += 1
+            if acked == n and not done.done():
+                done.set_result(None)
+
+    await js.subscribe("B.>", durable="nak", cb=cb, manual_ack=True, pending_msgs_limit=-1,
+                       config=ConsumerConfig(max_ack_pending=5000, ack_policy=AckPolicy.EXPLICIT))
+    await asyncio.wait_for(done, 300)
+
+
+async def phase_ordered(nc, js, n: int) -> None:
+    done = asyncio.get_running_loop().create_future()
+    count = 0
+
+    async def cb(msg):
+        nonlocal count
+        count += 1
+        if count == n and not done.done():
+            done.set_result(None)
+
+    await js.subscribe("B.>", cb=cb, ordered_consumer=True, pending_msgs_limit=-1)
+    await asyncio.wait_for(done, 300)
+
+
+PHASES = {"push": phase_push, "pull": phase_pull, "nak": phase_nak, "ordered": phase_ordered}
+
+
+async def run(kind: str, n: int, phases: list[str]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        proc, port = start(kind, d)
+        try:
+            nc = await nats.connect(f"nats://127.0.0.1:{port}", pending_size=256 * 1024 * 1024)
+            js = nc.jetstream()
+            await preload(js, "B", n)
+            for ph in phases:
+                cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+                await PHASES[ph](nc, js, n)
+                await nc.flush()
+                wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+                msgs = n * (2 if ph == "nak" else 1)  # deliveries the server made
+                rec = {"server": kind, "phase": ph, "n": n, "msgs_per_s": round(n / wall),
+                       "server_cpu_us_per_delivery": round(cpu / msgs * 1e6, 2), "wall_s": round(wall, 3)}
+                emit(**rec)
+                out[ph] = rec
+            await nc.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--phases", default="push,pull,nak,ordered")
+    a = ap.parse_args()
+    phases = [p for p in a.phases.split(",") if p]
+    ref = await run("nats-server", a.n, phases)
+    ours = await run("pyjetstream", a.n, phases)
+    for ph in phases:
+        r, o = ref[ph], ours[ph]
+        emit(phase=ph, throughput_ratio=round(o["msgs_per_s"] / r["msgs_per_s"], 2),
+             cpu_ratio=round(o["server_cpu_us_per_delivery"] / max(r["server_cpu_us_per_delivery"], 0.01), 2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
