@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from pyjetstream.jetstream.store import FileStore
+from pyjetstream.jetstream.store import FileStore, SimpleState
 from pyjetstream.jetstream.store.file import HS
 
 T0 = 1_700_000_000_000_000_000
@@ -347,4 +347,48 @@ def test_corrupt_first_message_of_a_subject_is_skipped_by_filtered_loads(tmp_pat
     assert m is not None and m.seq == 4
     assert re.load_next_msg("sub.*", 1).seq == 2
     assert re.state().lost.msgs == [1] and re.state().first_seq == 2
+    re.close()
+
+
+@pytest.mark.parametrize("restart", ["clean", "crash"])
+def test_kv_updates_reclaim_space_and_survive_restart(tmp_path, restart):
+    """Key-value style: each update removes the key's previous message, and some keys are never
+    updated (they pin old segments). Sealed segments that are mostly removed messages get
+    rewritten, so disk use stays well below what was written."""
+    d = str(tmp_path / "s")
+    st = FileStore(d, block_size=4096)
+    latest: dict[str, int] = {}
+    pins: dict[str, int] = {}
+    written = 0
+    for i in range(4000):
+        if i % 25 == 0:
+            pins[f"pin.{i}"] = st.store_msg(f"pin.{i}", b"", b"p", T0 + i)
+            written += HS + len(f"pin.{i}") + 1 + 4
+        key = f"kv.k{i % 40}"
+        data = b"v%d-" % i + b"." * 50
+        seq = st.store_msg(key, b"", data, T0 + i)
+        written += HS + len(key) + len(data) + 4
+        if key in latest:
+            assert st.remove_msg(latest[key])
+            written += HS + len(key) + 4
+        latest[key] = seq
+        if i % 97 == 0:
+            st.commit(lambda: None)
+    st.flush()
+    on_disk = sum(os.path.getsize(p) for p in seg_files(d))
+    assert on_disk < written * 0.6, (on_disk, written)
+    before = st.state()
+    if restart == "crash":
+        d = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    re = FileStore(d, block_size=4096)
+    assert re.state() == before
+    live = {**latest, **pins}
+    assert re.subjects_state("") == {k: SimpleState(1, s, s) for k, s in live.items()}
+    for key, seq in live.items():
+        m = re.load_msg(seq)
+        assert m is not None and m.subject == key
+    assert re.load_next_msg("kv.*", 1).seq == min(latest.values())
+    assert re.state(deleted=True).deleted == sorted(set(range(before.first_seq, before.last_seq + 1))
+                                                    - set(live.values()))
     re.close()

@@ -73,6 +73,7 @@ _MAX_PAD = 4096  # larger sequence gaps start a new segment instead of padding t
 _CHUNK = 64 * 1024
 _SCAN_CHUNK = 1 << 20
 _WBUF_MAX = 1 << 20  # hand buffered records to the OS once this much is pending
+_MIN_REWRITE = 4096  # smaller segments are not worth reclaiming
 
 _IDX_MAGIC = b"PJIDX01\n"
 _IDX_HDR = struct.Struct("<QQQI")  # first seq, count, bytes of the segment covered, crc of offsets
@@ -87,7 +88,7 @@ DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 
 
 class _Seg:
-    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size")
+    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size", "ndel")
 
     def __init__(self, no: int, path: str, fd: int) -> None:
         self.no = no
@@ -97,6 +98,7 @@ class _Seg:
         self.next = 0  # first + len(offs)
         self.offs = array("Q")
         self.size = 0  # bytes in the file (records still buffered in memory are not counted)
+        self.ndel = 0  # removed messages whose records are still in the file
 
 
 class ErrStoreInUse(StoreError):
@@ -140,6 +142,7 @@ class FileStore(StoreCore):
         self._firsts: list[int] = []  # first seq of each segment in _isegs, for bisect
         self._isegs: list[_Seg] = []  # segments holding at least one message
         self._hit: _Seg | None = None
+        self._rewrite_due: list[_Seg] = []
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
         self._rc_buf = b""
@@ -235,6 +238,9 @@ class FileStore(StoreCore):
         new = self._open_seg(old.no + 1, create=True)
         self._segs.append(new)
         self._write_snapshot()
+        # Rewriting moves records; callers up the stack may hold offsets into `old`, so it
+        # waits for a safe point (the end of a removal, or the next group commit).
+        self._rewrite_due.append(old)
         return new
 
     def _prepare_append(self, seq: int) -> _Seg:
@@ -554,12 +560,103 @@ class FileStore(StoreCore):
         # State first, record second: appending may seal the segment and snapshot the state,
         # and the snapshot must already include this removal (replay then finds it done).
         seg.offs[i] = off | DELBIT
+        seg.ndel += 1
         self._acct_remove(seq, subject, size)
         self._append_rec(K_DEL, seq, 0, size, subject.encode())
         if erase:
             self._erase(seg, off)
         self._drop_dead_segments()
+        if seg.ndel * 2 > len(seg.offs):
+            self._maybe_rewrite(seg)
+        if self._rewrite_due:
+            self._run_rewrites()
         return True
+
+    def _tombstone_obsolete(self, seq: int, rewriting: _Seg) -> bool:
+        """A tombstone matters only while its message's record still exists on disk."""
+        if seq < self._first:
+            return True
+        xs = self._locate(seq)
+        if xs is None or xs is rewriting:
+            return True  # gone already, or dropped by this very rewrite
+        return xs.offs[seq - xs.first] == NONE
+
+    def _run_rewrites(self) -> None:
+        due, self._rewrite_due = self._rewrite_due, []
+        for seg in due:
+            self._maybe_rewrite(seg)
+
+    def _maybe_rewrite(self, seg: _Seg) -> None:
+        """Reclaim a sealed segment that is mostly removed messages by copying what is still
+        needed (live messages and every non-message record) to a new file put in its place.
+
+        Tombstones are kept while the record they remove still exists on disk (a full rescan
+        would otherwise bring the message back). The state is
+        snapshotted first, so a crash at any point leaves either the old file or the new one,
+        each consistent with that snapshot.
+        """
+        if (seg is self._segs[-1] or seg not in self._segs or seg.ndel * 2 <= len(seg.offs)
+                or seg.size < _MIN_REWRITE):
+            return
+        data = os.pread(seg.fd, seg.size, 0)
+        out = bytearray()
+        offs = array("Q", [NONE]) * len(seg.offs)
+        first = self._first
+        pos = 0
+        while pos < len(data):
+            if pos + HS > len(data):
+                return  # damage left in place by recovery: not ours to reshape
+            reclen, kind, seq, _ts, _ttl, _sl, _hl = _HDR.unpack_from(data, pos)
+            if kind not in _KINDS or reclen < HS + 4 or pos + reclen > len(data):
+                return
+            if kind == K_MSG or kind == K_ERASED:
+                i = seq - seg.first
+                if not (0 <= i < len(offs) and seg.offs[i] == pos and seq >= first):
+                    pos += reclen
+                    continue
+                if crc32(data[pos:pos + reclen - 4]) != _CRC.unpack_from(data, pos + reclen - 4)[0]:
+                    return  # let the read path find and report it
+                offs[i] = len(out)
+            elif kind == K_DEL and self._tombstone_obsolete(seq, seg):
+                pos += reclen
+                continue
+            out += data[pos:pos + reclen]
+            pos += reclen
+        self._write_snapshot()
+        tmp = seg.path + ".rewrite"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, out)
+            os.fdatasync(fd)
+        except OSError:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        try:
+            os.unlink(self._seg_path(seg.no, "idx"))
+        except FileNotFoundError:
+            pass
+        os.replace(tmp, seg.path)
+        os.fsync(self._dirfd)
+        with self._io_lock:
+            self._syncer.forget(seg.fd)
+            self._dirty.discard(seg.fd)
+            os.close(seg.fd)
+            seg.fd = fd
+        lo = 0
+        while lo < len(offs) and offs[lo] == NONE:
+            lo += 1
+        hi = len(offs)
+        while hi > lo and offs[hi - 1] == NONE:
+            hi -= 1
+        seg.offs = offs[lo:hi]
+        seg.first = seg.first + lo if hi > lo else 0
+        seg.next = seg.first + len(seg.offs) if hi > lo else 0
+        seg.size = len(out)
+        seg.ndel = 0
+        self._rc_seg = None
+        self._reindex()
+        self._write_idx(seg)
 
     def _erase(self, seg: _Seg, off: int) -> None:
         # The tombstone must reach the OS before the record is overwritten, so that a crash in
@@ -649,6 +746,8 @@ class FileStore(StoreCore):
         self._commit_scheduled = False
         if self._closed:
             return
+        if self._rewrite_due:
+            self._run_rewrites()
         self._write_out()
         cbs, self._cbs = self._cbs, []
         fds, self._dirty = self._dirty, set()
@@ -788,6 +887,8 @@ class FileStore(StoreCore):
         if self._lost is not None and self._lost_reported:
             log.error("store %s: recovery lost %d message(s) (%s) and %d byte(s)", self._dir,
                       len(self._lost.msgs), _fmt_seqs(self._lost.msgs), self._lost.bytes)
+        for seg in self._segs:
+            seg.ndel = _top_bytes(seg.offs, 0, len(seg.offs)).translate(_T_DEL).count(1)
         # Everything recovered is now the committed base; make the repairs durable, and save
         # indexes and a snapshot so the next start need not repeat this scan (an old snapshot
         # could even disagree with segments that recovery just truncated).

@@ -1,0 +1,310 @@
+"""Crash durability of a real server process: SIGKILL at random moments, then check what was acked.
+
+Owns the server-level proof that a PubAck (and an ack-sync'd consumer ack) outlives `kill -9`:
+a `pyjetstream server` subprocess takes pipelined nats-py publishes, is killed while hundreds
+are in flight, restarts on the same store directory, and must hold every acknowledged message
+at the acknowledged sequence, in publish order, with no gap or duplicate sequence. It must not
+reach into the store files: everything is observed through the NATS API, as a client would.
+
+The randomness is seeded (`CRASH_SEED` overrides it); a failure message names the seed and the
+cycle so that a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.errors import TooManyStalledMsgsError
+from servers import ServerProc
+
+pytestmark = pytest.mark.slow
+
+SEED = int(os.environ.get("CRASH_SEED", "20261126"))
+STREAM = "CRASH"
+N_SUBJECTS = 7
+
+
+def server(tmp: Path, port: int | None = None) -> ServerProc:
+    """Our server with JetStream and its default durability (fsync before PubAck)."""
+    return ServerProc("pyjetstream", tmp / "run", ["-js", "-sd", str(tmp / "store")], port=port)
+
+
+def payload(i: int) -> bytes:
+    # the id first, then filler of varying length so that records straddle write batches unevenly
+    return b"%09d|" % i + bytes([65 + i % 26]) * (i * 7919 % 180)
+
+
+def subject(i: int) -> str:
+    return f"crash.{i % N_SUBJECTS}"
+
+
+def payload_id(data: bytes) -> int:
+    return int(data[:9])
+
+
+async def connect(srv: ServerProc) -> Any:
+    return await nats.connect(srv.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5)
+
+
+async def api(nc: Any, subj: str, req: dict[str, Any] | None = None) -> dict[str, Any]:
+    msg = await nc.request(f"$JS.API.{subj}", json.dumps(req or {}).encode(), timeout=10)
+    return json.loads(msg.data)
+
+
+async def read_stream(js: Any, last_seq: int) -> list[tuple[int, str, bytes]]:
+    """Every message of the stream through an ephemeral pull consumer: (stream seq, subject, data)."""
+    out: list[tuple[int, str, bytes]] = []
+    if last_seq == 0:
+        return out
+    psub = await js.pull_subscribe("crash.>", stream=STREAM,
+                                   config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30))
+    try:
+        while not out or out[-1][0] < last_seq:
+            try:
+                msgs = await psub.fetch(1000, timeout=5)
+            except nats.errors.TimeoutError:
+                break
+            out.extend((m.metadata.sequence.stream, m.subject, m.data) for m in msgs)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await psub.unsubscribe()
+    return out
+
+
+async def verify(nc: Any, acked: dict[int, int], where: str) -> int:
+    """Check the restarted server against every PubAck seen so far; returns the highest payload id stored."""
+    js = nc.jetstream(timeout=10)
+    info = await api(nc, f"STREAM.INFO.{STREAM}")
+    assert "error" not in info, (where, info)
+    st = info["state"]
+    top_acked = max(acked.values(), default=0)
+    assert st["last_seq"] >= top_acked, (where, st, top_acked)
+    # nothing is ever deleted here, so the stream must be one unbroken run from seq 1
+    assert st["first_seq"] == 1 or st["messages"] == 0, (where, st)
+    assert st["messages"] == st["last_seq"], (where, st)
+    assert not st.get("num_deleted"), (where, st)
+    lost = (st.get("lost") or {}).get("msgs") or []
+    assert all(s > top_acked for s in lost), (where, "recovery dropped an acked message", lost, top_acked)
+
+    msgs = await read_stream(js, st["last_seq"])
+    seqs = [m[0] for m in msgs]
+    assert seqs == list(range(1, st["last_seq"] + 1)), (where, "gap, duplicate or reorder", len(seqs))
+    ids = [payload_id(m[2]) for m in msgs]
+    # one publishing connection at a time, ids in increasing order: the stream keeps that order
+    assert all(a < b for a, b in zip(ids, ids[1:], strict=False)), (where, "ids out of order or duplicated")
+    for seq, subj, data in msgs:
+        i = payload_id(data)
+        assert (subj, data) == (subject(i), payload(i)), (where, seq, "damaged message")
+    by_seq = {m[0]: payload_id(m[2]) for m in msgs}
+    missing = {i: s for i, s in acked.items() if by_seq.get(s) != i}
+    assert not missing, (where, f"{len(missing)} acked messages missing or moved", sorted(missing.items())[:10])
+
+    # the direct read path too, on a few acked messages
+    rng = random.Random(len(acked))
+    for i, s in rng.sample(sorted(acked.items()), min(20, len(acked))):
+        m = await js.get_msg(STREAM, s)
+        assert (m.seq, m.subject, m.data) == (s, subject(i), payload(i)), (where, s)
+    return ids[-1] if ids else -1
+
+
+async def publish_until_killed(nc: Any, srv: ServerProc, rng: random.Random, first_id: int,
+                               acked: dict[int, int]) -> int:
+    """Pipeline publishes (a random window of hundreds in flight) until the server is SIGKILLed at a
+    random moment: after a random number of acks, or at a random wall-clock instant from a timer
+    thread. Returns the next unused payload id."""
+    window = rng.randint(200, 900)
+    js = nc.jetstream(timeout=10, publish_async_max_pending=window)
+    kill_after_acks = rng.randint(50, 2500)
+    by_timer = rng.random() < 0.4
+    killed = threading.Event()
+
+    def kill() -> None:
+        if not killed.is_set():
+            killed.set()
+            srv.send_signal(signal.SIGKILL)
+
+    timer = threading.Timer(rng.uniform(0.02, 0.6), kill) if by_timer else None
+    acked_now = 0
+
+    def on_ack(i: int, fut: asyncio.Future[Any]) -> None:
+        nonlocal acked_now
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        ack = fut.result()
+        assert ack.stream == STREAM and not ack.duplicate, ack
+        assert i not in acked
+        acked[i] = ack.seq
+        acked_now += 1
+        if not by_timer and acked_now >= kill_after_acks:
+            kill()
+
+    futures: list[asyncio.Future[Any]] = []
+    i = first_id
+    if timer is not None:
+        timer.start()
+    try:
+        while not killed.is_set() and len(futures) < 20_000:
+            try:
+                fut = await js.publish_async(subject(i), payload(i), wait_stall=0.5)
+            except (TooManyStalledMsgsError, nats.errors.Error, OSError):
+                break
+            fut.add_done_callback(lambda f, i=i: on_ack(i, f))
+            futures.append(fut)
+            i += 1
+        if not killed.is_set():
+            kill()  # the safety cap on one cycle was reached
+        srv.wait(10)
+        # Give acks already read from the socket a chance to run their callbacks; whatever is
+        # still pending now has an unknown fate and is simply not counted as acknowledged.
+        await asyncio.sleep(0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for f in futures:
+            f.cancel()
+        with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(nc.close(), 5)
+    return i
+
+
+async def test_acked_publishes_survive_repeated_kill_9(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    cycles = 10
+    srv = server(tmp_path).start()
+    port = srv.port
+    acked: dict[int, int] = {}  # payload id -> acked stream seq
+    next_id = 0
+    try:
+        nc = await connect(srv)
+        created = await api(nc, f"STREAM.CREATE.{STREAM}",
+                            StreamConfig(name=STREAM, subjects=["crash.>"]).as_dict())
+        assert "error" not in created, created
+        for cycle in range(cycles):
+            where = f"seed={SEED} cycle={cycle}"
+            before = len(acked)
+            next_id = await publish_until_killed(nc, srv, rng, next_id, acked)
+            assert len(acked) > before, (where, "no publish was acknowledged before the kill")
+            srv = server(tmp_path, port=port).start()
+            nc = await connect(srv)
+            top = await verify(nc, acked, where)
+            # ids the dead server stored but never acked are in the stream now: skip past them
+            next_id = max(next_id, top + 1)
+        await nc.close()
+        # and a clean stop after all those crashes keeps everything too
+        assert srv.stop() == 0
+        srv = server(tmp_path, port=port).start()
+        nc = await connect(srv)
+        await verify(nc, acked, f"seed={SEED} clean restart")
+        await nc.close()
+    finally:
+        srv.stop(signal.SIGKILL)
+
+
+async def test_consumer_acks_and_pending_survive_kill_9(tmp_path: Path) -> None:
+    """A durable pull consumer: what was ack-sync'd is never delivered again after kill -9, and
+    nothing unacknowledged is forgotten (it comes again, at the latest after ack_wait)."""
+    rng = random.Random(SEED + 1)
+    n = 400
+    srv = server(tmp_path).start()
+    port = srv.port
+    try:
+        nc = await connect(srv)
+        js = nc.jetstream(timeout=10)
+        await js.add_stream(StreamConfig(name=STREAM, subjects=["crash.>"]))
+        futs = [await js.publish_async(subject(i), payload(i)) for i in range(n)]
+        assert [a.seq for a in await asyncio.gather(*futs)] == list(range(1, n + 1))
+        await js.add_consumer(STREAM, ConsumerConfig(durable_name="worker", ack_policy=AckPolicy.EXPLICIT,
+                                                     ack_wait=1.0, max_ack_pending=-1))
+        acked: set[int] = set()        # ack-sync'd: the server promised it is durable
+        maybe: set[int] = set()        # fire-and-forget acks: either fate is allowed
+        seen_unacked: set[int] = set()  # delivered, deliberately left pending
+
+        async def consume(nc: Any, batches: int, ack_share: float, where: str) -> None:
+            js = nc.jetstream(timeout=10)
+            psub = await js.pull_subscribe_bind("worker", stream=STREAM)
+            for _ in range(batches):
+                try:
+                    msgs = await psub.fetch(rng.randint(20, 120), timeout=3)
+                except nats.errors.TimeoutError:
+                    continue
+                for m in msgs:
+                    seq = m.metadata.sequence.stream
+                    assert seq not in acked, (where, f"seq {seq} was ack-sync'd and is delivered again",
+                                              m.metadata)
+                    assert m.data == payload(seq - 1), (where, seq)
+                    maybe.discard(seq)
+                    r = rng.random()
+                    if r < ack_share:
+                        await m.ack_sync(timeout=5)
+                        acked.add(seq)
+                        seen_unacked.discard(seq)
+                    elif r < ack_share + 0.15:
+                        await m.ack()
+                        maybe.add(seq)
+                        seen_unacked.discard(seq)
+                    else:
+                        seen_unacked.add(seq)
+
+        for cycle in range(4):
+            where = f"seed={SEED + 1} cycle={cycle}"
+            await consume(nc, rng.randint(2, 4), 0.6, where)
+            srv.send_signal(signal.SIGKILL)
+            srv.wait(10)
+            with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(nc.close(), 5)
+            srv = server(tmp_path, port=port).start()
+            nc = await connect(srv)
+            info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
+            assert "error" not in info, (where, info)
+            floor = info["ack_floor"]["stream_seq"]
+            certain_floor = next(s for s in range(1, n + 2) if s not in acked) - 1
+            possible_floor = next(s for s in range(1, n + 2) if s not in acked and s not in maybe) - 1
+            assert certain_floor <= floor <= possible_floor, (where, floor, certain_floor, possible_floor)
+            # pending (delivered, unacked) survives: the left-over messages are still owed
+            owed = seen_unacked - acked
+            assert info["num_ack_pending"] + info["num_pending"] >= len(owed - set(range(1, floor + 1))), (
+                where, info)
+
+        # Drain: everything never ack-sync'd must come (again) until all n are acked.
+        where = f"seed={SEED + 1} drain"
+        js = nc.jetstream(timeout=10)
+        psub = await js.pull_subscribe_bind("worker", stream=STREAM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while len(acked) < n and loop.time() < deadline:
+            try:
+                msgs = await psub.fetch(200, timeout=2)
+            except nats.errors.TimeoutError:
+                continue
+            for m in msgs:
+                seq = m.metadata.sequence.stream
+                assert seq not in acked, (where, f"seq {seq} was ack-sync'd and is delivered again")
+                await m.ack_sync(timeout=5)
+                acked.add(seq)
+        assert len(acked) == n, (where, "never delivered again", sorted(set(range(1, n + 1)) - acked)[:20])
+        info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
+        assert (info["ack_floor"]["stream_seq"], info["num_ack_pending"], info["num_pending"]) == (n, 0, 0), info
+
+        # a last kill -9 keeps the fully acked state
+        srv.send_signal(signal.SIGKILL)
+        srv.wait(10)
+        with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(nc.close(), 5)
+        srv = server(tmp_path, port=port).start()
+        nc = await connect(srv)
+        info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
+        assert (info["ack_floor"]["stream_seq"], info["num_ack_pending"], info["num_pending"]) == (n, 0, 0), info
+        await nc.close()
+    finally:
+        srv.stop(signal.SIGKILL)
