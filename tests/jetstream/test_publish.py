@@ -319,3 +319,27 @@ async def test_expected_last_subject_sequence_for_another_subject(server: FakeSe
     assert r["error"]["description"] == "wrong last sequence: 3"
     r = await pub(server, "o.a.3", Nats_Expected_Last_Subject_Sequence_Subject="o.a.*")
     assert r["error"]["err_code"] == 10193
+
+
+async def test_subject_delete_markers_on_max_age(server: FakeServer, js: Any, clock: FakeClock) -> None:
+    r = await create(server, "KV_b", subjects=["$KV.b.>"], max_age=60_000_000_000,
+                     subject_delete_marker_ttl=300_000_000_000)
+    # markers force TTLs and roll-ups on, as nats-server does
+    assert r["config"]["allow_msg_ttl"] is True and r["config"]["allow_rollup_hdrs"] is True
+    await pub(server, "$KV.b.k1", b"old")
+    await pub(server, "$KV.b.k1", b"new")
+    await pub(server, "$KV.b.k2", b"only")
+    stream = js.accounts["$G"].streams["KV_b"]
+    clock.advance(61)
+    stream.expire(clock())
+    st = await info(server, "KV_b")
+    assert st["messages"] == 2 and st["last_seq"] == 5  # two markers replaced three messages
+    for seq, subj in ((4, "$KV.b.k1"), (5, "$KV.b.k2")):
+        m = (await server.api("STREAM.MSG.GET.KV_b", {"seq": seq}))["message"]
+        hdr = __import__("base64").b64decode(m["hdrs"])
+        assert m["subject"] == subj and "data" not in m
+        assert b"Nats-Marker-Reason: MaxAge\r\n" in hdr and b"Nats-TTL: 5m0s\r\n" in hdr
+    # the markers themselves go away after their own TTL, without new markers
+    clock.advance(301)
+    stream.expire(clock())
+    assert (await info(server, "KV_b"))["messages"] == 0

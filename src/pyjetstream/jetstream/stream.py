@@ -56,6 +56,17 @@ def parse_go_duration(text: str) -> int | None:
     return int(total)
 
 
+def go_duration_s(seconds: int) -> str:
+    """Whole seconds as Go's time.Duration prints them: 1s, 5m0s, 1h0m0s."""
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
 def parse_msg_ttl(value: str) -> int:
     """Nats-TTL value to seconds: -1 never, 0 none; raises the 10165 error when invalid."""
     if value.lower() == "never":
@@ -430,7 +441,11 @@ class Stream:
         """Remove every message past max_age or its Nats-TTL at `now`; returns how many."""
         store = self.store
         n = 0
+        sdm = self.config.subject_delete_marker_ttl // 1_000_000_000
         for seq in store.expired(now, self.config.max_age):
+            if sdm > 0 and self._place_delete_marker(seq, sdm):
+                n += 1
+                continue
             if store.remove_msg(seq):
                 n += 1
         heap = self._ttl_heap
@@ -441,6 +456,21 @@ class Stream:
         if n:
             self._notify_removed(False)
         return n
+
+    def _place_delete_marker(self, seq: int, ttl_s: int) -> bool:
+        """With subject delete markers on, the last message of a subject is not simply dropped
+        when it ages out: a marker (a roll-up with its own TTL) replaces it, so KV watchers
+        see the key go. True when a marker was stored."""
+        store = self.store
+        m = store.load_msg(seq)
+        if m is None or (m.hdr and b"Nats-Marker-Reason:" in m.hdr):
+            return False
+        ss = store.subjects_state(m.subject).get(m.subject)
+        if ss is None or ss.msgs != 1:
+            return False
+        hdr = (f"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {go_duration_s(ttl_s)}\r\n"
+               f"Nats-Rollup: sub\r\n\r\n").encode()
+        return self.process_msg(m.subject, "", hdr, b"") > 0
 
     def _arm_expiry(self, now: int) -> None:
         at = self.next_expiry()
