@@ -171,3 +171,33 @@ async def test_interest_retention(nc: Any) -> None:
     assert msgs[0].data == b"kept"
     await msgs[0].ack_sync()
     assert await wait_for_messages(js, "IN", 0) == 0
+
+
+@pytest.mark.skipif(not own_server_available(), reason="no server yet")
+async def test_kv_limit_markers_reach_watchers(tmp_path: Any) -> None:
+    """nats-py turns limit_marker_ttl into subject_delete_marker_ttl (API level >= 1): an
+    expired key shows up in a watch as a PURGE. nats-server 2.9 has no markers, so ours only."""
+    from nats.js.api import KeyValueConfig
+
+    proc = ServerProc("pyjetstream", str(tmp_path / "store")).start()
+    client = await nats.connect(proc.url)
+    try:
+        js = client.jetstream()
+        kv = await js.create_key_value(KeyValueConfig(bucket="m", ttl=0.3, limit_marker_ttl=1.0))
+        assert (await js.stream_info("KV_m")).config.subject_delete_marker_ttl == 1.0
+        w = await kv.watch("k")
+        await kv.put("k", b"v")
+        ops = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(ops) < 2 and loop.time() < deadline:
+            try:
+                e = await w.updates(timeout=0.5)
+            except nats.errors.TimeoutError:
+                continue
+            if e is not None:
+                ops.append((e.key, e.operation, e.revision))
+        assert ops == [("k", None, 1), ("k", "PURGE", 2)]
+    finally:
+        await client.close()
+        proc.stop()
