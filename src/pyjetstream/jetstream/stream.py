@@ -493,40 +493,45 @@ class Stream:
         self._arm_expiry(now)
 
     def rebuild_dedupe(self, limit: int = 100_000) -> int:
-        """After recovery: re-learn the Nats-Msg-Ids still inside the duplicate window, newest
-        first, so a client retrying across a restart is still de-duplicated. Scans at most
-        `limit` messages to keep restarts fast; returns how many ids were learned."""
+        """After recovery: re-learn the Nats-Msg-Ids still inside the duplicate window, so a
+        client retrying across a restart is still de-duplicated. Reads forward (the stores'
+        fast direction) over at most the last `limit` messages, found by a binary search on
+        timestamps; returns how many ids were learned."""
         window = self.config.duplicate_window
         store = self.store
         st = store.state()
         if not window or not st.msgs:
             return 0
         cutoff = self.clock() - window
-        found: list[tuple[str, int, int]] = []
-        seq = st.last_seq
-        scanned = 0
-        first = True
-        while seq >= st.first_seq and scanned < limit:
-            m = store.load_prev_msg(seq)
+        lo = max(st.first_seq, st.last_seq - limit + 1)
+        if lo > st.first_seq:
+            log.info("stream %s: duplicate window rebuilt from the last %d messages at most", self.name, limit)
+        hi = st.last_seq
+        while lo < hi:  # first seq whose message is young enough
+            mid = (lo + hi) // 2
+            m = store.load_next_msg("", mid)
+            if m is None or m.ts >= cutoff:
+                hi = mid
+            else:
+                lo = mid + 1
+        n = 0
+        seq = lo
+        last_id = ""
+        while True:
+            m = store.load_next_msg("", seq)
             if m is None:
                 break
+            mid_ = ""
             if m.hdr and b"Nats-Msg-Id" in m.hdr:
-                mid = _headers(m.hdr).get(HDR_MSG_ID, "")
-                if first:
-                    self._last_msg_id = mid
-                if mid and m.ts >= cutoff:
-                    found.append((mid, m.seq, m.ts))
-            first = False
-            if m.ts < cutoff:
-                break
-            scanned += 1
-            seq = m.seq - 1
-        if scanned >= limit:
-            log.warning("stream %s: duplicate window rebuilt from the last %d messages only", self.name, limit)
-        for mid, sq, ts in reversed(found):
-            if mid not in self._dedupe:
-                self._dedupe[mid] = (sq, ts)
-        return len(found)
+                mid_ = _headers(m.hdr).get(HDR_MSG_ID, "")
+                if mid_ and m.ts >= cutoff:
+                    self._dedupe[mid_] = (m.seq, m.ts)
+                    self._dedupe.move_to_end(mid_)
+                    n += 1
+            last_id = mid_
+            seq = m.seq + 1
+        self._last_msg_id = last_id
+        return n
 
     def start_timers(self, recovered: bool = False) -> None:
         """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages)."""
