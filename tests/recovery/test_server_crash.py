@@ -276,15 +276,20 @@ async def test_consumer_acks_and_pending_survive_kill_9(tmp_path: Path) -> None:
             assert info["num_ack_pending"] + info["num_pending"] >= len(owed - set(range(1, floor + 1))), (
                 where, info)
 
-        # Drain: everything never ack-sync'd must come (again) until all n are acked.
+        # Drain: everything never acknowledged must come (again); fire-and-forget acks may or may
+        # not have been kept, so those may come again too. Done when the consumer owes nothing.
         where = f"seed={SEED + 1} drain"
         js = nc.jetstream(timeout=10)
         psub = await js.pull_subscribe_bind("worker", stream=STREAM)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
-        while len(acked) < n and loop.time() < deadline:
+        everything = set(range(1, n + 1))
+        while loop.time() < deadline:
+            info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
+            if not everything - acked - maybe and info["num_ack_pending"] == 0 and info["num_pending"] == 0:
+                break
             try:
-                msgs = await psub.fetch(200, timeout=2)
+                msgs = await psub.fetch(200, timeout=1.5)
             except nats.errors.TimeoutError:
                 continue
             for m in msgs:
@@ -292,7 +297,8 @@ async def test_consumer_acks_and_pending_survive_kill_9(tmp_path: Path) -> None:
                 assert seq not in acked, (where, f"seq {seq} was ack-sync'd and is delivered again")
                 await m.ack_sync(timeout=5)
                 acked.add(seq)
-        assert len(acked) == n, (where, "never delivered again", sorted(set(range(1, n + 1)) - acked)[:20])
+                maybe.discard(seq)
+        assert not everything - acked - maybe, (where, "never delivered again", sorted(everything - acked - maybe)[:20])
         info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
         assert (info["ack_floor"]["stream_seq"], info["num_ack_pending"], info["num_pending"]) == (n, 0, 0), info
 
