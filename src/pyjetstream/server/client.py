@@ -90,6 +90,8 @@ class ClientConnection(asyncio.Protocol):
         self.cid = cid
         opts = server.opts
         self.parser = Parser(opts.max_payload, opts.max_control_line)
+        # -V: the raw bytes of each read and each write (one check per batch, not per message)
+        self.trace = opts.trace
         self.transport: asyncio.Transport | None = None
         self.out: list[bytes] = []
         self.out_size = 0
@@ -108,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
         self.name = ""
         self.lang = ""
         self.version = ""
+        self.protocol = 0  # 1: accepts asynchronous INFO (lame duck)
         self.user = ""
         self.host = ""
         self.port = 0
@@ -200,6 +203,8 @@ class ClientConnection(asyncio.Protocol):
         data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
         self.out.clear()
         self.out_size = 0
+        if self.trace:
+            log.debug("%s:%d - cid:%d - ->> %r", self.host, self.port, self.cid, data)
         t.write(data)
         if t.get_write_buffer_size() > self.server.opts.max_pending:
             self.server.slow_consumers += 1
@@ -248,6 +253,8 @@ class ClientConnection(asyncio.Protocol):
         if self._tls_pending:
             self._buffered.append(data)
             return
+        if self.trace:
+            log.debug("%s:%d - cid:%d - <<- %r", self.host, self.port, self.cid, data)
         events = self.parser.feed(data)
         self.last_activity = time.time()
         self.active = True
@@ -303,6 +310,7 @@ class ClientConnection(asyncio.Protocol):
         if proto is not None and (proto < 0 or proto > 1):
             self.fail("invalid client protocol", "Protocol Violation")
             return
+        self.protocol = proto or 0
         self.verbose = _opt_bool(opts, "verbose", self.verbose)
         self.pedantic = _opt_bool(opts, "pedantic", self.pedantic)
         self.echo = _opt_bool(opts, "echo", True)

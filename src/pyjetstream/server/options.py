@@ -395,6 +395,8 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     if opts.username and not opts.password:
         raise OptionsError("--user requires --pass")
     _check_auth(opts)
+    if opts.max_payload > opts.max_pending:
+        raise OptionsError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.tls and not (opts.tls_cert and opts.tls_key):
         raise OptionsError("TLS requires --tlscert and --tlskey")
     return opts, extras

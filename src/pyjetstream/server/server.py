@@ -202,19 +202,24 @@ class Server:
         log.info("Entering lame duck mode, stop accepting new clients")
         if self._server is not None:
             self._server.close()
-        info = dict(self._info_base, ldm=True)
-        line = b"INFO " + json.dumps(info).encode() + b"\r\n"
+        # Only clients that announced protocol 1 accept an asynchronous INFO (nats-server rule).
         for c in list(self.clients.values()):
-            c.send_now(line)
+            if c.protocol >= 1:
+                c.send_now(self.info_line(c, ldm=True))
         self._flush_dirty()
         clients = list(self.clients.values())
         grace = min(self.opts.lame_duck_grace, self.opts.lame_duck_duration)
         await asyncio.sleep(grace)
+        if clients:
+            log.info("Closing existing clients")
+        # Spread the closes over the rest of the duration so clients do not all reconnect at
+        # once, but never wait more than a second between two: a few clients should not hold
+        # the server for minutes.
         spread = max(self.opts.lame_duck_duration - grace, 0.0)
-        delay = spread / len(clients) if clients else 0
-        for c in clients:
+        delay = min(spread / len(clients), 1.0) if clients else 0.0
+        for i, c in enumerate(clients):
             c.close("Server Shutdown")
-            if delay:
+            if delay and i + 1 < len(clients):
                 await asyncio.sleep(delay)
         await self.shutdown()
 
@@ -238,8 +243,10 @@ class Server:
         if self.monitor is not None:
             self.monitor.record_closed(c, reason)
 
-    def info_line(self, c: ClientConnection) -> bytes:
+    def info_line(self, c: ClientConnection, ldm: bool = False) -> bytes:
         info = dict(self._info_base, client_id=c.cid, client_ip=c.host)
+        if ldm:
+            info["ldm"] = True
         return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b"\r\n"
 
     def mark_dirty(self, c: ClientConnection) -> None:

@@ -75,6 +75,18 @@ def test_sigterm_exits_cleanly_and_removes_pid_file(tmp_path: Path) -> None:
     assert srv.log() == ""  # with -l nothing goes to stdout/stderr
 
 
+def test_trace_logs_the_raw_protocol(tmp_path: Path) -> None:
+    log_file = tmp_path / "trace.log"
+    with start_server("pyjetstream", tmp_path, "-V", "-l", str(log_file)) as srv:
+        raw = RawClient(srv.port)
+        raw.send(b"CONNECT {\"verbose\":false}\r\nSUB traced 1\r\nPUB traced 2\r\nhi\r\n")
+        assert raw.sync() == b"MSG traced 1 2\r\nhi\r\n"
+        raw.close()
+    log = log_file.read_text()
+    assert "<<- " in log and "PUB traced 2" in log
+    assert "->> " in log and "MSG traced 1 2" in log
+
+
 def test_sigint_exits_cleanly(tmp_path: Path) -> None:
     srv = start_server("pyjetstream", tmp_path)
     assert srv.stop(signal.SIGINT) == 0
@@ -89,17 +101,22 @@ def test_port_minus_one_picks_a_free_port_and_logs_it(tmp_path: Path) -> None:
 
 
 def test_lame_duck_sends_ldm_then_closes(tmp_path: Path) -> None:
-    conf = 'lame_duck_duration: "1s"\nlame_duck_grace_period: "100ms"\n'
+    # a long duration must not hold the server: closes are at most a second apart
+    conf = 'lame_duck_duration: "60s"\nlame_duck_grace_period: "100ms"\n'
     srv = start_server("pyjetstream", tmp_path, config=conf)
     try:
         raw = RawClient(srv.port)
         raw.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\n")
         assert raw.sync() == b""
+        old = RawClient(srv.port)  # protocol 0: gets no asynchronous INFO, only the close
+        old.send(b"CONNECT {\"verbose\":false}\r\n")
+        assert old.sync() == b""
         srv.send_signal(signal.SIGUSR2)
         out = raw.read_until_closed()
         assert out.startswith(b"INFO ") and out.endswith(b"\r\n")
         info = json.loads(out[5:out.index(b"\r\n")])
-        assert info["ldm"] is True
+        assert info["ldm"] is True and info["client_id"] > 0
+        assert old.read_until_closed() == b""
         assert srv.wait(15) == 0
         assert "lame duck" in srv.log().lower()
     finally:
