@@ -598,6 +598,8 @@ class FileStore(StoreCore):
         if (seg is self._segs[-1] or seg not in self._segs or seg.ndel * 2 <= len(seg.offs)
                 or seg.size < _MIN_REWRITE):
             return
+        if self._isegs and seg is self._isegs[0]:
+            return  # the oldest segment: removals from the front (work queues, limits) drop it whole
         data = os.pread(seg.fd, seg.size, 0)
         out = bytearray()
         offs = array("Q", [NONE]) * len(seg.offs)
