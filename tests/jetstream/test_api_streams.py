@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from .conftest import FakeServer, hdrs
 
@@ -311,3 +312,20 @@ async def test_required_api_level(server: FakeServer, js: object) -> None:
     assert r.json()["error"] == {"code": 412, "err_code": 10185, "description": "JetStream minimum api level required"}
     r = await server.request("$JS.API.DIRECT.GET.S", b'{"seq":1}', hdr=hdrs(Nats_Required_Api_Level="99"))
     assert r.hdr == b"NATS/1.0 412 Required Api Level\r\n\r\n"
+
+
+async def test_accounts_are_isolated(server: FakeServer, js: Any) -> None:
+    from .conftest import AccountLimits, FakeAccount
+
+    other = FakeAccount("B")
+    server.accounts["B"] = other
+    js.enable_account(other, AccountLimits(max_streams=1))  # enabled after start: subscribes at once
+    await create(server, "S", subjects=["same.>"])
+    r = await server.api("STREAM.CREATE.S", {"name": "S", "subjects": ["same.>"], "max_msgs": 5}, account=other)
+    assert r["did_create"] is True and r["config"]["max_msgs"] == 5
+    ack = (await server.request("same.x", b"b", account=other)).json()
+    assert ack == {"stream": "S", "seq": 1}
+    assert (await server.api("STREAM.INFO.S"))["state"]["messages"] == 0
+    r = await server.api("STREAM.CREATE.T", {"name": "T"}, account=other)
+    assert r["error"]["err_code"] == 10027
+    assert (await server.api("INFO", account=other))["limits"]["max_streams"] == 1
