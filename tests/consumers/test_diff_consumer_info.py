@@ -61,6 +61,12 @@ async def create(nc: nats.NATS, stream: str, name: str, cfg: dict[str, Any]) -> 
     return _norm(r)
 
 
+async def acked(nc: nats.NATS, reply: str, body: bytes) -> None:
+    """Ack with a reply: nats-server answers once the ack is processed, so the next info
+    request cannot overtake it (it processes acks on another goroutine)."""
+    await nc.request(reply, body, timeout=3)
+
+
 async def pub(nc: nats.NATS, subject: str, data: bytes = b"x", n: int = 1) -> None:
     js = nc.jetstream()
     for _ in range(n):
@@ -80,27 +86,37 @@ async def scenario_push_acks_naks_term(nc: nats.NATS) -> list:
     rec.note("reply tokens", [m.reply.split(".")[4:7] + m.reply.split(".")[8:] for m in msgs])
     rec.note("subjects", [m.subject for m in msgs])
     await rec.info("delivered 5", "d")
-    await nc.publish(msgs[0].reply, b"+ACK")
+    await acked(nc, msgs[0].reply, b"+ACK")
     await rec.info("ack 1", "d")
-    await nc.publish(msgs[2].reply, b"+ACK")
+    await acked(nc, msgs[2].reply, b"+ACK")
     await rec.info("ack 3 out of order", "d")
-    await nc.publish(msgs[1].reply, b"-NAK")
+    await acked(nc, msgs[1].reply, b"-NAK")
     again = await sub.next_msg(timeout=3)
     rec.note("redelivery", again.reply.split(".")[4:7])
     await rec.info("nak 2 redelivered", "d")
     await nc.request(again.reply, b"+ACK", timeout=3)
     await rec.info("ack-sync redelivered 2", "d")
-    await nc.publish(msgs[3].reply, b"+TERM")
+    await acked(nc, msgs[3].reply, b"+TERM")
     await rec.info("term 4", "d")
-    await nc.publish(msgs[4].reply, b"+WPI")
+    await acked(nc, msgs[4].reply, b"+WPI")
     await rec.info("wpi 5", "d")
-    await nc.publish(msgs[4].reply, b"")
+    await acked(nc, msgs[4].reply, b"")
     await rec.info("empty-body ack 5", "d")
     await pub(nc, "s.b", n=2)
     more = [await sub.next_msg(timeout=3) for _ in range(2)]
     rec.note("new", [m.reply.split(".")[4:7] for m in more])
     await rec.info("two more delivered", "d")
     await sub.unsubscribe()
+
+    async def unbound() -> bool:
+        # nats-server learns of lost interest asynchronously: wait for it (or time out)
+        i = await api(nc, "CONSUMER.INFO.S.d")
+        return not i.get("push_bound")
+
+    try:
+        await eventually(unbound, timeout=3)
+    except AssertionError:
+        pass
     await rec.info("no subscriber", "d")
     return rec.steps
 
@@ -143,9 +159,9 @@ async def scenario_pull_statuses(nc: nats.NATS) -> list:
     rec.note("expires", await status())
     await rec.info("expired", "pc")
     for mm in got:
-        await nc.publish(mm.reply, b"+ACK")
+        await acked(nc, mm.reply, b"+ACK")
     await rec.info("acked two", "pc")
-    await nc.publish(m.reply, b"-NAK")
+    await acked(nc, m.reply, b"-NAK")
     await rec.info("nak", "pc")  # nats-server handles acks on another goroutine: let it land
     await next_req("after-nak", b'{"batch":1,"no_wait":true}')
     r = await sub.next_msg(timeout=3)
@@ -192,7 +208,7 @@ async def scenario_deliver_policies(nc: nats.NATS) -> list:
     await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.ackall", b"3", reply=inbox)
     ms = [await sub.next_msg(timeout=3) for _ in range(3)]
     await rec.info("ackall delivered", "ackall")
-    await nc.publish(ms[2].reply, b"+ACK")
+    await acked(nc, ms[2].reply, b"+ACK")
     await rec.info("ackall acked 3", "ackall")
     await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.acknone", b"2", reply=inbox)
     [await sub.next_msg(timeout=3) for _ in range(2)]
@@ -258,7 +274,7 @@ async def scenario_purge_and_limits(nc: nats.NATS) -> list:
     sub = await nc.subscribe("dlv.l")
     await create(nc, "L", "c", {"durable_name": "c", "deliver_subject": "dlv.l", "ack_policy": "explicit"})
     ms = [await sub.next_msg(timeout=3) for _ in range(3)]
-    await nc.publish(ms[1].reply, b"+ACK")
+    await acked(nc, ms[1].reply, b"+ACK")
     await rec.info("3 delivered, 2 acked", "c")
     await pub(nc, "l.b", n=4)  # max_msgs 5 pushes out seqs 1 and 2
     [await sub.next_msg(timeout=3) for _ in range(4)]

@@ -123,6 +123,7 @@ class Consumer:
     ) -> None:
         self.stream_name = stream_name
         self.name = name
+        self._ack_prefix = f"$JS.ACK.{stream_name}.{name}."
         self.cfg = config
         self.store = store
         self.wall_offset = wall_offset  # wall ns = now + wall_offset
@@ -322,9 +323,9 @@ class Consumer:
         return self.cfg.ack_wait
 
     def _track(self, sseq: int, dseq: int, now: int) -> None:
-        deadline = now + self._wait_for(sseq)
+        deadline = now + (self._wait_for(sseq) if self.cfg.backoff else self.cfg.ack_wait)
         p = self.pending.get(sseq)
-        ts = self.wall(now)
+        ts = now + self.wall_offset
         if p is None:
             self.pending[sseq] = Pending(dseq, ts, deadline)
         else:
@@ -461,7 +462,12 @@ class Consumer:
         toks = subject.split(".")
         sseq = dseq = dc = 0
         if len(toks) == 9 and toks[0] == "$JS" and toks[1] == "ACK":
-            dc, sseq, dseq = _num(toks[4]), _num(toks[5]), _num(toks[6])
+            try:
+                dc, sseq, dseq = int(toks[4]), int(toks[5]), int(toks[6])
+            except ValueError:
+                dc = sseq = dseq = 0
+            if dc < 0 or sseq < 0 or dseq < 0:
+                dc = sseq = dseq = 0
         skip_reply = sseq == 0
         msg = body.strip() if body else b""
         self.last_activity = now
@@ -796,6 +802,8 @@ class Consumer:
         self._map_stalled = False
         eof = False
         push = self.is_push
+        ack_prefix = self._ack_prefix
+        outbox = self.outbox
         while n < max_msgs:
             if push:
                 if not self.active or (self.maxpb and self.pbytes > self.maxpb):
@@ -820,9 +828,7 @@ class Consumer:
             pending_after = self.num_pending()
             if kind != "rdq" and pending_after:
                 pending_after -= 1
-            reply = (
-                f"$JS.ACK.{self.stream_name}.{self.name}.{dc}.{msg.seq}.{dseq}.{msg.ts}.{pending_after}"
-            )
+            reply = f"{ack_prefix}{dc}.{msg.seq}.{dseq}.{msg.ts}.{pending_after}"
             hdr, payload = msg.hdr, msg.data
             if cfg.headers_only:
                 hdr = _headers_only(hdr, len(payload))
@@ -841,7 +847,7 @@ class Consumer:
             if cfg.rate_limit_bps:
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // cfg.rate_limit_bps
             self.dseq = dseq + 1
-            self.outbox.append((dest, reply, hdr or None, payload, msg.subject))
+            outbox.append((dest, reply, hdr or None, payload, msg.subject))
             if self.ack_none:
                 self.adflr, self.asflr = dseq, msg.seq
                 if self.retention != "limits":
@@ -855,12 +861,13 @@ class Consumer:
                     self._send_flow_control()
                 elif self.fcid and self.pbytes - self.fcsz >= self.maxpb:
                     self.fcsz += psz
+            n += 1
+        if n:
             self.last_delivered_wall = self.wall(now)
             self.last_activity = now
             if push and cfg.idle_heartbeat:
                 self.hb_at = now + cfg.idle_heartbeat
             self.dirty = True
-            n += 1
         if self.replay and self.sseq > self.replay_lseq and not self.rdq:
             self.replay = False
             self._replay_at = 0
@@ -903,6 +910,10 @@ class Consumer:
             if msg is not None:
                 return msg, 1, "lss"
             self._lss_advance()
+        # Fast path: the next sequence usually exists and matches.
+        msg = self.store.load_msg(self.sseq)
+        if msg is not None and (not self.cfg.filter_subject and not self.cfg.filter_subjects or self.matches(msg.subject)):
+            return msg, 1, "new"
         msg, upto = self._load_next(self.sseq)
         if msg is None:
             if upto >= self.sseq:
@@ -987,10 +998,6 @@ class Consumer:
         if acks:
             self.stream_acks = []
         return out, adv, acks
-
-
-def _num(tok: str) -> int:
-    return int(tok) if tok.isdigit() else 0
 
 
 def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int]:
