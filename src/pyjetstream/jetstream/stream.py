@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import re
 import time
@@ -23,7 +24,6 @@ from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import StreamConfig, rfc3339nano, state_to_dict
 from pyjetstream.jetstream.store.base import StoredMsg, StreamStore
-from pyjetstream.subjects import subject_matches
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,7 @@ def _headers(hdr: bytes) -> dict[str, str]:
 
 
 def pub_ack_error(stream: str, err: ApiError) -> bytes:
-    import json
-
+    """A refused publish's reply: the error plus the stream name and seq 0, as nats-server sends."""
     return json.dumps({"error": err.to_dict(), "stream": stream, "seq": 0}, separators=(",", ":")).encode()
 
 
@@ -687,7 +686,3 @@ class Stream:
             self.store.delete()
         else:
             self.store.close()
-
-
-def matches_any(subjects: list[str], subject: str) -> bool:
-    return any(subject_matches(s, subject) for s in subjects)
