@@ -852,7 +852,10 @@ class FileStore(StoreCore):
         tmp = path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            n = 0
+            while n < len(data):
+                n += os.write(fd, view[n:])
             if fsync:
                 os.fsync(fd)
         finally:
