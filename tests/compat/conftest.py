@@ -132,27 +132,47 @@ class ClientRun:
         return json.loads(self.stdout)
 
 
-RunBoth = Callable[[str, list[str]], dict[str, ClientRun]]
+RunBoth = Callable[..., dict[str, ClientRun]]
 
 
 @pytest.fixture(scope="session")
 def run_both(tmp_path_factory: pytest.TempPathFactory) -> RunBoth:
     """Run the same client command against a fresh pyjetstream and a fresh nats-server
     (JetStream on, file store, new directories), both at once; `{url}` in the command is
-    replaced by each server's URL. Both servers are stopped before this returns."""
+    replaced by each server's URL. With `restart_marker`, when the client prints that line
+    the server is stopped and started again on the same port and store, and the client is
+    told to go on by a line on its stdin. Both servers are stopped before this returns."""
     if not have_nats_server():
         pytest.skip("reference nats-server not installed")
 
-    def run(label: str, cmd: list[str]) -> dict[str, ClientRun]:
+    def run(label: str, cmd: list[str], restart_marker: str | None = None) -> dict[str, ClientRun]:
         base = tmp_path_factory.mktemp(label)
         servers: dict[str, ServerProc] = {}
+
+        def start(kind: str, port: int | None = None) -> None:
+            servers[kind] = start_server(kind, base / kind, "-js", "-sd", str(base / kind / "store"), port=port)
+
+        procs: dict[str, subprocess.Popen[str]] = {}
         try:
             for kind in KINDS:
-                servers[kind] = start_server(kind, base / kind, "-js", "-sd", str(base / kind / "store"))
-            procs = {kind: subprocess.Popen([a.replace("{url}", srv.url) for a in cmd], text=True,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            stdin=subprocess.DEVNULL)
-                     for kind, srv in servers.items()}
+                start(kind)
+            for kind, srv in servers.items():
+                procs[kind] = subprocess.Popen(
+                    [a.replace("{url}", srv.url) for a in cmd], text=True, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, stdin=subprocess.PIPE if restart_marker else subprocess.DEVNULL)
+            head: dict[str, str] = {kind: "" for kind in KINDS}
+            if restart_marker:
+                for kind, p in procs.items():
+                    assert p.stdout is not None and p.stdin is not None
+                    while (line := p.stdout.readline()) and line.strip() != restart_marker:
+                        head[kind] += line
+                    if not line:
+                        continue  # the client died; its exit status and stderr tell why
+                    port = servers[kind].port
+                    servers[kind].stop()
+                    start(kind, port)
+                    p.stdin.write("\n")
+                    p.stdin.flush()
             out = {}
             for kind, p in procs.items():
                 try:
@@ -161,9 +181,13 @@ def run_both(tmp_path_factory: pytest.TempPathFactory) -> RunBoth:
                     p.kill()
                     so, se = p.communicate()
                     se += f"\n[killed after {CLIENT_TIMEOUT}s]"
-                out[kind] = ClientRun(kind, so, se, p.returncode, servers[kind].log())
+                out[kind] = ClientRun(kind, head[kind] + so, se, p.returncode, servers[kind].log())
             return out
         finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
             for srv in servers.values():
                 srv.stop()
 

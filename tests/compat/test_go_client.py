@@ -19,7 +19,7 @@ import pytest
 from .compare import diff_paths, get_path, without
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "push", "flow", "pull", "kv")
+SCENARIOS = ("core", "js", "push", "flow", "pull", "kv", "obj", "restart")
 
 # scenario -> {path: why it differs}. Paths are dotted keys of the scenario's report.
 _BYTES = ("stream byte accounting: pyjetstream's file store counts subject+headers+payload+16 per "
@@ -38,7 +38,8 @@ KNOWN_DIVERGENCES: dict[str, dict[str, str]] = {
 
 @cache
 def _reports(run_both: RunBoth, binary: Path, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    runs = run_both(f"go-{scenario}", [str(binary), "-url", "{url}", scenario])
+    runs = run_both(f"go-{scenario}", [str(binary), "-url", "{url}", scenario],
+                    restart_marker="RESTART" if scenario == "restart" else None)
     return runs["nats-server"].json(), runs["pyjetstream"].json()
 
 
@@ -76,6 +77,9 @@ def _check_js(r: dict[str, Any]) -> None:
     assert r["add_overlapping"]["err_code"] == 10065
     assert r["get_msg_4"] == {"subject": "cjs.h", "seq": 4, "data": "has header", "header": {"X-Key": ["v"]}}
     assert r["after_purge"]["msgs"] == 0
+    full = r["discard_new_full"]
+    assert [a.get("seq") for a in full[:2]] == [1, 2]
+    assert full[2]["error"] == {"code": 503, "err_code": 10077, "description": "maximum messages exceeded"}
     assert r["after_update_max_msgs"]["msgs"] == 50
 
 
@@ -106,6 +110,8 @@ def _check_flow(r: dict[str, Any]) -> None:
     assert r["durable"]["received"] == 300 and r["durable"]["in_order"] is True
     assert r["durable"]["num_ack_pending"] == 0
     assert r["ordered"] == {"received": 300, "consumer_seqs_contiguous": True}
+    assert r["queue_group"] == {"distinct": 300, "duplicates": 0, "deliver_group": "grp",
+                                "ack_floor_stream_seq": 300}
     assert r["async_errors"] == []  # no missed heartbeats, no slow consumer
 
 
@@ -141,8 +147,31 @@ def _check_kv(r: dict[str, Any]) -> None:
     assert r["backing_stream"]["allow_direct"] is True and r["backing_stream"]["max_msgs_per_subject"] == 5
 
 
+def _check_obj(r: dict[str, Any]) -> None:
+    assert r["put_big"]["size"] == 1_600_000 and r["put_big"]["chunks"] == 13  # 128 KiB chunks
+    assert r["put_big"]["digest"].startswith("SHA-256=")
+    assert r["get_big_equal"] is True
+    assert r["get_small"] == {"value": "hello object", "error": None}
+    assert r["get_replaced"] == {"value": "replaced", "error": None}
+    assert r["list"] == ["big.bin", "small.txt"]
+    assert r["get_deleted"] == "nats: object not found"
+    assert r["info_deleted"]["deleted"] is True
+    assert r["status"]["bucket"] == "compatobj" and r["status"]["sealed"] is False
+
+
+def _check_restart(r: dict[str, Any]) -> None:
+    assert r["before_restart"] == {"ack_floor_stream_seq": 9, "num_ack_pending": 1}
+    d = r["deliveries"]
+    assert [x["data"] for x in d] == [f"e{i}" for i in range(10)] + ["e9"] + [f"e{i}" for i in range(10, 20)]
+    assert [x["num_delivered"] for x in d if x["data"] == "e9"] == [1, 2]  # the unacked event came back
+    assert r["after_restart"] == {"ack_floor_stream_seq": 20, "num_ack_pending": 0, "delivered_stream_seq": 20,
+                                  "num_redelivered": 0, "push_bound": True}
+    assert r["stream_after"]["msgs"] == 0
+
+
 CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _check_flow,
-          "pull": _check_pull, "kv": _check_kv}
+          "pull": _check_pull, "kv": _check_kv, "obj": _check_obj,
+          "restart": _check_restart}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -6,10 +6,12 @@
 // server ids or timing-dependent counts) so that the output of two servers can be compared
 // byte for byte by tests/compat/test_go_client.py. Usage:
 //
-//	natscompat -url nats://127.0.0.1:4222 <core|js|push|flow|pull|kv>
+//	natscompat -url nats://127.0.0.1:4222 <core|js|push|flow|pull|kv|obj|restart>
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -114,11 +116,12 @@ func main() {
 	url := flag.String("url", nats.DefaultURL, "server URL")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull or kv"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, kv, obj or restart"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
-		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV,
+		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
+		"restart": scenarioRestart,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -416,6 +419,15 @@ func scenarioJS(url string) result {
 		_, err := js.UpdateStream(&c)
 		return err
 	}())
+	// A full stream with discard new refuses the publish (Kyma's publisher answers 507).
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_FULL", Subjects: []string{"full.>"},
+		MaxMsgs: 2, Discard: nats.DiscardNew})
+	must(err, "add full stream")
+	var full []interface{}
+	for i := 0; i < 3; i++ {
+		full = append(full, ackView(js.Publish("full.x", []byte("x"))))
+	}
+	res["discard_new_full"] = full
 	must(js.PurgeStream("COMPAT_JS"), "purge")
 	info, err = js.StreamInfo("COMPAT_JS")
 	must(err, "stream info")
@@ -522,7 +534,7 @@ func scenarioPush(url string) result {
 	must(err, "consumer info")
 	res["consumer_unbound"] = consumerView(ci)
 
-	// Bind like the dispatcher: manual ack, nak the 5th event once, ack everything else.
+	// Bind like the dispatcher: manual ack, nak (with delay) the 5th event once, ack the rest.
 	var mu sync.Mutex
 	var got []delivery
 	nakked := false
@@ -536,7 +548,8 @@ func scenarioPush(url string) result {
 		}
 		mu.Unlock()
 		if nak {
-			_ = m.Nak()
+			// the dispatcher's retry after a failed sink call (30s there, short here)
+			_ = m.NakWithDelay(300 * time.Millisecond)
 		} else {
 			_ = m.Ack()
 		}
@@ -709,7 +722,54 @@ func scenarioFlow(url string) result {
 	mu.Unlock()
 	must(sub.Unsubscribe(), "unsubscribe")
 
-	// 3. An ordered consumer: ephemeral, flow control and heartbeats chosen by nats.go.
+	// 3. A queue group on a durable push consumer (deliver group): each message once.
+	qseen := map[string]int{}
+	var qmu sync.Mutex
+	qcb := func(m *nats.Msg) {
+		qmu.Lock()
+		qseen[m.Subject]++
+		qmu.Unlock()
+		_ = m.Ack()
+	}
+	var qsubs []*nats.Subscription
+	for i := 0; i < 2; i++ {
+		qs, err := js.QueueSubscribe("flow.data.>", "grp", qcb, nats.Durable("QDUR"), nats.DeliverAll(),
+			nats.ManualAck(), nats.AckExplicit())
+		must(err, "queue subscribe")
+		qsubs = append(qsubs, qs)
+	}
+	qtotal := func() int {
+		qmu.Lock()
+		defer qmu.Unlock()
+		n := 0
+		for _, c := range qseen {
+			n += c
+		}
+		return n
+	}
+	waitFor("queue group deliveries", 30*time.Second, func() bool { return qtotal() >= n })
+	qci, err := js.ConsumerInfo("FLOW", "QDUR")
+	must(err, "queue consumer info")
+	waitFor("queue acks", 10*time.Second, func() bool {
+		qci, err = js.ConsumerInfo("FLOW", "QDUR")
+		must(err, "consumer info")
+		return qci.NumAckPending == 0
+	})
+	qmu.Lock()
+	qdups := 0
+	for _, c := range qseen {
+		if c > 1 {
+			qdups++
+		}
+	}
+	res["queue_group"] = result{"distinct": len(qseen), "duplicates": qdups,
+		"deliver_group": qci.Config.DeliverGroup, "ack_floor_stream_seq": qci.AckFloor.Stream}
+	qmu.Unlock()
+	for _, qs := range qsubs {
+		must(qs.Unsubscribe(), "queue unsubscribe")
+	}
+
+	// 4. An ordered consumer: ephemeral, flow control and heartbeats chosen by nats.go.
 	ordered := 0
 	orderedOK := true
 	var omu sync.Mutex
@@ -939,5 +999,158 @@ func scenarioKV(url string) result {
 	must(js.DeleteKeyValue("compat"), "delete bucket")
 	_, err = js.KeyValue("compat")
 	res["bind_deleted"] = errText(err)
+	return res
+}
+
+// ---------------------------------------------------------------- object store
+
+func objView(oi *nats.ObjectInfo, err error) interface{} {
+	if err != nil {
+		return result{"error": errText(err)}
+	}
+	return result{"name": oi.Name, "bucket": oi.Bucket, "size": oi.Size, "chunks": oi.Chunks,
+		"digest": oi.Digest, "deleted": oi.Deleted, "description": oi.Description}
+}
+
+func scenarioObj(url string) result {
+	res := result{}
+	nc := connect(url, "compat-obj")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	obs, err := js.CreateObjectStore(&nats.ObjectStoreConfig{Bucket: "compatobj", Description: "compat"})
+	must(err, "create object store")
+	// Bigger than one chunk (128 KiB) and not a multiple of it.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 100000)
+	res["put_big"] = objView(obs.PutBytes("big.bin", big))
+	res["put_small"] = objView(obs.PutString("small.txt", "hello object"))
+	got, err := obs.GetBytes("big.bin")
+	must(err, "get big")
+	res["get_big_equal"] = bytes.Equal(got, big)
+	s, err := obs.GetString("small.txt")
+	res["get_small"] = result{"value": s, "error": errText(err)}
+	res["info_big"] = objView(obs.GetInfo("big.bin"))
+	res["replace_small"] = objView(obs.PutString("small.txt", "replaced"))
+	s, err = obs.GetString("small.txt")
+	res["get_replaced"] = result{"value": s, "error": errText(err)}
+	list, err := obs.List()
+	must(err, "list")
+	var names []string
+	for _, oi := range list {
+		names = append(names, oi.Name)
+	}
+	sort.Strings(names)
+	res["list"] = names
+	must(obs.Delete("big.bin"), "delete")
+	_, err = obs.GetBytes("big.bin")
+	res["get_deleted"] = errText(err)
+	res["info_deleted"] = objView(obs.GetInfo("big.bin", nats.GetObjectInfoShowDeleted()))
+	st, err := obs.Status()
+	must(err, "status")
+	res["status"] = result{"bucket": st.Bucket(), "sealed": st.Sealed(), "storage": enumText(st.Storage()),
+		"description": st.Description()}
+	must(js.DeleteObjectStore("compatobj"), "delete store")
+	_, err = js.ObjectStore("compatobj")
+	res["bind_deleted"] = errText(err)
+	return res
+}
+
+// ---------------------------------------------------------------- server restart
+
+// scenarioRestart keeps one connection and one bound push consumer across a server restart,
+// as the dispatcher does. It prints RESTART on stdout and waits for a line on stdin; the test
+// restarts the server (same port, same store) in between.
+func scenarioRestart(url string) result {
+	res := result{}
+	reconnected := make(chan struct{}, 16)
+	nc, err := nats.Connect(url, nats.Name("compat-restart"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond), nats.ReconnectJitter(0, 0),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { asyncErrs.add(err) }))
+	must(err, "connect")
+	defer nc.Close()
+	js, err := nc.JetStream(nats.MaxWait(2 * time.Second))
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "sap", Subjects: []string{"kyma.>"},
+		Storage: nats.FileStorage, Retention: nats.InterestPolicy, Discard: nats.DiscardNew})
+	must(err, "add stream")
+	subject := "kyma.app.order.created.v1"
+	// Kyma's settings, except a short ack wait so an unacked event comes back within the test.
+	_, err = js.AddConsumer("sap", &nats.ConsumerConfig{Durable: "restartdur", DeliverSubject: nats.NewInbox(),
+		DeliverPolicy: nats.DeliverNewPolicy, AckPolicy: nats.AckExplicitPolicy, AckWait: 2 * time.Second,
+		MaxDeliver: 100, FilterSubject: subject, MaxAckPending: 10, FlowControl: true, Heartbeat: time.Minute})
+	must(err, "add consumer")
+
+	type seen struct {
+		Data      string `json:"data"`
+		StreamSeq uint64 `json:"stream_seq"`
+		Delivered uint64 `json:"num_delivered"`
+	}
+	var mu sync.Mutex
+	var got []seen
+	_, err = js.Subscribe(subject, func(m *nats.Msg) {
+		md, err := m.Metadata()
+		must(err, "metadata")
+		mu.Lock()
+		got = append(got, seen{string(m.Data), md.Sequence.Stream, md.NumDelivered})
+		mu.Unlock()
+		// the sink is "down" for event 9 the first time: no ack, so it must come back
+		if string(m.Data) != "e9" || md.NumDelivered > 1 {
+			_ = m.AckSync()
+		}
+	}, nats.Bind("sap", "restartdur"), nats.ManualAck())
+	must(err, "bind")
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	for i := 0; i < 10; i++ {
+		_, err := js.Publish(subject, []byte(fmt.Sprintf("e%d", i)))
+		must(err, "publish")
+	}
+	waitFor("phase 1 deliveries", 10*time.Second, func() bool { return count() >= 10 })
+	ci, err := js.ConsumerInfo("sap", "restartdur")
+	must(err, "consumer info")
+	waitFor("phase 1 acks", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", "restartdur")
+		must(err, "consumer info")
+		return ci.NumAckPending == 1
+	})
+	res["before_restart"] = result{"ack_floor_stream_seq": ci.AckFloor.Stream, "num_ack_pending": ci.NumAckPending}
+
+	fmt.Println("RESTART")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fail(fmt.Errorf("waiting for the restart: %w", err))
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(20 * time.Second):
+		fail(errors.New("no reconnect after the restart"))
+	}
+	// JetStream may still be recovering right after the listener is back.
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 10; i < 20; {
+		if _, err := js.Publish(subject, []byte(fmt.Sprintf("e%d", i))); err != nil {
+			if time.Now().After(deadline) {
+				fail(fmt.Errorf("publish after restart: %w", err))
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		i++
+	}
+	waitFor("phase 2 deliveries", 20*time.Second, func() bool { return count() >= 21 })
+	waitFor("phase 2 acks", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", "restartdur")
+		must(err, "consumer info")
+		return ci.NumAckPending == 0 && ci.AckFloor.Stream == 20
+	})
+	mu.Lock()
+	sort.SliceStable(got, func(i, j int) bool { return got[i].StreamSeq < got[j].StreamSeq })
+	res["deliveries"] = got
+	mu.Unlock()
+	res["after_restart"] = result{"ack_floor_stream_seq": ci.AckFloor.Stream, "num_ack_pending": ci.NumAckPending,
+		"delivered_stream_seq": ci.Delivered.Stream, "num_redelivered": ci.NumRedelivered,
+		"push_bound": ci.PushBound}
+	si, err := js.StreamInfo("sap")
+	must(err, "stream info")
+	res["stream_after"] = stateView(si.State)
 	return res
 }
