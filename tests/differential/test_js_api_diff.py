@@ -265,6 +265,8 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("$JS.API.STREAM.CREATE.NEG", J({"name": "NEG", "max_msgs": -5, "max_consumers": 0}), None, NEWER),
     ("$JS.API.STREAM.DELETE.NEG", b"", None),
     ("$JS.API.STREAM.NAMES", J({"subject": "ps.>"}), None),
+    ("$JS.API.STREAM.LEADER.STEPDOWN.PS", b"", None),
+    ("$JS.API.STREAM.PEER.REMOVE.PS", J({"peer": "x"}), None),
     # first_seq arrived in 2.10; 2.9.10 ignores the field
     ("$JS.API.STREAM.CREATE.FS", J({"name": "FS", "first_seq": 50}), None, NEWER),
     ("$JS.API.INFO", b"", None),

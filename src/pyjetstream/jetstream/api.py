@@ -254,6 +254,11 @@ def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:
     return {"success": True}
 
 
+def cluster_required(req: ApiRequest) -> dict[str, Any]:
+    """Leader and peer operations exist only in a cluster; a single server says so (10010)."""
+    raise errors.cluster_required()
+
+
 # ------------------------------------------------------------------------------------ direct get
 
 _STATUS_EMPTY = b"NATS/1.0 408 Empty Request\r\n\r\n"
@@ -407,6 +412,8 @@ ROUTES: tuple[Route, ...] = (
     Route("STREAM.MSG.GET", 1, 1, "stream_msg_get_response", stream_msg_get),
     Route("STREAM.MSG.DELETE", 1, 1, "stream_msg_delete_response", stream_msg_delete),
     Route("DIRECT.GET", 1, -1, "direct_get_response", direct_get),
+    Route("STREAM.LEADER.STEPDOWN", 1, 1, "stream_leader_stepdown_response", cluster_required),
+    Route("STREAM.PEER.REMOVE", 1, 1, "stream_remove_peer_response", cluster_required),
     Route("CONSUMER.CREATE", 1, -1, "consumer_create_response", None),
     Route("CONSUMER.DURABLE.CREATE", 2, 2, "consumer_create_response", None),
     Route("CONSUMER.INFO", 2, 2, "consumer_info_response", None),
@@ -417,7 +424,7 @@ ROUTES: tuple[Route, ...] = (
     Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", None),
     Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", None),
     Route("CONSUMER.RESET", 2, 2, "consumer_reset_response", None),
-    Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", None),
+    Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", cluster_required),
 )
 
 _BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
