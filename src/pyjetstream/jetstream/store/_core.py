@@ -240,10 +240,22 @@ class StoreCore:
         return self._b_get(seq)
 
     def load_next_msg(self, filter_subject: str, start: int) -> StoredMsg | None:
-        self._check_open()
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
         if start < self._first:
             start = self._first
-        if not is_all(filter_subject) and not is_literal(filter_subject) and start <= self._last:
+        if filter_subject == "" or filter_subject == ">":
+            # The unfiltered consumer's path: no matching, no retries needed beyond a dropped record.
+            while start <= self._last:
+                seq = self._b_next_live(start, self._last)
+                if not seq:
+                    return None
+                m = self._b_get(seq)
+                if m is not None:
+                    return m
+                start = seq + 1
+            return None
+        if not is_literal(filter_subject) and start <= self._last:
             # A wildcard consumer reading forward mostly hits a match at once: try the next live
             # message before any scan, and hand it out if it matches.
             seq = self._b_next_live(start, self._last)
