@@ -226,8 +226,11 @@ async def test_msg_delete_with_and_without_erase(server: FakeServer, js: object)
     assert r == {"type": "io.nats.jetstream.api.v1.stream_msg_delete_response", "success": True}
     r = await server.api("STREAM.MSG.DELETE.S", {"seq": 3, "no_erase": True})
     assert r["success"] is True
+    # an interior hole is "not found" (10043); outside the stored range the store errors (10057)
     r = await server.api("STREAM.MSG.DELETE.S", {"seq": 2})
-    assert r["error"] == {"code": 500, "err_code": 10057, "description": "no message found"}
+    assert r["error"] == {"code": 400, "err_code": 10043, "description": "sequence 2 not found"}
+    r = await server.api("STREAM.MSG.DELETE.S", {"seq": 9})
+    assert r["error"] == {"code": 500, "err_code": 10057, "description": "stream store EOF"}
     info = await server.api("STREAM.INFO.S")
     assert info["state"]["messages"] == 1 and info["state"]["last_seq"] == 3
 

@@ -250,8 +250,21 @@ def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:
     if not isinstance(no_erase, bool):
         raise errors.invalid_json()
     if not stream.delete_msg(seq, erase=not no_erase):
-        raise errors.stream_msg_delete_failed(err="no message found")
+        raise _delete_miss(stream, seq)
     return {"success": True}
+
+
+def _delete_miss(stream: Any, seq: int) -> ApiError:
+    # nats-server's answer depends on its store: the file store errors for a sequence outside
+    # its blocks (10057) and reports an interior hole as not removed (10043); the memory
+    # store always reports not removed.
+    if stream.config.storage == "file":
+        st = stream.store.state()
+        if seq == 0 or seq < st.first_seq:
+            return errors.stream_msg_delete_failed(err="no message found")
+        if seq > st.last_seq:
+            return errors.stream_msg_delete_failed(err="stream store EOF")
+    return errors.sequence_not_found(seq=seq)
 
 
 def cluster_required(req: ApiRequest) -> dict[str, Any]:
