@@ -269,3 +269,39 @@ async def test_pull_heartbeats_and_max_bytes(nc):
     assert m.data == b"x" * 200
     hb = await s.next_msg(timeout=2)
     assert hb.headers["Status"] == "100" and hb.headers["Nats-Last-Stream"] == "1"
+
+
+async def test_flow_control_handshake_with_large_replay(nc):
+    js = nc.jetstream()
+    await _stream(js)
+    big = b"z" * 60_000
+    for i in range(60):  # ~3.6 MB: past the first flow-control window (1 MiB request, 2 MiB stall)
+        await js.publish("foo.big", big + str(i).encode())
+    fc_replies = []
+    orig_publish = nc.publish
+
+    async def spy(subject, payload=b"", reply="", headers=None):
+        if subject.startswith("$JS.FC."):
+            fc_replies.append(subject)
+        return await orig_publish(subject, payload, reply, headers)
+
+    nc.publish = spy
+    sub = await js.subscribe("foo.big", ordered_consumer=True)
+    got = [await sub.next_msg(timeout=5) for _ in range(60)]
+    assert [m.data[60_000:] for m in got] == [str(i).encode() for i in range(60)]
+    assert fc_replies, "the client never had to answer a flow-control request"
+
+
+async def test_push_idle_heartbeat_headers(nc):
+    js = nc.jetstream()
+    await _stream(js)
+    await js.publish("foo.a", b"1")
+    sub = await nc.subscribe("hb.dlv")
+    await js.add_consumer("S", ConsumerConfig(durable_name="hb", deliver_subject="hb.dlv",
+                                              ack_policy=AckPolicy.NONE, idle_heartbeat=0.1,
+                                              flow_control=True))
+    m = await sub.next_msg(timeout=2)
+    assert m.data == b"1" and m.subject == "foo.a"
+    hb = await sub.next_msg(timeout=2)
+    assert hb.headers["Status"] == "100" and hb.headers["Description"] == "Idle Heartbeat"
+    assert hb.headers["Nats-Last-Consumer"] == "1" and hb.headers["Nats-Last-Stream"] == "1"
