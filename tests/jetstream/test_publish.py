@@ -343,3 +343,24 @@ async def test_subject_delete_markers_on_max_age(server: FakeServer, js: Any, cl
     clock.advance(301)
     stream.expire(clock())
     assert (await info(server, "KV_b"))["messages"] == 0
+
+
+async def test_store_failure_is_a_puback_error_not_a_crash(server: FakeServer, js: Any) -> None:
+    from pyjetstream.jetstream.store.base import StoreError
+
+    await create(server, "S")
+    stream = js.accounts["$G"].streams["S"]
+
+    def broken(*a: Any, **k: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    stream.store.store_msg = broken
+    r = await pub(server, "S")
+    assert r["error"]["err_code"] == 10077 and "No space left" in r["error"]["description"]
+
+    def closed(*a: Any, **k: Any) -> int:
+        raise StoreError("store is closed")
+
+    stream.store.store_msg = closed
+    r = await pub(server, "S", Nats_Msg_Id="y")
+    assert r["error"] == {"code": 503, "err_code": 10077, "description": "store is closed"}

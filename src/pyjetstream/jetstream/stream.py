@@ -23,7 +23,7 @@ from typing import Any
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import StreamConfig, rfc3339nano, state_to_dict
-from pyjetstream.jetstream.store.base import StoredMsg, StreamStore
+from pyjetstream.jetstream.store.base import StoredMsg, StoreError, StreamStore
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,10 @@ class Stream:
         if self.closed:
             return 0
         if hdr is None and self._simple and (self._max_msg_size < 0 or len(payload) <= self._max_msg_size):
-            seq = self.store.store_msg(subject, b"", payload, self.clock(), 0)
+            try:
+                seq = self.store.store_msg(subject, b"", payload, self.clock(), 0)
+            except (StoreError, OSError) as e:
+                return self._store_failed(reply, e)
             self._last_msg_id = ""
             if self.consumers:
                 for c in list(self.consumers.values()):
@@ -216,6 +219,8 @@ class Stream:
             return seq
         try:
             seq, dup = self._ingest(subject, hdr, payload)
+        except (StoreError, OSError) as e:
+            return self._store_failed(reply, e)
         except ApiError as e:
             if reply and not self.config.no_ack:
                 self._queue(reply, pub_ack_error(self.name, e))
@@ -226,6 +231,13 @@ class Stream:
         elif not dup:
             self._queue("", b"")
         return 0 if dup else seq
+
+    def _store_failed(self, reply: str, e: Exception) -> int:
+        # A failing disk must cost this message, not the publisher's connection or the loop.
+        log.error("stream %s > %s: storing a message failed: %s", getattr(self.jsa, "name", ""), self.name, e)
+        if reply and not self.config.no_ack:
+            self._queue(reply, pub_ack_error(self.name, errors.stream_store_failed(err=str(e) or type(e).__name__)))
+        return 0
 
     def _queue(self, reply: str, body: bytes) -> None:
         # Every reply, errors too, rides the same commit so a client sees them in order and
