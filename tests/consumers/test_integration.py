@@ -305,3 +305,28 @@ async def test_push_idle_heartbeat_headers(nc):
     hb = await sub.next_msg(timeout=2)
     assert hb.headers["Status"] == "100" and hb.headers["Description"] == "Idle Heartbeat"
     assert hb.headers["Nats-Last-Consumer"] == "1" and hb.headers["Nats-Last-Stream"] == "1"
+
+
+async def test_consumer_advisories(nc):
+    js = nc.jetstream()
+    await _stream(js)
+    adv = await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.>")
+    await js.publish("foo.a", b"1")
+    await js.add_consumer("S", ConsumerConfig(durable_name="ad", ack_policy=AckPolicy.EXPLICIT))
+    psub = await js.pull_subscribe_bind("ad", "S")
+    (m,) = await psub.fetch(1, timeout=2)
+    await m.nak()
+    (m,) = await psub.fetch(1, timeout=2)
+    await m.term()
+    await nc.flush()
+    await js.delete_consumer("S", "ad")
+    seen = []
+    for _ in range(4):
+        a = await adv.next_msg(timeout=2)
+        seen.append((a.subject, json.loads(a.data)["type"]))
+    assert seen == [
+        ("$JS.EVENT.ADVISORY.CONSUMER.CREATED.S.ad", "io.nats.jetstream.advisory.v1.consumer_action"),
+        ("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.S.ad", "io.nats.jetstream.advisory.v1.nak"),
+        ("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.ad", "io.nats.jetstream.advisory.v1.terminated"),
+        ("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.ad", "io.nats.jetstream.advisory.v1.consumer_action"),
+    ]
