@@ -20,7 +20,7 @@ import pytest
 from .compare import diff_paths
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "consume", "fetch", "kv")
+SCENARIOS = ("core", "js", "consume", "fetch", "push", "heartbeat", "kv")
 
 
 @cache
@@ -86,6 +86,18 @@ def _check_fetch(r: dict[str, Any]) -> None:
     assert r["get_missing"]["api"]["err_code"] == 10014
 
 
+def _check_push(r: dict[str, Any]) -> None:
+    assert r["created"]["num_pending"] == 0 and r["created"]["delivered"] == {"consumer_seq": 0, "stream_seq": 0}
+    assert r["received"] == 300 and r["in_order"] is True
+    assert r["flow_control_seen"] is True and r["heartbeats_missed"] == 0
+    assert r["heartbeat_after_all"] == {"lastStreamSequence": 300, "lastConsumerSequence": 300}
+    assert r["after"] == {"ack_floor": 300, "delivered": 300, "num_ack_pending": 0}
+
+
+def _check_heartbeat(r: dict[str, Any]) -> None:
+    assert r == {"heartbeats_seen": True, "heartbeats_missed": 0, "got": ["after idle"]}
+
+
 def _check_kv(r: dict[str, Any]) -> None:
     w = r["writes"]
     assert (w["put_a1"], w["put_bc"], w["put_a2"], w["update_ok"]) == (1, 2, 3, {"ok": 4})
@@ -106,7 +118,7 @@ def _check_kv(r: dict[str, Any]) -> None:
 
 
 CHECKS = {"core": _check_core, "js": _check_js, "consume": _check_consume, "fetch": _check_fetch,
-          "kv": _check_kv}
+          "push": _check_push, "heartbeat": _check_heartbeat, "kv": _check_kv}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

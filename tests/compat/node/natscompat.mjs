@@ -5,7 +5,7 @@
 // It owns only client-side observations. It must print only values the protocol fixes (no
 // timestamps, inboxes, server ids or timing-dependent counts) so tests/compat/test_node_client.py
 // can compare the reports of pyjetstream and nats-server exactly.
-// Usage: node natscompat.mjs <url> <core|js|consume|fetch|kv>
+// Usage: node natscompat.mjs <url> <core|js|consume|fetch|push|heartbeat|kv>
 
 import { connect, headers } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -310,6 +310,95 @@ async function fetch(url) {
   return res;
 }
 
+// ------------------------------------------------------------------ push consumer: flow control, heartbeats
+
+async function push(url) {
+  const res = {};
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const j = jetstream(nc);
+  await jsm.streams.add({ name: "NPUSH", subjects: ["npush.>"] });
+  const ci = await jsm.consumers.add("NPUSH", { durable_name: "pusher", deliver_subject: "npushdeliver",
+    ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, flow_control: true,
+    idle_heartbeat: 500e6, max_ack_pending: 50 });
+  res.created = consumerView(ci);
+  const c = await j.consumers.getPushConsumer("NPUSH", "pusher");
+  let received = 0;
+  let inOrder = true;
+  // a callback keeps the subscription open after the last message, so heartbeats go on
+  const iter = await c.consume({ callback: (m) => {
+    received++;
+    if (m.info.streamSequence !== received) inOrder = false;
+    m.ack();
+  } });
+  const events = { flow_control: 0, heartbeats_missed: 0 };
+  let hbAfterAll = null;
+  (async () => {
+    for await (const st of iter.status()) {
+      if (st.type === "flow_control") events.flow_control++;
+      if (st.type === "heartbeats_missed") events.heartbeats_missed++;
+      if (st.type === "heartbeat" && received === 300) {
+        hbAfterAll = { lastStreamSequence: st.lastStreamSequence, lastConsumerSequence: st.lastConsumerSequence };
+      }
+    }
+  })();
+  // enough bytes that the server must ask for flow control several times
+  const payload = new Uint8Array(16 * 1024).fill(120);
+  const pubs = [];
+  for (let i = 0; i < 300; i++) pubs.push(j.publish(`npush.${i}`, payload));
+  await Promise.all(pubs);
+  await waitFor("push deliveries", 30000, () => received >= 300);
+  await waitFor("heartbeat after all data", 10000, () => hbAfterAll !== null);
+  res.received = received;
+  res.in_order = inOrder;
+  res.flow_control_seen = events.flow_control > 0;
+  res.heartbeats_missed = events.heartbeats_missed;
+  res.heartbeat_after_all = hbAfterAll;
+  await waitFor("acks", 10000, async () => (await jsm.consumers.info("NPUSH", "pusher")).num_ack_pending === 0);
+  const after = await jsm.consumers.info("NPUSH", "pusher");
+  res.after = { ack_floor: after.ack_floor.stream_seq, delivered: after.delivered.stream_seq,
+    num_ack_pending: after.num_ack_pending };
+  iter.stop();
+  await nc.drain();
+  return res;
+}
+
+// ------------------------------------------------------------------ pull consume(): idle heartbeats
+
+async function heartbeat(url) {
+  const res = {};
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const j = jetstream(nc);
+  await jsm.streams.add({ name: "NHB", subjects: ["nhb.>"] });
+  await jsm.consumers.add("NHB", { durable_name: "idle", ack_policy: AckPolicy.Explicit });
+  const c = await j.consumers.get("NHB", "idle");
+  // nothing stored: the open pull requests must be kept alive by the server's heartbeats
+  const iter = await c.consume({ max_messages: 10, expires: 2000, idle_heartbeat: 500 });
+  const events = { heartbeat: 0, heartbeats_missed: 0 };
+  (async () => {
+    for await (const st of iter.status()) {
+      if (st.type in events) events[st.type]++;
+    }
+  })();
+  const got = [];
+  const loop = (async () => {
+    for await (const m of iter) {
+      got.push(m.string());
+      m.ack();
+      if (got.length >= 1) break;
+    }
+  })();
+  await waitFor("pull heartbeats", 10000, () => events.heartbeat >= 3);
+  await j.publish("nhb.x", "after idle");
+  await withTimeout(loop, 10000, "message after idle");
+  res.heartbeats_seen = events.heartbeat >= 3;
+  res.heartbeats_missed = events.heartbeats_missed;
+  res.got = got;
+  await nc.drain();
+  return res;
+}
+
 // ------------------------------------------------------------------ KV
 
 function entryView(e) {
@@ -385,7 +474,7 @@ async function kv(url) {
   return res;
 }
 
-const scenarios = { core, js, consume, fetch, kv };
+const scenarios = { core, js, consume, fetch, push, heartbeat, kv };
 const [url, name] = process.argv.slice(2);
 if (!url || !scenarios[name]) fail(`usage: natscompat.mjs <url> <${Object.keys(scenarios).join("|")}>`);
 try {
