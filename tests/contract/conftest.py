@@ -3,7 +3,8 @@
 `store` is a fresh store; `reopen(store)` returns the same data seen through a new store object
 (a clean close and reopen for the file backend, the same object for memory), so the contract is
 checked both live and after a restart. The "file-crash" backend reopens a copy of the directory
-taken without a clean close, which is what a kill -9 leaves behind.
+taken without a clean close, which is what a kill -9 leaves behind; "file-few-fds" keeps at most
+two sealed segments open, so reads keep reopening files.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pyjetstream.jetstream.store import FileStore, MemoryStore
+from pyjetstream.jetstream.store import file as file_mod
 
-BACKENDS = ["memory", "file", "file-small-blocks", "file-crash"]
+BACKENDS = ["memory", "file", "file-small-blocks", "file-crash", "file-few-fds"]
 
 
 class Backend:
@@ -57,7 +59,10 @@ class Backend:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[Backend]:
+    if request.param == "file-few-fds":
+        # Tiny segments and at most two open sealed segments: every read path must reopen.
+        monkeypatch.setattr(file_mod, "_MAX_OPEN", 2)
     b = Backend(request.param, str(tmp_path))
     yield b
     b.close_all()

@@ -392,3 +392,34 @@ def test_kv_updates_reclaim_space_and_survive_restart(tmp_path, restart):
     assert re.state(deleted=True).deleted == sorted(set(range(before.first_seq, before.last_seq + 1))
                                                     - set(live.values()))
     re.close()
+
+
+def test_open_descriptors_stay_bounded(tmp_path, monkeypatch):
+    from pyjetstream.jetstream.store import file as file_mod
+
+    monkeypatch.setattr(file_mod, "_MAX_OPEN", 3)
+    d = str(tmp_path / "s")
+
+    def seg_fds() -> int:
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue  # closed while listing
+            n += target.startswith(d) and target.endswith(".seg")
+        return n
+
+    st = make_store(d, 2000, block_size=4096)
+    assert len(seg_files(d)) > 20
+    assert seg_fds() <= 3 + 1
+    assert_msgs(st, range(1, 2001))  # reading everything reopens and recloses files
+    assert seg_fds() <= 3 + 1
+    for seq in range(5, 2000, 3):
+        st.remove_msg(seq, erase=seq % 2 == 0)
+    image = crash_image(st, str(tmp_path / "img"))
+    st.close()
+    re = FileStore(image, block_size=4096)
+    assert seg_fds() <= 3 + 1
+    assert_msgs(re, [i for i in range(1, 2001) if i < 5 or (i - 5) % 3])
+    re.close()

@@ -45,6 +45,7 @@ import struct
 import threading
 from array import array
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from zlib import crc32
 
@@ -74,6 +75,9 @@ _CHUNK = 64 * 1024
 _SCAN_CHUNK = 1 << 20
 _WBUF_MAX = 1 << 20  # hand buffered records to the OS once this much is pending
 _MIN_REWRITE = 4096  # smaller segments are not worth reclaiming
+# Sealed segments keep a file descriptor only while recently read: a long-lived store can have
+# thousands of segments, and the process's descriptor limit is shared with every client socket.
+_MAX_OPEN = 64
 
 _IDX_MAGIC = b"PJIDX01\n"
 _IDX_HDR = struct.Struct("<QQQI")  # first seq, count, bytes of the segment covered, crc of offsets
@@ -88,7 +92,7 @@ DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 
 
 class _Seg:
-    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size", "ndel")
+    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size", "ndel", "written")
 
     def __init__(self, no: int, path: str, fd: int) -> None:
         self.no = no
@@ -99,6 +103,7 @@ class _Seg:
         self.offs = array("Q")
         self.size = 0  # bytes in the file (records still buffered in memory are not counted)
         self.ndel = 0  # removed messages whose records are still in the file
+        self.written = False  # written through this fd since it was last synced by an eviction
 
 
 class ErrStoreInUse(StoreError):
@@ -142,6 +147,7 @@ class FileStore(StoreCore):
         self._firsts: list[int] = []  # first seq of each segment in _isegs, for bisect
         self._isegs: list[_Seg] = []  # segments holding at least one message
         self._hit: _Seg | None = None
+        self._lru: OrderedDict[_Seg, None] = OrderedDict()  # sealed segments with an open fd
         self._rewrite_due: list[_Seg] = []
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
@@ -177,6 +183,41 @@ class FileStore(StoreCore):
         if create:
             self._dirty.add(self._dirfd)  # the new name must be durable with its first commit
         return seg
+
+    def _fd(self, seg: _Seg) -> int:
+        """The segment's descriptor, reopening a sealed one that was closed to save descriptors."""
+        if seg.fd >= 0:
+            if seg in self._lru:
+                self._lru.move_to_end(seg)
+            return seg.fd
+        seg.fd = os.open(seg.path, os.O_RDWR)
+        self._track(seg)
+        return seg.fd
+
+    def _track(self, seg: _Seg) -> None:
+        """Count a sealed segment's open descriptor against _MAX_OPEN, closing the coldest."""
+        self._lru[seg] = None
+        self._lru.move_to_end(seg)
+        while len(self._lru) > _MAX_OPEN:
+            old, _ = self._lru.popitem(last=False)
+            self._close_seg_fd(old)
+
+    def _close_seg_fd(self, seg: _Seg) -> None:
+        if seg.fd < 0:
+            return
+        self._lru.pop(seg, None)
+        with self._io_lock:
+            if seg.written:
+                # The writer thread may still hold this descriptor number for a later sync;
+                # once closed it could name another file, so make the data durable here.
+                os.fdatasync(seg.fd)
+                seg.written = False
+            self._syncer.forget(seg.fd)
+            self._dirty.discard(seg.fd)
+            os.close(seg.fd)
+            seg.fd = -1
+        if self._rc_seg is seg:
+            self._rc_seg = None
 
     def _reindex(self) -> None:
         self._isegs = [s for s in self._segs if s.offs]
@@ -219,6 +260,7 @@ class FileStore(StoreCore):
         finally:
             view.release()
         tail.size += total
+        tail.written = True
         self._wbuf = bytearray()
         self._dirty.add(tail.fd)
 
@@ -237,6 +279,7 @@ class FileStore(StoreCore):
         self._write_idx(old)
         new = self._open_seg(old.no + 1, create=True)
         self._segs.append(new)
+        self._track(old)
         self._write_snapshot()
         # Rewriting moves records; callers up the stack may hold offsets into `old`, so it
         # waits for a safe point (the end of a removal, or the next group commit).
@@ -275,12 +318,13 @@ class FileStore(StoreCore):
                 (reclen,) = _LEN.unpack_from(buf, p)
                 if p + reclen <= len(buf):
                     return buf, p
-        buf = os.pread(seg.fd, _CHUNK, off)
+        fd = self._fd(seg)
+        buf = os.pread(fd, _CHUNK, off)
         if len(buf) < HS:
             return buf, 0
         (reclen,) = _LEN.unpack_from(buf, 0)
         if reclen > len(buf) and reclen <= _MAX_REC:
-            return os.pread(seg.fd, reclen, off), 0
+            return os.pread(fd, reclen, off), 0
         self._rc_seg = seg
         self._rc_off = off
         self._rc_buf = buf
@@ -600,7 +644,7 @@ class FileStore(StoreCore):
             return
         if self._isegs and seg is self._isegs[0]:
             return  # the oldest segment: removals from the front (work queues, limits) drop it whole
-        data = os.pread(seg.fd, seg.size, 0)
+        data = os.pread(self._fd(seg), seg.size, 0)
         out = bytearray()
         offs = array("Q", [NONE]) * len(seg.offs)
         first = self._first
@@ -640,11 +684,9 @@ class FileStore(StoreCore):
             pass
         os.replace(tmp, seg.path)
         os.fsync(self._dirfd)
-        with self._io_lock:
-            self._syncer.forget(seg.fd)
-            self._dirty.discard(seg.fd)
-            os.close(seg.fd)
-            seg.fd = fd
+        self._close_seg_fd(seg)
+        seg.fd = fd
+        self._track(seg)
         lo = 0
         while lo < len(offs) and offs[lo] == NONE:
             lo += 1
@@ -669,10 +711,12 @@ class FileStore(StoreCore):
         sb = bytes(buf[p + HS:p + HS + slen])
         body = _pack_hdr(reclen, K_ERASED, seq, ts, ttl, slen, hlen) + sb + bytes(reclen - HS - slen - 4)
         rec = body + _pack_crc(crc32(body))
+        fd = self._fd(seg)
         with self._io_lock:
-            os.pwrite(seg.fd, rec, off)  # O_APPEND ignores the offset on Linux for write(), not pwrite
+            os.pwrite(fd, rec, off)
+        seg.written = True
         self._rc_seg = None
-        self._dirty.add(seg.fd)
+        self._dirty.add(fd)
 
     def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int:
         self._check_open()
@@ -710,10 +754,10 @@ class FileStore(StoreCore):
         self._write_out()
         with self._io_lock:
             os.fdatasync(self._segs[-1].fd)
-            for seg in segs[:dead]:
-                self._syncer.forget(seg.fd)
-                self._dirty.discard(seg.fd)
-                os.close(seg.fd)
+        for seg in segs[:dead]:
+            seg.written = False  # its data is being deleted; no need to sync it first
+            self._close_seg_fd(seg)
+            with self._io_lock:
                 for ext in ("seg", "idx"):
                     try:
                         os.unlink(self._seg_path(seg.no, ext))
@@ -877,13 +921,16 @@ class FileStore(StoreCore):
         except _Rescan:
             log.warning("store %s: damage before the snapshot position; rescanning every segment", self._dir)
             for seg in self._segs:
-                os.close(seg.fd)
+                self._close_seg_fd(seg)
             self._reset_state()
             snap = None
             self._stale_idx = []
             self._recover_with(nos, None)
         if not self._segs:
             self._segs.append(self._open_seg(1, create=True))
+        tail = self._segs[-1]
+        self._fd(tail)
+        self._lru.pop(tail, None)  # the tail is written to and always stays open
         self._reindex()
         if self._msgs == 0:
             self._first = self._last + 1
@@ -950,6 +997,7 @@ class FileStore(StoreCore):
         for k, no in enumerate(nos):
             seg = self._open_seg(no, create=False)
             self._segs.append(seg)
+            self._track(seg)
             size = os.fstat(seg.fd).st_size
             covered = self._load_idx(seg, size)
             seg.size = size
@@ -985,11 +1033,13 @@ class FileStore(StoreCore):
 
     def _scan(self, seg: _Seg, start: int, end: int, covered: int, apply: bool, last_seg: bool) -> None:
         """Walk records in [start, end): index those at >= covered, replay them if apply."""
-        fd = seg.fd
         pos = start
         buf = b""
         bpos = start
         while pos < end:
+            # Replaying a compact record reads older segments, which may close this one's
+            # descriptor to stay under _MAX_OPEN: never keep it across records.
+            fd = seg.fd if seg.fd >= 0 else self._fd(seg)
             p = pos - bpos
             if p < 0 or p + HS > len(buf):
                 buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
@@ -1134,7 +1184,7 @@ class FileStore(StoreCore):
         if seq is not None:
             self._gap_hint = seq
         self._lost_reported = True
-        os.ftruncate(seg.fd, pos)
+        os.ftruncate(self._fd(seg), pos)
         seg.size = pos
         self._rc_seg = None  # a cached chunk may hold the bytes just cut, where new records will go
 
@@ -1146,7 +1196,8 @@ class FileStore(StoreCore):
         self._write_out()
         with self._io_lock:
             for seg in self._segs:
-                os.fdatasync(seg.fd)
+                if seg.fd >= 0:
+                    os.fdatasync(seg.fd)
         self._write_idx(self._segs[-1])
         self._write_snapshot()
         self._closed = True
@@ -1158,8 +1209,11 @@ class FileStore(StoreCore):
     def _close_fds(self) -> None:
         with self._io_lock:
             for seg in self._segs:
-                os.close(seg.fd)
+                if seg.fd >= 0:
+                    os.close(seg.fd)
+                    seg.fd = -1
             self._segs = []
+            self._lru.clear()
             os.close(self._dirfd)
             os.close(self._lockfd)  # releases the directory lock
         self._isegs, self._firsts, self._hit, self._rc_seg = [], [], None, None
