@@ -38,6 +38,12 @@ def rss_mib() -> float:
 
 
 def peak_rss_mib() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child started by a big
+    # parent would report the parent's peak.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
