@@ -647,3 +647,20 @@ def test_go_durations():
     assert parse_go_duration("250ms") == 250 * MS
     with pytest.raises(ValueError):
         parse_go_duration("5 parsecs")
+
+
+def test_filter_covering_the_stream_is_no_filter_until_the_stream_grows():
+    clock, store = FakeClock(), MemStore()
+    fill(store, clock, 2, "foo.a")
+    c = make({**PUSH, "filter_subject": "foo.>"}, store, clock)
+    assert c._filters == []
+    c.poll(clock.now)
+    assert len(deliveries(c)) == 2
+    store.store_msg("bar.x", b"", b"x", clock.now)  # the stream now also captures bar.>
+    store.store_msg("foo.b", b"", b"x", clock.now)
+    c.set_stream_subjects(["foo.>", "bar.>"])
+    assert c._filters == ["foo.>"]
+    c.on_new_msg(4, "foo.b", clock.now)
+    assert info(c, clock.now)["num_pending"] == 1
+    c.poll(clock.now)
+    assert [int(r.split(".")[5]) for _, r, _, _ in deliveries(c)] == [4]

@@ -25,6 +25,7 @@ from pyjetstream.jetstream.consumer_config import (
     NS,
     ConsumerConfig,
     format_rfc3339_ns,
+    is_subset,
     subject_matches,
 )
 from pyjetstream.jetstream.store.base import ConsumerState, SequencePair, StoredMsg
@@ -128,7 +129,8 @@ class Consumer:
         self.store = store
         self.wall_offset = wall_offset  # wall ns = now + wall_offset
         self.retention = retention
-        self.stream_subjects = stream_subjects or []
+        self.stream_subjects: list[str] = []
+        self._filters = config.filters
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
@@ -178,6 +180,7 @@ class Consumer:
         self.npcm = 0
         self.npc_valid = False
         self._map_stalled = False
+        self.set_stream_subjects(stream_subjects or [])
 
         # inactivity
         self.last_activity = now
@@ -204,8 +207,19 @@ class Consumer:
     def wall(self, now: int) -> int:
         return now + self.wall_offset
 
-    def matches(self, subject: str) -> bool:
+    def set_stream_subjects(self, subjects: list[str]) -> None:
+        """The stream's subjects (again, after a stream update): a filter that covers all of them
+        is no filter at all, which keeps reads and pending counts on the stores' fast paths."""
+        self.stream_subjects = list(subjects)
         fs = self.cfg.filters
+        if fs and subjects and all(any(is_subset(s, f) for f in fs) for s in subjects):
+            self._filters: list[str] = []
+        else:
+            self._filters = fs
+        self.npc_valid = False
+
+    def matches(self, subject: str) -> bool:
+        fs = self._filters
         if not fs:
             return True
         return any(subject_matches(f, subject) for f in fs)
@@ -220,7 +234,7 @@ class Consumer:
 
     def _load_next(self, start: int) -> tuple[StoredMsg | None, int]:
         """Next matching message at or after start, and the seq searched up to on EOF."""
-        fs = self.cfg.filters
+        fs = self._filters
         if len(fs) <= 1:
             m = self.store.load_next_msg(fs[0] if fs else "", start)
         else:
@@ -343,12 +357,12 @@ class Consumer:
     def _count_pending(self) -> int:
         if self.cfg.deliver_policy == "last_per_subject":
             n = 0
-            for f in self.cfg.filters or [">"]:
+            for f in self._filters or [">"]:
                 for ss in self.store.subjects_state(f).values():
                     if ss.last >= self.sseq:
                         n += 1
             return n
-        fs = self.cfg.filters
+        fs = self._filters
         if len(fs) <= 1:
             return self.store.filtered_state(self.sseq, fs[0] if fs else "").msgs
         return sum(self.store.filtered_state(self.sseq, f).msgs for f in fs)
@@ -912,7 +926,7 @@ class Consumer:
             self._lss_advance()
         # Fast path: the next sequence usually exists and matches.
         msg = self.store.load_msg(self.sseq)
-        if msg is not None and (not self.cfg.filter_subject and not self.cfg.filter_subjects or self.matches(msg.subject)):
+        if msg is not None and (not self._filters or self.matches(msg.subject)):
             return msg, 1, "new"
         msg, upto = self._load_next(self.sseq)
         if msg is None:
@@ -960,6 +974,7 @@ class Consumer:
     def update_config(self, cfg: ConsumerConfig, now: int) -> None:
         old = self.cfg
         self.cfg = cfg
+        self.set_stream_subjects(self.stream_subjects)
         if cfg.deliver_subject != old.deliver_subject and self.is_push:
             # A new deliver subject gets every pending message again.
             for s, p in self.pending.items():

@@ -203,6 +203,9 @@ class ConsumerRunner:
         try:
             core = self.core
             now = self.clock.now()
+            subjects = self.stream.config.subjects
+            if subjects != core.stream_subjects:
+                core.set_stream_subjects(list(subjects or []))
             if core.is_push and not core.active and self._has_interest(core.cfg.deliver_subject):
                 core.set_interest(True, now)
             n = core.poll(now, BATCH)
