@@ -98,7 +98,7 @@ def test_sigkill_kv_writer(tmp_path):
     directory = str(tmp_path / "store")
     rnd = random.Random(99)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    deadline = time.monotonic() + 6
+    deadline = time.monotonic() + 5
     durable: dict[str, int] = {}
     pins: set[int] = set()
     kills = 0

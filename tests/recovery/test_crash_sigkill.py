@@ -95,7 +95,7 @@ def test_sigkill_loop_keeps_every_durable_message(tmp_path, mode):
     directory = str(tmp_path / "store")
     rnd = random.Random(1234)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    deadline = time.monotonic() + 6
+    deadline = time.monotonic() + 5
     acked = removed = attempted = 0
     kills = 0
     while time.monotonic() < deadline or kills < 5:
