@@ -428,6 +428,19 @@ func scenarioJS(url string) result {
 		full = append(full, ackView(js.Publish("full.x", []byte("x"))))
 	}
 	res["discard_new_full"] = full
+	// The byte limit: how many equal messages fit depends on how the store counts bytes.
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_BYTES", Subjects: []string{"bytes.>"},
+		MaxBytes: 1000, Discard: nats.DiscardNew})
+	must(err, "add bytes stream")
+	accepted := 0
+	var lastErr error
+	for accepted < 100 {
+		if _, lastErr = js.Publish("bytes.x", []byte("0123456789")); lastErr != nil {
+			break
+		}
+		accepted++
+	}
+	res["max_bytes_discard_new"] = result{"accepted": accepted, "error": apiErr(lastErr)}
 	must(js.PurgeStream("COMPAT_JS"), "purge")
 	info, err = js.StreamInfo("COMPAT_JS")
 	must(err, "stream info")
