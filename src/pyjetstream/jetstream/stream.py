@@ -291,6 +291,13 @@ class Stream:
             ttl_txt = h.get(HDR_TTL)
             if ttl_txt and not cfg.allow_msg_ttl:
                 raise errors.message_ttl_disabled()
+            # the duplicate check comes before the expectations, as in nats-server 2.9: a retried
+            # publish gets its original PubAck even though the stream has moved on since
+            msg_id = h.get(HDR_MSG_ID, "")
+            if msg_id:
+                entry = self._dedupe.get(msg_id)
+                if entry is not None and now - entry[1] <= cfg.duplicate_window:
+                    return entry[0], True
             exp = h.get(HDR_EXPECTED_LAST_SUBJ_SEQ)
             if exp is not None:
                 # the check may name another (even wildcard) subject than the one published to
@@ -305,11 +312,6 @@ class Stream:
                 actual = store.state().last_seq
                 if not exp.isdigit() or int(exp) != actual:
                     raise errors.stream_wrong_last_sequence(seq=actual)
-            msg_id = h.get(HDR_MSG_ID, "")
-            if msg_id:
-                entry = self._dedupe.get(msg_id)
-                if entry is not None and now - entry[1] <= cfg.duplicate_window:
-                    return entry[0], True
             exp = h.get(HDR_EXPECTED_LAST_MSG_ID)
             if exp and exp != self._last_msg_id:
                 raise errors.stream_wrong_last_msg_id(id=self._last_msg_id)
@@ -345,9 +347,10 @@ class Stream:
             self._dedupe.move_to_end(msg_id)
             self._expire_dedupe(now)
         self._last_msg_id = msg_id
+        # limits first, roll-up second: nats-server's store applies the limits as it stores
+        self._enforce_limits(subject, seq)
         if rollup:
             self._rollup(rollup, subject, seq)
-        self._enforce_limits(subject, seq)
         if ttl_ns > 0:
             heapq.heappush(self._ttl_heap, (now + ttl_ns, seq))
         if ttl_ns > 0 or cfg.max_age:
@@ -367,19 +370,31 @@ class Stream:
         return False
 
     def _check_discard_new(self, subject: str, hdr: bytes, payload: bytes, rollup: bool) -> None:
+        """nats-server's discard-new rules. A subject already at max_msgs_per_subject is
+        "at its limit": storing drops that subject's oldest message, so the stream-wide
+        message limit does not refuse it, and the byte limit only if the dropped message is
+        smaller than the new one."""
         cfg = self.config
+        store = self.store
+        at_subject_limit = False
+        oldest_on_subject = 0
+        if cfg.max_msgs_per_subject > 0:
+            ss = store.subjects_state(subject).get(subject)
+            if ss is not None and ss.msgs >= cfg.max_msgs_per_subject:
+                # a roll-up replaces the subject's messages, so the per-subject limit spares it
+                if cfg.discard_new_per_subject and not rollup:
+                    raise errors.stream_store_failed(err="maximum messages per subject exceeded")
+                at_subject_limit = True
+                oldest_on_subject = ss.first
         if cfg.max_msgs > 0 or cfg.max_bytes > 0:
-            st = self.store.state()
-            if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs:
+            st = store.state()
+            if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs and not at_subject_limit:
                 raise errors.stream_store_failed(err="maximum messages exceeded")
             size = len(subject) + len(hdr) + len(payload) + 16
             if cfg.max_bytes > 0 and st.bytes + size > cfg.max_bytes:
-                raise errors.stream_store_failed(err="maximum bytes exceeded")
-        # a roll-up replaces the subject's messages, so only the per-subject limit spares it
-        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0 and not rollup:
-            ss = self.store.subjects_state(subject).get(subject)
-            if ss is not None and ss.msgs >= cfg.max_msgs_per_subject:
-                raise errors.stream_store_failed(err="maximum messages per subject exceeded")
+                old = store.load_msg(oldest_on_subject) if at_subject_limit else None
+                if old is None or old.size < size:
+                    raise errors.stream_store_failed(err="maximum bytes exceeded")
 
     def _enforce_limits(self, subject: str, seq: int) -> None:
         cfg = self.config
