@@ -237,7 +237,8 @@ class ConsumerRunner:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self.loop.call_at(at / 1e9, self._on_timer)
+        # relative to the injected clock, so a test clock never fires the loop's timer early
+        self._timer = self.loop.call_later(max(0.0, (at - now) / 1e9), self._on_timer)
 
     def _flush(self) -> None:
         """Publish what the state machine emitted, in order."""

@@ -1,0 +1,175 @@
+"""The asyncio shell: one timer at the state machine's earliest deadline, coalesced wake-ups,
+publishing, stream acks and persistence, with a fake server, fake stream and fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from pyjetstream.jetstream.consumer_config import ConsumerConfig, apply_defaults
+from pyjetstream.jetstream.consumer_runner import ConsumerRunner
+from pyjetstream.jetstream.store.base import ConsumerState
+from pyjetstream.subjects import subject_matches
+
+from .fakes import NS, MemStore
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.subs: list[tuple[str, object]] = []
+        self.sent: list[tuple[str, str, bytes | None, bytes]] = []
+        self.listening: set[str] = set()
+
+    def subscribe_internal(self, account, subject, cb, queue=None):
+        self.subs.append((subject, cb))
+        return (subject, cb)
+
+    def unsubscribe_internal(self, sub):
+        self.subs.remove(sub)
+
+    def has_interest(self, account, subject):
+        return subject in self.listening
+
+    def publish(self, account, subject, reply, hdr, payload):
+        n = 0
+        for s, cb in list(self.subs):
+            if subject_matches(s, subject):
+                cb(None, None, subject, reply, hdr, payload)
+                n += 1
+        if subject in self.listening:
+            self.sent.append((subject, reply, hdr, payload))
+            n += 1
+        return n
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 10 * NS
+
+    def now(self) -> int:
+        return self.t
+
+    def wall(self) -> int:
+        return 1_700_000_000 * NS + self.t
+
+
+class CStore:
+    def __init__(self) -> None:
+        self.states: list[ConsumerState] = []
+        self.configs: list[bytes] = []
+        self.closed = self.deleted = False
+
+    def update(self, st):
+        self.states.append(st)
+
+    def update_config(self, raw):
+        self.configs.append(raw)
+
+    def commit(self, on_durable):
+        on_durable()
+
+    def close(self):
+        self.closed = True
+
+    def delete(self):
+        self.deleted = True
+
+
+def make_stream(store: MemStore, retention: str = "limits"):
+    bus = Bus()
+    acked: list[int] = []
+    stream = SimpleNamespace(
+        name="S", store=store, config=SimpleNamespace(retention=retention, subjects=["foo.>"]),
+        jsa=SimpleNamespace(server=bus, account="$G"),
+        ack_msg=lambda seq, c: acked.append(seq),
+        removed=[], remove_consumer=lambda name: stream.removed.append(name),
+    )
+    return stream, bus, acked
+
+
+def cfg(**kw) -> ConsumerConfig:
+    c = ConsumerConfig.from_json({"durable_name": "D", "deliver_subject": "dlv", "ack_policy": "explicit", **kw})
+    apply_defaults(c)
+    return c
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_acks_coalesce_into_one_run_and_timer_tracks_deadline():
+    store = MemStore()
+    for _ in range(5):
+        store.store_msg("foo.a", b"", b"x", 1)
+    stream, bus, acked = make_stream(store, retention="interest")
+    bus.listening.add("dlv")
+    clock, cs = Clock(), CStore()
+    r = ConsumerRunner(stream, "D", cfg(ack_wait=2 * NS), cstore=cs, clock=clock)
+    runs = 0
+    orig = r.core.poll
+
+    def counting(now, max_msgs=1 << 30):
+        nonlocal runs
+        runs += 1
+        return orig(now, max_msgs)
+
+    r.core.poll = counting
+    await settle()
+    assert [d[1].split(".")[5] for d in bus.sent] == ["1", "2", "3", "4", "5"]
+    assert r._timer_at == r.core.next_deadline() == clock.now() + 2 * NS + 1_000_000
+    runs = 0
+    ack_cb = bus.subs[0][1]
+    for _, reply, _, _ in bus.sent[:3]:
+        ack_cb(None, None, reply, "", None, b"+ACK")
+    await settle()
+    assert runs == 1, runs  # three acks, one wake-up
+    assert acked == [1, 2, 3]  # interest retention hears of each ack
+    assert cs.states[-1].ack_floor.stream_seq == 3 and set(cs.states[-1].pending) == {4, 5}
+    # the timer fires at the deadline and the two unacked messages come back
+    bus.sent.clear()
+    clock.t += 3 * NS
+    r._on_timer()
+    assert sorted(d[1].split(".")[5] for d in bus.sent) == ["4", "5"]
+    assert all(d[1].split(".")[4] == "2" for d in bus.sent)
+    r.stop()
+    assert cs.closed and not bus.subs and r._timer is None
+
+
+async def test_no_listener_pauses_then_resumes_and_inactive_consumer_deletes_itself():
+    store = MemStore()
+    store.store_msg("foo.a", b"", b"x", 1)
+    stream, bus, _ = make_stream(store)
+    clock = Clock()
+    r = ConsumerRunner(stream, "E", cfg(durable_name="", inactive_threshold=NS), clock=clock)
+    await settle()
+    assert bus.sent == [] and "push_bound" not in r.info()
+    bus.listening.add("dlv")
+    clock.t += 200_000_000
+    r._on_timer()  # the interest re-check finds the subscriber
+    assert len(bus.sent) == 1 and r.info()["push_bound"]
+    bus.listening.clear()
+    assert "push_bound" not in r.info()
+    clock.t += NS + 1
+    r._on_timer()
+    assert stream.removed == ["E"] and r.closed
+
+
+async def test_ack_sync_reply_waits_for_the_state_store():
+    store = MemStore()
+    store.store_msg("foo.a", b"", b"x", 1)
+    stream, bus, _ = make_stream(store)
+    bus.listening.update({"dlv", "_INBOX.ack"})
+    later: list = []
+    cs = CStore()
+    cs.commit = later.append  # durability arrives when we say so
+    r = ConsumerRunner(stream, "D", cfg(), cstore=cs, clock=Clock())
+    await settle()
+    reply = bus.sent[0][1]
+    bus.subs[0][1](None, None, reply, "_INBOX.ack", None, b"+ACK")
+    await settle()
+    assert [s for s in bus.sent if s[0] == "_INBOX.ack"] == []
+    later[0]()
+    assert [s[0] for s in bus.sent if s[0] == "_INBOX.ack"] == ["_INBOX.ack"]
+    r.stop(delete=True)
+    assert cs.deleted
