@@ -291,7 +291,58 @@ async def scenario_purge_and_limits(nc: nats.NATS) -> list:
     return rec.steps
 
 
-SCENARIOS = [scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
+async def scenario_create_paths(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "C")
+    await api(nc, "STREAM.CREATE.C", {"name": "C", "subjects": ["c.>"], "storage": "memory"})
+    await pub(nc, "c.a", n=2)
+
+    async def raw(subject: str, body: dict) -> Any:
+        r = await api(nc, subject, body)
+        r.pop("type", None)
+        r = _norm(r)
+        if "name" in r and "durable_name" not in r.get("config", {}):
+            r["name"] = "<ephemeral>"  # random names
+            r["config"].pop("name", None)
+        return r
+
+    rec.note("legacy durable", await raw("CONSUMER.DURABLE.CREATE.C.dd", {
+        "stream_name": "C", "config": {"durable_name": "dd", "ack_policy": "explicit",
+                                       "backoff": [500_000_000, 2_000_000_000], "max_deliver": 5}}))
+    rec.note("legacy durable name mismatch", await raw("CONSUMER.DURABLE.CREATE.C.dd", {
+        "stream_name": "C", "config": {"durable_name": "other", "ack_policy": "explicit"}}))
+    rec.note("legacy durable without name", await raw("CONSUMER.DURABLE.CREATE.C.dd", {
+        "stream_name": "C", "config": {"ack_policy": "explicit"}}))
+    rec.note("legacy ephemeral with durable", await raw("CONSUMER.CREATE.C", {
+        "stream_name": "C", "config": {"durable_name": "x", "ack_policy": "explicit"}}))
+    rec.note("legacy ephemeral push", await raw("CONSUMER.CREATE.C", {
+        "stream_name": "C", "config": {"deliver_subject": "eph.dlv", "ack_policy": "none"}}))
+    rec.note("ephemeral pull", await raw("CONSUMER.CREATE.C", {
+        "stream_name": "C", "config": {"ack_policy": "explicit", "inactive_threshold": 10_000_000_000}}))
+    rec.note("named with filter in subject", await raw("CONSUMER.CREATE.C.nf.c.a", {
+        "stream_name": "C", "config": {"durable_name": "nf", "filter_subject": "c.a", "ack_policy": "explicit"}}))
+    rec.note("stream mismatch", await raw("CONSUMER.CREATE.C.zz", {
+        "stream_name": "D", "config": {"durable_name": "zz"}}))
+    rec.note("no such stream", await raw("CONSUMER.CREATE.NOPE.zz", {
+        "stream_name": "NOPE", "config": {"durable_name": "zz"}}))
+    rec.note("bad json", await raw("CONSUMER.CREATE.C.zz", b"{nope"))  # type: ignore[arg-type]
+    rec.note("update ack wait", await raw("CONSUMER.CREATE.C.nf", {
+        "stream_name": "C", "config": {"durable_name": "nf", "filter_subject": "c.a", "ack_policy": "explicit",
+                                       "ack_wait": 5_000_000_000, "description": "d"}}))
+    rec.note("update deliver policy", await raw("CONSUMER.CREATE.C.nf", {
+        "stream_name": "C", "config": {"durable_name": "nf", "filter_subject": "c.a", "ack_policy": "explicit",
+                                       "deliver_policy": "new"}}))
+    rec.note("update push to pull", await raw("CONSUMER.CREATE.C.dd", {
+        "stream_name": "C", "config": {"durable_name": "dd", "ack_policy": "explicit",
+                                       "deliver_subject": "x.y"}}))
+    info = await api(nc, "CONSUMER.INFO.C.missing")
+    rec.note("info missing", info)
+    lst = await api(nc, "CONSUMER.LIST.C")
+    rec.note("list", (lst["total"], sorted(c["name"] for c in lst["consumers"]
+                                           if "durable_name" in c["config"])))
+    return rec.steps
+
+
+SCENARIOS = [scenario_create_paths, scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
              scenario_retention, scenario_purge_and_limits]
 
 

@@ -465,6 +465,8 @@ def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
         raise refuse("heart beats can not be updated")
     if old.flow_control != new.flow_control:
         raise refuse("flow control can not be updated")
+    if old.max_waiting != new.max_waiting:
+        raise refuse("max waiting can not be updated")
     if old.mem_storage != new.mem_storage:
         raise refuse("can not update memory storage setting")
     if old.deliver_subject != new.deliver_subject:
