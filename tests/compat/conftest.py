@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,20 @@ def node_client() -> Path:
     return script
 
 
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 @dataclass
 class ClientRun:
     kind: str
@@ -139,18 +153,20 @@ RunBoth = Callable[..., dict[str, ClientRun]]
 def run_both(tmp_path_factory: pytest.TempPathFactory) -> RunBoth:
     """Run the same client command against a fresh pyjetstream and a fresh nats-server
     (JetStream on, file store, new directories), both at once; `{url}` in the command is
-    replaced by each server's URL. With `restart_marker`, when the client prints that line
+    replaced by each server's URL; `server_args` are extra flags for both. With `restart_marker`, when the client prints that line
     the server is stopped and started again on the same port and store, and the client is
     told to go on by a line on its stdin. Both servers are stopped before this returns."""
     if not have_nats_server():
         pytest.skip("reference nats-server not installed")
 
-    def run(label: str, cmd: list[str], restart_marker: str | None = None) -> dict[str, ClientRun]:
+    def run(label: str, cmd: list[str], restart_marker: str | None = None,
+            server_args: Sequence[str] = ()) -> dict[str, ClientRun]:
         base = tmp_path_factory.mktemp(label)
         servers: dict[str, ServerProc] = {}
 
         def start(kind: str, port: int | None = None) -> None:
-            servers[kind] = start_server(kind, base / kind, "-js", "-sd", str(base / kind / "store"), port=port)
+            servers[kind] = start_server(kind, base / kind, "-js", "-sd", str(base / kind / "store"),
+                                         *server_args, port=port)
 
         procs: dict[str, subprocess.Popen[str]] = {}
         try:

@@ -43,9 +43,10 @@ _PROBE_RECORD = 22 + len("bytes.x") + 10 + 8
 
 
 @cache
-def _reports(run_both: RunBoth, binary: Path, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    runs = run_both(f"go-{scenario}", [str(binary), "-url", "{url}", scenario],
-                    restart_marker="RESTART" if scenario == "restart" else None)
+def _reports(run_both: RunBoth, binary: Path, scenario: str, server_args: tuple[str, ...] = (),
+             client_args: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    runs = run_both(f"go-{scenario}", [str(binary), "-url", "{url}", *client_args, scenario],
+                    restart_marker="RESTART" if scenario == "restart" else None, server_args=server_args)
     return runs["nats-server"].json(), runs["pyjetstream"].json()
 
 
@@ -210,3 +211,51 @@ def test_go_max_bytes_discard_new_refuses(reports) -> None:
 def test_go_max_bytes_admits_what_nats_server_admits(reports) -> None:
     _, ours = reports("js")
     assert ours["max_bytes_discard_new"]["accepted"] == 1000 // _PROBE_RECORD
+
+
+# ------------------------------------------------------------------ authentication and TLS
+
+_USER, _PASS, _TOKEN = "compat", "s3cret", "t0ken-compat"
+
+
+def _compare(ref: dict[str, Any], ours: dict[str, Any]) -> None:
+    diffs = diff_paths(ref, ours)
+    assert not diffs, "nats.go sees pyjetstream differ from nats-server:\n" + "\n".join(diffs)
+
+
+def _works(r: Any) -> bool:
+    return isinstance(r, dict) and r.get("msg") == "hello" and r.get("reply") == "pong"
+
+
+def test_go_user_password(run_both: RunBoth, go_client: Path) -> None:
+    ref, ours = _reports(run_both, go_client, "auth", ("--user", _USER, "--pass", _PASS),
+                         ("-user", _USER, "-pass", _PASS))
+    for r in (ref, ours):
+        for refused in ("no_credentials", "wrong_password", "unknown_user", "token_instead"):
+            assert r[refused] == {"connect_error": "nats: Authorization Violation"}, refused
+        assert _works(r["user_info"]) and _works(r["in_url"])
+        assert r["user_info"]["auth_required"] is True
+    _compare(ref, ours)
+
+
+def test_go_token(run_both: RunBoth, go_client: Path) -> None:
+    ref, ours = _reports(run_both, go_client, "token", ("--auth", _TOKEN), ("-token", _TOKEN))
+    for r in (ref, ours):
+        for refused in ("no_credentials", "wrong_token", "user_instead"):
+            assert r[refused] == {"connect_error": "nats: Authorization Violation"}, refused
+        assert _works(r["token"]) and _works(r["in_url"])
+    _compare(ref, ours)
+
+
+def test_go_tls(run_both: RunBoth, go_client: Path, tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    ref, ours = _reports(run_both, go_client, "tls", ("--tls", "--tlscert", str(cert), "--tlskey", str(key)),
+                         ("-ca", str(cert)))
+    for r in (ref, ours):
+        # nats.go upgrades to TLS when INFO says tls_required, so both fail on the certificate
+        assert r["plain_client"] == {"connect_error": "x509: certificate signed by unknown authority"}
+        assert r["untrusted_ca"] == r["plain_client"]
+        assert _works(r["trusted_ca"]) and r["trusted_ca"]["tls_required"] is True
+        assert _works(r["tls_url"])
+        assert r["js_over_tls"] == {"fetched": 100}
+    _compare(ref, ours)

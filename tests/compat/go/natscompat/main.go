@@ -6,7 +6,10 @@
 // server ids or timing-dependent counts) so that the output of two servers can be compared
 // byte for byte by tests/compat/test_go_client.py. Usage:
 //
-//	natscompat -url nats://127.0.0.1:4222 <core|js|push|flow|pull|kv|obj|restart>
+//	natscompat -url nats://127.0.0.1:4222 <scenario>
+//
+// Scenarios: core js push flow pull kv obj restart auth token tls (the last three need
+// -user/-pass, -token or -ca, matching how the test started the server).
 package main
 
 import (
@@ -26,6 +29,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 )
+
+// creds holds what the auth, token and tls scenarios need to know about the server.
+var creds struct{ user, pass, token, ca string }
 
 // result collects a scenario's observations in insertion order of keys is not needed:
 // encoding/json sorts map keys, which keeps the output canonical.
@@ -114,14 +120,18 @@ func (e *errList) list() []string {
 
 func main() {
 	url := flag.String("url", nats.DefaultURL, "server URL")
+	flag.StringVar(&creds.user, "user", "", "user the server requires (auth scenario)")
+	flag.StringVar(&creds.pass, "pass", "", "password the server requires (auth scenario)")
+	flag.StringVar(&creds.token, "token", "", "token the server requires (token scenario)")
+	flag.StringVar(&creds.ca, "ca", "", "CA file for the server's certificate (tls scenario)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull, kv, obj or restart"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, kv, obj, restart, auth, token or tls"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
 		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
-		"restart": scenarioRestart,
+		"restart": scenarioRestart, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -1165,5 +1175,105 @@ func scenarioRestart(url string) result {
 	si, err := js.StreamInfo("sap")
 	must(err, "stream info")
 	res["stream_after"] = stateView(si.State)
+	return res
+}
+
+// ---------------------------------------------------------------- authentication and TLS
+
+// roundTrip checks a connection really works: a subscription sees a publish and a request
+// gets its reply.
+func roundTrip(nc *nats.Conn) interface{} {
+	sub, err := nc.SubscribeSync("compat.rt")
+	if err != nil {
+		return errText(err)
+	}
+	svc, err := nc.Subscribe("compat.rt.svc", func(m *nats.Msg) { _ = m.Respond([]byte("pong")) })
+	if err != nil {
+		return errText(err)
+	}
+	defer func() { _ = sub.Unsubscribe(); _ = svc.Unsubscribe() }()
+	if err := nc.Publish("compat.rt", []byte("hello")); err != nil {
+		return errText(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		return errText(err)
+	}
+	r, err := nc.Request("compat.rt.svc", nil, 5*time.Second)
+	if err != nil {
+		return errText(err)
+	}
+	return result{"msg": string(m.Data), "reply": string(r.Data), "auth_required": nc.AuthRequired(),
+		"tls_required": nc.TLSRequired()}
+}
+
+// attempt connects with the given options and reports either the connect error or a round trip.
+func attempt(url string, opts ...nats.Option) interface{} {
+	opts = append(opts, nats.NoReconnect(), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return result{"connect_error": errText(err)}
+	}
+	defer nc.Close()
+	return roundTrip(nc)
+}
+
+func withUserInfo(url, userinfo string) string {
+	return strings.Replace(url, "nats://", "nats://"+userinfo+"@", 1)
+}
+
+func scenarioAuth(url string) result {
+	return result{
+		"no_credentials": attempt(url),
+		"wrong_password": attempt(url, nats.UserInfo(creds.user, creds.pass+"x")),
+		"unknown_user":   attempt(url, nats.UserInfo("nobody", creds.pass)),
+		"user_info":      attempt(url, nats.UserInfo(creds.user, creds.pass)),
+		"in_url":         attempt(withUserInfo(url, creds.user+":"+creds.pass)),
+		"token_instead":  attempt(url, nats.Token(creds.pass)),
+	}
+}
+
+func scenarioToken(url string) result {
+	return result{
+		"no_credentials": attempt(url),
+		"wrong_token":    attempt(url, nats.Token(creds.token+"x")),
+		"token":          attempt(url, nats.Token(creds.token)),
+		"in_url":         attempt(withUserInfo(url, creds.token)),
+		"user_instead":   attempt(url, nats.UserInfo(creds.token, creds.token)),
+	}
+}
+
+func scenarioTLS(url string) result {
+	res := result{
+		"plain_client": attempt(url),
+		"untrusted_ca": attempt(url, nats.Secure()),
+		"trusted_ca":   attempt(url, nats.RootCAs(creds.ca)),
+		"tls_url":      attempt(strings.Replace(url, "nats://", "tls://", 1), nats.RootCAs(creds.ca)),
+	}
+	// JetStream over the TLS connection, with an async publish burst.
+	nc, err := nats.Connect(url, nats.RootCAs(creds.ca), nats.NoReconnect())
+	must(err, "connect tls")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "TLS", Subjects: []string{"tls.>"}})
+	must(err, "add stream")
+	for i := 0; i < 100; i++ {
+		_, err := js.PublishAsync("tls.x", bytes.Repeat([]byte("t"), 1000))
+		must(err, "publish async")
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(15 * time.Second):
+		fail(errors.New("publish async over tls did not complete"))
+	}
+	sub, err := js.PullSubscribe("tls.x", "tlsdur")
+	must(err, "pull subscribe")
+	msgs, err := sub.Fetch(100, nats.MaxWait(5*time.Second))
+	must(err, "fetch")
+	for _, m := range msgs {
+		must(m.Ack(), "ack")
+	}
+	res["js_over_tls"] = result{"fetched": len(msgs)}
 	return res
 }
