@@ -342,7 +342,30 @@ async def scenario_create_paths(nc: nats.NATS) -> list:
     return rec.steps
 
 
-SCENARIOS = [scenario_create_paths, scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
+async def scenario_redelivery(nc: nats.NATS) -> list:
+    rec = Recorder(nc, "RD")
+    await api(nc, "STREAM.CREATE.RD", {"name": "RD", "subjects": ["rd.>"], "storage": "memory"})
+    await pub(nc, "rd.a", n=4)
+    sub = await nc.subscribe("rdx.dlv")
+    await create(nc, "RD", "r", {"durable_name": "r", "deliver_subject": "rdx.dlv", "ack_policy": "explicit",
+                                 "ack_wait": 300_000_000, "max_ack_pending": 2})
+    first = [await sub.next_msg(timeout=3) for _ in range(2)]
+    rec.note("first", [m.reply.split(".")[4:7] for m in first])
+    again = [await sub.next_msg(timeout=3) for _ in range(2)]  # after ack_wait, max_ack_pending holds 3 and 4
+    rec.note("redelivered", [m.reply.split(".")[4:7] for m in again])
+    await rec.info("after redelivery", "r")
+    await acked(nc, again[0].reply, b"+ACK")
+    nxt = await sub.next_msg(timeout=3)
+    rec.note("third", nxt.reply.split(".")[4:7])
+    await acked(nc, again[1].reply, b"+ACK")
+    await acked(nc, nxt.reply, b"+ACK")
+    last = await sub.next_msg(timeout=3)
+    await acked(nc, last.reply, b"+ACK")
+    await rec.info("all acked", "r")
+    return rec.steps
+
+
+SCENARIOS = [scenario_create_paths, scenario_redelivery, scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
              scenario_retention, scenario_purge_and_limits]
 
 
