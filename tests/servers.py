@@ -212,7 +212,11 @@ class RawClient:
         self.info = json.loads(line[5:]) if line.startswith(b"INFO ") else {}
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        """Send; a peer that has already closed is recorded (`closed`), not raised."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.closed = True
 
     def _recv(self, deadline: float) -> bool:
         left = deadline - time.monotonic()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyjetstream.server")
 
+FIRST_PING = 2.0
 PONG = b"PONG\r\n"
 PING = b"PING\r\n"
 OK = b"+OK\r\n"
@@ -142,7 +143,9 @@ class ClientConnection(asyncio.Protocol):
         loop = server.loop
         if server.auth.required:
             self._auth_handle = loop.call_later(server.opts.auth_timeout, self._auth_timeout)
-        self._ping_handle = loop.call_later(server.opts.ping_interval, self._ping_timer)
+        # nats-server pings a new client early (after at most 2 s) to learn its round trip,
+        # then every ping_interval.
+        self._ping_handle = loop.call_later(min(server.opts.ping_interval, FIRST_PING), self._ping_timer)
         if server.ssl_context is not None:
             self._tls_pending = True
             loop.create_task(self._upgrade_tls(server.ssl_context))
@@ -364,9 +367,8 @@ class ClientConnection(asyncio.Protocol):
             return
         subject = subject_b.decode("utf-8", "replace")
         queue = queue_b.decode("utf-8", "replace") if queue_b else None
-        if not is_valid_subject(subject) or (queue is not None and not is_valid_queue_name(queue)):
-            self.send_err("Invalid Subject")
-            return
+        # nats-server's order: permissions first; a sid already in use is then a silent no-op,
+        # and only a new subscription's subject is validated (by inserting it).
         if self.perms is not None and not self.perms.can_subscribe(subject):
             if queue:
                 self.send_err(f'Permissions Violation for Subscription to "{subject}" using queue "{queue}"')
@@ -374,6 +376,9 @@ class ClientConnection(asyncio.Protocol):
                 self.send_err(f'Permissions Violation for Subscription to "{subject}"')
             return
         if sid not in self.subs:
+            if not is_valid_subject(subject) or (queue is not None and not is_valid_queue_name(queue)):
+                self.send_err("Invalid Subject")
+                return
             sub = Subscription(subject, queue, sid, self, self.account)
             self.subs[sid] = sub
             self.account.sublist.insert(sub)
