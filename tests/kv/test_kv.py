@@ -11,7 +11,7 @@ from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundErro
 from .conftest import eventually
 
 
-@pytest.fixture(params=[StorageType.MEMORY], ids=["memory"])
+@pytest.fixture(params=[StorageType.MEMORY, StorageType.FILE], ids=["memory", "file"])
 def storage(request):
     return request.param
 

@@ -10,9 +10,10 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import ObjectNotFoundError
 
 
-async def test_put_get_info_list_delete(nc):
+@pytest.mark.parametrize("storage", [StorageType.MEMORY, StorageType.FILE], ids=["memory", "file"])
+async def test_put_get_info_list_delete(nc, storage):
     js = nc.jetstream()
-    obs = await js.create_object_store("files", config=ObjectStoreConfig(storage=StorageType.MEMORY))
+    obs = await js.create_object_store("files", config=ObjectStoreConfig(storage=storage))
     big = hashlib.sha256(b"seed").digest() * 20_000  # 640 KB: five chunks
     info = await obs.put("big.bin", big)
     assert info.size == len(big) and info.chunks == 5
