@@ -19,7 +19,7 @@ import pytest
 from .compare import diff_paths, get_path, without
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "push", "flow", "pull", "kv", "obj", "restart")
+SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "kv", "obj", "restart")
 
 # Paths left out of the report comparison, each with the reason; every one has its own test
 # below (a strict xfail where pyjetstream is the one that differs, so a fix shows up).
@@ -107,6 +107,9 @@ def _check_push(r: dict[str, Any]) -> None:
     assert r["consumer_after_acks"]["num_redelivered"] == 0
     assert r["state_after_acks"]["msgs"] == 0  # acked by the only interested consumer
     assert r["push_bound_after_unsubscribe"] is False
+    assert [(c["name"], c["push_bound"]) for c in r["consumers_listed"]] == [
+        (r["consumer_created"]["name"], True)]
+    assert r["second_bind"] == "consumer is already bound to a subscription"
     assert r["async_errors"] == []
 
 
@@ -132,6 +135,18 @@ def _check_pull(r: dict[str, Any]) -> None:
     assert [m["data"] for m in r["fetch_waiting"]["msgs"]] == ["late"]
     assert r["final"]["ack_floor"] == {"consumer_seq": 12, "stream_seq": 11}
     assert r["final"]["num_ack_pending"] == 0
+
+
+def _check_subs(r: dict[str, Any]) -> None:
+    assert r["ephemeral_sync"] == ["s1", "s2", "s3", "s4", "s5"]
+    assert r["double_ack"] == "nats: message was already acknowledged"
+    assert r["ephemeral_info"] == {"durable": "", "ack_floor_stream_seq": 5, "num_pending": 0, "push_bound": True}
+    assert r["ephemeral_deleted"] is True
+    assert r["start_options"] == {"start_seq_3": ["s3", "s4", "s5"], "last": ["s5"],
+                                  "last_per_subject": ["s1", "s2", "s3", "s4", "s5"]}
+    assert r["chan"] == {"subject": "subs.2", "data": "s2"}
+    assert r["headers_only"] == {"data": "", "size": "2"}
+    assert r["no_stream"] == "nats: no stream matches subject"
 
 
 def _check_kv(r: dict[str, Any]) -> None:
@@ -178,7 +193,7 @@ def _check_restart(r: dict[str, Any]) -> None:
 
 
 CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _check_flow,
-          "pull": _check_pull, "kv": _check_kv, "obj": _check_obj,
+          "pull": _check_pull, "subs": _check_subs, "kv": _check_kv, "obj": _check_obj,
           "restart": _check_restart}
 
 

@@ -8,7 +8,7 @@
 //
 //	natscompat -url nats://127.0.0.1:4222 <scenario>
 //
-// Scenarios: core js push flow pull kv obj restart auth token tls (the last three need
+// Scenarios: core js push flow pull subs kv obj restart auth token tls (the last three need
 // -user/-pass, -token or -ca, matching how the test started the server).
 package main
 
@@ -126,12 +126,12 @@ func main() {
 	flag.StringVar(&creds.ca, "ca", "", "CA file for the server's certificate (tls scenario)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull, kv, obj, restart, auth, token or tls"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, kv, obj, restart, auth, token or tls"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
 		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
-		"restart": scenarioRestart, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
+		"restart": scenarioRestart, "subs": scenarioSubs, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -611,6 +611,17 @@ func scenarioPush(url string) result {
 	si, err = js.StreamInfo("sap")
 	must(err, "stream info")
 	res["state_after_acks"] = stateView(si.State)
+
+	// What the manager's startup cleanup reads: every consumer of the stream, push-bound or not.
+	var listed []result
+	for info := range js.Consumers("sap") {
+		listed = append(listed, result{"name": info.Name, "push_bound": info.PushBound,
+			"filter": info.Config.FilterSubject, "description": info.Config.Description})
+	}
+	res["consumers_listed"] = listed
+	// A second bind to a push consumer that already has a subscriber is refused by nats.go.
+	_, err = js.Subscribe(subject, func(*nats.Msg) {}, nats.Bind("sap", durable), nats.ManualAck())
+	res["second_bind"] = errText(err)
 
 	// Raise max ack pending in place, as the manager does when maxInFlightMessages changes.
 	cfg := ci.Config
@@ -1275,5 +1286,91 @@ func scenarioTLS(url string) result {
 		must(m.Ack(), "ack")
 	}
 	res["js_over_tls"] = result{"fetched": len(msgs)}
+	return res
+}
+
+// ---------------------------------------------------------------- other JetStream subscriptions
+
+func scenarioSubs(url string) result {
+	res := result{}
+	nc := connect(url, "compat-subs")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "SUBS", Subjects: []string{"subs.>"}})
+	must(err, "add stream")
+	for i := 1; i <= 5; i++ {
+		_, err := js.Publish(fmt.Sprintf("subs.%d", i), []byte(fmt.Sprintf("s%d", i)))
+		must(err, "publish")
+	}
+
+	// Ephemeral push consumer made by SubscribeSync; nats.go deletes it on Unsubscribe.
+	sub, err := js.SubscribeSync("subs.>", nats.DeliverAll(), nats.AckExplicit())
+	must(err, "subscribe sync")
+	var data []string
+	for i := 0; i < 5; i++ {
+		m, err := sub.NextMsg(5 * time.Second)
+		must(err, "next")
+		data = append(data, string(m.Data))
+		must(m.AckSync(), "ack sync")
+		if i == 0 {
+			res["double_ack"] = errText(m.AckSync())
+		}
+	}
+	res["ephemeral_sync"] = data
+	ci, err := sub.ConsumerInfo()
+	must(err, "consumer info")
+	res["ephemeral_info"] = result{"durable": ci.Config.Durable, "ack_floor_stream_seq": ci.AckFloor.Stream,
+		"num_pending": ci.NumPending, "push_bound": ci.PushBound}
+	must(sub.Unsubscribe(), "unsubscribe")
+	waitFor("ephemeral deleted", 5*time.Second, func() bool {
+		si, err := js.StreamInfo("SUBS")
+		must(err, "stream info")
+		return si.State.Consumers == 0
+	})
+	res["ephemeral_deleted"] = true
+
+	// Start options: by sequence, last, last per subject, new.
+	starts := result{}
+	for name, opt := range map[string]nats.SubOpt{
+		"start_seq_3": nats.StartSequence(3), "last": nats.DeliverLast(),
+		"last_per_subject": nats.DeliverLastPerSubject(),
+	} {
+		s, err := js.SubscribeSync("subs.>", opt, nats.AckNone())
+		must(err, name)
+		var got []string
+		for {
+			m, err := s.NextMsg(300 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			got = append(got, string(m.Data))
+		}
+		starts[name] = got
+		must(s.Unsubscribe(), "unsubscribe")
+	}
+	res["start_options"] = starts
+
+	// A channel subscription with a filtered durable, and headers-only delivery.
+	ch := make(chan *nats.Msg, 16)
+	csub, err := js.ChanSubscribe("subs.2", ch, nats.Durable("CHAN"), nats.DeliverAll(), nats.AckNone())
+	must(err, "chan subscribe")
+	select {
+	case m := <-ch:
+		res["chan"] = result{"subject": m.Subject, "data": string(m.Data)}
+	case <-time.After(5 * time.Second):
+		fail(errors.New("chan subscription got nothing"))
+	}
+	must(csub.Unsubscribe(), "unsubscribe chan")
+	hsub, err := js.SubscribeSync("subs.4", nats.HeadersOnly(), nats.DeliverAll(), nats.AckNone())
+	must(err, "headers only")
+	m, err := hsub.NextMsg(5 * time.Second)
+	must(err, "headers only next")
+	res["headers_only"] = result{"data": string(m.Data), "size": m.Header.Get("Nats-Msg-Size")}
+	must(hsub.Unsubscribe(), "unsubscribe headers only")
+
+	// Subscribing to a subject no stream holds.
+	_, err = js.SubscribeSync("nowhere.x")
+	res["no_stream"] = errText(err)
 	return res
 }
