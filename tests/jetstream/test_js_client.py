@@ -201,3 +201,21 @@ async def test_kv_limit_markers_reach_watchers(tmp_path: Any) -> None:
     finally:
         await client.close()
         proc.stop()
+
+
+async def test_interest_needs_every_consumer_and_forgets_deleted_ones(nc: Any) -> None:
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    js = nc.jetstream()
+    await js.add_stream(name="IN2", subjects=["in2.>"], retention=RetentionPolicy.INTEREST)
+    a = await js.pull_subscribe("in2.>", durable="a", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT))
+    await js.pull_subscribe("in2.>", durable="b", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT))
+    for i in range(3):
+        await js.publish("in2.x", b"%d" % i)
+    for m in await a.fetch(3, timeout=2):
+        await m.ack_sync()
+    # b has not acked anything: all three stay
+    assert await wait_for_messages(js, "IN2", 3) == 3
+    await js.delete_consumer("IN2", "b")
+    # with b gone nobody else needs them
+    assert await wait_for_messages(js, "IN2", 0) == 0
