@@ -35,9 +35,14 @@ STREAM = "CRASH"
 N_SUBJECTS = 7
 
 
-def server(tmp: Path, port: int | None = None) -> ServerProc:
-    """Our server with JetStream and its default durability (fsync before PubAck)."""
-    return ServerProc("pyjetstream", tmp / "run", ["-js", "-sd", str(tmp / "store")], port=port)
+def server(tmp: Path, port: int | None = None, sync_interval: str | None = None) -> ServerProc:
+    """Our server with JetStream and its default durability (fsync before PubAck), or with
+    `sync_interval` (PubAck once the OS has the data). CRASH_KIND=nats-server runs the same
+    checks on the reference, to check the expectations."""
+    kind = os.environ.get("CRASH_KIND", "pyjetstream")
+    store = str(tmp / "store")
+    config = None if sync_interval is None else f'jetstream {{ store_dir: "{store}", sync_interval: "{sync_interval}" }}'
+    return ServerProc(kind, tmp / "run", ["-js", "-sd", store], port=port, config=config)
 
 
 def payload(i: int) -> bytes:
@@ -58,7 +63,8 @@ async def connect(srv: ServerProc) -> Any:
 
 
 async def api(nc: Any, subj: str, req: dict[str, Any] | None = None) -> dict[str, Any]:
-    msg = await nc.request(f"$JS.API.{subj}", json.dumps(req or {}).encode(), timeout=10)
+    body = json.dumps(req).encode() if req is not None else b""
+    msg = await nc.request(f"$JS.API.{subj}", body, timeout=10)
     return json.loads(msg.data)
 
 
@@ -178,10 +184,12 @@ async def publish_until_killed(nc: Any, srv: ServerProc, rng: random.Random, fir
     return i
 
 
-async def test_acked_publishes_survive_repeated_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sync_interval", "cycles"), [(None, 10), ("2m", 3)], ids=["fsync", "sync_interval"])
+async def test_acked_publishes_survive_repeated_kill_9(tmp_path: Path, sync_interval: str | None, cycles: int) -> None:
+    """With the default, an acked message is on disk before its PubAck; with `sync_interval` it is
+    at least with the OS, which a process crash does not lose either (power loss could)."""
     rng = random.Random(SEED)
-    cycles = 10
-    srv = server(tmp_path).start()
+    srv = server(tmp_path, sync_interval=sync_interval).start()
     port = srv.port
     acked: dict[int, int] = {}  # payload id -> acked stream seq
     next_id = 0
@@ -195,7 +203,7 @@ async def test_acked_publishes_survive_repeated_kill_9(tmp_path: Path) -> None:
             before = len(acked)
             next_id = await publish_until_killed(nc, srv, rng, next_id, acked)
             assert len(acked) > before, (where, "no publish was acknowledged before the kill")
-            srv = server(tmp_path, port=port).start()
+            srv = server(tmp_path, port=port, sync_interval=sync_interval).start()
             nc = await connect(srv)
             top = await verify(nc, acked, where)
             # ids the dead server stored but never acked are in the stream now: skip past them
@@ -203,7 +211,7 @@ async def test_acked_publishes_survive_repeated_kill_9(tmp_path: Path) -> None:
         await nc.close()
         # and a clean stop after all those crashes keeps everything too
         assert srv.stop() == 0
-        srv = server(tmp_path, port=port).start()
+        srv = server(tmp_path, port=port, sync_interval=sync_interval).start()
         nc = await connect(srv)
         await verify(nc, acked, f"seed={SEED} clean restart")
         await nc.close()
@@ -311,6 +319,105 @@ async def test_consumer_acks_and_pending_survive_kill_9(tmp_path: Path) -> None:
         nc = await connect(srv)
         info = await api(nc, f"CONSUMER.INFO.{STREAM}.worker")
         assert (info["ack_floor"]["stream_seq"], info["num_ack_pending"], info["num_pending"]) == (n, 0, 0), info
+        await nc.close()
+    finally:
+        srv.stop(signal.SIGKILL)
+
+
+
+async def test_acknowledged_api_changes_survive_kill_9(tmp_path: Path) -> None:
+    """Every JetStream API change answered with success is still there after a kill -9 that
+    follows the answers immediately: stream update (limits applied), message delete with and
+    without erase, purges (filter, keep, seq, all), rollup, consumer create and delete, removal
+    by ack on an interest stream, stream delete. One stream per change, one crash for all, and
+    every lost change is listed."""
+    srv = server(tmp_path).start()
+    port = srv.port
+    nc = await connect(srv)
+
+    async def ok(subj: str, req: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = await api(nc, subj, req)
+        assert "error" not in r, (subj, r)
+        return r
+
+    def cfg(name: str, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "subjects": [f"{name.lower()}.>"], "storage": "file", "num_replicas": 1, **extra}
+
+    try:
+        js = nc.jetstream(timeout=10)
+        names = ["UPD", "DNE", "DER", "PF", "PK", "PS", "PA", "RU", "CC", "CD", "INT", "SD"]
+        for name in names:
+            extra: dict[str, Any] = {"allow_rollup_hdrs": True} if name == "RU" else {}
+            if name == "INT":
+                extra["retention"] = "interest"
+            await ok(f"STREAM.CREATE.{name}", cfg(name, **extra))
+            if name in ("CD", "INT"):
+                await ok(f"CONSUMER.DURABLE.CREATE.{name}.dur", {"stream_name": name, "config": {
+                    "durable_name": "dur", "ack_policy": "explicit"}})
+            for i in range(20):
+                await js.publish(f"{name.lower()}.{i % 3}", b"%d" % i)
+        psub = await js.pull_subscribe_bind("dur", stream="INT")
+        fetched = await psub.fetch(3, timeout=5)
+
+        # The changes, back to back, each acknowledged by the server; then kill -9 at once.
+        await ok("STREAM.UPDATE.UPD", cfg("UPD", max_msgs=15))
+        await ok("STREAM.MSG.DELETE.DNE", {"seq": 10, "no_erase": True})
+        await ok("STREAM.MSG.DELETE.DER", {"seq": 10})
+        await ok("STREAM.PURGE.PF", {"filter": "pf.1"})
+        await ok("STREAM.PURGE.PK", {"filter": "pk.1", "keep": 2})
+        await ok("STREAM.PURGE.PS", {"seq": 8})
+        await ok("STREAM.PURGE.PA", {})
+        rolled = await js.publish("ru.2", b"rolled", headers={"Nats-Rollup": "sub"})
+        await ok("CONSUMER.DURABLE.CREATE.CC.dur", {"stream_name": "CC", "config": {
+            "durable_name": "dur", "ack_policy": "explicit", "filter_subject": "cc.0"}})
+        await ok("CONSUMER.DELETE.CD.dur")
+        for m in fetched:
+            await m.ack_sync()
+        await ok("STREAM.DELETE.SD")
+
+        srv.send_signal(signal.SIGKILL)
+        srv.wait(10)
+        with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(nc.close(), 5)
+        srv = server(tmp_path, port=port).start()
+        nc = await connect(srv)
+
+        async def state(name: str) -> dict[str, Any]:
+            info = await api(nc, f"STREAM.INFO.{name}", {"deleted_details": True, "subjects_filter": ">"})
+            return info.get("state") or info
+
+        def every(step: int, skip: int) -> list[int]:
+            return [s for s in range(1, 21) if (s - 1) % 3 == skip][:step]
+
+        lost: list[str] = []
+
+        def expect(what: str, got: Any, want: Any) -> None:
+            if got != want:
+                lost.append(f"{what}: got {got!r}, want {want!r}")
+
+        def seqs(st: dict[str, Any]) -> tuple[Any, ...]:
+            return st.get("messages"), st.get("first_seq"), st.get("last_seq"), sorted(st.get("deleted") or [])
+
+        expect("update max_msgs=15 (limit applied)", seqs(await state("UPD")), (15, 6, 20, []))
+        expect("delete seq 10, no_erase", seqs(await state("DNE")), (19, 1, 20, [10]))
+        expect("delete seq 10, erase", seqs(await state("DER")), (19, 1, 20, [10]))
+        expect("purge filter pf.1", seqs(await state("PF")), (13, 1, 20, every(7, 1)))
+        expect("purge filter pk.1 keep 2", seqs(await state("PK")), (15, 1, 20, every(5, 1)))
+        expect("purge up to seq 8", seqs(await state("PS")), (13, 8, 20, []))
+        expect("purge all", seqs(await state("PA")), (0, 21, 20, []))
+        ru = await state("RU")
+        expect("rollup on ru.2", (ru.get("subjects") or {}).get("ru.2"), 1)
+        expect("rollup kept the rollup message", (ru.get("last_seq"), ru.get("messages")), (rolled.seq, 15))
+        cc = await api(nc, "CONSUMER.INFO.CC.dur")
+        expect("consumer create", (cc.get("config") or {}).get("filter_subject"), "cc.0")
+        cd = await api(nc, "CONSUMER.INFO.CD.dur")
+        expect("consumer delete", (cd.get("error") or {}).get("err_code"), 10014)
+        expect("interest removal by ack", seqs(await state("INT"))[:2], (17, 4))
+        ci = await api(nc, "CONSUMER.INFO.INT.dur")
+        expect("interest consumer ack floor", (ci.get("ack_floor") or {}).get("stream_seq"), 3)
+        sd = await api(nc, "STREAM.INFO.SD")
+        expect("stream delete", (sd.get("error") or {}).get("err_code"), 10059)
+        assert not lost, "acknowledged changes lost by kill -9:\n" + "\n".join(lost)
         await nc.close()
     finally:
         srv.stop(signal.SIGKILL)
