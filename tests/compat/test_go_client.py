@@ -167,6 +167,12 @@ def _check_kv(r: dict[str, Any]) -> None:
     assert [e["value"] for e in r["watch_a_initial"]] == ["3"]
     assert r["watch_a_next"]["value"] == "after watch"
     assert [e["op"] for e in r["history_a_after_purge"]] == ["KeyValuePurgeOp"]
+    assert [(e["key"], e["revision"]) for e in r["watch_include_history"]] == [
+        ("b.c", 2), ("new", 5), ("b.c", 6), ("b.c", 7), ("a", 9)]
+    assert [(e["key"], e["revision"]) for e in r["watch_ignore_deletes"]] == [("b.c", 7)]
+    assert r["watch_meta_only"] == [{"bucket": "compat", "key": "new", "value": "", "revision": 5,
+                                     "op": "KeyValuePutOp"}]
+    assert r["keys_after_purge_deletes"] == {"keys": ["b.c"], "error": None}
     assert r["backing_stream"]["allow_direct"] is True and r["backing_stream"]["max_msgs_per_subject"] == 5
 
 

@@ -1021,6 +1021,30 @@ func scenarioKV(url string) result {
 		hv = append(hv, entryView(e, nil))
 	}
 	res["history_a_after_purge"] = hv
+	// Watch options: full history, deletes left out, metadata only.
+	drain := func(w nats.KeyWatcher, err error) []interface{} {
+		must(err, "watch")
+		defer func() { _ = w.Stop() }()
+		out := []interface{}{}
+		for {
+			select {
+			case e := <-w.Updates():
+				if e == nil {
+					return out
+				}
+				out = append(out, entryView(e, nil))
+			case <-time.After(5 * time.Second):
+				fail(errors.New("watch: no end-of-initial marker"))
+			}
+		}
+	}
+	res["watch_include_history"] = drain(kv.WatchAll(nats.IncludeHistory()))
+	res["watch_ignore_deletes"] = drain(kv.Watch("b.*", nats.IgnoreDeletes()))
+	res["watch_meta_only"] = drain(kv.Watch("new", nats.MetaOnly()))
+	must(kv.Delete("new"), "delete new")
+	must(kv.PurgeDeletes(nats.DeleteMarkersOlderThan(-1)), "purge deletes")
+	keysLeft, err := kv.Keys()
+	res["keys_after_purge_deletes"] = result{"keys": keysLeft, "error": errText(err)}
 	st, err := kv.Status()
 	must(err, "status")
 	res["status"] = result{"bucket": st.Bucket(), "values": st.Values(), "history": st.History(),
