@@ -219,3 +219,18 @@ async def test_interest_needs_every_consumer_and_forgets_deleted_ones(nc: Any) -
     await js.delete_consumer("IN2", "b")
     # with b gone nobody else needs them
     assert await wait_for_messages(js, "IN2", 0) == 0
+
+
+async def test_republish_reaches_subscribers(nc: Any) -> None:
+    from nats.js.api import RePublish
+
+    js = nc.jetstream()
+    await js.add_stream(name="RP", subjects=["rp.>"], republish=RePublish(src="rp.*.>", dest="out.$1.>"))
+    sub = await nc.subscribe("out.>")
+    await js.publish("rp.a.b", b"one")
+    await js.publish("rp.a.b", b"two")
+    msgs = [await sub.next_msg(timeout=2) for _ in range(2)]
+    assert [(m.subject, m.data) for m in msgs] == [("out.a.b", b"one"), ("out.a.b", b"two")]
+    h = msgs[1].headers
+    assert (h["Nats-Stream"], h["Nats-Subject"], h["Nats-Sequence"], h["Nats-Last-Sequence"]) == (
+        "RP", "rp.a.b", "2", "1")

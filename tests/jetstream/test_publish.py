@@ -364,3 +364,30 @@ async def test_store_failure_is_a_puback_error_not_a_crash(server: FakeServer, j
     stream.store.store_msg = closed
     r = await pub(server, "S", Nats_Msg_Id="y")
     assert r["error"] == {"code": 503, "err_code": 10077, "description": "store is closed"}
+
+
+async def test_republish(server: FakeServer, js: object) -> None:
+    r = await server.api("STREAM.CREATE.RP", {"name": "RP", "subjects": ["rp.>"], "republish": {"dest": "rp.>"}})
+    assert r["error"]["description"] == "stream configuration for republish destination forms a cycle"
+    r = await server.api("STREAM.CREATE.RP", {"name": "RP", "subjects": ["rp.>"],
+                                              "republish": {"src": "zz.>", "dest": "out.>"}})
+    assert r["error"]["description"] == "stream configuration for republish source is not valid subset of subjects"
+    r = await server.api("STREAM.CREATE.RP", {"name": "RP", "subjects": ["rp.>"],
+                                              "republish": {"src": "rp.*", "dest": "out.x"}})
+    assert r["error"]["description"] == "stream configuration for republish not valid"
+    r = await create(server, "RP", subjects=["rp.>"], republish={"src": "rp.*.>", "dest": "out.$1.>"})
+    assert r["config"]["republish"] == {"src": "rp.*.>", "dest": "out.$1.>"}
+    server.listening.add("out.>")
+    await pub(server, "rp.a.b", b"one", X_Key="k")
+    await pub(server, "rp.a.b", b"two")
+    await pub(server, "rp.solo", b"not matched")
+    got = [d for d in server.outbox if d.subject.startswith("out.")]
+    assert [(d.subject, d.payload) for d in got] == [("out.a.b", b"one"), ("out.a.b", b"two")]
+    assert got[0].hdr.startswith(b"NATS/1.0\r\nX-Key: k\r\nNats-Stream: RP\r\nNats-Subject: rp.a.b\r\n")
+    assert b"Nats-Sequence: 1\r\n" in got[0].hdr and b"Nats-Last-Sequence: 0\r\n" in got[0].hdr
+    assert b"Nats-Sequence: 2\r\n" in got[1].hdr and b"Nats-Last-Sequence: 1\r\n" in got[1].hdr
+    await create(server, "HO", subjects=["ho.*"], republish={"dest": "hout.>", "headers_only": True})
+    server.listening.add("hout.>")
+    await pub(server, "ho.x", b"12345")
+    (h,) = [d for d in server.outbox if d.subject.startswith("hout.")]
+    assert h.subject == "hout.ho.x" and h.payload == b"" and b"Nats-Msg-Size: 5\r\n" in h.hdr

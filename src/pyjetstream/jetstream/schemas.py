@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pyjetstream.jetstream import errors
-from pyjetstream.subjects import is_subset, is_valid_subject, subjects_overlap
+from pyjetstream.subjects import is_subset, is_valid_subject, subject_matches, subjects_overlap
 
 JS_API_LEVEL = 1  # we implement per-message TTL (level 1); nothing of levels 2+
 JS_MAX_NAME_LEN = 255
@@ -28,6 +28,61 @@ RETENTIONS = ("limits", "interest", "workqueue")
 DISCARDS = ("old", "new")
 STORAGES = ("file", "memory")
 COMPRESSIONS = ("none", "s2")
+
+_WILDCARD_REF = __import__("re").compile(r"^(?:\$(\d+)|\{\{\s*wildcard\s*\(\s*(\d+)\s*\)\s*\}\})$")
+
+
+class SubjectTransform:
+    """A subject mapping as nats-server's newTransform (the wildcard subset): `src` may hold
+    `*` and a trailing `>`; `dest` refers to src's `*` tokens by `$N` or `{{wildcard(N)}}`
+    (all of them must be used) and ends in `>` exactly when src does. Other mapping
+    functions (partition, split, slice) are refused. ValueError when not valid."""
+
+    __slots__ = ("src", "dest", "_stoks", "_plan", "_fwc", "_identity")
+
+    def __init__(self, src: str, dest: str) -> None:
+        src = src or ">"
+        self.src, self.dest = src, dest
+        if not is_valid_subject(src) or not is_valid_subject(dest):
+            raise ValueError("invalid subject")
+        stoks = src.split(".")
+        dtoks = dest.split(".")
+        if "*" in dtoks or (stoks[-1] == ">") != (dtoks[-1] == ">"):
+            raise ValueError("destination wildcards do not match the source")
+        pwc = [i for i, t in enumerate(stoks) if t == "*"]
+        plan: list[str | int] = []
+        used: set[int] = set()
+        for t in dtoks[:-1] if dtoks[-1] == ">" else dtoks:
+            m = _WILDCARD_REF.match(t)
+            if m is None:
+                if "{{" in t:
+                    raise ValueError(f"unsupported mapping function {t!r}")
+                plan.append(t)
+                continue
+            n = int(m.group(1) or m.group(2))
+            if not 1 <= n <= len(pwc):
+                raise ValueError(f"wildcard index {n} out of range")
+            used.add(n)
+            plan.append(pwc[n - 1])
+        if len(used) < len(pwc):
+            raise ValueError("destination does not use all source wildcards")
+        self._stoks = stoks
+        self._plan = plan
+        self._fwc = dtoks[-1] == ">"
+        self._identity = src == ">" and dest == ">"
+
+    def match(self, subject: str) -> str | None:
+        """The mapped subject, or None when `subject` does not match `src`."""
+        if self._identity:
+            return subject
+        if not subject_matches(self.src, subject):
+            return None
+        toks = subject.split(".")
+        out = [toks[p] if isinstance(p, int) else p for p in self._plan]
+        if self._fwc:
+            out.extend(toks[len(self._stoks) - 1 :])
+        return ".".join(out)
+
 
 def is_valid_name(name: str) -> bool:
     """nats-server's isValidAssetName for stream and consumer names."""
@@ -376,8 +431,8 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
     # so a client never believes a mirror or a transform is running.
     if c.mirror is not None or c.sources:
         raise _invalid("stream mirrors and sources are not supported by this server")
-    if c.subject_transform or c.republish:
-        raise _invalid("stream subject transforms and republish are not supported by this server")
+    if c.subject_transform:
+        raise _invalid("stream subject transforms are not supported by this server")
     if c.allow_msg_counter or c.allow_atomic or c.allow_msg_schedules or c.allow_batched:
         raise _invalid("message counters, batches and schedules are not supported by this server")
     if c.persist_mode not in ("", "default", "async"):
@@ -405,9 +460,29 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
             for other in c.subjects[i + 1 :]:
                 if subjects_overlap(other, subj):
                     raise _invalid(f'subject "{subj}" overlaps with "{other}"')
+    if c.republish is not None:
+        _check_republish(c)
     if max_stream_bytes > 0 and c.max_bytes > max_stream_bytes:
         raise errors.stream_max_stream_bytes_exceeded()
     return c
+
+
+def _check_republish(c: StreamConfig) -> None:
+    rp = dict(c.republish or {})
+    src = rp.get("src") or ">"
+    dest = rp.get("dest")
+    if not isinstance(src, str) or not isinstance(dest, str) or not isinstance(rp.get("headers_only", False), bool):
+        raise errors.invalid_json()
+    rp["src"] = src  # the echo carries the applied default, as nats-server's does
+    if not any(subjects_overlap(src, s) for s in c.subjects):
+        raise _invalid("stream configuration for republish source is not valid subset of subjects")
+    if any(subjects_overlap(dest, s) for s in c.subjects):
+        raise _invalid("stream configuration for republish destination forms a cycle")
+    try:
+        SubjectTransform(src, dest)
+    except ValueError:
+        raise _invalid("stream configuration for republish not valid") from None
+    c.republish = rp
 
 
 def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:

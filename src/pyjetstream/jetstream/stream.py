@@ -22,7 +22,7 @@ from typing import Any
 
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
-from pyjetstream.jetstream.schemas import StreamConfig, rfc3339nano, state_to_dict
+from pyjetstream.jetstream.schemas import StreamConfig, SubjectTransform, rfc3339nano, state_to_dict
 from pyjetstream.jetstream.store.base import StoredMsg, StoreError, StreamStore
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,9 @@ class Stream:
         self._expiry_at = 0
         self._ttl_unknown = False
         self._simple = False
+        self._republish: SubjectTransform | None = None
+        self._repub_hdrs_only = False
+        self._repubq: list[tuple[str, bytes, bytes]] = []  # (subject, hdr, payload) awaiting the commit
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -167,7 +170,10 @@ class Stream:
         # none of the checks below; most publishes under load are exactly that.
         c = self.config
         self._acct_limit, self._server_limit = self._storage_limits()
-        self._simple = (
+        rp = c.republish
+        self._republish = SubjectTransform(rp.get("src") or ">", rp["dest"]) if rp else None
+        self._repub_hdrs_only = bool(rp.get("headers_only")) if rp else False
+        self._simple = self._republish is None and (
             c.retention == "limits" and not c.sealed and not c.no_ack and c.discard == "old"
             and c.max_msgs <= 0 and c.max_bytes <= 0 and c.max_msgs_per_subject <= 0 and not c.max_age
             and self._acct_limit < 0 and self._server_limit < 0
@@ -253,13 +259,17 @@ class Stream:
         """Commit everything stored so far; the queued replies go out once it is durable."""
         self._commit_scheduled = False
         batch, self._outq = self._outq, []
+        repub, self._repubq = self._repubq, []
         if self.closed:
             return
-        self.store.commit(lambda: self._send_acks(batch))
+        self.store.commit(lambda: self._send_acks(batch, repub))
 
-    def _send_acks(self, batch: list[tuple[str, bytes]]) -> None:
+    def _send_acks(self, batch: list[tuple[str, bytes]], repub: list[tuple[str, bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
         pub = self.server.publish
         account = self.jsa.account
+        # republished copies go out once stored durably too, before the PubAcks
+        for subject, hdr, payload in repub:
+            pub(account, subject, "", hdr, payload)
         for reply, body in batch:
             if reply:
                 pub(account, reply, "", None, body)
@@ -339,9 +349,17 @@ class Stream:
         if self._acct_limit >= 0 or self._server_limit >= 0:
             self._check_storage_limits(len(subject) + len(hdr_b) + len(payload) + 16)
 
+        repub_subject = self._republish.match(subject) if self._republish is not None else None
+        repub_last = 0
+        if repub_subject:
+            # the previous sequence on this subject lets light clients detect gaps
+            prev = store.load_last_msg(subject)
+            repub_last = prev.seq if prev is not None else 0
         # the store reads -1 as "never": exempt from max_age
         ttl_ns = ttl * 1_000_000_000 if ttl > 0 else ttl
         seq = store.store_msg(subject, hdr_b, payload, now, ttl_ns)
+        if repub_subject:
+            self._queue_republish(repub_subject, subject, seq, repub_last, now, hdr_b, payload)
         if msg_id:
             self._dedupe[msg_id] = (seq, now)
             self._dedupe.move_to_end(msg_id)
@@ -358,6 +376,16 @@ class Stream:
         for c in list(self.consumers.values()):
             c.on_new_msg(seq, subject)
         return seq, False
+
+    def _queue_republish(self, to: str, subject: str, seq: int, last: int, ts: int, hdr: bytes,
+                         payload: bytes) -> None:
+        extra = (f"Nats-Stream: {self.name}\r\nNats-Subject: {subject}\r\nNats-Sequence: {seq}\r\n"
+                 f"Nats-Time-Stamp: {rfc3339nano(ts)}\r\nNats-Last-Sequence: {last}\r\n")
+        if self._repub_hdrs_only:
+            extra += f"Nats-Msg-Size: {len(payload)}\r\n"
+            payload = b""
+        base = hdr[:-2] if hdr.endswith(b"\r\n\r\n") else b"NATS/1.0\r\n"
+        self._repubq.append((to, base + extra.encode() + b"\r\n", payload))
 
     def _has_interest(self, subject: str) -> bool:
         for c in self.consumers.values():
