@@ -62,6 +62,14 @@ def _check_js(r: dict[str, Any]) -> None:
     assert r["purge_filtered"]["purged"] == 29
     assert r["after_purge"]["messages"] == 177
     assert r["info_missing"]["api"]["err_code"] == 10059
+    assert r["find"] == "NCOMPAT" and r["find_missing"]["api"]["err_code"] == 10059
+    assert r["update_max_msgs"]["messages"] == 50
+    assert r["update_storage"]["api"]["err_code"] == 10052
+    assert r["direct_seq_2"] == {"subject": "ndirect.0", "seq": 2, "data": "d2"}
+    assert r["direct_last_1"] == {"subject": "ndirect.1", "seq": 3, "data": "d3"}
+    assert r["direct_next_0"] == {"subject": "ndirect.0", "seq": 2, "data": "d2"}
+    assert r["direct_missing"] is None
+    assert r["account"] == {"streams": 1, "consumers": 0}
 
 
 def _check_consume(r: dict[str, Any]) -> None:
@@ -72,6 +80,8 @@ def _check_consume(r: dict[str, Any]) -> None:
     assert r["after"]["num_ack_pending"] == 0
     assert r["after"]["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}  # the filter skipped 50
     assert r["ordered"] == {"count": 50, "in_order": True}
+    assert r["update"] == {"max_ack_pending": 20, "description": "changed"}
+    assert r["update_ack_policy"]["api"]["err_code"] == 10012
 
 
 def _check_fetch(r: dict[str, Any]) -> None:
@@ -113,6 +123,13 @@ def _check_kv(r: dict[str, Any]) -> None:
         ("b.c", 6, "DEL"), ("b.c", 7, "PUT")]
     assert [(e["value"], e["revision"]) for e in r["watch_a"]] == [("3", 4), ("after watch", 8)]
     assert [e["operation"] for e in r["history_a_after_purge"]] == ["PURGE"]
+    assert [(e["key"], e["revision"]) for e in r["watch_history"]] == [
+        ("b.c", 2), ("new", 5), ("b.c", 6), ("b.c", 7), ("a", 9)]
+    assert [(e["key"], e["revision"]) for e in r["watch_ignore_deletes"]] == [("b.c", 7)]
+    assert r["watch_updates_only"] == []
+    # purgeDeletes in this client purges every key that has a marker anywhere in its history
+    # (b.c included, though its latest value is a put); the servers only carry out the purges
+    assert r["keys_after_purge_deletes"] == ["new"]
     assert r["status"]["history"] == 5 and r["destroyed"] is True
     assert r["read_destroyed"]["api"]["err_code"] == 10059
 

@@ -9,7 +9,7 @@
 
 import { connect, headers } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, KvWatchInclude } from "@nats-io/kv";
 
 const enc = new TextEncoder();
 
@@ -204,7 +204,24 @@ async function js(url) {
   for await (const n of jsm.streams.names()) names.push(n);
   res.names = names.sort();
   res.info_missing = (await settle(jsm.streams.info("MISSING"))).error;
+  res.find = (await settle(jsm.streams.find("njs.many.1"))).ok ?? null;
+  res.find_missing = (await settle(jsm.streams.find("nowhere.x"))).error;
+  const up = await settle(jsm.streams.update("NCOMPAT", { max_msgs: 50 }));
+  res.update_max_msgs = up.error ?? stateView(up.ok.state);
+  res.update_storage = (await settle(jsm.streams.update("NCOMPAT", { storage: "memory" }))).error ?? "no error";
   res.deleted = await jsm.streams.delete("NCOMPAT");
+
+  // direct get on a stream that allows it (what the KV client uses)
+  await jsm.streams.add({ name: "NDIRECT", subjects: ["ndirect.>"], allow_direct: true });
+  for (let i = 1; i <= 3; i++) await j.publish(`ndirect.${i % 2}`, `d${i}`);
+  const dv = (m) => (m ? { subject: m.subject, seq: m.seq, data: m.string() } : null);
+  res.direct_seq_2 = dv(await jsm.direct.getMessage("NDIRECT", { seq: 2 }));
+  res.direct_last_1 = dv(await jsm.direct.getMessage("NDIRECT", { last_by_subj: "ndirect.1" }));
+  res.direct_next_0 = dv(await jsm.direct.getMessage("NDIRECT", { next_by_subj: "ndirect.0", seq: 1 }));
+  const dm = await settle(jsm.direct.getMessage("NDIRECT", { seq: 99 }));
+  res.direct_missing = dm.error ?? dm.ok;
+  const acct = await jsm.getAccountInfo();
+  res.account = { streams: acct.streams, consumers: acct.consumers };
   await nc.drain();
   return res;
 }
@@ -246,6 +263,10 @@ async function consume(url) {
   res.first = got.filter((g) => g.delivered === 1).map(({ delivery_seq, ...rest }) => rest);
   res.redelivered = got.filter((g) => g.delivered > 1).map((g) => [g.data, g.stream_seq, g.delivered]);
   res.after = consumerView(await c.info());
+  const upd = await settle(jsm.consumers.update("NCONS", "worker", { max_ack_pending: 20, description: "changed" }));
+  res.update = upd.error ?? { max_ack_pending: upd.ok.config.max_ack_pending, description: upd.ok.config.description };
+  const bad = await settle(jsm.consumers.update("NCONS", "worker", { ack_policy: AckPolicy.None }));
+  res.update_ack_policy = bad.error ?? "no error";
 
   // ordered consumer over the whole stream, consumed through the same API
   const oc = await j.consumers.get("NCONS");
@@ -460,6 +481,29 @@ async function kv(url) {
   const ph = [];
   for await (const e of await b.history({ key: "a" })) ph.push(entryView(e));
   res.history_a_after_purge = ph;
+  // watch options; a sentinel put ends each initial replay (no end marker in this client)
+  const replay = async (opts, sentinelKey) => {
+    const out = [];
+    const it = await b.watch(opts);
+    const done = (async () => {
+      for await (const e of it) {
+        if (e.key === sentinelKey) break;
+        out.push(entryView(e));
+      }
+    })();
+    await b.put(sentinelKey, "end");
+    await withTimeout(done, 5000, `watch ${JSON.stringify(opts)}`);
+    await b.purge(sentinelKey);
+    return out;
+  };
+  res.watch_history = await replay({ include: KvWatchInclude.AllHistory }, "zz.end1");
+  res.watch_ignore_deletes = await replay({ key: "b.*", ignoreDeletes: true }, "b.end2");
+  res.watch_updates_only = await replay({ include: KvWatchInclude.UpdatesOnly }, "zz.end3");
+  await b.purgeDeletes(-1);
+  const left = [];
+  for await (const k of await b.keys()) left.push(k);
+  res.keys_after_purge_deletes = left.sort();
+
   const st = await b.status();
   res.status = { bucket: st.bucket, values: st.values, history: st.history, ttl: st.ttl,
     backingStore: st.backingStore };
