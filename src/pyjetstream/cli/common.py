@@ -405,7 +405,7 @@ def confirm(prompt: str, force: bool) -> bool:
     if force:
         return True
     if not sys.stdin.isatty():
-        raise CLIError(f"{prompt}: cannot ask for confirmation without a terminal, pass -f to force")
+        raise CLIError(f"cannot ask for confirmation ({prompt}?) without a terminal: pass -f to force")
     try:
         answer = input(f"? {prompt} (y/N) ")
     except EOFError:
