@@ -391,3 +391,18 @@ async def test_republish(server: FakeServer, js: object) -> None:
     await pub(server, "ho.x", b"12345")
     (h,) = [d for d in server.outbox if d.subject.startswith("hout.")]
     assert h.subject == "hout.ho.x" and h.payload == b"" and b"Nats-Msg-Size: 5\r\n" in h.hdr
+
+
+async def test_subject_transform_on_ingest(server: FakeServer, js: object) -> None:
+    r = await server.api("STREAM.CREATE.T", {"name": "T", "subjects": ["in.>"],
+                                             "subject_transform": {"src": "in.*.*", "dest": "st.$2.$3"}})
+    assert r["error"]["err_code"] == 10156
+    r = await server.api("STREAM.CREATE.T", {"name": "T", "subjects": ["in.>"],
+                                             "subject_transform": {"src": "in..x", "dest": "st"}})
+    assert r["error"] == {"code": 400, "err_code": 10155, "description": "stream transform source: invalid subject in..x"}
+    r = await create(server, "T", subjects=["in.>"], subject_transform={"src": "in.*.*", "dest": "st.$2.$1"})
+    assert r["config"]["subject_transform"] == {"src": "in.*.*", "dest": "st.$2.$1"}
+    await pub(server, "in.a.b")
+    await pub(server, "in.other")  # outside the source: stored as published
+    r = await server.api("STREAM.INFO.T", {"subjects_filter": ">"})
+    assert r["state"]["subjects"] == {"st.b.a": 1, "in.other": 1}

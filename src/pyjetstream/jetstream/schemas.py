@@ -431,8 +431,17 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
     # so a client never believes a mirror or a transform is running.
     if c.mirror is not None or c.sources:
         raise _invalid("stream mirrors and sources are not supported by this server")
-    if c.subject_transform:
-        raise _invalid("stream subject transforms are not supported by this server")
+    if c.subject_transform is not None:
+        st = c.subject_transform
+        src, dest = st.get("src") or "", st.get("dest")
+        if not isinstance(src, str) or not isinstance(dest, str):
+            raise errors.invalid_json()
+        if src and not is_valid_subject(src):
+            raise errors.stream_transform_invalid_source(err=f"invalid subject {src}")
+        try:
+            SubjectTransform(src, dest)
+        except ValueError as e:
+            raise errors.stream_transform_invalid_destination(err=str(e)) from None
     if c.allow_msg_counter or c.allow_atomic or c.allow_msg_schedules or c.allow_batched:
         raise _invalid("message counters, batches and schedules are not supported by this server")
     if c.persist_mode not in ("", "default", "async"):

@@ -135,6 +135,7 @@ class Stream:
         self._ttl_unknown = False
         self._simple = False
         self._republish: SubjectTransform | None = None
+        self._transform: SubjectTransform | None = None
         self._repub_hdrs_only = False
         self._repubq: list[tuple[str, bytes, bytes]] = []  # (subject, hdr, payload) awaiting the commit
         self._refresh_fast_path()
@@ -172,8 +173,10 @@ class Stream:
         self._acct_limit, self._server_limit = self._storage_limits()
         rp = c.republish
         self._republish = SubjectTransform(rp.get("src") or ">", rp["dest"]) if rp else None
+        st = c.subject_transform
+        self._transform = SubjectTransform(st.get("src") or ">", st["dest"]) if st else None
         self._repub_hdrs_only = bool(rp.get("headers_only")) if rp else False
-        self._simple = self._republish is None and (
+        self._simple = self._republish is None and self._transform is None and (
             c.retention == "limits" and not c.sealed and not c.no_ack and c.discard == "old"
             and c.max_msgs <= 0 and c.max_bytes <= 0 and c.max_msgs_per_subject <= 0 and not c.max_age
             and self._acct_limit < 0 and self._server_limit < 0
@@ -277,6 +280,9 @@ class Stream:
     def _ingest(self, subject: str, hdr: bytes | None, payload: bytes) -> tuple[int, bool]:
         cfg = self.config
         store = self.store
+        if self._transform is not None:
+            # a subject outside the transform's source is stored unchanged
+            subject = self._transform.match(subject) or subject
         if cfg.sealed:
             raise errors.stream_sealed()
         hdr_b = hdr or b""
