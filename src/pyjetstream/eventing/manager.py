@@ -156,7 +156,10 @@ class EventingManager:
         keys = {s.key for s in stored}
         for key in [k for k in self._subs if k not in keys]:
             ns, name = key.split("/", 1)
-            await self._apply(subs.WatchEvent(ns, name, None))
+            # A listing can come back short while a bucket recovers; deleting consumers
+            # drops their backlog, so only a direct read may confirm the deletion.
+            if await self.store.get(ns, name) is None:
+                await self._apply(subs.WatchEvent(ns, name, None))
         for sub in stored:
             await self._apply(subs.WatchEvent(sub.namespace, sub.name, sub), force=True)
 

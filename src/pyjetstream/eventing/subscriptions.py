@@ -481,11 +481,14 @@ class SubscriptionStore:
         import nats.js.errors
 
         try:
-            keys = await self.kv.keys(filters=[f"{SPEC_PREFIX}.>"])
+            # No key filter: nats-server before 2.10 cannot apply one and answers "no keys".
+            keys = await self.kv.keys()
         except nats.js.errors.NoKeysError:
             return []
         out: list[Subscription] = []
         for key in sorted(keys):
+            if not key.startswith(SPEC_PREFIX + "."):
+                continue
             _, ns, name = split_key(key)
             if namespace is not None and ns != namespace:
                 continue
