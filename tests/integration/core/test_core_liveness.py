@@ -18,8 +18,16 @@ CONNECT = b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory) -> ServerProc:
-    conf = 'ping_interval: "100ms"\nping_max: 2\nmax_pending: 262144\nmax_payload: 2048\n'
-    s = start_server("pyjetstream", tmp_path_factory.mktemp("live"), "-m", "-1", config=conf)
+    conf = 'ping_interval: "100ms"\nping_max: 2\nmax_payload: 2048\n'
+    s = start_server("pyjetstream", tmp_path_factory.mktemp("live"), config=conf)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_srv(tmp_path_factory) -> ServerProc:
+    # default pings: a peer that never reads must be cut off as slow, not as stale
+    s = start_server("pyjetstream", tmp_path_factory.mktemp("slow"), "-m", "-1", config="max_pending: 262144\nmax_payload: 4096\n")
     yield s
     s.stop()
 
@@ -46,7 +54,8 @@ def test_client_that_answers_pings_stays_connected(srv: ServerProc) -> None:
         raw.close()
 
 
-async def test_slow_consumer_is_cut_off_without_hurting_others(srv: ServerProc) -> None:
+async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: ServerProc) -> None:
+    srv = slow_srv
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a tiny window
     slow.connect(("127.0.0.1", srv.port))
