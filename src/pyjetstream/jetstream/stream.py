@@ -11,7 +11,6 @@ All mutations are synchronous on the loop thread; only timers and the commit are
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import re
@@ -129,10 +128,12 @@ class Stream:
         # Nats-Msg-Id -> (seq, ts ns), in arrival order so expiry pops from the front
         self._dedupe: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._last_msg_id = ""
-        self._ttl_heap: list[tuple[int, int]] = []  # (expiry ns, seq)
+        # Per-message TTLs live in the store; here only the earliest one we know of, so that
+        # memory does not grow with the number of TTL'd messages. Beyond it we poll (1 s).
+        self._ttl_next = 0
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = 0
-        self._ttl_unknown = False
+        self._ttl_active = False  # the store may hold messages with a TTL
         self._simple = False
         self._republish: SubjectTransform | None = None
         self._transform: SubjectTransform | None = None
@@ -376,7 +377,10 @@ class Stream:
         if rollup:
             self._rollup(rollup, subject, seq)
         if ttl_ns > 0:
-            heapq.heappush(self._ttl_heap, (now + ttl_ns, seq))
+            self._ttl_active = True
+            at = now + ttl_ns
+            if not self._ttl_next or at < self._ttl_next:
+                self._ttl_next = at
         if ttl_ns > 0 or cfg.max_age:
             self._arm_expiry(now)
         for c in list(self.consumers.values()):
@@ -486,15 +490,11 @@ class Stream:
             st = self.store.state()
             if st.msgs:
                 best = st.first_ts + self.config.max_age
-        heap = self._ttl_heap
-        while heap and heap[0][1] and self.store.load_msg(heap[0][1]) is None:
-            heapq.heappop(heap)
-        if heap:
-            t = heap[0][0]
+        t = self._ttl_next
+        if not t and self._ttl_active:
+            t = self.clock() + 1_000_000_000
+        if t:
             best = t if not best else min(best, t)
-        elif self.config.allow_msg_ttl and self._ttl_unknown:
-            # after a restart the store knows the TTLs and we do not: poll once a second
-            best = self.clock() + 1_000_000_000
         return best
 
     def expire(self, now: int) -> int:
@@ -508,11 +508,10 @@ class Stream:
                 continue
             if store.remove_msg(seq):
                 n += 1
-        heap = self._ttl_heap
-        while heap and heap[0][0] <= now:
-            heapq.heappop(heap)
-        if self._ttl_unknown and not store.state().msgs:
-            self._ttl_unknown = False
+        if self._ttl_next and self._ttl_next <= now:
+            self._ttl_next = 0
+        if self._ttl_active and not store.state().msgs:
+            self._ttl_active = False
         if n:
             self._notify_removed(False)
         return n
@@ -596,8 +595,8 @@ class Stream:
     def start_timers(self, recovered: bool = False) -> None:
         """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages)."""
         if recovered and self.config.allow_msg_ttl and self.store.state().msgs:
-            self._ttl_unknown = True
-        if self.config.max_age or self._ttl_heap or self._ttl_unknown:
+            self._ttl_active = True
+        if self.config.max_age or self._ttl_next or self._ttl_active:
             self._arm_expiry(self.clock())
 
     # ------------------------------------------------------------------ consumers
