@@ -232,9 +232,11 @@ class ConsumerRunner:
                 self._timer = None
                 self._timer_at = 0
             return
-        if self._timer is not None and self._timer_at == at:
-            return
         if self._timer is not None:
+            if self._timer_at <= at:
+                # An earlier wake-up is already armed; it re-arms for whatever is due next.
+                # Re-arming on every run would cost a timer handle per delivery.
+                return
             self._timer.cancel()
         self._timer_at = at
         # relative to the injected clock, so a test clock never fires the loop's timer early
