@@ -332,3 +332,16 @@ async def test_accounts_are_isolated(server: FakeServer, js: Any) -> None:
     r = await server.api("STREAM.CREATE.T", {"name": "T"}, account=other)
     assert r["error"]["err_code"] == 10027
     assert (await server.api("INFO", account=other))["limits"]["max_streams"] == 1
+
+
+async def test_enabling_a_disabled_account_replaces_its_10039_answer(server: FakeServer, js: Any) -> None:
+    from .conftest import AccountLimits, FakeAccount
+
+    other = FakeAccount("C")
+    server.accounts["C"] = other
+    await js.stop()
+    await js.start()
+    assert (await server.api("INFO", account=other))["error"]["err_code"] == 10039
+    js.enable_account(other, AccountLimits())
+    replies = await server.request_many("$JS.API.INFO", account=other)
+    assert len(replies) == 1 and "error" not in replies[0].json()

@@ -121,6 +121,10 @@ class JetStream:
         if hasattr(account, "jetstream"):
             account.jetstream = jsa
         if self.started:
+            # it may have been answering 10039 until now
+            for sub in [d for d in self._disabled_subs if d.account is account]:
+                self.server.unsubscribe_internal(sub)
+                self._disabled_subs.remove(sub)
             self._start_account(jsa)
         return jsa
 
