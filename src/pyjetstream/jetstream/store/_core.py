@@ -27,6 +27,9 @@ from pyjetstream.jetstream.store.base import (
 _SUBJECT_TABLE_LIMIT = 4096
 # How many live messages a wildcard load probes before using the subject table to jump ahead.
 _PROBE = 32
+# Subjects with at most this many messages find their next message by following per-message
+# links back from their last one (KV buckets with history); bigger ones scan forward.
+_WALK_LIMIT = 64
 
 # A per-subject entry is [count, first, last]. A first/last <= 0 means "stale": the message that
 # held it was removed and the true value is > -first (resp. < -last); it is found again by a scan
@@ -109,6 +112,25 @@ class StoreCore:
     def _b_deleted(self) -> list[int]:
         """Interior gaps between first and last, ascending."""
         raise NotImplementedError
+
+    def _b_prev_same(self, seq: int) -> int:
+        """The previous sequence stored on seq's subject, 0 when none or unknown."""
+        return 0
+
+    def _b_find(self, subject: str, start: int, end: int) -> int:
+        """Smallest live seq in [start, end] stored on exactly this subject, or 0. Backends may
+        override with something cheaper than a metadata scan."""
+        for seq, s, _sz, _ts, _ttl in self._b_iter(start, end):
+            if s == subject:
+                return seq
+        return 0
+
+    def _b_find_rev(self, subject: str, end: int, start: int) -> int:
+        """Largest live seq in [start, end] stored on exactly this subject, or 0."""
+        for seq, s, _sz, _ts, _ttl in self._b_iter_rev(end, start):
+            if s == subject:
+                return seq
+        return 0
 
     # ---- accounting used by the public mutators and by recovery ------------------------------
 
@@ -199,20 +221,46 @@ class StoreCore:
             if ss[2] > 0:
                 ss[1] = ss[2]
                 return ss
+        if ss[2] <= 0:
+            # The last was removed: its predecessor on the subject is the first candidate.
+            hi = min(-ss[2] - 1, self._last)
+            lo = max(ss[1], self._first)
+            found = 0
+            s = self._b_prev_same(-ss[2])
+            while s and s >= lo:
+                if self._b_live(s):
+                    found = s
+                    break
+                s = self._b_prev_same(s)
+            ss[2] = found or self._b_find_rev(subject, hi, lo)
         if ss[1] <= 0:
             lo = max(-ss[1] + 1, self._first)
-            hi = ss[2] if ss[2] > 0 else self._last
-            for seq, s, _sz, _ts, _ttl in self._b_iter(lo, hi):
-                if s == subject:
-                    ss[1] = seq
-                    break
-        if ss[2] <= 0:
-            hi = min(-ss[2] - 1, self._last)
-            for seq, s, _sz, _ts, _ttl in self._b_iter_rev(hi, max(ss[1], self._first)):
-                if s == subject:
-                    ss[2] = seq
-                    break
+            found = self._walk_first(ss, lo)
+            if found < 0:
+                found = self._b_find(subject, lo, ss[2] if ss[2] > 0 else self._last)
+            if found:
+                ss[1] = found
         return ss
+
+    def _walk_first(self, ss: list[int], start: int) -> int:
+        """Smallest live seq >= start on the subject of entry ss, by walking back from its last
+        along the previous-on-subject links; -1 when the links cannot answer (then scan).
+        Used only for subjects with few messages, where the walk is a handful of steps."""
+        if ss[0] > _WALK_LIMIT or ss[2] <= 0:
+            return -1
+        best = 0
+        seen = 0
+        s = ss[2]
+        while s >= start:
+            if self._b_live(s):
+                best = s
+                seen += 1
+            p = self._b_prev_same(s)
+            if not p:
+                # The chain ends here: complete only if it visited every live message.
+                return best if seen == ss[0] else -1
+            s = p
+        return best
 
     def _check_open(self) -> None:
         if self._closed:
@@ -289,10 +337,8 @@ class StoreCore:
                 return 0
             if ss[1] >= start:
                 return ss[1]
-            for seq, s, _sz, _ts, _ttl in self._b_iter(start, ss[2]):
-                if s == filter_subject:
-                    return seq
-            return 0
+            found = self._walk_first(ss, start)
+            return found if found >= 0 else self._b_find(filter_subject, start, ss[2])
         match = matcher(filter_subject)
         # Consumers mostly read forward through messages that match; a short probe finds those
         # without touching the subject table.

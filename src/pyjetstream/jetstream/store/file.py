@@ -63,6 +63,7 @@ _CRC = struct.Struct("<I")
 _pack_crc = _CRC.pack
 _unpack_crc = _CRC.unpack_from
 _LEN = struct.Struct("<I")
+_SLEN_AT = 29  # offset of the little-endian subject length within a record header
 
 K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED = 1, 2, 3, 4, 5
 _KINDS = frozenset((K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED))
@@ -70,6 +71,7 @@ _MAX_REC = 1 << 30
 
 DELBIT = 1 << 63
 NONE = (1 << 64) - 1  # a sequence with no record in this segment (a skip)
+_MAX_BACK = 1 << 32
 _MAX_PAD = 4096  # larger sequence gaps start a new segment instead of padding the index
 _CHUNK = 64 * 1024
 _SCAN_CHUNK = 1 << 20
@@ -79,7 +81,7 @@ _MIN_REWRITE = 4096  # smaller segments are not worth reclaiming
 # thousands of segments, and the process's descriptor limit is shared with every client socket.
 _MAX_OPEN = 64
 
-_IDX_MAGIC = b"PJIDX01\n"
+_IDX_MAGIC = b"PJIDX02\n"
 _IDX_HDR = struct.Struct("<QQQI")  # first seq, count, bytes of the segment covered, crc of offsets
 _SNAP_MAGIC = b"PJSNAP1\n"
 
@@ -92,7 +94,7 @@ DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 
 
 class _Seg:
-    __slots__ = ("no", "path", "fd", "first", "next", "offs", "size", "ndel", "written")
+    __slots__ = ("no", "path", "fd", "first", "next", "offs", "prev", "size", "ndel", "written")
 
     def __init__(self, no: int, path: str, fd: int) -> None:
         self.no = no
@@ -101,6 +103,10 @@ class _Seg:
         self.first = 0  # seq of offs[0]; 0 while the segment holds no message
         self.next = 0  # first + len(offs)
         self.offs = array("Q")
+        # Per message, how far back the previous message on the same subject is (0: none or
+        # unknown; 4 bytes, so a gap of 2**32 or more is "unknown"). Lets a subject's new first
+        # be found by walking back from its last instead of scanning.
+        self.prev = array("I")
         self.size = 0  # bytes in the file (records still buffered in memory are not counted)
         self.ndel = 0  # removed messages whose records are still in the file
         self.written = False  # written through this fd since it was last synced by an eviction
@@ -296,6 +302,7 @@ class FileStore(StoreCore):
                 tail = self._roll()
             elif gap > 0:
                 tail.offs.extend(array("Q", [NONE]) * gap)
+                tail.prev.extend(array("I", [0]) * gap)
                 tail.next = seq
                 return tail
             else:
@@ -431,6 +438,39 @@ class FileStore(StoreCore):
                 subject = buf[p + HS:p + HS + slen].decode(errors="surrogateescape")
                 yield (rseq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
 
+    def _b_prev_same(self, seq: int) -> int:
+        seg = self._locate(seq)
+        if seg is None:
+            return 0
+        back = seg.prev[seq - seg.first]
+        return seq - back if back else 0
+
+    def _b_find(self, subject: str, start: int, end: int) -> int:
+        # Compares raw subject bytes in the cached chunk: no decode, no tuple per record.
+        # (Measured against bytes.find over whole chunks: slower when matches are close, as
+        # they are for consumers, and no better when they are far.)
+        sb = subject.encode()
+        n = len(sb)
+        start = max(start, self._first)
+        for seg in self._segs_from(start):
+            base = seg.first
+            if base > end:
+                return 0
+            offs = seg.offs
+            for i in range(max(start - base, 0), min(end - base + 1, len(offs))):
+                off = offs[i]
+                if off >= DELBIT:
+                    continue
+                buf = self._rc_buf
+                p = off - self._rc_off
+                if self._rc_seg is not seg or p < 0 or p + HS + n > len(buf):
+                    buf, p = self._rec_buf(seg, off)
+                    if len(buf) < p + HS + n:
+                        continue
+                if buf[p + _SLEN_AT] | (buf[p + _SLEN_AT + 1] << 8) == n and buf[p + HS:p + HS + n] == sb:
+                    return base + i
+        return 0
+
     def _b_iter_rev(self, end: int, start: int) -> Iterator[Meta]:
         start = max(start, self._first)
         i0 = bisect_right(self._firsts, end) - 1
@@ -556,7 +596,10 @@ class FileStore(StoreCore):
         rec = b"".join((
             _pack_hdr(HS + len(sb) + len(hdr) + len(data) + 4, K_MSG, seq, ts, ttl_ns, len(sb), len(hdr)),
             sb, hdr, data))
+        ss = self._subj.get(subject)
         tail.offs.append(tail.size + len(wbuf))
+        # A stale (negative) last means "unknown": store no link rather than a wrong one.
+        tail.prev.append(seq - ss[2] if ss is not None and 0 < ss[2] and seq - ss[2] < _MAX_BACK else 0)
         tail.next = seq + 1
         if len(tail.offs) == 1:
             self._reindex()
@@ -569,7 +612,6 @@ class FileStore(StoreCore):
         self._bytes += len(subject) + len(hdr) + len(data) + 16
         self._last = seq
         self._last_ts = ts
-        ss = self._subj.get(subject)
         if ss is None:
             self._subj[subject] = [1, seq, seq]
         else:
@@ -694,6 +736,7 @@ class FileStore(StoreCore):
         while hi > lo and offs[hi - 1] == NONE:
             hi -= 1
         seg.offs = offs[lo:hi]
+        seg.prev = seg.prev[lo:hi]
         seg.first = seg.first + lo if hi > lo else 0
         seg.next = seg.first + len(seg.offs) if hi > lo else 0
         seg.size = len(out)
@@ -829,7 +872,7 @@ class FileStore(StoreCore):
             while k >= 0:
                 offs[k] &= ~DELBIT
                 k = tb.find(1, k + 1)
-        raw = offs.tobytes()
+        raw = offs.tobytes() + seg.prev.tobytes()
         data = _IDX_MAGIC + _IDX_HDR.pack(seg.first, len(offs), seg.size, crc32(raw)) + raw
         self._atomic_write(self._seg_path(seg.no, "idx"), data, fsync=False)
 
@@ -846,11 +889,13 @@ class FileStore(StoreCore):
             return 0
         first, count, covered, crc = _IDX_HDR.unpack_from(data, len(_IDX_MAGIC))
         raw = data[n0:]
-        if len(raw) != count * 8 or crc32(raw) != crc or covered > size:
+        if len(raw) != count * 12 or crc32(raw) != crc or covered > size:
             log.warning("store %s: ignoring damaged index %s", self._dir, os.path.basename(path))
             return 0
         seg.offs = array("Q")
-        seg.offs.frombytes(raw)
+        seg.offs.frombytes(raw[:count * 8])
+        seg.prev = array("I")
+        seg.prev.frombytes(raw[count * 8:])
         seg.first = first if count else 0
         seg.next = first + count if count else 0
         return covered
@@ -1097,6 +1142,13 @@ class FileStore(StoreCore):
                         continue
                     if gap:
                         seg.offs.extend(array("Q", [NONE]) * gap)
+                        seg.prev.extend(array("I", [0]) * gap)
+                    back = 0
+                    if apply and kind == K_MSG:
+                        ps = self._subj.get(buf[p + HS:p + HS + slen].decode())
+                        if ps is not None and 0 < ps[2] and seq - ps[2] < _MAX_BACK:
+                            back = seq - ps[2]
+                    seg.prev.append(back)
                     seg.offs.append(pos)
                     seg.next = seq + 1
                     if fresh:

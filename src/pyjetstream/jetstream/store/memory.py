@@ -19,6 +19,9 @@ class MemoryStore(StoreCore):
         super().__init__(first_seq)
         self._m: dict[int, StoredMsg] = {}
         self._ttls: dict[int, int] = {}
+        # seq -> previous seq on the same subject, for live messages whose link is known; a
+        # subject's next first is then a walk back from its last (see StoreCore._walk_first).
+        self._prevs: dict[int, int] = {}
 
     # ---- primitives ------------------------------------------------------------------------
 
@@ -58,6 +61,9 @@ class MemoryStore(StoreCore):
             if m is not None:
                 yield self._meta(m)
 
+    def _b_prev_same(self, seq: int) -> int:
+        return self._prevs.get(seq, 0)
+
     def _b_next_live(self, seq: int, end: int) -> int:
         for meta in self._b_iter(seq, end):
             return meta[0]
@@ -82,6 +88,9 @@ class MemoryStore(StoreCore):
         seq = self._last + 1
         m = new_msg(seq, subject, hdr or b"", data, ts)
         self._m[seq] = m
+        ss = self._subj.get(subject)
+        if ss is not None and ss[2] > 0:
+            self._prevs[seq] = ss[2]
         if ttl_ns:
             self._ttls[seq] = ttl_ns
         self._acct_add(seq, subject, m.size, ts, ttl_ns)
@@ -101,6 +110,7 @@ class MemoryStore(StoreCore):
         if m is None:
             return False
         self._ttls.pop(seq, None)
+        self._prevs.pop(seq, None)
         self._acct_remove(seq, m.subject, m.size)
         return True
 
@@ -118,10 +128,12 @@ class MemoryStore(StoreCore):
         if self._msgs == 0:
             self._m.clear()
             self._ttls.clear()
+            self._prevs.clear()
         elif n:
             for s in [s for s in self._m if old_first <= s < seq]:
                 del self._m[s]
                 self._ttls.pop(s, None)
+                self._prevs.pop(s, None)
         return n
 
     def close(self) -> None:
@@ -130,6 +142,7 @@ class MemoryStore(StoreCore):
     def delete(self) -> None:
         self._m.clear()
         self._ttls.clear()
+        self._prevs.clear()
         self._closed = True
 
 
