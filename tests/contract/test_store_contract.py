@@ -408,3 +408,26 @@ def test_randomized_against_model(backend, seed):
     for seq, (subj, _d) in sorted(model.items()):
         per.setdefault(subj, []).append(seq)
     assert st.subjects_state("") == {k: SimpleState(len(v), v[0], v[-1]) for k, v in per.items()}
+
+
+def test_kv_history_keeps_subject_first_exact(store, reopen):
+    # As a stream with max_msgs_per_subject=3 does: after each store, drop the key's oldest.
+    keys = [f"kv.key{i}" for i in range(7)]
+    seqs: dict[str, list[int]] = {k: [] for k in keys}
+    for i in range(300):
+        k = keys[(i * 5) % 7] if i % 3 else keys[i % 7]
+        seqs[k].append(store.store_msg(k, b"", b"%d" % i, T0 + i))
+        ss = store.subjects_state(k)[k]
+        while ss.msgs > 3:
+            assert ss.first == seqs[k][0]
+            assert store.remove_msg(ss.first)
+            seqs[k].pop(0)
+            ss = store.subjects_state(k)[k]
+        assert (ss.msgs, ss.first, ss.last) == (len(seqs[k]), seqs[k][0], seqs[k][-1])
+        if i == 150:
+            store = reopen(store)
+    for st in both(store, reopen):
+        assert st.subjects_state("kv.>") == {k: SimpleState(len(v), v[0], v[-1]) for k, v in seqs.items()}
+        for k, v in seqs.items():
+            assert st.load_next_msg(k, 1).seq == v[0]
+            assert st.load_last_msg(k).seq == v[-1]

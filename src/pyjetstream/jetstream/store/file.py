@@ -3,9 +3,9 @@
 Owns one stream's `msgs/` directory:
 
     msgs/00000001.seg   records, appended; a new segment starts past `block_size`
-    msgs/00000001.idx   that segment's seq -> offset index, written when the segment is sealed
-                        (and for the tail at clean close); an index is a fact about record
-                        positions only, never about deletions
+    msgs/00000001.idx   that segment's seq -> offset index and same-subject links, written
+                        when the segment is sealed (and for the tail at clean close); an index
+                        holds facts about records only, never about deletions
     msgs/index.snap     snapshot of the stream state (counts, per-subject table, interior
                         deletes, TTL deadlines) as of a log position; written when a segment is
                         sealed or dropped and at clean close
@@ -15,8 +15,12 @@ header block, payload, and a CRC32 of all of that. Kinds: a message; a tombstone
 carrying its subject and size so replay can fix the per-subject table without reading it back);
 a skip (last_seq advanced); a compact (every seq below it is gone, and the last_seq then); an
 erased message (payload zeroed in place). In memory each segment keeps an `array('Q')` of record
-offsets, with a high bit marking deleted sequences, so memory does not grow with the number of
-messages beyond 8 bytes each and the per-subject table.
+offsets, with a high bit marking deleted sequences, and an `array('I')` with each message's
+distance back to the previous message on its subject (so a subject's next-oldest message is a
+few steps away when its oldest is removed, as in every KV update with history). Memory thus
+grows by 12 bytes per message plus the per-subject table, never by a Python object per message.
+A sealed segment that is mostly removed messages is rewritten without them; the oldest segment
+is dropped whole once every message in it is gone.
 
 Durability: records are written to the OS from the loop thread; `commit(on_durable)` schedules
 one flush per loop iteration and a writer thread fdatasyncs everything queued with one call,
