@@ -892,7 +892,7 @@ class FileStore(StoreCore):
         if len(data) < n0 or not data.startswith(_IDX_MAGIC):
             return 0
         first, count, covered, crc = _IDX_HDR.unpack_from(data, len(_IDX_MAGIC))
-        raw = data[n0:]
+        raw = memoryview(data)[n0:]  # no copies: these files are 12 bytes per message
         if len(raw) != count * 12 or crc32(raw) != crc or covered > size:
             log.warning("store %s: ignoring damaged index %s", self._dir, os.path.basename(path))
             return 0
@@ -900,6 +900,7 @@ class FileStore(StoreCore):
         seg.offs.frombytes(raw[:count * 8])
         seg.prev = array("I")
         seg.prev.frombytes(raw[count * 8:])
+        raw.release()
         seg.first = first if count else 0
         seg.next = first + count if count else 0
         return covered
