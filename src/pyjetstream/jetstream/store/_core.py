@@ -32,8 +32,9 @@ _PROBE = 32
 _WALK_LIMIT = 64
 
 # A per-subject entry is [count, first, last]. A first/last <= 0 means "stale": the message that
-# held it was removed and the true value is > -first (resp. < -last); it is found again by a scan
-# only when someone asks, as nats-server does, so removals stay O(1).
+# held it was removed and the true value is > -first (resp. < -last); it is found again only when
+# someone asks (as nats-server does, so removals stay O(1)): by walking the backend's links to
+# the previous message on the same subject when the subject is small, else by a scan.
 Meta = tuple[int, str, int, int, int]  # seq, subject, size, ts, ttl_ns
 
 
