@@ -1,0 +1,142 @@
+"""`pyjetstream eventing --nats URL`: the publisher proxy and dispatcher against any NATS.
+
+Owns the command line of the eventing layer (stream settings, ports, Kyma switches), the
+mapping of those flags to an EventingConfig (shared with `up`), logging set-up and signal
+handling. The work itself is `pyjetstream.eventing.service.run_eventing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from typing import Any
+
+from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
+
+
+def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool = True) -> None:
+    if publish_port_flag:
+        p.add_argument("--publish-port", type=int, default=8080, help="publisher proxy port (default 8080)")
+    p.add_argument("--publish-host", default="127.0.0.1", help="publisher proxy address (default 127.0.0.1)")
+    p.add_argument("--kyma-strict-sinks", action="store_true",
+                   help="accept only Kyma's cluster-local sinks (svc.cluster.local, same namespace)")
+    p.add_argument("--stream-name", default=None, help="stream name (default sap, env JS_STREAM_NAME)")
+    p.add_argument("--stream-storage", choices=("file", "memory"), default=None)
+    p.add_argument("--stream-replicas", type=int, default=None)
+    p.add_argument("--stream-retention", choices=("interest", "limits"), default=None)
+    p.add_argument("--stream-max-bytes", default=None, help="e.g. 700Mi (Kyma's default) or -1")
+    p.add_argument("--stream-max-msgs", type=int, default=None)
+    p.add_argument("--max-msgs-per-subject", type=int, default=None)
+    p.add_argument("--discard", choices=("new", "old"), default=None)
+    p.add_argument("--deliver-policy", default=None, help="all | last | last_per_subject | new (default)")
+    p.add_argument("--max-request-size", type=int, default=None, help="bytes (default 65536)")
+    p.add_argument("--no-dedupe", action="store_true", help="do not set Nats-Msg-Id from source+id")
+    p.add_argument("--no-dead-letter", action="store_true", help="do not keep events that ran out of retries")
+    p.add_argument("--no-publisher", action="store_true", help="run only the manager and dispatcher")
+    p.add_argument("--no-dispatcher", action="store_true", help="run only the publisher proxy")
+    p.add_argument("-D", "--debug", action="store_true", help="debug logging")
+
+
+def config_from_args(args: argparse.Namespace) -> EventingConfig:
+    cfg = from_env()
+    s = cfg.stream
+    stream_changes: dict[str, Any] = {}
+    for attr, field_name in (("stream_name", "name"), ("stream_storage", "storage"),
+                             ("stream_replicas", "replicas"), ("stream_retention", "retention"),
+                             ("stream_max_msgs", "max_msgs"), ("max_msgs_per_subject", "max_msgs_per_subject"),
+                             ("discard", "discard")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            stream_changes[field_name] = value
+    if getattr(args, "stream_max_bytes", None) is not None:
+        stream_changes["max_bytes"] = parse_size(args.stream_max_bytes)
+    if stream_changes.get("name") is not None and len(stream_changes["name"]) > 32:
+        raise ValueError("stream name should be max 32 characters long")
+    cfg = replace(cfg, stream=replace(s, **stream_changes))
+    if getattr(args, "deliver_policy", None):
+        cfg = replace(cfg, consumer=replace(cfg.consumer, deliver_policy=normalize_deliver_policy(args.deliver_policy)))
+    top: dict[str, Any] = {"publish_host": args.publish_host, "strict_sinks": args.kyma_strict_sinks,
+                           "dedupe": not args.no_dedupe}
+    if getattr(args, "publish_port", None) is not None:
+        top["publish_port"] = args.publish_port
+    if args.max_request_size is not None:
+        top["max_request_size"] = args.max_request_size
+    if args.no_dead_letter:
+        top["dead_letter"] = replace(cfg.dead_letter, enabled=False)
+    return replace(cfg, **top)
+
+
+def setup_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s [%(levelname).3s] %(name)s: %(message)s")
+    for noisy in ("asyncio", "aiohttp.access", "nats"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyjetstream eventing",
+                                description="Kyma-style publisher proxy + subscription manager + dispatcher")
+    p.add_argument("--nats", "-s", "--server", dest="nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+                   help="NATS URL(s), comma separated (env NATS_URL)")
+    p.add_argument("--user", default=os.environ.get("NATS_USER"))
+    p.add_argument("--password", default=os.environ.get("NATS_PASSWORD"))
+    p.add_argument("--token", default=os.environ.get("NATS_TOKEN"))
+    add_eventing_arguments(p)
+    return p
+
+
+def connect_options(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.user:
+        out["user"], out["password"] = args.user, args.password or ""
+    if args.token:
+        out["token"] = args.token
+    return out
+
+
+async def _run(args: argparse.Namespace, config: EventingConfig) -> int:
+    from pyjetstream.eventing.service import EventingService
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    service = EventingService(args.nats, config, connect_options=connect_options(args),
+                              run_publisher=not args.no_publisher, run_dispatcher=not args.no_dispatcher)
+    await service.start()
+    if service.port:
+        print(f"Publisher proxy on http://{config.publish_host}:{service.port}, NATS {args.nats}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.debug)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"pyjetstream eventing: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(args, config))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"pyjetstream eventing: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,141 @@
+"""`pyjetstream up`: the embedded NATS server, monitoring, publisher proxy and dispatcher in one process.
+
+Owns the command line of `up` (the server's own nats-server flags plus --publish-port and the
+eventing switches), the defaults of the tutorial (:4222, :8222, :8080, JetStream in ./data)
+and the start/stop order: server first, eventing on top through nats-py, eventing stopped
+first. The eventing part is `run_eventing`-style and knows nothing about the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from pyjetstream.cli.eventing_cmd import add_eventing_arguments, config_from_args, install_stop_signals
+from pyjetstream.eventing.config import EventingConfig
+
+log = logging.getLogger("pyjetstream.up")
+
+# Flags `up` understands beyond nats-server's own; everything else goes to the server parser.
+UP_FLAG_PREFIXES = ("--publish-", "--kyma-", "--stream-", "--max-msgs-per-subject", "--discard",
+                    "--deliver-policy", "--max-request-size", "--no-dedupe", "--no-dead-letter")
+DEFAULT_SERVER_ARGS = {"-p": "4222", "-m": "8222", "-sd": "./data"}
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate eventing flags from the server's flags (values follow their flag)."""
+    eventing_parser = argparse.ArgumentParser(add_help=False)
+    add_eventing_arguments(eventing_parser)
+    takes_value = {opt for action in eventing_parser._actions if action.nargs != 0 for opt in action.option_strings}
+    server, eventing = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name.startswith(UP_FLAG_PREFIXES):
+            eventing.append(arg)
+            if "=" not in arg and name in takes_value and i + 1 < len(argv):
+                eventing.append(argv[i + 1])
+                i += 1
+        else:
+            server.append(arg)
+        i += 1
+    return server, eventing
+
+
+def with_defaults(server_argv: list[str]) -> list[str]:
+    """The tutorial's defaults unless given: client 4222, monitoring 8222, JetStream in ./data."""
+    given = {a.split("=", 1)[0].lstrip("-") for a in server_argv if a.startswith("-")}
+    aliases = {"-p": {"p", "port"}, "-m": {"m", "http_port"}, "-sd": {"sd", "store_dir"}}
+    out = list(server_argv)
+    for flag, value in DEFAULT_SERVER_ARGS.items():
+        if not (aliases[flag] & given) and not ({"c", "config"} & given and flag != "-sd"):
+            out += [flag, value]
+    if not ({"js", "jetstream"} & given):
+        out.append("-js")
+    return out
+
+
+# -- server part: the embedded pyjetstream server ------------------------------------------------
+
+async def start_server(server_argv: list[str]) -> tuple[Any, str, dict[str, Any]]:
+    """Start `pyjetstream.server.server.Server`; returns (server, client URL, nats-py auth options)."""
+    from pyjetstream.server.options import parse_server_args
+    from pyjetstream.server.server import Server
+
+    opts, _extras = parse_server_args(server_argv)
+    server = Server(opts)
+    await server.start()
+    host = opts.host if opts.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    auth: dict[str, Any] = {}
+    if getattr(opts, "username", None):
+        auth = {"user": opts.username, "password": opts.password or ""}
+    elif getattr(opts, "token", None):
+        auth = {"token": opts.token}
+    return server, f"nats://{host}:{server.port}", auth
+
+
+async def stop_server(server: Any) -> None:
+    await server.shutdown()
+
+
+# -- eventing part -------------------------------------------------------------------------------
+
+async def run_up(server_argv: list[str], config: EventingConfig, stop: asyncio.Event) -> int:
+    from pyjetstream.eventing.service import EventingService
+
+    server, url, auth = await start_server(server_argv)
+    service = EventingService(url, config, connect_options=auth)
+    try:
+        await service.start()
+        print(f"pyjetstream up: NATS {url}, publisher proxy http://{config.publish_host}:{service.port}",
+              flush=True)
+        await stop.wait()
+    finally:
+        await service.stop()
+        await stop_server(server)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print("Usage: pyjetstream up [nats-server flags: -a -p -m -sd -c ...] [--publish-port 8080] "
+              "[--publish-host H] [--kyma-strict-sinks] [--stream-* ...]\n"
+              "Defaults: -p 4222 -m 8222 -sd ./data -js, publisher proxy on 8080.")
+        return 0
+    server_argv, eventing_argv = split_argv(argv)
+    parser = argparse.ArgumentParser(prog="pyjetstream up", add_help=False)
+    add_eventing_arguments(parser)
+    args = parser.parse_args(eventing_argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"pyjetstream up: {exc}", file=sys.stderr)
+        return 2
+    from pyjetstream.cli.server_cmd import new_event_loop, setup_logging
+    from pyjetstream.server.options import OptionsError, parse_server_args
+
+    full_server_argv = with_defaults(server_argv)
+    try:
+        opts, _ = parse_server_args(full_server_argv)
+    except OptionsError as exc:
+        print(f"pyjetstream up: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(opts)
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        return await run_up(full_server_argv, config, stop)
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(runner())
+    except OSError as exc:
+        print(f"pyjetstream up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        loop.close()
