@@ -8,6 +8,7 @@ module exists. Set PYJETSTREAM_CLI_SERVERS=nats-server (or pyjetstream) to run o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shlex
@@ -80,20 +81,18 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 15
     raise RuntimeError("server did not become ready")
 
 
-@pytest.fixture(params=sorted(SERVER_TEMPLATES))
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    reason = _skip_reason(request.param)
-    if reason:
-        pytest.skip(reason)
+@contextlib.contextmanager
+def start_server(name: str, tmp_path: Path, extra: str = "") -> Iterator[LiveServer]:
+    """Run the server of template `name` (plus `extra` flags) until the block ends."""
     port = free_port()
     store = tmp_path / "store"
-    store.mkdir()
-    cmd = shlex.split(SERVER_TEMPLATES[request.param].format(PORT=port, STORE=store))
+    store.mkdir(exist_ok=True)
+    cmd = shlex.split(SERVER_TEMPLATES[name].format(PORT=port, STORE=store) + " " + extra)
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         _wait_ready(port, proc)
-        yield LiveServer(request.param, port, store, proc)
+        yield LiveServer(name, port, store, proc)
     finally:
         proc.terminate()
         try:
@@ -102,6 +101,20 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(params=sorted(SERVER_TEMPLATES))
+def server_name(request: pytest.FixtureRequest) -> str:
+    reason = _skip_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def server(server_name: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with start_server(server_name, tmp_path) as live:
+        yield live
 
 
 @dataclass

@@ -533,11 +533,17 @@ def run(args: Any, body: Callable[[Any], Awaitable[int | None]], connect_first: 
                 except (TimeoutError, OSError):
                     pass
 
+    from nats.errors import Error as NatsError
+
     try:
         return asyncio.run(main())
     except CLIError as exc:
         err(f"pyjetstream: error: {exc.message}")
         return exc.exit_code
+    except (NatsError, OSError, TimeoutError) as exc:
+        # Whatever nats-py raises mid-command (lost connection, timeouts) is still one line.
+        err(f"pyjetstream: error: {_describe(exc)}")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
