@@ -23,10 +23,12 @@ OPS = st.lists(
 )
 
 
-def _consumer(store: MemStore, clock: FakeClock, ack_policy: str, max_deliver: int, filt: str) -> Consumer:
+def _consumer(store: MemStore, clock: FakeClock, ack_policy: str, max_deliver: int, filt: str,
+              push: bool = False) -> Consumer:
+    extra = {"deliver_subject": "dlv", "flow_control": True, "idle_heartbeat": NS} if push else {}
     cfg = ConsumerConfig.from_json({"durable_name": "P", "ack_policy": ack_policy, "ack_wait": NS,
                                     "max_deliver": max_deliver, "max_ack_pending": 5,
-                                    "filter_subject": filt})
+                                    "filter_subject": filt, **extra})
     apply_defaults(cfg)
     check_config(cfg, StreamView("S", ["foo.>"]))
     return Consumer("S", "P", cfg, store, clock.now, stream_subjects=["foo.>"])
@@ -34,10 +36,10 @@ def _consumer(store: MemStore, clock: FakeClock, ack_policy: str, max_deliver: i
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS, ack_policy=st.sampled_from(["explicit", "all"]), max_deliver=st.sampled_from([-1, 2, 3]),
-       filt=st.sampled_from(["", "foo.a"]))
-def test_bookkeeping_stays_consistent(ops, ack_policy, max_deliver, filt):
+       filt=st.sampled_from(["", "foo.a"]), push=st.booleans())
+def test_bookkeeping_stays_consistent(ops, ack_policy, max_deliver, filt, push):
     clock, store = FakeClock(), MemStore()
-    c = _consumer(store, clock, ack_policy, max_deliver, filt)
+    c = _consumer(store, clock, ack_policy, max_deliver, filt, push)
     replies: list[str] = []  # every delivery's ack subject, in order
     deliveries: dict[int, int] = {}  # stream seq -> deliveries seen
     done: set[int] = set()  # acked (or termed) stream seqs, as far as the client knows
@@ -46,6 +48,8 @@ def test_bookkeeping_stays_consistent(ops, ack_policy, max_deliver, filt):
         out, _adv, _acks = c.take_outputs()
         c.take_ack_replies()
         for o in out:
+            if o[1].startswith("$JS.FC."):
+                c.on_flow_control_reply(o[1], clock.now)  # the client answers at once
             if o[1].startswith("$JS.ACK."):
                 tok = o[1].split(".")
                 seq, dc = int(tok[5]), int(tok[4])
