@@ -71,6 +71,11 @@ async def test_stream_ls_names_json_and_empty(server: LiveServer, nc) -> None:
     assert (res.rc, res.out) == (0, "A\nB\n")
     res = await run_cli(server, "stream", "ls", "--json")
     assert [i["config"]["name"] for i in json.loads(res.out)] == ["A", "B"]
+    res = await run_cli(server, "stream", "ls", "--subject", "b")
+    assert res.out.splitlines()[1].strip("│ ") == "Streams matching b"
+    assert [ln.split("│")[1].strip() for ln in res.out.splitlines()[5:-1]] == ["B"]
+    res = await run_cli(server, "stream", "state", "A")
+    assert res.rc == 0 and res.out.startswith("State for Stream A created ") and "Limits:" not in res.out
 
 
 async def test_stream_add_info_edit_purge_rm(server: LiveServer, nc, tmp_path) -> None:

@@ -26,11 +26,13 @@ DISCARD = {"old": "Old", "new": "New"}
 # Rendering (pure: data and `now` in, text out)
 
 
-def render_stream_list(infos: list[dict[str, Any]], now_ns: int, width: int | None = None) -> str:
+def render_stream_list(infos: list[dict[str, Any]], now_ns: int, width: int | None = None,
+                       subject: str = "") -> str:
     """The `stream ls` table: smallest stream first, like the nats CLI."""
     if not infos:
-        return "No Streams defined\n"
-    table = c.Table("Streams", ["Name", "Description", "Created", "Messages", "Size", "Last Message"],
+        return f"No Streams matching {subject}\n" if subject else "No Streams defined\n"
+    title = f"Streams matching {subject}" if subject else "Streams"
+    table = c.Table(title, ["Name", "Description", "Created", "Messages", "Size", "Last Message"],
                     shrinkable=(1,))
     ordered = sorted(infos, key=lambda i: (int(i.get("state", {}).get("bytes", 0)), i["config"]["name"]))
     for info in ordered:
@@ -260,18 +262,19 @@ async def stream_info(nc: Any, name: str, timeout: float) -> dict[str, Any]:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
+        where = {"subject": args.subject} if args.subject else None
         if args.names:
-            names = sorted(await c.paged(nc, "STREAM.NAMES", "streams", args.timeout))
+            names = sorted(await c.paged(nc, "STREAM.NAMES", "streams", args.timeout, where))
             if args.json:
                 c.print_json(names)
             elif names:
                 c.out("\n".join(names))
             return
-        infos = await list_streams(nc, args.timeout)
+        infos = await c.paged(nc, "STREAM.LIST", "streams", args.timeout, where)
         if args.json:
             c.print_json(sorted(infos, key=lambda i: i["config"]["name"]))
             return
-        c.out(render_stream_list(infos, c.Clock.from_env().now_ns()))
+        c.out(render_stream_list(infos, c.Clock.from_env().now_ns(), subject=args.subject or ""))
 
     return c.run(args, body)
 
@@ -478,6 +481,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("ls", aliases=["list"], parents=[parent], help="list streams")
     p.add_argument("-n", "--names", action="store_true", help="show only the stream names")
+    p.add_argument("--subject", help="only streams that store this subject")
     c.add_json_flag(p)
     p.set_defaults(func=cmd_ls)
 
@@ -486,6 +490,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--state", action="store_true", help="show only the state")
     c.add_json_flag(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("state", parents=[parent], help="stream state only")
+    p.add_argument("stream")
+    c.add_json_flag(p)
+    p.set_defaults(func=cmd_info, state=True)
 
     p = sub.add_parser("add", aliases=["create"], parents=[parent], help="create a stream")
     p.add_argument("stream", nargs="?")
