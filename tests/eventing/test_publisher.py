@@ -85,12 +85,20 @@ async def test_request_size_limit(make_service):
     assert status == 413 and json.loads(body)["type"] == "request_body_too_large"
 
 
-async def test_duplicate_source_and_id_is_stored_once(proxy):
-    svc, url = proxy
+async def test_duplicate_source_and_id_is_stored_once_with_dedupe(make_service):
+    svc = await make_service(fast_config(stream=LIMITS, dedupe=True))
+    url = f"http://127.0.0.1:{svc.port}"
     for _ in range(3):
         assert (await post(url, "/publish", TUTORIAL_HEADERS, b"{}"))[0] == 204
     info = await svc.nc.jetstream().stream_info("sap")
     assert info.state.messages == 1
+
+
+async def test_without_dedupe_the_same_event_is_stored_again(proxy):
+    svc, url = proxy
+    for _ in range(2):
+        assert (await post(url, "/publish", TUTORIAL_HEADERS, b"{}"))[0] == 204
+    assert (await svc.nc.jetstream().stream_info("sap")).state.messages == 2
 
 
 async def test_no_stream_gives_504_and_full_stream_507(proxy):

@@ -35,7 +35,8 @@ def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool =
     p.add_argument("--discard", choices=("new", "old"), default=None)
     p.add_argument("--deliver-policy", default=None, help="all | last | last_per_subject | new (default)")
     p.add_argument("--max-request-size", type=int, default=None, help="bytes (default 65536)")
-    p.add_argument("--no-dedupe", action="store_true", help="do not set Nats-Msg-Id from source+id")
+    p.add_argument("--dedupe", action="store_true",
+                   help="set Nats-Msg-Id from source+id so a retried POST is stored once (2 min window)")
     p.add_argument("--no-dead-letter", action="store_true", help="do not keep events that ran out of retries")
     p.add_argument("--no-publisher", action="store_true", help="run only the manager and dispatcher")
     p.add_argument("--no-dispatcher", action="store_true", help="run only the publisher proxy")
@@ -61,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> EventingConfig:
     if getattr(args, "deliver_policy", None):
         cfg = replace(cfg, consumer=replace(cfg.consumer, deliver_policy=normalize_deliver_policy(args.deliver_policy)))
     top: dict[str, Any] = {"publish_host": args.publish_host, "strict_sinks": args.kyma_strict_sinks,
-                           "dedupe": not args.no_dedupe}
+                           "dedupe": args.dedupe}
     if getattr(args, "publish_port", None) is not None:
         top["publish_port"] = args.publish_port
     if args.max_request_size is not None:

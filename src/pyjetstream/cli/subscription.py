@@ -214,7 +214,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parent = c.option_parent(common)
-    top = subparsers.add_parser("subscription", aliases=["sub", "subscriptions"], parents=[parent],
+    top = subparsers.add_parser("subscription", aliases=["subscriptions"], parents=[parent],
                                 help="Kyma eventing Subscriptions (apply, get, ls, delete)")
     sub = c.subcommands(top, "subscription_command")
 

@@ -21,7 +21,7 @@ log = logging.getLogger("pyjetstream.up")
 
 # Flags `up` understands beyond nats-server's own; everything else goes to the server parser.
 UP_FLAG_PREFIXES = ("--publish-", "--kyma-", "--stream-", "--max-msgs-per-subject", "--discard",
-                    "--deliver-policy", "--max-request-size", "--no-dedupe", "--no-dead-letter")
+                    "--deliver-policy", "--max-request-size", "--dedupe", "--no-dead-letter")
 DEFAULT_SERVER_ARGS = {"-p": "4222", "-m": "8222", "-sd": "./data"}
 
 

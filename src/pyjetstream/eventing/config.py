@@ -74,7 +74,7 @@ class EventingConfig:
     publish_port: int = 8080
     max_request_size: int = 65536
     publish_timeout: float = 5.0
-    dedupe: bool = True              # Nats-Msg-Id from source+id (beyond Kyma)
+    dedupe: bool = False             # opt-in Nats-Msg-Id from source+id (beyond Kyma)
     legacy_double_publish: bool = True
     kv_bucket: str = "eventing-subscriptions"
     strict_sinks: bool = False       # Kyma's cluster-local sink rules
