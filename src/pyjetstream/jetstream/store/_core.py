@@ -78,6 +78,11 @@ class StoreCore:
     def last_ts(self) -> int:
         return self._last_ts
 
+    def msg_size(self, subject: str, hdr: bytes, data: bytes) -> int:
+        """What storing this message adds to state().bytes (nats-server's memory-store formula;
+        the file store overrides it with its record size). Limit checks should use this."""
+        return len(subject) + len(hdr or b"") + len(data) + 16
+
     def subject_msgs(self, subject: str) -> int:
         """Messages stored on one literal subject (max_msgs_per_subject checks)."""
         ss = self._subj.get(subject)

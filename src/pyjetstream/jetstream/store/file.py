@@ -358,7 +358,7 @@ class FileStore(StoreCore):
         if full:
             q += slen
             return new_msg(seq, subject, bytes(buf[q:q + hlen]), bytes(buf[q + hlen:end]), ts)
-        return (seq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
+        return (seq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
 
     def _corrupt_on_read(self, seg: _Seg, off: int, seq: int) -> None:
         log.error("store %s: record for seq %d at %s:%d fails its checksum; dropping it",
@@ -434,13 +434,13 @@ class FileStore(StoreCore):
                     buf, p = self._rec_buf(seg, off)
                     if len(buf) < p + HS:
                         continue
-                reclen, kind, rseq, ts, ttl, slen, _hlen = _unpack_hdr(buf, p)
+                reclen, kind, rseq, ts, ttl, slen, hlen = _unpack_hdr(buf, p)
                 if rseq != base + i or kind != K_MSG:
                     continue
                 if p + HS + slen > len(buf):
                     buf, p = self._rec_buf(seg, off)
                 subject = buf[p + HS:p + HS + slen].decode(errors="surrogateescape")
-                yield (rseq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
+                yield (rseq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
 
     def _b_prev_same(self, seq: int) -> int:
         seg = self._locate(seq)
@@ -613,7 +613,7 @@ class FileStore(StoreCore):
         if self._msgs == 0:
             self._first = seq
         self._msgs += 1
-        self._bytes += len(subject) + len(hdr) + len(data) + 16
+        self._bytes += len(rec) + 4 - HS + (30 if hdr else 26)  # == msg_size(subject, hdr, data)
         self._last = seq
         self._last_ts = ts
         if ss is None:
@@ -626,6 +626,12 @@ class FileStore(StoreCore):
         if len(wbuf) >= _WBUF_MAX:
             self._write_out()
         return seq
+
+    def msg_size(self, subject: str, hdr: bytes, data: bytes) -> int:
+        """What a message adds to state().bytes: nats-server's file-store record size (length,
+        seq, ts and subject length: 22 bytes; an 8-byte hash; 4 more for a header length)."""
+        n = 22 + len(subject.encode()) + len(data) + 8
+        return n + 4 + len(hdr) if hdr else n
 
     def skip_msgs(self, seq: int, num: int) -> None:
         self._skip_check(seq, num)
@@ -1171,7 +1177,7 @@ class FileStore(StoreCore):
                     else:
                         q = p + HS
                         subject = buf[q:q + slen].decode()
-                        self._acct_add(seq, subject, len(subject) + reclen - HS - slen - 4 + 16, ts, ttl)
+                        self._acct_add(seq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
             elif apply:
                 if kind == K_DEL:
                     self._replay_del(seq, buf[p + HS:p + HS + slen].decode(), ttl)
