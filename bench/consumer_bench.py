@@ -168,13 +168,15 @@ async def run(kind: str, n: int, phases: list[str]) -> dict[str, dict[str, float
             js = nc.jetstream()
             await preload(js, "B", n)
             for ph in phases:
-                cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+                cpu0, t0, ccpu0 = cpu_seconds(proc.pid), time.perf_counter(), time.process_time()
                 await PHASES[ph](nc, js, n)
                 await nc.flush()
                 wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+                ccpu = time.process_time() - ccpu0
                 msgs = n * (2 if ph == "nak" else 1)  # deliveries the server made
                 rec = {"server": kind, "phase": ph, "n": n, "msgs_per_s": round(n / wall),
-                       "server_cpu_us_per_delivery": round(cpu / msgs * 1e6, 2), "wall_s": round(wall, 3)}
+                       "server_cpu_us_per_delivery": round(cpu / msgs * 1e6, 2),
+                       "client_cpu_us_per_msg": round(ccpu / n * 1e6, 2), "wall_s": round(wall, 3)}
                 emit(**rec)
                 out[ph] = rec
             await nc.close()
