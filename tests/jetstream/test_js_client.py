@@ -234,3 +234,23 @@ async def test_republish_reaches_subscribers(nc: Any) -> None:
     h = msgs[1].headers
     assert (h["Nats-Stream"], h["Nats-Subject"], h["Nats-Sequence"], h["Nats-Last-Sequence"]) == (
         "RP", "rp.a.b", "2", "1")
+
+
+async def test_mirror_and_sources(nc: Any) -> None:
+    from nats.js.api import StreamSource
+
+    js = nc.jetstream()
+    await js.add_stream(name="ORIG", subjects=["orig.*"])
+    for i in range(3):
+        await js.publish(f"orig.{i}", b"%d" % i)
+    await js.add_stream(name="MIR", mirror=StreamSource(name="ORIG"))
+    await js.add_stream(name="SRC", subjects=["src"], sources=[StreamSource(name="ORIG", filter_subject="orig.1")])
+    await js.publish("orig.1", b"live")
+    assert await wait_for_messages(js, "MIR", 4) == 4
+    assert await wait_for_messages(js, "SRC", 2) == 2
+    m = await js.get_msg("MIR", 4)
+    assert (m.subject, m.data) == ("orig.1", b"live")
+    s = await js.get_msg("SRC", 2)
+    assert s.data == b"live" and s.headers["Nats-Stream-Source"].split()[:2] == ["ORIG", "4"]
+    info = await js.stream_info("MIR")
+    assert info.mirror is not None and info.mirror.name == "ORIG"

@@ -129,3 +129,27 @@ async def test_dedupe_survives_restart(tmp_path: Any, clock: FakeClock) -> None:
     r = json.loads((await request(server2, "S", b"c", hdr=hdrs(Nats_Expected_Last_Msg_Id="early"))).payload)
     assert r["seq"] == 4
     await js2.stop()
+
+
+async def test_mirror_and_source_resume_after_restart(tmp_path: Any, clock: FakeClock) -> None:
+    server = FakeServer()
+    js = await start(server, str(tmp_path), clock)
+    await request(server, "$JS.API.STREAM.CREATE.O", {"name": "O", "subjects": ["o.*"]})
+    await request(server, "$JS.API.STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}})
+    await request(server, "$JS.API.STREAM.CREATE.S", {"name": "S", "sources": [{"name": "O"}]})
+    for i in range(3):
+        await request(server, f"o.{i}", b"%d" % i)
+    streams = js.accounts["$G"].streams
+    await wait_for(lambda: streams["M"].store.state().msgs == 3 and streams["S"].store.state().msgs == 3)
+    await js.stop()
+
+    server2 = FakeServer()
+    js2 = await start(server2, str(tmp_path), clock)
+    streams = js2.accounts["$G"].streams
+    await request(server2, "o.x", b"after")
+    await wait_for(lambda: streams["M"].store.state().msgs == 4 and streams["S"].store.state().msgs == 4)
+    m = streams["M"].store.load_msg(4)
+    s = streams["S"].store.load_msg(4)
+    assert m is not None and m.data == b"after"
+    assert s is not None and b"Nats-Stream-Source: O 4\r\n" in s.hdr
+    await js2.stop()

@@ -115,7 +115,9 @@ def account_info(req: ApiRequest) -> dict[str, Any]:
         "reserved_memory": 0,
         "reserved_storage": 0,
         "streams": len(jsa.streams),
-        "consumers": sum(len(s.consumers) for s in jsa.streams.values()),
+        # nats-server feeds mirrors and sources through internal consumers, and counts them here
+        "consumers": sum(len(s.consumers) + sum(1 for ln in s.links if ln.origin is not None)
+                         for s in jsa.streams.values()),
         "limits": account_limits_to_dict(jsa.limits),
         "api": {"level": JS_API_LEVEL, "total": js.api_total, "errors": js.api_errors},
     }

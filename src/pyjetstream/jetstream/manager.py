@@ -192,6 +192,7 @@ class JetStream:
             stream = Stream(jsa, cfg, store, created, clock=self.clock)
             stream.directory = sdir
             jsa.streams[cfg.name] = stream
+            stream.make_links()
             stream.rebuild_dedupe()
             stream.subscribe()
             stream.start_timers(recovered=True)
@@ -202,6 +203,31 @@ class JetStream:
                 log.warning("JetStream: stream %s > %s lost %d msgs (%d bytes) in recovery",
                             jsa.name, cfg.name, len(st.lost.msgs), st.lost.bytes)
             self._recover_consumers(stream)
+        self._link_sources(jsa)
+
+    def _link_sources(self, jsa: JsAccount) -> None:
+        """Attach every mirror/source link whose origin stream exists (now)."""
+        for stream in jsa.streams.values():
+            for link in stream.links:
+                origin = jsa.streams.get(link.name)
+                if origin is not None and link.origin is not origin:
+                    link.attach(origin)
+
+    def _check_cycles(self, jsa: JsAccount, cfg: StreamConfig) -> None:
+        def origins(c: StreamConfig) -> list[str]:
+            if c.mirror:
+                return [c.mirror["name"]]
+            return [s["name"] for s in c.sources or ()]
+
+        todo, seen = origins(cfg), set()
+        while todo:
+            name = todo.pop()
+            if name == cfg.name:
+                raise errors.stream_invalid_config(err="detected cycle")
+            if name in seen or name not in jsa.streams:
+                continue
+            seen.add(name)
+            todo.extend(origins(jsa.streams[name].config))
 
     def _recover_consumers(self, stream: Stream) -> None:
         try:
@@ -246,6 +272,7 @@ class JetStream:
             raise errors.maximum_streams_limit()
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
+        self._check_cycles(jsa, cfg)
         sdir = jsa.stream_dir(cfg.name)
         if cfg.storage == "file":
             # a leftover directory from a stream deleted while we crashed must not leak in
@@ -265,6 +292,8 @@ class JetStream:
         jsa.streams[cfg.name] = stream
         stream.subscribe()
         stream.start_timers()
+        stream.make_links()
+        self._link_sources(jsa)
         advisories.stream_action(self.server, jsa.account, cfg.name, "create")
         return stream, True
 
@@ -290,7 +319,12 @@ class JetStream:
         cfg = check_update(stream.config, req_cfg)
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
+        self._check_cycles(jsa, cfg)
+        old_sources = stream.config.sources
         stream.update_config(cfg)
+        if cfg.sources != old_sources:
+            stream.make_links()
+            self._link_sources(jsa)
         self._write_meta(jsa, stream)
         advisories.stream_action(self.server, jsa.account, cfg.name, "modify")
         return stream

@@ -427,10 +427,9 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
         c.allow_rollup_hdrs, c.deny_purge = True, False
     elif c.subject_delete_marker_ttl < 0:
         raise _invalid("subject delete marker TTL must not be negative")
-    # Features of nats-server we do not implement are refused rather than silently ignored,
-    # so a client never believes a mirror or a transform is running.
     if c.mirror is not None or c.sources:
-        raise _invalid("stream mirrors and sources are not supported by this server")
+        _check_origins(c)
+    # Features of nats-server we do not implement are refused rather than silently ignored.
     if c.subject_transform is not None:
         st = c.subject_transform
         src, dest = st.get("src") or "", st.get("dest")
@@ -446,8 +445,11 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
         raise _invalid("message counters, batches and schedules are not supported by this server")
     if c.persist_mode not in ("", "default", "async"):
         raise _invalid("invalid persist mode")
+    if c.mirror is not None and c.subjects:
+        raise errors.mirror_with_subjects()
     if not c.subjects:
-        c.subjects = [c.name]
+        if c.mirror is None and not c.sources:
+            c.subjects = [c.name]
     else:
         seen: set[str] = set()
         for subj in c.subjects:
@@ -474,6 +476,60 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
     if max_stream_bytes > 0 and c.max_bytes > max_stream_bytes:
         raise errors.stream_max_stream_bytes_exceeded()
     return c
+
+
+def _check_origin(src: Any, mirror: bool) -> dict[str, Any]:
+    if not isinstance(src, dict):
+        raise errors.invalid_json()
+    name = src.get("name")
+    if not isinstance(name, str) or not is_valid_name(name):
+        raise errors.mirror_invalid_stream_name() if mirror else errors.source_invalid_stream_name()
+    if src.get("external"):
+        raise _invalid("sourcing from another account or domain is not supported by this server")
+    if src.get("subject_transforms"):
+        raise _invalid("source subject transforms are not supported by this server")
+    if mirror and src.get("opt_start_seq") and src.get("opt_start_time"):
+        raise errors.mirror_with_start_seq_and_time()
+    if mirror and src.get("filter_subject"):
+        raise errors.mirror_with_subject_filters()
+    filt = src.get("filter_subject") or ""
+    if not isinstance(filt, str) or (filt and not is_valid_subject(filt)):
+        raise errors.source_invalid_subject_filter(err=f"invalid subject {filt}")
+    seq = src.get("opt_start_seq") or 0
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise errors.invalid_json()
+    t = src.get("opt_start_time")
+    if t is not None:
+        try:
+            parse_time(t)
+        except ValueError:
+            raise errors.invalid_json() from None
+    return dict(src)
+
+
+def _check_origins(c: StreamConfig) -> None:
+    """Mirrors and sources within the account (nats-server's rules for those)."""
+    if c.mirror is not None:
+        if c.sources:
+            raise errors.mirror_with_sources()
+        if c.first_seq:
+            raise errors.mirror_with_first_seq()
+        c.mirror = _check_origin(c.mirror, True)
+        if c.mirror["name"] == c.name:
+            raise _invalid("detected cycle")
+    if c.sources:
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for src in c.sources:
+            src = _check_origin(src, False)
+            key = (src["name"], src.get("filter_subject") or "")
+            if key in seen:
+                raise errors.source_duplicate_detected()
+            if src["name"] == c.name:
+                raise _invalid("detected cycle")
+            seen.add(key)
+            out.append(src)
+        c.sources = out
 
 
 def _check_republish(c: StreamConfig) -> None:
@@ -511,6 +567,8 @@ def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
         raise _invalid("stream configuration update can not cancel deny message deletes")
     if not c.deny_purge and old.deny_purge:
         raise _invalid("stream configuration update can not cancel deny purge")
+    if (c.mirror or old.mirror) and c.mirror != old.mirror:
+        raise errors.stream_mirror_not_updatable()
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
     if c.persist_mode != old.persist_mode:

@@ -21,8 +21,15 @@ from typing import Any
 
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
-from pyjetstream.jetstream.schemas import StreamConfig, SubjectTransform, rfc3339nano, state_to_dict
+from pyjetstream.jetstream.schemas import (
+    StreamConfig,
+    SubjectTransform,
+    parse_time,
+    rfc3339nano,
+    state_to_dict,
+)
 from pyjetstream.jetstream.store.base import StoredMsg, StoreError, StreamStore
+from pyjetstream.subjects import subject_matches
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,8 @@ class Stream:
         self._transform: SubjectTransform | None = None
         self._repub_hdrs_only = False
         self._repubq: list[tuple[str, bytes, bytes]] = []  # (subject, hdr, payload) awaiting the commit
+        self._sourcing: list[SourceLink] = []  # other streams' links reading from this one
+        self._links: list[SourceLink] = []  # this stream's mirror or sources
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -212,14 +221,18 @@ class Stream:
         if self.closed:
             return 0
         if hdr is None and self._simple and (self._max_msg_size < 0 or len(payload) <= self._max_msg_size):
+            now = self.clock()
             try:
-                seq = self.store.store_msg(subject, b"", payload, self.clock(), 0)
+                seq = self.store.store_msg(subject, b"", payload, now, 0)
             except (StoreError, OSError) as e:
                 return self._store_failed(reply, e)
             self._last_msg_id = ""
             if self.consumers:
                 for c in list(self.consumers.values()):
                     c.on_new_msg(seq, subject)
+            if self._sourcing:
+                for link in list(self._sourcing):
+                    link.on_stored(seq, subject, b"", payload, now)
             self._outq.append((reply, b"%s%d}" % (self._ack_prefix, seq)) if reply else ("", b""))
             if not self._commit_scheduled:
                 self._commit_scheduled = True
@@ -385,7 +398,82 @@ class Stream:
             self._arm_expiry(now)
         for c in list(self.consumers.values()):
             c.on_new_msg(seq, subject)
+        if self._sourcing:
+            for link in list(self._sourcing):
+                link.on_stored(seq, subject, hdr_b, payload, now)
         return seq, False
+
+    def ingest_sourced(self, subject: str, hdr: bytes, payload: bytes, ts: int, mirror_seq: int = 0) -> int:
+        """Store a message that came from a mirrored or sourced stream (no PubAck, no expected-*
+        checks). A mirror keeps the origin's sequence and timestamp. Returns the stored seq, 0
+        when the message was refused (logged) or already present."""
+        if self.closed:
+            return 0
+        cfg = self.config
+        store = self.store
+        try:
+            if cfg.max_msg_size >= 0 and len(hdr) + len(payload) > cfg.max_msg_size:
+                raise errors.stream_message_exceeds_maximum()
+            now = self.clock()
+            msg_id = ""
+            if not mirror_seq and hdr and b"Nats-Msg-Id" in hdr:
+                # several sources may carry the same message; the window de-duplicates them
+                msg_id = _headers(hdr).get(HDR_MSG_ID, "")
+                entry = self._dedupe.get(msg_id) if msg_id else None
+                if entry is not None and now - entry[1] <= cfg.duplicate_window:
+                    return 0
+            if cfg.discard == "new":
+                self._check_discard_new(subject, hdr, payload, False)
+            if mirror_seq:
+                last = store.state().last_seq
+                if mirror_seq <= last:
+                    return 0
+                if mirror_seq > last + 1:
+                    store.skip_msgs(last + 1, mirror_seq - last - 1)
+            repub_subject = self._republish.match(subject) if self._republish is not None else None
+            repub_last = 0
+            if repub_subject:
+                prev = store.load_last_msg(subject)
+                repub_last = prev.seq if prev is not None else 0
+            seq = store.store_msg(subject, hdr, payload, ts if mirror_seq else now, 0)
+        except ApiError as e:
+            log.warning("stream %s: dropped a message from its origin: %s", self.name, e.description)
+            return 0
+        except (StoreError, OSError) as e:
+            log.error("stream %s: storing a sourced message failed: %s", self.name, e)
+            return 0
+        if msg_id:
+            self._dedupe[msg_id] = (seq, now)
+            self._dedupe.move_to_end(msg_id)
+            self._expire_dedupe(now)
+        if repub_subject:
+            self._queue_republish(repub_subject, subject, seq, repub_last, now, hdr, payload)
+        self._enforce_limits(subject, seq)
+        if cfg.max_age:
+            self._arm_expiry(now)
+        for c in list(self.consumers.values()):
+            c.on_new_msg(seq, subject)
+        if self._sourcing:
+            for link in list(self._sourcing):
+                link.on_stored(seq, subject, hdr, payload, ts if mirror_seq else now)
+        self._queue("", b"")
+        return seq
+
+    # ------------------------------------------------------------------ mirrors and sources
+
+    def make_links(self) -> None:
+        """(Re)build this stream's own mirror/source links from its config, detached."""
+        for link in self._links:
+            link.detach()
+        cfg = self.config
+        if cfg.mirror:
+            self._links = [SourceLink(self, cfg.mirror, mirror=True)]
+        else:
+            self._links = [SourceLink(self, src, mirror=False) for src in cfg.sources or ()]
+
+    @property
+    def links(self) -> list[SourceLink]:
+        return self._links
 
     def _queue_republish(self, to: str, subject: str, seq: int, last: int, ts: int, hdr: bytes,
                          payload: bytes) -> None:
@@ -652,12 +740,18 @@ class Stream:
         subjects: dict[str, int] | None = None
         if subjects_filter:
             subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
-        return {
+        out: dict[str, Any] = {
             "config": self.config.to_dict(),
             "created": rfc3339nano(self.created),
             "state": state_to_dict(st, len(self.consumers), subjects),
-            "ts": rfc3339nano(self.clock()),
         }
+        if self._links:
+            if self.config.mirror:
+                out["mirror"] = self._links[0].info()
+            else:
+                out["sources"] = [link.info() for link in self._links]
+        out["ts"] = rfc3339nano(self.clock())
+        return out
 
     def get_msg(self, seq: int = 0, last_by_subj: str = "", next_by_subj: str = "") -> StoredMsg | None:
         store = self.store
@@ -695,7 +789,7 @@ class Stream:
         old = self.config
         self.config = new
         self._refresh_fast_path()
-        if old.subjects != new.subjects and self._subs:
+        if old.subjects != new.subjects and not self.closed:
             self.unsubscribe()
             self.subscribe()
         if new.max_msgs != old.max_msgs or new.max_bytes != old.max_bytes or (
@@ -736,6 +830,8 @@ class Stream:
             self.flush()
         self.closed = True
         self.unsubscribe()
+        for link in self._links + self._sourcing:
+            link.detach()
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
@@ -746,3 +842,131 @@ class Stream:
             self.store.delete()
         else:
             self.store.close()
+
+
+class SourceLink:
+    """One mirror or source of a stream, fed from another stream of the same account.
+
+    Attached, it first catches up by reading the origin's store (in slices, so the loop stays
+    responsive), then follows the origin's newly stored messages. A mirror keeps the origin's
+    sequences and timestamps; a source adds `Nats-Stream-Source: <origin> <seq>` and is
+    restarted from the last such header found in the target after a restart.
+    """
+
+    CATCH_UP_SLICE = 1000
+
+    def __init__(self, target: Stream, spec: dict[str, Any], mirror: bool) -> None:
+        self.target = target
+        self.name: str = spec["name"]
+        self.filter: str = spec.get("filter_subject") or ""
+        self.mirror = mirror
+        self.start_seq: int = spec.get("opt_start_seq") or 0
+        t = spec.get("opt_start_time")
+        self.start_time = parse_time(t) if t else 0
+        self.origin: Stream | None = None
+        self.sseq = 0  # last origin sequence handled
+        self.catching_up = False
+        self.last_active = 0
+
+    def attach(self, origin: Stream) -> None:
+        if self.origin is origin:
+            return
+        self.detach()
+        self.origin = origin
+        origin._sourcing.append(self)
+        self.sseq = self._resume_point()
+        self.catching_up = True
+        asyncio.get_running_loop().call_soon(self._catch_up)
+
+    def detach(self) -> None:
+        if self.origin is not None:
+            if self in self.origin._sourcing:
+                self.origin._sourcing.remove(self)
+            self.origin = None
+        self.catching_up = False
+
+    def _first_at_or_after(self, ts: int) -> int:
+        store = self.origin.store if self.origin is not None else None
+        if store is None:
+            return 0
+        st = store.state()
+        lo, hi = st.first_seq, st.last_seq + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            m = store.load_next_msg("", mid)
+            if m is None or m.ts >= ts:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _resume_point(self) -> int:
+        tstore = self.target.store
+        st = tstore.state()
+        if self.mirror and st.last_seq:
+            return st.last_seq
+        if not self.mirror and st.msgs:
+            seq = st.last_seq
+            while seq >= st.first_seq:
+                m = tstore.load_prev_msg(seq)
+                if m is None:
+                    break
+                if m.hdr and b"Nats-Stream-Source:" in m.hdr:
+                    name, _, origin_seq = (_headers(m.hdr).get("Nats-Stream-Source", "")).partition(" ")
+                    if name == self.name and origin_seq.split(" ")[0].isdigit():
+                        return int(origin_seq.split(" ")[0])
+                seq = m.seq - 1
+        if self.start_seq:
+            return self.start_seq - 1
+        if self.start_time:
+            return self._first_at_or_after(self.start_time) - 1
+        return 0
+
+    def _catch_up(self) -> None:
+        origin = self.origin
+        if origin is None or not self.catching_up or self.target.closed or origin.closed:
+            return
+        store = origin.store
+        for _ in range(self.CATCH_UP_SLICE):
+            m = store.load_next_msg(self.filter, self.sseq + 1)
+            if m is None:
+                self.catching_up = False
+                return
+            self._apply(m.seq, m.subject, m.hdr, m.data, m.ts)
+        asyncio.get_running_loop().call_soon(self._catch_up)
+
+    def on_stored(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
+        """The origin stored a message (live mode; during catch-up the reader will see it)."""
+        if self.catching_up:
+            return
+        if self.filter and not subject_matches(self.filter, subject):
+            return
+        self._apply(seq, subject, hdr, payload, ts)
+
+    def _apply(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
+        if seq <= self.sseq:
+            return
+        self.sseq = seq
+        self.last_active = self.target.clock()
+        if self.mirror:
+            self.target.ingest_sourced(subject, hdr, payload, ts, mirror_seq=seq)
+            return
+        if hdr and b"Nats-Stream-Source:" in hdr:
+            lines = [ln for ln in hdr.split(b"\r\n") if not ln.startswith(b"Nats-Stream-Source:")]
+            hdr = b"\r\n".join(lines)
+            if not hdr.endswith(b"\r\n\r\n"):
+                hdr = hdr.rstrip(b"\r\n") + b"\r\n\r\n"
+        base = hdr[:-2] if hdr.endswith(b"\r\n\r\n") else b"NATS/1.0\r\n"
+        hdr = base + f"Nats-Stream-Source: {self.name} {seq}\r\n\r\n".encode()
+        self.target.ingest_sourced(subject, hdr, payload, ts)
+
+    def info(self) -> dict[str, Any]:
+        lag = 0
+        if self.origin is not None:
+            lag = max(0, self.origin.store.state().last_seq - self.sseq)
+        active = self.target.clock() - self.last_active if self.last_active else -1
+        out: dict[str, Any] = {"name": self.name, "lag": lag, "active": active}
+        if self.filter:
+            out["filter_subject"] = self.filter
+        return out
+
