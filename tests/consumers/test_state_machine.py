@@ -664,3 +664,22 @@ def test_filter_covering_the_stream_is_no_filter_until_the_stream_grows():
     assert info(c, clock.now)["num_pending"] == 1
     c.poll(clock.now)
     assert [int(r.split(".")[5]) for _, r, _, _ in deliveries(c)] == [4]
+
+
+def test_sample_freq_emits_ack_metrics():
+    clock, store = FakeClock(), MemStore()
+    fill(store, clock, 2)
+    c = make({**PUSH, "sample_freq": "100%"}, store, clock)
+    c.poll(clock.now)
+    d = deliveries(c)
+    clock.advance(0.25)
+    ack(c, d[0][1], now=clock.now)
+    _, adv, _ = drain(c)
+    assert [a[0] for a in adv] == ["$JS.EVENT.METRIC.CONSUMER.ACK.S.D"]
+    m = adv[0][1]
+    assert m["type"] == "io.nats.jetstream.metric.v1.consumer_ack"
+    assert (m["stream_seq"], m["consumer_seq"], m["deliveries"], m["ack_time"]) == (1, 1, 1, NS // 4)
+    c2 = make({**PUSH, "durable_name": "E", "sample_freq": "0"}, store, clock)
+    c2.poll(clock.now)
+    ack(c2, deliveries(c2)[0][1], now=clock.now)
+    assert drain(c2)[1] == []
