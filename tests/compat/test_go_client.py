@@ -9,6 +9,7 @@ behaviour both servers got wrong in the same way would still fail here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from .compare import diff_paths, get_path, without
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "kv", "obj", "restart")
+SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "kv", "obj", "restart")
 
 # Paths left out of the report comparison, each with the reason; every one has its own test
 # below (a strict xfail where pyjetstream is the one that differs, so a fix shows up).
@@ -28,12 +29,19 @@ _BYTES = ("stream byte accounting: pyjetstream's file store counts subject+heade
           "size, 22+subject+payload+8 (+4+headers)")
 _DISCARD_29 = ("nats-server 2.9.10's file store does not refuse on max_bytes with discard new (it drops "
                "old messages instead); newer releases (2.15.0 tried) refuse with 10077 like pyjetstream")
+_ROLLUP_29 = ("an invalid Nats-Rollup value: nats-server 2.9.10 sends no reply at all (the client times "
+              "out); newer releases (2.15.0 tried) answer 500/10111 'rollup value invalid', as pyjetstream does")
 SKIPPED: dict[str, dict[str, str]] = {
     "js": {
         "after_delete.bytes": _BYTES,
         "after_filtered_purge.bytes": _BYTES,
         "after_update_max_msgs.bytes": _BYTES,
         "max_bytes_discard_new": _DISCARD_29,
+    },
+    "limits": {
+        "rollup_sub.state.bytes": _BYTES,
+        "rollup_all.state.bytes": _BYTES,
+        "rollup_bad_value": _ROLLUP_29,
     },
 }
 # nats-server's file-store record size for the messages of the max_bytes probe in the js scenario
@@ -149,6 +157,23 @@ def _check_subs(r: dict[str, Any]) -> None:
     assert r["no_stream"] == "nats: no stream matches subject"
 
 
+def _check_limits(r: dict[str, Any]) -> None:
+    assert r["batch_over_max"] == "nats: Exceeded MaxRequestBatch of 5"
+    assert r["second_waiting_request"] == "nats: Exceeded MaxWaiting"
+    assert r["first_waiting_request"] is None
+    assert r["max_deliver_attempts"] == ["nak me#1", "nak me#2", "nats: timeout", "term me#1"]
+    kinds = sorted(json.loads(a)["body"]["type"].rsplit(".", 1)[1] for a in r["advisories"])
+    assert kinds == ["consumer_action", "max_deliver", "nak", "nak", "terminated"]
+    assert r["ephemeral_removed"] is True
+    assert r["aged_out"] == {"msgs": 0, "first_seq": 4, "last_seq": 3}
+    assert r["deny_delete"]["err_code"] == 10057 and r["deny_purge"]["err_code"] == 10110
+    assert r["seal"] == {"sealed": True} and r["publish_sealed"]["err_code"] == 10109
+    assert r["unseal"]["err_code"] == 10052
+    assert r["rollup_sub"]["state"]["msgs"] == 2 and r["rollup_sub"]["state"]["num_subjects"] == 2
+    assert r["rollup_all"]["state"]["msgs"] == 1 and r["rollup_all"]["state"]["first_seq"] == 6
+    assert r["rollup_not_allowed"]["error"]["description"] == "rollup not permitted"
+
+
 def _check_kv(r: dict[str, Any]) -> None:
     w = r["writes"]
     assert (w["put_a1"], w["put_bc"], w["put_a2"]) == (1, 2, 3)
@@ -199,7 +224,7 @@ def _check_restart(r: dict[str, Any]) -> None:
 
 
 CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _check_flow,
-          "pull": _check_pull, "subs": _check_subs, "kv": _check_kv, "obj": _check_obj,
+          "pull": _check_pull, "subs": _check_subs, "limits": _check_limits, "kv": _check_kv, "obj": _check_obj,
           "restart": _check_restart}
 
 
@@ -214,10 +239,17 @@ def test_go_scenario_matches_nats_server(reports, scenario: str) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=_BYTES)
-@pytest.mark.parametrize("path", [p for p, why in SKIPPED["js"].items() if why == _BYTES])
-def test_go_stream_bytes_match_nats_server(reports, path: str) -> None:
-    ref, ours = reports("js")
+@pytest.mark.parametrize(("scenario", "path"), [
+    pytest.param(sc, p, id=f"{sc}:{p}") for sc, paths in SKIPPED.items() for p, why in paths.items() if why == _BYTES])
+def test_go_stream_bytes_match_nats_server(reports, scenario: str, path: str) -> None:
+    ref, ours = reports(scenario)
     assert get_path(ours, path) == get_path(ref, path)
+
+
+def test_go_invalid_rollup_value_is_refused(reports) -> None:
+    _, ours = reports("limits")
+    assert ours["rollup_bad_value"] == {"error": {"code": 500, "err_code": 10111,
+                                                  "description": 'rollup value invalid: "everything"'}}
 
 
 def test_go_max_bytes_discard_new_refuses(reports) -> None:

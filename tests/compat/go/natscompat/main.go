@@ -8,7 +8,7 @@
 //
 //	natscompat -url nats://127.0.0.1:4222 <scenario>
 //
-// Scenarios: core js push flow pull subs kv obj restart auth token tls (the last three need
+// Scenarios: core js push flow pull subs limits kv obj restart auth token tls (the last three need
 // -user/-pass, -token or -ca, matching how the test started the server).
 package main
 
@@ -126,12 +126,12 @@ func main() {
 	flag.StringVar(&creds.ca, "ca", "", "CA file for the server's certificate (tls scenario)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, kv, obj, restart, auth, token or tls"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, limits, kv, obj, restart, auth, token or tls"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
 		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
-		"restart": scenarioRestart, "subs": scenarioSubs, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
+		"restart": scenarioRestart, "subs": scenarioSubs, "limits": scenarioLimits, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -1396,5 +1396,183 @@ func scenarioSubs(url string) result {
 	// Subscribing to a subject no stream holds.
 	_, err = js.SubscribeSync("nowhere.x")
 	res["no_stream"] = errText(err)
+	return res
+}
+
+// ---------------------------------------------------------------- consumer and stream limits
+
+// advisoryView keeps what the server decides in an advisory (not its id or timestamp).
+func advisoryView(m *nats.Msg) interface{} {
+	var doc map[string]interface{}
+	if err := json.Unmarshal(m.Data, &doc); err != nil {
+		return result{"subject": m.Subject, "unparsable": string(m.Data)}
+	}
+	delete(doc, "id")
+	delete(doc, "timestamp")
+	// which delivery got which consumer sequence depends on nak timing (see below)
+	delete(doc, "consumer_seq")
+	return result{"subject": m.Subject, "body": doc}
+}
+
+func scenarioLimits(url string) result {
+	res := result{}
+	nc := connect(url, "compat-limits")
+	defer nc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "LIM", Subjects: []string{"lim.>"}})
+	must(err, "add stream")
+
+	// Pull request limits: batch size and waiting requests.
+	_, err = js.AddConsumer("LIM", &nats.ConsumerConfig{Durable: "SMALL", AckPolicy: nats.AckExplicitPolicy,
+		MaxRequestBatch: 5, MaxWaiting: 1})
+	must(err, "add consumer")
+	small, err := js.PullSubscribe("lim.>", "SMALL", nats.Bind("LIM", "SMALL"))
+	must(err, "pull subscribe")
+	_, err = small.Fetch(10, nats.MaxWait(time.Second))
+	res["batch_over_max"] = errText(err)
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := small.Fetch(1, nats.MaxWait(10*time.Second))
+		waiting <- err
+	}()
+	waitFor("one waiting pull request", 5*time.Second, func() bool {
+		ci, err := js.ConsumerInfo("LIM", "SMALL")
+		must(err, "consumer info")
+		return ci.NumWaiting == 1
+	})
+	other, err := js.PullSubscribe("lim.>", "SMALL", nats.Bind("LIM", "SMALL"))
+	must(err, "second pull subscribe")
+	_, err = other.Fetch(1, nats.MaxWait(time.Second))
+	res["second_waiting_request"] = errText(err)
+	_, err = js.Publish("lim.release", []byte("r"))
+	must(err, "publish")
+	select {
+	case err := <-waiting:
+		res["first_waiting_request"] = errText(err)
+	case <-time.After(10 * time.Second):
+		fail(errors.New("waiting fetch never returned"))
+	}
+
+	// Max deliveries and termination, with the advisories the server publishes.
+	adv, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.*.LIM.MD")
+	must(err, "advisory sub")
+	must(nc.Flush(), "flush")
+	_, err = js.AddConsumer("LIM", &nats.ConsumerConfig{Durable: "MD", AckPolicy: nats.AckExplicitPolicy,
+		MaxDeliver: 2, FilterSubject: "lim.md.>"})
+	must(err, "add md consumer")
+	md, err := js.PullSubscribe("lim.md.>", "MD", nats.Bind("LIM", "MD"))
+	must(err, "md pull")
+	_, err = js.Publish("lim.md.nak", []byte("nak me"))
+	must(err, "publish")
+	_, err = js.Publish("lim.md.term", []byte("term me"))
+	must(err, "publish")
+	var attempts []string
+	for i := 0; i < 4; i++ {
+		msgs, err := md.Fetch(1, nats.MaxWait(time.Second))
+		if err != nil {
+			attempts = append(attempts, errText(err).(string))
+			continue
+		}
+		m := msgs[0]
+		meta, _ := m.Metadata()
+		attempts = append(attempts, fmt.Sprintf("%s#%d", m.Data, meta.NumDelivered))
+		if string(m.Data) == "term me" {
+			must(m.Term(), "term")
+		} else {
+			must(m.Nak(), "nak")
+		}
+	}
+	// A nak is not confirmed, so whether the next fetch gets the redelivery or the next new
+	// message depends on when the server processed the nak: report the attempts as a set.
+	sort.Strings(attempts)
+	res["max_deliver_attempts"] = attempts
+	// Five advisories: consumer created, two naks, one term, max deliveries reached.
+	var advisories []string
+	for len(advisories) < 5 {
+		m, err := adv.NextMsg(5 * time.Second)
+		if err != nil {
+			advisories = append(advisories, "stopped waiting: "+err.Error())
+			break
+		}
+		b, err := json.Marshal(advisoryView(m))
+		must(err, "marshal advisory")
+		advisories = append(advisories, string(b))
+	}
+	sort.Strings(advisories)
+	res["advisories"] = advisories
+
+	// An ephemeral consumer goes away after its inactive threshold.
+	eph, err := js.AddConsumer("LIM", &nats.ConsumerConfig{AckPolicy: nats.AckExplicitPolicy,
+		InactiveThreshold: 300 * time.Millisecond})
+	must(err, "ephemeral consumer")
+	res["ephemeral_threshold"] = eph.Config.InactiveThreshold.String()
+	waitFor("inactive ephemeral removed", 10*time.Second, func() bool {
+		_, err := js.ConsumerInfo("LIM", eph.Name)
+		return errors.Is(err, nats.ErrConsumerNotFound)
+	})
+	res["ephemeral_removed"] = true
+
+	// Messages older than max age leave the stream.
+	_, err = js.AddStream(&nats.StreamConfig{Name: "AGE", Subjects: []string{"age.>"}, MaxAge: 300 * time.Millisecond})
+	must(err, "age stream")
+	for i := 0; i < 3; i++ {
+		_, err := js.Publish("age.x", []byte("old"))
+		must(err, "publish")
+	}
+	var aged *nats.StreamInfo
+	waitFor("messages aged out", 10*time.Second, func() bool {
+		aged, err = js.StreamInfo("AGE")
+		must(err, "stream info")
+		return aged.State.Msgs == 0
+	})
+	res["aged_out"] = result{"msgs": aged.State.Msgs, "first_seq": aged.State.FirstSeq, "last_seq": aged.State.LastSeq}
+
+	// Deny delete / deny purge, then sealing.
+	_, err = js.AddStream(&nats.StreamConfig{Name: "LOCKED", Subjects: []string{"locked.>"}, DenyDelete: true,
+		DenyPurge: true})
+	must(err, "locked stream")
+	_, err = js.Publish("locked.x", []byte("keep"))
+	must(err, "publish")
+	res["deny_delete"] = apiErr(js.DeleteMsg("LOCKED", 1))
+	res["deny_purge"] = apiErr(js.PurgeStream("LOCKED"))
+	si, err := js.StreamInfo("LOCKED")
+	must(err, "stream info")
+	cfg := si.Config
+	cfg.Sealed = true
+	sealed, err := js.UpdateStream(&cfg)
+	res["seal"] = result{"error": apiErr(err)}
+	if err == nil {
+		res["seal"] = result{"sealed": sealed.Config.Sealed}
+	}
+	_, err = js.Publish("locked.x", []byte("after seal"))
+	res["publish_sealed"] = apiErr(err)
+	cfg.Sealed = false
+	_, err = js.UpdateStream(&cfg)
+	res["unseal"] = apiErr(err)
+
+	// Rollups: per subject, then the whole stream; refused where not allowed.
+	_, err = js.AddStream(&nats.StreamConfig{Name: "ROLL", Subjects: []string{"roll.>"}, AllowRollup: true})
+	must(err, "roll stream")
+	for _, subj := range []string{"roll.a", "roll.a", "roll.b", "roll.a"} {
+		_, err := js.Publish(subj, []byte("v"))
+		must(err, "publish")
+	}
+	rollup := func(stream, subj, how string) interface{} {
+		m := nats.NewMsg(subj)
+		m.Header.Set("Nats-Rollup", how)
+		m.Data = []byte("rolled " + how)
+		a, err := js.PublishMsg(m)
+		if err != nil {
+			return result{"error": apiErr(err)}
+		}
+		si, err := js.StreamInfo(stream)
+		must(err, "stream info")
+		return result{"seq": a.Sequence, "state": stateView(si.State)}
+	}
+	res["rollup_sub"] = rollup("ROLL", "roll.a", "sub")
+	res["rollup_all"] = rollup("ROLL", "roll.b", "all")
+	res["rollup_bad_value"] = rollup("ROLL", "roll.b", "everything")
+	res["rollup_not_allowed"] = rollup("LIM", "lim.x", "sub")
 	return res
 }
