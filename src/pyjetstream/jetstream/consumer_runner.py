@@ -100,8 +100,12 @@ class ConsumerRunner:
     def on_new_msg(self, seq: int, subject: str) -> None:
         core = self.core
         core.on_new_msg(seq, subject, 0)
-        # Nothing to do for a pull consumer nobody waits on, or a push consumer nobody hears.
-        if core.waiting if not core.is_push else core.active:
+        # Nothing to do for a pull consumer nobody waits on, or a push consumer nobody hears
+        # (a subscriber that arrived since is noticed here rather than at the next re-check).
+        if core.is_push:
+            if core.active or self._has_interest(core.cfg.deliver_subject):
+                self.kick()
+        elif core.waiting:
             self.kick()
 
     def on_msgs_removed(self, first_seq: int) -> None:
