@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nats
+import nats.errors
 from aiohttp import web
 
 from .config import EventingConfig
@@ -82,7 +83,10 @@ class EventingService:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+            try:
+                await self.nc.close()
+            except (OSError, nats.errors.Error) as exc:
+                log.debug("closing the NATS connection: %s", exc)  # the server may be gone already
 
     async def _reconnected(self) -> None:
         log.info("reconnected to NATS")
