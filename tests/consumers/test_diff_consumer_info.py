@@ -365,7 +365,44 @@ async def scenario_redelivery(nc: nats.NATS) -> list:
     return rec.steps
 
 
-SCENARIOS = [scenario_create_paths, scenario_redelivery, scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
+async def scenario_kv_like(nc: nats.NATS) -> list:
+    """What KV watchers and object-store readers see: last-per-subject and filtered push
+    consumers, headers_only, and the pending count in each ack subject."""
+    rec = Recorder(nc, "KVL")
+    await api(nc, "STREAM.CREATE.KVL", {"name": "KVL", "subjects": ["$KV.b.>"], "storage": "memory",
+                                        "max_msgs_per_subject": 3, "allow_rollup_hdrs": True,
+                                        "deny_delete": True, "allow_direct": True, "discard": "new"})
+    for key, val in [("a", b"1"), ("b", b"1"), ("a", b"2"), ("c", b"1"), ("a", b"3"), ("b", b"2")]:
+        await pub(nc, f"$KV.b.{key}", val)
+    cases = {
+        "watch": {"deliver_policy": "last_per_subject", "filter_subject": "$KV.b.>"},
+        "keys": {"deliver_policy": "last_per_subject", "filter_subject": "$KV.b.>", "headers_only": True},
+        "history": {"deliver_policy": "all", "filter_subject": "$KV.b.a"},
+        "one": {"deliver_policy": "last_per_subject", "filter_subject": "$KV.b.c"},
+    }
+    for name, extra in cases.items():
+        inbox = f"kvl.{name}"
+        sub = await nc.subscribe(inbox)
+        await create(nc, "KVL", name, {"name": name, "deliver_subject": inbox, "ack_policy": "none",
+                                       "flow_control": True, "idle_heartbeat": 5_000_000_000,
+                                       "mem_storage": True, **extra})
+        await nc.flush()
+        got = []
+        while True:
+            try:
+                m = await sub.next_msg(timeout=0.3)
+            except nats.errors.TimeoutError:
+                break
+            if m.reply.startswith("$JS.ACK."):
+                got.append((m.subject, m.data, dict(m.headers or {}).get("Nats-Msg-Size"),
+                            m.reply.split(".")[4:7] + m.reply.split(".")[8:]))
+        rec.note(f"{name} deliveries", got)
+        await rec.info(f"{name} info", name)
+        await sub.unsubscribe()
+    return rec.steps
+
+
+SCENARIOS = [scenario_kv_like, scenario_create_paths, scenario_redelivery, scenario_push_acks_naks_term, scenario_pull_statuses, scenario_deliver_policies,
              scenario_retention, scenario_purge_and_limits]
 
 
