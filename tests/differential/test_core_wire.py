@@ -5,7 +5,10 @@ the same config file, and the normalized transcripts must be equal.
 A scenario is a list of steps (connection name, bytes, whether the server should close the
 connection). After every step each open connection is synchronised with PING/PONG, so no
 step waits on a timer. Normalization: INFO lines keep only the fields clients act on, and
-the sids of one queue group are folded together (the member is picked at random).
+the sids of one queue group are folded together (the member is picked at random), and the
+copies of one message to several subscriptions of a connection are compared as a set.
+Deliberate difference: a SUB subject containing a form feed is refused by us, taken by
+nats-server (see "control-characters-in-subject").
 """
 
 from __future__ import annotations
@@ -112,6 +115,16 @@ SCENARIOS: dict[str, tuple[str, list[tuple]]] = {
     "hpub-garbage-header": ("plain", [("a", C + b"SUB h 1\r\nHPUB h 5 7\r\nHELLOab\r\n", False)]),
     "pedantic-wildcard-reply": ("plain", [("a", CP + b"SUB x 1\r\nPUB x r.* 1\r\na\r\n", False)]),
     "utf8-subject": ("plain", [("a", C + "SUB grüße.* 1\r\nPUB grüße.ü 1\r\na\r\n".encode(), False)]),
+    "invalid-utf8-subjects-stay-distinct": ("plain", [("a", C + b"SUB \xff 1\r\nPUB \xfe 1\r\nx\r\nPUB \xff 1\r\ny\r\n",
+                                                     False)]),
+    # (SUB with a form feed in the subject is the one deliberate difference: we refuse it)
+    "control-characters-in-subject": ("plain", [("a", C + b"SUB a\x0bb 2\r\nSUB a\x01b 3\r\n"
+                                                     b"PUB a\x0cb 1\r\nx\r\nPUB a\x0bb r\x0c 1\r\ny\r\n"
+                                                     b"PUB a\x01b 1\r\nz\r\n", False)]),
+    "cr-inside-arguments": ("plain", [("a", C + b"SUB a 1\r\nSUB a\rr 2\r\nPUB a\rr 1\r\nx\r\n"
+                                           b"PUB a 1\r\ny\r\nUNSUB\r2\r\nPUB a 1\r\nz\r\n", False)]),
+    "pedantic-control-characters": ("plain", [("a", CP + b"SUB > 1\r\nPUB a\x0cb 1\r\nx\r\nPUB a\rb 1\r\ny\r\n"
+                                                   b"PUB a\x0bb 1\r\nz\r\n", False)]),
     "headers-hpub-hmsg": ("plain", [
         ("a", C + b"SUB foo 1\r\n", False),
         ("b", C + b"HPUB foo 22 27\r\nNATS/1.0\r\nK: V\r\nX: y\r\n\r\nhello\r\n"
@@ -403,3 +416,16 @@ def test_generated_sessions_match(server_pairs, data) -> None:
             break
     ref, ours = server_pairs("plain")
     assert run(ours.port, "generated", steps) == run(ref.port, "generated", steps)
+
+
+@pytest.mark.parametrize("config", ["plain", "small", "user", "token", "perms", "accounts"])
+def test_info_has_the_same_fields(server_pairs, config: str) -> None:
+    ref, ours = server_pairs(config)
+    a, b = RawClient(ref.port), RawClient(ours.port)
+    try:
+        assert sorted(b.info) == sorted(a.info)
+        same = ("proto", "headers", "max_payload", "auth_required", "version", "host", "client_ip")
+        assert {k: b.info.get(k) for k in same} == {k: a.info.get(k) for k in same}
+    finally:
+        a.close()
+        b.close()

@@ -52,9 +52,18 @@ _CR = 13
 
 
 def _split_args(line: bytes) -> list[bytes]:
-    # nats-server separates arguments by any run of spaces and tabs.
-    if b"\t" in line:
-        line = line.replace(b"\t", b" ")
+    """PUB/HPUB arguments: nats-server separates them by spaces and tabs only, while
+    bytes.split() also splits at VT, FF and CR. (Int membership: `12 in line` is a memchr, ten
+    times cheaper than `b"\x0c" in line`.)"""
+    if 11 in line or 12 in line or 13 in line:
+        return [a for a in line.replace(b"\t", b" ").split(b" ") if a]
+    return line.split()
+
+
+def _split_sub_args(line: bytes) -> list[bytes]:
+    """SUB/UNSUB arguments: nats-server also splits these at CR, but not at VT or FF."""
+    if 11 in line or 12 in line:
+        return [a for a in line.replace(b"\t", b" ").replace(b"\r", b" ").split(b" ") if a]
     return line.split()
 
 
@@ -132,8 +141,9 @@ class Parser:
             self._rest = data[pos:]
 
     def _control(self, line: bytes, append: Any) -> None:
-        c = line[:1]
-        if c in b"Pp" and c:
+        # first byte as an int: comparing ints is far cheaper than slicing and `in b"Pp"`
+        c = line[0] if line else 0
+        if c == 80 or c == 112:  # P p
             op = line[:4].upper()
             if op == b"PUB " or op == b"PUB\t":
                 args = _split_args(line[4:])
@@ -157,7 +167,7 @@ class Parser:
                 append((OP_PONG,))
                 return
             raise ProtocolError(ERR_UNKNOWN_OP)
-        if c in b"Hh" and c:
+        if c == 72 or c == 104:  # H h
             if line[:5].upper() not in (b"HPUB ", b"HPUB\t"):
                 raise ProtocolError(ERR_UNKNOWN_OP)
             args = _split_args(line[5:])
@@ -176,10 +186,10 @@ class Parser:
                 raise ProtocolError(ERR_MAX_PAYLOAD)
             self._pending = ((OP_HPUB, subject, reply, hdr_len, size_tok), size + 2)
             return
-        if c in b"Ss" and c:
+        if c == 83 or c == 115:  # S s
             if line[:4].upper() not in (b"SUB ", b"SUB\t"):
                 raise ProtocolError(ERR_UNKNOWN_OP)
-            args = _split_args(line[4:])
+            args = _split_sub_args(line[4:])
             if len(args) == 2:
                 append((OP_SUB, args[0], b"", args[1]))
             elif len(args) == 3:
@@ -189,10 +199,10 @@ class Parser:
             else:
                 raise ProtocolError(None, "processSub parse error")
             return
-        if c in b"Uu" and c:
+        if c == 85 or c == 117:  # U u
             if line[:6].upper() not in (b"UNSUB ", b"UNSUB\t"):
                 raise ProtocolError(ERR_UNKNOWN_OP)
-            args = _split_args(line[6:])
+            args = _split_sub_args(line[6:])
             if len(args) == 1:
                 append((OP_UNSUB, args[0], 0))
             elif len(args) == 2:
@@ -204,7 +214,7 @@ class Parser:
             else:
                 raise ProtocolError(None, "processUnsub parse error")
             return
-        if c in b"Cc" and c:
+        if c == 67 or c == 99:  # C c
             # Whatever follows the seven letters is the argument, even without a separator:
             # `CONNECTX {}` is a CONNECT whose JSON does not parse (nats-server does the same).
             if line[:7].upper() != b"CONNECT":

@@ -63,6 +63,13 @@ def _connect_types_ok(opts: dict[str, Any]) -> bool:
     return True
 
 
+def _literal_tokens(subject: str) -> bool:
+    """nats-server's pedantic publish test: no empty token, no wildcard token. Unlike
+    is_valid_literal_subject it lets CR and FF inside a token; asked only when that says no."""
+    tokens = subject.split(".")
+    return all(tokens) and "*" not in tokens and ">" not in tokens
+
+
 def _opt_bool(opts: dict[str, Any], key: str, default: bool) -> bool:
     v = opts.get(key)
     return default if v is None else v
@@ -346,13 +353,15 @@ class ClientConnection(asyncio.Protocol):
     def _on_pub(self, subject_b: bytes, reply_b: bytes, hdr_len: int, size_tok: bytes, body: bytes) -> None:
         if not self.connected and not self._require_connect():
             return
-        subject = subject_b.decode("utf-8", "replace")
+        # surrogateescape keeps invalid UTF-8 distinct (nats-server compares raw bytes); "replace"
+        # would fold every bad byte into U+FFFD and deliver across unrelated subjects
+        subject = subject_b.decode("utf-8", "surrogateescape")
         self.in_msgs += 1
         self.in_bytes += len(body) - 2
         # nats-server answers +OK before any delivery of the message, even to this client.
         # A pedantic complaint about the subject is only a warning: the message is still
         # routed (nats-server 2.9 does so); a permission violation drops it without +OK.
-        if self.pedantic and not is_valid_literal_subject(subject):
+        if self.pedantic and not is_valid_literal_subject(subject) and not _literal_tokens(subject):
             self.send_err("Invalid Publish Subject")
         if self.perms is not None and not self.perms.can_publish(subject):
             self.send_err(f'Permissions Violation for Publish to "{subject}"')
@@ -365,8 +374,8 @@ class ClientConnection(asyncio.Protocol):
     def _on_sub(self, subject_b: bytes, queue_b: bytes, sid: bytes) -> None:
         if not self.connected and not self._require_connect():
             return
-        subject = subject_b.decode("utf-8", "replace")
-        queue = queue_b.decode("utf-8", "replace") if queue_b else None
+        subject = subject_b.decode("utf-8", "surrogateescape")
+        queue = queue_b.decode("utf-8", "surrogateescape") if queue_b else None
         # nats-server's order: permissions first; a sid already in use is then a silent no-op,
         # and only a new subscription's subject is validated (by inserting it).
         if self.perms is not None and not self.perms.can_subscribe(subject):
@@ -376,6 +385,8 @@ class ClientConnection(asyncio.Protocol):
                 self.send_err(f'Permissions Violation for Subscription to "{subject}"')
             return
         if sid not in self.subs:
+            # Deliberately stricter than nats-server, whose index takes a subject with a form
+            # feed in a token: ours refuses such a subject (-ERR 'Invalid Subject').
             if not is_valid_subject(subject) or (queue is not None and not is_valid_queue_name(queue)):
                 self.send_err("Invalid Subject")
                 return

@@ -329,10 +329,13 @@ class Server:
                           reply_b: bytes, hdr_len: int, body: bytes) -> None:
         hdr = body[:hdr_len] if hdr_len else None
         payload = body[hdr_len:-2]
+        if not subject.isascii():
+            # internal subscribers get a subject that encodes cleanly even from invalid UTF-8
+            subject = subject.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         sub.callback(sub, origin, subject, reply_b.decode() if reply_b else "", hdr, payload)
 
     def _no_responders(self, origin: ClientConnection, subject: str, reply_b: bytes) -> None:
-        reply = reply_b.decode("utf-8", "replace")
+        reply = reply_b.decode("utf-8", "surrogateescape")
         plain, queues = origin.account.sublist.match(reply)
         for sub in list(plain) + [s for g in queues for s in g]:
             if sub.client is origin:

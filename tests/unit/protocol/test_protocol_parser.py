@@ -43,6 +43,12 @@ GOOD: list[tuple[bytes, list[tuple]]] = [
     (b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", [(OP_HPUB, b"foo", b"", 12, b"14", b"NATS/1.0\r\n\r\nhi\r\n")]),
     (b"HPUB foo r 12 12\r\nNATS/1.0\r\n\r\n\r\n", [(OP_HPUB, b"foo", b"r", 12, b"12", b"NATS/1.0\r\n\r\n\r\n")]),
     (b"SUB foo 1\r\n", [(OP_SUB, b"foo", b"", b"1")]),
+    # nats-server: PUB splits at spaces/tabs only, SUB/UNSUB also at CR; VT and FF stay inside
+    (b"PUB a\x0cb 1\r\nx\r\n", [(OP_PUB, b"a\x0cb", b"", b"1", b"x\r\n")]),
+    (b"PUB a\rr 1\r\nx\r\n", [(OP_PUB, b"a\rr", b"", b"1", b"x\r\n")]),
+    (b"SUB a\rq 2\r\n", [(OP_SUB, b"a", b"q", b"2")]),
+    (b"SUB a\x0bb\tq 2\r\n", [(OP_SUB, b"a\x0bb", b"q", b"2")]),
+    (b"UNSUB\t7\r5\r\n", [(OP_UNSUB, b"7", 5)]),
     (b"SUB foo.* q 22\r\n", [(OP_SUB, b"foo.*", b"q", b"22")]),
     (b"sub  > \t q  x\r\n", [(OP_SUB, b">", b"q", b"x")]),
     (b"UNSUB 1\r\n", [(OP_UNSUB, b"1", 0)]),
