@@ -219,3 +219,23 @@ async def test_stream_and_consumers_come_back_after_restart(make_service, sink, 
     assert (await js.stream_info("sap")).config.subjects == ["kyma.>"]
     assert await publish(svc, "after-restart") == 204
     await wait_until(lambda: "after-restart" in sink.ids(), what="delivery after restart")
+
+
+def _delivered(svc) -> float:
+    return sum(s.value for m in svc.metrics.deliveries.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+async def test_two_dispatchers_share_the_work_exactly_once(make_service, sink):
+    one = await make_service()
+    two = await make_service()
+    sub = manifest(sink=sink.url, config={"maxInFlightMessages": "20"})
+    await one.store.apply(sub)
+    await ready(one, sub)
+    await wait_until(lambda: len(two.dispatcher.bound()) == 1, what="second dispatcher bound")
+    for i in range(200):
+        assert await publish(one if i % 2 else two, f"s{i}") == 204
+    await wait_until(lambda: len(sink.received) >= 200, what="200 deliveries")
+    assert set(sink.ids()) == {f"s{i}" for i in range(200)}
+    assert max(sink.ids().values()) == 1
+    assert _delivered(one) > 0 and _delivered(two) > 0
+    assert _delivered(one) + _delivered(two) == 200
