@@ -413,9 +413,27 @@ class Consumer:
         self.dirty = True
 
     def on_msgs_removed(self, first_seq: int, now: int) -> None:
-        """Messages were removed by limits or deletes; forget pending ones that are gone."""
+        """Messages were removed by limits or deletes: forget pending ones below the new first
+        sequence now. This runs on every publish into a full stream, so it must not scan:
+        pending is insertion-ordered by stream sequence, so its first key is its lowest.
+        Interior deletions are noticed when the message comes due (as in nats-server)."""
         self.npc_valid = False
-        self._drop_missing(first_seq)
+        pending = self.pending
+        while pending:
+            s = next(iter(pending))
+            if s >= first_seq:
+                break
+            p = pending.pop(s)
+            self.rdc.pop(s, None)
+            self.rdq.pop(s, None)
+            self._move_ack_floor(p.dseq, s)
+            self.dirty = True
+        if self.rdq and next(iter(self.rdq)) < first_seq:
+            for s in [s for s in self.rdq if s < first_seq]:
+                del self.rdq[s]
+        if not pending and self.asflr < first_seq - 1 and self.sseq >= first_seq:
+            self.asflr = first_seq - 1
+            self.adflr = self.dseq - 1
 
     def _drop_missing(self, first_seq: int) -> None:
         gone = [s for s in self.pending if s < first_seq or self.store.load_msg(s) is None]
