@@ -123,7 +123,10 @@ class ConsumerRunner:
         now = self.clock.now()
         if self.core.is_push:
             # push_bound reflects the subscription as it is now, not at the last delivery
+            was = self.core.active
             self.core.set_interest(self._has_interest(self.core.cfg.deliver_subject), now)
+            if self.core.active and not was:
+                self.kick()
         out: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,
