@@ -45,6 +45,8 @@ class ApiRequest:
     reply: str
     hdr: bytes | None
     client: Any
+    # set by a handler whose change must be durable before the reply goes out
+    durable_stream: Any = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; {} when empty. Bad JSON raises 10025."""
@@ -139,12 +141,14 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
     info = stream.info()
     # nats-server (standalone) sets did_create on every successful create, re-creates included
     info["did_create"] = True
+    req.durable_stream = stream
     return info
 
 
 def stream_update(req: ApiRequest) -> dict[str, Any]:
     cfg = _config_from_request(req)
     stream = req.jsa.js.update_stream(req.jsa, cfg)
+    req.durable_stream = stream  # limits may have removed messages
     return stream.info()
 
 
@@ -217,6 +221,7 @@ def stream_purge(req: ApiRequest) -> dict[str, Any]:
     if filt == ">":
         filt = ""
     n = stream.purge(filt, seq, keep)
+    req.durable_stream = stream
     return {"success": True, "purged": n}
 
 
@@ -253,6 +258,7 @@ def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:
         raise errors.invalid_json()
     if not stream.delete_msg(seq, erase=not no_erase):
         raise _delete_miss(stream, seq)
+    req.durable_stream = stream
     return {"success": True}
 
 
@@ -510,7 +516,10 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
         out = json.dumps(result, separators=(",", ":")).encode()
     else:
         out = json_response(route.type_suffix, result)
-    _reply(jsa, subject, reply, payload, client, out)
+    if req.durable_stream is not None:
+        req.durable_stream.after_durable(lambda: _reply(jsa, subject, reply, payload, client, out))
+    else:
+        _reply(jsa, subject, reply, payload, client, out)
 
 
 def _check_api_level(hdr: bytes) -> None:

@@ -130,6 +130,7 @@ class Stream:
         self._subs: list[Any] = []
         self._ack_prefix = b'{"stream":"' + self.name.encode() + b'","seq":'
         self._outq: list[tuple[str, bytes]] = []
+        self._waiters: list[Callable[[], None]] = []
         self._commit_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         # Nats-Msg-Id -> (seq, ts ns), in arrival order so expiry pops from the front
@@ -266,22 +267,40 @@ class Stream:
         # Every reply, errors too, rides the same commit so a client sees them in order and
         # never gets a PubAck (or a duplicate's PubAck) for a message not yet durable.
         self._outq.append((reply, body))
-        if not self._commit_scheduled:
+        self.schedule_commit()
+
+    def schedule_commit(self) -> None:
+        """Make everything changed so far durable at the end of this loop iteration (one
+        commit for all of it). Every removal path calls this, so deletes survive a crash too."""
+        if not self._commit_scheduled and not self.closed:
             self._commit_scheduled = True
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self.flush)
+
+    def after_durable(self, cb: Callable[[], None]) -> None:
+        """Run cb once every change made to this stream so far is durable (API replies that
+        confirm a purge, delete or update; consumers confirming an ack that removed a message)."""
+        if self.closed:
+            cb()
+            return
+        self._waiters.append(cb)
+        self.schedule_commit()
 
     def flush(self) -> None:
         """Commit everything stored so far; the queued replies go out once it is durable."""
         self._commit_scheduled = False
         batch, self._outq = self._outq, []
         repub, self._repubq = self._repubq, []
+        waiters, self._waiters = self._waiters, []
         if self.closed:
+            for cb in waiters:
+                cb()
             return
-        self.store.commit(lambda: self._send_acks(batch, repub))
+        self.store.commit(lambda: self._send_acks(batch, repub, waiters))
 
-    def _send_acks(self, batch: list[tuple[str, bytes]], repub: list[tuple[str, bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    def _send_acks(self, batch: list[tuple[str, bytes]], repub: list[tuple[str, bytes, bytes]],
+                   waiters: list[Callable[[], None]]) -> None:
         pub = self.server.publish
         account = self.jsa.account
         # republished copies go out once stored durably too, before the PubAcks
@@ -290,6 +309,8 @@ class Stream:
         for reply, body in batch:
             if reply:
                 pub(account, reply, "", None, body)
+        for cb in waiters:
+            cb()
 
     def _ingest(self, subject: str, hdr: bytes | None, payload: bytes) -> tuple[int, bool]:
         cfg = self.config
@@ -553,6 +574,7 @@ class Stream:
             self._notify_removed(kind == "all")
 
     def _notify_removed(self, purged: bool) -> None:
+        self.schedule_commit()
         first = self.store.state().first_seq
         for c in list(self.consumers.values()):
             if purged:
@@ -719,7 +741,8 @@ class Stream:
         if retention == "limits":
             return
         if retention == "workqueue":
-            self.store.remove_msg(seq)
+            if self.store.remove_msg(seq):
+                self.schedule_commit()
             return
         m = self.store.load_msg(seq)
         if m is None:
@@ -727,7 +750,8 @@ class Stream:
         for c in self.consumers.values():
             if c is not consumer and c.needs_ack(seq, m.subject):
                 return
-        self.store.remove_msg(seq)
+        if self.store.remove_msg(seq):
+            self.schedule_commit()
 
     def max_consumers_reached(self) -> bool:
         mc = self.config.max_consumers
@@ -826,7 +850,7 @@ class Stream:
         if self.closed:
             return
         # PubAcks already queued still get their commit before the store goes away
-        if self._outq:
+        if self._outq or self._waiters or self._commit_scheduled:
             self.flush()
         self.closed = True
         self.unsubscribe()
