@@ -17,32 +17,20 @@ from typing import Any
 
 import pytest
 
-from .compare import diff_paths, get_path, without
+from .compare import diff_paths, without
 from .conftest import RunBoth
 
 SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "kv", "obj", "restart")
 
-# Paths left out of the report comparison, each with the reason; every one has its own test
-# below (a strict xfail where pyjetstream is the one that differs, so a fix shows up).
-_BYTES = ("stream byte accounting: pyjetstream's file store counts subject+headers+payload+16 per "
-          "message (nats-server's memory-store formula); nats-server's file store counts its record "
-          "size, 22+subject+payload+8 (+4+headers)")
+# Paths left out of the report comparison, each with the reason and its own test below.
+# (Stream byte counts used to be here: the file store now counts bytes as nats-server's does.)
 _DISCARD_29 = ("nats-server 2.9.10's file store does not refuse on max_bytes with discard new (it drops "
                "old messages instead); newer releases (2.15.0 tried) refuse with 10077 like pyjetstream")
 _ROLLUP_29 = ("an invalid Nats-Rollup value: nats-server 2.9.10 sends no reply at all (the client times "
               "out); newer releases (2.15.0 tried) answer 500/10111 'rollup value invalid', as pyjetstream does")
 SKIPPED: dict[str, dict[str, str]] = {
-    "js": {
-        "after_delete.bytes": _BYTES,
-        "after_filtered_purge.bytes": _BYTES,
-        "after_update_max_msgs.bytes": _BYTES,
-        "max_bytes_discard_new": _DISCARD_29,
-    },
-    "limits": {
-        "rollup_sub.state.bytes": _BYTES,
-        "rollup_all.state.bytes": _BYTES,
-        "rollup_bad_value": _ROLLUP_29,
-    },
+    "js": {"max_bytes_discard_new": _DISCARD_29},
+    "limits": {"rollup_bad_value": _ROLLUP_29},
 }
 # nats-server's file-store record size for the messages of the max_bytes probe in the js scenario
 # (subject "bytes.x", 10-byte payload, no headers): 4 length + 8 seq + 8 ts + 2 subject length
@@ -238,14 +226,6 @@ def test_go_scenario_matches_nats_server(reports, scenario: str) -> None:
     CHECKS[scenario](ours)
 
 
-@pytest.mark.xfail(strict=True, reason=_BYTES)
-@pytest.mark.parametrize(("scenario", "path"), [
-    pytest.param(sc, p, id=f"{sc}:{p}") for sc, paths in SKIPPED.items() for p, why in paths.items() if why == _BYTES])
-def test_go_stream_bytes_match_nats_server(reports, scenario: str, path: str) -> None:
-    ref, ours = reports(scenario)
-    assert get_path(ours, path) == get_path(ref, path)
-
-
 def test_go_invalid_rollup_value_is_refused(reports) -> None:
     _, ours = reports("limits")
     assert ours["rollup_bad_value"] == {"error": {"code": 500, "err_code": 10111,
@@ -260,8 +240,8 @@ def test_go_max_bytes_discard_new_refuses(reports) -> None:
     assert 0 < probe["accepted"] < 100
 
 
-@pytest.mark.xfail(strict=True, reason=_BYTES + "; so max_bytes admits more messages than nats-server")
 def test_go_max_bytes_admits_what_nats_server_admits(reports) -> None:
+    """As many records as fit by nats-server's file-store accounting (2.15.0 admits 21)."""
     _, ours = reports("js")
     assert ours["max_bytes_discard_new"]["accepted"] == 1000 // _PROBE_RECORD
 

@@ -59,9 +59,8 @@ function withTimeout(p, ms, what) {
   return Promise.race([p, timer]).finally(() => clearTimeout(t));
 }
 
-// bytes left out on purpose: the file-store byte accounting divergence is pinned by the Go suite
 function stateView(s) {
-  return { messages: s.messages, first_seq: s.first_seq, last_seq: s.last_seq,
+  return { messages: s.messages, bytes: s.bytes, first_seq: s.first_seq, last_seq: s.last_seq,
     consumer_count: s.consumer_count, num_subjects: s.num_subjects ?? 0 };
 }
 
