@@ -22,7 +22,8 @@ async def test_kv_lifecycle(server: LiveServer, nc) -> None:
     assert (await kv.get("color")).value == b"red"
 
     res = await run_cli(server, "kv", "get", "CFG", "color")
-    assert (res.rc, res.out) == (0, "CFG > color revision: 2\n\nred\n")
+    head, _, rest = res.out.partition("\n")
+    assert res.rc == 0 and head.startswith("CFG > color revision: 2 created @ 20") and rest == "\nred\n"
     res = await run_cli(server, "kv", "get", "CFG", "color", "--raw")
     assert res.out == "red\n"
     res = await run_cli(server, "kv", "get", "CFG", "color", "--json")

@@ -168,10 +168,15 @@ def cmd_get(args: argparse.Namespace) -> int:
         value = (entry.value or b"").decode(errors="replace")
         if args.json:
             c.print_json({"bucket": args.bucket, "key": entry.key, "revision": entry.revision, "value": value})
-        elif args.raw:
+            return
+        if args.raw:
             c.out(value)
-        else:
-            c.out(f"{args.bucket} > {entry.key} revision: {entry.revision}\n\n{value}\n")
+            return
+        # nats-py's Entry carries no timestamp for a plain get; the stored message has it.
+        stored = await c.api_request(nc, f"STREAM.MSG.GET.{KV_PREFIX}{args.bucket}", {"seq": entry.revision},
+                                     args.timeout)
+        created = c.format_time(c.parse_time_ns(stored.get("message", {}).get("time")))
+        c.out(f"{args.bucket} > {entry.key} revision: {entry.revision} created @ {created}\n\n{value}\n")
 
     return c.run(args, body)
 
@@ -221,7 +226,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             elif keys:
                 c.out("\n".join(keys))
             else:
-                c.out(f"No keys found in bucket {args.bucket}")
+                c.out("No keys found in bucket")
             return
         infos = await _bucket_infos(nc, args.timeout)
         if args.json:
