@@ -456,10 +456,12 @@ class SubscriptionStore:
         sub.generation = (current.generation if current else 0) + 1
         sub.creation_timestamp = current.creation_timestamp if current else now_rfc3339()
         sub.status = None
-        await self.kv.put(spec_key(sub.namespace, sub.name), json.dumps(sub.to_manifest(False)).encode())
         if current is None or current.status is None or not current.status.get("conditions"):
+            # Written before the spec: a manager reacting to the spec at once must not have
+            # its status overwritten by this placeholder afterwards.
             pending = status_pending(sub, now_rfc3339(), strict_sinks)
             await self.put_status(sub.namespace, sub.name, pending)
+        await self.kv.put(spec_key(sub.namespace, sub.name), json.dumps(sub.to_manifest(False)).encode())
         return "created" if current is None else "configured"
 
     async def get_status(self, namespace: str, name: str) -> dict[str, Any] | None:

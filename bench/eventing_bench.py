@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Eventing benchmark: events/s from POST to sink receipt, and p50/p99 latency at a fixed rate.
+
+Owns the load generator and the measuring sink (both in this process), and starts the rest
+as separate processes exactly as users run them: a NATS server (nats-server and/or
+`pyjetstream server`) and `pyjetstream eventing --nats URL` on top. The same eventing layer
+runs against each server in one invocation, so the numbers compare the engines.
+
+  .venv/bin/python bench/eventing_bench.py                         # both servers, defaults
+  .venv/bin/python bench/eventing_bench.py --servers nats-server --events 5000 --rate 500
+Prints one JSON line per (server, phase) and a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import nats
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore  # noqa: E402
+from pyjetstream.eventing.testing import free_port, wait_for_port  # noqa: E402
+
+CLI = str(ROOT / ".venv" / "bin" / "pyjetstream")
+SERVERS = {
+    "nats-server": ["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", "{PORT}", "-js", "-sd", "{STORE}"],
+    "pyjetstream": [CLI, "server", "-a", "127.0.0.1", "-p", "{PORT}", "-js", "-sd", "{STORE}"],
+}
+HEADERS = {"ce-specversion": "1.0", "ce-type": "order.received.v1", "ce-source": "myapp",
+           "content-type": "application/json"}
+
+
+class Sink:
+    """Records the receive time of every event id."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.seen: dict[str, float] = {}
+        self.done = asyncio.Event()
+        self.expect = 0
+        self._runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        event_id = request.headers.get("ce-id", "")
+        self.seen.setdefault(event_id, time.perf_counter())
+        if self.expect and len(self.seen) >= self.expect:
+            self.done.set()
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+
+def start_proc(args: list[str], log_path: str) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_proc(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_ready(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(url)
+
+
+async def throughput(proxy: str, sink: Sink, n: int, concurrency: int, tag: str) -> dict:
+    sink.seen.clear()
+    sink.done.clear()
+    sink.expect = n
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    failures = 0
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal failures
+        while not queue.empty():
+            i = queue.get_nowait()
+            async with http.post(f"{proxy}/publish", headers={**HEADERS, "ce-id": f"{tag}-{i}"},
+                                 data=b'{"orderCode":"3211213"}') as r:
+                if r.status != 204:
+                    failures += 1
+                await r.read()
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        posted = time.perf_counter()
+        await asyncio.wait_for(sink.done.wait(), 120)
+        finished = time.perf_counter()
+    return {"phase": "throughput", "events": n, "concurrency": concurrency, "failures": failures,
+            "post_per_s": round(n / (posted - started), 1), "events_per_s": round(n / (finished - started), 1)}
+
+
+async def latency(proxy: str, sink: Sink, rate: float, seconds: float, tag: str) -> dict:
+    sink.seen.clear()
+    total = int(rate * seconds)
+    sink.expect = total
+    sink.done.clear()
+    sent: dict[str, float] = {}
+    tasks = []
+    connector = aiohttp.TCPConnector(limit=200)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(event_id: str) -> None:
+            sent[event_id] = time.perf_counter()
+            async with http.post(f"{proxy}/publish", headers={**HEADERS, "ce-id": event_id}, data=b"{}") as r:
+                await r.read()
+
+        start = time.perf_counter()
+        for i in range(total):
+            target = start + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(f"{tag}-{i}")))
+        await asyncio.gather(*tasks)
+        await asyncio.wait_for(sink.done.wait(), 60)
+    lat = sorted((sink.seen[k] - sent[k]) * 1000 for k in sent if k in sink.seen)
+    q = statistics.quantiles(lat, n=100)
+    return {"phase": "latency", "rate": rate, "events": len(lat), "p50_ms": round(q[49], 2),
+            "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2)}
+
+
+async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
+    root = tempfile.mkdtemp(prefix=f"evbench-{name}-")
+    port, proxy_port = free_port(), free_port()
+    cmd = [a.replace("{PORT}", str(port)).replace("{STORE}", os.path.join(root, "store")) for a in SERVERS[name]]
+    server = start_proc(cmd, os.path.join(root, "server.log"))
+    eventing = None
+    sink = Sink()
+    try:
+        wait_for_port(port, 20, server)
+        url = f"nats://127.0.0.1:{port}"
+        eventing = start_proc([CLI, "eventing", "--nats", url, "--publish-port", str(proxy_port)],
+                              os.path.join(root, "eventing.log"))
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        await wait_ready(f"{proxy}/readyz")
+        await sink.start()
+        nc = await nats.connect(url)
+        store = await SubscriptionStore.open(nc.jetstream())
+        doc = {"apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
+               "metadata": {"name": "bench"},
+               "spec": {"sink": f"http://127.0.0.1:{sink.port}/", "source": "myapp", "types": ["order.received.v1"],
+                        "config": {"maxInFlightMessages": str(args.max_in_flight)}}}
+        await store.apply(Subscription.from_manifest(doc))
+        deadline = time.monotonic() + 20
+        while not ((await store.get_status("default", "bench")) or {}).get("ready"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("subscription not ready")
+            await asyncio.sleep(0.1)
+        await nc.close()
+        await throughput(proxy, sink, min(500, args.events), args.concurrency, "warm")
+        results = [await throughput(proxy, sink, args.events, args.concurrency, "tp"),
+                   await latency(proxy, sink, args.rate, args.seconds, "lat")]
+        for r in results:
+            r["server"] = name
+        return results
+    finally:
+        await sink.stop()
+        if eventing is not None:
+            stop_proc(eventing)
+        stop_proc(server)
+        if os.environ.get("KEEP"):
+            print("kept", root)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", default="nats-server,pyjetstream")
+    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--max-in-flight", type=int, default=100)
+    p.add_argument("--rate", type=float, default=500.0)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--out", help="append the JSON lines to this file")
+    args = p.parse_args()
+    all_results = []
+    for name in args.servers.split(","):
+        for r in await bench_server(name, args):
+            line = json.dumps(r)
+            print(line, flush=True)
+            all_results.append(r)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(line + "\n")
+    print("\n| server | events/s (POST->sink) | POST/s | p50 ms @rate | p99 ms @rate |")
+    print("|---|---|---|---|---|")
+    for name in args.servers.split(","):
+        tp = next(r for r in all_results if r["server"] == name and r["phase"] == "throughput")
+        lt = next(r for r in all_results if r["server"] == name and r["phase"] == "latency")
+        print(f"| {name} | {tp['events_per_s']} | {tp['post_per_s']} | {lt['p50_ms']} | {lt['p99_ms']} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
