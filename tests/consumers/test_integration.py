@@ -330,3 +330,14 @@ async def test_consumer_advisories(nc):
         ("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.ad", "io.nats.jetstream.advisory.v1.terminated"),
         ("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.ad", "io.nats.jetstream.advisory.v1.consumer_action"),
     ]
+
+
+async def test_idle_ephemeral_push_consumer_is_cleaned_up_without_any_request(nc, ours):
+    js = nc.jetstream()
+    await _stream(js)
+    sub = await js.subscribe("foo.>", inactive_threshold=0.3)
+    name = (await sub.consumer_info()).name
+    await sub.unsubscribe()
+    stream = ours.jetstream.accounts["$G"].streams["S"]
+    # no API calls, no publishes: the consumer must notice on its own
+    await eventually(lambda: name not in stream.consumers, timeout=5, interval=0.1)

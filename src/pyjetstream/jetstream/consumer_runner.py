@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 256  # deliveries per wake-up before yielding to the loop
 INTEREST_RECHECK_NS = 250_000_000  # a paused push consumer looks for a subscriber this often
+ACTIVE_RECHECK_NS = 1_000_000_000  # one that may be cleaned up checks its subscriber is still there
 
 
 class Clock:
@@ -125,7 +126,8 @@ class ConsumerRunner:
             # push_bound reflects the subscription as it is now, not at the last delivery
             was = self.core.active
             self.core.set_interest(self._has_interest(self.core.cfg.deliver_subject), now)
-            if self.core.active and not was:
+            if self.core.active != was:
+                # resume delivery, or arm the clean-up and interest re-check timers
                 self.kick()
         out: dict[str, Any] = {
             "stream_name": self.stream.name,
@@ -213,8 +215,10 @@ class ConsumerRunner:
             subjects = self.stream.config.subjects
             if subjects != core.stream_subjects:
                 core.set_stream_subjects(list(subjects or []))
-            if core.is_push and not core.active and self._has_interest(core.cfg.deliver_subject):
-                core.set_interest(True, now)
+            if core.is_push:
+                interest = self._has_interest(core.cfg.deliver_subject)
+                if interest != core.active:
+                    core.set_interest(interest, now)
             n = core.poll(now, BATCH)
             self._flush()
             self._persist()
@@ -230,8 +234,10 @@ class ConsumerRunner:
     def _arm(self, now: int) -> None:
         core = self.core
         at = core.next_deadline()
-        if core.is_push and not core.active:
-            recheck = now + INTEREST_RECHECK_NS
+        if core.is_push and (not core.active or core.cfg.inactive_threshold > 0):
+            # No interest notifications from the server: look again soon, both for a returning
+            # subscriber and for one that left (which starts the inactivity clean-up).
+            recheck = now + (INTEREST_RECHECK_NS if not core.active else ACTIVE_RECHECK_NS)
             at = recheck if at is None else min(at, recheck)
         if at is None:
             if self._timer is not None:
