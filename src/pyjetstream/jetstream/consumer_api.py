@@ -70,8 +70,8 @@ def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
         from pyjetstream.jetstream.store.layout import consumer_dir
 
         return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
-    # Memory state is lost on restart anyway: keep it in the state machine only, and save a
-    # snapshot copy per wake-up.
+    # Such state is lost on restart anyway: it lives in the state machine only, which also
+    # spares a snapshot copy per wake-up.
     return None
 
 
