@@ -388,7 +388,7 @@ class Stream:
         if cfg.discard == "new":
             self._check_discard_new(subject, hdr_b, payload, bool(rollup))
         if self._acct_limit >= 0 or self._server_limit >= 0:
-            self._check_storage_limits(len(subject) + len(hdr_b) + len(payload) + 16)
+            self._check_storage_limits(self._record_size(subject, hdr_b, payload))
 
         repub_subject = self._republish.match(subject) if self._republish is not None else None
         repub_last = 0
@@ -537,11 +537,18 @@ class Stream:
             st = store.state()
             if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs and not at_subject_limit:
                 raise errors.stream_store_failed(err="maximum messages exceeded")
-            size = len(subject) + len(hdr) + len(payload) + 16
+            size = self._record_size(subject, hdr, payload)
             if cfg.max_bytes > 0 and st.bytes + size > cfg.max_bytes:
                 old = store.load_msg(oldest_on_subject) if at_subject_limit else None
-                if old is None or old.size < size:
+                if old is None or self._record_size(old.subject, old.hdr, old.data) < size:
                     raise errors.stream_store_failed(err="maximum bytes exceeded")
+
+    def _record_size(self, subject: str, hdr: bytes, payload: bytes) -> int:
+        # each store accounts bytes its own way (the file store as nats-server's file store)
+        msg_size = getattr(self.store, "msg_size", None)
+        if msg_size is not None:
+            return int(msg_size(subject, hdr, payload))
+        return len(subject) + len(hdr) + len(payload) + 16
 
     def _enforce_limits(self, subject: str, seq: int) -> None:
         cfg = self.config
