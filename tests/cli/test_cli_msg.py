@@ -91,8 +91,9 @@ async def test_sub_acks_jetstream_messages(server: LiveServer, nc, start_cli) ->
     proc = await start_cli(server, "sub", "push.deliver", "--count", "2", "--ack")
     res = await proc.finish()
     assert res.rc == 0, res.err
-    assert "[#1] Received JetStream message: stream: JS seq 1 / subject: js.a / time: " in res.out
-    assert "[#2] Received JetStream message: stream: JS seq 2" in res.out
+    assert res.out.startswith("Subscribing on push.deliver with acknowledgement of JetStream messages\n")
+    assert "[#1] Received JetStream message: stream: JS seq: 1 / pending: 1 / subject: js.a / time: " in res.out
+    assert "[#2] Received JetStream message: stream: JS seq: 2 / pending: 0 / subject: js.a" in res.out
     info = await js.consumer_info("JS", "PUSH")
     assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == 2
 

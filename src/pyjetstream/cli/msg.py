@@ -75,7 +75,8 @@ def render_message(n: int, msg: Any, raw: bool = False, headers_only: bool = Fal
     if meta is not None:
         ts = meta.timestamp
         when = c.format_time(int(ts.timestamp() * 1e9)) if hasattr(ts, "timestamp") else str(ts)
-        lines.append(f"[#{n}] Received JetStream message: stream: {meta.stream} seq {meta.sequence.stream} "
+        lines.append(f"[#{n}] Received JetStream message: stream: {meta.stream} seq: "
+                     f"{c.fmt_int(meta.sequence.stream)} / pending: {c.fmt_int(meta.num_pending)} "
                      f"/ subject: {msg.subject} / time: {when}")
     elif msg.reply:
         lines.append(f"[#{n}] Received on \"{msg.subject}\" with reply \"{msg.reply}\"")
@@ -141,10 +142,12 @@ async def _js_publish(js: Any, subject: str, payload: bytes, headers: dict[str, 
 def cmd_sub(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
         done = asyncio.Event()
+        banner = asyncio.Event()  # messages may arrive during the flush: print them after the banner
         received = 0
 
         async def on_msg(msg: Any) -> None:
             nonlocal received
+            await banner.wait()
             if done.is_set():
                 return
             received += 1
@@ -158,7 +161,9 @@ def cmd_sub(args: argparse.Namespace) -> int:
         await nc.flush(timeout=args.timeout)
         if not args.raw:
             where = f" in group {args.queue}" if args.queue else ""
-            c.out(f"Subscribing on {args.subject}{where}")
+            acking = " with acknowledgement of JetStream messages" if args.ack else ""
+            c.out(f"Subscribing on {args.subject}{where}{acking}")
+        banner.set()
         await done.wait()
         await nc.flush(timeout=args.timeout)
 
@@ -204,8 +209,11 @@ def cmd_reply(args: argparse.Namespace) -> int:
         header_tpl = c.parse_headers(args.header)
         template = args.body if args.body is not None else ""
 
+        banner = asyncio.Event()
+
         async def on_msg(msg: Any) -> None:
             nonlocal received
+            await banner.wait()
             if done.is_set():
                 return
             received += 1
@@ -221,6 +229,7 @@ def cmd_reply(args: argparse.Namespace) -> int:
         await nc.subscribe(args.subject, queue=args.queue, cb=on_msg)
         await nc.flush(timeout=args.timeout)
         c.out(f"Listening on \"{args.subject}\" in group \"{args.queue}\"")
+        banner.set()
         await done.wait()
         await nc.flush(timeout=args.timeout)
 
