@@ -80,6 +80,13 @@ def start_proc(args: list[str], log_path: str) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_proc(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -193,8 +200,13 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
             await asyncio.sleep(0.1)
         await nc.close()
         await throughput(proxy, sink, min(500, args.events), args.concurrency, "warm")
-        results = [await throughput(proxy, sink, args.events, args.concurrency, "tp"),
-                   await latency(proxy, sink, args.rate, args.seconds, "lat")]
+        cpu0 = (cpu_seconds(server.pid), cpu_seconds(eventing.pid))
+        tp = await throughput(proxy, sink, args.events, args.concurrency, "tp")
+        cpu1 = (cpu_seconds(server.pid), cpu_seconds(eventing.pid))
+        # CPU per event is steadier than wall-clock rates on a shared machine.
+        tp["server_cpu_us_per_event"] = round((cpu1[0] - cpu0[0]) / args.events * 1e6, 1)
+        tp["eventing_cpu_us_per_event"] = round((cpu1[1] - cpu0[1]) / args.events * 1e6, 1)
+        results = [tp, await latency(proxy, sink, args.rate, args.seconds, "lat")]
         for r in results:
             r["server"] = name
         return results
@@ -228,13 +240,19 @@ async def main() -> None:
             if args.out:
                 with open(args.out, "a") as f:
                     f.write(line + "\n")
-    print("\n| server | events/s (POST->sink) | POST/s | p50 ms @rate | p99 ms @rate |")
-    print("|---|---|---|---|---|")
+    print("\n| server | events/s (POST->sink) | server CPU us/event | eventing CPU us/event | p50 ms @rate | p99 ms @rate |")
+    print("|---|---|---|---|---|---|")
     for name in args.servers.split(","):
         tp = next(r for r in all_results if r["server"] == name and r["phase"] == "throughput")
         lt = next(r for r in all_results if r["server"] == name and r["phase"] == "latency")
-        print(f"| {name} | {tp['events_per_s']} | {tp['post_per_s']} | {lt['p50_ms']} | {lt['p99_ms']} |")
+        print(f"| {name} | {tp['events_per_s']} | {tp['server_cpu_us_per_event']} | {tp['eventing_cpu_us_per_event']} "
+              f"| {lt['p50_ms']} | {lt['p99_ms']} |")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

@@ -135,7 +135,13 @@ def main(argv: list[str]) -> int:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, config))
+        import uvloop  # about a tenth less CPU per event when available; never required
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return runner(_run(args, config))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
