@@ -101,3 +101,49 @@ def test_connection_counters_agree(docs) -> None:
     closed = ours["/connz?state=closed"]["connections"][-1]
     assert closed["reason"] == ref["/connz?state=closed"]["connections"][-1]["reason"] == "Client Closed"
     assert ("auth_required" in ours["/varz"]) == ("auth_required" in ref["/varz"])
+
+
+REASON_CONF = ('authorization { users: [ {user: u, password: p} ], timeout: 0.3 }\n'
+               'ping_interval: "200ms"\nmax_payload: 100\n')
+_CU = b'CONNECT {"verbose":false,"user":"u","pass":"p"}\r\n'
+# name -> (bytes to send, "close" = wait for the server to close, "quit" = we close)
+REASON_CASES = {
+    "client-close": (_CU, "quit"),
+    "auth-failure": (b'CONNECT {"user":"u","pass":"x"}\r\n', "close"),
+    "auth-timeout": (b"", "close"),
+    "unknown-op": (_CU + b"FOO\r\n", "close"),
+    "bad-connect-json": (b"CONNECT {x\r\n", "close"),
+    "max-payload": (_CU + b"PUB a 101\r\n", "close"),
+    "hpub-without-headers": (_CU + b"HPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n", "close"),
+    "bad-pub-args": (_CU + b"PUB a\r\n", "close"),
+    "bad-protocol-version": (b'CONNECT {"user":"u","pass":"p","protocol":3}\r\n', "close"),
+    "stale": (_CU, "close"),
+    "no-responders-without-headers": (b'CONNECT {"user":"u","pass":"p","no_responders":true}\r\n', "close"),
+}
+
+
+def close_reasons(kind: str, workdir) -> dict[str, str]:
+    srv = start_server(kind, workdir, "-m", "-1", config=REASON_CONF)
+    reasons = {}
+    try:
+        for name, (data, how) in REASON_CASES.items():
+            before = srv.get_json("/connz?state=closed")["total"]
+            c = RawClient(srv.port)
+            c.send(data)
+            if how == "close":
+                c.read_until_closed()
+            else:
+                c.sync()
+            c.close()
+            deadline = time.monotonic() + 5
+            while (doc := srv.get_json("/connz?state=closed&limit=1000"))["total"] <= before:
+                assert time.monotonic() < deadline, f"{kind}: close of {name} never recorded"
+                time.sleep(0.02)
+            reasons[name] = max(doc["connections"], key=lambda x: x["cid"])["reason"]
+    finally:
+        srv.stop()
+    return reasons
+
+
+def test_close_reasons_match(tmp_path) -> None:
+    assert close_reasons("pyjetstream", tmp_path) == close_reasons("nats-server", tmp_path)

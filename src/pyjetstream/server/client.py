@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pyjetstream.protocol.parser import (
+    ERR_MAX_PAYLOAD,
     OP_CONNECT,
     OP_ERR,
     OP_HPUB,
@@ -278,7 +279,8 @@ class ClientConnection(asyncio.Protocol):
             elif op == OP_HPUB:
                 if not self.headers:
                     # nats-server drops a client that sends HPUB without announcing headers
-                    self.close("Protocol Violation: headers not enabled")
+                    log.debug("cid=%d HPUB without headers in CONNECT", self.cid)
+                    self.close("Protocol Violation")
                     return
                 self._on_pub(ev[1], ev[2], ev[3], ev[4], ev[5])
             elif op == OP_SUB:
@@ -297,7 +299,10 @@ class ClientConnection(asyncio.Protocol):
                 self._on_connect(ev[1])
             elif op == OP_ERR:
                 e: ProtocolError = ev[1]
-                self.fail(e.err, f"Protocol Violation: {e}")
+                log.debug("cid=%d protocol error: %s", self.cid, e)
+                # the close reasons /connz shows, worded as nats-server's
+                self.fail(e.err, "Maximum Message Payload Exceeded" if e.err == ERR_MAX_PAYLOAD
+                          else "Protocol Violation")
                 return
 
     def _require_connect(self) -> bool:
@@ -313,12 +318,12 @@ class ClientConnection(asyncio.Protocol):
             opts = None  # type: ignore[assignment]
         if not isinstance(opts, dict) or not _connect_types_ok(opts):
             # nats-server closes without a word when CONNECT does not unmarshal
-            self.close("Protocol Violation: bad CONNECT")
+            self.close("Protocol Violation")
             return
         server = self.server
         proto = opts.get("protocol")
         if proto is not None and (proto < 0 or proto > 1):
-            self.fail("invalid client protocol", "Protocol Violation")
+            self.fail("invalid client protocol", "Bad Client Protocol Version")
             return
         self.protocol = proto or 0
         self.verbose = _opt_bool(opts, "verbose", self.verbose)
@@ -330,7 +335,7 @@ class ClientConnection(asyncio.Protocol):
         self.lang = opts.get("lang") or ""
         self.version = opts.get("version") or ""
         if self.no_responders and not self.headers:
-            self.fail("no responders requires headers support", "Protocol Violation")
+            self.fail("no responders requires headers support", "No Responders Requires Headers")
             return
         # Every CONNECT is checked, not only the first: nats-server rejects a later CONNECT
         # with bad credentials too.
