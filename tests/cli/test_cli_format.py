@@ -151,3 +151,49 @@ def test_option_parent_keeps_options_given_before_the_command(monkeypatch: pytes
     assert before.server == "nats://a:1"
     assert (after.server, after.timeout) == ("nats://b:2", 3.0)
     assert isinstance(before, argparse.Namespace) and before.func is stream.cmd_ls
+
+
+CONSUMERS = [
+    {"name": "PROC", "stream_name": "ORDERS", "created": "2026-11-26T06:00:00Z",
+     "config": {"description": "worker", "ack_policy": "explicit", "ack_wait": 30_000_000_000,
+                "max_ack_pending": 1000},
+     "delivered": {"consumer_seq": 3, "stream_seq": 3, "last_active": "2026-11-26T06:09:00Z"},
+     "ack_floor": {"consumer_seq": 2, "stream_seq": 2}, "num_ack_pending": 1, "num_pending": 1500,
+     "num_redelivered": 0, "num_waiting": 0},
+    {"name": "IDLE", "stream_name": "ORDERS", "created": "2026-11-26T06:01:00Z",
+     "config": {"deliver_subject": "push.x", "ack_policy": "none"},
+     "delivered": {"consumer_seq": 0, "stream_seq": 0}, "ack_floor": {}, "num_ack_pending": 0,
+     "num_pending": 1503},
+]
+
+CONSUMERS_SNAPSHOT = """\
+╭──────────────────────────────────────────────────────────────────────────────────────╮
+│                                      Consumers                                       │
+├──────┬─────────────┬─────────────────────┬─────────────┬─────────────┬───────────────┤
+│ Name │ Description │ Created             │ Ack Pending │ Unprocessed │ Last Delivery │
+├──────┼─────────────┼─────────────────────┼─────────────┼─────────────┼───────────────┤
+│ IDLE │             │ 2026-11-26 06:01:00 │ 0           │ 1,503       │ never         │
+│ PROC │ worker      │ 2026-11-26 06:00:00 │ 1           │ 1,500       │ 1m5s          │
+╰──────┴─────────────┴─────────────────────┴─────────────┴─────────────┴───────────────╯
+"""
+
+
+def test_consumer_ls_snapshot(utc: None) -> None:
+    from pyjetstream.cli import consumer
+
+    now = c.parse_time_ns("2026-11-26T06:10:05Z")
+    assert consumer.render_consumer_list(CONSUMERS, now) == CONSUMERS_SNAPSHOT
+
+
+def test_consumer_info_state_lines(utc: None) -> None:
+    from pyjetstream.cli import consumer
+
+    now = c.parse_time_ns("2026-11-26T06:10:05Z")
+    lines = [ln.strip() for ln in consumer.render_consumer_info(CONSUMERS[0], now).splitlines()]
+    assert lines[0] == "Information for Consumer ORDERS > PROC created 2026-11-26 06:00:00"
+    assert "Last Delivered Message: Consumer sequence: 3 Stream sequence: 3 Last delivery: 1m5s ago" in lines
+    assert "Outstanding Acks: 1 out of maximum 1,000" in lines
+    assert "Waiting Pulls: 0 of unlimited" in lines
+    push = [ln.strip() for ln in consumer.render_consumer_info(CONSUMERS[1], now).splitlines()]
+    assert "Delivery Subject: push.x" in push and "Ack Wait: 30.00s" not in push
+    assert not any(ln.startswith("Outstanding Acks") for ln in push)
