@@ -65,6 +65,9 @@ def _check_core(r: dict[str, Any]) -> None:
     assert r["no_responders"] == "nats: no responders available for request"
     assert r["auto_unsub_received"] == 2
     assert r["headers_supported"] is True
+    assert r["max_payload_roundtrip"] is True
+    assert r["over_max_payload"] == "nats: maximum payload exceeded"
+    assert r["drain_handled"] == 100
 
 
 def _check_js(r: dict[str, Any]) -> None:
@@ -80,6 +83,9 @@ def _check_js(r: dict[str, Any]) -> None:
     assert r["add_overlapping"]["err_code"] == 10065
     assert r["get_msg_4"] == {"subject": "cjs.h", "seq": 4, "data": "has header", "header": {"X-Key": ["v"]}}
     assert r["after_purge"]["msgs"] == 0
+    assert r["memory_state"]["msgs"] == 4 and r["memory_state"]["num_deleted"] == 1
+    assert r["memory_last_0"] == {"seq": 5, "header": {"X-I": ["4"]}, "len": 40}
+    assert r["big_publish"]["seq"] == 1 and r["big_roundtrip"] is True
     assert r["delete_again"] == {"code": 400, "err_code": 10043, "description": "sequence 2 not found"}
     full = r["discard_new_full"]
     assert [a.get("seq") for a in full[:2]] == [1, 2]
@@ -152,6 +158,8 @@ def _check_limits(r: dict[str, Any]) -> None:
     assert r["max_deliver_attempts"] == ["nak me#1", "nak me#2", "nats: timeout", "term me#1"]
     kinds = sorted(json.loads(a)["body"]["type"].rsplit(".", 1)[1] for a in r["advisories"])
     assert kinds == ["consumer_action", "max_deliver", "nak", "nak", "terminated"]
+    assert r["backoff_config"] == {"backoff": ["100ms", "200ms"], "ack_wait": "100ms"}
+    assert r["backoff_deliveries"] == [1, 2, 3] and r["backoff_after_max"] == "nats: timeout"
     assert r["ephemeral_removed"] is True
     assert r["aged_out"] == {"msgs": 0, "first_seq": 4, "last_seq": 3}
     assert r["deny_delete"]["err_code"] == 10057 and r["deny_purge"]["err_code"] == 10110

@@ -280,6 +280,41 @@ func scenarioCore(url string) result {
 	}
 	res["auto_unsub_received"] = n
 	res["rtt_ok"] = func() bool { _, err := pub.RTT(); return err == nil }()
+
+	// The largest payload the server allows, and one byte more (refused by the client).
+	big, err := sub.SubscribeSync("compat.big")
+	must(err, "big sub")
+	must(sub.Flush(), "flush big")
+	maxp := int(pub.MaxPayload())
+	must(pub.Publish("compat.big", bytes.Repeat([]byte("b"), maxp)), "publish max payload")
+	bm, err := big.NextMsg(5 * time.Second)
+	must(err, "big next")
+	res["max_payload_roundtrip"] = len(bm.Data) == maxp
+	res["over_max_payload"] = errText(pub.Publish("compat.big", bytes.Repeat([]byte("b"), maxp+1)))
+
+	// Drain: everything already sent to a draining subscriber is still handled.
+	drainer := connect(url, "compat-drain")
+	var handled int64
+	var hmu sync.Mutex
+	_, err = drainer.Subscribe("compat.drain", func(*nats.Msg) {
+		time.Sleep(time.Millisecond) // a slow handler, so messages are still queued at Drain
+		hmu.Lock()
+		handled++
+		hmu.Unlock()
+	})
+	must(err, "drain sub")
+	must(drainer.Flush(), "flush drain")
+	for i := 0; i < 100; i++ {
+		must(pub.Publish("compat.drain", []byte("d")), "publish drain")
+	}
+	must(pub.Flush(), "flush drain pub")
+	// a PING round trip on the draining side means all 100 have reached its client buffer
+	must(drainer.Flush(), "flush drain side")
+	must(drainer.Drain(), "drain")
+	waitFor("drained connection closed", 10*time.Second, drainer.IsClosed)
+	hmu.Lock()
+	res["drain_handled"] = handled
+	hmu.Unlock()
 	return res
 }
 
@@ -429,6 +464,37 @@ func scenarioJS(url string) result {
 		_, err := js.UpdateStream(&c)
 		return err
 	}())
+	// Memory storage: same publishes, same state (including byte accounting).
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_MEM", Subjects: []string{"mem.>"},
+		Storage: nats.MemoryStorage})
+	must(err, "memory stream")
+	for i := 0; i < 5; i++ {
+		m := nats.NewMsg(fmt.Sprintf("mem.%d", i%2))
+		m.Header.Set("X-I", fmt.Sprint(i))
+		m.Data = []byte(strings.Repeat("m", i*10))
+		_, err := js.PublishMsg(m)
+		must(err, "publish memory")
+	}
+	must(js.DeleteMsg("COMPAT_MEM", 2), "delete memory msg")
+	mi, err := js.StreamInfo("COMPAT_MEM")
+	must(err, "memory stream info")
+	res["memory_state"] = stateView(mi.State)
+	ml, err := js.GetLastMsg("COMPAT_MEM", "mem.0")
+	must(err, "memory last")
+	res["memory_last_0"] = result{"seq": ml.Sequence, "header": headerMap(ml.Header), "len": len(ml.Data)}
+
+	// A message as large as the server allows, stored and read back.
+	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_BIG", Subjects: []string{"big.>"}})
+	must(err, "big stream")
+	bigData := bytes.Repeat([]byte("B"), int(nc.MaxPayload())-64)
+	res["big_publish"] = ackView(js.Publish("big.x", bigData))
+	bigMsg, err := js.GetMsg("COMPAT_BIG", 1)
+	must(err, "get big")
+	res["big_roundtrip"] = bytes.Equal(bigMsg.Data, bigData)
+	bi, err := js.StreamInfo("COMPAT_BIG")
+	must(err, "big info")
+	res["big_state"] = stateView(bi.State)
+
 	// A full stream with discard new refuses the publish (Kyma's publisher answers 507).
 	_, err = js.AddStream(&nats.StreamConfig{Name: "COMPAT_FULL", Subjects: []string{"full.>"},
 		MaxMsgs: 2, Discard: nats.DiscardNew})
@@ -1501,6 +1567,30 @@ func scenarioLimits(url string) result {
 	}
 	sort.Strings(advisories)
 	res["advisories"] = advisories
+
+	// BackOff: redeliveries of a never-acked message follow the list; ack wait is its first entry.
+	boc, err := js.AddConsumer("LIM", &nats.ConsumerConfig{Durable: "BO", AckPolicy: nats.AckExplicitPolicy,
+		FilterSubject: "lim.bo", MaxDeliver: 3, BackOff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}})
+	must(err, "backoff consumer")
+	var backoff []string
+	for _, d := range boc.Config.BackOff {
+		backoff = append(backoff, d.String())
+	}
+	res["backoff_config"] = result{"backoff": backoff, "ack_wait": boc.Config.AckWait.String()}
+	bo, err := js.PullSubscribe("lim.bo", "BO", nats.Bind("LIM", "BO"))
+	must(err, "backoff pull")
+	_, err = js.Publish("lim.bo", []byte("never acked"))
+	must(err, "publish")
+	var counts []uint64
+	for len(counts) < 3 {
+		msgs, err := bo.Fetch(1, nats.MaxWait(5*time.Second))
+		must(err, "backoff fetch")
+		md, _ := msgs[0].Metadata()
+		counts = append(counts, md.NumDelivered)
+	}
+	res["backoff_deliveries"] = counts
+	_, err = bo.Fetch(1, nats.MaxWait(time.Second))
+	res["backoff_after_max"] = errText(err)
 
 	// An ephemeral consumer goes away after its inactive threshold.
 	eph, err := js.AddConsumer("LIM", &nats.ConsumerConfig{AckPolicy: nats.AckExplicitPolicy,
