@@ -254,3 +254,19 @@ async def test_mirror_and_sources(nc: Any) -> None:
     assert s.data == b"live" and s.headers["Nats-Stream-Source"].split()[:2] == ["ORIG", "4"]
     info = await js.stream_info("MIR")
     assert info.mirror is not None and info.mirror.name == "ORIG"
+
+
+async def test_source_from_interest_stream(nc: Any) -> None:
+    from nats.js.api import StreamSource
+
+    js = nc.jetstream()
+    await js.add_stream(name="IO", subjects=["io"], retention=RetentionPolicy.INTEREST)
+    await js.add_stream(name="IS", sources=[StreamSource(name="IO")])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    # nats-server creates its internal source consumer asynchronously: retry until it stores
+    while (await js.stream_info("IS")).state.messages == 0 and loop.time() < deadline:
+        await js.publish("io", b"x")
+        await asyncio.sleep(0.05)
+    assert (await js.stream_info("IS")).state.messages >= 1
+    assert await wait_for_messages(js, "IO", 0) == 0

@@ -120,3 +120,13 @@ async def test_deleting_the_origin_stops_the_link(server: FakeServer, js: Any) -
     info = await server.api("STREAM.INFO.M")
     assert info["state"]["messages"] == 1 and info["mirror"]["lag"] == 0
     assert js.accounts["$G"].streams["M"].links[0].origin is None
+
+
+async def test_interest_origin_keeps_messages_until_sourced(server: FakeServer, js: Any) -> None:
+    await create(server, "O", subjects=["o"], retention="interest")
+    await create(server, "S", sources=[{"name": "O"}])
+    await pub(server, "o", b"1")
+    await settle()
+    # the source counted as interest, copied the message, and its copy released it
+    assert (await state(server, "S"))["messages"] == 1
+    assert (await state(server, "O"))["messages"] == 0

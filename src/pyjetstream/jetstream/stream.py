@@ -514,7 +514,9 @@ class Stream:
                     return True
             elif c.needs_ack(0, subject):
                 return True
-        return False
+        # a mirror or source reading this stream is interest too, as nats-server's internal
+        # consumers are
+        return any(link.matches(subject) for link in self._sourcing)
 
     def _check_discard_new(self, subject: str, hdr: bytes, payload: bytes, rollup: bool) -> None:
         """nats-server's discard-new rules. A subject already at max_msgs_per_subject is
@@ -735,7 +737,9 @@ class Stream:
             m = store.load_next_msg("", seq)
             if m is None:
                 break
-            if not any(c.needs_ack(m.seq, m.subject) for c in self.consumers.values()):
+            if not any(c.needs_ack(m.seq, m.subject) for c in self.consumers.values()) and not any(
+                link.needs_ack(m.seq, m.subject) for link in self._sourcing
+            ):
                 store.remove_msg(m.seq)
                 removed = True
             seq = m.seq + 1
@@ -756,6 +760,9 @@ class Stream:
             return
         for c in self.consumers.values():
             if c is not consumer and c.needs_ack(seq, m.subject):
+                return
+        for link in self._sourcing:
+            if link is not consumer and link.needs_ack(seq, m.subject):
                 return
         if self.store.remove_msg(seq):
             self.schedule_commit()
@@ -966,6 +973,12 @@ class SourceLink:
             self._apply(m.seq, m.subject, m.hdr, m.data, m.ts)
         asyncio.get_running_loop().call_soon(self._catch_up)
 
+    def matches(self, subject: str) -> bool:
+        return not self.filter or subject_matches(self.filter, subject)
+
+    def needs_ack(self, seq: int, subject: str) -> bool:
+        return seq > self.sseq and self.matches(subject)
+
     def on_stored(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
         """The origin stored a message (live mode; during catch-up the reader will see it)."""
         if self.catching_up:
@@ -979,6 +992,13 @@ class SourceLink:
             return
         self.sseq = seq
         self.last_active = self.target.clock()
+        self._copy(seq, subject, hdr, payload, ts)
+        origin = self.origin
+        if origin is not None and origin.config.retention != "limits":
+            # copied: on interest/workqueue origins that counts as this reader's ack
+            origin.ack_msg(seq, self)
+
+    def _copy(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
         if self.mirror:
             self.target.ingest_sourced(subject, hdr, payload, ts, mirror_seq=seq)
             return
