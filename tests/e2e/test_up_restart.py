@@ -1,0 +1,51 @@
+"""`pyjetstream up` restarted mid-stream: nothing the proxy accepted is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
+from pyjetstream.eventing.testing import free_port, wait_until
+
+from .conftest import _own_server_missing
+from .test_readme_scenario import CLI, Proc, wait_http
+from .test_reliability import all_arrive, publish_many
+
+pytestmark = pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
+
+
+async def test_up_restarted_mid_stream_loses_nothing(tmp_path, sink):
+    import nats
+
+    port, mon, proxy = free_port(), free_port(), free_port()
+    args = (CLI, "up", "-a", "127.0.0.1", "-p", str(port), "-m", str(mon), "-sd", str(tmp_path / "data"),
+            "--publish-port", str(proxy))
+    up = await Proc(*args).start()
+    try:
+        await wait_http(f"http://127.0.0.1:{proxy}/readyz")
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        store = await SubscriptionStore.open(nc.jetstream())
+        await store.apply(Subscription.from_manifest({
+            "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
+            "metadata": {"name": "orders"},
+            "spec": {"sink": sink.url, "source": "myapp", "types": ["order.received.v1"]}}))
+
+        async def ready():
+            return bool(((await store.get_status("default", "orders")) or {}).get("ready"))
+        await wait_until(ready, timeout=20, what="subscription ready")
+        await nc.close()
+        sink.mode = "fail"  # keep events in the stream across the restart
+        publishing = asyncio.create_task(publish_many(lambda: proxy, [f"up-{i}" for i in range(400)], 4))
+        await wait_until(lambda: sum(sink.attempts.values()) >= 20, timeout=20, what="events flowing")
+        await up.stop()
+        assert up.proc.returncode == 0, up.output()
+        up = await Proc(*args).start()
+        await wait_http(f"http://127.0.0.1:{proxy}/readyz")
+        accepted = await publishing
+        assert len(accepted) >= 20
+        sink.mode = "ok"
+        await all_arrive(sink, accepted, timeout=40)
+    finally:
+        await up.stop()
