@@ -24,7 +24,10 @@ from pyjetstream.jetstream.consumer_config import ConsumerConfig, format_rfc3339
 log = logging.getLogger(__name__)
 
 BATCH = 256  # deliveries per wake-up before yielding to the loop
-INTEREST_RECHECK_NS = 250_000_000  # a paused push consumer looks for a subscriber this often
+# A paused push consumer looks for a subscriber after 1 ms, then ever less often up to 250 ms:
+# clients usually subscribe to the deliver subject right after creating the consumer.
+INTEREST_RECHECK_MIN_NS = 1_000_000
+INTEREST_RECHECK_NS = 250_000_000
 ACTIVE_RECHECK_NS = 1_000_000_000  # one that may be cleaned up checks its subscriber is still there
 
 
@@ -76,6 +79,7 @@ class ConsumerRunner:
             state=state,
         )
         self._scheduled = False
+        self._recheck = INTEREST_RECHECK_MIN_NS
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
         self._subs: list[Any] = []
@@ -219,6 +223,8 @@ class ConsumerRunner:
                 interest = self._has_interest(core.cfg.deliver_subject)
                 if interest != core.active:
                     core.set_interest(interest, now)
+                if interest:
+                    self._recheck = INTEREST_RECHECK_MIN_NS
             n = core.poll(now, BATCH)
             self._flush()
             self._persist()
@@ -237,7 +243,11 @@ class ConsumerRunner:
         if core.is_push and (not core.active or core.cfg.inactive_threshold > 0):
             # No interest notifications from the server: look again soon, both for a returning
             # subscriber and for one that left (which starts the inactivity clean-up).
-            recheck = now + (INTEREST_RECHECK_NS if not core.active else ACTIVE_RECHECK_NS)
+            if core.active:
+                recheck = now + ACTIVE_RECHECK_NS
+            else:
+                recheck = now + self._recheck
+                self._recheck = min(self._recheck * 2, INTEREST_RECHECK_NS)
             at = recheck if at is None else min(at, recheck)
         if at is None:
             if self._timer is not None:
