@@ -153,3 +153,22 @@ async def test_mirror_and_source_resume_after_restart(tmp_path: Any, clock: Fake
     assert m is not None and m.data == b"after"
     assert s is not None and b"Nats-Stream-Source: O 4\r\n" in s.hdr
     await js2.stop()
+
+
+async def test_monitoring_documents(tmp_path: Any, clock: FakeClock) -> None:
+    server = FakeServer()
+    js = await start(server, str(tmp_path), clock)
+    await request(server, "$JS.API.STREAM.CREATE.Z", {"name": "Z", "subjects": ["z"]})
+    await request(server, "z", b"hi")
+    v = js.varz()
+    assert v["config"]["sync_always"] is True and v["config"]["store_dir"].endswith("jetstream")
+    assert v["stats"]["accounts"] == 1 and v["stats"]["api"]["total"] == 1 and v["stats"]["storage"] > 0
+    doc = js.jsz()
+    assert (doc["streams"], doc["consumers"], doc["messages"]) == (1, 0, 1) and "account_details" not in doc
+    doc = js.jsz(accounts=True, streams=True, config=True)
+    (acc,) = doc["account_details"]
+    (sd,) = acc["stream_detail"]
+    assert acc["name"] == "$G" and sd["name"] == "Z" and sd["config"]["subjects"] == ["z"]
+    assert sd["state"]["messages"] == 1 and "consumer_detail" not in sd
+    assert "config" not in js.jsz(accounts=True, streams=True)["account_details"][0]["stream_detail"][0]
+    await js.stop()

@@ -338,6 +338,75 @@ class JetStream:
             layout.remove_dir(stream.directory)
         advisories.stream_action(self.server, jsa.account, name, "delete")
 
+    # ------------------------------------------------------------------ monitoring (/varz, /jsz)
+
+    def config_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"max_memory": self.max_mem, "max_storage": self.max_file,
+                               "store_dir": os.path.join(self.store_dir, "jetstream")}
+        if self.sync_interval is None:
+            doc["sync_always"] = True
+        else:
+            doc["sync_interval"] = int(self.sync_interval * 1_000_000_000)
+        return doc
+
+    def stats(self) -> dict[str, Any]:
+        """nats-server's JetStreamStats over every JetStream account."""
+        mem = store = 0
+        for jsa in self.accounts.values():
+            m, f = jsa.usage()
+            mem, store = mem + m, store + f
+        return {"memory": mem, "storage": store, "reserved_memory": 0, "reserved_storage": 0,
+                "accounts": len(self.accounts), "ha_assets": 0,
+                "api": {"total": self.api_total, "errors": self.api_errors}}
+
+    def varz(self) -> dict[str, Any]:
+        """The "jetstream" object of /varz."""
+        return {"config": self.config_doc(), "stats": self.stats()}
+
+    def jsz(self, streams: bool = False, consumers: bool = False, config: bool = False,
+            accounts: bool = False, acc: str = "") -> dict[str, Any]:
+        """/jsz with nats-server's field names (server_id and now are the caller's)."""
+        doc: dict[str, Any] = {"config": self.config_doc(), **self.stats()}
+        n_streams = n_consumers = n_msgs = n_bytes = 0
+        for jsa in self.accounts.values():
+            for s in jsa.streams.values():
+                st = s.store.state()
+                n_streams += 1
+                n_consumers += len(s.consumers)
+                n_msgs += st.msgs
+                n_bytes += st.bytes
+        doc.update(streams=n_streams, consumers=n_consumers, messages=n_msgs, bytes=n_bytes)
+        if accounts or streams or consumers or acc:
+            details = []
+            for jsa in self.accounts.values():
+                if acc and jsa.name != acc:
+                    continue
+                m, f = jsa.usage()
+                d: dict[str, Any] = {"name": jsa.name, "id": jsa.name, "memory": m, "storage": f,
+                                     "reserved_memory": 0, "reserved_storage": 0, "accounts": 0, "ha_assets": 0,
+                                     "api": {"total": self.api_total, "errors": self.api_errors}}
+                if streams or consumers:
+                    sd = []
+                    for s in sorted(jsa.streams.values(), key=lambda x: x.name):
+                        info = s.info()
+                        item: dict[str, Any] = {"name": s.name, "created": info["created"]}
+                        if config:
+                            item["config"] = info["config"]
+                        item["state"] = info["state"]
+                        if consumers and s.consumers:
+                            item["consumer_detail"] = [c.info() for c in s.consumers.values()
+                                                       if hasattr(c, "info")]
+                        for k in ("mirror", "sources"):
+                            if k in info:
+                                item[k] = info[k]
+                        sd.append(item)
+                    if sd:
+                        d["stream_detail"] = sd
+                details.append(d)
+            if details:
+                doc["account_details"] = details
+        return doc
+
     # ------------------------------------------------------------------ lookups for other parts
 
     def lookup_account(self, account: Any) -> JsAccount | None:
