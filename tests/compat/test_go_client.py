@@ -20,7 +20,7 @@ import pytest
 from .compare import diff_paths, without
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "kv", "obj", "restart")
+SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "load", "kv", "obj", "restart")
 
 # Paths left out of the report comparison, each with the reason and its own test below.
 # (Stream byte counts used to be here: the file store now counts bytes as nats-server's does.)
@@ -170,6 +170,15 @@ def _check_limits(r: dict[str, Any]) -> None:
     assert r["rollup_not_allowed"]["error"]["description"] == "rollup not permitted"
 
 
+def _check_load(r: dict[str, Any]) -> None:
+    for name, want in (("created", 2000), ("paid", 1000), ("all", 3000)):
+        assert r["consumers"][name] == {"received": want, "distinct": want, "duplicates": 0, "out_of_order": 0,
+                                        "delivered_consumer_seq": want, "ack_floor_consumer_seq": want,
+                                        "num_redelivered": 0}, name
+    assert r["stream"]["msgs"] == 0 and r["stream"]["last_seq"] == 3000
+    assert r["async_errors"] == []
+
+
 def _check_kv(r: dict[str, Any]) -> None:
     w = r["writes"]
     assert (w["put_a1"], w["put_bc"], w["put_a2"]) == (1, 2, 3)
@@ -220,7 +229,8 @@ def _check_restart(r: dict[str, Any]) -> None:
 
 
 CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _check_flow,
-          "pull": _check_pull, "subs": _check_subs, "limits": _check_limits, "kv": _check_kv, "obj": _check_obj,
+          "pull": _check_pull, "subs": _check_subs, "limits": _check_limits,
+          "load": _check_load, "kv": _check_kv, "obj": _check_obj,
           "restart": _check_restart}
 
 

@@ -8,7 +8,7 @@
 //
 //	natscompat -url nats://127.0.0.1:4222 <scenario>
 //
-// Scenarios: core js push flow pull subs limits kv obj restart auth token tls (the last three need
+// Scenarios: core js push flow pull subs limits load kv obj restart auth token tls (the last three need
 // -user/-pass, -token or -ca, matching how the test started the server).
 package main
 
@@ -126,12 +126,12 @@ func main() {
 	flag.StringVar(&creds.ca, "ca", "", "CA file for the server's certificate (tls scenario)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, limits, kv, obj, restart, auth, token or tls"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, limits, load, kv, obj, restart, auth, token or tls"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
 		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
-		"restart": scenarioRestart, "subs": scenarioSubs, "limits": scenarioLimits, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
+		"restart": scenarioRestart, "subs": scenarioSubs, "limits": scenarioLimits, "load": scenarioLoad, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -1664,5 +1664,127 @@ func scenarioLimits(url string) result {
 	res["rollup_all"] = rollup("ROLL", "roll.b", "all")
 	res["rollup_bad_value"] = rollup("ROLL", "roll.b", "everything")
 	res["rollup_not_allowed"] = rollup("LIM", "lim.x", "sub")
+	return res
+}
+
+// ---------------------------------------------------------------- several Kyma subscriptions under load
+
+// scenarioLoad runs three dispatcher-style consumers on one interest-retention stream while
+// events are published asynchronously: two for one event type each and one for all of them.
+// Every consumer must see each of its events exactly once and in order, and the stream must
+// be empty once all three have acked.
+func scenarioLoad(url string) result {
+	res := result{}
+	nc := connect(url, "compat-load-sub")
+	defer nc.Close()
+	pubc := connect(url, "compat-load-pub")
+	defer pubc.Close()
+	js, err := nc.JetStream()
+	must(err, "jetstream")
+	pjs, err := pubc.JetStream(nats.PublishAsyncMaxPending(256))
+	must(err, "jetstream pub")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "sap", Subjects: []string{"kyma.>"}, Storage: nats.FileStorage,
+		Retention: nats.InterestPolicy, Discard: nats.DiscardNew, MaxMsgsPerSubject: 1000000})
+	must(err, "add stream")
+	filters := map[string]string{"created": "kyma.shop.order.created.v1", "paid": "kyma.shop.order.paid.v1",
+		"all": "kyma.shop.>"}
+	type seen struct {
+		mu        sync.Mutex
+		count     int
+		dups      int
+		outOfSeq  int
+		last      uint64
+		ids       map[string]bool
+		delivered map[uint64]int
+	}
+	state := map[string]*seen{}
+	var names []string
+	for name := range filters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		st := &seen{ids: map[string]bool{}, delivered: map[uint64]int{}}
+		state[name] = st
+		_, err := js.AddConsumer("sap", &nats.ConsumerConfig{Durable: "load-" + name, DeliverSubject: nats.NewInbox(),
+			DeliverPolicy: nats.DeliverNewPolicy, AckPolicy: nats.AckExplicitPolicy, AckWait: 30 * time.Second,
+			MaxDeliver: 100, FilterSubject: filters[name], MaxAckPending: 10, FlowControl: true,
+			Heartbeat: time.Minute})
+		must(err, "add consumer")
+		_, err = js.Subscribe(filters[name], func(m *nats.Msg) {
+			md, err := m.Metadata()
+			must(err, "metadata")
+			st.mu.Lock()
+			st.count++
+			id := m.Header.Get("ce-id")
+			if st.ids[id] {
+				st.dups++
+			}
+			st.ids[id] = true
+			if md.Sequence.Stream <= st.last {
+				st.outOfSeq++
+			}
+			st.last = md.Sequence.Stream
+			st.mu.Unlock()
+			_ = m.Ack()
+		}, nats.Bind("sap", "load-"+name), nats.ManualAck())
+		must(err, "bind")
+	}
+	const n = 3000
+	for i := 0; i < n; i++ {
+		kind := "created"
+		if i%3 == 0 {
+			kind = "paid"
+		}
+		m := nats.NewMsg("kyma.shop.order." + kind + ".v1")
+		m.Header.Set("ce-id", fmt.Sprint(i))
+		m.Header.Set("ce-type", "order."+kind+".v1")
+		m.Data = []byte(fmt.Sprintf(`{"order":%d}`, i))
+		_, err := pjs.PublishMsgAsync(m)
+		must(err, "publish async")
+	}
+	select {
+	case <-pjs.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		fail(errors.New("publish async did not complete"))
+	}
+	want := map[string]int{"created": 2000, "paid": 1000, "all": n}
+	for _, name := range names {
+		st := state[name]
+		waitFor("deliveries for "+name, 60*time.Second, func() bool {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.count >= want[name]
+		})
+	}
+	waitFor("every consumer acked", 30*time.Second, func() bool {
+		for _, name := range names {
+			ci, err := js.ConsumerInfo("sap", "load-"+name)
+			must(err, "consumer info")
+			if ci.NumAckPending != 0 || ci.NumPending != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	per := result{}
+	for _, name := range names {
+		st := state[name]
+		ci, err := js.ConsumerInfo("sap", "load-"+name)
+		must(err, "consumer info")
+		st.mu.Lock()
+		per[name] = result{"received": st.count, "distinct": len(st.ids), "duplicates": st.dups,
+			"out_of_order": st.outOfSeq, "delivered_consumer_seq": ci.Delivered.Consumer,
+			"ack_floor_consumer_seq": ci.AckFloor.Consumer, "num_redelivered": ci.NumRedelivered}
+		st.mu.Unlock()
+	}
+	res["consumers"] = per
+	var si *nats.StreamInfo
+	waitFor("interest retention emptied the stream", 10*time.Second, func() bool {
+		si, err = js.StreamInfo("sap")
+		must(err, "stream info")
+		return si.State.Msgs == 0
+	})
+	res["stream"] = stateView(si.State)
 	return res
 }
