@@ -1,13 +1,15 @@
 """JetStream configuration and info types, and their JSON with nats-server's field names.
 
 Owns StreamConfig (parse a request body, apply the server defaults, validate, echo back),
-the time and duration encodings (durations are integer nanoseconds, times RFC3339Nano UTC),
+subject mappings (SubjectTransform, for republish and stream transforms), the time and
+duration encodings (durations are integer nanoseconds, times RFC3339Nano UTC),
 and StreamState/account-limits rendering. Pure: no IO, no
 clock (callers pass timestamps), no knowledge of stores or the network.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -29,7 +31,7 @@ DISCARDS = ("old", "new")
 STORAGES = ("file", "memory")
 COMPRESSIONS = ("none", "s2")
 
-_WILDCARD_REF = __import__("re").compile(r"^(?:\$(\d+)|\{\{\s*wildcard\s*\(\s*(\d+)\s*\)\s*\}\})$")
+_WILDCARD_REF = re.compile(r"^(?:\$(\d+)|\{\{\s*wildcard\s*\(\s*(\d+)\s*\)\s*\}\})$")
 
 
 class SubjectTransform:

@@ -1,11 +1,13 @@
 """One stream: the publish path into its store, limits, retention, dedupe and expiry.
 
 Owns a stream's config, its store handle, its consumers registry, the Nats-* publish headers
-(expected-*, msg id, rollup, TTL), limit enforcement (discard old/new, per subject, max age)
-and the PubAck, which is sent only from the store's commit(on_durable) callback: one commit
-per loop iteration covers every message that arrived in it (group commit). It does not parse
-API requests (api.py), hold other streams (manager.py) or do disk IO (the store does).
-All mutations are synchronous on the loop thread; only timers and the commit are deferred.
+(expected-*, msg id, rollup, TTL), limit enforcement (discard old/new, per subject, max age),
+subject transforms, republish, its mirror/source links (SourceLink) and the PubAck, which is
+sent only from the store's commit(on_durable) callback: one commit per loop iteration covers
+every change made in it (group commit), and replies confirming removals wait for it too
+(after_durable). It does not parse API requests (api.py), know other streams by name
+(manager.py) or do disk IO (the store does). All mutations are synchronous on the loop
+thread; only timers, source catch-up slices and the commit are deferred.
 """
 
 from __future__ import annotations
