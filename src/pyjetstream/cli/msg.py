@@ -107,23 +107,44 @@ def cmd_pub(args: argparse.Namespace) -> int:
         template = _read_body(args)
         header_tpl = c.parse_headers(args.header)
         js = nc.jetstream(timeout=args.timeout) if args.jetstream else None
-        for n in range(1, args.count + 1):
-            subject = expand(args.subject, n)
-            payload = expand(template, n).encode()
-            headers = {k: expand(v, n) for k, v in header_tpl.items()} or None
-            if js is not None:
-                ack = await _js_publish(js, subject, payload, headers)
-                if not args.quiet:
-                    c.out(f"Published {len(payload)} bytes to \"{subject}\" (stream {ack.stream} seq {ack.seq})")
-            else:
-                await nc.publish(subject, payload, reply=args.reply or "", headers=headers)
-                if not args.quiet:
-                    c.out(f"Published {len(payload)} bytes to \"{subject}\"")
-            if args.sleep:
-                await asyncio.sleep(c.parse_duration_ns(args.sleep) / 1e9)
-        await nc.flush(timeout=args.timeout)
+        # Many messages on a terminal: one progress bar instead of a line per message.
+        bar = _progress_bar(args.count) if args.count > 20 and not args.quiet and sys.stderr.isatty() else None
+        quiet = args.quiet or bar is not None
+        try:
+            for n in range(1, args.count + 1):
+                subject = expand(args.subject, n)
+                payload = expand(template, n).encode()
+                headers = {k: expand(v, n) for k, v in header_tpl.items()} or None
+                if js is not None:
+                    ack = await _js_publish(js, subject, payload, headers)
+                    if not quiet:
+                        c.out(f"Published {len(payload)} bytes to \"{subject}\" (stream {ack.stream} seq {ack.seq})")
+                else:
+                    await nc.publish(subject, payload, reply=args.reply or "", headers=headers)
+                    if not quiet:
+                        c.out(f"Published {len(payload)} bytes to \"{subject}\"")
+                if bar is not None:
+                    bar[0].advance(bar[1])
+                if args.sleep:
+                    await asyncio.sleep(c.parse_duration_ns(args.sleep) / 1e9)
+            await nc.flush(timeout=args.timeout)
+        finally:
+            if bar is not None:
+                bar[0].stop()
+        if bar is not None:
+            c.out(f"Published {c.fmt_int(args.count)} messages to \"{args.subject}\"")
 
     return c.run(args, body)
+
+
+def _progress_bar(total: int) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("Publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True))
+    progress.start()
+    return progress, progress.add_task("pub", total=total)
 
 
 async def _js_publish(js: Any, subject: str, payload: bytes, headers: dict[str, str] | None) -> Any:
