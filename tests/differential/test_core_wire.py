@@ -388,8 +388,11 @@ def _op(draw) -> bytes:
     return draw(st.sampled_from([b"PUB a\r\n", b"XYZ\r\n", b"SUB a\r\n", b"PUB a 99999999\r\n"]))
 
 
-_CONNECTS = [C, CV, CP, CNR, b"CONNECT {\"verbose\":true,\"pedantic\":true,\"echo\":false,\"headers\":true}\r\n",
-             b"CONNECT {\"verbose\":false}\r\n"]
+# No pedantic connections here: nats-server 2.9.10 repeats the pedantic -ERR when an HPUB's
+# control line straddles two of its (shrinking, 64-byte minimum) reads, which depends on its
+# read history rather than on the bytes. The fixed scenarios above cover pedantic mode.
+_CONNECTS = [C, CV, CNR.replace(b"{", b"{\"pedantic\":false,"), b"CONNECT {\"verbose\":true,\"pedantic\":false,\"echo\":false,\"headers\":true}\r\n",
+             b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n"]
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
