@@ -63,8 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_index(args: list[str]) -> int | None:
+    """Index of the command word, skipping global options and their values."""
+    with_value = {"-s", "--server", "--user", "--password", "--token", "--timeout"}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in with_value:
+            i += 2
+        elif a.startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    # `server info` / `server check` are client commands; bare `server` runs the server.
+    i = _command_index(args_list)
+    if i is not None and args_list[i] == "server" and args_list[i + 1:i + 2] in (["info"], ["check"]):
+        from pyjetstream.cli import server_info
+
+        return int(server_info.main(args_list[:i] + args_list[i + 1:]) or 0)
     if args_list and args_list[0] in RAW_COMMANDS:
         module = importlib.import_module(RAW_COMMANDS[args_list[0]])
         return int(module.main(args_list[1:]) or 0)
