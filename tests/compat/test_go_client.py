@@ -20,7 +20,7 @@ import pytest
 from .compare import diff_paths, without
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "load", "kv", "obj", "restart")
+SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "load", "kv", "obj", "restart", "rebind")
 
 # Paths left out of the report comparison, each with the reason and its own test below.
 # (Stream byte counts used to be here: the file store now counts bytes as nats-server's does.)
@@ -228,10 +228,18 @@ def _check_restart(r: dict[str, Any]) -> None:
     assert r["stream_after"]["msgs"] == 0
 
 
+def _check_rebind(r: dict[str, Any]) -> None:
+    assert r["while_first_bound"] == {"num_ack_pending": 10, "num_pending": 5, "push_bound": True}
+    assert r["first_got"] == [f"e{i:02d}" for i in range(10)]
+    assert r["second_got"] == [f"e{i:02d}#2" for i in range(10)] + [f"e{i:02d}#1" for i in range(10, 15)]
+    assert r["final"] == {"ack_floor_stream_seq": 15, "num_pending": 0, "num_redelivered": 0, "push_bound": True}
+    assert r["stream_msgs"] == 0
+
+
 CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _check_flow,
           "pull": _check_pull, "subs": _check_subs, "limits": _check_limits,
           "load": _check_load, "kv": _check_kv, "obj": _check_obj,
-          "restart": _check_restart}
+          "restart": _check_restart, "rebind": _check_rebind}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

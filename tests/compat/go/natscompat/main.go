@@ -8,7 +8,7 @@
 //
 //	natscompat -url nats://127.0.0.1:4222 <scenario>
 //
-// Scenarios: core js push flow pull subs limits load kv obj restart auth token tls (the last three need
+// Scenarios: core js push flow pull subs limits load kv obj restart rebind auth token tls (the last three need
 // -user/-pass, -token or -ca, matching how the test started the server).
 package main
 
@@ -126,12 +126,12 @@ func main() {
 	flag.StringVar(&creds.ca, "ca", "", "CA file for the server's certificate (tls scenario)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, limits, load, kv, obj, restart, auth, token or tls"))
+		fail(errors.New("need one scenario: core, js, push, flow, pull, subs, limits, load, kv, obj, restart, rebind, auth, token or tls"))
 	}
 	scenarios := map[string]func(string) result{
 		"core": scenarioCore, "js": scenarioJS, "push": scenarioPush,
 		"flow": scenarioFlow, "pull": scenarioPull, "kv": scenarioKV, "obj": scenarioObj,
-		"restart": scenarioRestart, "subs": scenarioSubs, "limits": scenarioLimits, "load": scenarioLoad, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
+		"restart": scenarioRestart, "rebind": scenarioRebind, "subs": scenarioSubs, "limits": scenarioLimits, "load": scenarioLoad, "auth": scenarioAuth, "token": scenarioToken, "tls": scenarioTLS,
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
@@ -1786,5 +1786,89 @@ func scenarioLoad(url string) result {
 		return si.State.Msgs == 0
 	})
 	res["stream"] = stateView(si.State)
+	return res
+}
+
+// ---------------------------------------------------------------- dispatcher crash and rebind
+
+// scenarioRebind: a dispatcher takes events and dies before acking any; a new one binds to
+// the same durable and gets them again (after the ack wait) along with the rest.
+func scenarioRebind(url string) result {
+	res := result{}
+	admin := connect(url, "compat-rebind-admin")
+	defer admin.Close()
+	js, err := admin.JetStream()
+	must(err, "jetstream")
+	_, err = js.AddStream(&nats.StreamConfig{Name: "sap", Subjects: []string{"kyma.>"}, Storage: nats.FileStorage,
+		Retention: nats.InterestPolicy})
+	must(err, "add stream")
+	subject := "kyma.app.order.created.v1"
+	_, err = js.AddConsumer("sap", &nats.ConsumerConfig{Durable: "rebind", DeliverSubject: nats.NewInbox(),
+		DeliverPolicy: nats.DeliverNewPolicy, AckPolicy: nats.AckExplicitPolicy, AckWait: 2 * time.Second,
+		MaxDeliver: 100, FilterSubject: subject, MaxAckPending: 10, FlowControl: true, Heartbeat: time.Minute})
+	must(err, "add consumer")
+	for i := 0; i < 15; i++ {
+		_, err := js.Publish(subject, []byte(fmt.Sprintf("e%02d", i)))
+		must(err, "publish")
+	}
+
+	// The first dispatcher: takes what max ack pending allows, acks nothing, then dies.
+	first := connect(url, "compat-rebind-1")
+	fjs, err := first.JetStream()
+	must(err, "jetstream 1")
+	var mu sync.Mutex
+	var firstGot []string
+	_, err = fjs.Subscribe(subject, func(m *nats.Msg) {
+		mu.Lock()
+		firstGot = append(firstGot, string(m.Data))
+		mu.Unlock()
+	}, nats.Bind("sap", "rebind"), nats.ManualAck())
+	must(err, "bind 1")
+	waitFor("first dispatcher's share", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(firstGot) >= 10 })
+	ci, err := js.ConsumerInfo("sap", "rebind")
+	must(err, "consumer info")
+	res["while_first_bound"] = result{"num_ack_pending": ci.NumAckPending, "num_pending": ci.NumPending,
+		"push_bound": ci.PushBound}
+	first.Close()
+	waitFor("unbound after the crash", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", "rebind")
+		must(err, "consumer info")
+		return !ci.PushBound
+	})
+	mu.Lock()
+	sort.Strings(firstGot)
+	res["first_got"] = firstGot
+	mu.Unlock()
+
+	// The replacement binds to the same durable and acks everything.
+	second := connect(url, "compat-rebind-2")
+	defer second.Close()
+	sjs, err := second.JetStream()
+	must(err, "jetstream 2")
+	var secondGot []string
+	_, err = sjs.Subscribe(subject, func(m *nats.Msg) {
+		md, err := m.Metadata()
+		must(err, "metadata")
+		mu.Lock()
+		secondGot = append(secondGot, fmt.Sprintf("%s#%d", m.Data, md.NumDelivered))
+		mu.Unlock()
+		_ = m.AckSync()
+	}, nats.Bind("sap", "rebind"), nats.ManualAck())
+	must(err, "bind 2")
+	waitFor("replacement got everything", 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(secondGot) >= 15 })
+	waitFor("all acked", 10*time.Second, func() bool {
+		ci, err = js.ConsumerInfo("sap", "rebind")
+		must(err, "consumer info")
+		return ci.NumAckPending == 0 && ci.AckFloor.Stream == 15
+	})
+	mu.Lock()
+	sort.Strings(secondGot)
+	res["second_got"] = secondGot
+	mu.Unlock()
+	res["final"] = result{"ack_floor_stream_seq": ci.AckFloor.Stream, "num_pending": ci.NumPending,
+		"num_redelivered": ci.NumRedelivered, "push_bound": ci.PushBound}
+	si, err := js.StreamInfo("sap")
+	must(err, "stream info")
+	res["stream_msgs"] = si.State.Msgs
 	return res
 }
