@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-VENV_BIN = Path(sys.executable).parent
+from servers import NATS_SERVER, ServerProc, start_server
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="nats-server not installed")
 
@@ -30,43 +21,6 @@ VOLATILE = {"created", "ts", "time", "first_ts", "last_ts", "id", "timestamp", "
 # api counters: nats-server 2.9 does not count every kind of request we count (direct gets)
 COUNTERS = {"total", "errors"}
 STORE_DEPENDENT = {"bytes", "memory", "storage"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    def __init__(self, cmd: list[str], port: int, log: str) -> None:
-        self.port = port
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            if self.p.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited: {self.p.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                    if s.recv(1024).startswith(b"INFO"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self._log.close()
 
 
 def own_available() -> bool:
@@ -77,14 +31,9 @@ def own_available() -> bool:
     return True
 
 
-def start(kind: str, store: str) -> Proc:
-    port = _free_port()
-    if kind == "nats-server":
-        cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
-    else:
-        cmd = [str(VENV_BIN / "pyjetstream"), "server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
+def start(kind: str, store: str, *args: str) -> ServerProc:
     os.makedirs(store, exist_ok=True)
-    return Proc(cmd, port, os.path.join(store, "server.log"))
+    return start_server(kind, store, *args)
 
 
 def normalize(v: Any) -> Any:
@@ -324,7 +273,7 @@ async def run_script(url: str) -> list[tuple[Any, Any]]:
 async def test_stream_api_matches_nats_server(tmp_path: Any) -> None:
     results = {}
     for kind in ("nats-server", "pyjetstream"):
-        proc = start(kind, str(tmp_path / kind))
+        proc = start(kind, str(tmp_path / kind), "-js", "-sd", str(tmp_path / kind))
         try:
             results[kind] = await run_script(f"nats://127.0.0.1:{proc.port}")
         finally:
@@ -342,15 +291,10 @@ async def test_stream_api_matches_nats_server(tmp_path: Any) -> None:
 
 @pytest.mark.skipif(not own_available(), reason="pyjetstream server not available yet")
 async def test_jetstream_disabled_gives_no_responders_on_both(tmp_path: Any) -> None:
-    for kind, cmd in (
-        ("nats-server", [NATS_SERVER]),
-        ("pyjetstream", [str(VENV_BIN / "pyjetstream"), "server"]),
-    ):
-        port = _free_port()
-        os.makedirs(tmp_path / kind, exist_ok=True)
-        proc = Proc([*cmd, "-a", "127.0.0.1", "-p", str(port)], port, str(tmp_path / kind / "server.log"))
+    for kind in ("nats-server", "pyjetstream"):
+        proc = start(kind, str(tmp_path / kind))
         try:
-            nc = await nats.connect(f"nats://127.0.0.1:{port}")
+            nc = await nats.connect(proc.url)
             try:
                 for subject in ("$JS.API.INFO", "$JS.API.STREAM.CREATE.X"):
                     with pytest.raises(nats.errors.NoRespondersError):

@@ -22,58 +22,33 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
+from servers import NATS_SERVER, ServerProc, start_server
 
-NATS_SERVER = os.environ.get("JS_DIFF_NATS_SERVER") or shutil.which("nats-server") or "/usr/sbin/nats-server"
-OURS = str(Path(sys.executable).parent / "pyjetstream")
+REFERENCE = os.environ.get("JS_DIFF_NATS_SERVER") or NATS_SERVER
 SEEDS = range(int(os.environ.get("JS_DIFF_SEEDS", "16")))
 OPS = 60
 
-pytestmark = pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="nats-server not installed")
+pytestmark = pytest.mark.skipif(not os.path.exists(REFERENCE), reason="nats-server not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class _Reference(ServerProc):
+    """nats-server from JS_DIFF_NATS_SERVER instead of the installed one."""
+
+    def command(self) -> list[str]:
+        return [REFERENCE, "-a", "127.0.0.1", "-p", str(self.port), *self.args]
 
 
-class Proc:
-    def __init__(self, cmd: list[str], store: Path) -> None:
-        store.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self._log = open(store / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([*cmd, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store)],
-                                  stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            assert self.p.poll() is None, "server exited"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self._log.close()
+def start(kind: str, store: Path) -> ServerProc:
+    store.mkdir(parents=True, exist_ok=True)
+    args = ("-js", "-sd", str(store))
+    if kind == "nats-server" and REFERENCE != NATS_SERVER:
+        return _Reference(kind, store, args).start()
+    return start_server(kind, store, *args)
 
 
 def scenario(seed: int, storage: str = "memory") -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
@@ -170,10 +145,10 @@ async def run(url: str, storage: str) -> dict[int, list[Any]]:
 async def test_random_limit_sequences_match_nats_server(tmp_path: Any, storage: str) -> None:
     pytest.importorskip("pyjetstream.server.server")
     results = {}
-    for kind, cmd in (("ref", [NATS_SERVER]), ("ours", [OURS, "server"])):
-        proc = Proc(cmd, tmp_path / kind)
+    for kind, server_kind in (("ref", "nats-server"), ("ours", "pyjetstream")):
+        proc = start(server_kind, tmp_path / kind)
         try:
-            results[kind] = await run(f"nats://127.0.0.1:{proc.port}", storage)
+            results[kind] = await run(proc.url, storage)
         finally:
             proc.stop()
     problems = []

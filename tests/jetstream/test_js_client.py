@@ -14,7 +14,7 @@ import pytest
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
-from .procs import NATS_SERVER, ServerProc, own_server_available
+from .procs import NATS_SERVER, own_server_available, start_js
 
 KINDS = [
     pytest.param("pyjetstream", marks=pytest.mark.skipif(not own_server_available(), reason="no server yet")),
@@ -25,7 +25,7 @@ KINDS = [
 
 @pytest.fixture(params=KINDS)
 async def nc(request: Any, tmp_path: Any) -> Any:
-    proc = ServerProc(request.param, str(tmp_path / "store")).start()
+    proc = start_js(request.param, str(tmp_path / "store"))
     client = await nats.connect(proc.url)
     yield client
     await client.close()
@@ -179,7 +179,7 @@ async def test_kv_limit_markers_reach_watchers(tmp_path: Any) -> None:
     expired key shows up in a watch as a PURGE. nats-server 2.9 has no markers, so ours only."""
     from nats.js.api import KeyValueConfig
 
-    proc = ServerProc("pyjetstream", str(tmp_path / "store")).start()
+    proc = start_js("pyjetstream", str(tmp_path / "store"))
     client = await nats.connect(proc.url)
     try:
         js = client.jetstream()
