@@ -7,6 +7,7 @@ a wire-compatibility bug in ours.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import nats
@@ -18,7 +19,7 @@ from .procs import NATS_SERVER, own_server_available, start_js
 
 KINDS = [
     pytest.param("pyjetstream", marks=pytest.mark.skipif(not own_server_available(), reason="no server yet")),
-    pytest.param("nats-server", marks=pytest.mark.skipif(not __import__("os").path.exists(NATS_SERVER),
+    pytest.param("nats-server", marks=pytest.mark.skipif(not os.path.exists(NATS_SERVER),
                                                          reason="nats-server not installed")),
 ]
 
