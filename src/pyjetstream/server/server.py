@@ -332,7 +332,11 @@ class Server:
         if not subject.isascii():
             # internal subscribers get a subject that encodes cleanly even from invalid UTF-8
             subject = subject.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        sub.callback(sub, origin, subject, reply_b.decode() if reply_b else "", hdr, payload)
+        reply = reply_b.decode("utf-8", "replace") if reply_b else ""
+        try:
+            sub.callback(sub, origin, subject, reply, hdr, payload)
+        except Exception:  # noqa: BLE001 - boundary to another component: its bug must not drop the publisher
+            log.exception("internal subscriber on %r failed for a message on %r", sub.subject, subject)
 
     def _no_responders(self, origin: ClientConnection, subject: str, reply_b: bytes) -> None:
         reply = reply_b.decode("utf-8", "surrogateescape")

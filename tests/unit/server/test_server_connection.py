@@ -211,3 +211,17 @@ def test_accounts_are_separate_subject_spaces() -> None:
     assert at.take() == b"MSG x 1 1\r\na\r\n"
     assert bt.take() == b"MSG x 1 1\r\nb\r\n"  # `sub_allow=[]` restricts nothing, as in nats-server
     assert a.account is server.accounts["A"] and b.account is server.accounts["B"]
+
+
+def test_a_failing_internal_subscriber_does_not_drop_the_publisher() -> None:
+    server, loop = make_server()
+    calls: list[str] = []
+
+    def broken(sub, client, subject, reply, hdr, payload):
+        calls.append(reply)
+        raise RuntimeError("bug in another component")
+    server.subscribe_internal(server.global_account, "jobs", broken)
+    c, t = connect(server, loop)
+    send(c, loop, b"SUB jobs 1\r\nPUB jobs r\xff 1\r\nx\r\nPING\r\n")
+    assert t.take() == b"MSG jobs 1 r\xff 1\r\nx\r\nPONG\r\n" and not c.closed
+    assert calls == ["r\ufffd"]  # an invalid UTF-8 reply reaches internal code decodable
