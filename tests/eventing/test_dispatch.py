@@ -239,3 +239,36 @@ async def test_two_dispatchers_share_the_work_exactly_once(make_service, sink):
     assert max(sink.ids().values()) == 1
     assert _delivered(one) > 0 and _delivered(two) > 0
     assert _delivered(one) + _delivered(two) == 200
+
+
+async def test_poison_message_is_dead_lettered_without_retries(make_service, sink):
+    svc = await make_service()
+    sub = manifest(sink=sink.url)
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    js = svc.nc.jetstream()
+    await js.publish("kyma.myapp.order.received.v1", b"not a cloudevent")
+
+    async def dead_lettered():
+        return (await js.stream_info("sap-dlq")).state.messages == 1
+    await wait_until(dead_lettered, what="poison message dead-lettered")
+    got = await svc.store.get("default", "lastorder-sub")
+    msg = await js.get_last_msg("sap-dlq", got.status["deadLetter"]["subjects"][0])
+    assert msg.headers["Eventing-Dead-Letter-Reason"] == "InvalidCloudEvent"
+    assert msg.data == b"not a cloudevent"
+    assert sum(sink.attempts.values()) == 0
+
+
+async def test_without_dead_letter_the_event_stays_after_the_last_attempt(make_service, sink):
+    svc = await make_service()
+    sink.mode, sink.fail_status = "fail", 503
+    sub = manifest(sink=sink.url, config={"backoffPolicy": "constant", "backoffDelay": "100ms",
+                                          "maxDeliveryAttempts": "4", "deadLetter": "false"})
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    assert await publish(svc, "r1") == 204
+    await wait_until(lambda: sink.attempts["r1"] >= 4, what="four attempts")
+    js = svc.nc.jetstream()
+    # deadLetter=false keeps Kyma's behaviour: the event stays in the stream.
+    assert (await js.stream_info("sap")).state.messages == 1
+    assert (await js.stream_info("sap-dlq")).state.messages == 0
