@@ -34,7 +34,7 @@ def _consumer(store: MemStore, clock: FakeClock, ack_policy: str, max_deliver: i
     return Consumer("S", "P", cfg, store, clock.now, stream_subjects=["foo.>"])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS, ack_policy=st.sampled_from(["explicit", "all"]), max_deliver=st.sampled_from([-1, 2, 3]),
        filt=st.sampled_from(["", "foo.a"]), push=st.booleans())
 def test_bookkeeping_stays_consistent(ops, ack_policy, max_deliver, filt, push):

@@ -543,12 +543,15 @@ class Consumer:
             self.rdc.pop(sseq, None)
             self.rdq.pop(sseq, None)
         elif pol == "all":
-            if dseq <= self.adflr or sseq <= self.asflr:
+            # By stream sequence only: nats-server also refuses an ack whose delivery sequence
+            # is below the floor, so after a redelivery was acked, an older delivery of a later
+            # message could never be acked (only redelivered). The consumer floor never moves back.
+            if sseq <= self.asflr:
                 return
             if sample and self.cfg.sample_freq and sseq in self.pending:
                 self._sample_ack(sseq, dseq, dc, self.pending[sseq], now)
             old = self.asflr
-            self.adflr, self.asflr = dseq, sseq
+            self.adflr, self.asflr = max(self.adflr, dseq), sseq
             if sseq - old > len(self.pending):
                 acked = sorted(s for s in self.pending if s <= sseq)
             else:
