@@ -22,7 +22,6 @@ log = logging.getLogger("pyjetstream.up")
 # Flags `up` understands beyond nats-server's own; everything else goes to the server parser.
 UP_FLAG_PREFIXES = ("--publish-", "--kyma-", "--stream-", "--max-msgs-per-subject", "--discard",
                     "--deliver-policy", "--max-request-size", "--dedupe", "--no-dead-letter")
-DEFAULT_SERVER_ARGS = {"-p": "4222", "-m": "8222", "-sd": "./data"}
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -47,15 +46,18 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def with_defaults(server_argv: list[str]) -> list[str]:
-    """The tutorial's defaults unless given: client 4222, monitoring 8222, JetStream in ./data."""
-    given = {a.split("=", 1)[0].lstrip("-") for a in server_argv if a.startswith("-")}
-    aliases = {"-p": {"p", "port"}, "-m": {"m", "http_port"}, "-sd": {"sd", "store_dir"}}
+    """The tutorial's defaults where neither the flags nor a config file (-c) set them:
+    JetStream on, monitoring on 8222, data in ./data (the client port already defaults to 4222)."""
+    from pyjetstream.server.options import parse_server_args
+
     out = list(server_argv)
-    for flag, value in DEFAULT_SERVER_ARGS.items():
-        if not (aliases[flag] & given) and not ({"c", "config"} & given and flag != "-sd"):
-            out += [flag, value]
-    if not ({"js", "jetstream"} & given):
+    opts, _ = parse_server_args(out)
+    if not opts.jetstream.enabled:
         out.append("-js")
+    if not opts.http_port:
+        out += ["-m", "8222"]
+    if not opts.jetstream.store_dir:
+        out += ["-sd", "./data"]
     return out
 
 
@@ -118,8 +120,8 @@ def main(argv: list[str]) -> int:
     from pyjetstream.cli.server_cmd import new_event_loop, setup_logging
     from pyjetstream.server.options import OptionsError, parse_server_args
 
-    full_server_argv = with_defaults(server_argv)
     try:
+        full_server_argv = with_defaults(server_argv)
         opts, _ = parse_server_args(full_server_argv)
     except OptionsError as exc:
         print(f"pyjetstream up: {exc}", file=sys.stderr)
