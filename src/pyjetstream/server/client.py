@@ -135,6 +135,7 @@ class ClientConnection(asyncio.Protocol):
         self.rtt = 0.0
         self._ping_handle: asyncio.TimerHandle | None = None
         self._auth_handle: asyncio.TimerHandle | None = None
+        self._write_handle: asyncio.TimerHandle | None = None  # armed while the transport is paused
         self._tls_pending = False
         self._buffered: list[bytes] = []
         self.tls_version = ""
@@ -185,7 +186,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        for h in (self._ping_handle, self._auth_handle):
+        for h in (self._ping_handle, self._auth_handle, self._write_handle):
             if h is not None:
                 h.cancel()
         t = self.transport
@@ -236,6 +237,30 @@ class ClientConnection(asyncio.Protocol):
         if text is not None:
             self.send_now(err_line(text))
         self.close(reason)
+
+    # ---------------------------------------------------------------- flow control
+    def pause_writing(self) -> None:
+        """The transport's buffer passed its high-water mark. A peer that has not drained it
+        within write_deadline is a slow consumer (nats-server's "Write Deadline" case); the
+        pending-bytes limit in flush() catches the fast-growing case earlier."""
+        if not self.closed and self._write_handle is None:
+            self._write_handle = self.server.loop.call_later(self.server.opts.write_deadline,
+                                                             self._write_deadline_passed)
+
+    def resume_writing(self) -> None:
+        if self._write_handle is not None:
+            self._write_handle.cancel()
+            self._write_handle = None
+
+    def _write_deadline_passed(self) -> None:
+        self._write_handle = None
+        if self.closed or self.transport is None:
+            return
+        self.server.slow_consumers += 1
+        log.warning("cid=%d Slow Consumer Detected: WriteDeadline of %gs exceeded with %d bytes pending",
+                    self.cid, self.server.opts.write_deadline, self.pending_bytes)
+        self.transport.abort()
+        self.close("Slow Consumer (Write Deadline)", lost=True)
 
     # ---------------------------------------------------------------- timers
     def _auth_timeout(self) -> None:

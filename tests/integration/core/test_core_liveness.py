@@ -24,11 +24,17 @@ def srv(tmp_path_factory) -> ServerProc:
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def slow_srv(tmp_path_factory) -> ServerProc:
+SLOW_CONFIGS = {
     # default pings: a peer that never reads must be cut off as slow, not as stale
-    s = start_server("pyjetstream", tmp_path_factory.mktemp("slow"), "-m", "-1", config="max_pending: 262144\nmax_payload: 4096\n")
-    yield s
+    "Slow Consumer (Pending Bytes)": "max_pending: 262144\nmax_payload: 4096\n",
+    "Slow Consumer (Write Deadline)": 'write_deadline: "1s"\n',
+}
+
+
+@pytest.fixture(scope="module", params=list(SLOW_CONFIGS))
+def slow_srv(request, tmp_path_factory) -> tuple[ServerProc, str]:
+    s = start_server("pyjetstream", tmp_path_factory.mktemp("slow"), "-m", "-1", config=SLOW_CONFIGS[request.param])
+    yield s, request.param
     s.stop()
 
 
@@ -54,8 +60,8 @@ def test_client_that_answers_pings_stays_connected(srv: ServerProc) -> None:
         raw.close()
 
 
-async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: ServerProc) -> None:
-    srv = slow_srv
+async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: tuple[ServerProc, str]) -> None:
+    srv, reason = slow_srv
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a tiny window
     slow.connect(("127.0.0.1", srv.port))
@@ -86,7 +92,7 @@ async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: ServerP
             assert time.monotonic() < deadline, "slow consumer never detected"
             time.sleep(0.05)
         closed = srv.get_json("/connz?state=closed")["connections"]
-        assert any(c.get("reason", "").startswith("Slow Consumer") for c in closed)
+        assert [c["reason"] for c in closed if c["reason"].startswith("Slow")] == [reason]
         # the slow peer finds its connection gone once it reads what the kernel held
         received = 0
         while True:

@@ -225,3 +225,14 @@ def test_a_failing_internal_subscriber_does_not_drop_the_publisher() -> None:
     send(c, loop, b"SUB jobs 1\r\nPUB jobs r\xff 1\r\nx\r\nPING\r\n")
     assert t.take() == b"MSG jobs 1 r\xff 1\r\nx\r\nPONG\r\n" and not c.closed
     assert calls == ["r\ufffd"]  # an invalid UTF-8 reply reaches internal code decodable
+
+
+def test_write_deadline_cuts_a_peer_that_stays_paused() -> None:
+    server, loop = make_server(write_deadline=5.0)
+    c, t = connect(server, loop)
+    c.pause_writing()
+    c.resume_writing()  # drained in time: nothing happens
+    assert not any(getattr(cb, "__name__", "") == "_write_deadline_passed" for _, cb in loop.timers)
+    c.pause_writing()
+    loop.fire("_write_deadline_passed", c)
+    assert t.aborted and c.closed and server.slow_consumers == 1
