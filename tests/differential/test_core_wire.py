@@ -432,3 +432,21 @@ def test_info_has_the_same_fields(server_pairs, config: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def _answer_once_then_silent(port: int) -> bytes:
+    c = RawClient(port)
+    try:
+        c.send(C)
+        first = c.read_until(b"\r\n")
+        c.send(b"PONG\r\n")
+        return first + c.read_until_closed()
+    finally:
+        c.close()
+
+
+def test_stale_after_answering_once(server_pairs) -> None:
+    """A peer that answers the first PING and then goes quiet is pinged again and declared
+    stale after the same number of PINGs on both servers."""
+    ref, ours = server_pairs("ping")
+    assert _answer_once_then_silent(ours.port) == _answer_once_then_silent(ref.port)
