@@ -4,7 +4,9 @@ Owns request decoding, the response envelope (`type`, paging, `error`), the tabl
 stream-side handlers (account info, stream CRUD, purge, message get/delete, direct get).
 Consumer handlers come from pyjetstream.jetstream.consumer_api.HANDLERS, looked up lazily so
 this module works before (or without) it. Handlers raise ApiError; they never build error
-JSON themselves. No stream logic lives here: handlers call the manager and Stream methods.
+JSON themselves. A handler whose change must survive a crash before the client hears of it
+sets `req.durable_stream`; the reply then waits for that stream's next commit. No stream
+logic lives here: handlers call the manager and Stream methods.
 """
 
 from __future__ import annotations
