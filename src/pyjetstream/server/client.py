@@ -166,7 +166,7 @@ class ClientConnection(asyncio.Protocol):
                                                    ssl_handshake_timeout=self.server.opts.auth_timeout + 3)
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as e:
             log.debug("cid=%d TLS handshake failed: %s", self.cid, e)
-            self.close("TLS Handshake Error")
+            self.close("TLS Handshake Failure")
             return
         if new is None or self.closed:
             return

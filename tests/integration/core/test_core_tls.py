@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import nats
@@ -37,7 +38,7 @@ def client_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
 def tls_srv(tmp_path_factory, certs) -> ServerProc:
     cert, key = certs
     s = start_server("pyjetstream", tmp_path_factory.mktemp("tls-srv"), "--tls", "--tlscert", str(cert),
-                     "--tlskey", str(key))
+                     "--tlskey", str(key), "-m", "-1")
     yield s
     s.stop()
 
@@ -75,3 +76,17 @@ async def test_tls_verify_requires_client_certificate(tmp_path, certs) -> None:
             with pytest.raises(nats.errors.Error):
                 await nc.flush(timeout=2)
             await nc.close()
+
+
+def test_plain_text_client_is_refused(tls_srv: ServerProc) -> None:
+    before = tls_srv.get_json("/connz?state=closed")["total"]
+    raw = RawClient(tls_srv.port)
+    raw.send(b"CONNECT {\"verbose\":true}\r\nPING\r\n")
+    assert raw.read_until_closed() == b""  # no +OK, no PONG: nothing before the handshake
+    raw.close()
+    deadline = time.monotonic() + 5
+    while (doc := tls_srv.get_json("/connz?state=closed"))["total"] <= before:
+        assert time.monotonic() < deadline, "the refused connection was never recorded"
+        time.sleep(0.02)
+    newest = max(doc["connections"], key=lambda c: c["cid"])
+    assert newest["reason"] == "TLS Handshake Failure"  # as nats-server words it
