@@ -81,6 +81,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
@@ -181,9 +182,9 @@ class Dispatcher:
         started = time.perf_counter()
         result = await self.send(sink, event, policy.delivery_timeout)
         code = "error" if result.status is None else str(result.status)
-        self.metrics.deliveries.labels(binding.subscription, binding.event_type, sink, code,
-                                       binding.consumer).inc()
-        self.metrics.dispatch_duration.labels(binding.subscription, binding.event_type, sink, code).observe(
+        m = self.metrics
+        m.child(m.deliveries, binding.subscription, binding.event_type, sink, code, binding.consumer).inc()
+        m.child(m.dispatch_duration, binding.subscription, binding.event_type, sink, code).observe(
             time.perf_counter() - started)
         outcome = classify(result.status, policy, num_delivered)
         if outcome is Outcome.ACK:
@@ -211,7 +212,7 @@ class Dispatcher:
         assert self._session is not None, "Dispatcher.start() was not called"
         try:
             async with self._session.post(sink, data=out.data or b"", headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                                          timeout=self._timeout(timeout)) as resp:
                 if 200 <= resp.status < 300:
                     await resp.read()
                     return DeliveryResult(resp.status)
@@ -221,6 +222,12 @@ class Dispatcher:
             return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
         except (aiohttp.ClientError, OSError) as exc:
             return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(seconds)
+        if found is None:
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return found
 
     async def _give_up(self, binding: Binding, msg: Any, sink: str, reason: str, result: DeliveryResult) -> None:
         dl = self.config.dead_letter

@@ -6,6 +6,8 @@ by the publisher's `/metrics` route. Counting only; no decisions are taken here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -37,6 +39,16 @@ class EventingMetrics:
                                      ["subscription_name", "consumer_name", "reason"], registry=r)
         self.subscription_status = Gauge("eventing_ec_subscription_status", "1 when the Subscription is ready",
                                          ["subscription_name", "namespace"], registry=r)
+
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, memoized: the hot path asks for the same few children."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -89,7 +89,7 @@ class EventPublisher:
             raise
         finally:
             if self.metrics is not None:
-                self.metrics.backend_duration.labels(str(code), self.config.stream.name).observe(
+                self.metrics.child(self.metrics.backend_duration, str(code), self.config.stream.name).observe(
                     (time.perf_counter() - started) * 1000)
         return target, ack
 
@@ -147,8 +147,9 @@ def _metrics_middleware(metrics: EventingMetrics) -> Any:
         finally:
             route = request.match_info.route.resource
             path = route.canonical if route is not None else "unknown"
-            metrics.requests.labels(request.method, str(code), path).inc()
-            metrics.request_duration.labels(request.method, str(code), path).observe(time.perf_counter() - started)
+            labels = (request.method, str(code), path)
+            metrics.child(metrics.requests, *labels).inc()
+            metrics.child(metrics.request_duration, *labels).observe(time.perf_counter() - started)
     return middleware
 
 
@@ -173,7 +174,7 @@ class _Handlers:
 
     def _count(self, event: ce.CloudEvent, code: int) -> None:
         etype = event.get("originaltype") or event.type
-        self.metrics.published.labels(str(etype), event.source, str(code)).inc()
+        self.metrics.child(self.metrics.published, str(etype), event.source, str(code)).inc()
 
     async def publish(self, request: web.Request) -> web.Response:
         try:
