@@ -40,7 +40,7 @@ def snapshot(kind: str, workdir, *args: str, creds: bytes = b"") -> dict[str, di
     srv: ServerProc = start_server(kind, workdir, "-m", "-1", *args)
     try:
         gone = RawClient(srv.port)
-        gone.send(CONNECT % creds + b"SUB x 9\r\n")
+        gone.send(CONNECT % creds + b"SUB x 9\r\nPUB x 3\r\nabc\r\n")  # its counters must stay in /varz
         gone.sync()
         gone.close()  # one closed connection for ?state=closed
         c = RawClient(srv.port)
@@ -147,3 +147,11 @@ def close_reasons(kind: str, workdir) -> dict[str, str]:
 
 def test_close_reasons_match(tmp_path) -> None:
     assert close_reasons("pyjetstream", tmp_path) == close_reasons("nats-server", tmp_path)
+
+
+def test_varz_settings_agree(docs) -> None:
+    ref, ours = docs
+    keys = ("max_payload", "max_pending", "max_control_line", "ping_interval", "ping_max", "auth_timeout",
+            "write_deadline", "tls_timeout", "max_connections", "proto", "version", "host", "connections",
+            "in_msgs", "out_msgs", "in_bytes", "out_bytes", "slow_consumers", "auth_required")
+    assert {k: ours["/varz"].get(k) for k in keys} == {k: ref["/varz"].get(k) for k in keys}

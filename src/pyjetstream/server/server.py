@@ -96,6 +96,8 @@ class Server:
         self.monitor: Any = None
         self._stopped = asyncio.Event()
         self._info_base: dict[str, Any] = {}
+        # counters of connections already gone, so /varz totals never go down
+        self._closed_totals = {"in_msgs": 0, "in_bytes": 0, "out_msgs": 0, "out_bytes": 0}
 
     # ------------------------------------------------------------------ accounts
     def lookup_account(self, name: str) -> Account:
@@ -234,7 +236,12 @@ class Server:
         self.total_connections += 1
 
     def unregister_client(self, c: ClientConnection, reason: str) -> None:
-        self.clients.pop(c.cid, None)
+        if self.clients.pop(c.cid, None) is not None:
+            ct = self._closed_totals
+            ct["in_msgs"] += c.in_msgs
+            ct["in_bytes"] += c.in_bytes
+            ct["out_msgs"] += c.out_msgs
+            ct["out_bytes"] += c.out_bytes
         c.account.clients.discard(c)
         if c.subs:
             c.account.sublist.remove_batch(list(c.subs.values()))
@@ -376,7 +383,8 @@ class Server:
 
     # ------------------------------------------------------------------ stats
     def totals(self) -> dict[str, int]:
-        t = {"in_msgs": 0, "in_bytes": 0, "out_msgs": 0, "out_bytes": 0}
+        """Server-wide message counters since start (closed connections included), as /varz."""
+        t = dict(self._closed_totals)
         for c in self.clients.values():
             t["in_msgs"] += c.in_msgs
             t["in_bytes"] += c.in_bytes
