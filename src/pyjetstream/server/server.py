@@ -243,12 +243,12 @@ class Server:
             ct["out_msgs"] += c.out_msgs
             ct["out_bytes"] += c.out_bytes
         c.account.clients.discard(c)
+        log.debug("cid=%d closed: %s", c.cid, reason)
+        if self.monitor is not None:
+            self.monitor.record_closed(c, reason)  # before the subscriptions go: /connz counts them
         if c.subs:
             c.account.sublist.remove_batch(list(c.subs.values()))
             c.subs.clear()
-        log.debug("cid=%d closed: %s", c.cid, reason)
-        if self.monitor is not None:
-            self.monitor.record_closed(c, reason)
 
     def info_line(self, c: ClientConnection, ldm: bool = False) -> bytes:
         info = dict(self._info_base, client_id=c.cid, client_ip=c.host)
