@@ -100,8 +100,14 @@ class EventingManager:
             log.info("created stream %s", desired["name"])
         else:
             if stream_needs_update(info.config, desired):
-                await self.js.update_stream(**desired)
-                log.info("updated stream %s", desired["name"])
+                try:
+                    await self.js.update_stream(**desired)
+                    log.info("updated stream %s", desired["name"])
+                except nats.js.errors.APIError as exc:
+                    # Some fields (retention, storage) cannot change in place; keep serving
+                    # with the stream as it is rather than refusing to start.
+                    log.error("stream %s differs from the configuration and cannot be updated: %s",
+                              desired["name"], exc.description or exc)
         dl = self.config.dead_letter
         if dl.enabled:
             dl_cfg = {"name": dl.stream, "subjects": [f"{dl.subject_prefix}.>"], "storage": dl.storage,
