@@ -345,3 +345,29 @@ async def test_enabling_a_disabled_account_replaces_its_10039_answer(server: Fak
     js.enable_account(other, AccountLimits())
     replies = await server.request_many("$JS.API.INFO", account=other)
     assert len(replies) == 1 and "error" not in replies[0].json()
+
+
+async def test_direct_get_multi_last_and_start_time(server: FakeServer, js: object, clock: Any) -> None:
+    await create(server, "KV", subjects=["kv.>"], allow_direct=True)
+    for subj, data in (("kv.a", b"a1"), ("kv.b", b"b1"), ("kv.a", b"a2"), ("kv.c.x", b"c1"), ("kv.b", b"b2")):
+        await server.request(subj, data)
+        clock.advance(1)
+    out = await server.request_many("$JS.API.DIRECT.GET.KV", {"multi_last": ["kv.a", "kv.b"]})
+    assert [m.payload for m in out[:-1]] == [b"a2", b"b2"]
+    assert b"Nats-Num-Pending: 1\r\n" in out[0].hdr and b"Nats-Num-Pending: 0\r\n" in out[1].hdr
+    assert out[-1].hdr == (b"NATS/1.0 204 EOB\r\nNats-Num-Pending: 0\r\nNats-Last-Sequence: 5\r\n"
+                           b"Nats-UpTo-Sequence: 5\r\n\r\n")
+    # as of seq 3: kv.b's last was then seq 2
+    out = await server.request_many("$JS.API.DIRECT.GET.KV", {"multi_last": ["kv.>"], "up_to_seq": 3})
+    assert [m.payload for m in out[:-1]] == [b"b1", b"a2"]
+    out = await server.request_many("$JS.API.DIRECT.GET.KV", {"multi_last": ["kv.>"], "batch": 1})
+    assert [m.payload for m in out[:-1]] == [b"a2"] and b"Nats-Num-Pending: 2\r\n" in out[-1].hdr
+    r = await server.request("$JS.API.DIRECT.GET.KV", {"multi_last": ["zz.>"]})
+    assert r.hdr == b"NATS/1.0 404 No Results\r\n\r\n"
+    from pyjetstream.jetstream.schemas import rfc3339nano
+
+    start = rfc3339nano(clock() - 3 * 1_000_000_000)  # the time the third message was stored
+    r = await server.request("$JS.API.DIRECT.GET.KV", {"start_time": start})
+    assert r.payload == b"a2" and b"Nats-Sequence: 3\r\n" in r.hdr
+    out = await server.request_many("$JS.API.DIRECT.GET.KV", {"start_time": start, "batch": 5})
+    assert [m.payload for m in out[:-1]] == [b"a2", b"c1", b"b2"]

@@ -24,6 +24,7 @@ from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
     StreamConfig,
     account_limits_to_dict,
+    parse_time,
     rfc3339nano,
 )
 from pyjetstream.subjects import subjects_overlap
@@ -289,6 +290,7 @@ _STATUS_MALFORMED = b"NATS/1.0 408 Malformed Request\r\n\r\n"
 _STATUS_BAD = b"NATS/1.0 408 Bad Request\r\n\r\n"
 _STATUS_NOT_FOUND = b"NATS/1.0 404 Message Not Found\r\n\r\n"
 _STATUS_NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
+_STATUS_NO_RESULTS = b"NATS/1.0 404 No Results\r\n\r\n"
 
 
 def _direct_headers(stream: str, m: Any, extra: list[tuple[str, str]] = ()) -> bytes:  # type: ignore[assignment]
@@ -361,14 +363,32 @@ def direct_get(req: ApiRequest) -> None:
         req.respond(b"", _STATUS_MALFORMED)
         return None
     if not seq and not last and not nxt and not d.get("multi_last") and not d.get("start_time"):
+        # nothing to look for
         req.respond(b"", _STATUS_EMPTY)
         return None
-    if (seq and last) or (last and nxt) or (last and batch) or (seq and d.get("start_time")):
+    multi = d.get("multi_last")
+    if (seq and last) or (last and nxt) or (last and batch) or (seq and d.get("start_time")) or (
+        d.get("start_time") and last) or (multi and (last or nxt)) or (d.get("up_to_seq") and d.get("up_to_time")):
         req.respond(b"", _STATUS_BAD)
         return None
-    if d.get("multi_last") or d.get("start_time") or d.get("up_to_seq") or d.get("up_to_time"):
-        # batch forms beyond batch/next_by_subj are not implemented; say so rather than guess
-        req.respond(b"", _STATUS_BAD)
+    try:
+        if d.get("start_time"):
+            seq = stream.seq_from_time(parse_time(d["start_time"]))
+        if multi:
+            if not isinstance(multi, list) or not all(isinstance(f, str) for f in multi):
+                raise ValueError
+            up_to = int(d.get("up_to_seq") or 0)
+            if d.get("up_to_time"):
+                up_to = stream.seq_from_time(parse_time(d["up_to_time"]))
+                if up_to <= stream.store.state().first_seq:
+                    req.respond(b"", _STATUS_NO_RESULTS)
+                    return None
+                up_to -= 1
+    except (ValueError, TypeError):
+        req.respond(b"", _STATUS_MALFORMED)
+        return None
+    if multi:
+        _direct_multi(req, stream, multi, seq, up_to, batch, max_bytes, no_hdr)
         return None
     if batch > 0:
         _direct_batch(req, stream, seq, nxt or ">", batch, max_bytes, no_hdr)
@@ -381,6 +401,54 @@ def direct_get(req: ApiRequest) -> None:
     else:
         req.respond(m.data, None if no_hdr else _direct_headers(stream.name, m))
     return None
+
+
+MULTI_LAST_MAX = 1024  # nats-server's cap on the subjects one multi_last request may return
+
+
+def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, up_to: int, batch: int,
+                  max_bytes: int, no_hdr: bool) -> None:
+    """The last message of every subject matching the filters, as of up_to (ADR-31)."""
+    store = stream.store
+    up_to = up_to or store.state().last_seq
+    subjects: dict[str, Any] = {}
+    for f in filters:
+        subjects.update(store.subjects_state(f))
+    if len(subjects) > MULTI_LAST_MAX:
+        req.respond(b"", b"NATS/1.0 413 Too Many Results\r\n\r\n")
+        return
+    seqs = []
+    for subj, ss in subjects.items():
+        seq = ss.last
+        if seq > up_to:
+            # newer than the cut-off: walk back to this subject's last message before it
+            m = store.load_prev_msg(up_to)
+            while m is not None and m.subject != subj and m.seq > ss.first:
+                m = store.load_prev_msg(m.seq - 1)
+            seq = m.seq if m is not None and m.subject == subj else 0
+        if seq and seq >= start:
+            seqs.append(seq)
+    if not seqs:
+        req.respond(b"", _STATUS_NO_RESULTS)
+        return
+    seqs.sort()
+    last = sent_bytes = 0
+    for i, seq in enumerate(seqs):
+        m = store.load_msg(seq)
+        if m is None:
+            continue
+        np = len(seqs) - i - 1
+        hdr = None if no_hdr else _direct_headers(
+            stream.name, m, [("Nats-Num-Pending", str(np)), ("Nats-Last-Sequence", str(last))])
+        req.respond(m.data, hdr)
+        last = m.seq
+        sent_bytes += len(m.subject) + len(m.hdr) + len(m.data)
+        if (max_bytes and sent_bytes >= max_bytes) or (batch and i + 1 >= batch):
+            break
+    np = len(seqs) - 1 - seqs.index(last) if last in seqs else 0
+    # the cut-off lets a client page on with a consistent view (up_to_seq of its next request)
+    req.respond(b"", (f"NATS/1.0 204 EOB\r\nNats-Num-Pending: {np}\r\nNats-Last-Sequence: {last}\r\n"
+                      f"Nats-UpTo-Sequence: {up_to}\r\n\r\n").encode())
 
 
 def _direct_batch(req: ApiRequest, stream: Any, seq: int, filt: str, batch: int, max_bytes: int,

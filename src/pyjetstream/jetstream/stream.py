@@ -803,6 +803,21 @@ class Stream:
             return store.load_msg(seq)
         return None
 
+    def seq_from_time(self, ts: int) -> int:
+        """The first sequence stored at or after unix-ns ts (last_seq + 1 when none)."""
+        store = self.store
+        st = store.state()
+        lo, hi = max(st.first_seq, 1), st.last_seq + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            m = store.load_next_msg("", mid)
+            if m is None or m.ts >= ts:
+                hi = mid
+            else:
+                lo = mid + 1
+        m = store.load_next_msg("", lo)
+        return m.seq if m is not None else st.last_seq + 1
+
     def delete_msg(self, seq: int, erase: bool = True) -> bool:
         if self.config.sealed:
             raise errors.stream_sealed()
