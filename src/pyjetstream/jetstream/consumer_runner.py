@@ -162,6 +162,11 @@ class ConsumerRunner:
                 self.cstore.delete()
             else:
                 self._persist()
+                # Write the final state inline: a write still queued for the store's writer
+                # thread could land after a restart has already read the old state.
+                flush = getattr(self.cstore, "flush", None)
+                if flush is not None:
+                    flush()
                 self.cstore.close()
 
     # ------------------------------------------------------------------ inbound
