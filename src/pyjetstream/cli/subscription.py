@@ -212,6 +212,42 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return c.run(args, body)
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from pyjetstream.eventing.config import EventingConfig
+    from pyjetstream.eventing.deadletter import list_dead_letters, replay
+
+    async def body(nc: Any) -> int:
+        store = await _store(nc, args, create=False)
+        sub = await store.get(args.namespace or "default", args.name) if store else None
+        if sub is None:
+            raise c.CLIError(f'{RESOURCE} "{args.name}" not found')
+        consumers = sorted(sub.consumers())
+        js = nc.jetstream(timeout=args.timeout)
+        letters = await list_dead_letters(js, consumers, EventingConfig(), limit=args.limit)
+        if args.replay:
+            done, problems = await replay(js, letters, EventingConfig())
+            for problem in problems:
+                c.err(f"pyjetstream: {problem}")
+            c.out(f"replayed {done} of {len(letters)} dead-lettered event(s) of {sub.key}")
+            return c.EXIT_OK if not problems else c.EXIT_ERROR
+        if args.json:
+            c.print_json([x.summary() for x in letters])
+            return c.EXIT_OK
+        if not letters:
+            c.out(f"No dead-lettered events for {sub.key}")
+            return c.EXIT_OK
+        table = c.Table(f"Dead-lettered events of {sub.key}",
+                        ["Seq", "Event ID", "Type", "Reason", "Status", "Deliveries", "Error"])
+        for x in letters:
+            s = x.summary()
+            table.add_row(str(s["sequence"]), s["id"] or "", s["type"] or "", s["reason"] or "",
+                          s["lastStatus"] or "", s["deliveries"] or "", (s["error"] or "")[:60])
+        c.out(table.render())
+        return c.EXIT_OK
+
+    return c.run(args, body)
+
+
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parent = c.option_parent(common)
     top = subparsers.add_parser("subscription", aliases=["subscriptions"], parents=[parent],
@@ -242,6 +278,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", choices=("yaml", "json", "text"), default="text")
     scoped(p)
     p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("dead-letters", aliases=["dlq"], parents=[parent],
+                       help="list (or --replay) the events that ran out of delivery attempts")
+    p.add_argument("name")
+    p.add_argument("--replay", action="store_true", help="publish them again and remove them from the DLQ")
+    p.add_argument("--limit", type=int, default=1000)
+    c.add_json_flag(p)
+    scoped(p)
+    p.set_defaults(func=cmd_dead_letters)
 
     p = sub.add_parser("delete", aliases=["rm"], parents=[parent], help="delete Subscriptions")
     p.add_argument("names", nargs="*")
