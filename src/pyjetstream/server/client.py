@@ -456,9 +456,9 @@ class ClientConnection(asyncio.Protocol):
                 line = b"MSG %s %s %s%d\r\n" % (subject_b, sub.sid, reply_b + b" " if reply_b else b"",
                                                len(body) - 2)
         elif reply_b:
-            line = b"MSG " + subject_b + b" " + sub.sid + b" " + reply_b + b" " + size_tok + b"\r\n"
+            line = b"MSG %s %s %s %s\r\n" % (subject_b, sub.sid, reply_b, size_tok)
         else:
-            line = b"MSG " + subject_b + b" " + sub.sid + b" " + size_tok + b"\r\n"
+            line = b"MSG %s %s %s\r\n" % (subject_b, sub.sid, size_tok)
         out = self.out
         out.append(line)
         out.append(body)
