@@ -239,6 +239,9 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("$JS.API.STREAM.UPDATE.MIR", J({"name": "MIR", "mirror": {"name": "DN"}}), None),
     ("$JS.API.STREAM.INFO.PS", b"", None),
     ("$JS.API.CONSUMER.NAMES.PS", b"", None),
+    ("$JS.API.STREAM.CREATE.PL", J({"name": "PL", "placement": {"cluster": "elsewhere"}}), None),
+    ("$JS.API.STREAM.CREATE.PL2", J({"name": "PL2", "placement": {"tags": ["ssd"]}}), None),
+    ("$JS.API.STREAM.CREATE.CMP", J({"name": "CMP", "compression": "s2"}), None),
     ("$JS.API.STREAM.LEADER.STEPDOWN.PS", b"", None),
     ("$JS.API.STREAM.PEER.REMOVE.PS", J({"peer": "x"}), None),
     # first_seq arrived in 2.10; 2.9.10 ignores the field
