@@ -1,16 +1,19 @@
 """Start a NATS server as a subprocess for tests: ours (`pyjetstream server`) or the reference
-/usr/sbin/nats-server, on a free loopback port, and stop it by PID.
+/usr/sbin/nats-server 2.9.10, on a loopback port, and stop it by PID; plus RawClient, a
+blocking raw-socket peer for byte-level checks.
 
 Owns process handling only (command line, readiness wait, log file, stop). It knows nothing
-about what a test does with the server. Usage:
+about what a test does with the server. Usage (tests import it as `from servers import ...`;
+tests/conftest.py puts this directory on sys.path):
 
-    srv = start_server("pyjetstream", tmp_path, "-m", "-1", config="port: -1")
-    ...  # srv.url, srv.port, srv.http_port, srv.log()
-    srv.stop()
+    srv = start_server("pyjetstream", tmp_path, "-m", "-1", config="max_payload: 4096")
+    ...  # srv.url, srv.port, srv.http_port, srv.get_json("/varz"), srv.log()
+    srv.stop()  # SIGTERM, then SIGKILL after a timeout; returns the exit code
+    # or: with start_server("nats-server", tmp_path, "--user", "u", "--pass", "p") as srv: ...
 
 `kind` is "pyjetstream" or "nats-server". Ready means: the client port sends INFO, and the
-monitoring port (when -m is given) answers /varz. Ports picked by the server (-1) are read
-from its log. Every path and port is loopback-local.
+monitoring port (when -m is given) answers /varz. Ports picked by the server (-1, the
+default) are read from its log. Every path and port is loopback-local.
 """
 
 from __future__ import annotations
