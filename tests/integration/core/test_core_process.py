@@ -92,8 +92,9 @@ def test_sigint_exits_cleanly(tmp_path: Path) -> None:
     assert srv.stop(signal.SIGINT) == 0
 
 
-def test_port_minus_one_picks_a_free_port_and_logs_it(tmp_path: Path) -> None:
-    with start_server("pyjetstream", tmp_path, port=-1) as srv:
+@pytest.mark.parametrize("port", [-1, 0])
+def test_port_minus_one_or_zero_picks_a_free_port_and_logs_it(tmp_path: Path, port: int) -> None:
+    with start_server("pyjetstream", tmp_path, port=port) as srv:
         assert srv.port > 0  # found in the log line "Listening for client connections on ..."
         raw = RawClient(srv.port)
         assert raw.info["port"] == srv.port
