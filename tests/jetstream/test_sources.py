@@ -130,3 +130,20 @@ async def test_interest_origin_keeps_messages_until_sourced(server: FakeServer, 
     # the source counted as interest, copied the message, and its copy released it
     assert (await state(server, "S"))["messages"] == 1
     assert (await state(server, "O"))["messages"] == 0
+
+
+async def test_a_full_target_stalls_the_source_until_there_is_room(server: FakeServer, js: Any) -> None:
+    await create(server, "O", subjects=["o"])
+    await create(server, "T", max_msgs=1, discard="new", sources=[{"name": "O"}])
+    link = js.accounts["$G"].streams["T"].links[0]
+    link.RETRY_DELAY = 0  # retry on the next loop iteration instead of after a second
+    await pub(server, "o", b"1")
+    await pub(server, "o", b"2")
+    await settle()
+    assert (await state(server, "T"))["messages"] == 1 and link.sseq == 1
+    await server.api("STREAM.PURGE.T")
+    await settle()
+    st = await state(server, "T")
+    assert st["messages"] == 1 and link.sseq == 2  # message 2 was not lost, only delayed
+    m = (await server.api("STREAM.MSG.GET.T", {"seq": st["last_seq"]}))["message"]
+    assert base64.b64decode(m["data"]) == b"2"

@@ -429,7 +429,7 @@ class Stream:
     def ingest_sourced(self, subject: str, hdr: bytes, payload: bytes, ts: int, mirror_seq: int = 0) -> int:
         """Store a message that came from a mirrored or sourced stream (no PubAck, no expected-*
         checks). A mirror keeps the origin's sequence and timestamp. Returns the stored seq, 0
-        when the message was refused (logged) or already present."""
+        when it was already present (duplicate), -1 when it was refused (limits; logged)."""
         if self.closed:
             return 0
         cfg = self.config
@@ -460,11 +460,11 @@ class Stream:
                 repub_last = prev.seq if prev is not None else 0
             seq = store.store_msg(subject, hdr, payload, ts if mirror_seq else now, 0)
         except ApiError as e:
-            log.warning("stream %s: dropped a message from its origin: %s", self.name, e.description)
-            return 0
+            log.warning("stream %s: cannot take a message from its origin yet: %s", self.name, e.description)
+            return -1
         except (StoreError, OSError) as e:
             log.error("stream %s: storing a sourced message failed: %s", self.name, e)
-            return 0
+            return -1
         if msg_id:
             self._dedupe[msg_id] = (seq, now)
             self._dedupe.move_to_end(msg_id)
@@ -987,7 +987,8 @@ class SourceLink:
             if m is None:
                 self.catching_up = False
                 return
-            self._apply(m.seq, m.subject, m.hdr, m.data, m.ts)
+            if not self._apply(m.seq, m.subject, m.hdr, m.data, m.ts):
+                return  # refused: _apply scheduled the retry
         asyncio.get_running_loop().call_soon(self._catch_up)
 
     def matches(self, subject: str) -> bool:
@@ -1004,21 +1005,28 @@ class SourceLink:
             return
         self._apply(seq, subject, hdr, payload, ts)
 
-    def _apply(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
+    RETRY_DELAY = 1.0  # seconds before a link refused by its target's limits tries again
+
+    def _apply(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> bool:
+        """Copy one message; False when the target refused it (the link then stalls and
+        retries from this message, as nats-server's source consumers do)."""
         if seq <= self.sseq:
-            return
+            return True
+        if self._copy(seq, subject, hdr, payload, ts) < 0:
+            self.catching_up = True
+            asyncio.get_running_loop().call_later(self.RETRY_DELAY, self._catch_up)
+            return False
         self.sseq = seq
         self.last_active = self.target.clock()
-        self._copy(seq, subject, hdr, payload, ts)
         origin = self.origin
         if origin is not None and origin.config.retention != "limits":
             # copied: on interest/workqueue origins that counts as this reader's ack
             origin.ack_msg(seq, self)
+        return True
 
-    def _copy(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> None:
+    def _copy(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> int:
         if self.mirror:
-            self.target.ingest_sourced(subject, hdr, payload, ts, mirror_seq=seq)
-            return
+            return self.target.ingest_sourced(subject, hdr, payload, ts, mirror_seq=seq)
         if hdr and b"Nats-Stream-Source:" in hdr:
             lines = [ln for ln in hdr.split(b"\r\n") if not ln.startswith(b"Nats-Stream-Source:")]
             hdr = b"\r\n".join(lines)
@@ -1026,7 +1034,7 @@ class SourceLink:
                 hdr = hdr.rstrip(b"\r\n") + b"\r\n\r\n"
         base = hdr[:-2] if hdr.endswith(b"\r\n\r\n") else b"NATS/1.0\r\n"
         hdr = base + f"Nats-Stream-Source: {self.name} {seq}\r\n\r\n".encode()
-        self.target.ingest_sourced(subject, hdr, payload, ts)
+        return self.target.ingest_sourced(subject, hdr, payload, ts)
 
     def info(self) -> dict[str, Any]:
         lag = 0
