@@ -434,9 +434,11 @@ class Stream:
             return 0
         cfg = self.config
         store = self.store
+        if cfg.max_msg_size >= 0 and len(hdr) + len(payload) > cfg.max_msg_size:
+            # never going to fit: waiting would stall the link for good, so it is skipped
+            log.warning("stream %s: skipped a message from its origin larger than max_msg_size", self.name)
+            return 0
         try:
-            if cfg.max_msg_size >= 0 and len(hdr) + len(payload) > cfg.max_msg_size:
-                raise errors.stream_message_exceeds_maximum()
             now = self.clock()
             msg_id = ""
             if not mirror_seq and hdr and b"Nats-Msg-Id" in hdr:
