@@ -20,12 +20,13 @@ import pytest
 from .compare import diff_paths
 from .conftest import RunBoth
 
-SCENARIOS = ("core", "js", "consume", "fetch", "push", "heartbeat", "kv")
+SCENARIOS = ("core", "js", "consume", "fetch", "push", "heartbeat", "restart", "kv")
 
 
 @cache
 def _reports(run_both: RunBoth, script: Path, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    runs = run_both(f"node-{scenario}", ["node", str(script), "{url}", scenario])
+    runs = run_both(f"node-{scenario}", ["node", str(script), "{url}", scenario],
+                    restart_marker="RESTART" if scenario == "restart" else None)
     return runs["nats-server"].json(), runs["pyjetstream"].json()
 
 
@@ -108,6 +109,11 @@ def _check_heartbeat(r: dict[str, Any]) -> None:
     assert r == {"heartbeats_seen": True, "heartbeats_missed": 0, "got": ["after idle"]}
 
 
+def _check_restart(r: dict[str, Any]) -> None:
+    assert r["got"] == [f"r{i:02d}#1" for i in range(10)] + [f"r{i}#1" for i in range(10, 20)]
+    assert r["final"] == {"ack_floor": 20, "num_pending": 0, "num_ack_pending": 0}
+
+
 def _check_kv(r: dict[str, Any]) -> None:
     w = r["writes"]
     assert (w["put_a1"], w["put_bc"], w["put_a2"], w["update_ok"]) == (1, 2, 3, {"ok": 4})
@@ -135,7 +141,8 @@ def _check_kv(r: dict[str, Any]) -> None:
 
 
 CHECKS = {"core": _check_core, "js": _check_js, "consume": _check_consume, "fetch": _check_fetch,
-          "push": _check_push, "heartbeat": _check_heartbeat, "kv": _check_kv}
+          "push": _check_push, "heartbeat": _check_heartbeat, "restart": _check_restart,
+          "kv": _check_kv}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -5,7 +5,7 @@
 // It owns only client-side observations. It must print only values the protocol fixes (no
 // timestamps, inboxes, server ids or timing-dependent counts) so tests/compat/test_node_client.py
 // can compare the reports of pyjetstream and nats-server exactly.
-// Usage: node natscompat.mjs <url> <core|js|consume|fetch|push|heartbeat|kv>
+// Usage: node natscompat.mjs <url> <core|js|consume|fetch|push|heartbeat|restart|kv>
 
 import { connect, headers } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -419,6 +419,55 @@ async function heartbeat(url) {
   return res;
 }
 
+// ------------------------------------------------------------------ consume() across a server restart
+
+// Prints RESTART and waits for a line on stdin; the test restarts the server (same port and
+// store) in between. The same consume() iterator must carry on afterwards.
+async function restart(url) {
+  const res = {};
+  const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  const jsm = await jetstreamManager(nc);
+  const j = jetstream(nc);
+  await jsm.streams.add({ name: "NRESTART", subjects: ["nrestart.>"] });
+  await jsm.consumers.add("NRESTART", { durable_name: "survivor", ack_policy: AckPolicy.Explicit });
+  const c = await j.consumers.get("NRESTART", "survivor");
+  const got = [];
+  const iter = await c.consume({ max_messages: 5, expires: 2000, idle_heartbeat: 500 });
+  (async () => {
+    for await (const m of iter) {
+      got.push(`${m.string()}#${m.info.deliveryCount}`);
+      m.ack();
+    }
+  })();
+  for (let i = 0; i < 10; i++) await j.publish("nrestart.x", `r${String(i).padStart(2, "0")}`);
+  await waitFor("before restart", 10000, () => got.length >= 10);
+  await waitFor("acks before restart", 10000, async () => (await c.info()).num_ack_pending === 0);
+
+  let reconnected = false;
+  (async () => {
+    for await (const st of nc.status()) if (st.type === "reconnect") reconnected = true;
+  })();
+  process.stdout.write("RESTART\n");
+  await new Promise((resolve) => process.stdin.once("data", resolve));
+  await waitFor("reconnect", 20000, () => reconnected);
+  for (let i = 10; i < 20; ) {
+    try {
+      await j.publish("nrestart.x", `r${i}`, { timeout: 1000 });
+      i++;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50)); // JetStream may still be starting
+    }
+  }
+  await waitFor("after restart", 20000, () => got.length >= 20);
+  await waitFor("acks after restart", 10000, async () => (await c.info()).num_ack_pending === 0);
+  res.got = got.sort();
+  const ci = await c.info();
+  res.final = { ack_floor: ci.ack_floor.stream_seq, num_pending: ci.num_pending, num_ack_pending: ci.num_ack_pending };
+  iter.stop();
+  await nc.drain();
+  return res;
+}
+
 // ------------------------------------------------------------------ KV
 
 function entryView(e) {
@@ -517,7 +566,7 @@ async function kv(url) {
   return res;
 }
 
-const scenarios = { core, js, consume, fetch, push, heartbeat, kv };
+const scenarios = { core, js, consume, fetch, push, heartbeat, restart, kv };
 const [url, name] = process.argv.slice(2);
 if (!url || !scenarios[name]) fail(`usage: natscompat.mjs <url> <${Object.keys(scenarios).join("|")}>`);
 try {
