@@ -176,13 +176,17 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
     port, proxy_port = free_port(), free_port()
     cmd = [a.replace("{PORT}", str(port)).replace("{STORE}", os.path.join(root, "store")) for a in SERVERS[name]]
     server = start_proc(cmd, os.path.join(root, "server.log"))
-    eventing = None
+    eventing = dispatcher = None
     sink = Sink()
     try:
         wait_for_port(port, 20, server)
         url = f"nats://127.0.0.1:{port}"
-        eventing = start_proc([CLI, "eventing", "--nats", url, "--publish-port", str(proxy_port)],
-                              os.path.join(root, "eventing.log"))
+        base = [CLI, "eventing", "--nats", url, "--publish-port", str(proxy_port)]
+        # --split: proxy and dispatcher in two processes (the scale-out layout), else one.
+        eventing = start_proc(base + (["--no-dispatcher"] if args.split else []), os.path.join(root, "eventing.log"))
+        if args.split:
+            dispatcher = start_proc([CLI, "eventing", "--nats", url, "--no-publisher"],
+                                    os.path.join(root, "dispatcher.log"))
         proxy = f"http://127.0.0.1:{proxy_port}"
         await wait_ready(f"{proxy}/readyz")
         await sink.start()
@@ -200,20 +204,25 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
             await asyncio.sleep(0.1)
         await nc.close()
         await throughput(proxy, sink, min(500, args.events), args.concurrency, "warm")
-        cpu0 = (cpu_seconds(server.pid), cpu_seconds(eventing.pid))
+        def eventing_cpu() -> float:
+            return cpu_seconds(eventing.pid) + (cpu_seconds(dispatcher.pid) if dispatcher else 0.0)
+
+        cpu0 = (cpu_seconds(server.pid), eventing_cpu())
         tp = await throughput(proxy, sink, args.events, args.concurrency, "tp")
-        cpu1 = (cpu_seconds(server.pid), cpu_seconds(eventing.pid))
+        cpu1 = (cpu_seconds(server.pid), eventing_cpu())
         # CPU per event is steadier than wall-clock rates on a shared machine.
         tp["server_cpu_us_per_event"] = round((cpu1[0] - cpu0[0]) / args.events * 1e6, 1)
         tp["eventing_cpu_us_per_event"] = round((cpu1[1] - cpu0[1]) / args.events * 1e6, 1)
         results = [tp, await latency(proxy, sink, args.rate, args.seconds, "lat")]
         for r in results:
             r["server"] = name
+            r["split"] = bool(args.split)
         return results
     finally:
         await sink.stop()
-        if eventing is not None:
-            stop_proc(eventing)
+        for proc in (eventing, dispatcher):
+            if proc is not None:
+                stop_proc(proc)
         stop_proc(server)
         if os.environ.get("KEEP"):
             print("kept", root)
@@ -229,6 +238,7 @@ async def main() -> None:
     p.add_argument("--max-in-flight", type=int, default=100)
     p.add_argument("--rate", type=float, default=500.0)
     p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--split", action="store_true", help="run proxy and dispatcher as two processes")
     p.add_argument("--out", help="append the JSON lines to this file")
     args = p.parse_args()
     all_results = []
