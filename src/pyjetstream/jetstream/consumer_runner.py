@@ -64,6 +64,7 @@ class ConsumerRunner:
         self.jsa = stream.jsa
         self.server = self.jsa.server
         self.account = self.jsa.account
+        self._route = getattr(self.server, "route", None)  # absent on test doubles of the server
         self.loop = asyncio.get_running_loop()
         self.clock = clock or Clock(self.loop)
         self.cstore = cstore
@@ -314,7 +315,7 @@ class ConsumerRunner:
     def _deliver(self, dest: str, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
         """Route by the deliver (or pull reply) subject while the client sees the message's own
         subject, as nats-server delivers JetStream messages."""
-        route = getattr(self.server, "route", None)
+        route = self._route
         if route is None:
             return self.server.publish(self.account, dest, reply, hdr, payload)
         if hdr:
