@@ -62,14 +62,23 @@ class ServerProcess:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
-        if not self.port:
-            self.port = free_port()
-        args = [a.replace("{PORT}", str(self.port)).replace("{STORE}", self.store) for a in self.command]
-        args += list(self.extra)
-        self.log_path = os.path.join(self.store, f"server-{self.port}.log")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, timeout, self.proc)
+        # A port picked here can be taken by a parallel test before the server binds it;
+        # then pick another. A restart keeps its port (clients reconnect to it).
+        attempts = 3 if not self.port else 1
+        for attempt in range(attempts):
+            if attempts > 1:
+                self.port = free_port()
+            args = [a.replace("{PORT}", str(self.port)).replace("{STORE}", self.store) for a in self.command]
+            args += list(self.extra)
+            self.log_path = os.path.join(self.store, f"server-{self.port}.log")
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                wait_for_port(self.port, timeout, self.proc)
+                return self
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
