@@ -80,10 +80,14 @@ class Parser:
 
     After a ProtocolError the parser is dead; the connection must close (nats-server does)."""
 
-    __slots__ = ("_rest", "_pending", "max_payload", "max_control_line", "dead")
+    __slots__ = ("_rest", "_pending", "_chunks", "_have", "max_payload", "max_control_line", "dead")
 
     def __init__(self, max_payload: int = MAX_PAYLOAD, max_control_line: int = MAX_CONTROL_LINE) -> None:
         self._rest = b""
+        # pieces of a payload that is still arriving, joined once when complete: re-joining the
+        # tail on every read would cost O(size^2) for a big message in many small reads
+        self._chunks: list[bytes] = []
+        self._have = 0
         # (event head, total bytes of body incl. CRLF) while waiting for a payload
         self._pending: tuple[tuple[Any, ...], int] | None = None
         self.max_payload = max_payload
@@ -101,12 +105,22 @@ class Parser:
         except ProtocolError as e:
             self.dead = True
             self._rest = b""
+            self._chunks = []
             events.append((OP_ERR, e))
         return events
 
     def _feed(self, data: bytes, events: list[Event]) -> None:
         if self._rest:
-            data = self._rest + data
+            pending = self._pending
+            if pending is not None:
+                self._chunks.append(data)
+                self._have += len(data)
+                if self._have < pending[1]:
+                    return
+                data = b"".join(self._chunks)
+                self._chunks = []
+            else:
+                data = self._rest + data  # a partial control line: bounded by max_control_line
             self._rest = b""
         append = events.append
         pos = 0
@@ -139,6 +153,9 @@ class Parser:
             self._control(line, append)
         if pos < n:
             self._rest = data[pos:]
+            if self._pending is not None:
+                self._chunks = [self._rest]
+                self._have = n - pos
 
     def _control(self, line: bytes, append: Any) -> None:
         # first byte as an int: comparing ints is far cheaper than slicing and `in b"Pp"`

@@ -141,6 +141,20 @@ def test_partial_input_waits() -> None:
     assert p.feed(b"\n") == [(OP_PUB, b"foo", b"", b"5", b"hello\r\n")]
 
 
+def test_big_payload_in_many_reads() -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    wire = b"PING\r\nPUB big 1048576\r\n" + body + b"\r\nPONG\r\n"
+    p = Parser()
+    events: list[tuple] = []
+    for i in range(0, len(wire), 4000):
+        events.extend(p.feed(wire[i:i + 4000]))
+    assert events == [(OP_PING,), (OP_PUB, b"big", b"", b"1048576", body + b"\r\n"), (OP_PONG,)]
+    q = Parser()
+    assert q.feed(wire[:30]) == [(OP_PING,)]
+    assert q.feed(wire[30:-8]) == []  # payload complete but its CRLF not yet seen
+    assert q.feed(wire[-8:]) == [(OP_PUB, b"big", b"", b"1048576", body + b"\r\n"), (OP_PONG,)]
+
+
 def test_limits_are_per_parser() -> None:
     p = Parser(max_payload=4, max_control_line=16)
     assert p.feed(b"PUB a 4\r\nabcd\r\n") == [(OP_PUB, b"a", b"", b"4", b"abcd\r\n")]
