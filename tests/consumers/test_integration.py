@@ -341,3 +341,29 @@ async def test_idle_ephemeral_push_consumer_is_cleaned_up_without_any_request(nc
     stream = ours.jetstream.accounts["$G"].streams["S"]
     # no API calls, no publishes: the consumer must notice on its own
     await eventually(lambda: name not in stream.consumers, timeout=5, interval=0.1)
+
+
+async def test_ephemeral_pull_consumer_goes_away_when_idle(nc, ours):
+    js = nc.jetstream()
+    await _stream(js)
+    ci = await js.add_consumer("S", ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, inactive_threshold=0.3))
+    assert ci.config.inactive_threshold == pytest.approx(0.3)
+    stream = ours.jetstream.accounts["$G"].streams["S"]
+    assert ci.name in stream.consumers
+    await eventually(lambda: ci.name not in stream.consumers, timeout=5, interval=0.05)
+
+
+async def test_deliver_by_start_time(nc):
+    import datetime
+
+    js = nc.jetstream()
+    await _stream(js)
+    await _publish(js, 3, prefix=b"old")
+    await asyncio.sleep(0.05)  # the only way to put wall-clock distance between stored messages
+    cut = datetime.datetime.now(datetime.UTC)
+    await asyncio.sleep(0.05)
+    await _publish(js, 2, prefix=b"new")
+    psub = await js.pull_subscribe("foo.>", durable="t", config=ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=cut))
+    msgs = await psub.fetch(5, timeout=1)
+    assert [m.data for m in msgs] == [b"new0", b"new1"]
