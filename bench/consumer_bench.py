@@ -5,10 +5,11 @@ Owns only measurement; prints one JSON object per line per (server, phase):
   pull     pull consumer, fetch in batches of 100, ack every message
   nak      every message NAKed once, then acked on its redelivery (two deliveries each)
   ordered  ordered consumer replaying the whole stream (ack none, flow control, heartbeats)
+  core     (ours only, --core) the pure state machine on a memory store: µs per delivery + ack
 Each server runs as a child process (ours: pyjetstream's Server on uvloop when importable;
 theirs: /usr/sbin/nats-server) with a memory stream preloaded with N messages; reported are
 messages/s seen by the client and the server process's CPU µs per message (from /proc).
-Run: .venv/bin/python bench/consumer_bench.py [--n 20000] [--phases push,pull,nak,ordered]
+Run: .venv/bin/python bench/consumer_bench.py [--n 20000] [--phases push,pull,nak,ordered] [--core]
 Must not be run by the test suite.
 """
 
@@ -190,12 +191,40 @@ async def run(kind: str, n: int, phases: list[str]) -> dict[str, dict[str, float
     return out
 
 
+def core_phase(n: int) -> None:
+    from pyjetstream.jetstream.consumer import Consumer
+    from pyjetstream.jetstream.consumer_config import ConsumerConfig, apply_defaults
+    from pyjetstream.jetstream.store.memory import MemoryStore
+
+    st = MemoryStore()
+    for i in range(n):
+        st.store_msg("B.x", b"", PAYLOAD, i)
+    cfg = ConsumerConfig.from_json({"durable_name": "d", "deliver_subject": "dlv", "ack_policy": "explicit",
+                                    "max_ack_pending": n})
+    apply_defaults(cfg)
+    c = Consumer("B", "d", cfg, st, 0, stream_subjects=["B.>"])
+    t0 = time.perf_counter()
+    delivered = 0
+    while delivered < n:
+        delivered += c.poll(1, 256)
+        out, _, _ = c.take_outputs()
+        for o in out:
+            c.on_ack(o[1], "", b"+ACK", 1)
+    emit(server="pyjetstream", phase="core", n=n,
+         us_per_delivery_and_ack=round((time.perf_counter() - t0) / n * 1e6, 2))
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--phases", default="push,pull,nak,ordered")
+    ap.add_argument("--core", action="store_true", help="also time the pure state machine")
     a = ap.parse_args()
+    if a.core:
+        core_phase(a.n)
     phases = [p for p in a.phases.split(",") if p]
+    if not phases:
+        return
     ref = await run("nats-server", a.n, phases)
     ours = await run("pyjetstream", a.n, phases)
     for ph in phases:
