@@ -127,10 +127,20 @@ class Dispatcher:
                 log.debug("unsubscribe of %s failed: %s", consumer, exc)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking messages, let running deliveries finish for `grace` seconds."""
+        """Stop taking messages, let running deliveries finish for `grace` seconds.
+
+        Subscriptions are drained rather than dropped: messages already on their way are
+        handed back with an immediate NAK, so another dispatcher (or this one after a
+        restart) gets them at once instead of after the ack wait.
+        """
         self._closing = True
         for name in list(self._subs):
-            await self.unbind(name)
+            sub = self._subs.pop(name)
+            try:
+                await asyncio.wait_for(sub.drain(), grace)
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.debug("draining %s: %s", name, exc)
+        self._bindings.clear()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
@@ -151,7 +161,10 @@ class Dispatcher:
                 await self.nc.publish(reply, b"")
             return
         binding = self._bindings.get(consumer)
-        if binding is None or self._closing:
+        if self._closing:
+            await msg.nak()  # hand it back now; see stop()
+            return
+        if binding is None:
             return  # not acked: redelivered once a dispatcher serves the consumer again
         task = asyncio.create_task(self._deliver_task(binding, msg))
         self._tasks.add(task)
