@@ -98,3 +98,26 @@ async def test_event_send_through_eventing_command(nats_server):
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_eventing_waits_for_nats_to_come_up(tmp_path):
+    from pyjetstream.eventing.testing import NATS_SERVER_CMD, ServerProcess
+
+    nats_port, proxy_port = free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", f"nats://127.0.0.1:{nats_port}",
+                                                "--publish-port", str(proxy_port),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    server = ServerProcess(NATS_SERVER_CMD, str(tmp_path), nats_port)
+    try:
+        await asyncio.sleep(0)  # the eventing process is started first, on purpose
+        server.start()
+
+        async def sent():
+            code, out, _ = await cli("event", "send", "--type", "order.received.v1", "--url",
+                                     f"http://127.0.0.1:{proxy_port}")
+            return code == 0
+        await wait_until(sent, timeout=30, interval=0.3, what="eventing to connect once NATS is up")
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
+        server.stop()

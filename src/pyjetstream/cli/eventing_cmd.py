@@ -16,6 +16,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+import nats.errors
+
 from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
 
 
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=os.environ.get("NATS_USER"))
     p.add_argument("--password", default=os.environ.get("NATS_PASSWORD"))
     p.add_argument("--token", default=os.environ.get("NATS_TOKEN"))
+    p.add_argument("--connect-retry", type=float, default=float("inf"), metavar="SECONDS",
+                   help="keep retrying the first connection this long (default: forever)")
     add_eventing_arguments(p)
     return p
 
@@ -115,8 +119,17 @@ async def _run(args: argparse.Namespace, config: EventingConfig) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     service = EventingService(args.nats, config, connect_options=connect_options(args),
-                              run_publisher=not args.no_publisher, run_dispatcher=not args.no_dispatcher)
-    await service.start()
+                              run_publisher=not args.no_publisher, run_dispatcher=not args.no_dispatcher,
+                              connect_retry=args.connect_retry)
+    starting = asyncio.ensure_future(service.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await service.stop()
+        return 0
+    stopping.cancel()
+    starting.result()
     if service.port:
         print(f"Publisher proxy on http://{config.publish_host}:{service.port}, NATS {args.nats}", flush=True)
     try:
@@ -144,6 +157,6 @@ def main(argv: list[str]) -> int:
         return runner(_run(args, config))
     except KeyboardInterrupt:
         return 0
-    except OSError as exc:
+    except (OSError, nats.errors.Error) as exc:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 1

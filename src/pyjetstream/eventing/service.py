@@ -34,6 +34,7 @@ class EventingService:
     run_publisher: bool = True
     run_dispatcher: bool = True
     resync_interval: float = 30.0
+    connect_retry: float = 0.0  # seconds to keep retrying the first connect
     nc: Any = None
     manager: EventingManager | None = None
     dispatcher: Dispatcher | None = None
@@ -43,11 +44,22 @@ class EventingService:
     port: int | None = None
     _runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        self.nc = await nats.connect(
+    async def _connect(self) -> Any:
+        # nats-py keeps retrying refused servers inside connect() when reconnects are
+        # unlimited (Kyma's RetryOnFailedConnect); `connect_retry` bounds that wait.
+        connecting = nats.connect(
             servers=self.nats_url.split(","), name="pyjetstream-eventing", max_reconnect_attempts=-1,
             reconnect_time_wait=0.5, allow_reconnect=True, reconnected_cb=self._reconnected,
             disconnected_cb=self._disconnected, error_cb=self._error, **self.connect_options)
+        if self.connect_retry == float("inf"):
+            return await connecting
+        try:
+            return await asyncio.wait_for(connecting, max(self.connect_retry, 2.0))
+        except TimeoutError:
+            raise nats.errors.NoServersError() from None
+
+    async def start(self) -> None:
+        self.nc = await self._connect()
         self.store = await SubscriptionStore.open(self.nc.jetstream(), self.config.kv_bucket,
                                                   replicas=self.config.stream.replicas)
         self.dispatcher = Dispatcher(self.nc, self.config, self.metrics)
@@ -97,7 +109,10 @@ class EventingService:
         log.warning("disconnected from NATS")
 
     async def _error(self, exc: Exception) -> None:
-        log.debug("NATS client error: %s", exc)
+        if self.nc is None:
+            log.warning("cannot connect to %s yet: %s", self.nats_url, exc)
+        else:
+            log.debug("NATS client error: %s", exc)
 
 
 async def run_eventing(nats_url: str, config: EventingConfig | None = None,
