@@ -500,6 +500,14 @@ class Stream:
     def links(self) -> list[SourceLink]:
         return self._links
 
+    @property
+    def subjects_exhaustive(self) -> bool:
+        """True when every stored subject matches config.subjects. Mirrors, sources and subject
+        transforms store other subjects, so a consumer filter equal to the configured subjects
+        is then still a real filter."""
+        c = self.config
+        return not (c.mirror or c.sources or c.subject_transform)
+
     def _queue_republish(self, to: str, subject: str, seq: int, last: int, ts: int, hdr: bytes,
                          payload: bytes) -> None:
         extra = (f"Nats-Stream: {self.name}\r\nNats-Subject: {subject}\r\nNats-Sequence: {seq}\r\n"
