@@ -106,10 +106,14 @@ async def test_eventing_waits_for_nats_to_come_up(tmp_path):
     nats_port, proxy_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", f"nats://127.0.0.1:{nats_port}",
                                                 "--publish-port", str(proxy_port),
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     server = ServerProcess(NATS_SERVER_CMD, str(tmp_path), nats_port)
     try:
-        await asyncio.sleep(0)  # the eventing process is started first, on purpose
+        # Start NATS only once the eventing process has reported a refused connection.
+        line = b""
+        while b"cannot connect" not in line:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, "eventing exited before trying to connect"
         server.start()
 
         async def sent():
