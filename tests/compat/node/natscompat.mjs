@@ -340,7 +340,7 @@ async function push(url) {
   await jsm.streams.add({ name: "NPUSH", subjects: ["npush.>"] });
   const ci = await jsm.consumers.add("NPUSH", { durable_name: "pusher", deliver_subject: "npushdeliver",
     ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, flow_control: true,
-    idle_heartbeat: 500e6, max_ack_pending: 50 });
+    idle_heartbeat: 1000e6, max_ack_pending: 50 });
   res.created = consumerView(ci);
   const c = await j.consumers.getPushConsumer("NPUSH", "pusher");
   let received = 0;
@@ -394,7 +394,7 @@ async function heartbeat(url) {
   await jsm.consumers.add("NHB", { durable_name: "idle", ack_policy: AckPolicy.Explicit });
   const c = await j.consumers.get("NHB", "idle");
   // nothing stored: the open pull requests must be kept alive by the server's heartbeats
-  const iter = await c.consume({ max_messages: 10, expires: 2000, idle_heartbeat: 500 });
+  const iter = await c.consume({ max_messages: 10, expires: 3000, idle_heartbeat: 1000 });
   const events = { heartbeat: 0, heartbeats_missed: 0 };
   (async () => {
     for await (const st of iter.status()) {
@@ -409,10 +409,10 @@ async function heartbeat(url) {
       if (got.length >= 1) break;
     }
   })();
-  await waitFor("pull heartbeats", 10000, () => events.heartbeat >= 3);
+  await waitFor("pull heartbeats", 10000, () => events.heartbeat >= 2);
   await j.publish("nhb.x", "after idle");
   await withTimeout(loop, 10000, "message after idle");
-  res.heartbeats_seen = events.heartbeat >= 3;
+  res.heartbeats_seen = events.heartbeat >= 2;
   res.heartbeats_missed = events.heartbeats_missed;
   res.got = got;
   await nc.drain();

@@ -746,7 +746,7 @@ func scenarioFlow(url string) result {
 		_ = m.Ack()
 	}, nats.Durable("FLOWDUR"), nats.DeliverNew(), nats.AckExplicit(), nats.ManualAck(),
 		nats.AckWait(30*time.Second), nats.MaxDeliver(100), nats.MaxAckPending(50),
-		nats.EnableFlowControl(), nats.IdleHeartbeat(200*time.Millisecond))
+		nats.EnableFlowControl(), nats.IdleHeartbeat(500*time.Millisecond))
 	must(err, "subscribe")
 
 	// 2. A consumer read at the protocol level: see the status messages nats.go hides.
@@ -754,7 +754,7 @@ func scenarioFlow(url string) result {
 	must(err, "raw sub")
 	must(nc.Flush(), "flush")
 	_, err = js.AddConsumer("FLOW", &nats.ConsumerConfig{Durable: "RAW", DeliverSubject: "rawdeliver.flow",
-		AckPolicy: nats.AckNonePolicy, FlowControl: true, Heartbeat: 200 * time.Millisecond,
+		AckPolicy: nats.AckNonePolicy, FlowControl: true, Heartbeat: 500 * time.Millisecond,
 		FilterSubject: "flow.data.>"})
 	must(err, "raw consumer")
 
@@ -810,10 +810,10 @@ func scenarioFlow(url string) result {
 		must(err, "consumer info")
 		return ci.NumAckPending == 0
 	})
-	// Let at least three heartbeat intervals pass idle: nats.go reports missed heartbeats
-	// as an async error, so silence from the server would show up in async_errors.
-	idleUntil := time.Now().Add(700 * time.Millisecond)
-	waitFor("idle period", 2*time.Second, func() bool { return time.Now().After(idleUntil) })
+	// Stay idle for more than two heartbeat intervals: nats.go reports a consumer silent for
+	// two intervals as an async error, so missing heartbeats would show up in async_errors.
+	idleUntil := time.Now().Add(1200 * time.Millisecond)
+	waitFor("idle period", 3*time.Second, func() bool { return time.Now().After(idleUntil) })
 	mu.Lock()
 	res["durable"] = result{"received": len(received), "in_order": inOrder,
 		"delivered_stream_seq": ci.Delivered.Stream, "ack_floor_stream_seq": ci.AckFloor.Stream,
