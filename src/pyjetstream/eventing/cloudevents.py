@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -43,7 +43,6 @@ class CloudEventError(ValueError):
 class CloudEvent:
     attributes: dict[str, Any]
     data: bytes | None = None
-    _json_data: Any = field(default=None, repr=False)  # parsed form when data came as JSON
 
     # -- accessors -------------------------------------------------------------------------
     @property
@@ -70,7 +69,7 @@ class CloudEvent:
         return {k: v for k, v in self.attributes.items() if k not in CONTEXT_ATTRIBUTES}
 
     def copy(self) -> CloudEvent:
-        return CloudEvent(dict(self.attributes), self.data, self._json_data)
+        return CloudEvent(dict(self.attributes), self.data)
 
     # -- stored form (structured JSON) ----------------------------------------------------
     def to_json(self) -> bytes:
@@ -169,7 +168,6 @@ def parse_structured(body: bytes | str) -> CloudEvent:
     if not isinstance(doc, dict):
         raise CloudEventError("structured CloudEvent must be a JSON object")
     data: bytes | None = None
-    json_data: Any = None
     if "data_base64" in doc:
         if "data" in doc:
             raise CloudEventError("data and data_base64 must not both be present")
@@ -186,7 +184,7 @@ def parse_structured(body: bytes | str) -> CloudEvent:
             data = json_data.encode("utf-8")
         elif json_data is not None:
             data = json.dumps(json_data, separators=(",", ":"), ensure_ascii=False).encode()
-    event = CloudEvent(doc, data, json_data)
+    event = CloudEvent(doc, data)
     validate(event)
     return event
 
