@@ -305,8 +305,8 @@ async function fetch(url) {
     return out;
   };
   res.fetch_4 = await batch({ max_messages: 4, expires: 5000 }, (m) => m.ackAck());
-  // more requested than stored: the batch ends when the request expires
-  res.fetch_10 = await batch({ max_messages: 10, expires: 1000 }, async (m, i) => {
+  // six stored, seven due: the nak'd first one comes back inside the same request
+  res.fetch_7 = await batch({ max_messages: 7, expires: 5000 }, async (m, i) => {
     if (i === 1) m.nak();
     else if (i === 2) m.term();
     else {

@@ -1428,12 +1428,17 @@ func scenarioSubs(url string) result {
 	} {
 		s, err := js.SubscribeSync("subs.>", opt, nats.AckNone())
 		must(err, name)
+		// Read exactly what the server says it delivered, rather than until a quiet spell.
+		var ci *nats.ConsumerInfo
+		waitFor(name+" delivered", 10*time.Second, func() bool {
+			ci, err = s.ConsumerInfo()
+			must(err, "consumer info")
+			return ci.NumPending == 0
+		})
 		var got []string
-		for {
-			m, err := s.NextMsg(300 * time.Millisecond)
-			if err != nil {
-				break
-			}
+		for uint64(len(got)) < ci.Delivered.Consumer {
+			m, err := s.NextMsg(5 * time.Second)
+			must(err, name+" next")
 			got = append(got, string(m.Data))
 		}
 		starts[name] = got
@@ -1534,8 +1539,13 @@ func scenarioLimits(url string) result {
 	_, err = js.Publish("lim.md.term", []byte("term me"))
 	must(err, "publish")
 	var attempts []string
-	for i := 0; i < 4; i++ {
-		msgs, err := md.Fetch(1, nats.MaxWait(time.Second))
+	for len(attempts) < 4 {
+		// three deliveries are due (nak me twice, term me once); then nothing more
+		wait := 5 * time.Second
+		if len(attempts) == 3 {
+			wait = time.Second
+		}
+		msgs, err := md.Fetch(1, nats.MaxWait(wait))
 		if err != nil {
 			attempts = append(attempts, errText(err).(string))
 			continue
