@@ -85,10 +85,13 @@ def test_every_nats_server_field_exists_in_ours(docs, path: str) -> None:
 def test_connection_counters_agree(docs) -> None:
     ref, ours = docs
     keys = ("in_msgs", "out_msgs", "in_bytes", "out_bytes", "subscriptions", "name", "lang", "version",
-            "pending_bytes", "kind", "type", "ip")
+            "kind", "type", "ip")
     r = ref["/connz"]["connections"][0]
     o = ours["/connz"]["connections"][0]
     assert {k: o.get(k) for k in keys} == {k: r.get(k) for k in keys}
+    # pending_bytes is a race on both servers (nats-server sometimes shows its last reply still
+    # queued for the writer), so only its presence and type are compared
+    assert isinstance(o["pending_bytes"], int) and isinstance(r["pending_bytes"], int)
     assert ours["/connz"]["num_connections"] == ref["/connz"]["num_connections"] == 1
     assert ours["/varz"]["connections"] == ref["/varz"]["connections"] == 1
     detail = sorted(ours["/connz?subs=detail"]["connections"][0]["subscriptions_list_detail"],

@@ -160,7 +160,10 @@ class MonitorServer:
             "cid": c.cid, "kind": "Client", "type": "nats", "ip": c.host, "port": c.port,
             "start": rfc3339(c.start), "last_activity": rfc3339(c.last_activity), "rtt": "0s",
             "uptime": go_duration(now - c.start), "idle": go_duration(now - c.last_activity),
-            "pending_bytes": c.pending_bytes if not c.closed else 0, "in_msgs": c.in_msgs,
+            # only what the socket has not taken: our own output list is written before the loop
+            # next waits, so counting it would report a race, not a backlog
+            "pending_bytes": c.transport.get_write_buffer_size() if (c.transport and not c.closed) else 0,
+            "in_msgs": c.in_msgs,
             "out_msgs": c.out_msgs, "in_bytes": c.in_bytes, "out_bytes": c.out_bytes,
             "subscriptions": len(c.subs),
         }

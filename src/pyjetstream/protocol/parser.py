@@ -123,9 +123,34 @@ class Parser:
                 data = self._rest + data  # a partial control line: bounded by max_control_line
             self._rest = b""
         append = events.append
+        find = data.find
+        max_payload = self.max_payload
+        max_control = self.max_control_line
         pos = 0
         n = len(data)
         while pos < n:
+            # Fast path for the op that dominates traffic: an upper-case `PUB ` whose payload is
+            # already here. It avoids a call per message and the pending-state round trip; any
+            # unusual byte falls through to the general path below, which decides errors.
+            if self._pending is None and data.startswith(b"PUB ", pos):
+                nl = find(b"\n", pos)
+                if 0 < nl - pos <= max_control:
+                    end = nl - 1 if data[nl - 1] == _CR else nl
+                    args_b = data[pos + 4:end]
+                    if not (11 in args_b or 12 in args_b or 13 in args_b):
+                        args = args_b.split()
+                        na = len(args)
+                        if na == 2 or na == 3:
+                            size_tok = args[-1]
+                            if size_tok.isdigit():
+                                size = int(size_tok)
+                                start = nl + 1
+                                stop = start + size + 2
+                                if size <= max_payload and stop <= n and data[stop - 2:stop] == b"\r\n":
+                                    append((OP_PUB, args[0], args[1] if na == 3 else b"", size_tok,
+                                            data[start:stop]))
+                                    pos = stop
+                                    continue
             pending = self._pending
             if pending is not None:
                 head, need = pending
