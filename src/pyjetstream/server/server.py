@@ -35,6 +35,7 @@ GLOBAL_ACCOUNT = "$G"
 
 InternalCallback = Callable[[Subscription, ClientConnection | None, str, str, bytes | None, bytes], None]
 
+_ONE_OFF_PREFIXES = ("_INBOX.", "$JS.ACK.", "$JS.FC.")
 _NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
 
 
@@ -273,7 +274,12 @@ class Server:
               size_tok: bytes, body: bytes, origin: ClientConnection | None) -> int:
         """Deliver one message to every matching subscription of the account. `body` is
         headers + payload + CRLF; `size_tok` the decimal total length."""
-        plain, queues = account.sublist.match(subject)
+        # Replies to inboxes and JetStream acks name a fresh subject every time: caching them
+        # would only evict the subjects that repeat (one character test keeps the common path cheap).
+        if subject[:1] in ("_", "$") and subject.startswith(_ONE_OFF_PREFIXES):
+            plain, queues = account.sublist.match_once(subject)
+        else:
+            plain, queues = account.sublist.match(subject)
         n = 0
         for sub in plain:
             c = sub.client

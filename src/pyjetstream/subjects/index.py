@@ -371,7 +371,17 @@ class SubjectIndex(Generic[S]):
 
     # -- internals -----------------------------------------------------------------------
 
-    def _match_miss(self, subject: str) -> Any:
+    def match_once(self, subject: str) -> tuple[Sequence[S], Sequence[Sequence[S]]]:
+        """match() for a subject that will not come again (a reply inbox, an ack subject):
+        uses a cached entry if there is one but never adds one, so one-off subjects do not
+        evict the entries that pay."""
+        result = self._cache.get(subject)
+        if result is not None:
+            self._hits += 1
+            return result
+        return self._match_miss(subject, store=False)
+
+    def _match_miss(self, subject: str, store: bool = True) -> Any:
         self._misses += 1
         tokens = subject.split(SEP)
         if "" in tokens:
@@ -389,7 +399,7 @@ class SubjectIndex(Generic[S]):
             result = (tuple(psubs.values()), ()) if psubs else EMPTY_RESULT
         else:
             result = _collect(found)
-        if self._cache_on:
+        if self._cache_on and store:
             cache = self._cache
             cache[subject] = result
             if len(cache) > self._cache_max:

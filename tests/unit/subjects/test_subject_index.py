@@ -404,3 +404,24 @@ def test_every_warm_cache_entry_stays_correct_through_churn(config: str, filters
         for subject in subjects:
             assert normalize(ix.match(subject)) == expected(model, subject)
     assert ix.count == 0
+
+
+def test_match_once_answers_like_match_but_never_fills_the_cache() -> None:
+    from pyjetstream.subjects import SubjectIndex
+
+    class Sub:
+        def __init__(self, subject: str, queue: str | None = None) -> None:
+            self.subject = subject
+            self.queue = queue
+
+    idx: SubjectIndex[Sub] = SubjectIndex()
+    inbox = Sub("_INBOX.abc.*")
+    idx.insert(inbox)
+    before = idx.stats()["cache_size"]
+    plain, queues = idx.match_once("_INBOX.abc.1")
+    assert list(plain) == [inbox] and not queues
+    assert idx.stats()["cache_size"] == before
+    assert idx.match_once("_INBOX.other.1")[0] == ()
+    # an entry cached by match() is used by match_once
+    idx.match("_INBOX.abc.2")
+    assert list(idx.match_once("_INBOX.abc.2")[0]) == [inbox]
