@@ -106,7 +106,7 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("$JS.API.STREAM.CREATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>"],
                                     "max_consumers": 4, "max_msg_size": 1024}), None),
     # 2.9 refuses any change of max_consumers; 2.10+ allows it and checks retention first
-    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "limits", "subjects": ["wq.>"]}), None, NEWER),
+    ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "limits", "subjects": ["wq.>"]}), None),
     ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>"],
                                     "max_consumers": 4, "max_msg_size": 1024, "storage": "memory"}), None),
     ("$JS.API.STREAM.UPDATE.S3", J({"name": "S3", "retention": "workqueue", "subjects": ["wq.>", "more"],
@@ -208,6 +208,8 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("$JS.API.STREAM.INFO.MO", b"", None),
     ("$JS.API.STREAM.UPDATE.MO", J({"name": "MO", "subjects": ["mo", "ps.x"], "max_msgs": 2}), None),
     ("$JS.API.STREAM.UPDATE.MO", J({"name": "MO", "subjects": ["mo"], "max_msgs": 1}), None),
+    ("$JS.API.STREAM.UPDATE.MO", J({"name": "MO", "subjects": ["mo"], "max_msgs": 1, "retention": "interest"}),
+     None),
     # 2.10+ allows API subjects with no_ack and words the error accordingly
     ("$JS.API.STREAM.CREATE.API", J({"name": "API", "subjects": ["$JS.API.>"]}), None, NEWER),
     ("$JS.API.STREAM.CREATE.a*b", J({"name": "a*b"}), None),

@@ -88,7 +88,11 @@ async def test_update_rules(server: FakeServer, js: object) -> None:
     r = await server.api("STREAM.UPDATE.S", {"name": "S"})
     assert r["error"]["description"] == "stream configuration update can not cancel deny message deletes"
     r = await server.api("STREAM.UPDATE.S", {"name": "S", "deny_delete": True, "retention": "workqueue"})
-    assert "to/from workqueue" in r["error"]["description"]
+    assert r["error"]["description"] == "stream configuration update can not change retention policy"
+    r = await server.api("STREAM.UPDATE.S", {"name": "S", "deny_delete": True, "retention": "interest"})
+    assert r["error"]["err_code"] == 10052
+    r = await server.api("STREAM.UPDATE.S", {"name": "S", "deny_delete": True, "max_consumers": 3})
+    assert r["error"]["description"] == "stream configuration update can not change MaxConsumers"
     r = await server.api("STREAM.UPDATE.S", {"name": "S", "deny_delete": True, "max_msgs": 7,
                                              "description": "hi", "subjects": ["x.>"]})
     assert r["type"] == "io.nats.jetstream.api.v1.stream_update_response"

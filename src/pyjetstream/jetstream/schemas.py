@@ -559,10 +559,15 @@ def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
         raise _invalid("stream configuration name must match original")
     if c.num_replicas > 1:
         raise errors.stream_replicas_not_supported()
+    # 2.9 also fixes max_consumers at creation (2.10 lets it change)
+    if c.max_consumers != old.max_consumers:
+        raise _invalid("stream configuration update can not change MaxConsumers")
     if c.storage != old.storage:
         raise _invalid("stream configuration update can not change storage type")
-    if c.retention != old.retention and "workqueue" in (c.retention, old.retention):
-        raise _invalid("stream configuration update can not change retention policy to/from workqueue")
+    # nats-server 2.9 (the release we advertise) refuses every retention change; 2.10 later
+    # allowed limits <-> interest. Clients that read our version expect the 2.9 answer.
+    if c.retention != old.retention:
+        raise _invalid("stream configuration update can not change retention policy")
     if not c.sealed and old.sealed:
         raise _invalid("stream configuration update can not unseal a sealed stream")
     if not c.deny_delete and old.deny_delete:
