@@ -275,11 +275,7 @@ async def test_source_from_interest_stream(nc: Any) -> None:
 
 @pytest.mark.parametrize("kind", [
     pytest.param("nats-server", marks=pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="no nats-server")),
-    pytest.param("pyjetstream", marks=[
-        pytest.mark.skipif(not own_server_available(), reason="no server yet"),
-        # consumer_runner treats a filter equal to config.subjects as "no filter"; with sources
-        # the stream stores other subjects too (Stream.subjects_exhaustive says so)
-        pytest.mark.xfail(reason="consumer filter shortcut ignores sourced subjects", strict=False)]),
+    pytest.param("pyjetstream", marks=pytest.mark.skipif(not own_server_available(), reason="no server yet")),
 ])
 async def test_consumer_filter_on_a_stream_with_sources(kind: str, tmp_path: Any) -> None:
     from nats.js.api import AckPolicy, ConsumerConfig, StreamSource

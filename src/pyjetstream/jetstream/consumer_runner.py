@@ -75,10 +75,11 @@ class ConsumerRunner:
             stream.name, name, config, stream.store, now,
             wall_offset=self.clock.wall() - now,
             retention=stream.config.retention,
-            stream_subjects=list(stream.config.subjects or []),
+            stream_subjects=self._shortcut_subjects(),
             has_interest=self._has_interest,
             state=state,
         )
+        self._stream_cfg = stream.config  # the config whose subjects the core was given
         self._scheduled = False
         self._recheck = INTEREST_RECHECK_MIN_NS
         self._timer: asyncio.TimerHandle | None = None
@@ -203,6 +204,14 @@ class ConsumerRunner:
     def _has_interest(self, subject: str) -> bool:
         return self.server.has_interest(self.account, subject)
 
+    def _shortcut_subjects(self) -> list[str]:
+        """The subjects a filter may be compared with to treat it as no filter: none when the
+        stream also stores other subjects (sources, a mirror, a subject transform)."""
+        stream = self.stream
+        if not getattr(stream, "subjects_exhaustive", True):
+            return []
+        return list(stream.config.subjects or [])
+
     # ------------------------------------------------------------------ the run loop
     def kick(self) -> None:
         """Mark runnable; many events in one loop iteration share one run."""
@@ -222,9 +231,12 @@ class ConsumerRunner:
         try:
             core = self.core
             now = self.clock.now()
-            subjects = self.stream.config.subjects
-            if subjects != core.stream_subjects:
-                core.set_stream_subjects(list(subjects or []))
+            if self.stream.config is not self._stream_cfg:
+                # a stream update replaces its config object: look at the subjects again
+                self._stream_cfg = self.stream.config
+                subjects = self._shortcut_subjects()
+                if subjects != core.stream_subjects:
+                    core.set_stream_subjects(subjects)
             if core.is_push:
                 interest = self._has_interest(core.cfg.deliver_subject)
                 if interest != core.active:
@@ -292,20 +304,42 @@ class ConsumerRunner:
             if core.outbox:
                 self.kick()
         replies = core.take_ack_replies()
-        if replies:
-            self._persist()
-            commit = getattr(self.cstore, "commit", None)
-            if commit is not None:
-                # an ack-sync reply promises the ack survives a crash: send it once durable
-                commit(lambda: self._send_ack_replies(replies))
-            else:
-                self._send_ack_replies(replies)
         for subject, doc in adv:
             self._advisory(subject, doc)
         if acks:
             ack_msg = self.stream.ack_msg
             for seq in acks:
                 ack_msg(seq, self)
+        if replies:
+            # after ack_msg: the removals those acks caused are among what must be durable
+            self._reply_when_durable(replies)
+
+    def _reply_when_durable(self, replies: list[str]) -> None:
+        """An ack-sync reply promises the ack survives a crash: send it once the consumer's
+        state is durable and, on interest/workqueue streams, the removal the ack caused too."""
+        self._persist()
+        waits: list[Callable[[Callable[[], None]], None]] = []
+        commit = getattr(self.cstore, "commit", None)
+        if commit is not None:
+            waits.append(commit)
+        if self.stream.config.retention != "limits":
+            after = getattr(self.stream, "after_durable", None)
+            if after is not None:
+                waits.append(after)
+        if not waits:
+            self._send_ack_replies(replies)
+            return
+        left = len(waits)
+
+        def one_done() -> None:
+            nonlocal left
+            left -= 1
+            if left == 0:
+                self._send_ack_replies(replies)
+
+        # both commits run at once; the replies go out when the later one is done
+        for wait in waits:
+            wait(one_done)
 
     def _send_ack_replies(self, replies: list[str]) -> None:
         publish = self.server.publish
