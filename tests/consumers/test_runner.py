@@ -173,3 +173,36 @@ async def test_ack_sync_reply_waits_for_the_state_store():
     assert [s[0] for s in bus.sent if s[0] == "_INBOX.ack"] == ["_INBOX.ack"]
     r.stop(delete=True)
     assert cs.deleted
+
+
+async def test_ack_sync_reply_on_interest_stream_waits_for_the_removal_to_be_durable():
+    store = MemStore()
+    store.store_msg("foo.a", b"", b"x", 1)
+    for retention in ("interest", "workqueue"):
+        stream, bus, acked = make_stream(store, retention=retention)
+        events: list[str] = []
+        stream_durable: list = []
+        stream.ack_msg = lambda seq, c, acked=acked, events=events: (acked.append(seq), events.append("removed"))
+
+        def after_durable(cb, events=events, stream_durable=stream_durable):
+            events.append("after_durable")
+            stream_durable.append(cb)
+
+        stream.after_durable = after_durable
+        bus.listening.update({"dlv", "_INBOX.ack"})
+        state_durable: list = []
+        cs = CStore()
+        cs.commit = state_durable.append
+        r = ConsumerRunner(stream, "D", cfg(), cstore=cs, clock=Clock())
+        await settle()
+        bus.subs[0][1](None, None, bus.sent[0][1], "_INBOX.ack", None, b"+ACK")
+        await settle()
+        assert acked == [1]
+        # the wait on the stream is asked for after the removal, so its commit covers it
+        assert events == ["removed", "after_durable"]
+        state_durable[0]()  # the consumer's state alone is not enough
+        assert [s for s in bus.sent if s[0] == "_INBOX.ack"] == []
+        stream_durable[0]()
+        assert [s[0] for s in bus.sent if s[0] == "_INBOX.ack"] == ["_INBOX.ack"]
+        r.stop(delete=True)
+        acked.clear()
