@@ -413,6 +413,12 @@ def confirm(prompt: str, force: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """One `  key: old -> new` line (JSON values) per key that an edit changes, sorted by key."""
+    return [f"  {key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Connection and the JetStream API
 

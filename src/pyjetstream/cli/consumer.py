@@ -296,8 +296,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
         current = (await consumer_info(nc, args.stream, args.consumer, args.timeout))["config"]
         cfg = config_from_flags(args, base=current)
-        changes = [f"  {k}: {json.dumps(current.get(k))} -> {json.dumps(cfg.get(k))}"
-                   for k in sorted(set(current) | set(cfg)) if current.get(k) != cfg.get(k)]
+        changes = c.config_diff(current, cfg)
         if not changes:
             raise c.CLIError("no configuration changes were requested")
         c.out(f"Differences (old -> new) for Consumer {args.stream} > {args.consumer}:\n" + "\n".join(changes) + "\n")

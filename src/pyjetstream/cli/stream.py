@@ -310,20 +310,12 @@ def cmd_add(args: argparse.Namespace) -> int:
     return c.run(args, body)
 
 
-def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    lines = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            lines.append(f"  {key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}")
-    return lines
-
-
 def cmd_edit(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
         current = (await stream_info(nc, args.stream, args.timeout))["config"]
         cfg = config_from_flags(args, base=current)
         cfg["name"] = args.stream
-        changes = _config_diff(current, cfg)
+        changes = c.config_diff(current, cfg)
         if not changes:
             raise c.CLIError("no configuration changes were requested")
         c.out(f"Differences (old -> new) for Stream {args.stream}:\n" + "\n".join(changes) + "\n")
