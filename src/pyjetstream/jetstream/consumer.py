@@ -501,7 +501,8 @@ class Consumer:
             if dc < 0 or sseq < 0 or dseq < 0:
                 dc = sseq = dseq = 0
         skip_reply = sseq == 0
-        msg = body.strip() if body else b""
+        # a plain ack (the common case) needs no copy
+        msg = body if not body or body == _ACK else body.strip()
         self.last_activity = now
         if self.inactive_since and self.is_push:
             # Ack activity postpones the clean-up of a consumer nobody listens to.
@@ -540,8 +541,10 @@ class Consumer:
                 self._move_ack_floor(p.dseq, sseq)
                 if self.retention != "limits":
                     self.stream_acks.append(sseq)
-            self.rdc.pop(sseq, None)
-            self.rdq.pop(sseq, None)
+            if self.rdc:
+                self.rdc.pop(sseq, None)
+            if self.rdq:
+                self.rdq.pop(sseq, None)
         elif pol == "all":
             # By stream sequence only: nats-server also refuses an ack whose delivery sequence
             # is below the floor, so after a redelivery was acked, an older delivery of a later
@@ -564,7 +567,7 @@ class Consumer:
                 self.stream_acks.extend(acked if sseq in acked else [*acked, sseq])
         else:
             return
-        self.last_ack_wall = self.wall(now)
+        self.last_ack_wall = now + self.wall_offset
         self.dirty = True
 
     def _move_ack_floor(self, dseq: int, sseq: int) -> None:
@@ -573,7 +576,12 @@ class Consumer:
         elif dseq == self.adflr + 1:
             self.adflr, self.asflr = dseq, sseq
             nxt = None
-            for ss in range(sseq + 1, min(sseq + 64, self.sseq)):
+            if sseq + 1 in self.pending:  # acks in delivery order: the next one is pending
+                p = self.pending[sseq + 1]
+                if p.dseq > 0:
+                    self.adflr, self.asflr = p.dseq - 1, sseq
+                return
+            for ss in range(sseq + 2, min(sseq + 64, self.sseq)):
                 if ss in self.pending:
                     nxt = ss
                     break
@@ -839,56 +847,96 @@ class Consumer:
         push = self.is_push
         ack_prefix = self._ack_prefix
         outbox = self.outbox
+        # Per-poll constants, read once: this loop runs for every delivery.
+        ack_none = cfg.ack_policy == "none"
+        limits = self.retention == "limits"
+        headers_only = cfg.headers_only
+        rate = cfg.rate_limit_bps
+        max_ack_pending = 0 if ack_none else cfg.max_ack_pending
+        pending = self.pending
+        heap = self._heap
+        load_msg = self.store.load_msg
+        dest = cfg.deliver_subject
+        # without back-off every delivery of this poll is due at the same time
+        backoff = bool(cfg.backoff)
+        deadline = now + cfg.ack_wait
+        wall_now = now + self.wall_offset
         while n < max_msgs:
             if push:
                 if not self.active or (self.maxpb and self.pbytes > self.maxpb):
                     break
             elif not self.waiting:
                 break
-            if cfg.rate_limit_bps and self._rl_next > now:
+            if rate and self._rl_next > now:
                 break
-            cand = self._candidate()
-            if cand is None:
-                eof = not self._map_stalled
-                break
-            msg, dc, kind = cand
+            # Fast path: nothing to redeliver and the next sequence exists and matches.
+            msg = None
+            if not self.rdq and not self.lss and (max_ack_pending <= 0 or len(pending) < max_ack_pending):
+                msg = load_msg(self.sseq)
+                if msg is not None and self._filters and not self.matches(msg.subject):
+                    msg = None
+            if msg is not None:
+                dc, kind = 1, "new"
+            else:
+                cand = self._candidate()
+                if cand is None:
+                    eof = not self._map_stalled
+                    break
+                msg, dc, kind = cand
+            seq = msg.seq
             if self.replay and self.lts is not None:
                 delay = msg.ts - self.lts
                 if delay > MS:
-                    if self._replay_seq != msg.seq:
-                        self._replay_seq, self._replay_at = msg.seq, now + delay
+                    if self._replay_seq != seq:
+                        self._replay_seq, self._replay_at = seq, now + delay
                     if now < self._replay_at:
                         break
             dseq = self.dseq
-            pending_after = self.num_pending()
+            if not self.npc_valid:
+                self.npc = self._count_pending()
+                self.npc_valid = True
+            pending_after = self.npc
             if kind != "rdq" and pending_after:
                 pending_after -= 1
-            reply = f"{ack_prefix}{dc}.{msg.seq}.{dseq}.{msg.ts}.{pending_after}"
+            reply = f"{ack_prefix}{dc}.{seq}.{dseq}.{msg.ts}.{pending_after}"
             hdr, payload = msg.hdr, msg.data
-            if cfg.headers_only:
+            if headers_only:
                 hdr = _headers_only(hdr, len(payload))
                 payload = b""
-            size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
-            if push:
-                dest = cfg.deliver_subject
-            else:
+            if not push:
+                size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
                 wr = self._next_waiting(size, now)
                 if wr is None:
                     break
                 dest = wr.reply
-            self._commit(msg, dc, kind)
-            self._replay_seq = self._replay_at = 0
-            self.lts = msg.ts
-            if cfg.rate_limit_bps:
-                self._rl_next = max(self._rl_next, now) + size * 8 * NS // cfg.rate_limit_bps
+            if kind == "new":
+                if self.npc_valid and self.npc > 0:
+                    self.npc -= 1
+                self.sseq = seq + 1
+            else:
+                self._commit(msg, dc, kind)
+            if self.replay:
+                self._replay_seq = self._replay_at = 0
+                self.lts = msg.ts
+            if rate:
+                size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
+                self._rl_next = max(self._rl_next, now) + size * 8 * NS // rate
             self.dseq = dseq + 1
             outbox.append((dest, reply, hdr or None, payload, msg.subject))
-            if self.ack_none:
-                self.adflr, self.asflr = dseq, msg.seq
-                if self.retention != "limits":
-                    self.stream_acks.append(msg.seq)
+            if ack_none:
+                self.adflr, self.asflr = dseq, seq
+                if not limits:
+                    self.stream_acks.append(seq)
+            elif not backoff:
+                p = pending.get(seq)
+                if p is None:
+                    pending[seq] = Pending(dseq, wall_now, deadline)
+                else:
+                    p.ts = wall_now
+                    p.deadline = deadline
+                heapq.heappush(heap, (deadline, seq))
             else:
-                self._track(msg.seq, dseq, now)
+                self._track(seq, dseq, now)
             if self.maxpb:
                 psz = len(dest) + len(reply) + len(hdr) + len(payload)
                 self.pbytes += psz

@@ -289,12 +289,26 @@ class ConsumerRunner:
         out, adv, acks = core.take_outputs()
         if out:
             publish = self.server.publish
+            route = self._route
             account = self.account
             now = 0
             for item in out:
                 if len(item) == 5:
                     dest, reply, hdr, payload, subject = item
-                    if self._deliver(dest, subject, reply, hdr, payload) == 0:
+                    if route is None:
+                        got = publish(account, dest, reply, hdr, payload)
+                    else:
+                        # Routed by the deliver (or pull reply) subject while the client sees
+                        # the message's own subject, as nats-server delivers JetStream messages.
+                        if hdr:
+                            body = hdr + payload + b"\r\n"
+                            hlen = len(hdr)
+                        else:
+                            body = payload + b"\r\n"
+                            hlen = 0
+                        got = route(account, dest, subject.encode(), reply.encode(), hlen,
+                                    b"%d" % (len(body) - 2), body, None)
+                    if got == 0:
                         if not now:
                             now = self.clock.now()
                         core.did_not_deliver(int(reply.split(".")[5]), now)
@@ -345,21 +359,6 @@ class ConsumerRunner:
         publish = self.server.publish
         for r in replies:
             publish(self.account, r, "", None, b"")
-
-    def _deliver(self, dest: str, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int:
-        """Route by the deliver (or pull reply) subject while the client sees the message's own
-        subject, as nats-server delivers JetStream messages."""
-        route = self._route
-        if route is None:
-            return self.server.publish(self.account, dest, reply, hdr, payload)
-        if hdr:
-            body = hdr + payload + b"\r\n"
-            hlen = len(hdr)
-        else:
-            body = payload + b"\r\n"
-            hlen = 0
-        return route(self.account, dest, subject.encode(), reply.encode(), hlen,
-                     b"%d" % (len(body) - 2), body, None)
 
     def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
         if not self.server.has_interest(self.account, subject):
