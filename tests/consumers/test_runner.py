@@ -206,3 +206,34 @@ async def test_ack_sync_reply_on_interest_stream_waits_for_the_removal_to_be_dur
         assert [s[0] for s in bus.sent if s[0] == "_INBOX.ack"] == ["_INBOX.ack"]
         r.stop(delete=True)
         acked.clear()
+
+
+async def test_eventing_shaped_consumer_never_waits_for_a_timer_to_deliver():
+    # The eventing dispatcher's consumer: push, flow control, 60 s heartbeat, ack_wait 30 s,
+    # max_ack_pending 10 on an interest stream. Every delivery must follow from the event that
+    # allows it (a new message, an ack freeing a slot) in the same loop turn: the fake clock
+    # never moves, so a delivery that waited for a timer would not happen at all.
+    store = MemStore()
+    stream, bus, acked = make_stream(store, retention="interest")
+    bus.listening.add("dlv")
+    clock = Clock()
+    r = ConsumerRunner(stream, "D", cfg(flow_control=True, idle_heartbeat=60 * NS, ack_wait=30 * NS,
+                                        max_ack_pending=10), clock=clock)
+    await settle()
+    for i in range(25):
+        seq = store.store_msg("foo.a", b"", b"e%d" % i, 1)
+        r.on_new_msg(seq, "foo.a")
+        await settle()
+    delivered = [d for d in bus.sent if d[1]]
+    assert len(delivered) == 10 and len(r.core.pending) == 10
+    ack_cb = bus.subs[0][1]
+    for k in range(15):
+        ack_cb(None, None, delivered[k][1], "", None, b"+ACK")
+        await settle()
+        delivered = [d for d in bus.sent if d[1]]
+        assert len(delivered) == 11 + k  # the freed slot is used at once
+    assert [int(d[1].split(".")[5]) for d in delivered] == list(range(1, 26))
+    assert acked == list(range(1, 16))
+    # the only timer armed is for real deadlines (ack wait, heartbeat), not a polling loop
+    assert r._timer_at - clock.now() >= NS
+    r.stop()
