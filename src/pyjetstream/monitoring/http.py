@@ -8,6 +8,7 @@ Prometheus collectors through `pyjetstream.monitoring.metrics`.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -70,6 +71,8 @@ class MonitorServer:
         r.add_get("/jsz", self.jsz)
         r.add_get("/metrics", self.metrics)
         self.http_req_stats: dict[str, int] = {}
+        # Prometheus collectors other components of this process add (metrics.add_collector)
+        self.collectors: list[Any] = []
         self.started_cpu = time.process_time()
 
     async def start(self, host: str, port: int) -> None:
@@ -258,37 +261,45 @@ class MonitorServer:
 
     async def healthz(self, request: web.Request) -> web.Response:
         self._count("/healthz")
-        s = self.server
-        js_only = request.query.get("js-enabled-only", "") in ("true", "1")
-        js_enabled = request.query.get("js-enabled", "") in ("true", "1")
-        if (js_only or js_enabled) and s.jetstream is None:
-            if js_only:
-                return web.json_response({"status": "ok"})
-            return web.json_response({"status": "unavailable", "error": "JetStream not enabled"}, status=503)
-        if s.lame_duck:
-            return web.json_response({"status": "unavailable", "error": "lame duck mode"}, status=503)
-        return web.json_response({"status": "ok"})
+        try:
+            _go_bool(request.query, "js-enabled-only")
+            _go_bool(request.query, "js-enabled")
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        # nats-server 2.9.10 answers ok for js-enabled and js-enabled-only alike when JetStream
+        # is off (the options only narrow which JetStream checks run); a standalone server has
+        # no stream or consumer that can be behind, so only lame duck mode makes it unhealthy.
+        if self.server.lame_duck:
+            return web.json_response({"status": "unavailable", "error": "lame duck mode"}, status=503,
+                                     dumps=_compact)
+        return web.json_response({"status": "ok"}, dumps=_compact)
 
     async def jsz(self, request: web.Request) -> web.Response:
         self._count("/jsz")
+        q = request.query
+        try:
+            streams, consumers, config, accounts = (
+                _go_bool(q, k) for k in ("streams", "consumers", "config", "accounts"))
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        head = {"server_id": self.server.server_id, "now": rfc3339(time.time())}
         js = self.server.jetstream
         if js is None or not hasattr(js, "jsz"):
-            return web.json_response({"server_id": self.server.server_id, "now": rfc3339(time.time()),
-                                      "disabled": True, "config": {}, "memory": 0, "storage": 0,
-                                      "accounts": 0, "api": {"total": 0, "errors": 0}})
-        q = request.query
-        doc = js.jsz(streams=q.get("streams", "") in ("1", "true"),
-                     consumers=q.get("consumers", "") in ("1", "true"),
-                     config=q.get("config", "") in ("1", "true"),
-                     accounts=q.get("accounts", "") in ("1", "true"), acc=q.get("acc", ""))
-        doc.setdefault("server_id", self.server.server_id)
-        doc.setdefault("now", rfc3339(time.time()))
-        return web.json_response(doc, dumps=_dumps)
+            return web.json_response({**head, **_JSZ_DISABLED}, dumps=_dumps)
+        acc = q.get("acc", "")
+        # nats-server: `acc` naming a JetStream account narrows the details to it (and asks for
+        # them); any other name is ignored, so the details list every account when asked for.
+        if acc not in getattr(js, "accounts", {}):
+            acc = ""
+        doc = js.jsz(streams=streams, consumers=consumers, config=config, accounts=accounts, acc=acc)
+        return web.json_response({**head, **jsz_like_nats_server(doc, self.server.server_name, config)},
+                                 dumps=_dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self._count("/metrics")
         from pyjetstream.monitoring.metrics import render_metrics
 
-        body, ctype = render_metrics(self.server)
+        body, ctype = render_metrics(self.server, list(self.collectors))
         return web.Response(body=body, headers={"Content-Type": ctype})
 
 
@@ -299,6 +310,54 @@ def _version() -> str:
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, indent=2)
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _go_bool(query: Any, name: str) -> bool:
+    """A boolean query option as nats-server reads it (Go's ParseBool; absent or empty is false)."""
+    raw = query.get(name, "")
+    if raw == "" or raw in _GO_FALSE:
+        return False
+    if raw in _GO_TRUE:
+        return True
+    raise ValueError(f"Error decoding boolean for '{name}': strconv.ParseBool: parsing {json.dumps(raw)}: "
+                     "invalid syntax")
+
+
+# /jsz of a server without JetStream, as nats-server renders it
+_JSZ_DISABLED: dict[str, Any] = {
+    "disabled": True, "config": {"max_memory": 0, "max_storage": 0}, "memory": 0, "storage": 0,
+    "reserved_memory": 0, "reserved_storage": 0, "accounts": 0, "ha_assets": 0,
+    "api": {"total": 0, "errors": 0}, "streams": 0, "consumers": 0, "messages": 0, "bytes": 0}
+
+# Stream config fields newer than nats-server 2.9.10, with the values that mean "not used":
+# left out of /jsz at those values so the document has 2.9.10's shape; set, they are shown.
+_NEWER_STREAM_FIELDS: dict[str, Any] = {"allow_msg_ttl": False, "compression": "none", "consumer_limits": {}}
+
+
+def jsz_like_nats_server(doc: dict[str, Any], server_name: str, config: bool) -> dict[str, Any]:
+    """Shape the JetStream manager's /jsz document as nats-server 2.9.10 does: every stream has
+    a `cluster` with this server as leader, consumers carry their config only with ?config and
+    no `ts`, and stream configs leave out unused fields 2.9.10 does not know."""
+    doc = {k: v for k, v in doc.items() if k not in ("server_id", "now")}
+    for acct in doc.get("account_details", ()):
+        for sd in acct.get("stream_detail", ()):
+            sd.setdefault("cluster", {"leader": server_name})
+            cfg = sd.get("config")
+            if isinstance(cfg, dict):
+                for k, unused in _NEWER_STREAM_FIELDS.items():
+                    if k in cfg and cfg[k] == unused:
+                        del cfg[k]
+            for cd in sd.get("consumer_detail", ()):
+                cd.pop("ts", None)
+                if not config:
+                    cd.pop("config", None)
+    return doc
