@@ -3,7 +3,8 @@
 Owns the command line of `up` (the server's own nats-server flags plus --publish-port and the
 eventing switches), the defaults of the tutorial (:4222, :8222, :8080, JetStream in ./data)
 and the start/stop order: server first, eventing on top through nats-py, eventing stopped
-first. The eventing part is `run_eventing`-style and knows nothing about the server.
+first. The eventing part is `run_eventing`-style and knows nothing about the server; its
+metrics registry is also exposed on the server's monitoring /metrics when both run here.
 """
 
 from __future__ import annotations
@@ -88,15 +89,19 @@ async def stop_server(server: Any) -> None:
 
 async def run_up(server_argv: list[str], config: EventingConfig, stop: asyncio.Event) -> int:
     from pyjetstream.eventing.service import EventingService
+    from pyjetstream.monitoring.metrics import add_collector, remove_collector
 
     server, url, auth = await start_server(server_argv)
     service = EventingService(url, config, connect_options=auth)
     try:
         await service.start()
+        # the same registry the proxy's /metrics renders, read per scrape: nothing is counted twice
+        add_collector(server, service.metrics.registry)
         print(f"pyjetstream up: NATS {url}, publisher proxy http://{config.publish_host}:{service.port}",
               flush=True)
         await stop.wait()
     finally:
+        remove_collector(server, service.metrics.registry)
         await service.stop()
         await stop_server(server)
     return 0
