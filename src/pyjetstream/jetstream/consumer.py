@@ -501,12 +501,29 @@ class Consumer:
             if dc < 0 or sseq < 0 or dseq < 0:
                 dc = sseq = dseq = 0
         skip_reply = sseq == 0
-        # a plain ack (the common case) needs no copy
-        msg = body if not body or body == _ACK else body.strip()
         self.last_activity = now
         if self.inactive_since and self.is_push:
             # Ack activity postpones the clean-up of a consumer nobody listens to.
             self.inactive_since = now
+        cfg = self.cfg
+        if (not body or body == _ACK) and 0 < sseq < self.sseq and cfg.ack_policy == "explicit" \
+                and not cfg.sample_freq:
+            # The common case, once per delivered message: _process_ack's explicit branch inline.
+            p = self.pending.pop(sseq, None)
+            if p is not None:
+                self._move_ack_floor(p.dseq, sseq)
+                if self.retention != "limits":
+                    self.stream_acks.append(sseq)
+            if self.rdc:
+                self.rdc.pop(sseq, None)
+            if self.rdq:
+                self.rdq.pop(sseq, None)
+            self.last_ack_wall = now + self.wall_offset
+            self.dirty = True
+            if reply:
+                self.ack_replies.append(reply)
+            return
+        msg = body.strip() if body else b""
         if not msg or msg == _ACK or msg == _OK:
             self._process_ack(sseq, dseq, dc, now, sample=True)
         elif msg.startswith(_NXT):
