@@ -349,8 +349,13 @@ def jsz_like_nats_server(doc: dict[str, Any], server_name: str, config: bool) ->
     no `ts`, and stream configs leave out unused fields 2.9.10 does not know."""
     doc = {k: v for k, v in doc.items() if k not in ("server_id", "now")}
     for acct in doc.get("account_details", ()):
-        for sd in acct.get("stream_detail", ()):
-            sd.setdefault("cluster", {"leader": server_name})
+        for i, sd in enumerate(acct.get("stream_detail", ())):
+            if "cluster" not in sd:
+                # after `created`, where nats-server puts it, for readers comparing the two
+                items = list(sd.items())
+                at = next((n + 1 for n, (k, _) in enumerate(items) if k == "created"), len(items))
+                sd = acct["stream_detail"][i] = dict([*items[:at], ("cluster", {"leader": server_name}),
+                                                      *items[at:]])
             cfg = sd.get("config")
             if isinstance(cfg, dict):
                 for k, unused in _NEWER_STREAM_FIELDS.items():
