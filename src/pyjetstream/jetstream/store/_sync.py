@@ -4,6 +4,7 @@ Owns one thread per store that takes every queued batch at once, makes the touch
 with one fdatasync each, then hands the batches' callbacks back to their event loop with
 `call_soon_threadsafe`. With an interval it instead syncs dirty files every `interval` seconds.
 Must not touch store state: the loop thread writes the bytes; this thread only syncs and signals.
+Also holds `atomic_write`, the replace-by-rename both stores use for their small files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,32 @@ from collections.abc import Callable
 log = logging.getLogger("pyjetstream.store")
 
 Callbacks = list[Callable[[], None]]
+
+
+def atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
+    """Replace path with data so that a crash leaves either the old or the new content.
+
+    With `fsync` the file and then its directory are synced, so the new content survives a
+    power loss. `fsync=False` is for files that are rebuilt when missing (indexes, snapshots):
+    the rename still keeps a torn file from ever being seen."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        n = 0
+        while n < len(data):
+            n += os.write(fd, view[n:])
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if fsync:
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def run_callbacks(cbs: Callbacks) -> None:

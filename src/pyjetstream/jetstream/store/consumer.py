@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from zlib import crc32
 
-from pyjetstream.jetstream.store._sync import Callbacks, run_callbacks
+from pyjetstream.jetstream.store._sync import Callbacks, atomic_write, run_callbacks
 from pyjetstream.jetstream.store.base import ConsumerState, ErrStoreClosed, SequencePair
 
 log = logging.getLogger("pyjetstream.store")
@@ -28,26 +28,6 @@ _MAGIC = b"PJOBS01\n"
 _CRC = struct.Struct("<I")
 STATE_FILE = "state.dat"
 CONFIG_FILE = "config.json"
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace path with data so that a crash leaves either the old or the new content."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        n = 0
-        while n < len(data):
-            n += os.write(fd, view[n:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def encode_state(st: ConsumerState) -> bytes:

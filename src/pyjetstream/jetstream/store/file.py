@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator
 from zlib import crc32
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
-from pyjetstream.jetstream.store._sync import Callbacks, Syncer, run_callbacks
+from pyjetstream.jetstream.store._sync import Callbacks, Syncer, atomic_write, run_callbacks
 from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError, new_msg
 
 log = logging.getLogger("pyjetstream.store")
@@ -884,7 +884,7 @@ class FileStore(StoreCore):
                 k = tb.find(1, k + 1)
         raw = offs.tobytes() + seg.prev.tobytes()
         data = _IDX_MAGIC + _IDX_HDR.pack(seg.first, len(offs), seg.size, crc32(raw)) + raw
-        self._atomic_write(self._seg_path(seg.no, "idx"), data, fsync=False)
+        atomic_write(self._seg_path(seg.no, "idx"), data, fsync=False)
 
     def _load_idx(self, seg: _Seg, size: int) -> int:
         """Fill seg.offs from its index file; returns how many bytes of the segment it covers."""
@@ -928,8 +928,8 @@ class FileStore(StoreCore):
         }
         self._write_out()
         data = marshal.dumps(snap)
-        self._atomic_write(os.path.join(self._dir, "index.snap"),
-                           _SNAP_MAGIC + _CRC.pack(crc32(data)) + data, fsync=False)
+        atomic_write(os.path.join(self._dir, "index.snap"),
+                     _SNAP_MAGIC + _CRC.pack(crc32(data)) + data, fsync=False)
 
     def _read_snapshot(self) -> dict | None:
         path = os.path.join(self._dir, "index.snap")
@@ -947,20 +947,6 @@ class FileStore(StoreCore):
         except (EOFError, ValueError, TypeError):
             return None
         return snap if isinstance(snap, dict) else None
-
-    def _atomic_write(self, path: str, data: bytes, fsync: bool) -> None:
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            n = 0
-            while n < len(data):
-                n += os.write(fd, view[n:])
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
 
     # ================================================================ recovery
 

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 from zlib import crc32
 
+from pyjetstream.jetstream.store._sync import atomic_write
 from pyjetstream.jetstream.store.base import ConsumerStore, StoreError, StreamStore
-from pyjetstream.jetstream.store.consumer import FileConsumerStore, atomic_write
+from pyjetstream.jetstream.store.consumer import FileConsumerStore
 from pyjetstream.jetstream.store.file import FileStore
 from pyjetstream.jetstream.store.memory import MemoryConsumerStore, MemoryStore
 
