@@ -143,6 +143,7 @@ class ClientConnection(asyncio.Protocol):
         self._auth_handle: asyncio.TimerHandle | None = None
         self._write_handle: asyncio.TimerHandle | None = None  # armed while the transport is paused
         self._tls_pending = False
+        self._tls_task: asyncio.Task[None] | None = None
         self._buffered: list[bytes] = []
         self.tls_version = ""
 
@@ -163,7 +164,8 @@ class ClientConnection(asyncio.Protocol):
         self._ping_handle = loop.call_later(min(server.opts.ping_interval, FIRST_PING), self._ping_timer)
         if server.ssl_context is not None:
             self._tls_pending = True
-            loop.create_task(self._upgrade_tls(server.ssl_context))
+            # held so that the handshake task, only weakly referenced by the loop, survives
+            self._tls_task = loop.create_task(self._upgrade_tls(server.ssl_context))
 
     async def _upgrade_tls(self, ctx: ssl.SSLContext) -> None:
         assert self.transport is not None

@@ -19,7 +19,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pyjetstream.server.auth import Authenticator
@@ -96,6 +96,7 @@ class Server:
         self.jetstream: Any = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
+        self._signal_tasks: set[asyncio.Task[None]] = set()
         self._info_base: dict[str, Any] = {}
         # counters of connections already gone, so /varz totals never go down
         self._closed_totals = {"in_msgs": 0, "in_bytes": 0, "out_msgs": 0, "out_bytes": 0}
@@ -170,8 +171,15 @@ class Server:
     def install_signal_handlers(self) -> None:
         loop = self.loop
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: loop.create_task(self.shutdown()))
-        loop.add_signal_handler(signal.SIGUSR2, lambda: loop.create_task(self.lame_duck_mode()))
+            loop.add_signal_handler(sig, lambda: self._spawn(self.shutdown()))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: self._spawn(self.lame_duck_mode()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only a weak reference to a task: an unreferenced shutdown could be
+        # collected halfway through.
+        task = self.loop.create_task(coro)
+        self._signal_tasks.add(task)
+        task.add_done_callback(self._signal_tasks.discard)
 
     async def wait_closed(self) -> None:
         await self._stopped.wait()
