@@ -69,11 +69,9 @@ class EventingManager:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        # return_exceptions: a reconnect task that failed long ago must not make stop() raise
+        # and leave the other tasks unawaited.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
     def subscriptions(self) -> list[subs.Subscription]:
@@ -81,6 +79,8 @@ class EventingManager:
 
     def on_reconnect(self) -> None:
         """nats-py reconnected callback: re-ensure the stream and every consumer."""
+        # Finished reconnect tasks are dropped here, else every reconnect would keep one.
+        self._tasks = [task for task in self._tasks if not task.done()]
         self._tasks.append(asyncio.create_task(self._after_reconnect(), name="eventing-reconnect"))
 
     async def _after_reconnect(self) -> None:
@@ -156,6 +156,8 @@ class EventingManager:
                 await self.resync()
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("periodic re-sync failed: %s", exc)
+            except Exception:  # noqa: BLE001 - task boundary: one bad pass must not end re-syncing
+                log.exception("periodic re-sync crashed")
 
     async def resync(self) -> None:
         stored = await self.store.list()
