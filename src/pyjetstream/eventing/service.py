@@ -60,6 +60,15 @@ class EventingService:
 
     async def start(self) -> None:
         self.nc = await self._connect()
+        try:
+            await self._start_parts()
+        except Exception:
+            # A half-started service (say, the proxy port is taken) must not leave its NATS
+            # connection, consumers' subscriptions and HTTP session open behind the error.
+            await self.stop()
+            raise
+
+    async def _start_parts(self) -> None:
         self.store = await SubscriptionStore.open(self.nc.jetstream(), self.config.kv_bucket,
                                                   replicas=self.config.stream.replicas)
         self.dispatcher = Dispatcher(self.nc, self.config, self.metrics)
