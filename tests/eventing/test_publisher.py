@@ -200,6 +200,7 @@ async def test_publish_reaches_plain_nats_subscriber(proxy):
     nc = await nats.connect(svc.nats_url)
     try:
         sub = await nc.subscribe("kyma.>")
+        await nc.flush()  # the server must know the subscription before the proxy publishes
         await post(url, "/publish", TUTORIAL_HEADERS, b'{"a":1}')
         msg = await sub.next_msg(timeout=2)
         assert msg.subject == "kyma.myapp.order.received.v1"
