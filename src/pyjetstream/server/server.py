@@ -96,6 +96,7 @@ class Server:
         self.jetstream: Any = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
+        self._shutdown_lock = asyncio.Lock()
         self._signal_tasks: set[asyncio.Task[None]] = set()
         self._info_base: dict[str, Any] = {}
         # counters of connections already gone, so /varz totals never go down
@@ -185,24 +186,27 @@ class Server:
         await self._stopped.wait()
 
     async def shutdown(self) -> None:
-        if self._stopped.is_set():
-            return
-        log.info("Initiating Shutdown...")
-        if self._server is not None:
-            self._server.close()
-        for c in list(self.clients.values()):
-            c.close("Server Shutdown")
-        if self.jetstream is not None:
-            await self.jetstream.stop()
-        if self.monitor is not None:
-            await self.monitor.stop()
-        if self.opts.pid_file:
-            try:
-                os.unlink(self.opts.pid_file)
-            except OSError:
-                pass
-        log.info("Server Exiting..")
-        self._stopped.set()
+        # A second signal, or lame duck ending, while a shutdown is under way waits for it
+        # instead of stopping JetStream a second time concurrently.
+        async with self._shutdown_lock:
+            if self._stopped.is_set():
+                return
+            log.info("Initiating Shutdown...")
+            if self._server is not None:
+                self._server.close()
+            for c in list(self.clients.values()):
+                c.close("Server Shutdown")
+            if self.jetstream is not None:
+                await self.jetstream.stop()
+            if self.monitor is not None:
+                await self.monitor.stop()
+            if self.opts.pid_file:
+                try:
+                    os.unlink(self.opts.pid_file)
+                except OSError:
+                    pass
+            log.info("Server Exiting..")
+            self._stopped.set()
 
     async def lame_duck_mode(self) -> None:
         """Stop accepting, tell clients (INFO with ldm) so they reconnect elsewhere, then close
