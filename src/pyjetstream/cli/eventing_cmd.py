@@ -126,6 +126,9 @@ async def _run(args: argparse.Namespace, config: EventingConfig) -> int:
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()
+        # Let the cancelled start unwind first, or stop() could run past parts it is still
+        # creating (a runner set up after stop() looked for it would stay open).
+        await asyncio.wait({starting})
         await service.stop()
         return 0
     stopping.cancel()
