@@ -250,13 +250,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return c.run(args, body)
 
 
+def _show(args: argparse.Namespace, info: dict[str, Any]) -> None:
+    """What info, add and edit print: the raw answer with --json, else the rendered report."""
+    if args.json:
+        c.print_json(info)
+    else:
+        c.out(render_consumer_info(info, c.Clock.from_env().now_ns()))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
         info = await consumer_info(nc, args.stream, args.consumer, args.timeout)
-        if args.json:
-            c.print_json(info)
-        else:
-            c.out(render_consumer_info(info, c.Clock.from_env().now_ns()))
+        _show(args, info)
 
     return c.run(args, body)
 
@@ -284,10 +289,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         elif not args.ephemeral:
             raise c.CLIError("a consumer name is required (or --ephemeral)", c.EXIT_USAGE)
         info = await _create(nc, args.stream, cfg, args.timeout)
-        if args.json:
-            c.print_json(info)
-        else:
-            c.out(render_consumer_info(info, c.Clock.from_env().now_ns()))
+        _show(args, info)
 
     return c.run(args, body)
 
@@ -305,10 +307,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             return
         cfg.setdefault("name", args.consumer)
         info = await _create(nc, args.stream, cfg, args.timeout)
-        if args.json:
-            c.print_json(info)
-        else:
-            c.out(render_consumer_info(info, c.Clock.from_env().now_ns()))
+        _show(args, info)
 
     return c.run(args, body)
 
