@@ -110,6 +110,7 @@ async def run_bench(args: argparse.Namespace, progress: _Progress) -> list[Sampl
     admin = pubs[0] if pubs else subs[0] if subs else await c.connect(args)
     samples: list[Sample] = []
     stream = args.stream
+    pub_tasks: list[asyncio.Task[Sample]] = []
     try:
         # With no publishers, JetStream consumers read a stream an earlier `--keep` run left.
         if args.js and args.pub:
@@ -130,7 +131,7 @@ async def run_bench(args: argparse.Namespace, progress: _Progress) -> list[Sampl
             for nc in subs:
                 await nc.flush(timeout=args.timeout)
 
-        pub_tasks = [asyncio.create_task(_publisher(nc, args, i, n, payload, progress))
+        pub_tasks += [asyncio.create_task(_publisher(nc, args, i, n, payload, progress))
                      for i, (nc, n) in enumerate(zip(pubs, _split(args.msgs, max(args.pub, 1)), strict=False), 1)]
         pub_samples = list(await asyncio.gather(*pub_tasks))
         samples += pub_samples
@@ -142,6 +143,11 @@ async def run_bench(args: argparse.Namespace, progress: _Progress) -> list[Sampl
             await asyncio.wait_for(asyncio.gather(*core_waiters), args.timeout + args.msgs / 1000)
         samples += sub_samples
     finally:
+        # One failed publisher makes gather() raise while the others still run: stop them
+        # before their connections close under them (and collect what they raised).
+        for task in pub_tasks:
+            task.cancel()
+        await asyncio.gather(*pub_tasks, return_exceptions=True)
         if args.js and args.pub and not args.keep:
             try:
                 await c.api_request(admin, f"STREAM.DELETE.{stream}", None, args.timeout)
