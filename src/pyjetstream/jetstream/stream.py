@@ -134,6 +134,7 @@ class Stream:
         self._outq: list[tuple[str, bytes]] = []
         self._waiters: list[Callable[[], None]] = []
         self._commit_scheduled = False
+        self._write_out_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         # Nats-Msg-Id -> (seq, ts ns), in arrival order so expiry pops from the front
         self._dedupe: OrderedDict[str, tuple[int, int]] = OrderedDict()
@@ -765,7 +766,7 @@ class Stream:
             return
         if retention == "workqueue":
             if self.store.remove_msg(seq):
-                self.schedule_commit()
+                self._schedule_write_out()
             return
         m = self.store.load_msg(seq)
         if m is None:
@@ -777,7 +778,23 @@ class Stream:
             if link is not consumer and link.needs_ack(seq, m.subject):
                 return
         if self.store.remove_msg(seq):
-            self.schedule_commit()
+            self._schedule_write_out()
+
+    def _schedule_write_out(self) -> None:
+        """A removal caused by a plain ack reaches the OS at the end of this loop pass (it
+        survives a process crash) and is synced with the next commit. An ack-sync asks for
+        durability itself through after_durable(); an fsync per ack batch cost more CPU than
+        the rest of the eventing path together."""
+        if not self._write_out_scheduled and not self.closed:
+            self._write_out_scheduled = True
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        self._write_out_scheduled = False
+        if not self.closed:
+            self.store.write_out()
 
     def max_consumers_reached(self) -> bool:
         mc = self.config.max_consumers

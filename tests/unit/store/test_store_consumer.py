@@ -54,9 +54,9 @@ async def test_updates_coalesce_to_one_write_per_iteration(tmp_path, monkeypatch
     writes: list[str] = []
     real = consumer_mod.atomic_write
 
-    def counting(path: str, data: bytes) -> None:
+    def counting(path: str, data: bytes, fsync: bool = True) -> None:
         writes.append(path)
-        real(path, data)
+        real(path, data, fsync)
 
     monkeypatch.setattr(consumer_mod, "atomic_write", counting)
     cs = FileConsumerStore(str(tmp_path / "c"))
@@ -105,3 +105,30 @@ def test_stale_queued_write_never_overwrites_inline_flush(tmp_path):
     w._drain()  # a later submit (a recreated consumer) is written again
     with open(path, "rb") as f:
         assert f.read() == b"after-cancel"
+
+
+async def test_plain_updates_are_renamed_not_synced_commits_are_synced(tmp_path, monkeypatch):
+    calls: list[bool] = []
+    real = consumer_mod.atomic_write
+
+    def recording(path: str, data: bytes, fsync: bool = True) -> None:
+        calls.append(fsync)
+        real(path, data, fsync)
+
+    monkeypatch.setattr(consumer_mod, "atomic_write", recording)
+    cs = FileConsumerStore(str(tmp_path / "c"))
+    st = sample_state(1)
+    cs.update(st)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not calls and loop.time() < deadline:
+        await asyncio.sleep(0.01)  # the writer thread; no clock to fake across threads
+    assert calls == [False]
+    st.ack_floor.stream_seq = 42
+    cs.update(st)
+    done = loop.create_future()
+    cs.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert calls[-1] is True
+    assert FileConsumerStore(str(tmp_path / "c")).load()[1].ack_floor.stream_seq == 42
+    cs.close()

@@ -115,6 +115,11 @@ class StreamStore(Protocol):
         as durable as the sync policy promises. Many calls may share one fsync."""
         ...
 
+    def write_out(self) -> None:
+        """Hand what was stored or removed to the OS without syncing (survives a process
+        crash, not a power loss); the next commit() makes it durable."""
+        ...
+
     def load_msg(self, seq: int) -> StoredMsg | None: ...
 
     def load_next_msg(self, filter_subject: str, start: int) -> StoredMsg | None:

@@ -805,37 +805,21 @@ class FileStore(StoreCore):
         # the remaining segments alone must still give the right first and last sequence.
         self._append_rec(K_COMPACT, first, self._last, 0, b"")
         self._write_out()
-        doomed = segs[:dead]
+        with self._io_lock:
+            os.fdatasync(self._segs[-1].fd)
+        for seg in segs[:dead]:
+            seg.written = False  # its data is being deleted; no need to sync it first
+            self._close_seg_fd(seg)
+            with self._io_lock:
+                for ext in ("seg", "idx"):
+                    try:
+                        os.unlink(self._seg_path(seg.no, ext))
+                    except FileNotFoundError:
+                        pass
         del segs[:dead]
         self._rc_seg = None
         self._reindex()
-
-        def remove_files() -> None:
-            for seg in doomed:
-                seg.written = False  # its data is being deleted; no need to sync it first
-                self._close_seg_fd(seg)
-                with self._io_lock:
-                    for ext in ("seg", "idx"):
-                        try:
-                            os.unlink(self._seg_path(seg.no, ext))
-                        except FileNotFoundError:
-                            pass
-            if not self._closed:
-                self._write_snapshot()
-
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None:
-            with self._io_lock:
-                os.fdatasync(segs[-1].fd)
-            remove_files()
-        else:
-            # The files may go only once the compact record is on disk. That sync runs on the
-            # writer thread: done inline it stalled the loop (an interest stream emptying a
-            # whole segment held every other connection for ~170 ms under eventing load).
-            self._syncer.submit({segs[-1].fd}, loop, [remove_files])
+        self._write_snapshot()
 
     # ================================================================ commit / durability
 
@@ -877,6 +861,12 @@ class FileStore(StoreCore):
             run_callbacks(cbs)
         elif fds or cbs:
             self._syncer.submit(fds, self._loop, cbs)
+
+    def write_out(self) -> None:
+        """Hand everything stored so far to the OS without syncing: it then survives a crash
+        of this process (not of the machine); the next commit() syncs it."""
+        if not self._closed:
+            self._write_out()
 
     def flush(self) -> None:
         """Write and fsync everything stored so far, inline (tests, shutdown, tools)."""

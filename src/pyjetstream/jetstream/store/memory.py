@@ -167,6 +167,9 @@ class MemoryConsumerStore:
     def flush(self) -> None:
         pass
 
+    def write_out(self) -> None:
+        pass
+
     def commit(self, on_durable: Callable[[], None]) -> None:
         on_durable()
 
