@@ -423,3 +423,27 @@ def test_open_descriptors_stay_bounded(tmp_path, monkeypatch):
     assert seg_fds() <= 3 + 1
     assert_msgs(re, [i for i in range(1, 2001) if i < 5 or (i - 5) % 3])
     re.close()
+
+
+def test_a_lost_sequence_reused_by_a_new_message_is_no_longer_reported_lost(tmp_path):
+    from pyjetstream.jetstream.store import FileStore
+
+    d = str(tmp_path / "s")
+    st = FileStore(d)
+    for i in range(3):
+        st.store_msg("a", b"", b"x%d" % i, i + 1)
+    st.flush()
+    st.close()
+    seg = sorted(p for p in (tmp_path / "s").rglob("*.seg"))[-1]
+    raw = seg.read_bytes()
+    seg.write_bytes(raw[:-3])  # tear the last record (seq 3)
+    st = FileStore(d)
+    assert st.state().lost is not None and 3 in st.state().lost.msgs
+    assert st.store_msg("a", b"", b"new", 10) == 3
+    st.flush()
+    assert 3 not in (st.state().lost.msgs if st.state().lost else [])
+    st.close()
+    st = FileStore(d)
+    assert 3 not in (st.state().lost.msgs if st.state().lost else [])
+    assert st.load_msg(3).data == b"new"
+    st.close()

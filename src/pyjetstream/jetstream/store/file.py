@@ -589,6 +589,10 @@ class FileStore(StoreCore):
         if self._closed:
             raise ErrStoreClosed("store is closed")
         seq = self._last + 1
+        if self._lost is not None and seq in self._lost.msgs:
+            # A torn tail gave this sequence back; it now names a new, intact message, so it
+            # must no longer be reported lost (the report survives reopens in the snapshot).
+            self._lost.msgs.remove(seq)
         tail = self._segs[-1]
         wbuf = self._wbuf
         if tail.next != seq or tail.size + len(wbuf) >= self._block_size:
