@@ -10,17 +10,14 @@ per-subject table agrees with the messages actually stored.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 from pyjetstream.jetstream.store import FileStore, SimpleState
+
+from .child_kill import run_until_killed
 
 BLOCK = 4096
 
@@ -97,36 +94,12 @@ def check(directory: str, durable: dict[str, int], pins: set[int]) -> None:
 def test_sigkill_kv_writer(tmp_path):
     directory = str(tmp_path / "store")
     rnd = random.Random(99)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     deadline = time.monotonic() + 5
     durable: dict[str, int] = {}
     pins: set[int] = set()
     kills = 0
     while time.monotonic() < deadline or kills < 5:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, directory, str(rnd.randrange(1 << 30)), str(BLOCK)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        lines: list[str] = []
-        ready = threading.Event()
-
-        def reader(p=proc, lines=lines, ready=ready) -> None:
-            for line in p.stdout:
-                lines.append(line)
-                if line.startswith("R "):
-                    ready.set()
-            ready.set()
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        try:
-            assert ready.wait(30), "child did not start"
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(rnd.uniform(0.0, 0.3))  # the kill moment is what varies; nothing to poll
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            t.join(10)
-            proc.stdout.close()
-            proc.stderr.close()
+        lines = run_until_killed(CHILD, [directory, str(rnd.randrange(1 << 30)), str(BLOCK)], rnd, 0.3)
         kills += 1
         for line in lines[1:]:
             parts = line.split()

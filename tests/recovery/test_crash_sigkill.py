@@ -10,17 +10,14 @@ sequence is present with its own payload, in order, with no gaps; then the next 
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 from pyjetstream.jetstream.store import FileStore
+
+from .child_kill import run_until_killed
 
 CHILD = r"""
 import asyncio, random, sys
@@ -94,35 +91,11 @@ def check_store(directory: str, acked: int, removed: int, attempted: int) -> int
 def test_sigkill_loop_keeps_every_durable_message(tmp_path, mode):
     directory = str(tmp_path / "store")
     rnd = random.Random(1234)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     deadline = time.monotonic() + 5
     acked = removed = attempted = 0
     kills = 0
     while time.monotonic() < deadline or kills < 5:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, directory, str(rnd.randrange(1 << 30)), mode],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        lines: list[str] = []
-        ready = threading.Event()
-
-        def reader(p=proc, lines=lines, ready=ready) -> None:
-            for line in p.stdout:
-                lines.append(line)
-                if line.startswith("R "):
-                    ready.set()
-            ready.set()
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        try:
-            assert ready.wait(30), "child did not start"
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(rnd.uniform(0.0, 0.35))  # the kill moment is what varies; nothing to poll
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            t.join(10)
-            proc.stdout.close()
-            proc.stderr.close()
+        lines = run_until_killed(CHILD, [directory, str(rnd.randrange(1 << 30)), mode], rnd, 0.35)
         kills += 1
         start = int(lines[0].split()[1])
         assert start >= acked
