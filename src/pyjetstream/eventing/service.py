@@ -96,16 +96,18 @@ class EventingService:
         await asyncio.wait_for(self.manager.synced.wait(), timeout)
 
     async def stop(self) -> None:
+        # Every step is bounded: a stop that hangs (a NATS request that never returns, a
+        # handler stuck on a dead server) must not keep the process or a test from ending.
         if self._runner is not None:
-            await self._runner.cleanup()
+            await _bounded("publisher proxy", self._runner.cleanup(), 10.0)
             self._runner = None
         if self.manager is not None:
-            await self.manager.stop()
+            await _bounded("subscription manager", self.manager.stop(), 10.0)
         if self.dispatcher is not None:
-            await self.dispatcher.stop()
+            await _bounded("dispatcher", self.dispatcher.stop(), 30.0)
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await self.nc.close()
+                await _bounded("NATS connection", self.nc.close(), 5.0)
             except (OSError, nats.errors.Error) as exc:
                 log.debug("closing the NATS connection: %s", exc)  # the server may be gone already
 
@@ -122,6 +124,13 @@ class EventingService:
             log.warning("cannot connect to %s yet: %s", self.nats_url, exc)
         else:
             log.debug("NATS client error: %s", exc)
+
+
+async def _bounded(what: str, aw: Any, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(aw, seconds)
+    except TimeoutError:
+        log.warning("stopping the %s took longer than %.0fs; abandoned", what, seconds)
 
 
 async def run_eventing(nats_url: str, config: EventingConfig | None = None,
