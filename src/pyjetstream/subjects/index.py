@@ -242,6 +242,8 @@ class SubjectIndex(Generic[S]):
     """
 
     def __init__(self, cache: bool = True, cache_max: int = 1024) -> None:
+        # head depth (negative: exactly one token follows) -> head -> result
+        self._heads: dict[int, dict[str, Any]] = {}
         if cache_max < 1:
             raise ValueError("cache_max must be at least 1")
         self._root = _Node()
@@ -345,6 +347,7 @@ class SubjectIndex(Generic[S]):
             members[key] = sub
         self._count += 1
         self._inserts += 1
+        self._heads.clear()
         if self._cache:
             self._cache_add(subject, tokens, sub)
 
@@ -352,6 +355,7 @@ class SubjectIndex(Generic[S]):
         """Remove a subscription (by identity). False if it was not in the index."""
         if not self._remove_from_trie(sub):
             return False
+        self._heads.clear()
         if self._cache:
             self._cache_evict(sub.subject)
         return True
@@ -367,6 +371,7 @@ class SubjectIndex(Generic[S]):
                 removed += 1
         if removed:
             self._cache.clear()
+            self._heads.clear()
         return removed
 
     # -- internals -----------------------------------------------------------------------
@@ -374,12 +379,72 @@ class SubjectIndex(Generic[S]):
     def match_once(self, subject: str) -> tuple[Sequence[S], Sequence[Sequence[S]]]:
         """match() for a subject that will not come again (a reply inbox, an ack subject):
         uses a cached entry if there is one but never adds one, so one-off subjects do not
-        evict the entries that pay."""
+        evict the entries that pay.
+
+        Such subjects vary only after a fixed head (`_INBOX.<id>.`, `$JS.ACK.<stream>.<consumer>.`)
+        below which the index holds nothing but `>` filters, so the answer is the same for
+        every tail. It is kept in a second cache under that head (the number of head tokens
+        is remembered, so a lookup needs no walk). Any insert or remove clears it.
+        """
         result = self._cache.get(subject)
         if result is not None:
             self._hits += 1
             return result
-        return self._match_miss(subject, store=False)
+        heads = self._heads
+        if heads:
+            for key in heads:
+                # key > 0: any tail of one or more tokens; key < 0: exactly one more token
+                depth = key if key > 0 else -key
+                cut = -1
+                for _ in range(depth):
+                    cut = subject.find(SEP, cut + 1)
+                    if cut < 0:
+                        break
+                if cut <= 0:
+                    continue
+                result = heads[key].get(subject[:cut])
+                # the tail must be a real one: no empty token after the head
+                if (result is not None and subject[-1] != SEP and subject.find(SEP + SEP, cut) < 0
+                        and (key > 0 or subject.find(SEP, cut + 1) < 0)):
+                    self._hits += 1
+                    return result
+        result = self._match_miss(subject, store=False)
+        if self._cache_on:
+            self._remember_head(subject, result)
+        return result
+
+    def _remember_head(self, subject: str, result: Any) -> None:
+        """Cache `result` under the shortest head of `subject` below which every node the
+        walk reaches has no literal and no `*` child (only `>` or nothing): then the answer
+        holds for any subject that starts with that head and has at least one more token."""
+        tokens = subject.split(SEP)
+        if "" in tokens or len(tokens) > _MAX_RECURSION:
+            return
+        frontier = [self._root]
+        last = len(tokens) - 1
+        for depth in range(len(tokens)):
+            key = 0
+            if all(not n.lits and n.pwc is None for n in frontier):
+                key = depth  # only `>` below: any tail
+            elif depth == last and all(not n.lits for n in frontier):
+                key = -depth  # `*` or `>` for the last token: any single last token
+            if key:
+                table = self._heads.setdefault(key, {})
+                if len(table) >= self._cache_max:
+                    table.clear()
+                table[SEP.join(tokens[:depth])] = result
+                return
+            if depth == 0 and not frontier[0].lits and frontier[0].pwc is None:
+                return
+            token = tokens[depth]
+            nxt: list[_Node] = []
+            for n in frontier:
+                child = n.lits.get(token)
+                if child is not None:
+                    nxt.append(child)
+                if n.pwc is not None:
+                    nxt.append(n.pwc)
+            frontier = nxt
 
     def _match_miss(self, subject: str, store: bool = True) -> Any:
         self._misses += 1

@@ -366,8 +366,11 @@ def check_random_ops(ix: SubjectIndex[Sub], ops) -> None:
             assert ix.remove(Sub(op[1], op[2])) is False
         elif kind == "match":
             assert normalize(ix.match(op[1])) == expected(model, op[1]), op[1]
+            # one-off matching (with its last-token cache) must agree at every step too
+            assert normalize(ix.match_once(op[1])) == expected(model, op[1]), op[1]
         assert ix.count == len(model)
     for subject in PROBES:
+        assert normalize(ix.match_once(subject)) == expected(model, subject), subject
         got = ix.match(subject)
         assert normalize(got) == expected(model, subject), subject
         assert (got is EMPTY_RESULT) == (not expected(model, subject)[0] and not expected(model, subject)[1])
@@ -425,3 +428,49 @@ def test_match_once_answers_like_match_but_never_fills_the_cache() -> None:
     # an entry cached by match() is used by match_once
     idx.match("_INBOX.abc.2")
     assert list(idx.match_once("_INBOX.abc.2")[0]) == [inbox]
+
+
+def test_match_once_last_token_cache_follows_inserts_and_removes() -> None:
+    from pyjetstream.subjects import SubjectIndex
+
+    class S:
+        def __init__(self, subject: str) -> None:
+            self.subject = subject
+            self.queue = None
+
+    idx: SubjectIndex[S] = SubjectIndex()
+    acks = S("$JS.ACK.ST.C.>")
+    idx.insert(acks)
+    assert list(idx.match_once("$JS.ACK.ST.C.1.2.3")[0]) == [acks]
+    assert list(idx.match_once("$JS.ACK.ST.C.1.2.4")[0]) == [acks]  # from the last-token cache
+    literal = S("$JS.ACK.ST.C.1.2.5")
+    idx.insert(literal)  # a literal last token: the answer now depends on it
+    assert list(idx.match_once("$JS.ACK.ST.C.1.2.4")[0]) == [acks]
+    assert {id(x) for x in idx.match_once("$JS.ACK.ST.C.1.2.5")[0]} == {id(acks), id(literal)}
+    idx.remove(acks)
+    assert list(idx.match_once("$JS.ACK.ST.C.1.2.4")[0]) == []
+    assert list(idx.match_once("$JS.ACK.ST.C.1.2.")[0]) == []  # an empty last token matches nothing
+
+
+def test_match_once_answers_ack_and_inbox_subjects_from_their_head() -> None:
+    from pyjetstream.subjects import SubjectIndex
+
+    class S:
+        def __init__(self, subject: str) -> None:
+            self.subject = subject
+            self.queue = None
+
+    idx: SubjectIndex[S] = SubjectIndex()
+    acks, inbox = S("$JS.ACK.ST.C.>"), S("_INBOX.abc.*")
+    idx.insert(acks)
+    idx.insert(inbox)
+    assert list(idx.match_once("$JS.ACK.ST.C.1.7.7.1700.0")[0]) == [acks]
+    assert list(idx.match_once("_INBOX.abc.1")[0]) == [inbox]
+    hits = idx.stats()["cache_hits"]
+    assert list(idx.match_once("$JS.ACK.ST.C.1.8.8.1701.0")[0]) == [acks]
+    assert list(idx.match_once("_INBOX.abc.2")[0]) == [inbox]
+    assert idx.stats()["cache_hits"] == hits + 2
+    # the head answers only subjects of the shape it was learnt from
+    assert list(idx.match_once("_INBOX.abc.2.3")[0]) == []
+    assert list(idx.match_once("$JS.ACK.ST.C")[0]) == []
+    assert list(idx.match_once("$JS.ACK.ST.C.1..8")[0]) == []
