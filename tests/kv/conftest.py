@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import nats
@@ -27,16 +25,3 @@ async def nc(ours: Server) -> AsyncIterator[nats.NATS]:
     c = await nats.connect(f"nats://127.0.0.1:{ours.port}")
     yield c
     await c.close()
-
-
-async def eventually(pred, timeout: float = 5.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from consumers.conftest import eventually
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
-
-from .conftest import eventually
 
 
 @pytest.fixture(params=[StorageType.MEMORY, StorageType.FILE], ids=["memory", "file"])
