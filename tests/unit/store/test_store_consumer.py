@@ -132,3 +132,48 @@ async def test_plain_updates_are_renamed_not_synced_commits_are_synced(tmp_path,
     assert calls[-1] is True
     assert FileConsumerStore(str(tmp_path / "c")).load()[1].ack_floor.stream_seq == 42
     cs.close()
+
+
+async def test_plain_updates_are_written_at_most_once_per_interval(tmp_path, monkeypatch):
+    writes: list[int] = []
+    real = consumer_mod.atomic_write
+
+    def recording(path: str, data: bytes, fsync: bool = True) -> None:
+        writes.append(consumer_mod.decode_state(data).ack_floor.stream_seq)
+        real(path, data, fsync)
+
+    monkeypatch.setattr(consumer_mod, "atomic_write", recording)
+    monkeypatch.setattr(consumer_mod, "WRITE_INTERVAL", 0.5)
+    cs = FileConsumerStore(str(tmp_path / "c"))
+    st = sample_state(1)
+    snapshots = 0
+
+    def snapshot() -> ConsumerState:
+        nonlocal snapshots
+        snapshots += 1
+        return st
+
+    loop = asyncio.get_running_loop()
+    cs.update(snapshot)
+    deadline = loop.time() + 10
+    while not writes and loop.time() < deadline:
+        await asyncio.sleep(0.005)  # the writer thread; no clock to fake across threads
+    assert writes == [15] and snapshots == 1
+    # a burst right after a write waits for the interval and is one snapshot, one write
+    for i in range(50):
+        st.ack_floor.stream_seq = 100 + i
+        cs.update(snapshot)
+        await asyncio.sleep(0)
+    assert writes == [15] and snapshots == 1
+    while len(writes) < 2 and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    assert writes == [15, 149] and snapshots == 2
+    # a commit does not wait for the interval
+    st.ack_floor.stream_seq = 200
+    cs.update(snapshot)
+    done = loop.create_future()
+    cs.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert writes[-1] == 200
+    cs.close()
+    assert FileConsumerStore(str(tmp_path / "c")).load()[1].ack_floor.stream_seq == 200

@@ -177,11 +177,20 @@ class ConsumerState:
     redelivered: dict[int, int] = field(default_factory=dict)  # stream seq -> delivery count - 1
 
 
+StateSource = ConsumerState | Callable[[], ConsumerState]
+
+
+def resolve_state(src: StateSource) -> ConsumerState:
+    """The state itself, taking the snapshot now when given the function that makes one."""
+    return src() if callable(src) else src
+
+
 class ConsumerStore(Protocol):
     """Persisted consumer state: small, rewritten whole, durable at commit like messages."""
 
-    def update(self, state: ConsumerState) -> None:
-        """Record the new state; it is written at the next flush (coalesced)."""
+    def update(self, state: StateSource) -> None:
+        """Record the new state, or the function that snapshots it when it is written
+        (coalesced; a file store writes plain updates at most every WRITE_INTERVAL)."""
         ...
 
     def update_config(self, config_json: bytes) -> None: ...

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable, Iterator
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
-from pyjetstream.jetstream.store.base import ConsumerState, StoredMsg, new_msg
+from pyjetstream.jetstream.store.base import ConsumerState, StateSource, StoredMsg, new_msg, resolve_state
 
 
 class MemoryStore(StoreCore):
@@ -151,18 +151,19 @@ class MemoryConsumerStore:
 
     def __init__(self) -> None:
         self._config: bytes | None = None
-        self._state = ConsumerState()
+        self._state: StateSource = ConsumerState()
         self._closed = False
 
-    def update(self, state: ConsumerState) -> None:
-        # Keep the reference: copying per ack would cost more than the ack itself; load() copies.
+    def update(self, state: StateSource) -> None:
+        # Keep the reference (or the snapshot function): copying per ack would cost more than
+        # the ack itself; load() resolves and copies.
         self._state = state
 
     def update_config(self, config_json: bytes) -> None:
         self._config = bytes(config_json)
 
     def load(self) -> tuple[bytes | None, ConsumerState]:
-        return self._config, copy.deepcopy(self._state)
+        return self._config, copy.deepcopy(resolve_state(self._state))
 
     def flush(self) -> None:
         pass
