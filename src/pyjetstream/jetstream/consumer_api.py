@@ -29,6 +29,8 @@ from pyjetstream.jetstream.consumer_config import (
 )
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.store.consumer import FileConsumerStore
+from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +68,6 @@ def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
     """The consumer's state store: a file store for durables of file-storage streams, None
     otherwise (as in nats-server, their state does not survive a restart)."""
     if stream.config.storage == "file" and cfg.durable_name and not cfg.mem_storage:
-        from pyjetstream.jetstream.store.consumer import FileConsumerStore
-        from pyjetstream.jetstream.store.layout import consumer_dir
-
         return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
     # Such state is lost on restart anyway: it lives in the state machine only, which also
     # spares a snapshot copy per wake-up.
@@ -148,9 +147,6 @@ def recover_consumers(stream: Any) -> None:
     """Bring back the durable consumers a restored file stream remembers (the manager calls this)."""
     if stream.config.storage != "file":
         return
-    from pyjetstream.jetstream.store.consumer import FileConsumerStore
-    from pyjetstream.jetstream.store.layout import list_consumers
-
     for name, directory in list_consumers(_stream_dir(stream)):
         cstore = FileConsumerStore(directory)
         try:

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyjetstream.jetstream import advisories, api, errors
+# consumer_api is loaded with JetStream, not at the first consumer request: that import
+# (compiling several modules where bytecode is not cached) would stall the loop mid-traffic.
+from pyjetstream.jetstream import advisories, api, consumer_api, errors
 from pyjetstream.jetstream.schemas import StreamConfig, check_stream_config, check_update
 from pyjetstream.jetstream.store import layout
 from pyjetstream.jetstream.stream import Stream
@@ -230,13 +232,7 @@ class JetStream:
             todo.extend(origins(jsa.streams[name].config))
 
     def _recover_consumers(self, stream: Stream) -> None:
-        try:
-            from pyjetstream.jetstream import consumer_api
-        except ImportError:
-            return
-        recover = getattr(consumer_api, "recover_consumers", None)
-        if recover is not None:
-            recover(stream)
+        consumer_api.recover_consumers(stream)
 
     def _write_meta(self, jsa: JsAccount, stream: Stream) -> None:
         if stream.config.storage != "file":
