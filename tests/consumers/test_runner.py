@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from pyjetstream.jetstream.consumer_config import ConsumerConfig, apply_defaults
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
-from pyjetstream.jetstream.store.base import ConsumerState
+from pyjetstream.jetstream.store.base import ConsumerState, resolve_state
 from pyjetstream.subjects import subject_matches
 
 from .fakes import NS, MemStore
@@ -20,7 +20,11 @@ class Bus:
         self.sent: list[tuple[str, str, bytes | None, bytes]] = []
         self.listening: set[str] = set()
 
-    def subscribe_internal(self, account, subject, cb, queue=None):
+    def subscribe_internal(self, account, subject, cb, queue=None, raw=False):
+        if raw:  # present the server's raw form to the runner, keep the tests' plain form
+            def plain(sub, client, subj, reply, hdr, payload, cb=cb):
+                cb(subj, reply.encode(), len(hdr or b""), (hdr or b"") + payload + b"\r\n")
+            cb = plain
         self.subs.append((subject, cb))
         return (subject, cb)
 
@@ -60,7 +64,8 @@ class CStore:
         self.closed = self.deleted = False
 
     def update(self, st):
-        self.states.append(st)
+        # record the state as it is now, as if the store wrote at once
+        self.states.append(resolve_state(st))
 
     def update_config(self, raw):
         self.configs.append(raw)

@@ -28,6 +28,7 @@ class FakeSub:
     subject: str
     callback: Any
     queue: str | None = None
+    raw: bool = False
 
 
 @dataclass
@@ -81,8 +82,9 @@ class FakeServer:
         self.listening: set[str] = set()  # subjects with "client" interest (advisories)
         self._inbox = itertools.count(1)
 
-    def subscribe_internal(self, account: FakeAccount, subject: str, callback: Any, queue: str | None = None) -> FakeSub:
-        sub = FakeSub(account, subject, callback, queue)
+    def subscribe_internal(self, account: FakeAccount, subject: str, callback: Any, queue: str | None = None,
+                           raw: bool = False) -> FakeSub:
+        sub = FakeSub(account, subject, callback, queue, raw)
         self.subs.append(sub)
         return sub
 
@@ -98,7 +100,10 @@ class FakeServer:
         n = 0
         for sub in list(self.subs):
             if sub.account is account and subject_matches(sub.subject, subject):
-                sub.callback(sub, client, subject, reply, hdr, payload)
+                if sub.raw:  # the server's raw form: reply bytes, header length, body + CRLF
+                    sub.callback(subject, reply.encode(), len(hdr or b""), (hdr or b"") + payload + b"\r\n")
+                else:
+                    sub.callback(sub, client, subject, reply, hdr, payload)
                 n += 1
         if n == 0 and reply and subject not in self.listening and not subject.startswith("_INBOX."):
             # a requester with no responders gets the 503 status, as the core server does

@@ -87,7 +87,8 @@ class ConsumerRunner:
         self._subs: list[Any] = []
         self.closed = False
         prefix = f"{stream.name}.{name}"
-        self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_msg))
+        self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_raw,
+                                                         raw=True))
         if config.flow_control:
             self._subs.append(self.server.subscribe_internal(self.account, f"$JS.FC.{prefix}.>", self._on_fc_msg))
         if config.deliver_subject:
@@ -189,10 +190,12 @@ class ConsumerRunner:
         self._save_config(cfg)
         self.kick()
 
-    def _on_ack_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+    def _on_ack_raw(self, subject: str, reply_b: bytes, hdr_len: int, body: bytes) -> None:
+        # once per ack: no header split, and the reply is decoded only when there is one
         if self.closed:
             return
-        self.core.on_ack(subject, reply, payload, self.clock.now())
+        self.core.on_ack(subject, reply_b.decode("utf-8", "replace") if reply_b else "",
+                         body[hdr_len:-2], self.clock.now())
         self.kick()
 
     def _on_fc_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
@@ -292,9 +295,19 @@ class ConsumerRunner:
             route = self._route
             account = self.account
             now = 0
+            last_dest = None
+            direct = None
             for item in out:
                 if len(item) == 5:
                     dest, reply, hdr, payload, subject = item
+                    if route is not None and dest != last_dest:
+                        last_dest = dest
+                        direct = self.server.sole_subscriber(account, dest)
+                    if direct is not None and reply and not direct.client.closed:
+                        # one subscriber: framed straight into its connection
+                        direct.client.deliver_stored(direct, subject, reply, hdr, payload)
+                        direct.delivered += 1
+                        continue
                     if route is None:
                         got = publish(account, dest, reply, hdr, payload)
                     else:
@@ -375,7 +388,8 @@ class ConsumerRunner:
     def _persist(self) -> None:
         core = self.core
         if core.dirty and self.cstore is not None:
-            self.cstore.update(core.snapshot())
+            # the snapshot is taken when the store writes, not on every loop pass
+            self.cstore.update(core.snapshot)
         core.dirty = False
 
     def _delete_inactive(self) -> None:

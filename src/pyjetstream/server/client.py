@@ -79,16 +79,20 @@ def _opt_bool(opts: dict[str, Any], key: str, default: bool) -> bool:
 class Subscription:
     """A client's SUB or an internal subscription (callback set, client None for internal)."""
 
-    __slots__ = ("subject", "queue", "sid", "client", "callback", "max", "delivered", "account",
-                 "_pre_subj", "_pre")
+    __slots__ = ("subject", "queue", "sid", "sid_s", "client", "callback", "raw", "max", "delivered",
+                 "account", "_pre_subj", "_pre")
 
     def __init__(self, subject: str, queue: str | None, sid: bytes, client: ClientConnection | None,
                  account: Account, callback: Any = None) -> None:
         self.subject = subject
         self.queue = queue
         self.sid = sid
+        # the sid as text for framing JetStream deliveries (None: not ASCII, frame as bytes)
+        self.sid_s = sid.decode() if sid.isascii() else None
         self.client = client
         self.callback = callback
+        # internal only: the callback takes (subject, reply bytes, header length, body + CRLF)
+        self.raw = False
         self.max = 0
         self.delivered = 0
         self.account = account
@@ -495,6 +499,29 @@ class ClientConnection(asyncio.Protocol):
         self.out_size += len(line) + len(body)
         self.out_msgs += 1
         self.out_bytes += len(body) - 2
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+        if self.out_size > self._max_pending:
+            self.flush()
+
+    def deliver_stored(self, sub: Subscription, subject: str, reply: str, hdr: bytes | None,
+                       payload: bytes) -> None:
+        """Frame a JetStream delivery: the same bytes as deliver(), built from the consumer's
+        own values (one str format and one encode instead of a routed body and four encodes).
+        The caller checked sub.sid_s is set and reply is not empty."""
+        if hdr and self.headers:
+            hl = len(hdr)
+            n = hl + len(payload)
+            line = f"HMSG {subject} {sub.sid_s} {reply} {hl} {n}\r\n".encode()
+            self.out += (line, hdr, payload, b"\r\n")
+        else:
+            n = len(payload)
+            line = f"MSG {subject} {sub.sid_s} {reply} {n}\r\n".encode()
+            self.out += (line, payload, b"\r\n")
+        self.out_size += len(line) + n + 2
+        self.out_msgs += 1
+        self.out_bytes += n
         if not self.dirty:
             self.dirty = True
             self.server.mark_dirty(self)

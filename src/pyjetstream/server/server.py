@@ -301,6 +301,11 @@ class Server:
                 if c.perms is not None and c.perms.delivery_denied(subject):
                     continue
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+            elif sub.raw:
+                try:
+                    sub.callback(subject, reply_b, hdr_len, body)
+                except Exception:  # noqa: BLE001 - as in _deliver_internal
+                    log.exception("internal subscriber on %r failed for a message on %r", sub.subject, subject)
             else:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             n += 1
@@ -329,6 +334,23 @@ class Server:
             self._no_responders(origin, subject, reply_b)
         return n
 
+    def sole_subscriber(self, account: Account, subject: str) -> Subscription | None:
+        """The one client subscription a message on `subject` would go to when routing could
+        be skipped: no queue group, no second or internal subscriber, no permissions, no
+        auto-unsubscribe count and a text sid. JetStream resolves a deliver subject once per
+        batch with this and frames the batch straight into that client."""
+        if subject[:1] in ("_", "$") and subject.startswith(_ONE_OFF_PREFIXES):
+            plain, queues = account.sublist.match_once(subject)
+        else:
+            plain, queues = account.sublist.match(subject)
+        if queues or len(plain) != 1:
+            return None
+        sub = plain[0]
+        c = sub.client
+        if c is None or c.closed or c.perms is not None or sub.max or sub.sid_s is None:
+            return None
+        return sub
+
     def _queue_fallback(self, group: Any, origin: ClientConnection | None, subject: str) -> Subscription | None:
         """A member of `group` that may receive the message (random start), or None."""
         n = len(group)
@@ -352,6 +374,12 @@ class Server:
 
     def _deliver_internal(self, sub: Subscription, origin: ClientConnection | None, subject: str,
                           reply_b: bytes, hdr_len: int, body: bytes) -> None:
+        if sub.raw:
+            try:
+                sub.callback(subject, reply_b, hdr_len, body)
+            except Exception:  # noqa: BLE001 - as below
+                log.exception("internal subscriber on %r failed for a message on %r", sub.subject, subject)
+            return
         hdr = body[:hdr_len] if hdr_len else None
         payload = body[hdr_len:-2]
         if not subject.isascii():
@@ -374,11 +402,15 @@ class Server:
                 return
 
     # ------------------------------------------------------------------ internal seam
-    def subscribe_internal(self, account: Account, subject: str, callback: InternalCallback,
-                           queue: str | None = None) -> Subscription:
+    def subscribe_internal(self, account: Account, subject: str, callback: Any,
+                           queue: str | None = None, raw: bool = False) -> Subscription:
+        """An in-process subscriber. The callback gets (sub, origin, subject, reply, hdr,
+        payload) as text and bytes; with `raw`, the cheaper (subject, reply bytes, header
+        length, headers + payload + CRLF) for subscribers that see many messages (acks)."""
         if not is_valid_subject(subject):
             raise ValueError(f"invalid subject {subject!r}")
         sub = Subscription(subject, queue, b"", None, account, callback)
+        sub.raw = raw
         account.sublist.insert(sub)
         return sub
 
