@@ -8,6 +8,7 @@ runs against each server in one invocation, so the numbers compare the engines.
 
   .venv/bin/python bench/eventing_bench.py                         # both servers, defaults
   .venv/bin/python bench/eventing_bench.py --servers nats-server --events 5000 --rate 500
+  .venv/bin/python bench/eventing_bench.py --events 5000 --rounds 3   # medians, ratio to the first
 Prints one JSON line per (server, phase) and a summary table.
 """
 
@@ -240,24 +241,35 @@ async def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--split", action="store_true", help="run proxy and dispatcher as two processes")
     p.add_argument("--out", help="append the JSON lines to this file")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="rounds alternating the servers (machine noise hits both); medians are reported")
     args = p.parse_args()
+    names = args.servers.split(",")
     all_results = []
-    for name in args.servers.split(","):
-        for r in await bench_server(name, args):
-            line = json.dumps(r)
-            print(line, flush=True)
-            all_results.append(r)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(line + "\n")
-    print("\n| server | events/s (POST->sink) | server CPU us/event | eventing CPU us/event | p50 ms @rate | p99 ms @rate |")
-    print("|---|---|---|---|---|---|")
-    for name in args.servers.split(","):
-        tp = next(r for r in all_results if r["server"] == name and r["phase"] == "throughput")
-        lt = next(r for r in all_results if r["server"] == name and r["phase"] == "latency")
-        print(f"| {name} | {tp['events_per_s']} | {tp['server_cpu_us_per_event']} | {tp['eventing_cpu_us_per_event']} "
-              f"| {lt['p50_ms']} | {lt['p99_ms']} |")
+    for rnd in range(args.rounds):
+        for name in names:
+            for r in await bench_server(name, args):
+                r["round"] = rnd
+                line = json.dumps(r)
+                print(line, flush=True)
+                all_results.append(r)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(line + "\n")
 
+    def med(name: str, phase: str, key: str) -> float:
+        return statistics.median(r[key] for r in all_results if r["server"] == name and r["phase"] == phase)
+
+    print(f"\nmedians of {args.rounds} round(s), {args.events} events")
+    print("| server | events/s (POST->sink) | ratio | server CPU us/event | eventing CPU us/event "
+          "| p50 ms @rate | p99 ms @rate |")
+    print("|---|---|---|---|---|---|---|")
+    base = med(names[0], "throughput", "events_per_s")
+    for name in names:
+        eps = med(name, "throughput", "events_per_s")
+        print(f"| {name} | {eps:.1f} | {eps / base:.2f}x | {med(name, 'throughput', 'server_cpu_us_per_event')} "
+              f"| {med(name, 'throughput', 'eventing_cpu_us_per_event')} "
+              f"| {med(name, 'latency', 'p50_ms')} | {med(name, 'latency', 'p99_ms')} |")
 
 if __name__ == "__main__":
     try:
