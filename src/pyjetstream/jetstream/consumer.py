@@ -491,6 +491,10 @@ class Consumer:
     # ------------------------------------------------------------------ acks
     def on_ack(self, subject: str, reply: str, body: bytes, now: int) -> None:
         """An ack-subject message: $JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>."""
+        self.on_acks([(subject, reply.encode() if reply else b"", body)], now)
+
+    def _on_ack(self, subject: str, reply: str, body: bytes, now: int) -> None:
+        """Every kind of ack body (the plain explicit ack is settled by on_acks itself)."""
         toks = subject.split(".")
         sseq = dseq = dc = 0
         if len(toks) == 9 and toks[0] == "$JS" and toks[1] == "ACK":
@@ -505,24 +509,6 @@ class Consumer:
         if self.inactive_since and self.is_push:
             # Ack activity postpones the clean-up of a consumer nobody listens to.
             self.inactive_since = now
-        cfg = self.cfg
-        if (not body or body == _ACK) and 0 < sseq < self.sseq and cfg.ack_policy == "explicit" \
-                and not cfg.sample_freq:
-            # The common case, once per delivered message: _process_ack's explicit branch inline.
-            p = self.pending.pop(sseq, None)
-            if p is not None:
-                self._move_ack_floor(p.dseq, sseq)
-                if self.retention != "limits":
-                    self.stream_acks.append(sseq)
-            if self.rdc:
-                self.rdc.pop(sseq, None)
-            if self.rdq:
-                self.rdq.pop(sseq, None)
-            self.last_ack_wall = now + self.wall_offset
-            self.dirty = True
-            if reply:
-                self.ack_replies.append(reply)
-            return
         msg = body.strip() if body else b""
         if not msg or msg == _ACK or msg == _OK:
             self._process_ack(sseq, dseq, dc, now, sample=True)
@@ -545,6 +531,51 @@ class Consumer:
             self._process_term(sseq, dseq, dc, reason, now)
         if reply and not skip_reply:
             self.ack_replies.append(reply)
+
+    def on_acks(self, acks: list[tuple[str, bytes, bytes]], now: int) -> None:
+        """Ack-subject messages that arrived together, in order: (subject, reply, body).
+        The same as on_ack for each; plain explicit acks, nearly all of them under load,
+        are settled in this loop with the per-ack bookkeeping done once."""
+        cfg = self.cfg
+        if cfg.ack_policy != "explicit" or cfg.sample_freq:
+            for subject, reply, body in acks:
+                self._on_ack(subject, reply.decode("utf-8", "replace") if reply else "", body, now)
+            return
+        pending = self.pending
+        interest = self.retention != "limits"
+        settled = False
+        for subject, reply, body in acks:
+            if not body or body == _ACK:
+                toks = subject.split(".")
+                if len(toks) == 9 and toks[0] == "$JS" and toks[1] == "ACK":
+                    try:
+                        dc, sseq, dseq = int(toks[4]), int(toks[5]), int(toks[6])
+                    except ValueError:
+                        sseq = 0
+                    else:
+                        if dc < 0 or dseq < 0:
+                            sseq = 0
+                    if 0 < sseq < self.sseq:
+                        p = pending.pop(sseq, None)
+                        if p is not None:
+                            self._move_ack_floor(p.dseq, sseq)
+                            if interest:
+                                self.stream_acks.append(sseq)
+                        if self.rdc:
+                            self.rdc.pop(sseq, None)
+                        if self.rdq:
+                            self.rdq.pop(sseq, None)
+                        if reply:
+                            self.ack_replies.append(reply.decode("utf-8", "replace"))
+                        settled = True
+                        continue
+            self._on_ack(subject, reply.decode("utf-8", "replace") if reply else "", body, now)
+        if settled:
+            self.last_activity = now
+            if self.inactive_since and self.is_push:
+                self.inactive_since = now
+            self.last_ack_wall = now + self.wall_offset
+            self.dirty = True
 
     def _process_ack(self, sseq: int, dseq: int, dc: int, now: int, sample: bool) -> None:
         if sseq == 0 or sseq >= self.sseq:

@@ -85,6 +85,7 @@ class ConsumerRunner:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
         self._subs: list[Any] = []
+        self._acks: list[tuple[str, bytes, bytes]] = []  # queued by _on_ack_raw
         self.closed = False
         prefix = f"{stream.name}.{name}"
         self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_raw,
@@ -106,6 +107,8 @@ class ConsumerRunner:
         return self.core.matches(subject)
 
     def on_new_msg(self, seq: int, subject: str) -> None:
+        if self._acks:
+            self._take_acks()
         core = self.core
         core.on_new_msg(seq, subject, 0)
         # Nothing to do for a pull consumer nobody waits on, or a push consumer nobody hears
@@ -117,17 +120,22 @@ class ConsumerRunner:
             self.kick()
 
     def on_msgs_removed(self, first_seq: int) -> None:
+        self._take_acks()
         self.core.on_msgs_removed(first_seq, self.clock.now())
         self.kick()
 
     def on_purged(self, first_seq: int) -> None:
+        self._take_acks()
         self.core.on_purged(first_seq, self.clock.now())
         self.kick()
 
     def needs_ack(self, seq: int, subject: str) -> bool:
+        if self._acks:
+            self._take_acks()
         return self.core.needs_ack(seq, subject)
 
     def info(self) -> dict[str, Any]:
+        self._take_acks()
         now = self.clock.now()
         if self.core.is_push:
             # push_bound reflects the subscription as it is now, not at the last delivery
@@ -151,6 +159,7 @@ class ConsumerRunner:
         """Stop for good: unsubscribe, cancel the timer, close or delete the state store."""
         if self.closed:
             return
+        self._take_acks()
         self.core.stop(delete, self.clock.now())
         self._flush()
         self.closed = True
@@ -176,10 +185,12 @@ class ConsumerRunner:
     def on_pull_request(self, reply: str, payload: bytes) -> None:
         if self.closed:
             return
+        self._take_acks()
         self.core.on_pull_request(reply, payload, self.clock.now())
         self.kick()
 
     def update_config(self, cfg: ConsumerConfig) -> None:
+        self._take_acks()
         old = self.core.cfg
         self.core.update_config(cfg, self.clock.now())
         if cfg.flow_control and not old.flow_control:
@@ -191,16 +202,26 @@ class ConsumerRunner:
         self.kick()
 
     def _on_ack_raw(self, subject: str, reply_b: bytes, hdr_len: int, body: bytes) -> None:
-        # once per ack: no header split, and the reply is decoded only when there is one
+        # Once per ack, so it only queues: the state machine takes the queue in one call at
+        # the next run, or before anything else reads or changes it (_take_acks).
         if self.closed:
             return
-        self.core.on_ack(subject, reply_b.decode("utf-8", "replace") if reply_b else "",
-                         body[hdr_len:-2], self.clock.now())
-        self.kick()
+        if not self._acks:
+            self.kick()
+        self._acks.append((subject, reply_b, body[hdr_len:-2]))
+
+    def _take_acks(self) -> None:
+        """Hand queued acks to the state machine: every entry point calls this first, so the
+        machine sees acks and other events in the order they arrived."""
+        acks = self._acks
+        if acks:
+            self._acks = []
+            self.core.on_acks(acks, self.clock.now())
 
     def _on_fc_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
         if self.closed:
             return
+        self._take_acks()
         self.core.on_flow_control_reply(subject, self.clock.now())
         self.kick()
 
@@ -233,6 +254,7 @@ class ConsumerRunner:
             return
         try:
             core = self.core
+            self._take_acks()
             now = self.clock.now()
             if self.stream.config is not self._stream_cfg:
                 # a stream update replaces its config object: look at the subjects again

@@ -57,6 +57,8 @@ from pyjetstream.jetstream.store._core import Meta, StoreCore
 from pyjetstream.jetstream.store._sync import Callbacks, Syncer, atomic_write, run_callbacks
 from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError, new_msg
 
+_tuple_new = tuple.__new__  # new_msg inlined where every delivery passes
+
 log = logging.getLogger("pyjetstream.store")
 
 _HDR = struct.Struct("<IBQqqHI")
@@ -392,6 +394,14 @@ class FileStore(StoreCore):
         seg = self._locate(seq)
         return seg is not None and seg.offs[seq - seg.first] < DELBIT
 
+    def load_msg(self, seq: int) -> StoredMsg | None:
+        # the consumer read path, once per delivery: StoreCore's checks without its extra call
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
+        if seq < self._first or seq > self._last:
+            return None
+        return self._b_get(seq)
+
     def _b_get(self, seq: int) -> StoredMsg | None:
         # The consumer read path: the common case (same segment, record in the read cache) is
         # inlined; everything else goes through _parse.
@@ -412,7 +422,8 @@ class FileStore(StoreCore):
                 if end + 4 <= len(buf):
                     if rseq == seq and kind == K_MSG and crc32(buf[p:end]) == _unpack_crc(buf, end)[0]:
                         q = p + HS + slen
-                        return new_msg(seq, buf[p + HS:q].decode(), buf[q:q + hlen], buf[q + hlen:end], ts)
+                        return _tuple_new(StoredMsg, (seq, buf[p + HS:q].decode(), buf[q:q + hlen],
+                                                      buf[q + hlen:end], ts))
         return self._parse(seg, off, seq, True)  # type: ignore[return-value]
 
     def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
