@@ -242,3 +242,28 @@ async def test_eventing_shaped_consumer_never_waits_for_a_timer_to_deliver():
     # the only timer armed is for real deadlines (ack wait, heartbeat), not a polling loop
     assert r._timer_at - clock.now() >= NS
     r.stop()
+
+
+async def test_queued_acks_are_taken_before_any_other_event():
+    """Acks wait for the next run, but whatever looks at or changes the consumer first (info,
+    a pull request, stop, a new message) sees them settled, in arrival order."""
+    store = MemStore()
+    for _ in range(3):
+        store.store_msg("foo.a", b"", b"x", 1)
+    stream, bus, _ = make_stream(store)
+    bus.listening.add("dlv")
+    cs = CStore()
+    r = ConsumerRunner(stream, "D", cfg(), cstore=cs, clock=Clock())
+    await settle()
+    ack_cb = bus.subs[0][1]
+    for _, reply, _, _ in bus.sent[:2]:
+        ack_cb(None, None, reply, "", None, b"+ACK")
+    assert r.core.asflr == 0  # queued, not yet run
+    info = r.info()
+    assert info["ack_floor"]["stream_seq"] == 2 and info["num_ack_pending"] == 1
+    ack_cb(None, None, bus.sent[2][1], "", None, b"+ACK")
+    store.store_msg("foo.a", b"", b"x", 1)
+    r.on_new_msg(4, "foo.a")
+    assert r.core.asflr == 3
+    r.stop()
+    assert cs.states[-1].ack_floor.stream_seq == 3

@@ -683,3 +683,33 @@ def test_sample_freq_emits_ack_metrics():
     c2.poll(clock.now)
     ack(c2, deliveries(c2)[0][1], now=clock.now)
     assert drain(c2)[1] == []
+
+
+@pytest.mark.parametrize("retention", ["limits", "interest"])
+def test_a_batch_of_acks_settles_as_the_same_acks_one_by_one(retention):
+    """on_acks (the runner's batch) must leave what on_ack for each would: plain acks, ack-sync
+    replies, NAK, TERM, +WPI, an ack of an unknown sequence and a malformed subject mixed."""
+    clock = FakeClock()
+    ends = []
+    for batched in (False, True):
+        store = MemStore()
+        fill(store, clock, 8)
+        c = make({**PUSH, "ack_wait": 30 * NS}, store, clock, retention=retention, interest=lambda s: True)
+        c.set_interest(True, clock.now)
+        c.poll(clock.now)
+        replies = [d[1] for d in deliveries(c)]
+        bad = replies[0].replace(".1.1.1.", ".x.1.1.")
+        batch = [(replies[0], "", b""), (replies[1], "_INBOX.sync", b"+ACK"), (replies[2], "", b"-NAK"),
+                 (replies[3], "", b"+TERM gone"), (replies[4], "", b"+WPI"), (bad, "", b""),
+                 (replies[5].replace(".6.6.", ".99.6."), "", b"+ACK"), (replies[6], "", b"+ACK")]
+        if batched:
+            c.on_acks([(s, r.encode(), b) for s, r, b in batch], clock.now)
+        else:
+            for s, r, b in batch:
+                ack(c, s, b, clock.now, r)
+        out, adv, stream_acks = c.take_outputs()
+        ends.append((info(c, clock.now), c.snapshot(), c.take_ack_replies(), stream_acks,
+                     [a[0] for a in adv], sorted(c.rdq)))
+    assert ends[0] == ends[1]
+    assert ends[1][2] == ["_INBOX.sync"]
+    assert ends[1][1].ack_floor.stream_seq == 2
