@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from pyjetstream.jetstream.manager import JetStream
+from pyjetstream.jetstream.store import layout
 
 from .conftest import AccountLimits, FakeClock, FakeServer, JsOptions, hdrs
 
@@ -172,3 +173,24 @@ async def test_monitoring_documents(tmp_path: Any, clock: FakeClock) -> None:
     assert sd["state"]["messages"] == 1 and "consumer_detail" not in sd
     assert "config" not in js.jsz(accounts=True, streams=True)["account_details"][0]["stream_detail"][0]
     await js.stop()
+
+
+async def test_limits_are_applied_at_recovery(tmp_path: Any, clock: FakeClock) -> None:
+    """A stream recovered with more than its limits allow (a config tightened by hand while
+    the server was down) is trimmed at start-up, oldest first, before anything is published."""
+    server = FakeServer()
+    js = await start(server, str(tmp_path), clock)
+    await request(server, "$JS.API.STREAM.CREATE.S", {"name": "S", "subjects": ["s.*"]})
+    for i in range(10):
+        await request(server, f"s.{'ab'[i % 2]}", b"m%d" % i)
+    await js.stop()
+    sdir = str(tmp_path / "jetstream" / "%24G" / "streams" / "S")
+    meta = json.loads(layout.read_meta(sdir))
+    meta["config"].update(max_msgs=3, max_msgs_per_subject=2)
+    layout.write_meta(sdir, json.dumps(meta).encode())
+
+    server2 = FakeServer()
+    js2 = await start(server2, str(tmp_path), clock)
+    st = json.loads((await request(server2, "$JS.API.STREAM.INFO.S")).payload)["state"]
+    assert (st["messages"], st["first_seq"], st["last_seq"]) == (3, 8, 10)
+    await js2.stop()

@@ -195,6 +195,7 @@ class JetStream:
             stream.directory = sdir
             jsa.streams[cfg.name] = stream
             stream.make_links()
+            stream.apply_limits()
             stream.rebuild_dedupe()
             stream.subscribe()
             stream.start_timers(recovered=True)

@@ -882,6 +882,11 @@ class Stream:
             self.expire(self.clock())
             self._arm_expiry(self.clock())
 
+    def apply_limits(self) -> None:
+        """Bring the stored messages within the config's limits (after recovery: a config
+        edited by hand, or a crash between storing and trimming)."""
+        self._enforce_all_limits()
+
     def _enforce_all_limits(self) -> None:
         cfg = self.config
         store = self.store
