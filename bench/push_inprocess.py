@@ -19,14 +19,19 @@ import re
 import tempfile
 import time
 
+from hotpath_bench import FakeTransport  # bench/ is on the path when run as a script
+
 from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
 
 _MSG = re.compile(rb"MSG (\S+) (\S+) (\S+) (\d+)\r\n")
 
 
-class Transport:
+class Transport(FakeTransport):
+    """Keeps what the server wrote, for the fake client to read its deliveries from."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.chunks: list[bytes] = []
 
     def write(self, data: bytes) -> None:
@@ -36,21 +41,6 @@ class Transport:
         data = b"".join(self.chunks)
         self.chunks.clear()
         return data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 1) if name == "peername" else default
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
 
 
 async def spin(n: int = 3) -> None:
