@@ -931,9 +931,9 @@ class Consumer:
                     eof = not self._map_stalled
                     break
                 msg, dc, kind = cand
-            seq = msg.seq
+            seq, msubj, hdr, payload, mts = msg  # one unpack: the fields are read below
             if self.replay and self.lts is not None:
-                delay = msg.ts - self.lts
+                delay = mts - self.lts
                 if delay > MS:
                     if self._replay_seq != seq:
                         self._replay_seq, self._replay_at = seq, now + delay
@@ -946,13 +946,12 @@ class Consumer:
             pending_after = self.npc
             if kind != "rdq" and pending_after:
                 pending_after -= 1
-            reply = f"{ack_prefix}{dc}.{seq}.{dseq}.{msg.ts}.{pending_after}"
-            hdr, payload = msg.hdr, msg.data
+            reply = f"{ack_prefix}{dc}.{seq}.{dseq}.{mts}.{pending_after}"
             if headers_only:
                 hdr = _headers_only(hdr, len(payload))
                 payload = b""
             if not push:
-                size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
+                size = len(msubj) + len(reply) + len(hdr) + len(payload)
                 wr = self._next_waiting(size, now)
                 if wr is None:
                     break
@@ -965,12 +964,12 @@ class Consumer:
                 self._commit(msg, dc, kind)
             if self.replay:
                 self._replay_seq = self._replay_at = 0
-                self.lts = msg.ts
+                self.lts = mts
             if rate:
-                size = len(msg.subject) + len(reply) + len(hdr) + len(payload)
+                size = len(msubj) + len(reply) + len(hdr) + len(payload)
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // rate
             self.dseq = dseq + 1
-            outbox.append((dest, reply, hdr or None, payload, msg.subject))
+            outbox.append((dest, reply, hdr or None, payload, msubj))
             if ack_none:
                 self.adflr, self.asflr = dseq, seq
                 if not limits:

@@ -407,6 +407,10 @@ class SubjectIndex(Generic[S]):
                 if (result is not None and subject[-1] != SEP and subject.find(SEP + SEP, cut) < 0
                         and (key > 0 or subject.find(SEP, cut + 1) < 0)):
                     self._hits += 1
+                    if next(iter(heads)) != key:
+                        # the kind of head that answered goes first next time: one-off
+                        # subjects come in runs (a burst of acks, then of replies)
+                        self._heads = {key: heads[key], **{k: v for k, v in heads.items() if k != key}}
                     return result
         result = self._match_miss(subject, store=False)
         if self._cache_on:
