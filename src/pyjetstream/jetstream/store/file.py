@@ -156,6 +156,8 @@ class FileStore(StoreCore):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: set[int] = set()
         self._segs: list[_Seg] = []
+        # dropped segments whose files wait for their compact record to be durable
+        self._doomed: list[list[_Seg]] = []
         self._firsts: list[int] = []  # first seq of each segment in _isegs, for bisect
         self._isegs: list[_Seg] = []  # segments holding at least one message
         self._hit: _Seg | None = None
@@ -818,11 +820,35 @@ class FileStore(StoreCore):
             return
         # Record where the stream starts and ends before the files go, durably: after a crash
         # the remaining segments alone must still give the right first and last sequence.
+        # The segments leave the store now; their files are unlinked only once that record is
+        # on disk. Until then a crash (or a restart) finds them and skips them by the record,
+        # as it would after a crash between the sync and the unlink.
         self._append_rec(K_COMPACT, first, self._last, 0, b"")
         self._write_out()
-        with self._io_lock:
-            os.fdatasync(self._segs[-1].fd)
-        for seg in segs[:dead]:
+        doomed = segs[:dead]
+        del segs[:dead]
+        self._rc_seg = None
+        self._reindex()
+        self._doomed.append(doomed)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            with self._io_lock:
+                os.fdatasync(segs[-1].fd)
+            self._unlink_doomed(doomed)
+        else:
+            # The sync runs on the writer thread: inline, it held the loop (every connection)
+            # for up to ~170 ms when an interest stream emptied a segment under eventing load.
+            self._syncer.submit({segs[-1].fd}, loop, [lambda: self._unlink_doomed(doomed)])
+
+    def _unlink_doomed(self, doomed: list[_Seg]) -> None:
+        """Remove dropped segments' files; the compact record that outlives them is durable."""
+        if not any(d is doomed for d in self._doomed):
+            return  # done already (close() got there first)
+        self._doomed = [d for d in self._doomed if d is not doomed]
+        for seg in doomed:
             seg.written = False  # its data is being deleted; no need to sync it first
             self._close_seg_fd(seg)
             with self._io_lock:
@@ -831,10 +857,8 @@ class FileStore(StoreCore):
                         os.unlink(self._seg_path(seg.no, ext))
                     except FileNotFoundError:
                         pass
-        del segs[:dead]
-        self._rc_seg = None
-        self._reindex()
-        self._write_snapshot()
+        if not self._closed:
+            self._write_snapshot()
 
     # ================================================================ commit / durability
 
@@ -1268,6 +1292,8 @@ class FileStore(StoreCore):
             for seg in self._segs:
                 if seg.fd >= 0:
                     os.fdatasync(seg.fd)
+        for doomed in list(self._doomed):
+            self._unlink_doomed(doomed)  # the sync above made their compact records durable
         self._write_idx(self._segs[-1])
         self._write_snapshot()
         self._closed = True
@@ -1289,6 +1315,11 @@ class FileStore(StoreCore):
         self._isegs, self._firsts, self._hit, self._rc_seg = [], [], None, None
 
     def delete(self) -> None:
+        for doomed in self._doomed:  # their files go with the directory
+            for seg in doomed:
+                seg.written = False
+                self._close_seg_fd(seg)
+        self._doomed = []
         if not self._closed:
             self._closed = True
             self._syncer.stop()
