@@ -5,7 +5,7 @@ Owns nothing of the server: it runs the real Server with JetStream on a file sto
 client connection through a fake transport, fills a stream, then lets a push consumer deliver
 while the "client" acks every message it sees (acks fed back in the chunks they arrived in).
 Prints CPU ns per delivered-and-acked message; `--profile` adds a cProfile table.
-  .venv/bin/python bench/push_inprocess.py [--msgs N] [--profile]
+  .venv/bin/python bench/push_inprocess.py [--msgs N] [--chunk ACKS_PER_READ] [--profile]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ async def spin(n: int = 3) -> None:
         await asyncio.sleep(0)
 
 
-async def run(msgs: int, size: int, profile: bool) -> dict[str, object]:
+async def run(msgs: int, size: int, profile: bool, ack_chunk: int = 0) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as d:
         opts = ServerOptions(host="127.0.0.1", port=0)
         opts.jetstream = JetStreamOptions(enabled=True, store_dir=d)
@@ -93,6 +93,14 @@ async def run(msgs: int, size: int, profile: bool) -> dict[str, object]:
                 continue
             idle = 0
             acked += len(acks)
+            if ack_chunk:
+                # small reads, the loop running between them: what a slower client causes
+                for i in range(0, len(acks), ack_chunk):
+                    t1 = time.process_time()
+                    c.data_received(b"".join(acks[i:i + ack_chunk]))
+                    ack_cpu += time.process_time() - t1
+                    await spin(1)
+                continue
             t1 = time.process_time()
             c.data_received(data)
             ack_cpu += time.process_time() - t1
@@ -103,7 +111,7 @@ async def run(msgs: int, size: int, profile: bool) -> dict[str, object]:
         await server.shutdown()
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    return {"bench": "push_inprocess", "msgs": msgs, "acked": acked, "ns_per_msg": round(dt / max(acked, 1) * 1e9),
+    return {"bench": "push_inprocess", "msgs": msgs, "ack_chunk": ack_chunk, "acked": acked, "ns_per_msg": round(dt / max(acked, 1) * 1e9),
             "ack_ns_per_msg": round(ack_cpu / max(acked, 1) * 1e9),
             "client_ns_per_msg": round(client_cpu / max(acked, 1) * 1e9)}
 
@@ -113,13 +121,14 @@ def main() -> None:
     ap.add_argument("--msgs", type=int, default=50_000)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--chunk", type=int, default=0, help="acks per read (default: all that arrived)")
     a = ap.parse_args()
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(json.dumps(runner(run(a.msgs, a.size, a.profile))))
+    print(json.dumps(runner(run(a.msgs, a.size, a.profile, a.chunk))))
 
 
 if __name__ == "__main__":
