@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from pyjetstream.eventing.testing import free_port, wait_until
 
@@ -124,4 +128,37 @@ async def test_eventing_waits_for_nats_to_come_up(tmp_path):
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 15)
+        server.stop()
+
+
+async def test_eventing_reaches_a_tls_server(tmp_path):
+    """`pyjetstream eventing --tlsca` against nats-server requiring TLS; a bad option is one line."""
+    from pyjetstream.eventing.testing import NATS_SERVER_CMD, ServerProcess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", key,
+                    "-out", cert, "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--tlsca", str(tmp_path / "missing.pem"),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert err.decode().strip() == f"pyjetstream eventing: TLS: cannot read --tlsca {tmp_path / 'missing.pem'}: no such file"
+
+    server = ServerProcess(NATS_SERVER_CMD, str(tmp_path), extra=["--tls", "--tlscert", cert, "--tlskey", key]).start()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", server.url, "--tlsca", cert,
+                                                "--publish-port", str(port), "--stream-retention", "limits",
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async def sent():
+            code, out, _ = await cli("event", "send", "--type", "order.received.v1", "--data", '{"a":1}',
+                                     "--url", f"http://127.0.0.1:{port}")
+            return code == 0 and out.startswith("published 204")
+        await wait_until(sent, timeout=30, interval=0.3, what="event send through eventing over TLS")
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
         server.stop()

@@ -1,7 +1,7 @@
 """Shared plumbing of the client commands: connection, JetStream API calls, errors, formatting.
 
 Owns how every client command connects (from the global -s/--user/--password/--token/--timeout
-options), how failures become one-line messages and exit codes, the human units the nats CLI
+and --tlsca/--tlscert/--tlskey options), how failures become one-line messages and exit codes, the human units the nats CLI
 users know (`318 B`, `5.80s`, `1,234`), the rounded tables and the key/value column layout.
 It must not know any single command: commands live in their own modules and only call in here.
 It talks to servers only through nats-py, never through server internals.
@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -437,6 +438,25 @@ def server_urls(spec: str) -> list[str]:
     return urls or ["nats://127.0.0.1:4222"]
 
 
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The client TLS context the nats CLI's --tlsca/--tlscert/--tlskey ask for, or None when
+    none is given (a tls:// URL then trusts the system's CAs). Bad files: one-line CLIError."""
+    if not (ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise CLIError("--tlscert and --tlskey go together")
+    for opt, path in (("--tlsca", ca), ("--tlscert", cert), ("--tlskey", key)):
+        if path and not os.path.isfile(path):
+            raise CLIError(f"TLS: cannot read {opt} {path}: no such file")
+    try:
+        ctx = ssl.create_default_context(cafile=ca or None)
+        if cert and key:
+            ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise CLIError(f"TLS: cannot load the certificates: {getattr(exc, 'reason', None) or exc}") from None
+    return ctx
+
+
 async def connect(args: Any, name: str = "pyjetstream CLI") -> Any:
     """Connect with the global options; raises CLIError with one line when nobody answers."""
     import nats
@@ -466,6 +486,9 @@ async def connect(args: Any, name: str = "pyjetstream CLI") -> Any:
         kwargs["password"] = args.password or ""
     if getattr(args, "token", None):
         kwargs["token"] = args.token
+    tls = tls_context(getattr(args, "tlsca", None), getattr(args, "tlscert", None), getattr(args, "tlskey", None))
+    if tls is not None:
+        kwargs["tls"] = tls
     try:
         return await nats.connect(**kwargs)
     except (TimeoutError, OSError, NatsError) as exc:
@@ -479,6 +502,10 @@ async def connect(args: Any, name: str = "pyjetstream CLI") -> Any:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"tls: certificate verify failed ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"tls: {(exc.reason or str(exc)).lower().replace('_', ' ')}"
     if isinstance(exc, asyncio.TimeoutError):
         return "timeout"
     if isinstance(exc, OSError) and exc.strerror:

@@ -18,6 +18,7 @@ from typing import Any
 
 import nats.errors
 
+from pyjetstream.cli.common import CLIError, tls_context
 from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
 
 
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=os.environ.get("NATS_USER"))
     p.add_argument("--password", default=os.environ.get("NATS_PASSWORD"))
     p.add_argument("--token", default=os.environ.get("NATS_TOKEN"))
+    p.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
+    p.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
+    p.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
     p.add_argument("--connect-retry", type=float, default=float("inf"), metavar="SECONDS",
                    help="keep retrying the first connection this long (default: forever)")
     add_eventing_arguments(p)
@@ -110,15 +114,18 @@ def connect_options(args: argparse.Namespace) -> dict[str, Any]:
         out["user"], out["password"] = args.user, args.password or ""
     if args.token:
         out["token"] = args.token
+    tls = tls_context(args.tlsca, args.tlscert, args.tlskey)
+    if tls is not None:
+        out["tls"] = tls
     return out
 
 
-async def _run(args: argparse.Namespace, config: EventingConfig) -> int:
+async def _run(args: argparse.Namespace, config: EventingConfig, options: dict[str, Any]) -> int:
     from pyjetstream.eventing.service import EventingService
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    service = EventingService(args.nats, config, connect_options=connect_options(args),
+    service = EventingService(args.nats, config, connect_options=options,
                               run_publisher=not args.no_publisher, run_dispatcher=not args.no_dispatcher,
                               connect_retry=args.connect_retry)
     starting = asyncio.ensure_future(service.start())
@@ -151,13 +158,18 @@ def main(argv: list[str]) -> int:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 2
     try:
+        options = connect_options(args)
+    except CLIError as exc:
+        print(f"pyjetstream eventing: {exc}", file=sys.stderr)
+        return 1
+    try:
         import uvloop  # about a tenth less CPU per event when available; never required
     except ImportError:
         runner = asyncio.run
     else:
         runner = uvloop.run
     try:
-        return runner(_run(args, config))
+        return runner(_run(args, config, options))
     except KeyboardInterrupt:
         return 0
     except (OSError, nats.errors.Error) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--password", default=os.environ.get("NATS_PASSWORD"), help="password")
     common.add_argument("--token", default=os.environ.get("NATS_TOKEN"), help="authentication token")
     common.add_argument("--timeout", type=float, default=5.0, help="time to wait for responses, seconds")
+    common.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
+    common.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
+    common.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
     return common
 
 
@@ -65,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_index(args: list[str]) -> int | None:
     """Index of the command word, skipping global options and their values."""
-    with_value = {"-s", "--server", "--user", "--password", "--token", "--timeout"}
+    with_value = {"-s", "--server", "--user", "--password", "--token", "--timeout", "--tlsca", "--tlscert",
+                  "--tlskey"}
     i = 0
     while i < len(args):
         a = args[i]
@@ -91,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.main(args_list[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(args_list)
+    # A client command reports failures in one line of its own; asyncio's warnings (a TLS
+    # peer closing during the handshake) would add a second, unformatted one.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
