@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 from typing import Any
+
+import nats.errors
 
 from pyjetstream.cli.eventing_cmd import add_eventing_arguments, config_from_args, install_stop_signals
 from pyjetstream.eventing.config import EventingConfig
@@ -78,7 +81,21 @@ async def start_server(server_argv: list[str]) -> tuple[Any, str, dict[str, Any]
         auth = {"user": opts.username, "password": opts.password or ""}
     elif getattr(opts, "token", None):
         auth = {"token": opts.token}
+    if opts.tls:
+        auth["tls"] = embedded_tls(opts)
     return server, f"nats://{host}:{server.port}", auth
+
+
+def embedded_tls(opts: Any) -> ssl.SSLContext:
+    """The eventing's TLS context for the embedded server: it trusts exactly that server's own
+    certificate (pinned, so a CA-signed one needs no CA file), and presents the same
+    certificate when the server verifies clients."""
+    ctx = ssl.create_default_context(cafile=opts.tls_cert)
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the pinned leaf is its own trust anchor
+    ctx.check_hostname = False  # the link dials an IP address; the certificate may name hosts only
+    if opts.tls_verify:
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+    return ctx
 
 
 async def stop_server(server: Any) -> None:
@@ -141,7 +158,7 @@ def main(argv: list[str]) -> int:
     loop = new_event_loop()
     try:
         return loop.run_until_complete(runner())
-    except OSError as exc:
+    except (OSError, nats.errors.Error) as exc:
         print(f"pyjetstream up: {exc}", file=sys.stderr)
         return 1
     finally:
