@@ -80,6 +80,9 @@ def H(**kv: str) -> dict[str, str]:
 # Where we follow newer nats-server releases on purpose, the step still runs on both (so the
 # streams stay in step) but its reply is not compared.
 NEWER = "newer nats-server rule"
+# Compared without its "state": how much a new stream's sources copied before the create reply
+# was built is a race on nats-server's side (seen once in about twenty runs).
+RACY_STATE = "source catch-up races the reply"
 
 # (subject, body, headers[, reason not to compare]): each is sent as a request
 SCRIPT: list[tuple[Any, ...]] = [
@@ -234,7 +237,7 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("rp.a.b", b"one", None),
     ("$JS.API.STREAM.CREATE.MIR", J({"name": "MIR", "mirror": {"name": "PS"}}), None),
     ("$JS.API.STREAM.CREATE.SRC", J({"name": "SRC", "sources": [{"name": "PS", "filter_subject": "ps.b"},
-                                                                 {"name": "DN"}]}), None),
+                                                                 {"name": "DN"}]}), None, RACY_STATE),
     ("$JS.API.STREAM.CREATE.BADM", J({"name": "BADM", "subjects": ["x.y"], "mirror": {"name": "PS"}}), None),
     ("$JS.API.STREAM.CREATE.BADM", J({"name": "BADM", "mirror": {"name": "PS"}, "sources": [{"name": "DN"}]}),
      None),
@@ -287,7 +290,10 @@ async def test_stream_api_matches_nats_server(tmp_path: Any) -> None:
     for step, ref, ours in zip(SCRIPT, results["nats-server"], results["pyjetstream"], strict=True):
         subject, body = step[0], step[1]
         if len(step) > 3:
-            continue
+            if step[3] != RACY_STATE:
+                continue
+            ref, ours = (tuple({k: v for k, v in x.items() if k != "state"} if isinstance(x, dict) else x
+                               for x in r) for r in (ref, ours))
         d = diff(list(ref), list(ours))
         if d:
             problems.append(f"{subject} {body[:80]!r}:\n    " + "\n    ".join(d))
