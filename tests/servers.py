@@ -41,6 +41,20 @@ def have_nats_server() -> bool:
     return shutil.which(NATS_SERVER) is not None
 
 
+def have_openssl() -> bool:
+    return shutil.which("openssl") is not None
+
+
+def self_signed_cert(directory: str | os.PathLike[str], names: str = "IP:127.0.0.1,DNS:localhost") -> tuple[str, str]:
+    """A throwaway self-signed certificate (it is its own CA) for `names` (a subjectAltName
+    value) and its key, made with the openssl CLI; callers skip when not have_openssl()."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=localhost", "-addext", f"subjectAltName={names}"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 def free_port() -> int:
     """A port that was free a moment ago (the OS may hand it out again; good enough on loopback)."""
     with socket.socket() as s:

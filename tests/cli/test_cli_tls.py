@@ -4,25 +4,18 @@ The certificate is self-signed and made per test run with `openssl`."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import run_cli, start_server
+from servers import have_openssl, self_signed_cert
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> tuple[str, str]:
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 async def test_tls_ca_option_and_env(server_name: str, tmp_path: Path, certs) -> None:

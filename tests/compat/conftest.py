@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import KINDS, ServerProc, have_nats_server, start_server
+from servers import KINDS, ServerProc, have_nats_server, have_openssl, self_signed_cert, start_server
 
 HERE = Path(__file__).resolve().parent
 GO_SRC = HERE / "go" / "natscompat"
@@ -120,15 +120,10 @@ def node_client() -> Path:
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A throwaway self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
-    if shutil.which("openssl") is None:
+    if not have_openssl():
         pytest.skip("openssl CLI not installed")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
+    return Path(cert), Path(key)
 
 
 @dataclass

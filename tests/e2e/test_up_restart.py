@@ -6,10 +6,9 @@ import asyncio
 
 import pytest
 
-from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import free_port, wait_until
 
-from .conftest import _own_server_missing
+from .conftest import _own_server_missing, subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http
 from .test_reliability import all_arrive, publish_many
 
@@ -26,15 +25,7 @@ async def test_up_restarted_mid_stream_loses_nothing(tmp_path, sink):
     try:
         await wait_http(f"http://127.0.0.1:{proxy}/readyz")
         nc = await nats.connect(f"nats://127.0.0.1:{port}")
-        store = await SubscriptionStore.open(nc.jetstream())
-        await store.apply(Subscription.from_manifest({
-            "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
-            "metadata": {"name": "orders"},
-            "spec": {"sink": sink.url, "source": "myapp", "types": ["order.received.v1"]}}))
-
-        async def ready():
-            return bool(((await store.get_status("default", "orders")) or {}).get("ready"))
-        await wait_until(ready, timeout=20, what="subscription ready")
+        await subscribe_ready(nc, sink.url)
         await nc.close()
         sink.mode = "fail"  # keep events in the stream across the restart
         publishing = asyncio.create_task(publish_many(lambda: proxy, [f"up-{i}" for i in range(400)], 4))

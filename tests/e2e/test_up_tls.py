@@ -1,33 +1,29 @@
 """`pyjetstream up` with a TLS listener that also verifies client certificates: the embedded
 eventing reaches its own server (pinning that server's certificate, presenting it as its
-client certificate), events flow to the sink, and TLS clients work with the CLI options."""
+client certificate), a nats-py client with a certificate applies a Subscription, and events
+flow to the sink."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 
 import pytest
+from servers import have_openssl, self_signed_cert
 
-from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import free_port
 
-from .conftest import _own_server_missing
+from .conftest import _own_server_missing, subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http
 from .test_reliability import all_arrive, publish_many
 
 pytestmark = [pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing())),
-              pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")]
+              pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")]
 
 
 async def test_up_with_tls_verify_delivers_events(tmp_path, sink):
     import nats
 
-    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", key,
-                    "-out", cert, "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True)  # names no IP: the embedded link must not need one
+    cert, key = self_signed_cert(tmp_path, "DNS:localhost")  # no IP: the embedded link must not need one
     conf = tmp_path / "tls.conf"
     conf.write_text(f'tls {{ cert_file: "{cert}", key_file: "{key}", ca_file: "{cert}", verify: true }}\n')
     port, mon, proxy = free_port(), free_port(), free_port()
@@ -39,15 +35,7 @@ async def test_up_with_tls_verify_delivers_events(tmp_path, sink):
         ctx.check_hostname = False
         ctx.load_cert_chain(cert, key)
         nc = await nats.connect(f"tls://127.0.0.1:{port}", tls=ctx)
-        store = await SubscriptionStore.open(nc.jetstream())
-        await store.apply(Subscription.from_manifest({
-            "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
-            "metadata": {"name": "orders"},
-            "spec": {"sink": sink.url, "source": "myapp", "types": ["order.received.v1"]}}))
-
-        async def ready():
-            return bool(((await store.get_status("default", "orders")) or {}).get("ready"))
-        await wait_until(ready, timeout=20, what="subscription ready")
+        await subscribe_ready(nc, sink.url)
         await nc.close()
         accepted = await publish_many(lambda: proxy, [f"tls-{i}" for i in range(20)], 4)
         assert len(accepted) == 20

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from servers import have_openssl, self_signed_cert
 
 from pyjetstream.eventing.testing import free_port, wait_until
 
@@ -83,17 +82,20 @@ async def test_strict_sinks_flag(nats_server, tmp_path: Path):
     assert code == 1 and "svc.cluster.local" in err
 
 
+async def sent_ok(port: int) -> bool:
+    """`event send` of one event to the proxy on port got a 204."""
+    code, out, _ = await cli("event", "send", "--type", "order.received.v1", "--data", '{"a":1}',
+                             "--url", f"http://127.0.0.1:{port}")
+    return code == 0 and out.startswith("published 204")
+
+
 async def test_event_send_through_eventing_command(nats_server):
     port = free_port()
     proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", nats_server.url, "--publish-port",
                                                 str(port), "--stream-retention", "limits",
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
-        async def sent():
-            code, out, _ = await cli("event", "send", "--type", "order.received.v1", "--data", '{"a":1}',
-                                     "--url", f"http://127.0.0.1:{port}")
-            return code == 0 and out.startswith("published 204")
-        await wait_until(sent, timeout=20, interval=0.3, what="event send to succeed")
+        await wait_until(lambda: sent_ok(port), timeout=20, interval=0.3, what="event send to succeed")
         code, _, err = await cli("event", "send", "--type", "bad..type", "--url", f"http://127.0.0.1:{port}")
         assert code == 1 and "rejected 400" in err and "empty segments" in err
         code, out, _ = await cli("event", "send", "--legacy", "myapp", "--type", "order.received.v1",
@@ -135,12 +137,9 @@ async def test_eventing_reaches_a_tls_server(tmp_path):
     """`pyjetstream eventing --tlsca` against nats-server requiring TLS; a bad option is one line."""
     from pyjetstream.eventing.testing import NATS_SERVER_CMD, ServerProcess
 
-    if shutil.which("openssl") is None:
+    if not have_openssl():
         pytest.skip("openssl CLI not installed")
-    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", key,
-                    "-out", cert, "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--tlsca", str(tmp_path / "missing.pem"),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
@@ -153,11 +152,7 @@ async def test_eventing_reaches_a_tls_server(tmp_path):
                                                 "--publish-port", str(port), "--stream-retention", "limits",
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
-        async def sent():
-            code, out, _ = await cli("event", "send", "--type", "order.received.v1", "--data", '{"a":1}',
-                                     "--url", f"http://127.0.0.1:{port}")
-            return code == 0 and out.startswith("published 204")
-        await wait_until(sent, timeout=30, interval=0.3, what="event send through eventing over TLS")
+        await wait_until(lambda: sent_ok(port), timeout=30, interval=0.3, what="event send through eventing over TLS")
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 15) == 0

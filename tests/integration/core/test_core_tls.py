@@ -3,28 +3,21 @@ client certificate. The certificate is self-signed and made per test run with `o
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
 import nats
 import pytest
-from servers import RawClient, ServerProc, start_server
+from servers import RawClient, ServerProc, have_openssl, self_signed_cert, start_server
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    return cert, key
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
+    return Path(cert), Path(key)
 
 
 def client_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
