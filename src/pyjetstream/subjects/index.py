@@ -242,8 +242,10 @@ class SubjectIndex(Generic[S]):
     """
 
     def __init__(self, cache: bool = True, cache_max: int = 1024) -> None:
-        # head depth (negative: exactly one token follows) -> head -> result
-        self._heads: dict[int, dict[str, Any]] = {}
+        # the head's first character -> head depth (negative: exactly one token follows) ->
+        # head -> result; depths deepest first. Grouping by first character keeps inbox
+        # replies (`_`) and acks (`$`) from trying each other's heads when they alternate.
+        self._heads: dict[str, dict[int, dict[str, Any]]] = {}
         if cache_max < 1:
             raise ValueError("cache_max must be at least 1")
         self._root = _Node()
@@ -390,27 +392,20 @@ class SubjectIndex(Generic[S]):
         if result is not None:
             self._hits += 1
             return result
-        heads = self._heads
+        heads = self._heads.get(subject[:1]) if self._heads else None
         if heads:
-            for key in heads:
+            for key, table in heads.items():
                 # key > 0: any tail of one or more tokens; key < 0: exactly one more token
                 depth = key if key > 0 else -key
-                cut = -1
-                for _ in range(depth):
-                    cut = subject.find(SEP, cut + 1)
-                    if cut < 0:
-                        break
-                if cut <= 0:
+                parts = subject.split(SEP, depth)  # one C call finds the head's end
+                if len(parts) <= depth:
                     continue
-                result = heads[key].get(subject[:cut])
-                # the tail must be a real one: no empty token after the head
-                if (result is not None and subject[-1] != SEP and subject.find(SEP + SEP, cut) < 0
-                        and (key > 0 or subject.find(SEP, cut + 1) < 0)):
+                tail = parts[-1]
+                result = table.get(subject[:len(subject) - len(tail) - 1])
+                # the tail must be real tokens: none empty, and just one for key < 0
+                if (result is not None and tail and tail[0] != SEP and tail[-1] != SEP
+                        and (SEP not in tail if key < 0 else SEP + SEP not in tail)):
                     self._hits += 1
-                    if next(iter(heads)) != key:
-                        # the kind of head that answered goes first next time: one-off
-                        # subjects come in runs (a burst of acks, then of replies)
-                        self._heads = {key: heads[key], **{k: v for k, v in heads.items() if k != key}}
                     return result
         result = self._match_miss(subject, store=False)
         if self._cache_on:
@@ -433,7 +428,13 @@ class SubjectIndex(Generic[S]):
             elif depth == last and all(not n.lits for n in frontier):
                 key = -depth  # `*` or `>` for the last token: any single last token
             if key:
-                table = self._heads.setdefault(key, {})
+                group = self._heads.setdefault(subject[:1], {})
+                table = group.get(key)
+                if table is None:
+                    table = group[key] = {}
+                    # deepest heads first: a deep head is the more specific one (an ack's
+                    # stream.consumer), a shallow one in the same group is rarer (the API)
+                    self._heads[subject[:1]] = dict(sorted(group.items(), key=lambda kv: -abs(kv[0])))
                 if len(table) >= self._cache_max:
                     table.clear()
                 table[SEP.join(tokens[:depth])] = result
