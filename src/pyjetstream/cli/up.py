@@ -81,9 +81,24 @@ async def start_server(server_argv: list[str]) -> tuple[Any, str, dict[str, Any]
         auth = {"user": opts.username, "password": opts.password or ""}
     elif getattr(opts, "token", None):
         auth = {"token": opts.token}
+    elif opts.users and not opts.no_auth_user:
+        user = embedded_user(opts.users)
+        log.info("the embedded eventing connects as user %s (account %s)", user.user, user.account)
+        auth = {"user": user.user, "password": user.password}
     if opts.tls:
         auth["tls"] = embedded_tls(opts)
     return server, f"nats://{host}:{server.port}", auth
+
+
+def embedded_user(users: list[Any]) -> Any:
+    """Whom the embedded eventing connects as when the config lists users: the first one of
+    the global account without permissions, else the first without permissions, else the
+    first listed (its permissions must then allow what eventing does; the log says who)."""
+    free = [u for u in users if u.permissions is None]
+    for u in free:
+        if u.account == "$G":
+            return u
+    return free[0] if free else users[0]
 
 
 def embedded_tls(opts: Any) -> ssl.SSLContext:
