@@ -59,6 +59,10 @@ class MemStore:
     def _fix_first(self) -> None:
         self.first = min(self.msgs) if self.msgs else self.last + 1
 
+    @property
+    def last_seq(self) -> int:
+        return self.last
+
     def state(self, deleted: bool = False) -> StreamState:
         if not self.msgs:
             return StreamState(first_seq=self.last + 1 if self.last else 0, last_seq=self.last)

@@ -131,6 +131,7 @@ class Consumer:
         self.retention = retention
         self.stream_subjects: list[str] = []
         self._filters = config.filters
+        self._matched: dict[str, bool] = {}  # subject -> matches(subject), for these filters
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
@@ -216,13 +217,21 @@ class Consumer:
             self._filters: list[str] = []
         else:
             self._filters = fs
+        self._matched: dict[str, bool] = {}
         self.npc_valid = False
 
     def matches(self, subject: str) -> bool:
         fs = self._filters
         if not fs:
             return True
-        return any(subject_matches(f, subject) for f in fs)
+        # Asked per stored message and per consumer (pending counts, interest retention);
+        # streams see the same few subjects again and again, so the answers are kept.
+        hit = self._matched.get(subject)
+        if hit is None:
+            if len(self._matched) >= 4096:
+                self._matched.clear()
+            hit = self._matched[subject] = any(subject_matches(f, subject) for f in fs)
+        return hit
 
     def is_filtered(self) -> bool:
         fs = self.cfg.filters
@@ -245,7 +254,7 @@ class Consumer:
                     m = c
         if m is not None:
             return m, m.seq
-        return None, self.store.state().last_seq
+        return None, self.store.last_seq  # not state(): a caught-up consumer asks on every poll
 
     def _select_start(self) -> None:
         st = self.store.state()

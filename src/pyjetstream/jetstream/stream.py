@@ -384,7 +384,7 @@ class Stream:
 
         if cfg.retention == "interest" and not self._has_interest(subject):
             # nats-server consumes the sequence without storing anything and still acks it
-            seq = store.state().last_seq + 1
+            seq = store.last_seq + 1
             store.skip_msgs(seq, 1)
             return seq, False
 
@@ -540,7 +540,7 @@ class Stream:
         store = self.store
         at_subject_limit = False
         oldest_on_subject = 0
-        if cfg.max_msgs_per_subject > 0:
+        if cfg.max_msgs_per_subject > 0 and store.subject_msgs(subject) >= cfg.max_msgs_per_subject:
             ss = store.subjects_state(subject).get(subject)
             if ss is not None and ss.msgs >= cfg.max_msgs_per_subject:
                 # a roll-up replaces the subject's messages, so the per-subject limit spares it
@@ -549,11 +549,11 @@ class Stream:
                 at_subject_limit = True
                 oldest_on_subject = ss.first
         if cfg.max_msgs > 0 or cfg.max_bytes > 0:
-            st = store.state()
-            if cfg.max_msgs > 0 and st.msgs >= cfg.max_msgs and not at_subject_limit:
+            msgs, nbytes = store.num_msgs, store.num_bytes  # no record read, unlike state()
+            if cfg.max_msgs > 0 and msgs >= cfg.max_msgs and not at_subject_limit:
                 raise errors.stream_store_failed(err="maximum messages exceeded")
             size = self._record_size(subject, hdr, payload)
-            if cfg.max_bytes > 0 and st.bytes + size > cfg.max_bytes:
+            if cfg.max_bytes > 0 and nbytes + size > cfg.max_bytes:
                 old = store.load_msg(oldest_on_subject) if at_subject_limit else None
                 if old is None or self._record_size(old.subject, old.hdr, old.data) < size:
                     raise errors.stream_store_failed(err="maximum bytes exceeded")
@@ -569,21 +569,21 @@ class Stream:
         cfg = self.config
         store = self.store
         removed = False
-        if cfg.max_msgs_per_subject > 0:
+        if cfg.max_msgs_per_subject > 0 and store.subject_msgs(subject) > cfg.max_msgs_per_subject:
             ss = store.subjects_state(subject).get(subject)
             while ss is not None and ss.msgs > cfg.max_msgs_per_subject:
                 store.remove_msg(ss.first)
                 removed = True
                 ss = store.subjects_state(subject).get(subject)
         if cfg.max_msgs > 0 or cfg.max_bytes > 0:
-            st = store.state()
-            while st.msgs > 0 and (
-                (cfg.max_msgs > 0 and st.msgs > cfg.max_msgs) or (cfg.max_bytes > 0 and st.bytes > cfg.max_bytes)
+            # the store's counters, not state(): that reads the first record for its timestamp
+            while store.num_msgs > 0 and (
+                (cfg.max_msgs > 0 and store.num_msgs > cfg.max_msgs)
+                or (cfg.max_bytes > 0 and store.num_bytes > cfg.max_bytes)
             ):
-                if not store.remove_msg(st.first_seq):
+                if not store.remove_msg(store.first_seq):
                     break
                 removed = True
-                st = store.state()
         if removed:
             self._notify_removed(False)
 
@@ -597,7 +597,7 @@ class Stream:
 
     def _notify_removed(self, purged: bool) -> None:
         self.schedule_commit()
-        first = self.store.state().first_seq
+        first = self.store.first_seq
         for c in list(self.consumers.values()):
             if purged:
                 c.on_purged(first)
@@ -765,6 +765,12 @@ class Stream:
         if retention == "limits":
             return
         if retention == "workqueue":
+            if self.store.remove_msg(seq):
+                self._schedule_write_out()
+            return
+        if len(self.consumers) == 1 and not self._sourcing and next(iter(self.consumers.values())) is consumer:
+            # the acking consumer is the only reader: nobody else can still need it, and
+            # the message need not be read for its subject
             if self.store.remove_msg(seq):
                 self._schedule_write_out()
             return

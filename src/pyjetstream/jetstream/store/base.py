@@ -133,6 +133,24 @@ class StreamStore(Protocol):
 
     def state(self, deleted: bool = False) -> StreamState: ...
 
+    # Cheap counters (no record reads, unlike state(), which reads the first record for its
+    # timestamp): what the per-message paths check limits and positions with.
+    @property
+    def num_msgs(self) -> int: ...
+
+    @property
+    def num_bytes(self) -> int: ...
+
+    @property
+    def first_seq(self) -> int: ...
+
+    @property
+    def last_seq(self) -> int: ...
+
+    def subject_msgs(self, subject: str) -> int:
+        """Messages stored on one literal subject."""
+        ...
+
     def subjects_state(self, filter_subject: str) -> dict[str, SimpleState]: ...
 
     def filtered_state(self, start: int, filter_subject: str) -> SimpleState:

@@ -265,18 +265,22 @@ class FileStore(StoreCore):
         if not wbuf:
             return
         tail = self._segs[-1]
-        view = memoryview(wbuf)
+        data = bytes(wbuf)
+        start = tail.size
         n = 0
-        total = len(wbuf)
-        try:
+        total = len(data)
+        with memoryview(data) as view:
             while n < total:
-                n += os.pwrite(tail.fd, view[n:], tail.size + n)
-        finally:
-            view.release()
+                n += os.pwrite(tail.fd, view[n:], start + n)
         tail.size += total
         tail.written = True
         self._wbuf = bytearray()
         self._dirty.add(tail.fd)
+        if total <= _CHUNK:
+            # What was just written is what consumers read next (a live consumer delivers
+            # each message right after it is stored): keep it as the read cache, or every
+            # such read would pread a chunk that ends at the file's end and miss the next.
+            self._rc_seg, self._rc_off, self._rc_buf = tail, start, data
 
     def _append_rec(self, kind: int, seq: int, ts: int, ttl: int, sb: bytes) -> None:
         """Append a non-message record (tombstone, skip, compact) to the tail."""
