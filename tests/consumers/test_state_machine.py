@@ -713,3 +713,17 @@ def test_a_batch_of_acks_settles_as_the_same_acks_one_by_one(retention):
     assert ends[0] == ends[1]
     assert ends[1][2] == ["_INBOX.sync"]
     assert ends[1][1].ack_floor.stream_seq == 2
+
+
+def test_filter_matches_follow_a_filter_update():
+    """matches() remembers answers per subject; a new filter must not see the old ones."""
+    clock = FakeClock()
+    store = MemStore()
+    c = make({**PUSH, "filter_subject": "foo.a"}, store, clock)
+    assert [c.matches(s) for s in ("foo.a", "foo.b", "foo.a")] == [True, False, True]
+    new = ConsumerConfig.from_json({**PUSH, "filter_subject": "foo.b"})
+    apply_defaults(new)
+    c.update_config(new, clock.now)
+    assert [c.matches(s) for s in ("foo.a", "foo.b")] == [False, True]
+    c.set_stream_subjects(["foo.b"])  # the filter now covers the whole stream: no filter at all
+    assert c.matches("foo.a") and c.matches("foo.b")
