@@ -265,7 +265,8 @@ class FileStore(StoreCore):
         if not wbuf:
             return
         tail = self._segs[-1]
-        data = bytes(wbuf)
+        # immutable when it will serve as the read cache (slices of it become messages)
+        data = bytes(wbuf) if len(wbuf) <= _CHUNK else wbuf
         start = tail.size
         n = 0
         total = len(data)
@@ -276,7 +277,7 @@ class FileStore(StoreCore):
         tail.written = True
         self._wbuf = bytearray()
         self._dirty.add(tail.fd)
-        if total <= _CHUNK:
+        if data is not wbuf:
             # What was just written is what consumers read next (a live consumer delivers
             # each message right after it is stored): keep it as the read cache, or every
             # such read would pread a chunk that ends at the file's end and miss the next.
