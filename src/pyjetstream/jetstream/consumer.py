@@ -131,7 +131,6 @@ class Consumer:
         self.retention = retention
         self.stream_subjects: list[str] = []
         self._filters = config.filters
-        self._matched: dict[str, bool] = {}  # subject -> matches(subject), for these filters
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
@@ -217,7 +216,7 @@ class Consumer:
             self._filters: list[str] = []
         else:
             self._filters = fs
-        self._matched: dict[str, bool] = {}
+        self._matched: dict[str, bool] = {}  # subject -> matches(subject), for these filters
         self.npc_valid = False
 
     def matches(self, subject: str) -> bool:

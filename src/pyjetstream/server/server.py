@@ -34,6 +34,8 @@ VERSION = "2.9.10"
 GLOBAL_ACCOUNT = "$G"
 
 InternalCallback = Callable[[Subscription, ClientConnection | None, str, str, bytes | None, bytes], None]
+# subscribe_internal(..., raw=True): (subject, reply bytes, header length, headers + payload + CRLF)
+RawCallback = Callable[[str, bytes, int, bytes], None]
 
 _ONE_OFF_PREFIXES = ("_INBOX.", "$JS.ACK.", "$JS.FC.")
 _NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
@@ -301,11 +303,6 @@ class Server:
                 if c.perms is not None and c.perms.delivery_denied(subject):
                     continue
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
-            elif sub.raw:
-                try:
-                    sub.callback(subject, reply_b, hdr_len, body)
-                except Exception:  # noqa: BLE001 - as in _deliver_internal
-                    log.exception("internal subscriber on %r failed for a message on %r", sub.subject, subject)
             else:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             n += 1
@@ -402,7 +399,7 @@ class Server:
                 return
 
     # ------------------------------------------------------------------ internal seam
-    def subscribe_internal(self, account: Account, subject: str, callback: Any,
+    def subscribe_internal(self, account: Account, subject: str, callback: InternalCallback | RawCallback,
                            queue: str | None = None, raw: bool = False) -> Subscription:
         """An in-process subscriber. The callback gets (sub, origin, subject, reply, hdr,
         payload) as text and bytes; with `raw`, the cheaper (subject, reply bytes, header

@@ -288,7 +288,9 @@ class StoreCore:
     # ---- queries -----------------------------------------------------------------------------
 
     def load_msg(self, seq: int) -> StoredMsg | None:
-        self._check_open()
+        # once per delivery: the closed check inline rather than a call to _check_open
+        if self._closed:
+            raise ErrStoreClosed("store is closed")
         if seq < self._first or seq > self._last:
             return None
         return self._b_get(seq)

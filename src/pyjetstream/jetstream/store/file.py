@@ -401,14 +401,6 @@ class FileStore(StoreCore):
         seg = self._locate(seq)
         return seg is not None and seg.offs[seq - seg.first] < DELBIT
 
-    def load_msg(self, seq: int) -> StoredMsg | None:
-        # the consumer read path, once per delivery: StoreCore's checks without its extra call
-        if self._closed:
-            raise ErrStoreClosed("store is closed")
-        if seq < self._first or seq > self._last:
-            return None
-        return self._b_get(seq)
-
     def _b_get(self, seq: int) -> StoredMsg | None:
         # The consumer read path: the common case (same segment, record in the read cache) is
         # inlined; everything else goes through _parse.
