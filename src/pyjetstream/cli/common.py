@@ -1,8 +1,9 @@
 """Shared plumbing of the client commands: connection, JetStream API calls, errors, formatting.
 
 Owns how every client command connects (from the global -s/--user/--password/--token/--timeout
-and --tlsca/--tlscert/--tlskey options), how failures become one-line messages and exit codes, the human units the nats CLI
-users know (`318 B`, `5.80s`, `1,234`), the rounded tables and the key/value column layout.
+and --tlsca/--tlscert/--tlskey options), how failures become one-line messages and exit codes,
+the human units the nats CLI users know (`318 B`, `5.80s`, `1,234`), the rounded tables and the
+key/value column layout.
 It must not know any single command: commands live in their own modules and only call in here.
 It talks to servers only through nats-py, never through server internals.
 """
@@ -438,6 +439,30 @@ def server_urls(spec: str) -> list[str]:
     return urls or ["nats://127.0.0.1:4222"]
 
 
+def add_auth_options(parser: Any) -> None:
+    """--user/--password/--token and --tlsca/--tlscert/--tlskey with the nats CLI's
+    environment variables: the client commands and `pyjetstream eventing` take the same."""
+    parser.add_argument("--user", default=os.environ.get("NATS_USER"), help="username")
+    parser.add_argument("--password", default=os.environ.get("NATS_PASSWORD"), help="password")
+    parser.add_argument("--token", default=os.environ.get("NATS_TOKEN"), help="authentication token")
+    parser.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
+    parser.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
+    parser.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
+
+
+def auth_kwargs(args: Any) -> dict[str, Any]:
+    """nats.connect() keyword arguments for the options add_auth_options() adds."""
+    out: dict[str, Any] = {}
+    if getattr(args, "user", None):
+        out["user"], out["password"] = args.user, args.password or ""
+    if getattr(args, "token", None):
+        out["token"] = args.token
+    tls = tls_context(getattr(args, "tlsca", None), getattr(args, "tlscert", None), getattr(args, "tlskey", None))
+    if tls is not None:
+        out["tls"] = tls
+    return out
+
+
 def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext | None:
     """The client TLS context the nats CLI's --tlsca/--tlscert/--tlskey ask for, or None when
     none is given (a tls:// URL then trusts the system's CAs). Bad files: one-line CLIError."""
@@ -481,14 +506,7 @@ async def connect(args: Any, name: str = "pyjetstream CLI") -> Any:
         "disconnected_cb": _quiet,
         "closed_cb": _quiet,
     }
-    if getattr(args, "user", None):
-        kwargs["user"] = args.user
-        kwargs["password"] = args.password or ""
-    if getattr(args, "token", None):
-        kwargs["token"] = args.token
-    tls = tls_context(getattr(args, "tlsca", None), getattr(args, "tlscert", None), getattr(args, "tlskey", None))
-    if tls is not None:
-        kwargs["tls"] = tls
+    kwargs.update(auth_kwargs(args))
     try:
         return await nats.connect(**kwargs)
     except (TimeoutError, OSError, NatsError) as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 import nats.errors
 
-from pyjetstream.cli.common import CLIError, tls_context
+from pyjetstream.cli.common import CLIError, add_auth_options, auth_kwargs
 from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
 
 
@@ -96,28 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Kyma-style publisher proxy + subscription manager + dispatcher")
     p.add_argument("--nats", "-s", "--server", dest="nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
                    help="NATS URL(s), comma separated (env NATS_URL)")
-    p.add_argument("--user", default=os.environ.get("NATS_USER"))
-    p.add_argument("--password", default=os.environ.get("NATS_PASSWORD"))
-    p.add_argument("--token", default=os.environ.get("NATS_TOKEN"))
-    p.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
-    p.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
-    p.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
+    add_auth_options(p)
     p.add_argument("--connect-retry", type=float, default=float("inf"), metavar="SECONDS",
                    help="keep retrying the first connection this long (default: forever)")
     add_eventing_arguments(p)
     return p
-
-
-def connect_options(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.user:
-        out["user"], out["password"] = args.user, args.password or ""
-    if args.token:
-        out["token"] = args.token
-    tls = tls_context(args.tlsca, args.tlscert, args.tlskey)
-    if tls is not None:
-        out["tls"] = tls
-    return out
 
 
 async def _run(args: argparse.Namespace, config: EventingConfig, options: dict[str, Any]) -> int:
@@ -158,7 +141,7 @@ def main(argv: list[str]) -> int:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 2
     try:
-        options = connect_options(args)
+        options = auth_kwargs(args)
     except CLIError as exc:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 1

@@ -39,16 +39,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def common_options() -> argparse.ArgumentParser:
     """Connection options every client command accepts, before or after the command name."""
+    from pyjetstream.cli.common import add_auth_options
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-s", "--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
                         help="NATS server URL(s), comma separated (env NATS_URL)")
-    common.add_argument("--user", default=os.environ.get("NATS_USER"), help="username")
-    common.add_argument("--password", default=os.environ.get("NATS_PASSWORD"), help="password")
-    common.add_argument("--token", default=os.environ.get("NATS_TOKEN"), help="authentication token")
+    add_auth_options(common)
     common.add_argument("--timeout", type=float, default=5.0, help="time to wait for responses, seconds")
-    common.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
-    common.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
-    common.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
     return common
 
 
@@ -69,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_index(args: list[str]) -> int | None:
     """Index of the command word, skipping global options and their values."""
-    with_value = {"-s", "--server", "--user", "--password", "--token", "--timeout", "--tlsca", "--tlscert",
-                  "--tlskey"}
+    if not args or not args[0].startswith("-"):
+        return 0 if args else None  # the usual case, `pyjetstream server ...` among it: no parser built
+    with_value = {o for a in common_options()._actions if a.nargs != 0 for o in a.option_strings}
     i = 0
     while i < len(args):
         a = args[i]
