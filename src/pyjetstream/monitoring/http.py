@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
+
 if TYPE_CHECKING:
     from pyjetstream.server.client import ClientConnection
     from pyjetstream.server.server import Server
@@ -92,8 +94,9 @@ class MonitorServer:
             await self.runner.cleanup()
 
     def record_closed(self, c: ClientConnection, reason: str) -> None:
-        # keep the auth fields; connz drops them unless asked for with ?auth=1
-        info = self.conn_info(c, time.time(), subs="", auth=True)
+        # keep the auth fields and the subscriptions (as nats-server keeps them for closed
+        # connections); connz drops them per request unless asked for with ?auth=1 / ?subs=
+        info = self.conn_info(c, time.time(), subs="detail", auth=True)
         info["stop"] = rfc3339(time.time())
         info["reason"] = reason
         self.closed.append(info)
@@ -170,25 +173,25 @@ class MonitorServer:
             "out_msgs": c.out_msgs, "in_bytes": c.in_bytes, "out_bytes": c.out_bytes,
             "subscriptions": len(c.subs),
         }
+        # name, lang and version are whatever the client's CONNECT said: text, but possibly
+        # not a string or not valid Unicode, so they pass through safe_text
         if c.name:
-            info["name"] = c.name
+            info["name"] = safe_text(c.name)
         if c.lang:
-            info["lang"] = c.lang
+            info["lang"] = safe_text(c.lang)
         if c.version:
-            info["version"] = c.version
+            info["version"] = safe_text(c.version)
         if c.tls_version:
             info["tls_version"] = c.tls_version
         if auth:
             if c.user:
-                info["authorized_user"] = c.user
+                info["authorized_user"] = safe_text(c.user)
             if c.account.name != "$G":
-                info["account"] = c.account.name
+                info["account"] = safe_text(c.account.name)
         if subs == "list" and c.subs:
-            info["subscriptions_list"] = [s.subject for s in c.subs.values()]
+            info["subscriptions_list"] = [safe_text(s.subject) for s in c.subs.values()]
         elif subs == "detail" and c.subs:
-            info["subscriptions_list_detail"] = [
-                {"subject": s.subject, **({"qgroup": s.queue} if s.queue else {}), "sid": s.sid.decode(),
-                 "msgs": s.delivered, "cid": c.cid} for s in c.subs.values()]
+            info["subscriptions_list_detail"] = [sub_detail(s, c.cid) for s in c.subs.values()]
         return info
 
     # ------------------------------------------------------------------ handlers
@@ -204,68 +207,104 @@ class MonitorServer:
     async def connz(self, request: web.Request) -> web.Response:
         self._count("/connz")
         q = request.query
+        # decoded in nats-server's order, each bad value a 400 with its message (HandleConnz)
         try:
-            offset = int(q.get("offset", 0))
-            limit = int(q.get("limit", 1024))
-        except ValueError:
-            return web.json_response({"error": "invalid offset or limit"}, status=400)
-        subs_q = q.get("subs", "")
-        subs = "detail" if subs_q == "detail" else "list" if subs_q in ("1", "true") else ""
-        auth = q.get("auth", "") in ("1", "true")
-        state = q.get("state", "open")
-        sort = q.get("sort", "cid")
+            auth = _go_bool(q, "auth")
+            subs = "detail" if q.get("subs", "").lower() == "detail" else "list" if _go_bool(q, "subs") else ""
+            offset = _go_int(q, "offset")
+            limit = _go_int(q, "limit")
+            cid = _go_uint64(q, "cid")
+            state = _go_state(q)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        sort = q.get("sort", "") or "cid"
+        if sort not in _CONNZ_SORT_KEYS:
+            return _bad_request(f"invalid sorting option: {sort}")
+        if sort in ("stop", "reason") and state != "closed":
+            return _bad_request(f"sort by {sort} only valid on closed connections")
+        user, acc = q.get("user", ""), q.get("acc", "")
+        # nats-server's paging rules (Connz): a negative offset is 0, a limit of 0 or less is
+        # the default 1024, and asking for one cid means a page of one
+        offset = max(offset, 0)
+        if limit <= 0:
+            limit = DEFAULT_LIST_SIZE
+        if cid > 0:
+            limit = 1
         now = time.time()
-        closed = list(self.closed) if auth else [
-            {k: v for k, v in ci.items() if k not in ("authorized_user", "account")} for ci in self.closed]
-        if state == "closed":
-            conns = closed
-        else:
-            conns = [self.conn_info(c, now, subs, auth) for c in self.server.clients.values()]
-            if state == "any":
-                conns += closed
-        keys = {"cid": "cid", "start": "start", "subs": "subscriptions", "pending": "pending_bytes",
-                "msgs_to": "out_msgs", "msgs_from": "in_msgs", "bytes_to": "out_bytes",
-                "bytes_from": "in_bytes", "last": "last_activity", "idle": "last_activity", "uptime": "start",
-                "stop": "stop", "reason": "reason"}
-        if sort not in keys:
-            return web.json_response({"error": f"invalid sorting option: {sort}"}, status=400)
-        reverse = sort not in ("cid", "start", "uptime", "idle")
-        conns.sort(key=lambda x: x.get(keys[sort], 0), reverse=reverse)
+        doc: dict[str, Any] = {"server_id": self.server.server_id, "now": rfc3339(now), "num_connections": 0,
+                               "total": 0, "offset": offset, "limit": limit, "connections": []}
+        if acc and acc not in self.server.accounts:
+            return web.json_response(doc, dumps=_dumps)  # nats-server: an unknown account has nothing
+        open_conns = [c for c in self.server.clients.values() if not acc or c.account.name == acc]
+        closed_all = [ci for ci in self.closed if not acc or ci.get("account", "$G") == acc]
+        # `total` counts the connections of the state (and account) asked for, before the user
+        # and cid filters, as nats-server's does
+        total = (len(open_conns) if state != "closed" else 0) + (len(closed_all) if state != "open" else 0)
+        conns: list[dict[str, Any]] = []
+        if state != "closed":
+            conns += [self.conn_info(c, now, subs, auth) for c in open_conns
+                      if (not cid or c.cid == cid) and (not user or c.user == user)]
+        if state != "open":
+            conns += [_closed_view(ci, subs, auth) for ci in closed_all
+                      if (not cid or ci["cid"] == cid) and (not user or ci.get("authorized_user", "") == user)]
+        key, reverse = _CONNZ_SORT_KEYS[sort]
+        conns.sort(key=lambda x: x.get(key, 0), reverse=reverse)
+        # Python slicing cannot overflow; nats-server's offset+limit can (its answer is then a
+        # dropped connection), so huge values here just mean "to the end"
         page = conns[offset:offset + limit]
-        doc = {"server_id": self.server.server_id, "now": rfc3339(now), "num_connections": len(page),
-               "total": len(conns), "offset": offset, "limit": limit, "connections": page}
+        doc.update(num_connections=len(page), total=total, connections=page)
         return web.json_response(doc, dumps=_dumps)
 
     async def subsz(self, request: web.Request) -> web.Response:
         self._count("/subsz")
+        q = request.query
+        try:
+            want_list = _go_bool(q, "subs")
+            offset = _go_int(q, "offset")
+            limit = _go_int(q, "limit")
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        test = q.get("test", "")
+        if test and not is_valid_literal_subject(test):
+            return _bad_request(f"invalid test subject, must be valid publish subject: {test}")
+        offset = max(offset, 0)
+        if limit <= 0:
+            limit = DEFAULT_LIST_SIZE
         s = self.server
-        total = sum(a.sublist.count for a in s.accounts.values())
+        acc = q.get("acc", "")
+        accounts = [a for a in s.accounts.values() if not acc or a.name == acc]
+        total = sum(a.sublist.count for a in accounts)
         doc: dict[str, Any] = {"server_id": s.server_id, "now": rfc3339(time.time()), "num_subscriptions": total,
                                "num_cache": 0, "num_inserts": 0, "num_removes": 0, "num_matches": 0,
                                "cache_hit_rate": 0, "max_fanout": 0, "avg_fanout": 0}
-        for a in s.accounts.values():
+        for a in accounts:
             st = a.sublist.stats()
             doc["num_cache"] += st.get("cache_size", 0)
             doc["num_inserts"] += st.get("inserts", 0)
             doc["num_removes"] += st.get("removes", 0)
             doc["num_matches"] += st.get("matches", 0)
         if doc["num_matches"]:
-            hits = sum(a.sublist.stats().get("cache_hits", 0) for a in s.accounts.values())
+            hits = sum(a.sublist.stats().get("cache_hits", 0) for a in accounts)
             doc["cache_hit_rate"] = hits / doc["num_matches"]
-        if request.query.get("subs", "") in ("1", "true"):
-            doc["subscriptions_list"] = [
-                {"account": a.name, "subject": sub.subject, "sid": sub.sid.decode(), "msgs": sub.delivered,
-                 "cid": sub.client.cid if sub.client else 0, **({"qgroup": sub.queue} if sub.queue else {})}
-                for a in s.accounts.values() for sub in a.sublist.all_subscriptions() if sub.client is not None]
+        if want_list:
+            subs = [sub for a in accounts for sub in a.sublist.all_subscriptions()
+                    if sub.client is not None and (not test or subject_matches(sub.subject, test))]
+            page = subs[offset:offset + limit]
+            # nats-server shows the list and its paging only when the page has something, and
+            # its `total` is the size of the page, not of the whole list
+            if page:
+                doc.update(total=len(page), offset=offset, limit=limit,
+                           subscriptions_list=[{"account": safe_text(sub.account.name),
+                                                **sub_detail(sub, sub.client.cid)} for sub in page])
         return web.json_response(doc, dumps=_dumps)
 
     async def healthz(self, request: web.Request) -> web.Response:
         self._count("/healthz")
         try:
-            _go_bool(request.query, "js-enabled-only")
-            _go_bool(request.query, "js-enabled")
+            for name in ("js-enabled-only", "js-server-only", "js-enabled"):
+                _go_bool(request.query, name)
         except ValueError as exc:
-            return web.Response(status=400, text=str(exc))
+            return _bad_request(str(exc))
         # nats-server 2.9.10 answers ok for js-enabled and js-enabled-only alike when JetStream
         # is off (the options only narrow which JetStream checks run); a standalone server has
         # no stream or consumer that can be behind, so only lame duck mode makes it unhealthy.
@@ -278,10 +317,14 @@ class MonitorServer:
         self._count("/jsz")
         q = request.query
         try:
-            streams, consumers, config, accounts = (
-                _go_bool(q, k) for k in ("streams", "consumers", "config", "accounts"))
+            # in nats-server's order (HandleJsz), so the first bad one is the one reported
+            accounts, streams, consumers, config = (
+                _go_bool(q, k) for k in ("accounts", "streams", "consumers", "config"))
+            offset = _go_int(q, "offset")
+            limit = _go_int(q, "limit")
+            _go_bool(q, "leader-only")  # a standalone server always leads
         except ValueError as exc:
-            return web.Response(status=400, text=str(exc))
+            return _bad_request(str(exc))
         head = {"server_id": self.server.server_id, "now": rfc3339(time.time())}
         js = self.server.jetstream
         if js is None or not hasattr(js, "jsz"):
@@ -292,6 +335,10 @@ class MonitorServer:
         if acc not in getattr(js, "accounts", {}):
             acc = ""
         doc = js.jsz(streams=streams, consumers=consumers, config=config, accounts=accounts, acc=acc)
+        if not acc and isinstance(doc.get("account_details"), list):
+            doc["account_details"] = _jsz_account_page(doc["account_details"], offset, limit)
+            if not doc["account_details"]:
+                del doc["account_details"]  # nats-server leaves an empty page out (omitempty)
         return web.json_response({**head, **jsz_like_nats_server(doc, self.server.server_name, config)},
                                  dumps=_dumps)
 
@@ -309,12 +356,153 @@ def _version() -> str:
     return VERSION
 
 
+def safe_text(value: Any) -> str:
+    """`value` as valid Unicode text for a JSON document, whatever a client put in it.
+
+    Subjects, queue names and sids arrive as bytes and are kept either as bytes or as str
+    decoded with surrogateescape; CONNECT fields may hold JSON `\\udXXX` escapes or even
+    non-strings. Invalid UTF-8 becomes U+FFFD, as Go's encoding/json renders it in nats-server,
+    so the document is always encodable and every reader sees the same text."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            # surrogateescape gives back the client's original bytes; "replace" then marks
+            # the invalid ones
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            # surrogates that were not escaped bytes (say a JSON "\\ud800" escape)
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return safe_text(str(value))
+
+
+def sub_detail(sub: Any, cid: int) -> dict[str, Any]:
+    """One subscription as nats-server's SubDetail renders it."""
+    d: dict[str, Any] = {"subject": safe_text(sub.subject)}
+    if sub.queue:
+        d["qgroup"] = safe_text(sub.queue)
+    d.update(sid=safe_text(sub.sid), msgs=sub.delivered, cid=cid)
+    return d
+
+
+def _closed_view(info: dict[str, Any], subs: str, auth: bool) -> dict[str, Any]:
+    """A recorded closed connection as one /connz request asked for it: the auth fields only
+    with ?auth=1, its subscriptions as a list or in detail only with ?subs=."""
+    view = {k: v for k, v in info.items()
+            if k != "subscriptions_list_detail" and (auth or k not in ("authorized_user", "account"))}
+    detail = info.get("subscriptions_list_detail")
+    if detail and subs == "detail":
+        view["subscriptions_list_detail"] = detail
+    elif detail and subs == "list":
+        view["subscriptions_list"] = [d["subject"] for d in detail]
+    return view
+
+
+def _jsz_account_page(details: list[dict[str, Any]], offset: int, limit: int) -> list[dict[str, Any]]:
+    """nats-server's /jsz account paging: sorted by name when an offset is given, then
+    offset and limit (0: 1024). nats-server panics on a negative offset or limit (the client
+    sees a dropped connection); here a negative offset is 0 and a negative limit the default."""
+    if offset > 0:
+        details = sorted(details, key=lambda d: str(d.get("name", "")))[offset:]
+    if limit <= 0:
+        limit = DEFAULT_LIST_SIZE
+    return details[:limit]
+
+
+def _clean(obj: Any) -> Any:
+    """`obj` with every string made valid Unicode (safe_text) and anything else JSON cannot
+    hold turned into text: the last line of defence, so no client-chosen value can make a
+    monitoring answer fail or carry lone surrogates."""
+    if isinstance(obj, str):
+        return obj if obj.isascii() else safe_text(obj)
+    if isinstance(obj, dict):
+        return {safe_text(k) if isinstance(k, str) else k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if obj is None or isinstance(obj, bool | int | float):
+        return obj
+    return safe_text(obj)
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2)
+    return json.dumps(_clean(obj), indent=2)
 
 
 def _compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(_clean(obj), separators=(",", ":"))
+
+
+def _bad_request(text: str) -> web.Response:
+    """A 400 with nats-server's plain-text message (it writes the error string as the body)."""
+    return web.Response(status=400, text=safe_text(text))
+
+
+# nats-server's DefaultConnListSize and DefaultSubListSize
+DEFAULT_LIST_SIZE = 1024
+
+# /connz sort option -> (ConnInfo field, descending?), as nats-server sorts (monitor_sort_opts.go):
+# cid/start by cid, uptime shortest first (newest start first), reason ascending, the rest largest first
+_CONNZ_SORT_KEYS: dict[str, tuple[str, bool]] = {
+    "cid": ("cid", False), "start": ("cid", False), "subs": ("subscriptions", True),
+    "pending": ("pending_bytes", True), "msgs_to": ("out_msgs", True), "msgs_from": ("in_msgs", True),
+    "bytes_to": ("out_bytes", True), "bytes_from": ("in_bytes", True), "last": ("last_activity", True),
+    "idle": ("last_activity", False), "uptime": ("start", True), "stop": ("stop", True),
+    "reason": ("reason", False)}
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _go_quote(raw: str) -> str:
+    """`raw` quoted for an error message, near enough to Go's strconv.Quote: printable text kept
+    as it is, quotes and control characters escaped."""
+    return json.dumps(safe_text(raw), ensure_ascii=False)
+
+
+def _go_int(query: Any, name: str) -> int:
+    """An integer query option as nats-server reads it (strconv.Atoi on 64 bits): absent or
+    empty is 0; an optional sign and ASCII digits only (no spaces, underscores or other
+    digits, which Python's int() would take); outside int64 is an error, not a clamp."""
+    raw = query.get(name, "")
+    if raw == "":
+        return 0
+    digits = raw[1:] if raw[0] in "+-" else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"Error decoding int for '{name}': strconv.Atoi: parsing {_go_quote(raw)}: invalid syntax")
+    val = int(raw)
+    if not _INT64_MIN <= val <= _INT64_MAX:
+        raise ValueError(f"Error decoding int for '{name}': strconv.Atoi: parsing {_go_quote(raw)}: "
+                         "value out of range")
+    return val
+
+
+def _go_uint64(query: Any, name: str) -> int:
+    """An unsigned query option as nats-server reads it (strconv.ParseUint base 10, 64 bits)."""
+    raw = query.get(name, "")
+    if raw == "":
+        return 0
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"Error decoding uint64 for '{name}': strconv.ParseUint: parsing {_go_quote(raw)}: "
+                         "invalid syntax")
+    val = int(raw)
+    if val >= 1 << 64:
+        raise ValueError(f"Error decoding uint64 for '{name}': strconv.ParseUint: parsing {_go_quote(raw)}: "
+                         "value out of range")
+    return val
+
+
+def _go_state(query: Any) -> str:
+    """/connz ?state= as nats-server reads it: open (the default), closed, any or all."""
+    raw = query.get("state", "")
+    low = raw.lower()
+    if low in ("", "open"):
+        return "open"
+    if low in ("closed", "any"):
+        return low
+    if low == "all":
+        return "any"
+    raise ValueError(f"Error decoding state for {raw}")
 
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -328,7 +516,7 @@ def _go_bool(query: Any, name: str) -> bool:
         return False
     if raw in _GO_TRUE:
         return True
-    raise ValueError(f"Error decoding boolean for '{name}': strconv.ParseBool: parsing {json.dumps(raw)}: "
+    raise ValueError(f"Error decoding boolean for '{name}': strconv.ParseBool: parsing {_go_quote(raw)}: "
                      "invalid syntax")
 
 
