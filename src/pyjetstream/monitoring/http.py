@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import time
 from collections import deque
@@ -356,6 +357,11 @@ def _version() -> str:
     return VERSION
 
 
+REPLACEMENT_CHAR = "\ufffd"
+# surrogates outside U+DC80..U+DCFF, the range surrogateescape uses for undecodable bytes
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def safe_text(value: Any) -> str:
     """`value` as valid Unicode text for a JSON document, whatever a client put in it.
 
@@ -366,13 +372,11 @@ def safe_text(value: Any) -> str:
     if isinstance(value, str):
         if value.isascii():
             return value
-        try:
-            # surrogateescape gives back the client's original bytes; "replace" then marks
-            # the invalid ones
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:
-            # surrogates that were not escaped bytes (say a JSON "\\ud800" escape)
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        # surrogates that are not escaped bytes (say from a JSON "\\ud800" escape) are one
+        # U+FFFD each, as Go decodes them; surrogateescape then gives back the client's original
+        # bytes, and "replace" marks the invalid ones
+        value = _LONE_SURROGATE.sub(REPLACEMENT_CHAR, value)
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "replace")
     return safe_text(str(value))
