@@ -274,7 +274,7 @@ class JetStream:
         if cfg.storage == "file":
             # a leftover directory from a stream deleted while we crashed must not leak in
             layout.remove_dir(sdir)
-            os.makedirs(sdir, exist_ok=True)
+            layout.make_dirs(sdir)
         try:
             store = self.store_factory(cfg, sdir, self)
         except (OSError, ValueError) as e:

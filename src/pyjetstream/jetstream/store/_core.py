@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 
 from pyjetstream.jetstream.store._match import is_all, is_literal, matcher
 from pyjetstream.jetstream.store.base import (
+    MAX_SEQ,
+    ErrSeqExhausted,
     ErrStoreClosed,
     LostData,
     SimpleState,
@@ -278,6 +280,8 @@ class StoreCore:
             raise StoreError(f"skip sequence mismatch: expected {self._last + 1}, got {seq}")
         if num < 1:
             raise StoreError("skip count must be positive")
+        if seq + num - 1 > MAX_SEQ:
+            raise ErrSeqExhausted(f"stream sequence would pass {MAX_SEQ}")
 
     def _acct_skip(self, new_last: int) -> None:
         if new_last > self._last:

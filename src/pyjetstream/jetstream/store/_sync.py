@@ -4,7 +4,8 @@ Owns one thread per store that takes every queued batch at once, makes the touch
 with one fdatasync each, then hands the batches' callbacks back to their event loop with
 `call_soon_threadsafe`. With an interval it instead syncs dirty files every `interval` seconds.
 Must not touch store state: the loop thread writes the bytes; this thread only syncs and signals.
-Also holds `atomic_write`, the replace-by-rename both stores use for their small files.
+Also holds `atomic_write`, the replace-by-rename both stores use for their small files, and the
+modes every JetStream file and directory is created with (FILE_MODE, DIR_MODE, `make_dirs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,26 @@ log = logging.getLogger("pyjetstream.store")
 
 Callbacks = list[Callable[[], None]]
 
+# nats-server's defaultFilePerms / defaultDirPerms: stored messages are not world-readable, and
+# a relaxed umask must not make them so (the umask can only take more away).
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def make_dirs(path: str) -> None:
+    """os.makedirs with DIR_MODE for every level it creates (os.makedirs gives the mode to the
+    last level only; the levels above would get 0777 minus the umask)."""
+    if not path or os.path.isdir(path):
+        return
+    parent = os.path.dirname(os.path.normpath(path))
+    if parent and parent != path:
+        make_dirs(parent)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
 
 def atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
     """Replace path with data so that a crash leaves either the old or the new content.
@@ -28,7 +49,7 @@ def atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
     power loss. `fsync=False` is for files that are rebuilt when missing (indexes, snapshots):
     the rename still keeps a torn file from ever being seen."""
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         view = memoryview(data)
         n = 0

@@ -12,6 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+# The largest stream sequence a store hands out. nats-server's sequences are uint64, but ours
+# stay within int64: the file store's records hold them in signed fields, and clients in
+# languages without unsigned 64-bit integers can still read every one. A store refuses to go
+# past it (ErrSeqExhausted) rather than wrap.
+MAX_SEQ = 2**63 - 1
+
 
 class StoreError(Exception):
     """Base of the named store errors."""
@@ -27,6 +33,10 @@ class ErrStoreMsgNotFound(StoreError):
 
 class ErrStoreEOF(StoreError):
     pass
+
+
+class ErrSeqExhausted(StoreError):
+    """The next sequence would pass MAX_SEQ."""
 
 
 class StoredMsg(NamedTuple):

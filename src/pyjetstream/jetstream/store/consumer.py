@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from zlib import crc32
 
-from pyjetstream.jetstream.store._sync import Callbacks, atomic_write, run_callbacks
+from pyjetstream.jetstream.store._sync import Callbacks, atomic_write, make_dirs, run_callbacks
 from pyjetstream.jetstream.store.base import (
     ConsumerState,
     ErrStoreClosed,
@@ -164,7 +164,7 @@ _writer = _StateWriter()
 class FileConsumerStore:
     def __init__(self, directory: str) -> None:
         self._dir = directory
-        os.makedirs(directory, exist_ok=True)
+        make_dirs(directory)
         self._state_path = os.path.join(directory, STATE_FILE)
         self._config_path = os.path.join(directory, CONFIG_FILE)
         self._state: StateSource | None = None  # latest handed to update()

@@ -54,8 +54,23 @@ from collections.abc import Callable, Iterator
 from zlib import crc32
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
-from pyjetstream.jetstream.store._sync import Callbacks, Syncer, atomic_write, run_callbacks
-from pyjetstream.jetstream.store.base import ErrStoreClosed, LostData, StoredMsg, StoreError, new_msg
+from pyjetstream.jetstream.store._sync import (
+    FILE_MODE,
+    Callbacks,
+    Syncer,
+    atomic_write,
+    make_dirs,
+    run_callbacks,
+)
+from pyjetstream.jetstream.store.base import (
+    MAX_SEQ,
+    ErrSeqExhausted,
+    ErrStoreClosed,
+    LostData,
+    StoredMsg,
+    StoreError,
+    new_msg,
+)
 
 _tuple_new = tuple.__new__  # new_msg inlined where every delivery passes
 
@@ -166,10 +181,10 @@ class FileStore(StoreCore):
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
         self._rc_buf = b""
-        os.makedirs(directory, exist_ok=True)
+        make_dirs(directory)
         # One writer per directory: a second server (or a leaked store object) appending to the
         # same segments would interleave records. The kernel drops the lock when we die.
-        self._lockfd = os.open(os.path.join(directory, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+        self._lockfd = os.open(os.path.join(directory, "LOCK"), os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -192,7 +207,7 @@ class FileStore(StoreCore):
         path = self._seg_path(no, "seg")
         # No O_APPEND: on Linux it would make the pwrite of an erase land at the end of the file.
         flags = os.O_RDWR | (os.O_CREAT if create else 0)
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, FILE_MODE)
         seg = _Seg(no, path, fd)
         if create:
             self._dirty.add(self._dirfd)  # the new name must be durable with its first commit
@@ -599,6 +614,8 @@ class FileStore(StoreCore):
         if self._closed:
             raise ErrStoreClosed("store is closed")
         seq = self._last + 1
+        if seq > MAX_SEQ:
+            raise ErrSeqExhausted(f"stream sequence would pass {MAX_SEQ}")
         if self._lost is not None and seq in self._lost.msgs:
             # A torn tail gave this sequence back; it now names a new, intact message, so it
             # must no longer be reported lost (the report survives reopens in the snapshot).
@@ -736,7 +753,7 @@ class FileStore(StoreCore):
             pos += reclen
         self._write_snapshot()
         tmp = seg.path + ".rewrite"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             os.write(fd, out)
             os.fdatasync(fd)

@@ -9,19 +9,23 @@ Owns the directory layout under a server's store_dir:
     <store_dir>/jetstream/<account>/streams/<stream>/obs/<consumer>/{config.json,state.dat}
 
 Names are percent-quoted into path components so no account, stream or consumer name can escape
-its directory. Also the factories `open_stream_store` / `open_consumer_store`. Must not parse
+its directory. A name whose quoted form would not fit a file name (255 bytes: a 255-byte name of
+characters that need quoting) is stored as a prefix of that form, `%~` and a hash of the name;
+quoting never yields `%~`, so the two forms cannot collide. Such a directory name cannot be turned
+back into the name: whoever lists directories takes names from the metadata inside. Also the factories `open_stream_store` / `open_consumer_store`. Must not parse
 the metadata: its bytes belong to the stream layer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from typing import Any
 from urllib.parse import quote, unquote
 from zlib import crc32
 
-from pyjetstream.jetstream.store._sync import atomic_write
+from pyjetstream.jetstream.store._sync import atomic_write, make_dirs
 from pyjetstream.jetstream.store.base import ConsumerStore, StoreError, StreamStore
 from pyjetstream.jetstream.store.consumer import FileConsumerStore
 from pyjetstream.jetstream.store.file import FileStore
@@ -35,9 +39,25 @@ class ErrCorruptMeta(StoreError):
     pass
 
 
+# Room under NAME_MAX (255 bytes on the file systems we run on) for the hashed form.
+_MAX_COMPONENT = 200
+_HASHED = "%~"
+
+
 def _q(name: str) -> str:
     q = quote(name, safe="")
-    return q.replace(".", "%2E") if q in (".", "..") else q
+    if q in (".", ".."):
+        return q.replace(".", "%2E")
+    if len(q) <= _MAX_COMPONENT:
+        return q
+    # surrogatepass: a name is whatever JSON gave us, lone surrogates included
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return q[:120] + _HASHED + digest
+
+
+def name_from_component(component: str) -> str | None:
+    """The name a path component stands for, or None for a hashed one (see the docstring)."""
+    return None if _HASHED in component else unquote(component)
 
 
 def stream_dir(store_dir: str, account: str, stream: str) -> str:
@@ -61,22 +81,24 @@ def list_streams(store_dir: str) -> list[tuple[str, str, str]]:
         for name in sorted(os.listdir(sroot)):
             d = os.path.join(sroot, name)
             if os.path.isfile(os.path.join(d, META_FILE)):
-                out.append((unquote(acc), unquote(name), d))
+                # a hashed name is reported as its component; the metadata holds the real one
+                out.append((unquote(acc), name_from_component(name) or name, d))
     return out
 
 
-def list_consumers(stream_directory: str) -> list[tuple[str, str]]:
-    """(consumer, directory) for every consumer directory of a stream, sorted."""
+def list_consumers(stream_directory: str) -> list[tuple[str | None, str]]:
+    """(consumer, directory) for every consumer directory of a stream, sorted; the consumer is
+    None when its directory name is hashed (its saved config names it)."""
     root = os.path.join(stream_directory, "obs")
     if not os.path.isdir(root):
         return []
-    return [(unquote(n), os.path.join(root, n)) for n in sorted(os.listdir(root))
+    return [(name_from_component(n), os.path.join(root, n)) for n in sorted(os.listdir(root))
             if os.path.isdir(os.path.join(root, n))]
 
 
 def write_meta(directory: str, data: bytes) -> None:
     """Atomically (and durably) replace the stream's metadata."""
-    os.makedirs(directory, exist_ok=True)
+    make_dirs(directory)
     atomic_write(os.path.join(directory, META_FILE), bytes(data))
     atomic_write(os.path.join(directory, META_SUM), b"%08x" % crc32(data))
 

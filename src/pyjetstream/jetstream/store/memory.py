@@ -11,7 +11,15 @@ import copy
 from collections.abc import Callable, Iterator
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
-from pyjetstream.jetstream.store.base import ConsumerState, StateSource, StoredMsg, new_msg, resolve_state
+from pyjetstream.jetstream.store.base import (
+    MAX_SEQ,
+    ConsumerState,
+    ErrSeqExhausted,
+    StateSource,
+    StoredMsg,
+    new_msg,
+    resolve_state,
+)
 
 
 class MemoryStore(StoreCore):
@@ -86,6 +94,8 @@ class MemoryStore(StoreCore):
     def store_msg(self, subject: str, hdr: bytes, data: bytes, ts: int, ttl_ns: int = 0) -> int:
         self._check_open()
         seq = self._last + 1
+        if seq > MAX_SEQ:
+            raise ErrSeqExhausted(f"stream sequence would pass {MAX_SEQ}")
         m = new_msg(seq, subject, hdr or b"", data, ts)
         self._m[seq] = m
         ss = self._subj.get(subject)
