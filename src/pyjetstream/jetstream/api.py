@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyjetstream.jetstream import advisories, errors
+from pyjetstream.jetstream import advisories, errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -27,6 +27,7 @@ from pyjetstream.jetstream.schemas import (
     parse_time,
     rfc3339nano,
 )
+from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,15 @@ class ApiRequest:
     durable_stream: Any = None
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; {} when empty. Bad JSON raises 10025."""
+        """The body as a JSON object; {} when empty. What Go's decoder refuses raises 10025."""
         if not self.payload or not self.payload.strip():
             return {}
         try:
-            doc = json.loads(self.payload)
-        except (ValueError, UnicodeDecodeError):
+            doc = gojson.loads(self.payload)
+        except gojson.GoJSONError:
             raise errors.invalid_json() from None
+        if doc is None:
+            return {}  # Go decodes null into a struct as "no fields"
         if not isinstance(doc, dict):
             raise errors.invalid_json()
         return doc
@@ -85,13 +88,12 @@ def json_response(type_suffix: str, body: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _int_field(d: dict[str, Any], key: str) -> int:
-    v = d.get(key, 0)
-    if v is None:
-        return 0
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise errors.invalid_json()
-    return v
+def _int_field(d: dict[str, Any], key: str, kind: str = "int") -> int:
+    """An integer request field of Go type `kind` (offsets are int, sequences uint64)."""
+    try:
+        return gojson.int_field(d, key, kind)
+    except gojson.GoJSONError:
+        raise errors.invalid_json() from None
 
 
 def _str_field(d: dict[str, Any], key: str) -> str:
@@ -140,6 +142,9 @@ def _config_from_request(req: ApiRequest) -> StreamConfig:
 
 def stream_create(req: ApiRequest) -> dict[str, Any]:
     cfg = _config_from_request(req)
+    # nats-server checks this before the config (the name becomes a directory)
+    if "/" in cfg.name or "\\" in cfg.name:
+        raise errors.stream_name_contains_path_separators()
     stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
     info = stream.info()
     # nats-server (standalone) sets did_create on every successful create, re-creates included
@@ -158,9 +163,10 @@ def stream_update(req: ApiRequest) -> dict[str, Any]:
 def stream_info(req: ApiRequest) -> dict[str, Any]:
     d = req.json()
     stream = req.stream(req.tokens[2])
-    deleted = d.get("deleted_details", False)
-    if not isinstance(deleted, bool):
-        raise errors.invalid_json()
+    try:
+        deleted = gojson.bool_field(d, "deleted_details")
+    except gojson.GoJSONError:
+        raise errors.invalid_json() from None
     subjects_filter = _str_field(d, "subjects_filter")
     offset = _offset(d)
     info = stream.info(deleted_details=deleted, subjects_filter=subjects_filter)
@@ -179,7 +185,7 @@ def stream_info(req: ApiRequest) -> dict[str, Any]:
 
 
 def stream_delete(req: ApiRequest) -> dict[str, Any]:
-    if req.payload.strip():
+    if not gojson.is_empty_request(req.payload):
         raise errors.not_empty_request()
     req.jsa.js.delete_stream(req.jsa, req.tokens[2])
     return {"success": True}
@@ -212,8 +218,8 @@ def stream_purge(req: ApiRequest) -> dict[str, Any]:
     d = req.json()
     stream = req.stream(req.tokens[2])
     filt = _str_field(d, "filter")
-    seq = _int_field(d, "seq")
-    keep = _int_field(d, "keep")
+    seq = _int_field(d, "seq", "uint64")
+    keep = _int_field(d, "keep", "uint64")
     if seq > 0 and keep > 0:
         raise errors.bad_request()
     if filt and filt != ">":
@@ -223,6 +229,8 @@ def stream_purge(req: ApiRequest) -> dict[str, Any]:
             raise errors.stream_purge_failed(err="invalid subject")
     if filt == ">":
         filt = ""
+    # a purge up to a sequence past ours empties the stream; the stores never pass MAX_SEQ
+    seq = min(seq, MAX_SEQ + 1)
     n = stream.purge(filt, seq, keep)
     req.durable_stream = stream
     return {"success": True, "purged": n}
@@ -241,7 +249,7 @@ def _msg_json(m: Any) -> dict[str, Any]:
 def stream_msg_get(req: ApiRequest) -> dict[str, Any]:
     d = req.json()
     stream = req.stream(req.tokens[3])
-    seq = _int_field(d, "seq")
+    seq = _int_field(d, "seq", "uint64")
     last = _str_field(d, "last_by_subj")
     nxt = _str_field(d, "next_by_subj")
     if (seq > 0 and last) or (seq == 0 and not last and not nxt) or (last and nxt):
@@ -255,10 +263,11 @@ def stream_msg_get(req: ApiRequest) -> dict[str, Any]:
 def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:
     d = req.json()
     stream = req.stream(req.tokens[3])
-    seq = _int_field(d, "seq")
-    no_erase = d.get("no_erase", False)
-    if not isinstance(no_erase, bool):
-        raise errors.invalid_json()
+    seq = _int_field(d, "seq", "uint64")
+    try:
+        no_erase = gojson.bool_field(d, "no_erase")
+    except gojson.GoJSONError:
+        raise errors.invalid_json() from None
     if not stream.delete_msg(seq, erase=not no_erase):
         raise _delete_miss(stream, seq)
     req.durable_stream = stream
@@ -330,8 +339,8 @@ def direct_get(req: ApiRequest) -> None:
         d: dict[str, Any] = {}
         if req.payload:
             try:
-                d = json.loads(req.payload)
-            except ValueError:
+                d = gojson.loads(req.payload)
+            except gojson.GoJSONError:
                 req.respond(b"", _STATUS_MALFORMED)
                 return None
             if not isinstance(d, dict) or any(
@@ -350,16 +359,22 @@ def direct_get(req: ApiRequest) -> None:
         req.respond(b"", _STATUS_EMPTY)
         return None
     try:
-        d = json.loads(req.payload)
+        d = gojson.loads(req.payload)
         if not isinstance(d, dict):
             raise ValueError
-        seq = int(d.get("seq") or 0)
-        last = d.get("last_by_subj") or ""
-        nxt = d.get("next_by_subj") or ""
-        batch = int(d.get("batch") or 0)
-        max_bytes = int(d.get("max_bytes") or 0)
-        no_hdr = bool(d.get("no_hdr"))
-    except (ValueError, TypeError):
+        # JSApiMsgGetRequest's Go types: what does not fit is a malformed request
+        seq = gojson.int_field(d, "seq", "uint64")
+        last = gojson.str_field(d, "last_by_subj")
+        nxt = gojson.str_field(d, "next_by_subj")
+        batch = gojson.int_field(d, "batch", "int")
+        max_bytes = gojson.int_field(d, "max_bytes", "int")
+        no_hdr = gojson.bool_field(d, "no_hdr")
+        gojson.str_list(d, "multi_last")
+        gojson.int_field(d, "up_to_seq", "uint64")
+        for k in ("start_time", "up_to_time"):
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise ValueError(k)
+    except ValueError:
         req.respond(b"", _STATUS_MALFORMED)
         return None
     if not seq and not last and not nxt and not d.get("multi_last") and not d.get("start_time"):
@@ -377,7 +392,7 @@ def direct_get(req: ApiRequest) -> None:
         if multi:
             if not isinstance(multi, list) or not all(isinstance(f, str) for f in multi):
                 raise ValueError
-            up_to = int(d.get("up_to_seq") or 0)
+            up_to = gojson.int_field(d, "up_to_seq", "uint64")
             if d.get("up_to_time"):
                 up_to = stream.seq_from_time(parse_time(d["up_to_time"]))
                 if up_to <= stream.store.state().first_seq:

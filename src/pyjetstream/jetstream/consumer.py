@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pyjetstream.jetstream import gojson
 from pyjetstream.jetstream.consumer_config import (
     MS,
     NS,
@@ -1140,29 +1141,28 @@ class Consumer:
 
 
 def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int]:
-    """(batch, expires ns, max_bytes, no_wait, heartbeat ns) from a MSG.NEXT body."""
+    """(batch, expires ns, max_bytes, no_wait, heartbeat ns) from a MSG.NEXT body, as
+    nats-server's nextReqFromMsg reads it: a JSON object with Go's field types (ValueError with
+    the decoder's text otherwise), or a plain number (strconv.Atoi; a batch of 1 if not one)."""
     req = body.strip() if body else b""
     if not req:
         return 1, 0, 0, False, 0
     if req[:1] == b"{":
-        try:
-            d = json.loads(req)
-        except ValueError as e:
-            raise ValueError(str(e)) from None
+        d = gojson.loads(req)  # GoJSONError is a ValueError
         if not isinstance(d, dict):
-            raise ValueError("json: cannot unmarshal into request")
-        batch = int(d.get("batch") or 0)
-        expires = int(d.get("expires") or 0)
-        max_bytes = int(d.get("max_bytes") or 0)
-        no_wait = bool(d.get("no_wait") or False)
-        hb = int(d.get("idle_heartbeat") or 0)
+            raise ValueError("json: cannot unmarshal into Go value of type JSApiConsumerGetNextRequest")
+        s = "JSApiConsumerGetNextRequest"
+        expires = gojson.int_field(d, "expires", "time.Duration", s)
+        batch = gojson.int_field(d, "batch", "int", s)
+        max_bytes = gojson.int_field(d, "max_bytes", "int", s)
+        no_wait = gojson.bool_field(d, "no_wait", s)
+        hb = gojson.int_field(d, "idle_heartbeat", "time.Duration", s)
         if hb > 0 and hb * 2 > expires:
             raise ValueError("heartbeat value too large")
-        return batch, expires, max_bytes, no_wait, hb
-    try:
-        return int(req), 0, 0, False, 0
-    except ValueError:
-        return 1, 0, 0, False, 0
+        # a heartbeat that is not positive is none (nats-server only arms one when > 0)
+        return batch, expires, max_bytes, no_wait, max(hb, 0)
+    n = gojson.atoi(req)
+    return (n, 0, 0, False, 0) if n is not None else (1, 0, 0, False, 0)
 
 
 def _headers_only(hdr: bytes, size: int) -> bytes:

@@ -16,7 +16,7 @@ import secrets
 import string
 from typing import Any
 
-from pyjetstream.jetstream import advisories, errors
+from pyjetstream.jetstream import advisories, errors, gojson
 from pyjetstream.jetstream.api import ApiRequest, Handler
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
@@ -60,14 +60,19 @@ def _ephemeral_name() -> str:
 
 
 def _stream_dir(stream: Any) -> str:
-    # The manager keeps each stream's files in <streams_dir>/<name>; consumers go beside them.
-    return os.path.join(stream.jsa.streams_dir(), stream.name)
+    # The stream's own directory (store/layout.py names it), so consumer state lives inside
+    # it and goes with it when the stream is deleted.
+    directory = getattr(stream, "directory", None)
+    return directory or stream.jsa.stream_dir(stream.name)
 
 
 def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
     """The consumer's state store: a file store for durables of file-storage streams, None
     otherwise (as in nats-server, their state does not survive a restart)."""
     if stream.config.storage == "file" and cfg.durable_name and not cfg.mem_storage:
+        if "\x00" in name:
+            # what nats-server answers when the file system refuses such a directory name
+            raise errors.consumer_create(err="error creating store for consumer")
         return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
     # Such state is lost on restart anyway: it lives in the state machine only, which also
     # spares a snapshot copy per wake-up.
@@ -143,10 +148,28 @@ def delete_consumer(stream: Any, name: str) -> None:
     advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "delete")
 
 
+def _adopt_legacy_consumers(stream: Any) -> None:
+    """Earlier releases kept consumer state under <streams>/<raw stream name>/obs, beside the
+    stream's (quoted) directory; move it into the stream's directory once."""
+    legacy = os.path.join(stream.jsa.streams_dir(), stream.name)
+    current = _stream_dir(stream)
+    if os.path.normpath(legacy) == os.path.normpath(current) or not os.path.isdir(os.path.join(legacy, "obs")):
+        return
+    if os.path.exists(os.path.join(legacy, "meta.json")):
+        return  # another stream's directory, not a leftover
+    try:
+        if not os.path.exists(os.path.join(current, "obs")):
+            os.replace(os.path.join(legacy, "obs"), os.path.join(current, "obs"))
+        os.rmdir(legacy)
+    except OSError as e:
+        log.warning("consumer state of %s in %s not moved: %s", stream.name, legacy, e)
+
+
 def recover_consumers(stream: Any) -> None:
     """Bring back the durable consumers a restored file stream remembers (the manager calls this)."""
     if stream.config.storage != "file":
         return
+    _adopt_legacy_consumers(stream)
     for name, directory in list_consumers(_stream_dir(stream)):
         cstore = FileConsumerStore(directory)
         try:
@@ -157,6 +180,10 @@ def recover_consumers(stream: Any) -> None:
                 continue
             meta = json.loads(raw)
             cfg = ConsumerConfig.from_json(meta["config"])
+            # the config names the consumer; a long name's directory only hashes it
+            name = cfg.durable_name or cfg.name or name
+            if not name:
+                raise ValueError(f"consumer in {directory} has no name")
             runner = ConsumerRunner(stream, name, cfg, cstore=cstore, state=state,
                                     created=int(meta.get("created", 0)))
             stream.add_consumer(name, runner)
@@ -186,7 +213,9 @@ def consumer_create(req: ApiRequest) -> dict[str, Any]:
     if not req.payload or not req.payload.strip():
         raise errors.invalid_json()
     d = _body(req)
-    if d.get("stream_name", "") != stream_name:
+    if not isinstance(d.get("stream_name", ""), str | None):
+        raise errors.invalid_json()
+    if (d.get("stream_name") or "") != stream_name:
         raise errors.stream_mismatch()
     action = d.get("action", "") or ""
     if action not in ("", "create", "update"):
@@ -236,16 +265,20 @@ def consumer_info(req: ApiRequest) -> dict[str, Any]:
 
 
 def consumer_delete(req: ApiRequest) -> dict[str, Any]:
+    # Only an empty request deletes (nats-server's isEmptyRequest): a stray message such as a
+    # PubAck published to this subject must not take the consumer with it.
+    if not gojson.is_empty_request(req.payload):
+        raise errors.not_empty_request()
     stream = req.stream(req.tokens[2])
     delete_consumer(stream, req.tokens[3])
     return {"success": True}
 
 
 def _offset(req: ApiRequest) -> int:
-    d = _body(req)
-    off = d.get("offset", 0) or 0
-    if isinstance(off, bool) or not isinstance(off, int):
-        raise errors.invalid_json()
+    try:
+        off = gojson.int_field(_body(req), "offset", "int")
+    except gojson.GoJSONError:
+        raise errors.invalid_json() from None
     return max(0, off)
 
 

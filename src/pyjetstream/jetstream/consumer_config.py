@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pyjetstream.jetstream import gojson
+
 NS = 1_000_000_000
 MS = 1_000_000
 
@@ -137,35 +139,44 @@ class ConsumerConfig:
             raise _err(400, 10025, f"invalid JSON: {e}") from None
         return cfg
 
+    # Go's ConsumerConfig field types: a value of the wrong JSON type, or a number that does not
+    # fit (a float, out of range), fails the whole decode ("invalid JSON").
+    _INT_KINDS = (("opt_start_seq", "uint64"), ("ack_wait", "time.Duration"), ("max_deliver", "int"),
+                  ("rate_limit_bps", "uint64"), ("max_waiting", "int"), ("max_ack_pending", "int"),
+                  ("idle_heartbeat", "time.Duration"), ("max_batch", "int"), ("max_expires", "time.Duration"),
+                  ("max_bytes", "int"), ("inactive_threshold", "time.Duration"), ("num_replicas", "int"))
+    _STRS = ("durable_name", "name", "description", "filter_subject", "sample_freq", "deliver_subject",
+             "deliver_group")
+    _BOOLS = ("flow_control", "headers_only", "mem_storage", "direct")
+
     def _coerce(self) -> None:
         # Clients send null for unset values; Go decodes them as zero values.
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if v is None and f.default is not None and f.default is not dataclasses.MISSING:
                 setattr(self, f.name, f.default)
-        for name in ("opt_start_seq", "ack_wait", "max_deliver", "rate_limit_bps", "max_waiting",
-                     "max_ack_pending", "idle_heartbeat", "max_batch", "max_expires", "max_bytes",
-                     "inactive_threshold", "num_replicas"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise ValueError(f"json: cannot unmarshal {type(v).__name__} into {name}")
-            setattr(self, name, int(v))
-        for name in ("durable_name", "name", "description", "filter_subject", "sample_freq",
-                     "deliver_subject", "deliver_group"):
+        for name, kind in self._INT_KINDS:
+            setattr(self, name, gojson.to_int(getattr(self, name), "ConsumerConfig", name, kind))
+        for name in self._STRS:
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"json: cannot unmarshal into {name}")
+                raise gojson.type_error(getattr(self, name), "ConsumerConfig", name, "string")
+        for name in self._BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                raise gojson.type_error(getattr(self, name), "ConsumerConfig", name, "bool")
         if self.deliver_policy not in DELIVER_POLICIES:
             raise ValueError(f"can not unmarshal {self.deliver_policy!r}")
         if self.ack_policy not in ACK_POLICIES:
             raise ValueError(f"can not unmarshal {self.ack_policy!r}")
         if self.replay_policy not in REPLAY_POLICIES:
             raise ValueError(f"can not unmarshal {self.replay_policy!r}")
-        if self.backoff is not None:
-            self.backoff = [int(b) for b in self.backoff] or None
-        if self.filter_subjects is not None and not isinstance(self.filter_subjects, list):
-            raise ValueError("json: cannot unmarshal filter_subjects")
-        if self.filter_subjects == []:
-            self.filter_subjects = None
+        fields = {"backoff": self.backoff, "filter_subjects": self.filter_subjects, "metadata": self.metadata}
+        self.backoff = gojson.duration_list(fields, "backoff", "ConsumerConfig") or None
+        self.filter_subjects = gojson.str_list(fields, "filter_subjects", "ConsumerConfig") or None
+        self.metadata = gojson.str_map(fields, "metadata", "ConsumerConfig")
+        for name in ("opt_start_time", "pause_until"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise gojson.type_error(v, "ConsumerConfig", name, "time.Time")
         if self.opt_start_time is not None:
             parse_rfc3339_ns(self.opt_start_time)
 
@@ -435,7 +446,8 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
     if cfg.durable_name and cfg.name and cfg.durable_name != cfg.name:
         raise _err(400, 10132, "Consumer Durable and Name have to be equal if both are provided")
     for n in (cfg.durable_name, cfg.name):
-        if n and len(n) > MAX_NAME_LEN:
+        # nats-server counts bytes (a Go string's len), not characters
+        if n and len(n.encode("utf-8", "surrogatepass")) > MAX_NAME_LEN:
             raise _err(400, 10102, f"consumer name is too long, maximum allowed is {MAX_NAME_LEN}")
         if n and ("/" in n or "\\" in n):
             raise _err(400, 10127, "Consumer name can not contain path separators")

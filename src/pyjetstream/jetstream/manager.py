@@ -270,6 +270,9 @@ class JetStream:
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
         self._check_cycles(jsa, cfg)
+        if cfg.storage == "file" and "\x00" in cfg.name:
+            # what nats-server answers when the file system refuses such a directory name
+            raise errors.stream_create(err="error creating store for stream")
         sdir = jsa.stream_dir(cfg.name)
         if cfg.storage == "file":
             # a leftover directory from a stream deleted while we crashed must not leak in

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pyjetstream.jetstream import errors
+from pyjetstream.jetstream import errors, gojson
+from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import is_subset, is_valid_subject, subject_matches, subjects_overlap
 
 JS_API_LEVEL = 1  # we implement per-message TTL (level 1); nothing of levels 2+
@@ -86,6 +87,11 @@ class SubjectTransform:
         return ".".join(out)
 
 
+def name_len(name: str) -> int:
+    """A name's length as nats-server counts it: UTF-8 bytes (a Go string's len)."""
+    return len(name.encode("utf-8", "surrogatepass"))
+
+
 def is_valid_name(name: str) -> bool:
     """nats-server's isValidAssetName for stream and consumer names."""
     return bool(name) and not any(c in name for c in " \t\r\n\f.*>\\/")
@@ -134,22 +140,21 @@ def parse_time(value: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# request-body field coercion (Go's decoder refuses wrong JSON types with "invalid JSON")
+# request-body field coercion (Go's decoder refuses wrong JSON types and numbers that do not fit
+# the field with "invalid JSON"; the Go types are nats-server's StreamConfig field types)
+
+_STRUCT = "StreamConfig"
 
 
 def _bad(field_name: str, want: str) -> errors.ApiError:
-    return errors.invalid_json(f"json: cannot unmarshal into Go struct field .{field_name} of type {want}")
+    return errors.invalid_json(f"json: cannot unmarshal into Go struct field {_STRUCT}.{field_name} of type {want}")
 
 
-def _int(d: dict[str, Any], key: str, default: int) -> int:
-    v = d.get(key, default)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        raise _bad(key, "int64")
-    return v
+def _int(d: dict[str, Any], key: str, default: int, kind: str = "int64") -> int:
+    try:
+        return gojson.int_field(d, key, kind, _STRUCT, default)
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
 
 
 def _bool(d: dict[str, Any], key: str) -> bool:
@@ -178,6 +183,53 @@ def _enum(d: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -
         # Go's enum UnmarshalJSON rejects unknown values, which surfaces as invalid JSON
         raise errors.invalid_json(f"can not unmarshal {v!r}")
     return v.lower()
+
+
+def _check_nested(d: dict[str, Any]) -> None:
+    """The nested structs' field types (Placement, StreamSource, RePublish, SubjectTransform,
+    StreamConsumerLimits), as Go decodes them with the rest of the body."""
+    try:
+        p = gojson.object_field(d, "placement", _STRUCT)
+        if p is not None:
+            gojson.str_field(p, "cluster", "Placement")
+            gojson.str_list(p, "tags", "Placement")
+            gojson.str_field(p, "preferred", "Placement")
+        origins = [gojson.object_field(d, "mirror", _STRUCT)]
+        sources = d.get("sources")
+        if sources is not None:
+            if not isinstance(sources, list):
+                raise gojson.type_error(sources, _STRUCT, "sources", "[]*StreamSource")
+            origins.extend(sources)
+        for src in origins:
+            if src is None:
+                continue
+            if not isinstance(src, dict):
+                raise gojson.type_error(src, _STRUCT, "sources", "StreamSource")
+            for k in ("name", "filter_subject"):
+                gojson.str_field(src, k, "StreamSource")
+            gojson.int_field(src, "opt_start_seq", "uint64", "StreamSource")
+            t = src.get("opt_start_time")
+            if t is not None and not isinstance(t, str):
+                raise gojson.type_error(t, "StreamSource", "opt_start_time", "time.Time")
+            ext = gojson.object_field(src, "external", "StreamSource")
+            if ext is not None:
+                gojson.str_field(ext, "api", "ExternalStream")
+                gojson.str_field(ext, "deliver", "ExternalStream")
+            sts = src.get("subject_transforms")
+            if sts is not None and not isinstance(sts, list):
+                raise gojson.type_error(sts, "StreamSource", "subject_transforms", "[]SubjectTransformConfig")
+        for k in ("republish", "subject_transform"):
+            o = gojson.object_field(d, k, _STRUCT)
+            if o is not None:
+                gojson.str_field(o, "src", k)
+                gojson.str_field(o, "dest", k)
+                gojson.bool_field(o, "headers_only", k)
+        cl = gojson.object_field(d, "consumer_limits", _STRUCT)
+        if cl is not None:
+            gojson.int_field(cl, "inactive_threshold", "time.Duration", "StreamConsumerLimits")
+            gojson.int_field(cl, "max_ack_pending", "int", "StreamConsumerLimits")
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,28 +313,29 @@ class StreamConfig:
                 raise _bad(k, "object")
         if d.get("sources") is not None and not isinstance(d["sources"], list):
             raise _bad("sources", "[]StreamSource")
+        _check_nested(d)
         return cls(
             name=_str(d, "name"),
             description=_str(d, "description"),
             subjects=list(subjects),
             retention=_enum(d, "retention", RETENTIONS, "limits"),
-            max_consumers=_int(d, "max_consumers", 0),
+            max_consumers=_int(d, "max_consumers", 0, "int"),
             max_msgs=_int(d, "max_msgs", 0),
             max_bytes=_int(d, "max_bytes", 0),
-            max_age=_int(d, "max_age", 0),
+            max_age=_int(d, "max_age", 0, "time.Duration"),
             max_msgs_per_subject=_int(d, "max_msgs_per_subject", 0),
-            max_msg_size=_int(d, "max_msg_size", 0),
+            max_msg_size=_int(d, "max_msg_size", 0, "int32"),
             discard=_enum(d, "discard", DISCARDS, "old"),
             storage=_enum(d, "storage", STORAGES, "file"),
-            num_replicas=_int(d, "num_replicas", 0),
+            num_replicas=_int(d, "num_replicas", 0, "int"),
             no_ack=_bool(d, "no_ack"),
             template_owner=_str(d, "template_owner"),
-            duplicate_window=_int(d, "duplicate_window", 0),
+            duplicate_window=_int(d, "duplicate_window", 0, "time.Duration"),
             placement=d.get("placement") or None,
             mirror=d.get("mirror") or None,
             sources=d.get("sources") or None,
             compression=_enum(d, "compression", COMPRESSIONS, "none"),
-            first_seq=_int(d, "first_seq", 0),
+            first_seq=_int(d, "first_seq", 0, "uint64"),
             subject_transform=d.get("subject_transform") or None,
             republish=d.get("republish") or None,
             allow_direct=_bool(d, "allow_direct"),
@@ -294,7 +347,7 @@ class StreamConfig:
             allow_rollup_hdrs=_bool(d, "allow_rollup_hdrs"),
             consumer_limits=dict(cl),
             allow_msg_ttl=_bool(d, "allow_msg_ttl"),
-            subject_delete_marker_ttl=_int(d, "subject_delete_marker_ttl", 0),
+            subject_delete_marker_ttl=_int(d, "subject_delete_marker_ttl", 0, "time.Duration"),
             allow_msg_counter=_bool(d, "allow_msg_counter"),
             allow_atomic=_bool(d, "allow_atomic"),
             allow_msg_schedules=_bool(d, "allow_msg_schedules"),
@@ -384,7 +437,7 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
     c = cfg.copy()
     if not is_valid_name(c.name):
         raise _invalid("stream name is required and can not contain '.', '*', '>'")
-    if len(c.name) > JS_MAX_NAME_LEN:
+    if name_len(c.name) > JS_MAX_NAME_LEN:
         raise _invalid(f"stream name is too long, maximum allowed is {JS_MAX_NAME_LEN}")
     if len(c.description) > JS_MAX_DESCRIPTION_LEN:
         raise _invalid(f"stream description is too long, maximum allowed is {JS_MAX_DESCRIPTION_LEN}")
@@ -429,6 +482,9 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
         c.allow_rollup_hdrs, c.deny_purge = True, False
     elif c.subject_delete_marker_ttl < 0:
         raise _invalid("subject delete marker TTL must not be negative")
+    if c.first_seq > MAX_SEQ:
+        # sequences stay within int64: every store record and every client can hold them
+        raise _invalid(f"first sequence can not be larger than {MAX_SEQ}")
     if c.mirror is not None or c.sources:
         _check_origins(c)
     # Features of nats-server we do not implement are refused rather than silently ignored.

@@ -61,6 +61,8 @@ def parse_go_duration(text: str) -> int | None:
             return None
         total += float(m.group(1)) * _UNIT_NS[m.group(2)]
         pos = m.end()
+    if not total < 2**63:
+        return None  # Go's ParseDuration refuses what overflows an int64 (and so does inf)
     return int(total)
 
 
@@ -75,6 +77,9 @@ def go_duration_s(seconds: int) -> str:
     return f"{sec}s"
 
 
+_MAX_TTL_S = (2**63 - 1) // 1_000_000_000
+
+
 def parse_msg_ttl(value: str) -> int:
     """Nats-TTL value to seconds: -1 never, 0 none; raises the 10165 error when invalid."""
     if value.lower() == "never":
@@ -84,8 +89,12 @@ def parse_msg_ttl(value: str) -> int:
         if ns < 1_000_000_000:
             raise errors.message_ttl_invalid()
         return ns // 1_000_000_000
-    if value.isdigit():
-        return int(value)
+    if value.isascii() and value.isdigit():
+        secs = int(value)
+        # the store keeps the TTL in nanoseconds in a signed 64-bit field
+        if secs > _MAX_TTL_S:
+            raise errors.message_ttl_invalid()
+        return secs
     raise errors.message_ttl_invalid()
 
 
@@ -130,7 +139,8 @@ class Stream:
         self.clock = clock
         self.closed = False
         self._subs: list[Any] = []
-        self._ack_prefix = b'{"stream":"' + self.name.encode() + b'","seq":'
+        # the name JSON-escaped: a quote or backslash in it must not break the PubAck
+        self._ack_prefix = b'{"stream":' + json.dumps(self.name).encode() + b',"seq":'
         self._outq: list[tuple[str, bytes]] = []
         self._waiters: list[Callable[[], None]] = []
         self._commit_scheduled = False
