@@ -72,14 +72,14 @@ async def test_delivery_in_binary_mode_with_original_type_and_tracing(make_servi
                                     "cleanType": "order.paymentsuccess.v1"}]
     assert await publish(svc, "e1", "order.payment*success.v1", {"orderCode": "3211213"},
                          {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                          "X-B3-TraceId": "abc"}) == 204
+                          "X-B3-TraceId": "463ac35c9f6413ad"}) == 204
     await wait_until(lambda: len(sink.received) == 1, what="delivery")
     event, headers = sink.received[0], sink.headers[0]
     assert event.type == "order.payment*success.v1"
     assert event.get("originaltype") == "order.payment*success.v1"
     assert event.get("eventtypeversion") == "v1" and event.source == "myapp"
     assert json.loads(event.data) == {"orderCode": "3211213"}
-    assert headers["traceparent"].startswith("00-0af7") and headers["X-B3-TraceId"] == "abc"
+    assert headers["traceparent"].startswith("00-0af7") and headers["X-B3-TraceId"] == "463ac35c9f6413ad"
     assert "ce-traceparent" not in {k.lower() for k in headers}
     assert headers["Content-Type"] == "application/json"
 

@@ -33,6 +33,23 @@ _EXT_NAME = re.compile(r"^[a-z0-9]+$")
 # Printable ASCII stays as is in header values, except the three the HTTP binding reserves.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# Attributes the dispatcher sends as raw HTTP header values (not percent-encoded), so their
+# format is checked on the way in: a value aiohttp refuses at dispatch would stall delivery.
+# W3C Trace Context: version 00 has exactly four fields; later versions may append more.
+_TRACEPARENT = re.compile(r"^(?:00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+                          r"|(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(?:-[!-~]*)?)$")
+_B3_FORMATS = {  # openzipkin/b3-propagation: lower-hex ids; Sampled also takes the old true/false
+    "b3traceid": (re.compile(r"^(?:[0-9a-f]{16}|[0-9a-f]{32})$"), "16 or 32 lower-hex digits"),
+    "b3spanid": (re.compile(r"^[0-9a-f]{16}$"), "16 lower-hex digits"),
+    "b3parentspanid": (re.compile(r"^[0-9a-f]{16}$"), "16 lower-hex digits"),
+    "b3sampled": (re.compile(r"^(?:0|1|true|false|d)$"), "0, 1, true or false"),
+    "b3flags": (re.compile(r"^1$"), "1"),
+}
+# RFC 9110 media-type: type "/" subtype *( OWS ";" OWS [ parameter ] ), parameter values a
+# token or a quoted-string; ASCII only, no control characters (empty parameters tolerated).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_MEDIA_TYPE = re.compile(rf"^{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*[ \t]*$")
 
 
 class CloudEventError(ValueError):
@@ -217,8 +234,31 @@ def validate(event: CloudEvent) -> None:
         if name not in CONTEXT_ATTRIBUTES and not _EXT_NAME.match(name):
             problems.append(f"bad key {name!r}: CloudEvents attribute names MUST consist of lower-case "
                             "letters ('a' to 'z') or digits ('0' to '9')")
+    problems.extend(header_attribute_problems(attrs))
     if problems:
         raise CloudEventError("\n".join(problems))
+
+
+def header_attribute_problems(attrs: Mapping[str, Any]) -> list[str]:
+    """Problems with the attributes that become raw HTTP header values at dispatch.
+
+    Everything else is percent-encoded into `ce-*` headers and cannot break a request; these
+    (Content-Type and the tracing headers) are sent as they are, so they must be well-formed.
+    """
+    problems: list[str] = []
+    media = attrs.get("datacontenttype")
+    if isinstance(media, str) and media and not _MEDIA_TYPE.match(media):
+        problems.append(f"datacontenttype: {media!r} is not a valid media type (RFC 9110, e.g. application/json)")
+    if "traceparent" in attrs:
+        value = attrs["traceparent"]
+        if not isinstance(value, str) or not _TRACEPARENT.match(value):
+            problems.append(f"traceparent: {value!r} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)")
+    for name, (pattern, expected) in _B3_FORMATS.items():
+        if name in attrs:
+            value = attrs[name]
+            if not isinstance(value, str) or not pattern.match(value):
+                problems.append(f"{name}: {value!r} is not a valid B3 value ({expected})")
+    return problems
 
 
 _URI_BAD = re.compile(r"[\s<>\"{}|\\^`]")

@@ -2,8 +2,10 @@
 
 Owns the HTTP API Kyma's publisher offers (`/publish`, the legacy `/{app}/v1/events`, the
 `/subscribed` listing, health and metrics) and the mapping of JetStream errors to Kyma's
-status codes. A 2xx is answered only after the JetStream PubAck. It never creates streams
-or consumers (that is `manager`).
+status codes. A 2xx is answered only after the JetStream PubAck; a request is validated
+completely (including every attribute that becomes an HTTP header at dispatch) before
+anything is stored, and stores all its copies or none. It never creates streams or
+consumers (that is `manager`).
 """
 
 from __future__ import annotations
@@ -70,9 +72,13 @@ class EventPublisher:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
                                 self.config.stream.subject_prefix)
 
-    async def publish(self, event: ce.CloudEvent) -> tuple[t.PublishTarget, Any]:
-        """Validate the type, publish, wait for the PubAck. Raises EventTypeError or BackendError."""
-        target = self.target(event)
+    async def publish(self, event: ce.CloudEvent, target: t.PublishTarget | None = None
+                      ) -> tuple[t.PublishTarget, Any]:
+        """Validate the type (unless `target` is given), publish, wait for the PubAck.
+
+        Raises EventTypeError or BackendError.
+        """
+        target = target or self.target(event)
         final = stored_event(event, target)
         headers = {"ce-specversion": str(final.get("specversion")), "ce-type": final.type,
                    "ce-source": final.source, "ce-id": final.id}
@@ -187,6 +193,9 @@ class _Handlers:
         except ce.CloudEventError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         _add_tracing(event, request)
+        problems = ce.header_attribute_problems(event.attributes)
+        if problems:
+            return web.Response(status=400, text="\n".join(problems) + "\n")
         try:
             await self.publisher.publish(event)
         except t.EventTypeError as exc:
@@ -224,23 +233,45 @@ class _Handlers:
                                "type": f"{doc['event-type']}.{version}", "datacontenttype": "application/json",
                                "time": doc["event-time"], "eventtypeversion": version}, data)
         _add_tracing(event, request)
+        # Everything is checked before the first copy is stored: a request that would fail
+        # on its second copy must not leave the first behind for the client's retry to repeat.
         try:
             ce.validate(event)
-        except ce.CloudEventError as exc:
+            planned = [(event, self.publisher.target(event))]
+            if self.config.legacy_double_publish:
+                second = self._legacy_v1alpha1(event, app_name, str(doc["event-type"]), version)
+                ce.validate(second)
+                planned.append((second, self._legacy_v1alpha1_target(second)))
+        except (ce.CloudEventError, t.EventTypeError) as exc:
             return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
-        events = [event]
-        if self.config.legacy_double_publish:
-            events.append(self._legacy_v1alpha1(event, app_name, str(doc["event-type"]), version))
-        for ev in events:
+        stored: list[Any] = []
+        for ev, target in planned:
             try:
-                await self.publisher.publish(ev)
-            except t.EventTypeError as exc:
-                return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+                _, ack = await self.publisher.publish(ev, target)
             except BackendError as exc:
                 self._count(ev, exc.status)
+                await self._roll_back(stored)
                 return web.json_response({"status": exc.status, "message": exc.message}, status=exc.status)
+            stored.append(ack)
         self._count(event, 200)
         return web.json_response({"event-id": event_id, "status": "", "reason": ""}, status=200)
+
+    def _legacy_v1alpha1_target(self, event: ce.CloudEvent) -> t.PublishTarget:
+        """Kyma sends the second copy to `<prefix>.<type>` as built, without the legacy type
+        parser's four-segment rule (so `created` + `v1` is fine); only empty segments fail."""
+        subject = f"{self.config.stream.subject_prefix}.{event.type}"
+        if any(seg == "" for seg in subject.split(".")):
+            raise t.EventTypeError(f"event type cannot have empty segments after cleaning: {subject}")
+        return t.PublishTarget(event.type, subject, None)
+
+    async def _roll_back(self, acks: list[Any]) -> None:
+        """Remove the copies a failed request already stored (best effort: a dispatcher may
+        have delivered one in the meantime, which at-least-once allows)."""
+        for ack in acks:
+            try:
+                await self.publisher.js.delete_msg(ack.stream, ack.seq)
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.error("a failed legacy publish left seq %d in %s behind: %s", ack.seq, ack.stream, exc)
 
     def _legacy_v1alpha1(self, event: ce.CloudEvent, app_name: str, event_type: str, version: str) -> ce.CloudEvent:
         """Kyma's second publish for exact-matching and old subscriptions: prefixed, alnum-only type."""
