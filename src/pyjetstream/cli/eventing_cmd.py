@@ -20,6 +20,7 @@ import nats.errors
 
 from pyjetstream.cli.common import CLIError, add_auth_options, auth_kwargs
 from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
+from pyjetstream.eventing.manager import StreamConfigError
 
 
 def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool = True) -> None:
@@ -155,6 +156,6 @@ def main(argv: list[str]) -> int:
         return runner(_run(args, config, options))
     except KeyboardInterrupt:
         return 0
-    except (OSError, nats.errors.Error) as exc:
+    except (OSError, nats.errors.Error, StreamConfigError) as exc:
         print(f"pyjetstream eventing: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ import nats.errors
 
 from pyjetstream.cli.eventing_cmd import add_eventing_arguments, config_from_args, install_stop_signals
 from pyjetstream.eventing.config import EventingConfig
+from pyjetstream.eventing.manager import StreamConfigError
 
 log = logging.getLogger("pyjetstream.up")
 
@@ -173,7 +174,7 @@ def main(argv: list[str]) -> int:
     loop = new_event_loop()
     try:
         return loop.run_until_complete(runner())
-    except (OSError, nats.errors.Error) as exc:
+    except (OSError, nats.errors.Error, StreamConfigError) as exc:
         print(f"pyjetstream up: {exc}", file=sys.stderr)
         return 1
     finally:

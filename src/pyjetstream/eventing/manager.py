@@ -1,9 +1,10 @@
 """The subscription manager: keeps streams and consumers in line with stored Subscriptions.
 
 Owns the `sap` stream (ensured at start and after every reconnect, updated when its
-settings drift), the dead-letter stream, one durable push consumer per subscription type
-with Kyma's name and settings, removal of orphaned consumers at start, and the status it
-writes back. It never delivers events itself: it tells the dispatcher what to serve.
+settings drift; a start refuses to go on when the update is impossible), the dead-letter
+stream, one durable push consumer per subscription type with Kyma's name and settings,
+removal at start of consumers no stored Subscription owns, and the status it writes back. It never delivers events itself:
+it tells the dispatcher what to serve.
 """
 
 from __future__ import annotations
@@ -30,19 +31,29 @@ _COMPARED = ("storage", "num_replicas", "retention", "max_msgs", "max_bytes", "d
 DEAD_LETTER_SLACK = 5
 
 
+class StreamConfigError(RuntimeError):
+    """The stream exists with settings that differ from the configuration and cannot be updated."""
+
+
 def _enum_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def stream_needs_update(current: StreamConfig, desired: dict[str, Any]) -> bool:
+def stream_differences(current: StreamConfig, desired: dict[str, Any]) -> list[str]:
+    """`field: have -> want` for every compared field that differs."""
+    out: list[str] = []
     for name in _COMPARED:
         have = _enum_value(getattr(current, name, None))
         want = desired[name]
         if name == "subjects":
             have, want = sorted(have or []), sorted(want)
         if have != want:
-            return True
-    return False
+            out.append(f"{name}: {have} -> {want}")
+    return out
+
+
+def stream_needs_update(current: StreamConfig, desired: dict[str, Any]) -> bool:
+    return bool(stream_differences(current, desired))
 
 
 class EventingManager:
@@ -87,11 +98,20 @@ class EventingManager:
         try:
             await self.ensure_streams()
             await self.resync()
+        except StreamConfigError as exc:
+            # As Kyma's reconnect handler: a running service reports it and keeps serving.
+            log.error("%s", exc)
         except (nats.errors.Error, TimeoutError) as exc:
             log.warning("re-sync after reconnect failed (the periodic re-sync retries): %s", exc)
 
     # -- streams ------------------------------------------------------------------------------
     async def ensure_streams(self) -> None:
+        """Create or update the stream; raises StreamConfigError when it cannot be updated.
+
+        Like Kyma's eventing-manager (its Initialize fails on ErrUpdateStreamConfig): serving
+        from a stream whose retention or storage is not the configured one would silently
+        break the promises the configuration makes (interest retention frees acked events).
+        """
         desired = self.config.stream.config_dict()
         try:
             info = await self.js.stream_info(desired["name"])
@@ -99,15 +119,17 @@ class EventingManager:
             await self.js.add_stream(**desired)
             log.info("created stream %s", desired["name"])
         else:
-            if stream_needs_update(info.config, desired):
+            differences = stream_differences(info.config, desired)
+            if differences:
                 try:
                     await self.js.update_stream(**desired)
-                    log.info("updated stream %s", desired["name"])
+                    log.info("updated stream %s (%s)", desired["name"], "; ".join(differences))
                 except nats.js.errors.APIError as exc:
-                    # Some fields (retention, storage) cannot change in place; keep serving
-                    # with the stream as it is rather than refusing to start.
-                    log.error("stream %s differs from the configuration and cannot be updated: %s",
-                              desired["name"], exc.description or exc)
+                    raise StreamConfigError(
+                        f"stream {desired['name']} differs from the configuration "
+                        f"({'; '.join(differences)}) and cannot be updated: {exc.description or exc}; "
+                        "change the settings to match the stream, or delete the stream "
+                        "(its events are lost)") from exc
         dl = self.config.dead_letter
         if dl.enabled:
             dl_cfg = {"name": dl.stream, "subjects": [f"{dl.subject_prefix}.>"], "storage": dl.storage,
@@ -179,17 +201,30 @@ class EventingManager:
                 await self._reconcile(event.subscription, force)
 
     async def delete_orphans(self) -> None:
-        """Kyma's start-up cleanup: consumers no Subscription computes, and not push-bound."""
+        """Kyma's start-up cleanup: delete consumers no stored Subscription owns, unless push-bound.
+
+        Every stored Subscription keeps its consumers, valid or not: one that became invalid
+        (a stricter sink policy, a changed type prefix) keeps its backlog until it is valid
+        again or deleted. Ownership is the computed name (as Kyma), the consumer names in its
+        status, or our description `<ns>/<name>/<subject>` (beyond Kyma: it survives a
+        changed subject prefix too).
+        """
         wanted: set[str] = set()
+        owners: set[str] = set()
         for sub in self._subs.values():
-            if not subs.validate(sub, self.config.strict_sinks, self.config.legacy_type_prefix):
-                wanted.update(sub.consumers(self.config.stream.subject_prefix))
+            wanted.update(sub.consumers(self.config.stream.subject_prefix))
+            for entry in ((sub.status or {}).get("backend") or {}).get("types", []) or []:
+                if isinstance(entry, dict) and entry.get("consumerName"):
+                    wanted.add(str(entry["consumerName"]))
+            owners.add(f"{sub.namespace}/{sub.name}/")
         try:
             infos = await self.js.consumers_info(self.config.stream.name)
         except nats.js.errors.NotFoundError:
             return
         for info in infos:
-            if info.name in wanted or info.push_bound:
+            description = getattr(info.config, "description", None) or ""
+            if info.name in wanted or info.push_bound or \
+                    any(description.startswith(owner) for owner in owners):
                 continue
             try:
                 await self.js.delete_consumer(self.config.stream.name, info.name)
