@@ -20,7 +20,7 @@ class Bus:
         self.sent: list[tuple[str, str, bytes | None, bytes]] = []
         self.listening: set[str] = set()
 
-    def subscribe_internal(self, account, subject, cb, queue=None, raw=False):
+    def subscribe_internal(self, account, subject, cb, queue=None, raw=False, clients_only=False):
         if raw:  # present the server's raw form to the runner, keep the tests' plain form
             def plain(sub, client, subj, reply, hdr, payload, cb=cb):
                 cb(subj, reply.encode(), len(hdr or b""), (hdr or b"") + payload + b"\r\n")

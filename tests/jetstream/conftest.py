@@ -83,7 +83,7 @@ class FakeServer:
         self._inbox = itertools.count(1)
 
     def subscribe_internal(self, account: FakeAccount, subject: str, callback: Any, queue: str | None = None,
-                           raw: bool = False) -> FakeSub:
+                           raw: bool = False, clients_only: bool = False) -> FakeSub:
         sub = FakeSub(account, subject, callback, queue, raw)
         self.subs.append(sub)
         return sub

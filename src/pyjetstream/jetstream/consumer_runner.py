@@ -89,9 +89,10 @@ class ConsumerRunner:
         self.closed = False
         prefix = f"{stream.name}.{name}"
         self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_raw,
-                                                         raw=True))
+                                                         raw=True, clients_only=True))
         if config.flow_control:
-            self._subs.append(self.server.subscribe_internal(self.account, f"$JS.FC.{prefix}.>", self._on_fc_msg))
+            self._subs.append(self.server.subscribe_internal(self.account, f"$JS.FC.{prefix}.>", self._on_fc_msg,
+                                                             clients_only=True))
         if config.deliver_subject:
             self.core.set_interest(self._has_interest(config.deliver_subject), now)
         self._save_config(config)
@@ -195,7 +196,7 @@ class ConsumerRunner:
         self.core.update_config(cfg, self.clock.now())
         if cfg.flow_control and not old.flow_control:
             self._subs.append(self.server.subscribe_internal(
-                self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg))
+                self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg, clients_only=True))
         if cfg.deliver_subject:
             self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
         self._save_config(cfg)

@@ -141,13 +141,14 @@ class JetStream:
         # Accounts without JetStream still answer API calls, with 10039, as nats-server does.
         for acc in list(getattr(self.server, "accounts", {}).values()):
             if getattr(acc, "name", None) not in self.accounts:
-                self._disabled_subs.append(self.server.subscribe_internal(acc, "$JS.API.>", self._on_disabled_api))
+                self._disabled_subs.append(self.server.subscribe_internal(acc, "$JS.API.>", self._on_disabled_api,
+                                                                              clients_only=True))
         log.info("JetStream started: store_dir=%s sync=%s", self.store_dir,
                  "always (group commit)" if self.sync_interval is None else f"every {self.sync_interval}s")
 
     def _start_account(self, jsa: JsAccount) -> None:
         self._recover_account(jsa)
-        jsa._api_sub = self.server.subscribe_internal(jsa.account, "$JS.API.>", jsa._on_api)
+        jsa._api_sub = self.server.subscribe_internal(jsa.account, "$JS.API.>", jsa._on_api, clients_only=True)
 
     def _on_disabled_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None,
                          payload: bytes) -> None:

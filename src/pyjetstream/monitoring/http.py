@@ -115,7 +115,7 @@ class MonitorServer:
             "server_id": s.server_id, "server_name": s.server_name, "version": _version(),
             "proto": 1, "go": f"python{os.sys.version_info.major}.{os.sys.version_info.minor}",
             "host": o.host, "port": s.port,
-            "max_connections": 65536, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
+            "max_connections": o.max_connections, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
             "http_host": self.host, "http_port": self.port, "http_base_path": "", "https_port": 0,
             "auth_timeout": o.auth_timeout, "max_control_line": o.max_control_line,
             "max_payload": o.max_payload, "max_pending": o.max_pending, "tls_timeout": 2,

@@ -1,15 +1,19 @@
 """Authentication and per-user permissions.
 
 Owns: checking CONNECT credentials against the options (token, single user, users lists
-across accounts, no_auth_user) and answering "may this user publish/subscribe here". Knows
-nothing of sockets; the connection asks and sends the errors.
+across accounts, no_auth_user; plain or bcrypt passwords) and answering "may this user
+publish/subscribe here". Knows nothing of sockets or the event loop; the connection asks,
+runs a bcrypt comparison off the loop (one costs ~0.1 s of CPU) and sends the errors.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import bcrypt
 
 from pyjetstream.server.options import Permissions, ServerOptions, User
 from pyjetstream.subjects import subject_matches
@@ -27,6 +31,32 @@ def _eq(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+# nats-server's test for a configured password that is a bcrypt hash rather than the secret
+_BCRYPT = re.compile(r"^\$2[abxy]?\$\d\d\$")
+
+
+def is_bcrypt(password: str) -> bool:
+    return password.startswith("$") and _BCRYPT.match(password) is not None
+
+
+def bcrypt_matches(given: str, hashed: str) -> bool:
+    """Slow by design: call it off the event loop."""
+    try:
+        return bcrypt.checkpw(given.encode(), hashed.encode())
+    except ValueError:  # a malformed hash in the config matches nothing
+        return False
+
+
+@dataclass
+class SlowCheck:
+    """A CONNECT whose password must be compared with a bcrypt hash: `result` holds if
+    bcrypt_matches(given, hashed)."""
+
+    given: str
+    hashed: str
+    result: AuthResult
+
+
 class Authenticator:
     def __init__(self, opts: ServerOptions) -> None:
         self.opts = opts
@@ -36,7 +66,12 @@ class Authenticator:
         # talk before CONNECT; the authentication timer still runs.
         self.expect_connect = self.required and not (opts.no_auth_user and opts.no_auth_user in self.users)
 
-    def check(self, connect: dict[str, Any]) -> AuthResult:
+    def no_auth(self) -> AuthResult | None:
+        """Who a client is when it sends no credentials: the no_auth_user, if configured."""
+        u = self.users.get(self.opts.no_auth_user) if self.opts.no_auth_user else None
+        return None if u is None else AuthResult(True, u.account, u.user, u.permissions)
+
+    def check(self, connect: dict[str, Any]) -> AuthResult | SlowCheck:
         if not self.required:
             return AuthResult(True)
         o = self.opts
@@ -44,17 +79,25 @@ class Authenticator:
         password = connect.get("pass")
         token = connect.get("auth_token")
         if o.token:
-            return AuthResult(isinstance(token, str) and _eq(token, o.token))
+            return self._password(token, o.token, AuthResult(True))
         if o.username and user == o.username:
-            return AuthResult(isinstance(password, str) and _eq(password, o.password), user=o.username)
-        if not user and not token and o.no_auth_user and o.no_auth_user in self.users:
-            u = self.users[o.no_auth_user]
-            return AuthResult(True, u.account, u.user, u.permissions)
+            return self._password(password, o.password, AuthResult(True, user=o.username))
+        if not user and not token:
+            nobody = self.no_auth()
+            if nobody is not None:
+                return nobody
         if isinstance(user, str) and user in self.users:
             u = self.users[user]
-            if isinstance(password, str) and _eq(password, u.password):
-                return AuthResult(True, u.account, u.user, u.permissions)
+            return self._password(password, u.password, AuthResult(True, u.account, u.user, u.permissions))
         return AuthResult(False)
+
+    @staticmethod
+    def _password(given: Any, configured: str, ok: AuthResult) -> AuthResult | SlowCheck:
+        if not isinstance(given, str):
+            return AuthResult(False)
+        if is_bcrypt(configured):
+            return SlowCheck(given, configured, ok)
+        return ok if _eq(given, configured) else AuthResult(False)
 
 
 class PermissionChecker:

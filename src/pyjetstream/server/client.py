@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from pyjetstream.protocol.parser import (
     Parser,
     ProtocolError,
 )
-from pyjetstream.server.auth import PermissionChecker
+from pyjetstream.server.auth import AuthResult, PermissionChecker, SlowCheck, bcrypt_matches
 from pyjetstream.subjects import is_valid_literal_subject, is_valid_queue_name, is_valid_subject
 
 if TYPE_CHECKING:
@@ -56,6 +57,19 @@ _CONNECT_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# Reply subjects no client may set: the server publishes to a message's reply subject on the
+# client's behalf (API replies, PubAcks), and those must never land on the JetStream API or a
+# consumer's ack subjects. nats-server refuses `$JS.ACK.`; `$JS.API.` is refused here as well.
+RESERVED_REPLY_PREFIXES = (b"$JS.API.", b"$JS.ACK.")
+
+# Credentials in a traced CONNECT, as nats-server redacts them
+_SECRET_FIELDS = re.compile(rb'("(?:pass|auth_token|sig|jwt)"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def redact(data: bytes) -> bytes:
+    return _SECRET_FIELDS.sub(rb'\1"[REDACTED]"', data)
+
+
 def _connect_types_ok(opts: dict[str, Any]) -> bool:
     for key, typ in _CONNECT_TYPES.items():
         v = opts.get(key)
@@ -79,8 +93,8 @@ def _opt_bool(opts: dict[str, Any], key: str, default: bool) -> bool:
 class Subscription:
     """A client's SUB or an internal subscription (callback set, client None for internal)."""
 
-    __slots__ = ("subject", "queue", "sid", "sid_s", "client", "callback", "raw", "max", "delivered",
-                 "account", "_pre_subj", "_pre")
+    __slots__ = ("subject", "queue", "sid", "sid_s", "client", "callback", "raw", "clients_only", "max",
+                 "delivered", "account", "_pre_subj", "_pre")
 
     def __init__(self, subject: str, queue: str | None, sid: bytes, client: ClientConnection | None,
                  account: Account, callback: Any = None) -> None:
@@ -93,6 +107,9 @@ class Subscription:
         self.callback = callback
         # internal only: the callback takes (subject, reply bytes, header length, body + CRLF)
         self.raw = False
+        # internal only: take messages that a client published, never the server's own (API
+        # replies, PubAcks, deliveries, advisories), whatever subject a client chose for them
+        self.clients_only = False
         self.max = 0
         self.delivered = 0
         self.account = account
@@ -150,6 +167,9 @@ class ClientConnection(asyncio.Protocol):
         self._tls_task: asyncio.Task[None] | None = None
         self._buffered: list[bytes] = []
         self.tls_version = ""
+        # parsed operations waiting for a bcrypt check of the CONNECT before them (None: none running)
+        self._held: list[Any] | None = None
+        self._trace_tail = b""
 
     # ---------------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -158,6 +178,12 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         self.host, self.port = peer[0], peer[1]
         server = self.server
+        limit = server.opts.max_connections
+        if 0 < limit <= len(server.clients):
+            # as nats-server: INFO, then the error, and the connection is not counted
+            self.send_now(server.info_line(self))
+            self.fail("maximum connections exceeded", "Maximum Connections Exceeded")
+            return
         server.register_client(self)
         self.send_now(server.info_line(self))
         loop = server.loop
@@ -302,10 +328,26 @@ class ClientConnection(asyncio.Protocol):
             self._buffered.append(data)
             return
         if self.trace:
-            log.debug("%s:%d - cid:%d - <<- %r", self.host, self.port, self.cid, data)
+            self._trace_in(data)
         events = self.parser.feed(data)
         self.last_activity = time.time()
         self.active = True
+        if self._held is not None:
+            # a bcrypt check of this client's CONNECT is running: nothing after it may act yet
+            self._held.extend(events)
+            return
+        self._handle(events)
+
+    def _trace_in(self, data: bytes) -> None:
+        """Log whole lines only, redacted: a CONNECT split over two reads must not leak its
+        password from the half that the pattern could not see."""
+        buf = self._trace_tail + data
+        cut = buf.rfind(b"\n") + 1
+        self._trace_tail = buf[cut:]
+        if cut:
+            log.debug("%s:%d - cid:%d - <<- %r", self.host, self.port, self.cid, redact(buf[:cut]))
+
+    def _handle(self, events: list[Any]) -> None:
         server = self.server
         # The plain case (connected, no pedantic/verbose/permissions) is routed inline: a
         # method call per message is a measurable share of the relay cost.
@@ -314,7 +356,8 @@ class ClientConnection(asyncio.Protocol):
         account = self.account
         n_in = 0
         b_in = 0
-        for ev in events:
+        it = iter(events)
+        for ev in it:
             if self.closed:
                 break
             op = ev[0]
@@ -324,7 +367,11 @@ class ClientConnection(asyncio.Protocol):
                     n_in += 1
                     b_in += len(body) - 2
                     subject_b = ev[1]
-                    route(account, subject_b.decode("utf-8", "surrogateescape"), subject_b, ev[2], 0,
+                    reply_b = ev[2]
+                    if reply_b[:1] == b"$" and reply_b.startswith(RESERVED_REPLY_PREFIXES):
+                        self._reply_violation(reply_b)
+                        continue
+                    route(account, subject_b.decode("utf-8", "surrogateescape"), subject_b, reply_b, 0,
                           ev[3], body, self)
                 else:
                     self._on_pub(ev[1], ev[2], 0, ev[3], ev[4])
@@ -340,8 +387,7 @@ class ClientConnection(asyncio.Protocol):
             elif op == OP_UNSUB:
                 self._on_unsub(ev[1], ev[2])
             elif op == OP_PING:
-                if not self.connected and server.auth.expect_connect:
-                    self.fail("Authorization Violation", "Authorization Violation")
+                if not self.connected and not self._require_connect():
                     break
                 self.send_now(PONG)
             elif op == OP_PONG:
@@ -349,6 +395,9 @@ class ClientConnection(asyncio.Protocol):
                 self.ponged = True
             elif op == OP_CONNECT:
                 self._on_connect(ev[1])
+                if self._held is not None:
+                    self._held.extend(it)
+                    break
                 plain = self.connected and not (self.pedantic or self.verbose) and self.perms is None
                 account = self.account
             elif op == OP_ERR:
@@ -362,10 +411,34 @@ class ClientConnection(asyncio.Protocol):
         self.in_bytes += b_in
 
     def _require_connect(self) -> bool:
-        if not self.connected and self.server.auth.expect_connect:
+        """An operation before CONNECT. Where credentials are required it ends the connection;
+        with a no_auth_user the client becomes that user (its account and permissions) on its
+        first operation, as nats-server binds it, so skipping CONNECT never skips permissions."""
+        auth = self.server.auth
+        if auth.expect_connect:
             self.fail("Authorization Violation", "Authorization Violation")
             return False
+        if auth.required:
+            nobody = auth.no_auth()
+            if nobody is not None:
+                self._bind(nobody)
         return True
+
+    def _bind(self, result: AuthResult) -> None:
+        server = self.server
+        self.user = result.user
+        if result.account != self.account.name:
+            server.move_client(self, server.lookup_account(result.account))
+        self.perms = PermissionChecker(result.permissions) if result.permissions is not None else None
+        self.connected = True
+        if self._auth_handle is not None:
+            self._auth_handle.cancel()
+            self._auth_handle = None
+
+    def _reply_violation(self, reply_b: bytes) -> None:
+        reply = reply_b.decode("utf-8", "surrogateescape")
+        self.send_err(f'Permissions Violation for Publish with Reply of "{reply}"')
+        log.info("cid=%d publish with reserved reply subject %s refused", self.cid, reply)
 
     def _on_connect(self, raw: bytes) -> None:
         try:
@@ -396,20 +469,42 @@ class ClientConnection(asyncio.Protocol):
         # Every CONNECT is checked, not only the first: nats-server rejects a later CONNECT
         # with bad credentials too.
         result = server.auth.check(opts)
+        if isinstance(result, SlowCheck):
+            self._check_slowly(result, opts.get("user", ""))
+            return
+        self._connect_checked(result, opts.get("user", ""))
+
+    def _connect_checked(self, result: AuthResult, user: Any) -> None:
         if not result.ok:
-            log.info("cid=%d authentication error for user %r", self.cid, opts.get("user", ""))
+            log.info("cid=%d authentication error for user %r", self.cid, user)
             self.fail("Authorization Violation", "Authentication Failure")
             return
-        self.user = result.user
-        if result.account != self.account.name:
-            server.move_client(self, server.lookup_account(result.account))
-        self.perms = PermissionChecker(result.permissions) if result.permissions is not None else None
-        self.connected = True
-        if self._auth_handle is not None:
-            self._auth_handle.cancel()
-            self._auth_handle = None
+        self._bind(result)
         if self.verbose:
             self.send_now(OK)
+
+    def _check_slowly(self, check: SlowCheck, user: Any) -> None:
+        """Compare a bcrypt password in a worker thread; until it answers, this client's later
+        operations wait in order (and reading pauses), other clients go on."""
+        self._held = []
+        if self.transport is not None:
+            self.transport.pause_reading()
+        fut = self.server.loop.run_in_executor(None, bcrypt_matches, check.given, check.hashed)
+
+        def done(f: asyncio.Future[bool]) -> None:
+            held, self._held = self._held or [], None
+            if self.closed:
+                return
+            ok = not f.cancelled() and f.exception() is None and f.result()
+            self._connect_checked(check.result if ok else AuthResult(False), user)
+            if self.closed:
+                return
+            if self.transport is not None:
+                self.transport.resume_reading()
+            if held:
+                self._handle(held)
+
+        fut.add_done_callback(done)
 
     def _on_pub(self, subject_b: bytes, reply_b: bytes, hdr_len: int, size_tok: bytes, body: bytes) -> None:
         if not self.connected and not self._require_connect():
@@ -428,6 +523,9 @@ class ClientConnection(asyncio.Protocol):
             self.send_err(f'Permissions Violation for Publish to "{subject}"')
             log.info("cid=%d publish violation on %s", self.cid, subject)
             return
+        if reply_b[:1] == b"$" and reply_b.startswith(RESERVED_REPLY_PREFIXES):
+            self._reply_violation(reply_b)
+            return
         if self.verbose:
             self.send_now(OK)
         self.server.route(self.account, subject, subject_b, reply_b, hdr_len, size_tok, body, self)
@@ -437,7 +535,13 @@ class ClientConnection(asyncio.Protocol):
             return
         subject = subject_b.decode("utf-8", "surrogateescape")
         queue = queue_b.decode("utf-8", "surrogateescape") if queue_b else None
-        # nats-server's order: permissions first; a sid already in use is then a silent no-op,
+        # nats-server's order: the subscription limit before anything, even a sid in use
+        limit = self.server.opts.max_subs
+        if limit > 0 and len(self.subs) >= limit:
+            self.send_err("maximum subscriptions exceeded")
+            log.warning("cid=%d maximum subscriptions exceeded", self.cid)
+            return
+        # then permissions; a sid already in use is then a silent no-op,
         # and only a new subscription's subject is validated (by inserting it).
         if self.perms is not None and not self.perms.can_subscribe(subject):
             if queue:

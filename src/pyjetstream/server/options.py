@@ -81,6 +81,9 @@ class ServerOptions:
     users: list[User] = field(default_factory=list)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     no_auth_user: str = ""
+    # nats-server's defaults: 64K connections, no subscription limit (0)
+    max_connections: int = 65536
+    max_subs: int = 0
     lame_duck_duration: float = 120.0
     lame_duck_grace: float = 10.0
     log_file: str = ""
@@ -191,57 +194,146 @@ def split_go_flags(argv: list[str], extra: dict[str, str] | None = None) -> dict
     return out
 
 
+def _keys(block: Any, what: str, aliases: dict[str, str]) -> list[tuple[str, Any]]:
+    """The block's entries with nats-server's key spellings folded to one canonical name each.
+
+    nats-server compares config keys case-insensitively and accepts several names for many of
+    them (`pass`/`password`, `max_conn`/`max_connections`); a migrating user's file must mean
+    the same here. A key it accepts that we do not implement, or one nobody knows, is refused:
+    silently ignoring `allow_responses` or `nkey` would grant or deny other than the file says."""
+    if not isinstance(block, dict):
+        raise OptionsError(f"config: {what or 'the configuration'} must be a map, got {block!r}")
+    out = []
+    for k, v in block.items():
+        canon = aliases.get(str(k).lower())
+        if canon is None:
+            raise OptionsError(" ".join(filter(None, ("config: unsupported", what, f"key '{k}'"))))
+        out.append((canon, v))
+    return out
+
+
+def _aliases(*groups: str) -> dict[str, str]:
+    """`"a b c"` -> {a: a, b: a, c: a}: the first spelling is the canonical one."""
+    table: dict[str, str] = {}
+    for g in groups:
+        names = g.split()
+        for n in names:
+            table[n] = names[0]
+    return table
+
+
+def _str(value: Any, key: str) -> str:
+    if isinstance(value, (dict, list)):
+        raise OptionsError(f"config: '{key}' must be a string, got {value!r}")
+    return str(value)
+
+
+def _int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            return int(str(value))
+        except ValueError:
+            raise OptionsError(f"config: '{key}' must be an integer, got {value!r}") from None
+    return value
+
+
+_PERMISSION_KEYS = _aliases("publish pub import", "subscribe sub export")
+_SUBJECT_PERMISSION_KEYS = _aliases("allow", "deny")
+
+
 def _permissions(raw: Any) -> Permissions:
     perms = Permissions()
 
-    def allow_deny(v: Any) -> tuple[list[str] | None, list[str]]:
-        if isinstance(v, str):
-            return [v], []
-        if isinstance(v, list):
-            return [str(x) for x in v], []
-        if isinstance(v, dict):
-            allow = v.get("allow")
-            deny = v.get("deny", [])
-            allow_l = None if allow is None else ([allow] if isinstance(allow, str) else list(allow))
-            deny_l = [deny] if isinstance(deny, str) else list(deny)
-            return allow_l, deny_l
-        raise OptionsError("invalid permissions")
+    def subjects(v: Any) -> list[str]:
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise OptionsError(f"config: permission subjects must be a string or a list of strings, got {v!r}")
+        return list(items)
 
-    if "publish" in raw:
-        perms.pub_allow, perms.pub_deny = allow_deny(raw["publish"])
-    if "subscribe" in raw:
-        perms.sub_allow, perms.sub_deny = allow_deny(raw["subscribe"])
+    def allow_deny(v: Any) -> tuple[list[str] | None, list[str]]:
+        if isinstance(v, dict):
+            allow: list[str] | None = None
+            deny: list[str] = []
+            for k, sv in _keys(v, "subject permissions (only 'allow' or 'deny')", _SUBJECT_PERMISSION_KEYS):
+                if k == "allow":
+                    allow = subjects(sv)
+                else:
+                    deny = subjects(sv)
+            return allow, deny
+        return subjects(v), []
+
+    for k, v in _keys(raw, "permissions", _PERMISSION_KEYS):
+        if k == "publish":
+            perms.pub_allow, perms.pub_deny = allow_deny(v)
+        else:
+            perms.sub_allow, perms.sub_deny = allow_deny(v)
     return perms
 
 
-def _users(raw: list[Any], account: str) -> list[User]:
+_USER_KEYS = _aliases("user username", "password pass", "permissions permission authorization")
+
+
+def _users(raw: Any, account: str, default_perms: Permissions | None = None) -> list[User]:
+    if not isinstance(raw, list):
+        raise OptionsError(f"config: Expected users field to be an array, got {raw!r}")
     users = []
     for u in raw:
-        if not isinstance(u, dict) or "user" not in u:
-            raise OptionsError("users entries need a 'user'")
-        perms = _permissions(u["permissions"]) if "permissions" in u else None
-        users.append(User(str(u["user"]), str(u.get("password", "")), account, perms))
+        name = password = ""
+        perms = default_perms
+        for k, v in _keys(u, "user", _USER_KEYS):
+            if k == "user":
+                name = _str(v, k)
+            elif k == "password":
+                password = _str(v, k)
+            else:
+                perms = _permissions(v)
+        if not name:
+            raise OptionsError("config: User entry requires a user")
+        users.append(User(name, password, account, perms))
     return users
 
 
+def _add_users(opts: ServerOptions, users: list[User]) -> None:
+    """nats-server refuses a name defined twice (in one block or across accounts) instead of
+    letting one definition silently win."""
+    seen = {u.user for u in opts.users}
+    for u in users:
+        if u.user in seen:
+            raise OptionsError(f'Duplicate user "{u.user}" detected')
+        seen.add(u.user)
+        opts.users.append(u)
+
+
+_TOP_KEYS = _aliases(
+    "port", "listen", "host net", "server_name", "http_port monitor_port", "http", "max_payload",
+    "max_pending", "max_control_line", "ping_interval", "ping_max", "write_deadline", "lame_duck_duration",
+    "lame_duck_grace_period", "jetstream", "authorization", "accounts", "no_auth_user", "tls", "debug",
+    "trace", "log_file logfile", "pid_file pidfile", "store_dir storedir", "max_connections max_conn",
+    "max_subscriptions max_subs")
+
+
 def apply_config(opts: ServerOptions, conf: dict[str, Any]) -> None:
-    for key, value in conf.items():
-        if key in ("port",):
-            opts.port = int(value)
-        elif key in ("listen", "net", "host"):
-            text = str(value)
+    # Accounts first: the authorization block's users are checked for duplicates against them
+    # whichever order the file has them in.
+    items = _keys(conf, "", _TOP_KEYS)
+    items.sort(key=lambda kv: kv[0] != "accounts")
+    for key, value in items:
+        if key == "port":
+            opts.port = _int(value, key)
+        elif key in ("listen", "host"):
+            text = _str(value, key)
             if key == "listen" and ":" in text:
                 host, _, port = text.rpartition(":")
-                opts.host, opts.port = host or opts.host, int(port)
+                opts.host, opts.port = host or opts.host, _int(port, key)
             else:
                 opts.host = text
         elif key == "server_name":
-            opts.server_name = str(value)
-        elif key in ("http_port", "monitor_port"):
-            opts.http_port = int(value)
+            opts.server_name = _str(value, key)
+        elif key == "http_port":
+            opts.http_port = _int(value, key)
         elif key == "http":
-            host, _, port = str(value).rpartition(":")
-            opts.http_host, opts.http_port = host, int(port)
+            host, _, port = _str(value, key).rpartition(":")
+            opts.http_host, opts.http_port = host, _int(port, key)
         elif key == "max_payload":
             opts.max_payload = _size(value)
         elif key == "max_pending":
@@ -251,89 +343,135 @@ def apply_config(opts: ServerOptions, conf: dict[str, Any]) -> None:
         elif key == "ping_interval":
             opts.ping_interval = parse_duration(value)
         elif key == "ping_max":
-            opts.ping_max = int(value)
+            opts.ping_max = _int(value, key)
         elif key == "write_deadline":
             opts.write_deadline = parse_duration(value)
         elif key in ("lame_duck_duration", "lame_duck_grace_period"):
             setattr(opts, "lame_duck_duration" if key == "lame_duck_duration" else "lame_duck_grace",
                     parse_duration(value))
-        elif key in ("jetstream", "js"):
+        elif key == "jetstream":
             _apply_jetstream(opts, value)
+        elif key == "store_dir":
+            opts.jetstream.store_dir = _str(value, key)
         elif key == "authorization":
             _apply_authorization(opts, value)
         elif key == "accounts":
             _apply_accounts(opts, value)
         elif key == "no_auth_user":
-            opts.no_auth_user = str(value)
+            opts.no_auth_user = _str(value, key)
+        elif key == "max_connections":
+            # as nats-server: 0 means "no limit"
+            n = _int(value, key)
+            opts.max_connections = -1 if n == 0 else n
+        elif key == "max_subscriptions":
+            opts.max_subs = _int(value, key)
         elif key == "tls":
-            opts.tls = True
-            opts.tls_cert = str(value.get("cert_file", ""))
-            opts.tls_key = str(value.get("key_file", ""))
-            opts.tls_ca = str(value.get("ca_file", ""))
-            opts.tls_verify = bool(value.get("verify", False))
+            _apply_tls(opts, value)
         elif key in ("debug", "trace"):
             setattr(opts, key, bool(value))
-        elif key in ("log_file", "pid_file"):
-            setattr(opts, key, str(value))
+        else:  # log_file, pid_file
+            setattr(opts, key, _str(value, key))
+
+
+_TLS_KEYS = _aliases("cert_file", "key_file", "ca_file", "verify")
+
+
+def _apply_tls(opts: ServerOptions, value: Any) -> None:
+    opts.tls = True
+    for k, v in _keys(value, "tls", _TLS_KEYS):
+        if k == "cert_file":
+            opts.tls_cert = _str(v, k)
+        elif k == "key_file":
+            opts.tls_key = _str(v, k)
+        elif k == "ca_file":
+            opts.tls_ca = _str(v, k)
         else:
-            raise OptionsError(f"config: unsupported key '{key}'")
+            opts.tls_verify = bool(v)
+
+
+_JS_KEYS = _aliases("store_dir store storedir", "max_mem max_memory_store max_mem_store",
+                    "max_file max_file_store", "sync_interval sync", "enabled enable", "disabled disable")
+
+
+def _enabled_word(value: Any) -> bool:
+    return value is True or str(value).lower() in ("enabled", "enable", "true", "on", "yes")
 
 
 def _apply_jetstream(opts: ServerOptions, value: Any) -> None:
     js = opts.jetstream
-    if isinstance(value, bool) or isinstance(value, str):
-        js.enabled = value is True or str(value).lower() in ("enabled", "true", "on")
+    if not isinstance(value, dict):
+        js.enabled = _enabled_word(value)
         return
     js.enabled = True
-    for k, v in value.items():
+    for k, v in _keys(value, "jetstream", _JS_KEYS):
         if k == "store_dir":
-            js.store_dir = str(v)
-        elif k in ("max_mem", "max_memory_store"):
+            js.store_dir = _str(v, k)
+        elif k == "max_mem":
             js.max_mem = _size(v)
-        elif k in ("max_file", "max_file_store"):
+        elif k == "max_file":
             js.max_file = _size(v)
         elif k == "sync_interval":
             js.sync_interval = None if str(v).lower() == "always" else parse_duration(v)
         elif k == "enabled":
             js.enabled = bool(v)
         else:
-            raise OptionsError(f"config: unsupported jetstream key '{k}'")
+            js.enabled = not bool(v)
 
 
-def _apply_authorization(opts: ServerOptions, value: dict[str, Any]) -> None:
-    for k, v in value.items():
+_AUTH_KEYS = _aliases("user username", "password pass", "token", "timeout", "users",
+                      "default_permissions default_permission permissions")
+
+
+def _apply_authorization(opts: ServerOptions, value: Any) -> None:
+    items = _keys(value, "authorization", _AUTH_KEYS)
+    defaults = next((_permissions(v) for k, v in items if k == "default_permissions"), None)
+    for k, v in items:
         if k == "user":
-            opts.username = str(v)
+            opts.username = _str(v, k)
         elif k == "password":
-            opts.password = str(v)
+            opts.password = _str(v, k)
         elif k == "token":
-            opts.token = str(v)
+            opts.token = _str(v, k)
         elif k == "timeout":
             opts.auth_timeout = parse_duration(v)
         elif k == "users":
-            opts.users.extend(_users(v, "$G"))
-        else:
-            raise OptionsError(f"config: unsupported authorization key '{k}'")
+            _add_users(opts, _users(v, "$G", defaults))
 
 
-def _apply_accounts(opts: ServerOptions, value: dict[str, Any]) -> None:
+_ACCOUNT_KEYS = _aliases("users", "jetstream", "default_permissions")
+_ACCOUNT_JS_KEYS = _aliases("max_mem max_memory mem memory", "max_file max_store max_disk store disk",
+                            "max_streams streams", "max_consumers consumers", "enabled enable",
+                            "disabled disable")
+
+
+def _apply_accounts(opts: ServerOptions, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise OptionsError(f"config: accounts must be a map, got {value!r}")
     for name, body in value.items():
         acc = AccountConfig(name)
-        body = body or {}
-        for k, v in body.items():
+        items = _keys(body or {}, "account", _ACCOUNT_KEYS)
+        defaults = next((_permissions(v) for k, v in items if k == "default_permissions"), None)
+        for k, v in items:
             if k == "users":
-                opts.users.extend(_users(v, name))
+                _add_users(opts, _users(v, name, defaults))
             elif k == "jetstream":
-                acc.jetstream = True
                 if isinstance(v, dict):
-                    acc.max_mem = _size(v.get("max_mem", v.get("max_memory", -1)))
-                    acc.max_file = _size(v.get("max_file", v.get("max_store", -1)))
-                    acc.max_streams = int(v.get("max_streams", -1))
-                    acc.max_consumers = int(v.get("max_consumers", -1))
+                    acc.jetstream = True
+                    for jk, jv in _keys(v, "account jetstream", _ACCOUNT_JS_KEYS):
+                        if jk == "max_mem":
+                            acc.max_mem = _size(jv)
+                        elif jk == "max_file":
+                            acc.max_file = _size(jv)
+                        elif jk == "max_streams":
+                            acc.max_streams = _int(jv, jk)
+                        elif jk == "max_consumers":
+                            acc.max_consumers = _int(jv, jk)
+                        elif jk == "enabled":
+                            acc.jetstream = bool(jv)
+                        else:
+                            acc.jetstream = not bool(jv)
                 else:
-                    acc.jetstream = str(v).lower() in ("enabled", "true", "on") or v is True
-            else:
-                raise OptionsError(f"config: unsupported account key '{k}'")
+                    acc.jetstream = _enabled_word(v)
         opts.accounts[name] = acc
 
 

@@ -371,6 +371,8 @@ class Server:
 
     def _deliver_internal(self, sub: Subscription, origin: ClientConnection | None, subject: str,
                           reply_b: bytes, hdr_len: int, body: bytes) -> None:
+        if origin is None and sub.clients_only:
+            return
         if sub.raw:
             try:
                 sub.callback(subject, reply_b, hdr_len, body)
@@ -400,14 +402,18 @@ class Server:
 
     # ------------------------------------------------------------------ internal seam
     def subscribe_internal(self, account: Account, subject: str, callback: InternalCallback | RawCallback,
-                           queue: str | None = None, raw: bool = False) -> Subscription:
+                           queue: str | None = None, raw: bool = False,
+                           clients_only: bool = False) -> Subscription:
         """An in-process subscriber. The callback gets (sub, origin, subject, reply, hdr,
         payload) as text and bytes; with `raw`, the cheaper (subject, reply bytes, header
-        length, headers + payload + CRLF) for subscribers that see many messages (acks)."""
+        length, headers + payload + CRLF) for subscribers that see many messages (acks).
+        `clients_only`: for subscribers that act on requests (the JetStream API, acks): a
+        message the server itself published carries no client's rights and is not passed on."""
         if not is_valid_subject(subject):
             raise ValueError(f"invalid subject {subject!r}")
         sub = Subscription(subject, queue, b"", None, account, callback)
         sub.raw = raw
+        sub.clients_only = clients_only
         account.sublist.insert(sub)
         return sub
 
