@@ -179,11 +179,15 @@ def test_server_published_messages_never_reach_the_api(tmp_path: Path) -> None:
         async def aim() -> None:
             nc = await nats.connect(srv.url, user="admin", password="adminpw")
             js = nc.jetstream()
-            await js.add_consumer("OTHER", durable_name="P", deliver_subject="$JS.API.STREAM.DELETE.S",
+            # empty bodies: a valid STREAM.DELETE request if anything executed them
+            await js.add_stream(name="E", subjects=["e.>"])
+            await js.publish("e.1", b"")
+            await js.publish("e.2", b"")
+            await js.add_consumer("E", durable_name="P", deliver_subject="$JS.API.STREAM.DELETE.S",
                                   ack_policy="none")
             # the deliveries have gone out once the consumer has nothing pending
             for _ in range(100):
-                info = await js.consumer_info("OTHER", "P")
+                info = await js.consumer_info("E", "P")
                 if info.num_pending == 0 and info.delivered.stream_seq == 2:
                     break
                 await asyncio.sleep(0.02)
