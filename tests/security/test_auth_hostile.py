@@ -383,3 +383,19 @@ def test_auth_failure_logs_no_password(tmp_path: Path, caplog: pytest.LogCapture
         c.close()
     assert "guessed-pw" not in log.read_text()
     logging.getLogger(__name__).debug("checked %s", log)
+
+
+def test_log_file_is_not_world_readable(tmp_path: Path) -> None:
+    import os
+
+    log = tmp_path / "s.log"
+    old = os.umask(0)
+    try:
+        with start_server("pyjetstream", tmp_path, "-DV", "-l", str(log)) as srv:
+            c = RawClient(srv.port)
+            c.send(b"CONNECT {}\r\nPUB x 6\r\nsecret\r\n")
+            c.sync()
+            c.close()
+    finally:
+        os.umask(old)
+    assert os.stat(log).st_mode & 0o777 == 0o640

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from pyjetstream import __version__
@@ -56,7 +57,14 @@ Other:
 def setup_logging(opts: ServerOptions) -> None:
     level = logging.DEBUG if (opts.debug or opts.trace) else logging.INFO
     fmt = "[%(process)d] %(asctime)s.%(msecs)03d [%(levelname).3s] %(message)s"
-    handler: logging.Handler = logging.FileHandler(opts.log_file) if opts.log_file else logging.StreamHandler()
+    handler: logging.Handler
+    if opts.log_file:
+        # the log holds subjects, client addresses and, under -DV, payloads: 0640 as the store
+        os.close(os.open(opts.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
+        os.chmod(opts.log_file, os.stat(opts.log_file).st_mode & 0o7640)
+        handler = logging.FileHandler(opts.log_file)
+    else:
+        handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(fmt, "%Y/%m/%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
