@@ -20,6 +20,7 @@ import nats.errors
 
 from pyjetstream.cli.common import CLIError, add_auth_options, auth_kwargs
 from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
+from pyjetstream.eventing.egress import MODES, SinkPolicy
 from pyjetstream.eventing.manager import StreamConfigError
 
 
@@ -42,6 +43,14 @@ def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool =
     p.add_argument("--dedupe", action="store_true",
                    help="set Nats-Msg-Id from source+id so a retried POST is stored once (2 min window)")
     p.add_argument("--no-dead-letter", action="store_true", help="do not keep events that ran out of retries")
+    p.add_argument("--sink-policy", choices=MODES, default="default",
+                   help="which sink addresses the dispatcher may connect to: default (all but link-local and "
+                        "cloud metadata addresses) or public (only public addresses; for exposed deployments)")
+    p.add_argument("--sink-allow", action="append", default=[], metavar="CIDR|HOST",
+                   help="allow sinks at these addresses or host names (*.example.com) whatever the policy; "
+                        "repeat or separate with commas")
+    p.add_argument("--sink-deny", action="append", default=[], metavar="CIDR|HOST",
+                   help="refuse sinks at these addresses or host names; wins over --sink-allow")
     p.add_argument("--no-publisher", action="store_true", help="run only the manager and dispatcher")
     p.add_argument("--no-dispatcher", action="store_true", help="run only the publisher proxy")
     p.add_argument("-D", "--debug", action="store_true", help="debug logging")
@@ -73,6 +82,8 @@ def config_from_args(args: argparse.Namespace) -> EventingConfig:
         top["max_request_size"] = args.max_request_size
     if args.no_dead_letter:
         top["dead_letter"] = replace(cfg.dead_letter, enabled=False)
+    top["sink_policy"] = SinkPolicy(getattr(args, "sink_policy", "default"), tuple(getattr(args, "sink_allow", ())),
+                                    tuple(getattr(args, "sink_deny", ())))
     return replace(cfg, **top)
 
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from .egress import SinkPolicy
 from .retry import RetryPolicy, parse_duration
 
 MEBIBYTE = 1024 * 1024
@@ -79,6 +80,7 @@ class EventingConfig:
     kv_bucket: str = "eventing-subscriptions"
     strict_sinks: bool = False       # Kyma's cluster-local sink rules
     http_max_connections: int = 50   # per sink host, as Kyma's transport
+    sink_policy: SinkPolicy = field(default_factory=SinkPolicy)  # egress (SSRF) guard, beyond Kyma
 
     def with_overrides(self, **changes) -> EventingConfig:
         return replace(self, **changes)

@@ -1,10 +1,12 @@
 """The dispatcher: JetStream push consumers -> HTTP sinks, at least once.
 
 Owns the NATS subscriptions on the consumers' deliver subjects (queue groups, so several
-dispatcher processes share the work), the HTTP client, and the per-message decision: ack
-on 2xx, NAK with a computed delay otherwise, copy to the dead-letter stream and TERM when
-the retry policy gives up. A delivery's state lives only in its consumer: nothing here is
-a second queue. Creating consumers is the manager's job.
+dispatcher processes share the work), the HTTP client (no redirects, at most 1 KiB of any
+answer read, connections only where the egress policy allows), and the per-message
+decision: ack on 2xx, NAK with a computed delay otherwise, copy to the dead-letter stream
+and TERM when the retry policy gives up or the event can never be sent. Every delivery
+ends settled (ack, NAK, TERM or dead letter); a delivery's state lives only in its
+consumer: nothing here is a second queue. Creating consumers is the manager's job.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import nats.errors
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from . import cloudevents as ce
 from . import types as t
 from .config import EventingConfig
+from .egress import GuardedResolver, SinkRefused
 from .metrics import EventingMetrics
 from .retry import Outcome, RetryPolicy, classify, next_delay, parse_retry_after
 
@@ -37,6 +44,15 @@ H_SINK = "Eventing-Sink"
 H_DELIVERIES = "Eventing-Deliveries"
 H_SEQUENCE = "Eventing-Stream-Sequence"
 ERROR_TEXT_LIMIT = 1024
+# Never read more of a sink's answer than this: a sink streaming gigabytes with its 200 must
+# not cost memory or time. The connection of an answer not read to its end is closed.
+RESPONSE_READ_LIMIT = 1024
+# Errors that mean the request for this event can never be built or sent (a header value
+# aiohttp refuses, say): retrying cannot help, so the event is dead-lettered at once.
+_UNSENDABLE = (ValueError, TypeError, UnicodeError, LookupError)
+# A message for a consumer no longer served comes back after this; a short delay keeps it
+# from bouncing while the unsubscribe reaches the server.
+UNBOUND_NAK_DELAY = 1.0
 
 
 @dataclass
@@ -56,6 +72,8 @@ class DeliveryResult:
     status: int | None         # None: no HTTP answer
     error: str = ""
     retry_after: float | None = None
+    permanent: bool = False    # the request cannot be sent for this event, ever
+    refused: bool = False      # the egress policy refused the sink's address; events wait
 
 
 def deliver_subject(stream: str, consumer: str) -> str:
@@ -69,7 +87,7 @@ def dead_letter_subject(prefix: str, consumer: str) -> str:
 
 class Dispatcher:
     def __init__(self, nc: Any, config: EventingConfig, metrics: EventingMetrics | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, resolver: AbstractResolver | None = None) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=config.publish_timeout)
         self.config = config
@@ -82,11 +100,52 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # Names go through the guarded resolver at connect time; IP literals never reach a
+        # resolver in aiohttp, so their (fixed) verdict is cached here per sink URL.
+        self.resolver = GuardedResolver(config.sink_policy, resolver)
+        self._literal_refusals: dict[str, str | None] = {}
+        # Told when a delivery was refused by the egress policy: (subscription, reason).
+        self.on_refused: Callable[[str, str], None] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
-                                         keepalive_timeout=10)
+                                         keepalive_timeout=10, resolver=self.resolver)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def sink_refusal(self, sink: str) -> str | None:
+        """Why the egress policy refuses `sink` now (resolving its name); None if it may be used.
+
+        A name that does not resolve is not refused: deliveries fail and retry as for any
+        unreachable sink. The dispatcher checks again at every connect.
+        """
+        try:
+            url = URL(sink)
+            host, port = url.host or "", url.port or 0
+        except ValueError:
+            return None  # the subscription validator reports a malformed sink
+        reason = self._literal_refusal(sink)
+        if reason is not None or not host or _is_ip_literal(host):
+            return reason
+        try:
+            await self.resolver.resolve(host, port, socket.AF_UNSPEC)
+        except SinkRefused as exc:
+            return exc.reason
+        except OSError:
+            return None
+        return None
+
+    def _literal_refusal(self, sink: str) -> str | None:
+        try:
+            return self._literal_refusals[sink]
+        except KeyError:
+            pass
+        try:
+            host = URL(sink).host or ""
+        except ValueError:
+            host = ""
+        reason = self.config.sink_policy.refusal(host) if host else None
+        self._literal_refusals[sink] = reason
+        return reason
 
     # -- what the manager calls --------------------------------------------------------------
     def set_sink(self, subscription: str, sink: str) -> None:
@@ -150,6 +209,7 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.resolver.close()
 
     # -- per message --------------------------------------------------------------------------
     async def _on_msg(self, consumer: str, msg: Any) -> None:
@@ -165,7 +225,10 @@ class Dispatcher:
             await msg.nak()  # hand it back now; see stop()
             return
         if binding is None:
-            return  # not acked: redelivered once a dispatcher serves the consumer again
+            # Unbound meanwhile (deleted, invalid, sink refused): hand it back; it is delivered
+            # once a dispatcher serves the consumer again.
+            await msg.nak(delay=UNBOUND_NAK_DELAY)
+            return
         task = asyncio.create_task(self._deliver_task(binding, msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -173,11 +236,27 @@ class Dispatcher:
     async def _deliver_task(self, binding: Binding, msg: Any) -> None:
         try:
             await self._deliver(binding, msg)
+        except asyncio.CancelledError:
+            # Stopping past the grace period: hand the event back now rather than holding an
+            # in-flight slot until ack_wait.
+            await self._settle_unsettled(binding, msg, 0.0)
+            raise
         except (nats.errors.Error, OSError) as exc:
             # Ack/nak could not be sent: the consumer redelivers after ack_wait.
             log.warning("delivery bookkeeping for %s failed: %s", binding.consumer, exc)
-        except Exception:  # noqa: BLE001 - task boundary: log, never kill the dispatcher
-            log.exception("delivery task for %s crashed", binding.consumer)
+        except Exception:  # noqa: BLE001 - task boundary: log, settle, never kill the dispatcher
+            log.exception("delivery task for %s crashed; the event is handed back", binding.consumer)
+            await self._settle_unsettled(binding, msg, binding.policy.max_delay)
+
+    async def _settle_unsettled(self, binding: Binding, msg: Any, delay: float) -> None:
+        """NAK a message whose delivery ended without ack/NAK/TERM (a no-op when it was settled)."""
+        try:
+            await msg.nak(delay=delay) if delay else await msg.nak()
+        except nats.errors.MsgAlreadyAckdError:
+            pass
+        except (nats.errors.Error, OSError) as exc:
+            log.warning("handing back an event of %s failed (redelivered after ack_wait): %s",
+                        binding.consumer, exc)
 
     async def _deliver(self, binding: Binding, msg: Any) -> None:
         policy = binding.policy
@@ -199,6 +278,17 @@ class Dispatcher:
         m.child(m.deliveries, binding.subscription, binding.event_type, sink, code, binding.consumer).inc()
         m.child(m.dispatch_duration, binding.subscription, binding.event_type, sink, code).observe(
             time.perf_counter() - started)
+        if result.refused:
+            # Not the event's fault: it waits (never dead-lettered) while the manager takes the
+            # subscription out of service until the sink is allowed again.
+            log.warning("delivery of %s refused: %s", binding.consumer, result.error)
+            await msg.nak(delay=policy.max_delay)
+            if self.on_refused is not None:
+                self.on_refused(binding.subscription, result.error)
+            return
+        if result.permanent:
+            await self._give_up(binding, msg, sink, "UnsendableEvent", result)
+            return
         outcome = classify(result.status, policy, num_delivered)
         if outcome is Outcome.ACK:
             await msg.ack()
@@ -214,27 +304,47 @@ class Dispatcher:
             await self._give_up(binding, msg, sink, reason, result)
 
     async def send(self, sink: str, event: ce.CloudEvent, timeout: float) -> DeliveryResult:
-        """POST one event in binary mode with the original type and tracing headers restored."""
-        out = event.copy()
-        out.attributes["type"] = t.restore_original_type(out.type, out.source, out.get("originaltype"),
-                                                         self.config.stream.subject_prefix)
-        trace = {header: str(out.attributes.pop(ext)) for ext, header in ce.TRACING_EXTENSIONS.items()
-                 if ext in out.attributes}
-        headers = out.to_binary_headers()
-        headers.update(trace)
+        """POST one event in binary mode with the original type and tracing headers restored.
+
+        Never raises for anything the event or the sink does: every outcome is a result the
+        caller can classify (transient, permanent, refused).
+        """
+        refusal = self._literal_refusal(sink)
+        if refusal is not None:
+            return DeliveryResult(None, refusal, refused=True)
+        try:
+            out = event.copy()
+            out.attributes["type"] = t.restore_original_type(out.type, out.source, out.get("originaltype"),
+                                                             self.config.stream.subject_prefix)
+            trace = {header: str(out.attributes.pop(ext)) for ext, header in ce.TRACING_EXTENSIONS.items()
+                     if ext in out.attributes}
+            headers = out.to_binary_headers()
+            headers.update(trace)
+        except _UNSENDABLE as exc:
+            return DeliveryResult(None, f"cannot build the request: {type(exc).__name__}: {exc}", permanent=True)
         assert self._session is not None, "Dispatcher.start() was not called"
         try:
-            async with self._session.post(sink, data=out.data or b"", headers=headers,
+            async with self._session.post(sink, data=out.data or b"", headers=headers, allow_redirects=False,
                                           timeout=self._timeout(timeout)) as resp:
-                if 200 <= resp.status < 300:
-                    await resp.read()
-                    return DeliveryResult(resp.status)
-                text = (await resp.content.read(ERROR_TEXT_LIMIT)).decode("utf-8", "replace")
-                return DeliveryResult(resp.status, text, parse_retry_after(resp.headers.get("Retry-After")))
+                status = resp.status
+                body = await _read_limited(resp, RESPONSE_READ_LIMIT)
+                if 200 <= status < 300:
+                    return DeliveryResult(status)
+                text = body.decode("utf-8", "replace")
+                if 300 <= status < 400:
+                    text = f"redirect to {resp.headers.get('Location', '?')} not followed; {text}"
+                return DeliveryResult(status, text, parse_retry_after(resp.headers.get("Retry-After")))
         except TimeoutError:
             return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, SinkRefused):
+                return DeliveryResult(None, exc.os_error.reason, refused=True)
+            return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
         except (aiohttp.ClientError, OSError) as exc:
             return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
+        except _UNSENDABLE as exc:
+            # aiohttp refuses some header values only while writing the request.
+            return DeliveryResult(None, f"cannot send the request: {type(exc).__name__}: {exc}", permanent=True)
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         found = self._timeouts.get(seconds)
@@ -271,3 +381,23 @@ class Dispatcher:
         self.metrics.dead_lettered.labels(binding.subscription, binding.consumer, reason).inc()
         log.warning("event seq %d of %s dead-lettered: %s", meta.sequence.stream, binding.subscription, reason)
         await msg.term()
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body; closes the connection when more was left unread."""
+    content = resp.content
+    if content.at_eof():
+        return b""  # 204 and empty bodies: the common case costs nothing
+    data = b""
+    while len(data) < limit:
+        chunk = await content.read(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if not content.at_eof():
+        resp.close()  # the rest is never read; the connection cannot be reused
+    return data
+
+
+def _is_ip_literal(host: str) -> bool:
+    return ":" in host or host.replace(".", "").isdigit()

@@ -3,7 +3,8 @@
 Owns the `sap` stream (ensured at start and after every reconnect, updated when its
 settings drift; a start refuses to go on when the update is impossible), the dead-letter
 stream, one durable push consumer per subscription type with Kyma's name and settings,
-removal at start of consumers no stored Subscription owns, and the status it writes back. It never delivers events itself:
+removal at start of consumers no stored Subscription owns, the sink egress check before a
+subscription is served, and the status it writes back. It never delivers events itself:
 it tells the dispatcher what to serve.
 """
 
@@ -29,6 +30,9 @@ log = logging.getLogger("pyjetstream.eventing.manager")
 _COMPARED = ("storage", "num_replicas", "retention", "max_msgs", "max_bytes", "discard", "subjects")
 # Room above the retry policy's last attempt so a failed dead-letter publish can be retried.
 DEAD_LETTER_SLACK = 5
+# A sink check resolves the sink's name; a DNS server that does not answer must not hold
+# the reconcile lock for long (the dispatcher checks again at every connect anyway).
+SINK_CHECK_TIMEOUT = 5.0
 
 
 class StreamConfigError(RuntimeError):
@@ -69,7 +73,9 @@ class EventingManager:
         self._subs: dict[str, subs.Subscription] = {}
         self._lock = asyncio.Lock()  # one reconcile at a time: they share the dispatcher's maps
         self._tasks: list[asyncio.Task[None]] = []
+        self._rechecking: set[str] = set()
         self.synced = asyncio.Event()
+        dispatcher.on_refused = self._sink_refused
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -295,22 +301,62 @@ class EventingManager:
             if previous is not None:
                 for name in set(previous.consumers(prefix)) - set(desired):
                     await self._delete_consumer(name)
-            self.dispatcher.set_sink(key, sub.sink)
+            refusal = await self._sink_refusal(sub.sink)
+            if refusal is None:
+                self.dispatcher.set_sink(key, sub.sink)
+            else:
+                # The consumers are still created so events wait in them; nothing is served
+                # (and nothing dead-lettered) until the sink is allowed.
+                for name in self.dispatcher.bindings_of(key):
+                    await self.dispatcher.unbind(name)
+                self.dispatcher.remove_sink(key)
             error = None
             policy = sub.retry_policy(self.config.retry)
             try:
                 for name, (ty, subject) in desired.items():
                     await self._ensure_consumer(sub, name, subject)
-                    await self.dispatcher.bind(Binding(name, key, ty, deliver_subject(self.config.stream.name, name),
-                                                       name, policy))
+                    if refusal is None:
+                        await self.dispatcher.bind(Binding(name, key, ty, deliver_subject(self.config.stream.name,
+                                                                                          name), name, policy))
             except (nats.errors.Error, TimeoutError) as exc:
                 error = f"failed to add a consumer: {exc}"
                 log.warning("subscription %s not active: %s", key, error)
+            if refusal is not None:
+                error = f"sink refused by the egress policy: {refusal}"
+                log.warning("subscription %s not served: %s", key, error)
             status = subs.status_synced(sub, now, error, prefix, self._dead_letter_info(desired))
         self.metrics.subscription_status.labels(sub.name, sub.namespace).set(1 if status["ready"] else 0)
         if subs.without_timestamps(status) != subs.without_timestamps(stored_status):
             await self.store.put_status(sub.namespace, sub.name, status)
         sub.status = status
+
+    async def _sink_refusal(self, sink: str) -> str | None:
+        try:
+            return await asyncio.wait_for(self.dispatcher.sink_refusal(sink), SINK_CHECK_TIMEOUT)
+        except TimeoutError:
+            return None  # not a verdict; the connect-time check still applies
+
+    def _sink_refused(self, key: str, reason: str) -> None:
+        """Dispatcher callback: a delivery was refused at connect time (say, DNS now answers
+        with a metadata address). Re-check the subscription, which takes it out of service."""
+        if key in self._rechecking:
+            return
+        self._rechecking.add(key)
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(asyncio.create_task(self._recheck(key), name=f"eventing-recheck-{key}"))
+
+    async def _recheck(self, key: str) -> None:
+        try:
+            sub = self._subs.get(key)
+            if sub is not None:
+                await self._apply(subs.WatchEvent(sub.namespace, sub.name, sub), force=True)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("re-checking %s after a refused delivery failed (the periodic re-sync retries): %s",
+                        key, exc)
+        except Exception:  # noqa: BLE001 - task boundary: log with context, keep the manager alive
+            log.exception("re-checking %s after a refused delivery crashed", key)
+        finally:
+            self._rechecking.discard(key)
 
     def _dead_letter_info(self, desired: dict[str, tuple[str, str]]) -> dict[str, Any] | None:
         dl = self.config.dead_letter

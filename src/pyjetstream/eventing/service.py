@@ -18,12 +18,14 @@ from aiohttp import web
 
 from .config import EventingConfig
 from .dispatcher import Dispatcher
-from .manager import EventingManager
+from .manager import EventingManager, StreamConfigError
 from .metrics import EventingMetrics
 from .publisher import EventPublisher, create_app
 from .subscriptions import SubscriptionStore
 
 log = logging.getLogger("pyjetstream.eventing")
+
+__all__ = ["EventingService", "StreamConfigError", "run_eventing"]
 
 
 @dataclass
@@ -35,6 +37,7 @@ class EventingService:
     run_dispatcher: bool = True
     resync_interval: float = 30.0
     connect_retry: float = 0.0  # seconds to keep retrying the first connect
+    resolver: Any = None        # aiohttp resolver under the egress guard (tests map names)
     nc: Any = None
     manager: EventingManager | None = None
     dispatcher: Dispatcher | None = None
@@ -71,7 +74,7 @@ class EventingService:
     async def _start_parts(self) -> None:
         self.store = await SubscriptionStore.open(self.nc.jetstream(), self.config.kv_bucket,
                                                   replicas=self.config.stream.replicas)
-        self.dispatcher = Dispatcher(self.nc, self.config, self.metrics)
+        self.dispatcher = Dispatcher(self.nc, self.config, self.metrics, resolver=self.resolver)
         await self.dispatcher.start()
         self.manager = EventingManager(self.nc, self.config, self.dispatcher, self.store, self.metrics,
                                        self.resync_interval)

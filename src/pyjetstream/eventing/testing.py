@@ -18,8 +18,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from . import cloudevents as ce
 
@@ -206,3 +208,26 @@ async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, w
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+class StaticResolver(AbstractResolver):
+    """Names mapped to fixed addresses, so a test can point a sink name at 169.254.169.254
+    without DNS; unknown names fail like NXDOMAIN."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = {k.lower().rstrip("."): v for k, v in names.items()}
+        self.lookups: Counter[str] = Counter()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        self.lookups[host] += 1
+        address = self.names.get(host.lower().rstrip("."))
+        if address is None:
+            raise OSError(socket.EAI_NONAME, f"unknown host {host}")
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        result: Any = {"hostname": host, "host": address, "port": port, "family": fam, "proto": 0,
+                       "flags": socket.AI_NUMERICHOST}
+        return [result]
+
+    async def close(self) -> None:
+        return None
