@@ -34,6 +34,9 @@ class Bus:
     def has_interest(self, account, subject):
         return subject in self.listening
 
+    def respond(self, account, subject, hdr, payload):
+        return self.publish(account, subject, "", hdr, payload)
+
     def publish(self, account, subject, reply, hdr, payload):
         n = 0
         for s, cb in list(self.subs):

@@ -95,6 +95,9 @@ class FakeServer:
         return any(subject_matches(f, subject) for f in self.listening) or any(
             s.account is account and subject_matches(s.subject, subject) for s in self.subs)
 
+    def respond(self, account: FakeAccount, subject: str, hdr: bytes | None, payload: bytes) -> int:
+        return self.publish(account, subject, "", hdr, payload)
+
     def publish(self, account: FakeAccount, subject: str, reply: str, hdr: bytes | None, payload: bytes,
                 client: Any = None) -> int:
         n = 0

@@ -399,3 +399,39 @@ def test_log_file_is_not_world_readable(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert os.stat(log).st_mode & 0o777 == 0o640
+
+
+def test_server_replies_are_not_stored_by_streams(tmp_path: Path) -> None:
+    """A PubAck or API response goes to the reply subject the requester chose; a stream on
+    that subject must not store it, or a user could write into a stream it may not publish
+    to. nats-server stores it; we do not (found by test_property_clients)."""
+    conf = """
+accounts { A: { jetstream: enabled, users: [
+  {user: admin, password: adminpw},
+  {user: guest, password: p, permissions: {publish: "public.>", subscribe: "_INBOX.>"}}
+] } }
+"""
+    with start_server("pyjetstream", tmp_path, "-js", "-sd", str(tmp_path / "js"), config=conf) as srv:
+        async def setup() -> None:
+            nc = await nats.connect(srv.url, user="admin", password="adminpw")
+            js = nc.jetstream()
+            await js.add_stream(name="SECRET", subjects=["payroll.>"])
+            await js.add_stream(name="PUB", subjects=["public.>"])
+            await nc.close()
+
+        asyncio.run(setup())
+        c = RawClient(srv.port)
+        c.send(b'CONNECT {"verbose":false,"user":"guest","pass":"p"}\r\n'
+               b"PUB public.x payroll.x 2\r\nhi\r\nPUB $JS.API.INFO payroll.y 0\r\n\r\n")
+        out = c.sync()
+        c.close()
+        assert b"Permissions Violation for Publish to \"$JS.API.INFO\"" in out
+
+        async def counts() -> tuple[int, int]:
+            nc = await nats.connect(srv.url, user="admin", password="adminpw")
+            js = nc.jetstream()
+            r = ((await js.stream_info("SECRET")).state.messages, (await js.stream_info("PUB")).state.messages)
+            await nc.close()
+            return r
+
+        assert asyncio.run(counts()) == (0, 1)

@@ -75,7 +75,7 @@ class ApiRequest:
 
     def respond(self, body: bytes, hdr: bytes | None = None) -> None:
         if self.reply:
-            self.jsa.server.publish(self.jsa.account, self.reply, "", hdr, body)
+            self.jsa.server.respond(self.jsa.account, self.reply, hdr, body)
 
 
 Handler = Callable[[ApiRequest], "dict[str, Any] | None"]
@@ -619,7 +619,7 @@ def _check_api_level(hdr: bytes) -> None:
 def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:
     server = jsa.server
     if reply:
-        server.publish(jsa.account, reply, "", None, body)
+        server.respond(jsa.account, reply, None, body)
     has_interest = getattr(server, "has_interest", None)
     if has_interest is not None and has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
         name = getattr(server, "server_name", "")
@@ -633,4 +633,4 @@ def dispatch_disabled(server: Any, account: Any, subject: str, reply: str, err: 
         tokens = subject[len(API_PREFIX) :].split(".")
         route, _ = resolve(tokens)
         suffix = route.type_suffix if route is not None else "system_response"
-        server.publish(account, reply, "", None, json_response(suffix, {"error": err.to_dict()}))
+        server.respond(account, reply, None, json_response(suffix, {"error": err.to_dict()}))

@@ -392,9 +392,9 @@ class ConsumerRunner:
             wait(one_done)
 
     def _send_ack_replies(self, replies: list[str]) -> None:
-        publish = self.server.publish
+        respond = self.server.respond
         for r in replies:
-            publish(self.account, r, "", None, b"")
+            respond(self.account, r, None, b"")
 
     def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
         if not self.server.has_interest(self.account, subject):

@@ -185,9 +185,6 @@ class Stream:
     def _on_publish(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
         self.process_msg(subject, reply, hdr, payload)
 
-    def _send(self, subject: str, payload: bytes, hdr: bytes | None = None) -> None:
-        self.server.publish(self.jsa.account, subject, "", hdr, payload)
-
     # ------------------------------------------------------------------ publish path
 
     def _refresh_fast_path(self) -> None:
@@ -319,9 +316,10 @@ class Stream:
         # republished copies go out once stored durably too, before the PubAcks
         for subject, hdr, payload in repub:
             pub(account, subject, "", hdr, payload)
+        respond = self.server.respond
         for reply, body in batch:
             if reply:
-                pub(account, reply, "", None, body)
+                respond(account, reply, None, body)
         for cb in waiters:
             cb()
 

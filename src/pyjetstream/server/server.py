@@ -285,9 +285,10 @@ class Server:
 
     # ------------------------------------------------------------------ routing
     def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
-              size_tok: bytes, body: bytes, origin: ClientConnection | None) -> int:
+              size_tok: bytes, body: bytes, origin: ClientConnection | None, internal: bool = True) -> int:
         """Deliver one message to every matching subscription of the account. `body` is
-        headers + payload + CRLF; `size_tok` the decimal total length."""
+        headers + payload + CRLF; `size_tok` the decimal total length. `internal=False`:
+        client subscriptions only (see respond)."""
         # Replies to inboxes and JetStream acks name a fresh subject every time: caching them
         # would only evict the subjects that repeat (one character test keeps the common path cheap).
         if subject[:1] in ("_", "$") and subject.startswith(_ONE_OFF_PREFIXES):
@@ -303,8 +304,10 @@ class Server:
                 if c.perms is not None and c.perms.delivery_denied(subject):
                     continue
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
-            else:
+            elif internal:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
+            else:
+                continue
             n += 1
             sub.delivered += 1
             if sub.max and sub.delivered >= sub.max:
@@ -321,8 +324,10 @@ class Server:
                     c = sub.client
             if c is not None:
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
-            else:
+            elif internal:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
+            else:
+                continue
             n += 1
             sub.delivered += 1
             if sub.max and sub.delivered >= sub.max:
@@ -430,6 +435,16 @@ class Server:
             body = payload + b"\r\n"
             hdr_len = 0
         return self.route(account, subject, subject_b, reply_b, hdr_len, b"%d" % (len(body) - 2), body, None)
+
+    def respond(self, account: Account, subject: str, hdr: bytes | None, payload: bytes) -> int:
+        """A reply the server sends for a client's request (API responses, PubAcks, ack
+        confirmations). Only client subscriptions get it; no internal subscriber (a stream
+        capturing the subject, an API handler) takes it: the requester chose the subject and
+        may not be allowed to publish there, so a stream on `payroll.>` must not store a PubAck
+        sent to reply `payroll.x`. Advisories and deliveries still use publish()."""
+        body = hdr + payload + b"\r\n" if hdr else payload + b"\r\n"
+        return self.route(account, subject, subject.encode(), b"", len(hdr) if hdr else 0,
+                          b"%d" % (len(body) - 2), body, None, internal=False)
 
     def has_interest(self, account: Account, subject: str) -> bool:
         return account.sublist.has_interest(subject)
