@@ -16,6 +16,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile

@@ -283,6 +283,33 @@ async def test_workqueue_and_stream_delete_stops_consumers(server: FakeServer, j
     assert c.stopped is True
 
 
+async def test_workqueue_ack_on_memory_storage(server: FakeServer, js: Any) -> None:
+    """An ack removes the message and schedules a write-out of the removal, which the memory
+    store must take too (it once lacked write_out: an AttributeError on every ack batch)."""
+    import asyncio
+
+    from .conftest import settle
+
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: failures.append(ctx))
+    try:
+        await create(server, "S", retention="workqueue", storage="memory")
+        stream = js.accounts["$G"].streams["S"]
+        c = FakeConsumer()
+        stream.add_consumer("c", c)
+        await pub(server, "S")
+        await pub(server, "S")
+        stream.ack_msg(1, c)
+        stream.ack_msg(2, c)
+        await settle()
+    finally:
+        loop.set_exception_handler(previous)
+    assert failures == []
+    assert (await info(server))["messages"] == 0
+
+
 async def test_limits_notify_consumers(server: FakeServer, js: Any) -> None:
     await create(server, "S", max_msgs=1)
     c = FakeConsumer()

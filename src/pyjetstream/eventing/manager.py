@@ -16,7 +16,7 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy, StreamConfig
 
 from . import subscriptions as subs
 from . import types as t
@@ -250,13 +250,13 @@ class EventingManager:
             description=t.consumer_description(sub.namespace, sub.name, subject),
             deliver_subject=deliver_subject(self.config.stream.name, name),
             deliver_group=name,
-            deliver_policy=cc.deliver_policy,
-            ack_policy="explicit",
+            deliver_policy=DeliverPolicy(cc.deliver_policy),
+            ack_policy=AckPolicy.EXPLICIT,
             ack_wait=ack_wait,
             max_deliver=policy.max_deliveries + (DEAD_LETTER_SLACK if dead_letter else 0),
             max_ack_pending=max_in_flight if max_in_flight > 0 else None,
             filter_subject=subject,
-            replay_policy="instant",
+            replay_policy=ReplayPolicy.INSTANT,
             flow_control=cc.flow_control,
             idle_heartbeat=cc.idle_heartbeat or None,
         )

@@ -131,7 +131,7 @@ class Consumer:
         self.wall_offset = wall_offset  # wall ns = now + wall_offset
         self.retention = retention
         self.stream_subjects: list[str] = []
-        self._filters = config.filters
+        self._filters: list[str] = config.filters
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
@@ -214,7 +214,7 @@ class Consumer:
         self.stream_subjects = list(subjects)
         fs = self.cfg.filters
         if fs and subjects and all(any(is_subset(s, f) for f in fs) for s in subjects):
-            self._filters: list[str] = []
+            self._filters = []
         else:
             self._filters = fs
         self._matched: dict[str, bool] = {}  # subject -> matches(subject), for these filters

@@ -8,14 +8,16 @@ Prometheus collectors through `pyjetstream.monitoring.metrics`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import resource
+import sys
 import time
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -83,7 +85,9 @@ class MonitorServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port if port > 0 else 0, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        server = site._server
+        # an asyncio.Server, or uvloop's equivalent (not a subclass)
+        sockets = cast(asyncio.Server, server).sockets if server is not None else []
         self.port = sockets[0].getsockname()[1] if sockets else port
         self.host = host
         import logging
@@ -113,7 +117,7 @@ class MonitorServer:
         totals = s.totals()
         doc: dict[str, Any] = {
             "server_id": s.server_id, "server_name": s.server_name, "version": _version(),
-            "proto": 1, "go": f"python{os.sys.version_info.major}.{os.sys.version_info.minor}",
+            "proto": 1, "go": f"python{sys.version_info.major}.{sys.version_info.minor}",
             "host": o.host, "port": s.port,
             "max_connections": o.max_connections, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
             "http_host": self.host, "http_port": self.port, "http_base_path": "", "https_port": 0,
@@ -288,15 +292,15 @@ class MonitorServer:
             hits = sum(a.sublist.stats().get("cache_hits", 0) for a in accounts)
             doc["cache_hit_rate"] = hits / doc["num_matches"]
         if want_list:
-            subs = [sub for a in accounts for sub in a.sublist.all_subscriptions()
-                    if sub.client is not None and (not test or subject_matches(sub.subject, test))]
+            subs = [(sub, c) for a in accounts for sub in a.sublist.all_subscriptions()
+                    if (c := sub.client) is not None and (not test or subject_matches(sub.subject, test))]
             page = subs[offset:offset + limit]
             # nats-server shows the list and its paging only when the page has something, and
             # its `total` is the size of the page, not of the whole list
             if page:
                 doc.update(total=len(page), offset=offset, limit=limit,
                            subscriptions_list=[{"account": safe_text(sub.account.name),
-                                                **sub_detail(sub, sub.client.cid)} for sub in page])
+                                                **sub_detail(sub, c.cid)} for sub, c in page])
         return web.json_response(doc, dumps=_dumps)
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -208,7 +208,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if new is None or self.closed:
             return
-        self.transport = new  # type: ignore[assignment]
+        self.transport = new
         obj = new.get_extra_info("ssl_object")
         self.tls_version = obj.version() if obj else ""
         self._tls_pending = False
@@ -260,7 +260,7 @@ class ClientConnection(asyncio.Protocol):
             self.server.slow_consumers += 1
             log.warning("cid=%d Slow Consumer Detected: MaxPending of %d Exceeded (%d bytes pending)",
                         self.cid, self.server.opts.max_pending, t.get_write_buffer_size())
-            self.transport.abort()
+            t.abort()
             self.close("Slow Consumer (Pending Bytes)", lost=True)
 
     @property

@@ -318,9 +318,10 @@ class Server:
             if c is not None:
                 if (c is origin and not c.echo) or (c.perms is not None and c.perms.delivery_denied(subject)):
                     # this member may not take it; as nats-server, try the others
-                    sub = self._queue_fallback(group, origin, subject)
-                    if sub is None:
+                    alt = self._queue_fallback(group, origin, subject)
+                    if alt is None:
                         continue
+                    sub = alt
                     c = sub.client
             if c is not None:
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
@@ -362,7 +363,7 @@ class Server:
             c = sub.client
             if c is None:
                 return sub
-            if (c is origin and not c.echo) or (c.perms is not None and c.perms.delivery_denied(subject)):
+            if (not c.echo and c is origin) or (c.perms is not None and c.perms.delivery_denied(subject)):
                 continue
             return sub
         return None

@@ -525,12 +525,14 @@ class SubjectIndex(Generic[S]):
                 node.psubs = None
         else:
             qsubs = node.qsubs
-            members = qsubs.get(queue) if qsubs else None
+            if not qsubs:
+                return False
+            members = qsubs.get(queue)
             if members is None or members.get(key) is not sub:
                 return False
             del members[key]
             if not members:
-                del qsubs[queue]  # type: ignore[index]  # members came from qsubs
+                del qsubs[queue]
                 if not qsubs:
                     node.qsubs = None
         self._count -= 1

@@ -524,15 +524,9 @@ class StoreCore:
         The caller is expected to remove what is returned: due TTL entries are consumed.
         """
         self._check_open()
-        return self._expired(now - max_age_ns if max_age_ns > 0 else None, now, inclusive=True)
+        return self._expired(now - max_age_ns if max_age_ns > 0 else None, now)
 
-    def expired_before(self, ts: int, now: int | None = None) -> list[int]:
-        """Messages stored before ts (max_age cutoff) plus those whose TTL has passed at `now`
-        (default: ts). See expired() for how TTL and max_age combine."""
-        self._check_open()
-        return self._expired(ts, ts if now is None else now, inclusive=False)
-
-    def _expired(self, cutoff: int | None, now: int, inclusive: bool) -> list[int]:
+    def _expired(self, cutoff: int | None, now: int) -> list[int]:
         out: list[int] = []
         heap = self._ttl_heap
         while heap and heap[0][0] <= now:
@@ -543,7 +537,7 @@ class StoreCore:
             seen = set(out)
             # Timestamps grow with sequences (mostly), so stop at the first young message.
             for seq, _s, _sz, ts, ttl in self._b_iter(self._first, self._last):
-                if ts > cutoff or (ts == cutoff and not inclusive):
+                if ts > cutoff:
                     break
                 if ttl == 0 and seq not in seen:
                     out.append(seq)

@@ -167,8 +167,10 @@ class StreamStore(Protocol):
         """Messages with seq >= start matching filter (num_pending for consumers)."""
         ...
 
-    def expired_before(self, ts: int) -> list[int]:
-        """Sequences of messages older than ts (max_age) or whose per-message TTL has passed at ts."""
+    def expired(self, now: int, max_age_ns: int = 0) -> list[int]:
+        """Sequences to expire at `now` (unix ns), ascending: messages whose per-message TTL has
+        passed, and (max_age_ns > 0) messages without one stored at or before now - max_age_ns.
+        Due TTL entries are consumed: the caller removes what is returned."""
         ...
 
     def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:

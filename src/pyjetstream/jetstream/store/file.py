@@ -51,6 +51,7 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Literal, overload
 from zlib import crc32
 
 from pyjetstream.jetstream.store._core import Meta, StoreCore
@@ -180,7 +181,7 @@ class FileStore(StoreCore):
         self._rewrite_due: list[_Seg] = []
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
-        self._rc_buf = b""
+        self._rc_buf: bytes | bytearray = b""
         make_dirs(directory)
         # One writer per directory: a second server (or a leaked store object) appending to the
         # same segments would interleave records. The kernel drops the lock when we die.
@@ -365,6 +366,11 @@ class FileStore(StoreCore):
         self._rc_buf = buf
         return buf, 0
 
+    @overload
+    def _parse(self, seg: _Seg, off: int, seq: int, full: Literal[True]) -> StoredMsg | None: ...
+    @overload
+    def _parse(self, seg: _Seg, off: int, seq: int, full: Literal[False]) -> Meta | None: ...
+
     def _parse(self, seg: _Seg, off: int, seq: int, full: bool) -> StoredMsg | Meta | None:
         buf, p = self._rec_buf(seg, off)
         try:
@@ -438,7 +444,7 @@ class FileStore(StoreCore):
                         q = p + HS + slen
                         return _tuple_new(StoredMsg, (seq, buf[p + HS:q].decode(), buf[q:q + hlen],
                                                       buf[q + hlen:end], ts))
-        return self._parse(seg, off, seq, True)  # type: ignore[return-value]
+        return self._parse(seg, off, seq, True)
 
     def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
         """Metadata of live messages, read straight from the chunk cache. Checksums are left to
@@ -514,7 +520,7 @@ class FileStore(StoreCore):
                 if off < DELBIT:
                     meta = self._parse(seg, off, base + i, False)
                     if meta is not None:
-                        yield meta  # type: ignore[misc]
+                        yield meta
 
     def _b_next_live(self, seq: int, end: int) -> int:
         seq = max(seq, self._first)
@@ -683,7 +689,7 @@ class FileStore(StoreCore):
         meta = self._parse(seg, off, seq, False)
         if meta is None:
             return True  # it was corrupt and has just been dropped as lost
-        _s, subject, size, _ts, _ttl = meta  # type: ignore[misc]
+        _s, subject, size, _ts, _ttl = meta
         # State first, record second: appending may seal the segment and snapshot the state,
         # and the snapshot must already include this removal (replay then finds it done).
         seg.offs[i] = off | DELBIT

@@ -114,6 +114,9 @@ class MemoryStore(StoreCore):
         self._check_open()
         on_durable()
 
+    def write_out(self) -> None:
+        """Nothing to hand to the OS."""
+
     def remove_msg(self, seq: int, erase: bool = False) -> bool:
         self._check_open()
         m = self._m.pop(seq, None)
