@@ -15,7 +15,13 @@ from .fakes import NS, MemStore
 
 
 class Bus:
+    """The server as the runner sees it (seams.MessageBus)."""
+
+    server_name = "bus"
+
     def __init__(self) -> None:
+        self.accounts = {"$G": SimpleNamespace(name="$G")}
+        self.global_account = self.accounts["$G"]
         self.subs: list[tuple[str, object]] = []
         self.sent: list[tuple[str, str, bytes | None, bytes]] = []
         self.listening: set[str] = set()
@@ -33,6 +39,14 @@ class Bus:
 
     def has_interest(self, account, subject):
         return subject in self.listening
+
+    def route(self, account, subject, subject_b, reply_b, hdr_len, size_tok, body, origin):
+        data = body[:-2]
+        assert size_tok == b"%d" % len(data)
+        return self.publish(account, subject, reply_b.decode(), data[:hdr_len], data[hdr_len:])
+
+    def sole_subscriber(self, account, subject):
+        return None  # no client connections: every delivery is routed
 
     def respond(self, account, subject, hdr, payload):
         return self.publish(account, subject, "", hdr, payload)
@@ -76,6 +90,9 @@ class CStore:
     def commit(self, on_durable):
         on_durable()
 
+    def flush(self):
+        pass
+
     def close(self):
         self.closed = True
 
@@ -83,13 +100,24 @@ class CStore:
         self.deleted = True
 
 
+def test_bus_double_is_a_message_bus():
+    from pyjetstream.jetstream.seams import MessageBus
+
+    bus = Bus()
+    members = [n for n in vars(MessageBus) if not n.startswith("_")]
+    assert [n for n in members if not hasattr(bus, n)] == []
+    assert isinstance(bus, MessageBus)
+
+
 def make_stream(store: MemStore, retention: str = "limits"):
     bus = Bus()
     acked: list[int] = []
     stream = SimpleNamespace(
         name="S", store=store, config=SimpleNamespace(retention=retention, subjects=["foo.>"]),
-        jsa=SimpleNamespace(server=bus, account="$G"),
+        jsa=SimpleNamespace(server=bus, account=bus.global_account),
+        subjects_exhaustive=True,
         ack_msg=lambda seq, c: acked.append(seq),
+        after_durable=lambda cb: cb(),
         removed=[], remove_consumer=lambda name: stream.removed.append(name),
     )
     return stream, bus, acked

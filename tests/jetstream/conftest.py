@@ -72,7 +72,9 @@ class FakeClock:
 
 class FakeServer:
     """Routes publishes to internal subscriptions; everything else lands in `outbox`
-    (what a client subscribed to that subject would receive)."""
+    (what a client subscribed to that subject would receive). Implements seams.MessageBus."""
+
+    server_name = "fake"
 
     def __init__(self) -> None:
         self.global_account = FakeAccount("$G")
@@ -116,6 +118,16 @@ class FakeServer:
         ):
             self.outbox.append(Delivered(subject, reply, hdr, payload))
         return n
+
+    def route(self, account: FakeAccount, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
+              size_tok: bytes, body: bytes, origin: None) -> int:
+        # what a client sees is the delivered subject (subject_b); routing is by `subject`
+        data = body[:-2]
+        assert size_tok == b"%d" % len(data)
+        return self.publish(account, subject, reply_b.decode(), data[:hdr_len] or None, data[hdr_len:])
+
+    def sole_subscriber(self, account: FakeAccount, subject: str) -> None:
+        return None  # no client connections here: every delivery is routed
 
     # --- helpers for tests -------------------------------------------------------------------
 

@@ -240,6 +240,9 @@ class FakeConsumer:
     def on_purged(self, first_seq: int) -> None:
         self.purged.append(first_seq)
 
+    def info(self) -> dict[str, Any]:
+        return {}
+
     def stop(self, delete: bool = False) -> None:
         self.stopped = delete
 

@@ -37,8 +37,7 @@ def body(kind: str, fields: dict[str, Any], now_ns: int | None = None) -> bytes:
 
 def publish(server: Any, account: Any, subject: str, kind: str, fields: dict[str, Any]) -> bool:
     """Send one advisory if anyone subscribes to its subject; True when it went out."""
-    has_interest = getattr(server, "has_interest", None)
-    if has_interest is not None and not has_interest(account, subject):
+    if not server.has_interest(account, subject):
         return False
     server.publish(account, subject, "", None, body(kind, fields))
     return True
@@ -69,7 +68,7 @@ API_AUDIT_SUBJECT = f"{PREFIX}.API"
 
 def client_info(account: Any, client: Any) -> dict[str, Any]:
     """The `client` object of an audit advisory, from whatever the connection exposes."""
-    info: dict[str, Any] = {"acc": getattr(account, "name", "")}
+    info: dict[str, Any] = {"acc": account.name}
     for attr, key in (("cid", "id"), ("name", "name"), ("lang", "lang"), ("version", "version"),
                       ("host", "host")):
         v = getattr(client, attr, None) if client is not None else None

@@ -620,10 +620,8 @@ def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body
     server = jsa.server
     if reply:
         server.respond(jsa.account, reply, None, body)
-    has_interest = getattr(server, "has_interest", None)
-    if has_interest is not None and has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
-        name = getattr(server, "server_name", "")
-        advisories.api_audit(server, jsa.account, str(name), advisories.client_info(jsa.account, client),
+    if server.has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
+        advisories.api_audit(server, jsa.account, server.server_name, advisories.client_info(jsa.account, client),
                              subject, request.decode("utf-8", "replace"), body.decode("utf-8", "replace"))
 
 

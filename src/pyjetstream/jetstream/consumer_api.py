@@ -50,8 +50,8 @@ def _stream_view(stream: Any) -> StreamView:
         name=stream.name,
         subjects=list(cfg.subjects or []),
         retention=cfg.retention,
-        num_replicas=max(1, int(getattr(cfg, "num_replicas", 1) or 1)),
-        has_external=bool(getattr(cfg, "mirror", None) or getattr(cfg, "sources", None)),
+        num_replicas=max(1, cfg.num_replicas or 1),
+        has_external=bool(cfg.mirror or cfg.sources),
     )
 
 
@@ -62,8 +62,7 @@ def _ephemeral_name() -> str:
 def _stream_dir(stream: Any) -> str:
     # The stream's own directory (store/layout.py names it), so consumer state lives inside
     # it and goes with it when the stream is deleted.
-    directory = getattr(stream, "directory", None)
-    return directory or stream.jsa.stream_dir(stream.name)
+    return stream.directory or stream.jsa.stream_dir(stream.name)
 
 
 def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
@@ -82,11 +81,9 @@ def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
 def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
     """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules."""
     view = _stream_view(stream)
-    limits = getattr(stream.jsa, "limits", None)
-    mp_limit = int(getattr(limits, "max_ack_pending", 0) or 0) if limits is not None and not isinstance(
-        limits, dict) else 0
     try:
-        apply_defaults(cfg, mp_limit)
+        # no account-level max_ack_pending is configurable here, so only the server default caps it
+        apply_defaults(cfg)
         check_config(cfg, view)
     except ConsumerConfigError as e:
         raise _api_error(e) from None
@@ -108,10 +105,10 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
         return existing
     if action == "update":
         raise errors.consumer_does_not_exist()
-    mc = int(getattr(stream.config, "max_consumers", -1) or -1)
+    mc = stream.config.max_consumers
     if mc > 0 and len(stream.consumers) >= mc:
         raise errors.maximum_consumers_limit()
-    acct_mc = stream.jsa.limit("max_consumers") if hasattr(stream.jsa, "limit") else -1
+    acct_mc = stream.jsa.limit("max_consumers")
     if acct_mc > 0 and sum(len(s.consumers) for s in stream.jsa.streams.values()) >= acct_mc:
         raise errors.maximum_consumers_limit()
     if view.retention == "workqueue":

@@ -15,11 +15,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyjetstream.jetstream import advisories
 from pyjetstream.jetstream.consumer import Consumer
 from pyjetstream.jetstream.consumer_config import ConsumerConfig, format_rfc3339_ns
+from pyjetstream.jetstream.seams import ConsumerStore, Subscription
+from pyjetstream.jetstream.store.base import ConsumerState
+
+if TYPE_CHECKING:  # the stream module does not import this one: no cycle at run time either
+    from pyjetstream.jetstream.stream import Stream
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +54,13 @@ class ConsumerRunner:
 
     def __init__(
         self,
-        stream: Any,
+        stream: Stream,
         name: str,
         config: ConsumerConfig,
         *,
-        cstore: Any = None,
+        cstore: ConsumerStore | None = None,
         created: int = 0,
-        state: Any = None,
+        state: ConsumerState | None = None,
         clock: Clock | None = None,
         on_deleted: Callable[[ConsumerRunner], None] | None = None,
     ) -> None:
@@ -64,7 +69,6 @@ class ConsumerRunner:
         self.jsa = stream.jsa
         self.server = self.jsa.server
         self.account = self.jsa.account
-        self._route = getattr(self.server, "route", None)  # absent on test doubles of the server
         self.loop = asyncio.get_running_loop()
         self.clock = clock or Clock(self.loop)
         self.cstore = cstore
@@ -84,7 +88,7 @@ class ConsumerRunner:
         self._recheck = INTEREST_RECHECK_MIN_NS
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self._acks: list[tuple[str, bytes, bytes]] = []  # queued by _on_ack_raw
         self.closed = False
         prefix = f"{stream.name}.{name}"
@@ -177,9 +181,7 @@ class ConsumerRunner:
                 self._persist()
                 # Write the final state inline: a write still queued for the store's writer
                 # thread could land after a restart has already read the old state.
-                flush = getattr(self.cstore, "flush", None)
-                if flush is not None:
-                    flush()
+                self.cstore.flush()
                 self.cstore.close()
 
     # ------------------------------------------------------------------ inbound
@@ -233,7 +235,7 @@ class ConsumerRunner:
         """The subjects a filter may be compared with to treat it as no filter: none when the
         stream also stores other subjects (sources, a mirror, a subject transform)."""
         stream = self.stream
-        if not getattr(stream, "subjects_exhaustive", True):
+        if not stream.subjects_exhaustive:
             return []
         return list(stream.config.subjects or [])
 
@@ -314,8 +316,9 @@ class ConsumerRunner:
         core = self.core
         out, adv, acks = core.take_outputs()
         if out:
-            publish = self.server.publish
-            route = self._route
+            server = self.server
+            publish = server.publish
+            route = server.route
             account = self.account
             now = 0
             last_dest = None
@@ -323,27 +326,26 @@ class ConsumerRunner:
             for item in out:
                 if len(item) == 5:
                     dest, reply, hdr, payload, subject = item
-                    if route is not None and dest != last_dest:
+                    if dest != last_dest:
                         last_dest = dest
-                        direct = self.server.sole_subscriber(account, dest)
-                    if direct is not None and reply and not direct.client.closed:
-                        # one subscriber: framed straight into its connection
-                        direct.client.deliver_stored(direct, subject, reply, hdr, payload)
-                        direct.delivered += 1
-                        continue
-                    if route is None:
-                        got = publish(account, dest, reply, hdr, payload)
+                        direct = server.sole_subscriber(account, dest)
+                    if direct is not None and reply:
+                        client = direct.client
+                        if client is not None and not client.closed:
+                            # one subscriber: framed straight into its connection
+                            client.deliver_stored(direct, subject, reply, hdr, payload)
+                            direct.delivered += 1
+                            continue
+                    # Routed by the deliver (or pull reply) subject while the client sees the
+                    # message's own subject, as nats-server delivers JetStream messages.
+                    if hdr:
+                        body = hdr + payload + b"\r\n"
+                        hlen = len(hdr)
                     else:
-                        # Routed by the deliver (or pull reply) subject while the client sees
-                        # the message's own subject, as nats-server delivers JetStream messages.
-                        if hdr:
-                            body = hdr + payload + b"\r\n"
-                            hlen = len(hdr)
-                        else:
-                            body = payload + b"\r\n"
-                            hlen = 0
-                        got = route(account, dest, subject.encode(), reply.encode(), hlen,
-                                    b"%d" % (len(body) - 2), body, None)
+                        body = payload + b"\r\n"
+                        hlen = 0
+                    got = route(account, dest, subject.encode(), reply.encode(), hlen,
+                                b"%d" % (len(body) - 2), body, None)
                     if got == 0:
                         if not now:
                             now = self.clock.now()
@@ -369,13 +371,10 @@ class ConsumerRunner:
         state is durable and, on interest/workqueue streams, the removal the ack caused too."""
         self._persist()
         waits: list[Callable[[Callable[[], None]], None]] = []
-        commit = getattr(self.cstore, "commit", None)
-        if commit is not None:
-            waits.append(commit)
+        if self.cstore is not None:
+            waits.append(self.cstore.commit)
         if self.stream.config.retention != "limits":
-            after = getattr(self.stream, "after_durable", None)
-            if after is not None:
-                waits.append(after)
+            waits.append(self.stream.after_durable)
         if not waits:
             self._send_ack_replies(replies)
             return

@@ -25,16 +25,18 @@ from typing import Any
 # (compiling several modules where bytecode is not cached) would stall the loop mid-traffic.
 from pyjetstream.jetstream import advisories, api, consumer_api, errors
 from pyjetstream.jetstream.schemas import StreamConfig, check_stream_config, check_update
+from pyjetstream.jetstream.seams import Account, AccountLimits, JetStreamSettings, MessageBus, Subscription
 from pyjetstream.jetstream.store import layout
+from pyjetstream.jetstream.store.base import StreamStore
 from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger("pyjetstream.jetstream")
 
-StoreFactory = Callable[[StreamConfig, str, "JetStream"], Any]
+StoreFactory = Callable[[StreamConfig, str, "JetStream"], StreamStore]
 
 
-def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> Any:
+def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> StreamStore:
     """Open the store for a stream: memory, or file under the stream's `directory`."""
     interval = js.sync_interval
     return layout.open_stream_store(cfg.storage, directory, sync_always=not interval,
@@ -44,26 +46,26 @@ def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> A
 class JsAccount:
     """One account's JetStream: its streams, limits and API subscription."""
 
-    def __init__(self, js: JetStream, account: Any, limits: Any) -> None:
+    def __init__(self, js: JetStream, account: Account, limits: AccountLimits | None) -> None:
         self.js = js
         self.account = account
         self.limits = limits
         self.streams: dict[str, Stream] = {}
-        self._api_sub: Any = None
+        self._api_sub: Subscription | None = None
 
     @property
-    def server(self) -> Any:
+    def server(self) -> MessageBus:
         return self.js.server
 
     @property
     def name(self) -> str:
-        return getattr(self.account, "name", "$G")
+        return self.account.name
 
     def limit(self, attr: str) -> int:
-        v = getattr(self.limits, attr, None) if self.limits is not None else None
-        if v is None and isinstance(self.limits, dict):
-            v = self.limits.get(attr)
-        return -1 if v is None else int(v)
+        """The account's limit `attr` (max_mem, max_file, max_streams, max_consumers); -1: none."""
+        if self.limits is None:
+            return -1
+        return int(getattr(self.limits, attr))
 
     def usage(self) -> tuple[int, int]:
         """(memory bytes, file bytes) stored by this account's streams."""
@@ -91,37 +93,35 @@ class JetStream:
 
     def __init__(
         self,
-        server: Any,
-        options: Any,
+        server: MessageBus,
+        options: JetStreamSettings,
         store_factory: StoreFactory | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.server = server
         self.options = options
-        self.store_dir = getattr(options, "store_dir", "") or os.path.join(os.getcwd(), "pyjetstream-data")
-        self.sync_interval: float | None = getattr(options, "sync_interval", None)
-        self.max_mem: int = getattr(options, "max_mem", -1)
-        self.max_file: int = getattr(options, "max_file", -1)
+        self.store_dir = options.store_dir or os.path.join(os.getcwd(), "pyjetstream-data")
+        self.sync_interval = options.sync_interval
+        self.max_mem = options.max_mem
+        self.max_file = options.max_file
         self.store_factory = store_factory or default_store_factory
         self.clock = clock
         self.accounts: dict[str, JsAccount] = {}
         self.api_total = 0
         self.api_errors = 0
         self.started = False
-        self._disabled_subs: list[Any] = []
+        self._disabled_subs: list[Subscription] = []
 
     # ------------------------------------------------------------------ lifecycle
 
-    def enable_account(self, account: Any, limits: Any = None) -> JsAccount:
-        name = getattr(account, "name", "$G")
+    def enable_account(self, account: Account, limits: AccountLimits | None = None) -> JsAccount:
+        name = account.name
         jsa = self.accounts.get(name)
         if jsa is not None:
             jsa.limits = limits if limits is not None else jsa.limits
             return jsa
         jsa = JsAccount(self, account, limits)
         self.accounts[name] = jsa
-        if hasattr(account, "jetstream"):
-            account.jetstream = jsa
         if self.started:
             # it may have been answering 10039 until now
             for sub in [d for d in self._disabled_subs if d.account is account]:
@@ -134,13 +134,13 @@ class JetStream:
         if self.started:
             return
         self.started = True
-        if not self.accounts and getattr(self.server, "global_account", None) is not None:
+        if not self.accounts:
             self.enable_account(self.server.global_account, None)
         for jsa in list(self.accounts.values()):
             self._start_account(jsa)
         # Accounts without JetStream still answer API calls, with 10039, as nats-server does.
-        for acc in list(getattr(self.server, "accounts", {}).values()):
-            if getattr(acc, "name", None) not in self.accounts:
+        for acc in list(self.server.accounts.values()):
+            if acc.name not in self.accounts:
                 self._disabled_subs.append(self.server.subscribe_internal(acc, "$JS.API.>", self._on_disabled_api,
                                                                               clients_only=True))
         log.info("JetStream started: store_dir=%s sync=%s", self.store_dir,
@@ -395,8 +395,7 @@ class JetStream:
                             item["config"] = info["config"]
                         item["state"] = info["state"]
                         if consumers and s.consumers:
-                            item["consumer_detail"] = [c.info() for c in s.consumers.values()
-                                                       if hasattr(c, "info")]
+                            item["consumer_detail"] = [c.info() for c in s.consumers.values()]
                         for k in ("mirror", "sources"):
                             if k in info:
                                 item[k] = info[k]
@@ -410,8 +409,8 @@ class JetStream:
 
     # ------------------------------------------------------------------ lookups for other parts
 
-    def lookup_account(self, account: Any) -> JsAccount | None:
-        name = account if isinstance(account, str) else getattr(account, "name", "$G")
+    def lookup_account(self, account: Account | str) -> JsAccount | None:
+        name = account if isinstance(account, str) else account.name
         return self.accounts.get(name)
 
     def lookup_stream(self, account: Any, name: str) -> Stream | None:

@@ -30,6 +30,7 @@ from pyjetstream.jetstream.schemas import (
     rfc3339nano,
     state_to_dict,
 )
+from pyjetstream.jetstream.seams import StreamConsumer, StreamOwner
 from pyjetstream.jetstream.store.base import StoredMsg, StoreError, StreamStore
 from pyjetstream.subjects import subject_matches
 
@@ -122,7 +123,7 @@ class Stream:
 
     def __init__(
         self,
-        jsa: Any,
+        jsa: StreamOwner,
         config: StreamConfig,
         store: StreamStore,
         created: int,
@@ -135,7 +136,7 @@ class Stream:
         self.created = created
         # the stream's own directory (file storage); consumers keep their state beneath it
         self.directory = ""
-        self.consumers: dict[str, Any] = {}
+        self.consumers: dict[str, StreamConsumer] = {}
         self.clock = clock
         self.closed = False
         self._subs: list[Any] = []
@@ -207,11 +208,10 @@ class Stream:
     def _storage_limits(self) -> tuple[int, int]:
         """(account limit, server limit) in bytes for this stream's storage type; -1 = none."""
         mem = self.config.storage == "memory"
-        limit = getattr(self.jsa, "limit", None)
-        acct = limit("max_mem" if mem else "max_file") if limit is not None else -1
-        js = getattr(self.jsa, "js", None)
-        srv = getattr(js, "max_mem" if mem else "max_file", -1) if js is not None else -1
-        return (acct if acct is not None and acct >= 0 else -1), (srv if srv is not None and srv >= 0 else -1)
+        acct = self.jsa.limit("max_mem" if mem else "max_file")
+        js = self.jsa.js
+        srv = js.max_mem if mem else js.max_file
+        return (acct if acct >= 0 else -1), (srv if srv >= 0 else -1)
 
     def _check_storage_limits(self, size: int) -> None:
         mem = self.config.storage == "memory"
@@ -268,7 +268,7 @@ class Stream:
 
     def _store_failed(self, reply: str, e: Exception) -> int:
         # A failing disk must cost this message, not the publisher's connection or the loop.
-        log.error("stream %s > %s: storing a message failed: %s", getattr(self.jsa, "name", ""), self.name, e)
+        log.error("stream %s > %s: storing a message failed: %s", self.jsa.name, self.name, e)
         if reply and not self.config.no_ack:
             self._queue(reply, pub_ack_error(self.name, errors.stream_store_failed(err=str(e) or type(e).__name__)))
         return 0
@@ -529,11 +529,7 @@ class Stream:
 
     def _has_interest(self, subject: str) -> bool:
         for c in self.consumers.values():
-            matches = getattr(c, "matches", None)
-            if matches is not None:
-                if matches(subject):
-                    return True
-            elif c.needs_ack(0, subject):
+            if c.matches(subject):
                 return True
         # a mirror or source reading this stream is interest too, as nats-server's internal
         # consumers are
@@ -568,10 +564,7 @@ class Stream:
 
     def _record_size(self, subject: str, hdr: bytes, payload: bytes) -> int:
         # each store accounts bytes its own way (the file store as nats-server's file store)
-        msg_size = getattr(self.store, "msg_size", None)
-        if msg_size is not None:
-            return int(msg_size(subject, hdr, payload))
-        return len(subject) + len(hdr) + len(payload) + 16
+        return self.store.msg_size(subject, hdr, payload)
 
     def _enforce_limits(self, subject: str, seq: int) -> None:
         cfg = self.config
@@ -741,7 +734,7 @@ class Stream:
 
     # ------------------------------------------------------------------ consumers
 
-    def add_consumer(self, name: str, consumer: Any) -> None:
+    def add_consumer(self, name: str, consumer: StreamConsumer) -> None:
         self.consumers[name] = consumer
 
     def remove_consumer(self, name: str) -> None:
@@ -767,7 +760,7 @@ class Stream:
         if removed:
             self._notify_removed(False)
 
-    def ack_msg(self, seq: int, consumer: Any) -> None:
+    def ack_msg(self, seq: int, consumer: object) -> None:
         """A consumer acked seq: interest and workqueue retention may now drop it."""
         retention = self.config.retention
         if retention == "limits":

@@ -107,6 +107,10 @@ class StreamStore(Protocol):
         becomes durable at the next commit()."""
         ...
 
+    def msg_size(self, subject: str, hdr: bytes, data: bytes) -> int:
+        """The bytes one message counts for in state().bytes (and against byte limits)."""
+        ...
+
     def skip_msgs(self, seq: int, num: int) -> None:
         """Advance last_seq by num without storing messages (first_seq, purge with seq)."""
         ...
@@ -218,6 +222,15 @@ class ConsumerStore(Protocol):
 
     def load(self) -> tuple[bytes | None, ConsumerState]:
         """(config JSON or None, state) as last recorded."""
+        ...
+
+    def commit(self, on_durable: Callable[[], None]) -> None:
+        """Make what was recorded durable; call on_durable (on the loop thread) once it is."""
+        ...
+
+    def flush(self) -> None:
+        """Write what was recorded now, inline (at shutdown: a queued write could land after a
+        restart has read the old state)."""
         ...
 
     def close(self) -> None: ...

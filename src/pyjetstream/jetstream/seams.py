@@ -1,0 +1,191 @@
+"""The typed seams between JetStream and what it runs on.
+
+Owns the `Protocol`s JetStream code is written against: the message bus the server provides
+(internal subscriptions, publish, respond, route, sole_subscriber, interest, accounts), the
+account handle, the settings and limits JetStream reads, and the stream's view of its owning
+account. The stores' interfaces live with the stores (store/base.py: StreamStore,
+ConsumerStore) and are re-exported here. The server (server/server.py) and the test doubles
+(tests/jetstream/conftest.py, tests/consumers/test_runner.py) implement these; mypy checks
+the server, and tests/jetstream/test_seams.py and tests/consumers/test_runner.py check the
+server and the doubles at run time.
+
+Holds no behaviour and imports nothing of the server: JetStream must not depend on the server
+package (the server imports JetStream, not the other way round).
+
+Account handles are the bus's own objects: JetStream reads only their `name` and passes them
+back as it got them, so the bus methods take them as `Any` (a bus may need more of them than
+this protocol names, as the server needs each account's subscription index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from pyjetstream.jetstream.store.base import ConsumerStore, StreamStore
+
+__all__ = ["Account", "AccountLimits", "ConsumerStore", "DirectClient", "DirectSubscriber", "JetStreamSettings",
+           "MessageBus", "ServerJetStream", "StreamConsumer", "StreamOwner", "StreamStore", "Subscription",
+           "UsageReporter"]
+
+
+@runtime_checkable
+class Account(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """What subscribe_internal returns: a handle to unsubscribe with, knowing its account."""
+
+    @property
+    def account(self) -> Any: ...
+
+
+@runtime_checkable
+class DirectClient(Protocol):
+    """The connection behind a sole subscriber: JetStream frames deliveries straight into it."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def deliver_stored(self, sub: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None: ...
+
+
+@runtime_checkable
+class DirectSubscriber(Protocol):
+    @property
+    def client(self) -> DirectClient | None: ...
+
+    delivered: int
+
+
+@runtime_checkable
+class MessageBus(Protocol):
+    """The server as JetStream sees it.
+
+    Callbacks of subscribe_internal get (sub, client, subject, reply, hdr, payload), or with
+    raw=True (subject, reply bytes, header length, headers + payload + CRLF). clients_only:
+    messages the server itself published are not passed on. publish() reaches every
+    subscriber; respond() only client subscriptions (replies to a client's request); route()
+    is publish with the body already framed and the delivered subject apart from the routing
+    subject (what a consumer delivery needs). All three return how many subscriptions got it.
+    """
+
+    @property
+    def accounts(self) -> Mapping[str, Account]: ...
+
+    @property
+    def global_account(self) -> Account: ...
+
+    @property
+    def server_name(self) -> str: ...
+
+    def subscribe_internal(self, account: Any, subject: str, callback: Callable[..., None],
+                           queue: str | None = None, raw: bool = False,
+                           clients_only: bool = False) -> Subscription: ...
+
+    def unsubscribe_internal(self, sub: Any) -> None: ...
+
+    def publish(self, account: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> int: ...
+
+    def respond(self, account: Any, subject: str, hdr: bytes | None, payload: bytes) -> int: ...
+
+    def route(self, account: Any, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
+              size_tok: bytes, body: bytes, origin: None) -> int: ...
+
+    def sole_subscriber(self, account: Any, subject: str) -> DirectSubscriber | None: ...
+
+    def has_interest(self, account: Any, subject: str) -> bool: ...
+
+
+class StreamConsumer(Protocol):
+    """A consumer as its stream drives it (consumer_runner.ConsumerRunner): the stream tells it
+    of new and removed messages and asks whether it still needs one (interest retention)."""
+
+    def matches(self, subject: str) -> bool: ...
+
+    def needs_ack(self, seq: int, subject: str) -> bool: ...
+
+    def on_new_msg(self, seq: int, subject: str) -> None: ...
+
+    def on_msgs_removed(self, first_seq: int) -> None: ...
+
+    def on_purged(self, first_seq: int) -> None: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def stop(self, delete: bool = False) -> None: ...
+
+
+class JetStreamSettings(Protocol):
+    """The server's JetStream options as the manager reads them (-1: no limit)."""
+
+    @property
+    def store_dir(self) -> str: ...
+
+    @property
+    def sync_interval(self) -> float | None: ...
+
+    @property
+    def max_mem(self) -> int: ...
+
+    @property
+    def max_file(self) -> int: ...
+
+
+class AccountLimits(Protocol):
+    """An account's JetStream limits (-1: none)."""
+
+    @property
+    def max_mem(self) -> int: ...
+
+    @property
+    def max_file(self) -> int: ...
+
+    @property
+    def max_streams(self) -> int: ...
+
+    @property
+    def max_consumers(self) -> int: ...
+
+
+class UsageReporter(Protocol):
+    def usage(self) -> tuple[int, int]:
+        """(memory bytes, file bytes) stored by the account's streams."""
+        ...
+
+
+class ServerJetStream(Protocol):
+    """The server-wide JetStream a stream checks its server limits against (manager.JetStream)."""
+
+    @property
+    def max_mem(self) -> int: ...
+
+    @property
+    def max_file(self) -> int: ...
+
+    @property
+    def accounts(self) -> Mapping[str, UsageReporter]: ...
+
+
+class StreamOwner(UsageReporter, Protocol):
+    """What a stream and its consumers need of the account's JetStream (manager.JsAccount)."""
+
+    @property
+    def js(self) -> ServerJetStream: ...
+
+    @property
+    def server(self) -> MessageBus: ...
+
+    @property
+    def account(self) -> Account: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def limit(self, attr: str) -> int:
+        """The account's limit `attr` (max_mem, max_file, max_streams, max_consumers); -1: none."""
+        ...
+
