@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyjetstream.server.conf import ConfigError, load_config
+from pyjetstream.subjects import is_valid_subject
 
 DEFAULT_PORT = 4222
 # Our default listen address is loopback: an embedded broker should not be reachable from the
@@ -25,11 +26,24 @@ class OptionsError(ValueError):
 
 
 @dataclass
+class ResponsePermission:
+    """`allow_responses`: a user may publish to the reply subject of a message delivered to it,
+    `max_msgs` times (<= 0: no limit) within `expires` seconds (<= 0: no expiry)."""
+
+    max_msgs: int = 1
+    expires: float = 120.0
+
+
+@dataclass
 class Permissions:
+    """Subject lists as configured. `None` for an allow list restricts nothing; a subscribe
+    entry may be `"subject queue"` (a queue-group permission)."""
+
     pub_allow: list[str] | None = None
     pub_deny: list[str] = field(default_factory=list)
     sub_allow: list[str] | None = None
     sub_deny: list[str] = field(default_factory=list)
+    responses: ResponsePermission | None = None
 
 
 @dataclass
@@ -237,36 +251,106 @@ def _int(value: Any, key: str) -> int:
     return value
 
 
-_PERMISSION_KEYS = _aliases("publish pub import", "subscribe sub export")
+_PERMISSION_KEYS = _aliases("publish pub import", "subscribe sub export",
+                            "allow_responses publish_allow_responses")
 _SUBJECT_PERMISSION_KEYS = _aliases("allow", "deny")
+_RESPONSE_KEYS = _aliases("max max_msgs max_messages max_responses", "expires expiration ttl")
+_GO_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _go_duration(text: str) -> float:
+    """Seconds from Go's time.ParseDuration syntax (`-1s`, `1h30m`, `0`): the only form
+    nats-server takes for `allow_responses.expires`."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0.0
+    parts = _GO_DURATION.findall(body)
+    if not body or not parts or "".join(n + u for n, u in parts) != body or any(n in ("", ".") for n, _ in parts):
+        raise OptionsError(f"config: error parsing expires: time: invalid duration {text!r}")
+    seconds = sum(float(n) * _GO_UNITS[u] for n, u in parts)
+    return -seconds if text[:1] == "-" else seconds
+
+
+def _perm_subjects(v: Any, publish: bool) -> list[str] | None:
+    """A permission's subjects: one string or a list of strings, each a valid subject, or
+    (subscribe only) `"subject queue"`. An empty list is no list, as in nats-server."""
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list):
+        raise OptionsError("config: Expected subject permissions to be a subject, or array of subjects, "
+                           f"got {v!r}")
+    for s in items:
+        if not isinstance(s, str):
+            raise OptionsError(f"config: Subject in permissions array cannot be cast to string: {s!r}")
+        if is_valid_subject(s):
+            continue
+        parts = s.split()
+        if len(parts) != 2:
+            raise OptionsError(f'config: subject "{s}" is not a valid subject')
+        if not is_valid_subject(parts[0]):
+            raise OptionsError(f'config: subject "{parts[0]}" is not a valid subject')
+        if publish:
+            # nats-server keeps such an entry and it matches nothing; a deny that denies
+            # nothing is not what its author meant, so it is refused here.
+            raise OptionsError(f'config: publish permission "{s}" names a queue group; queue groups '
+                               "apply to subscribe permissions only")
+    return list(items) or None
+
+
+def _allow_deny(v: Any, publish: bool) -> tuple[list[str] | None, list[str]]:
+    if not isinstance(v, dict):
+        return _perm_subjects(v, publish), []
+    allow: list[str] | None = None
+    deny: list[str] = []
+    for k, sv in _keys(v, "subject permissions (only 'allow' or 'deny')", _SUBJECT_PERMISSION_KEYS):
+        if k == "allow":
+            allow = _perm_subjects(sv, publish)
+        else:
+            deny = _perm_subjects(sv, publish) or []
+    return allow, deny
+
+
+def _allow_responses(v: Any) -> ResponsePermission | None:
+    """`true`, `false` or `{max, expires}` (nats-server: 0 means the default, a negative
+    value no limit; `expires` only as a duration string)."""
+    if isinstance(v, bool):
+        return ResponsePermission() if v else None
+    if not isinstance(v, dict):
+        raise OptionsError(f"config: error parsing response permissions, expected a boolean or a map, got {v!r}")
+    rp = ResponsePermission()
+    for k, sv in _keys(v, "allow_responses", _RESPONSE_KEYS):
+        if k == "max":
+            if isinstance(sv, bool) or not isinstance(sv, int):
+                raise OptionsError(f"config: allow_responses max must be an integer, got {sv!r}")
+            if sv:
+                rp.max_msgs = sv
+        else:
+            if not isinstance(sv, str):
+                raise OptionsError(f"config: error parsing expires, not a duration string: {sv!r}")
+            if (seconds := _go_duration(sv)) != 0:
+                rp.expires = seconds
+    return rp
 
 
 def _permissions(raw: Any) -> Permissions:
+    """A `permissions` block, key by key as nats-server's parseUserPermissions reads it.
+    Whatever it does not understand refuses to start: a misread block grants more."""
+    if not isinstance(raw, dict):
+        raise OptionsError(f"config: Expected permissions to be a map/struct, got {raw!r}")
     perms = Permissions()
-
-    def subjects(v: Any) -> list[str]:
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-            raise OptionsError(f"config: permission subjects must be a string or a list of strings, got {v!r}")
-        return list(items)
-
-    def allow_deny(v: Any) -> tuple[list[str] | None, list[str]]:
-        if isinstance(v, dict):
-            allow: list[str] | None = None
-            deny: list[str] = []
-            for k, sv in _keys(v, "subject permissions (only 'allow' or 'deny')", _SUBJECT_PERMISSION_KEYS):
-                if k == "allow":
-                    allow = subjects(sv)
-                else:
-                    deny = subjects(sv)
-            return allow, deny
-        return subjects(v), []
-
     for k, v in _keys(raw, "permissions", _PERMISSION_KEYS):
         if k == "publish":
-            perms.pub_allow, perms.pub_deny = allow_deny(v)
+            perms.pub_allow, perms.pub_deny = _allow_deny(v, True)
+        elif k == "subscribe":
+            perms.sub_allow, perms.sub_deny = _allow_deny(v, False)
         else:
-            perms.sub_allow, perms.sub_deny = allow_deny(v)
+            perms.responses = _allow_responses(v)
+    if perms.responses is not None and perms.pub_allow is None:
+        # As nats-server: responses replace the blanket publish allow, so such a user may
+        # publish its replies and nothing else it was not given. (nats-server reads the keys
+        # in map order, so there `publish: {deny: x}` before allow_responses keeps the blanket
+        # allow on some starts and not on others; here it never does.)
+        perms.pub_allow = []
     return perms
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import ClientConnection, Subscription
 from pyjetstream.server.options import AccountConfig, ServerOptions
+from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import SubjectIndex, is_valid_subject
 
 log = logging.getLogger("pyjetstream.server")
@@ -54,6 +55,13 @@ class Account:
     @property
     def js_limits(self) -> AccountConfig:
         return self.config
+
+
+def _note_reply(c: ClientConnection, reply_b: bytes, origin: ClientConnection | None) -> None:
+    """allow_responses: `c` was sent a message with this reply subject (by `origin`, or by
+    the server itself when None) and may answer on it."""
+    assert c.perms is not None
+    c.perms.note_reply(reply_b.decode("utf-8", "surrogateescape"), origin.perms if origin is not None else None)
 
 
 def _server_id() -> str:
@@ -94,7 +102,8 @@ class Server:
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
-        self.ssl_context = build_ssl_context(opts) if opts.tls else None
+        self.ssl_context: ssl.SSLContext | None = build_context(opts) if opts.tls else None
+        self.tls_rate = RateCounter(opts.tls_rate_limit) if opts.tls and opts.tls_rate_limit > 0 else None
         self.jetstream: Any = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
@@ -304,6 +313,8 @@ class Server:
                 if c.perms is not None and c.perms.delivery_denied(subject):
                     continue
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+                if reply_b and c.perms is not None and c.perms.replies is not None:
+                    _note_reply(c, reply_b, origin)
             elif internal:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             else:
@@ -325,6 +336,8 @@ class Server:
                     c = sub.client
             if c is not None:
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+                if reply_b and c.perms is not None and c.perms.replies is not None:
+                    _note_reply(c, reply_b, origin)
             elif internal:
                 self._deliver_internal(sub, origin, subject, reply_b, hdr_len, body)
             else:
