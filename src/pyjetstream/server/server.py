@@ -25,7 +25,6 @@ from typing import Any
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import ClientConnection, Subscription
 from pyjetstream.server.options import AccountConfig, ServerOptions
-from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import SubjectIndex, is_valid_subject
 
 log = logging.getLogger("pyjetstream.server")
@@ -102,8 +101,7 @@ class Server:
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
-        self.ssl_context: ssl.SSLContext | None = build_context(opts) if opts.tls else None
-        self.tls_rate = RateCounter(opts.tls_rate_limit) if opts.tls and opts.tls_rate_limit > 0 else None
+        self.ssl_context = build_ssl_context(opts) if opts.tls else None
         self.jetstream: Any = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
