@@ -9,12 +9,12 @@ import pytest
 from pyjetstream.jetstream.consumer import Consumer, parse_go_duration
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
-    ConsumerConfigError,
     StreamView,
     apply_defaults,
     check_config,
     check_update,
 )
+from pyjetstream.jetstream.errors import ApiError
 
 from .fakes import NS, FakeClock, MemStore
 
@@ -604,12 +604,13 @@ def test_state_snapshot_restores_pending_and_acks():
         ({"num_replicas": 3}, 10126),
         ({"sample_freq": "abc"}, 10095),
         ({"ack_policy": "explicit", "ack_wait": -1}, 10183),
+        ({"metadata": {"k": "v" * (128 * 1024)}}, 10135),
     ],
 )
 def test_config_errors(cfg, err_code):
     c = ConsumerConfig.from_json(cfg)
     apply_defaults(c)
-    with pytest.raises(ConsumerConfigError) as ei:
+    with pytest.raises(ApiError) as ei:
         check_config(c, StreamView("S", ["foo.>"], num_replicas=1))
     assert ei.value.err_code == err_code
 
@@ -636,7 +637,7 @@ def test_update_rules():
     ]:
         bad = old.copy()
         setattr(bad, field, val)
-        with pytest.raises(ConsumerConfigError) as ei:
+        with pytest.raises(ApiError) as ei:
             check_update(old, bad)
         assert ei.value.err_code == 10012 and ei.value.description == text
 

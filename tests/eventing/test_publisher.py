@@ -177,7 +177,7 @@ async def test_routes_methods_and_metrics(proxy):
     await post(url, "/publish", TUTORIAL_HEADERS, b"{}")
     status, body, _ = await post(url, "/metrics", method="GET")
     assert status == 200
-    assert b'eventing_epp_requests_total{code="204",method="POST",path="/publish"} 1.0' in body
+    assert b'eventing_epp_requests_total{code="204",method="post",path="/publish"} 1.0' in body
     assert b"eventing_epp_event_type_published_total" in body
 
 

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -51,9 +53,33 @@ def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool =
                         "repeat or separate with commas")
     p.add_argument("--sink-deny", action="append", default=[], metavar="CIDR|HOST",
                    help="refuse sinks at these addresses or host names; wins over --sink-allow")
+    p.add_argument("--publish-token", action="append", default=[], metavar="TOKEN",
+                   help="require 'Authorization: Bearer TOKEN' on the proxy's publish endpoints (/healthz, "
+                        "/readyz and /metrics stay open); repeat for several tokens. Default: "
+                        f"${PUBLISH_TOKENS_ENV} (comma separated), else no token needed")
     p.add_argument("--no-publisher", action="store_true", help="run only the manager and dispatcher")
     p.add_argument("--no-dispatcher", action="store_true", help="run only the publisher proxy")
     p.add_argument("-D", "--debug", action="store_true", help="debug logging")
+
+
+PUBLISH_TOKENS_ENV = "PYJETSTREAM_PUBLISH_TOKENS"
+# RFC 6750's b64token: what can follow "Bearer " in a header at all.
+_BEARER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+
+
+def publish_tokens(flags: list[str], env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The proxy's bearer tokens: the flags if any were given, else the environment variable.
+    A token no client could send in an Authorization header is refused (ValueError)."""
+    env = os.environ if env is None else env
+    raw = list(flags) if flags else [t for t in env.get(PUBLISH_TOKENS_ENV, "").split(",") if t.strip()]
+    tokens = []
+    for token in raw:
+        token = token.strip()
+        if not _BEARER_TOKEN.match(token):
+            raise ValueError("a publish token must be non-empty and made of letters, digits and -._~+/ "
+                             "(optionally ending in =)")
+        tokens.append(token)
+    return tuple(dict.fromkeys(tokens))
 
 
 def config_from_args(args: argparse.Namespace) -> EventingConfig:
@@ -82,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> EventingConfig:
         top["max_request_size"] = args.max_request_size
     if args.no_dead_letter:
         top["dead_letter"] = replace(cfg.dead_letter, enabled=False)
+    top["publish_tokens"] = publish_tokens(getattr(args, "publish_token", None) or [])
     top["sink_policy"] = SinkPolicy(getattr(args, "sink_policy", "default"), tuple(getattr(args, "sink_allow", ())),
                                     tuple(getattr(args, "sink_deny", ())))
     return replace(cfg, **top)

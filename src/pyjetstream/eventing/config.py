@@ -81,6 +81,8 @@ class EventingConfig:
     strict_sinks: bool = False       # Kyma's cluster-local sink rules
     http_max_connections: int = 50   # per sink host, as Kyma's transport
     sink_policy: SinkPolicy = field(default_factory=SinkPolicy)  # egress (SSRF) guard, beyond Kyma
+    # Bearer tokens the publisher proxy accepts (any one of them); empty: no token needed.
+    publish_tokens: tuple[str, ...] = field(default=(), repr=False)
 
     def with_overrides(self, **changes) -> EventingConfig:
         return replace(self, **changes)

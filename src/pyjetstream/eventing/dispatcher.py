@@ -75,6 +75,15 @@ class DeliveryResult:
     permanent: bool = False    # the request cannot be sent for this event, ever
     refused: bool = False      # the egress policy refused the sink's address; events wait
 
+    @property
+    def reason(self) -> str:
+        """Why there is no HTTP answer, as a metric label (a small fixed set)."""
+        if self.refused:
+            return "refused"
+        if self.permanent:
+            return "unsendable"
+        return "timeout" if self.error.startswith("no answer within") else "connection"
+
 
 def deliver_subject(stream: str, consumer: str) -> str:
     """Stable across processes, so every dispatcher instance joins the same queue group."""
@@ -175,6 +184,8 @@ class Dispatcher:
         self._subs[binding.consumer] = await self.nc.subscribe(
             binding.deliver_subject, queue=binding.group, cb=on_msg, pending_msgs_limit=-1,
             pending_bytes_limit=-1)
+        # Kyma counts a type as subscribed each time its NATS subscription is made.
+        self.metrics.record_subscribed(binding.subscription, binding.event_type, binding.consumer)
 
     async def unbind(self, consumer: str) -> None:
         self._bindings.pop(consumer, None)
@@ -273,11 +284,12 @@ class Dispatcher:
             return
         started = time.perf_counter()
         result = await self.send(sink, event, policy.delivery_timeout)
-        code = "error" if result.status is None else str(result.status)
-        m = self.metrics
-        m.child(m.deliveries, binding.subscription, binding.event_type, sink, code, binding.consumer).inc()
-        m.child(m.dispatch_duration, binding.subscription, binding.event_type, sink, code).observe(
-            time.perf_counter() - started)
+        # As Kyma: a delivery without an HTTP answer counts as 500; ours says why.
+        self.metrics.record_delivery(binding.subscription, binding.event_type, sink,
+                                     500 if result.status is None else result.status, binding.consumer,
+                                     time.perf_counter() - started)
+        if result.status is None:
+            self.metrics.record_delivery_error(binding.subscription, binding.consumer, result.reason)
         if result.refused:
             # Not the event's fault: it waits (never dead-lettered) while the manager takes the
             # subscription out of service until the sink is allowed again.
@@ -378,7 +390,7 @@ class Dispatcher:
                       binding.consumer, exc)
             await msg.nak(delay=binding.policy.max_delay)
             return
-        self.metrics.dead_lettered.labels(binding.subscription, binding.consumer, reason).inc()
+        self.metrics.record_dead_letter(binding.subscription, binding.consumer, reason)
         log.warning("event seq %d of %s dead-lettered: %s", meta.sequence.stream, binding.subscription, reason)
         await msg.term()
 

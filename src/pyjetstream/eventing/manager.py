@@ -80,6 +80,8 @@ class EventingManager:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.ensure_streams()
+        if self.metrics is not None:
+            self.metrics.dispatcher_started()
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="eventing-watch"))
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="eventing-resync"))
 
@@ -325,10 +327,22 @@ class EventingManager:
                 error = f"sink refused by the egress policy: {refusal}"
                 log.warning("subscription %s not served: %s", key, error)
             status = subs.status_synced(sub, now, error, prefix, self._dead_letter_info(desired))
-        self.metrics.subscription_status.labels(sub.name, sub.namespace).set(1 if status["ready"] else 0)
+        self._record_status(sub, previous, status)
         if subs.without_timestamps(status) != subs.without_timestamps(stored_status):
             await self.store.put_status(sub.namespace, sub.name, status)
         sub.status = status
+
+    def _record_status(self, sub: subs.Subscription, previous: subs.Subscription | None,
+                       status: dict[str, Any]) -> None:
+        """Kyma's eventing_ec_subscription_status: one series per consumer of the Subscription."""
+        if self.metrics is None:
+            return
+        prefix, stream = self.config.stream.subject_prefix, self.config.stream.name
+        consumers = list(sub.consumers(prefix))
+        if previous is not None:
+            gone = [name for name in previous.consumers(prefix) if name not in consumers]
+            self.metrics.remove_subscription_status(sub.name, sub.namespace, gone, stream)
+        self.metrics.record_subscription_status(sub.name, sub.namespace, consumers, stream, bool(status["ready"]))
 
     async def _sink_refusal(self, sink: str) -> str | None:
         try:
@@ -384,6 +398,8 @@ class EventingManager:
             await self.dispatcher.unbind(consumer)
             await self._delete_consumer(consumer)
         self.dispatcher.remove_sink(key)
+        if self.metrics is not None:
+            self.metrics.remove_subscription_status(name, namespace, sorted(names), self.config.stream.name)
         try:
             await self.store.delete_status(namespace, name)
         except nats.js.errors.KeyNotFoundError:

@@ -11,12 +11,14 @@ consumers (that is `manager`).
 from __future__ import annotations
 
 import hashlib
+import hmac
+import inspect
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import nats.errors
@@ -67,6 +69,8 @@ class EventPublisher:
         self.js = nc.jetstream(timeout=config.publish_timeout)
         self.config = config
         self.metrics = metrics
+        self._destination_url: Any = None
+        self._destination = "nats"
 
     def target(self, event: ce.CloudEvent) -> t.PublishTarget:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
@@ -95,9 +99,19 @@ class EventPublisher:
             raise
         finally:
             if self.metrics is not None:
-                self.metrics.child(self.metrics.backend_duration, str(code), self.config.stream.name).observe(
-                    (time.perf_counter() - started) * 1000)
+                self.metrics.record_backend(code, self.destination(), (time.perf_counter() - started) * 1000)
         return target, ack
+
+    def destination(self) -> str:
+        """The NATS server the events go to, as Kyma's `destination_service` label names it
+        (its sender's URL); without credentials, and stable across a reconnect to the same one."""
+        url = getattr(self.nc, "connected_url", None)
+        if url is None:
+            return "nats"
+        if url is not self._destination_url:
+            self._destination_url = url
+            self._destination = f"{url.scheme or 'nats'}://{url.hostname or ''}:{url.port or 4222}"
+        return self._destination
 
     async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
         if not self.nc.is_connected:
@@ -120,14 +134,22 @@ class EventPublisher:
 
 # -- HTTP ----------------------------------------------------------------------------------
 
-SubscriptionsProvider = Callable[[], Iterable[Subscription]]
+# The Subscriptions `/subscribed` lists: a manager's in-memory view (sync) or, in a
+# publisher-only process, a read of the store (async).
+SubscriptionsProvider = Callable[[], Iterable[Subscription] | Awaitable[Iterable[Subscription]]]
+# Paths that stay open when publish tokens are configured: probes and scrapes carry no token.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def create_app(publisher: EventPublisher, subscriptions: SubscriptionsProvider | None = None,
                metrics: EventingMetrics | None = None) -> web.Application:
     config = publisher.config
     metrics = metrics or publisher.metrics or EventingMetrics()
-    app = web.Application(client_max_size=config.max_request_size, middlewares=[_metrics_middleware(metrics)])
+    middlewares = [_metrics_middleware(metrics)]
+    if config.publish_tokens:
+        middlewares.append(_token_middleware(config.publish_tokens))
+    app = web.Application(client_max_size=config.max_request_size, middlewares=middlewares)
+    metrics.publisher_started()
     handlers = _Handlers(publisher, subscriptions or (lambda: ()), metrics)
     app.router.add_post("/publish", handlers.publish)
     app.router.add_post("/{application}/v1/events", handlers.legacy)
@@ -141,6 +163,9 @@ def create_app(publisher: EventPublisher, subscriptions: SubscriptionsProvider |
 def _metrics_middleware(metrics: EventingMetrics) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/metrics":
+            # Kyma serves its figures on a port of their own, so scrapes are not requests.
+            return await handler(request)
         started = time.perf_counter()
         code = 500
         try:
@@ -151,12 +176,47 @@ def _metrics_middleware(metrics: EventingMetrics) -> Any:
             code = exc.status
             raise
         finally:
+            # The route's template, never the raw path: `/{application}/v1/events` is one series.
             route = request.match_info.route.resource
             path = route.canonical if route is not None else "unknown"
-            labels = (request.method, str(code), path)
-            metrics.child(metrics.requests, *labels).inc()
-            metrics.child(metrics.request_duration, *labels).observe(time.perf_counter() - started)
+            metrics.record_request(request.method, code, path, time.perf_counter() - started)
     return middleware
+
+
+def _token_middleware(tokens: Iterable[str]) -> Any:
+    """Bearer-token check for every path but OPEN_PATHS (RFC 6750). Tokens are compared as
+    SHA-256 digests with `hmac.compare_digest`, against every configured token without an
+    early exit, so neither a token's content nor its length shows in the answer time."""
+    digests = [hashlib.sha256(token.encode()).digest() for token in tokens]
+
+    def valid(given: str) -> bool:
+        mine = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
+        ok = False
+        for digest in digests:
+            ok |= hmac.compare_digest(mine, digest)
+        return ok
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given:
+            return _unauthorized(request, "missing bearer token: send 'Authorization: Bearer <token>'", "")
+        if not valid(given):
+            return _unauthorized(request, "invalid bearer token", ' error="invalid_token"')
+        return await handler(request)
+    return middleware
+
+
+def _unauthorized(request: web.Request, reason: str, error: str) -> web.Response:
+    challenge = {"WWW-Authenticate": f'Bearer realm="pyjetstream-eventing"{error}'}
+    if request.path.endswith(("/v1/events", "/v1/events/subscribed")):
+        # The legacy API's clients read its JSON error shape.
+        return web.json_response({"status": 401, "type": "unauthorized", "message": reason}, status=401,
+                                 headers=challenge)
+    return web.Response(status=401, text=f"{reason}\n", headers=challenge)
 
 
 def _legacy_error(status: int, type_: str, message: str, **extra: Any) -> web.Response:
@@ -179,8 +239,11 @@ class _Handlers:
         self.config = publisher.config
 
     def _count(self, event: ce.CloudEvent, code: int) -> None:
-        etype = event.get("originaltype") or event.type
-        self.metrics.child(self.metrics.published, str(etype), event.source, str(code)).inc()
+        # Kyma counts a type as published only once it is stored (always with 204, also for
+        # the legacy endpoint's 200); failures show in the request and backend figures.
+        if 200 <= code < 300:
+            etype = event.get("originaltype") or event.type
+            self.metrics.record_published(str(etype), event.source, 204)
 
     async def publish(self, request: web.Request) -> web.Response:
         try:
@@ -288,7 +351,15 @@ class _Handlers:
         app_name = request.match_info["application"]
         seen: dict[tuple[str, str], None] = {}
         prefix = f"{self.config.legacy_type_prefix}.{app_name}."
-        for sub in self.subscriptions():
+        listed = self.subscriptions()
+        if inspect.isawaitable(listed):
+            try:
+                listed = await listed
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("listing the Subscriptions failed: %s", exc)
+                return web.json_response({"status": 503, "message": "cannot read the Subscriptions now"},
+                                         status=503)
+        for sub in listed:
             for ty in sub.unique_types():
                 if sub.type_matching == t.EXACT:
                     if not ty.startswith(prefix):

@@ -20,8 +20,8 @@ from .config import EventingConfig
 from .dispatcher import Dispatcher
 from .manager import EventingManager, StreamConfigError
 from .metrics import EventingMetrics
-from .publisher import EventPublisher, create_app
-from .subscriptions import SubscriptionStore
+from .publisher import EventPublisher, SubscriptionsProvider, create_app
+from .subscriptions import StoreListing, SubscriptionStore
 
 log = logging.getLogger("pyjetstream.eventing")
 
@@ -84,7 +84,10 @@ class EventingService:
             await self.manager.ensure_streams()
         if self.run_publisher:
             self.publisher = EventPublisher(self.nc, self.config, self.metrics)
-            app = create_app(self.publisher, self.manager.subscriptions, self.metrics)
+            # Without the manager nothing keeps Subscriptions in memory: `/subscribed` reads the store.
+            listing: SubscriptionsProvider = (self.manager.subscriptions if self.run_dispatcher
+                                              else StoreListing(self.store))
+            app = create_app(self.publisher, listing, self.metrics)
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.publish_host, self.config.publish_port)

@@ -8,6 +8,7 @@ specs and statuses so every process sees one state. It never touches consumers (
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -479,7 +480,7 @@ class SubscriptionStore:
         await self.kv.delete(spec_key(namespace, name))
         return True
 
-    async def list(self, namespace: str | None = None) -> list[Subscription]:
+    async def list(self, namespace: str | None = None, with_status: bool = True) -> list[Subscription]:
         import nats.js.errors
 
         try:
@@ -494,10 +495,19 @@ class SubscriptionStore:
             _, ns, name = split_key(key)
             if namespace is not None and ns != namespace:
                 continue
-            sub = await self.get(ns, name)
+            sub = await self.get(ns, name) if with_status else await self._get_spec(ns, name)
             if sub is not None:
                 out.append(sub)
         return out
+
+    async def _get_spec(self, namespace: str, name: str) -> Subscription | None:
+        doc = await self._get_doc(spec_key(namespace, name))
+        if doc is None:
+            return None
+        try:
+            return Subscription.from_manifest(doc)
+        except ManifestError:
+            return None  # a hand-written bad value is skipped, as the manager's watch does
 
     async def watch(self) -> AsyncIterator[WatchEvent | None]:
         """Every current spec, then None (initial state complete), then live changes."""
@@ -517,3 +527,36 @@ class SubscriptionStore:
                         continue  # a hand-written bad value must not stop the manager
         finally:
             await watcher.stop()
+
+
+class StoreListing:
+    """The stored Subscriptions, read from the bucket at most once per `ttl` seconds.
+
+    For a process that runs the publisher proxy without the manager (whose in-memory view
+    `/subscribed` uses otherwise): concurrent callers share one read, and a flood of
+    requests costs one bucket listing per `ttl`, never one per request.
+    """
+
+    def __init__(self, store: SubscriptionStore, ttl: float = 1.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cached: list[Subscription] = []
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task[list[Subscription]] | None = None
+
+    async def __call__(self) -> list[Subscription]:
+        if asyncio.get_running_loop().time() - self._read_at < self.ttl:
+            return self._cached
+        if self._reading is None:
+            # A task of its own: a caller that goes away (its client hung up) must not cancel
+            # the read the other callers wait for.
+            self._reading = asyncio.ensure_future(self._read())
+        return await asyncio.shield(self._reading)
+
+    async def _read(self) -> list[Subscription]:
+        try:
+            self._cached = await self.store.list(with_status=False)
+            self._read_at = asyncio.get_running_loop().time()
+            return self._cached
+        finally:
+            self._reading = None

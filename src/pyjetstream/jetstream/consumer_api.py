@@ -20,7 +20,6 @@ from pyjetstream.jetstream import advisories, errors, gojson
 from pyjetstream.jetstream.api import ApiRequest, Handler
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
-    ConsumerConfigError,
     StreamView,
     apply_defaults,
     check_config,
@@ -38,10 +37,6 @@ NAMES_LIMIT = 1024
 LIST_LIMIT = 256
 _NAME_ALPHABET = string.ascii_letters + string.digits
 _NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
-
-
-def _api_error(e: ConsumerConfigError) -> ApiError:
-    return ApiError(e.code, e.err_code, e.description)
 
 
 def _stream_view(stream: Any) -> StreamView:
@@ -81,12 +76,9 @@ def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
 def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
     """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules."""
     view = _stream_view(stream)
-    try:
-        # no account-level max_ack_pending is configurable here, so only the server default caps it
-        apply_defaults(cfg)
-        check_config(cfg, view)
-    except ConsumerConfigError as e:
-        raise _api_error(e) from None
+    # no account-level max_ack_pending is configurable here, so only the server default caps it
+    apply_defaults(cfg)
+    check_config(cfg, view)
     name = cfg.durable_name or cfg.name
     existing = stream.consumers.get(name) if name else None
     if existing is not None:
@@ -94,10 +86,7 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
             if existing.config.to_json() == cfg.to_json():
                 return existing
             raise errors.consumer_already_exists()
-        try:
-            check_update(existing.config, cfg)
-        except ConsumerConfigError as e:
-            raise _api_error(e) from None
+        check_update(existing.config, cfg)
         if cfg.deliver_subject != existing.config.deliver_subject and existing.core.active and \
                 stream.jsa.server.has_interest(stream.jsa.account, existing.config.deliver_subject):
             raise errors.consumer_name_exist()
@@ -187,7 +176,7 @@ def recover_consumers(stream: Any) -> None:
             log.info("consumer %s > %s restored: delivered %d, ack floor %d, %d pending",
                      stream.name, name, state.delivered.stream_seq, state.ack_floor.stream_seq,
                      len(state.pending))
-        except (ValueError, KeyError, TypeError, OSError, ConsumerConfigError) as e:
+        except (ValueError, KeyError, TypeError, OSError, ApiError) as e:
             log.error("consumer %s > %s not recovered: %s", stream.name, name, e)
 
 
@@ -219,10 +208,7 @@ def consumer_create(req: ApiRequest) -> dict[str, Any]:
         raise errors.invalid_json()
     if "config" not in d or d["config"] is None:
         raise errors.consumer_config_required()
-    try:
-        cfg = ConsumerConfig.from_json(d["config"])
-    except ConsumerConfigError as e:
-        raise _api_error(e) from None
+    cfg = ConsumerConfig.from_json(d["config"])
     if subj_name and ("/" in subj_name or "\\" in subj_name):
         raise errors.consumer_name_contains_path_separators()
     if legacy_durable:

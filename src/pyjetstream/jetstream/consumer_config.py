@@ -3,7 +3,7 @@
 Owns the consumer configuration schema only: how a request's `config` object becomes a
 validated `ConsumerConfig` (nats-server's defaults and checks, with its err_codes and texts) and
 how a config is echoed back. It knows nothing of streams beyond the few stream settings passed
-in, and nothing of delivery; errors are raised as `ConsumerConfigError` (data, not IO).
+in, and nothing of delivery; errors are raised as errors.ApiError (data, not IO).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pyjetstream.jetstream import gojson
+from pyjetstream.jetstream import errors, gojson
+from pyjetstream.jetstream.errors import ApiError
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -34,22 +35,8 @@ REPLAY_POLICIES = ("instant", "original")
 _BAD_NAME_CHARS = set(" \t\r\n\f.*>")
 
 
-class ConsumerConfigError(Exception):
-    """A refused config: nats-server's http-like code, err_code and description."""
-
-    def __init__(self, code: int, err_code: int, description: str) -> None:
-        super().__init__(description)
-        self.code = code
-        self.err_code = err_code
-        self.description = description
-
-
-def _err(code: int, err_code: int, text: str) -> ConsumerConfigError:
-    return ConsumerConfigError(code, err_code, text)
-
-
-def invalid_policy(text: str) -> ConsumerConfigError:
-    return _err(400, 10094, text)
+def invalid_policy(text: str) -> ApiError:
+    return errors.consumer_invalid_policy(err=text)
 
 
 @dataclass(slots=True)
@@ -123,7 +110,7 @@ class ConsumerConfig:
     @classmethod
     def from_json(cls, d: Any) -> ConsumerConfig:
         if not isinstance(d, dict):
-            raise _err(400, 10078, "consumer config required")
+            raise errors.consumer_config_required()
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kw: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -136,7 +123,7 @@ class ConsumerConfig:
             cfg = cls(**kw, extra=extra)
             cfg._coerce()
         except (TypeError, ValueError) as e:
-            raise _err(400, 10025, f"invalid JSON: {e}") from None
+            raise errors.invalid_json(e) from None
         return cfg
 
     # Go's ConsumerConfig field types: a value of the wrong JSON type, or a number that does not
@@ -350,73 +337,73 @@ def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
 
 
 def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
-    """checkConsumerCfg: raise ConsumerConfigError for the first violated rule."""
+    """checkConsumerCfg: raise the ApiError of the first violated rule."""
     if cfg.num_replicas > 0 and cfg.num_replicas > stream.num_replicas:
-        raise _err(400, 10126, "consumer config replica count exceeds parent stream")
+        raise errors.consumer_replicas_exceeds_stream()
     if cfg.num_replicas < 0:
-        raise _err(400, 10133, "replicas count cannot be negative")
+        raise errors.replicas_count_cannot_be_negative()
     if cfg.num_replicas > 1:
-        raise _err(500, 10074, "replicas > 1 not supported in non-clustered mode")
+        raise errors.stream_replicas_not_supported()
     if cfg.ack_wait < 0:
-        raise _err(400, 10183, "consumer ack wait needs to be positive")
+        raise errors.consumer_ack_wait_negative()
     if cfg.backoff and cfg.max_deliver != -1 and cfg.max_deliver <= len(cfg.backoff):
-        raise _err(400, 10116, "max deliver is required to be > length of backoff values")
+        raise errors.consumer_max_deliver_backoff()
     if len(cfg.description) > MAX_DESCRIPTION_LEN:
-        raise _err(400, 10107, f"consumer description is too long, maximum allowed is {MAX_DESCRIPTION_LEN}")
+        raise errors.consumer_description_too_long(max=MAX_DESCRIPTION_LEN)
     if cfg.metadata is not None:
         if not isinstance(cfg.metadata, dict):
-            raise _err(400, 10025, "invalid JSON: metadata")
+            raise errors.invalid_json("metadata")
         if sum(len(k) + len(str(v)) for k, v in cfg.metadata.items()) > MAX_METADATA_LEN:
-            raise _err(400, 10172, f"consumer metadata exceeds maximum size of {MAX_METADATA_LEN // 1024} KiB")
+            raise errors.consumer_metadata_length(limit=f"{MAX_METADATA_LEN // 1024}KB")
     if cfg.deliver_subject:
         if "*" in cfg.deliver_subject.split(".") or ">" in cfg.deliver_subject.split("."):
-            raise _err(400, 10079, "consumer deliver subject has wildcards")
+            raise errors.consumer_deliver_to_wildcards()
         if not _tokens_valid(cfg.deliver_subject, False):
-            raise _err(400, 10112, "invalid push consumer deliver subject")
+            raise errors.consumer_invalid_deliver_subject()
         if any(subject_matches(s, cfg.deliver_subject) for s in stream.subjects):
-            raise _err(400, 10081, "consumer deliver subject forms a cycle")
+            raise errors.consumer_deliver_cycle()
         if cfg.max_waiting != 0:
-            raise _err(400, 10080, "consumer in push mode can not set max waiting")
+            raise errors.consumer_push_max_waiting()
         if cfg.max_ack_pending > 0 and cfg.ack_policy == "none":
-            raise _err(400, 10082, "consumer requires ack policy for max ack pending")
+            raise errors.consumer_max_pending_ack_policy_required()
         if 0 < cfg.idle_heartbeat < 100 * MS:
-            raise _err(400, 10083, "consumer idle heartbeat needs to be >= 100ms")
+            raise errors.consumer_small_heartbeat()
     else:
         if cfg.ack_policy == "none" and stream.retention == "workqueue":
-            raise _err(400, 10084, "consumer in pull mode requires ack policy")
+            raise errors.consumer_pull_requires_ack()
         if cfg.rate_limit_bps > 0:
-            raise _err(400, 10086, "consumer in pull mode can not have rate limit set")
+            raise errors.consumer_pull_with_rate_limit()
         if cfg.max_waiting < 0:
-            raise _err(400, 10087, "consumer max waiting needs to be positive")
+            raise errors.consumer_max_waiting_negative()
         if cfg.idle_heartbeat > 0:
-            raise _err(400, 10088, "consumer idle heartbeat requires a push based consumer")
+            raise errors.consumer_hb_requires_push()
         if cfg.flow_control:
-            raise _err(400, 10089, "consumer flow control requires a push based consumer")
+            raise errors.consumer_fc_requires_push()
         if cfg.max_batch < 0:
-            raise _err(400, 10114, "consumer max request batch needs to be > 0")
+            raise errors.consumer_max_request_batch_negative()
         if cfg.max_expires != 0 and cfg.max_expires < MS:
-            raise _err(400, 10115, "consumer max request expires needs to be >= 1ms")
+            raise errors.consumer_max_request_expires_too_small()
     if cfg.direct:
         if not cfg.deliver_subject:
-            raise _err(400, 10090, "consumer direct requires a push based consumer")
+            raise errors.consumer_direct_requires_push()
         if cfg.durable_name:
-            raise _err(400, 10091, "consumer direct requires an ephemeral consumer")
+            raise errors.consumer_direct_requires_ephemeral()
     if cfg.filter_subject and cfg.filter_subjects:
-        raise _err(400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified")
+        raise errors.consumer_duplicate_filter_subjects()
     if cfg.filter_subjects:
         for i, f in enumerate(cfg.filter_subjects):
             if not f:
-                raise _err(400, 10139, "consumer filter in FilterSubjects cannot be empty")
+                raise errors.consumer_empty_filter()
             for g in cfg.filter_subjects[i + 1:]:
                 if subjects_overlap(f, g):
-                    raise _err(400, 10138, "consumer subject filters cannot overlap")
+                    raise errors.consumer_overlapping_subject_filters()
     for f in cfg.filters:
         if not _tokens_valid(f, True):
-            raise _err(400, 10093, "consumer filter subject is not a valid subset of the interest subjects")
+            raise errors.consumer_filter_not_subset()
         if not stream.has_external and stream.subjects and not any(
             subjects_overlap(f, s) for s in stream.subjects
         ):
-            raise _err(400, 10093, "consumer filter subject is not a valid subset of the interest subjects")
+            raise errors.consumer_filter_not_subset()
 
     dp = cfg.deliver_policy
     words = {"all": "all", "last": "last", "last_per_subject": "last per subject", "new": "new"}
@@ -440,19 +427,19 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
     if cfg.sample_freq:
         s = cfg.sample_freq.rstrip("%")
         if not s.isdigit():
-            raise _err(400, 10095, f'failed to parse consumer sampling configuration: strconv.Atoi: parsing "{s}": invalid syntax')
+            raise errors.consumer_invalid_sampling(err=f'strconv.Atoi: parsing "{s}": invalid syntax')
     if cfg.flow_control and cfg.idle_heartbeat == 0:
-        raise _err(400, 10108, "consumer with flow control also needs heartbeats")
+        raise errors.consumer_with_flow_control_needs_heartbeats()
     if cfg.durable_name and cfg.name and cfg.durable_name != cfg.name:
-        raise _err(400, 10132, "Consumer Durable and Name have to be equal if both are provided")
+        raise errors.consumer_create_durable_and_name_mismatch()
     for n in (cfg.durable_name, cfg.name):
         # nats-server counts bytes (a Go string's len), not characters
         if n and len(n.encode("utf-8", "surrogatepass")) > MAX_NAME_LEN:
-            raise _err(400, 10102, f"consumer name is too long, maximum allowed is {MAX_NAME_LEN}")
+            raise errors.consumer_name_too_long(max=MAX_NAME_LEN)
         if n and ("/" in n or "\\" in n):
-            raise _err(400, 10127, "Consumer name can not contain path separators")
+            raise errors.consumer_name_contains_path_separators()
         if n and not is_valid_name(n):
-            raise _err(400, 10103, "durable name can not contain '.', '*', '>'")
+            raise errors.consumer_bad_durable_name()
 
 
 def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
@@ -460,8 +447,8 @@ def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
     if old == new:
         return
 
-    def refuse(text: str) -> ConsumerConfigError:
-        return _err(500, 10012, text)
+    def refuse(text: str) -> ApiError:
+        return errors.consumer_create(err=text)
 
     if old.deliver_policy != new.deliver_policy:
         raise refuse("deliver policy can not be updated")
@@ -487,4 +474,4 @@ def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
         if not new.deliver_subject:
             raise refuse("can not update push consumer to pull based")
     if new.backoff and new.max_deliver != -1 and new.max_deliver <= len(new.backoff):
-        raise _err(400, 10116, "max deliver is required to be > length of backoff values")
+        raise errors.consumer_max_deliver_backoff()
