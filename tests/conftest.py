@@ -12,3 +12,6 @@ from pathlib import Path
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+
+# tests/embedding tests pyjetstream's own pytest plugin inside throwaway pytest sessions
+pytest_plugins = ["pytester"]

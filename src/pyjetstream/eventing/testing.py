@@ -231,3 +231,88 @@ class StaticResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+class RecordingSink:
+    """`FlakySink` on its own event loop thread, for synchronous tests (the `recording_sink`
+    fixture): records every event it accepts and can be told to fail, hang or vanish."""
+
+    def __init__(self, status: int = 500) -> None:
+        import threading
+
+        self._sink = FlakySink(status=status)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pyjetstream-sink", daemon=True)
+        self._thread.start()
+
+    def _call(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        return self._sink.url
+
+    @property
+    def events(self) -> list[ce.CloudEvent]:
+        return list(self._sink.received)
+
+    @property
+    def attempts(self) -> Counter[str]:
+        return Counter(self._sink.attempts)
+
+    def start(self) -> RecordingSink:
+        self._call(self._sink.start())
+        return self
+
+    def fail(self, status: int | None = None) -> None:
+        """Answer every delivery with `status` (default 500) until `recover()`."""
+        if status is not None:
+            self._sink.fail_status = status
+        self._sink.mode = "fail"
+
+    def hang(self) -> None:
+        """Accept connections but never answer until `recover()`."""
+        self._sink.mode = "hang"
+
+    def vanish(self) -> None:
+        """Close the port: deliveries see connection refused until `recover()`."""
+        self._call(self._sink.stop())
+
+    def recover(self) -> None:
+        async def _recover() -> None:
+            self._sink.mode = "ok"
+            self._sink._hang.set()          # releases requests held by hang()
+            if self._sink._runner is None:  # vanished: listen again on the same port
+                await self._sink.start()
+            else:
+                self._sink._hang = asyncio.Event()
+        self._call(_recover())
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ce.CloudEvent]:
+        """Block until at least `count` events were accepted; return them."""
+        deadline = time.monotonic() + timeout
+        while len(self._sink.received) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sink got {len(self._sink.received)} events, expected {count}, "
+                                   f"after {timeout}s")
+            time.sleep(0.01)
+        return self.events
+
+    def wait_attempts(self, event_id: str, count: int, timeout: float = 10.0) -> int:
+        """Block until the event with `event_id` was tried at least `count` times (answered
+        or not); return the number of tries."""
+        deadline = time.monotonic() + timeout
+        while self._sink.attempts[event_id] < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"event {event_id} tried {self._sink.attempts[event_id]} times, "
+                                   f"expected {count}, after {timeout}s")
+            time.sleep(0.01)
+        return self._sink.attempts[event_id]
+
+    def close(self) -> None:
+        try:
+            self._call(self._sink.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
