@@ -16,6 +16,7 @@ from typing import Any
 
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.schemas import is_reserved_subject
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -358,7 +359,9 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
     if cfg.deliver_subject:
         if "*" in cfg.deliver_subject.split(".") or ">" in cfg.deliver_subject.split("."):
             raise errors.consumer_deliver_to_wildcards()
-        if not _tokens_valid(cfg.deliver_subject, False):
+        # Deliveries to the API, ack, flow-control or system subjects are refused (nats-server
+        # 2.9 takes them); the router would not execute them anyway (clients_only).
+        if not _tokens_valid(cfg.deliver_subject, False) or is_reserved_subject(cfg.deliver_subject):
             raise errors.consumer_invalid_deliver_subject()
         if any(subject_matches(s, cfg.deliver_subject) for s in stream.subjects):
             raise errors.consumer_deliver_cycle()

@@ -24,7 +24,12 @@ from typing import Any
 # consumer_api is loaded with JetStream, not at the first consumer request: that import
 # (compiling several modules where bytecode is not cached) would stall the loop mid-traffic.
 from pyjetstream.jetstream import advisories, api, consumer_api, errors
-from pyjetstream.jetstream.schemas import StreamConfig, check_stream_config, check_update
+from pyjetstream.jetstream.schemas import (
+    StreamConfig,
+    check_publish_targets,
+    check_stream_config,
+    check_update,
+)
 from pyjetstream.jetstream.seams import Account, AccountLimits, JetStreamSettings, MessageBus, Subscription
 from pyjetstream.jetstream.store import layout
 from pyjetstream.jetstream.store.base import StreamStore
@@ -256,6 +261,7 @@ class JetStream:
     def add_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> tuple[Stream, bool]:
         """Create a stream (or return the existing one with an identical config)."""
         cfg = check_stream_config(req_cfg)
+        check_publish_targets(cfg)
         existing = jsa.streams.get(cfg.name)
         if existing is not None:
             if existing.config.to_dict() == cfg.to_dict():

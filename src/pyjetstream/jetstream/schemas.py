@@ -608,9 +608,39 @@ def _check_republish(c: StreamConfig) -> None:
     c.republish = rp
 
 
+# Subjects whose messages the server acts on when a client publishes them: the JetStream API,
+# consumer acks and flow-control replies, and the system account's requests. Nothing the server
+# publishes (deliveries, republished copies) may be aimed there, whatever a client configured.
+RESERVED_SUBJECTS = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$SYS.>")
+RESERVED_PREFIXES = tuple(s[:-1] for s in RESERVED_SUBJECTS)
+RESERVED_TEXT = ", ".join(RESERVED_SUBJECTS)
+
+
+def is_reserved_subject(subject: str) -> bool:
+    """Is the literal `subject` one the server acts on (RESERVED_SUBJECTS)?"""
+    return subject[:1] == "$" and subject.startswith(RESERVED_PREFIXES)
+
+
+def check_publish_targets(c: StreamConfig) -> None:
+    """Refuse a stream whose republish destination points into RESERVED_SUBJECTS (nats-server
+    2.9 accepts it). A destination that starts with a wildcard reference is chosen per
+    message by the publisher; those copies are checked when sent (Stream drops them).
+    Creation and update only: a stream stored before this check still loads."""
+    dest = (c.republish or {}).get("dest")
+    if not isinstance(dest, str) or not dest:
+        return
+    toks = dest.split(".")
+    if toks[0] == ">" or _WILDCARD_REF.match(toks[0]):
+        return
+    pattern = ".".join("*" if _WILDCARD_REF.match(t) else t for t in toks)
+    if any(subjects_overlap(pattern, r) for r in RESERVED_SUBJECTS):
+        raise _invalid(f"stream configuration for republish destination can not overlap {RESERVED_TEXT}")
+
+
 def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
     """nats-server's configUpdateCheck: defaults, validation, then what may not change."""
     c = check_stream_config(new)
+    check_publish_targets(c)
     if c.name != old.name:
         raise _invalid("stream configuration name must match original")
     if c.num_replicas > 1:

@@ -26,6 +26,7 @@ from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
     SubjectTransform,
+    is_reserved_subject,
     parse_time,
     rfc3339nano,
     state_to_dict,
@@ -519,6 +520,11 @@ class Stream:
 
     def _queue_republish(self, to: str, subject: str, seq: int, last: int, ts: int, hdr: bytes,
                          payload: bytes) -> None:
+        if is_reserved_subject(to):
+            # a wildcard-led destination let the publisher pick an API subject (see
+            # check_publish_targets): the copy is not sent (debug: a publisher could flood a warning)
+            log.debug("stream %s: republish to reserved subject %s dropped", self.name, to)
+            return
         extra = (f"Nats-Stream: {self.name}\r\nNats-Subject: {subject}\r\nNats-Sequence: {seq}\r\n"
                  f"Nats-Time-Stamp: {rfc3339nano(ts)}\r\nNats-Last-Sequence: {last}\r\n")
         if self._repub_hdrs_only:
