@@ -339,6 +339,27 @@ def test_blocks_we_do_not_understand_refuse_to_start(kind: str, tmp_path: Path, 
             parse_server_args(["-c", str(tmp_path / "c.conf")])
 
 
+@pytest.mark.parametrize("conf", [
+    'authorization { user: a, password: b, permissions: {publish: "x"} }',
+    'authorization { token: secret, default_permissions: {publish: "x"} }',
+    'authorization { default_permissions: {publish: "x"} }\naccounts { A: { users: [ {user: a, password: b} ] } }',
+])
+def test_default_permissions_that_would_restrict_nobody_refuse_to_start(kind: str, tmp_path: Path,
+                                                                         conf: str) -> None:
+    """nats-server applies an authorization block's default permissions to its users list only
+    and starts without a word otherwise: user `a` may then publish anywhere. We refuse."""
+    if kind == "pyjetstream":
+        (tmp_path / "c.conf").write_text(conf + "\n")
+        with pytest.raises(OptionsError, match="restrict nobody"):
+            parse_server_args(["-c", str(tmp_path / "c.conf")])
+        return
+    with start_server(kind, tmp_path, config=conf + "\n") as srv:
+        c = RawClient(srv.port)
+        c.send(b'CONNECT {"verbose":false,"user":"a","pass":"b","auth_token":"secret"}\r\nPUB y 0\r\n\r\n')
+        assert c.sync() == b""
+        c.close()
+
+
 def test_a_queue_entry_in_a_publish_list_refuses_to_start(tmp_path: Path) -> None:
     """nats-server keeps `publish: {deny: "a b"}` as a subject that matches nothing: a deny
     that denies nothing. We refuse it."""

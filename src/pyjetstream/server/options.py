@@ -509,6 +509,11 @@ _AUTH_KEYS = _aliases("user username", "password pass", "token", "timeout", "use
 def _apply_authorization(opts: ServerOptions, value: Any) -> None:
     items = _keys(value, "authorization", _AUTH_KEYS)
     defaults = next((_permissions(v) for k, v in items if k == "default_permissions"), None)
+    if defaults is not None and not any(k == "users" for k, _ in items):
+        # nats-server gives them to the users list only and ignores them otherwise, so a single
+        # user or token (or account users) would get every right the block was meant to limit
+        raise OptionsError("config: authorization default_permissions apply to its users list only; "
+                           "without one they would restrict nobody")
     for k, v in items:
         if k == "user":
             opts.username = _str(v, k)
