@@ -117,13 +117,14 @@ async def test_no_stream_gives_504_and_full_stream_507(proxy):
     assert codes[0] == 204 and codes[-1] == 507
 
 
-async def test_nats_down_gives_502_and_readyz_500(proxy, nats_server):
+async def test_nats_down_gives_502_and_readyz_503(proxy, nats_server):
     svc, url = proxy
     assert (await post(url, "/readyz", method="GET"))[0] == 200
     nats_server.stop()
     await wait_until(lambda: not svc.nc.is_connected, what="client to notice the server is gone")
     assert (await post(url, "/publish", TUTORIAL_HEADERS, b"{}"))[0] == 502
-    assert (await post(url, "/readyz", method="GET"))[0] == 500
+    status, body, _ = await post(url, "/readyz", method="GET")
+    assert status == 503 and b"NATS connection is" in body
     assert (await post(url, "/healthz", method="GET"))[0] == 200
 
 

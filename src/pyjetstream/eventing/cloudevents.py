@@ -32,6 +32,9 @@ TRACING_EXTENSIONS = {  # extension -> HTTP header, both directions
 _EXT_NAME = re.compile(r"^[a-z0-9]+$")
 # Printable ASCII stays as is in header values, except the three the HTTP binding reserves.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+# What a CloudEvents String must not hold: controls, surrogates, the 66 noncharacters.
+_NOT_STRING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+                         + "".join(f"{chr(p + 0xFFFE)}{chr(p + 0xFFFF)}" for p in range(0, 0x110000, 0x10000)) + "]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 # Attributes the dispatcher sends as raw HTTP header values (not percent-encoded), so their
 # format is checked on the way in: a value aiohttp refuses at dispatch would stall delivery.
@@ -182,6 +185,8 @@ def parse_structured(body: bytes | str) -> CloudEvent:
         doc = json.loads(body)
     except ValueError as exc:
         raise CloudEventError(f"structured CloudEvent is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise CloudEventError("structured CloudEvent is nested too deeply") from None
     if not isinstance(doc, dict):
         raise CloudEventError("structured CloudEvent must be a JSON object")
     data: bytes | None = None
@@ -196,11 +201,16 @@ def parse_structured(body: bytes | str) -> CloudEvent:
     elif "data" in doc:
         json_data = doc.pop("data")
         content_type = doc.get("datacontenttype")
-        if isinstance(json_data, str) and not _is_json_type(content_type if isinstance(content_type, str)
-                                                              else None):
-            data = json_data.encode("utf-8")
-        elif json_data is not None:
-            data = json.dumps(json_data, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            if isinstance(json_data, str) and not _is_json_type(content_type if isinstance(content_type, str)
+                                                                  else None):
+                data = json_data.encode("utf-8")
+            elif json_data is not None:
+                data = json.dumps(json_data, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise CloudEventError(f"data: holds text that is not valid Unicode ({exc.reason})") from None
+        except RecursionError:
+            raise CloudEventError("data: nested too deeply") from None
     event = CloudEvent(doc, data)
     validate(event)
     return event
@@ -234,9 +244,35 @@ def validate(event: CloudEvent) -> None:
         if name not in CONTEXT_ATTRIBUTES and not _EXT_NAME.match(name):
             problems.append(f"bad key {name!r}: CloudEvents attribute names MUST consist of lower-case "
                             "letters ('a' to 'z') or digits ('0' to '9')")
+    for name, value in attrs.items():
+        # datacontenttype has its own (stricter) media-type check, which allows OWS tabs
+        if isinstance(value, str) and name != "datacontenttype":
+            bad = string_problem(value)
+            if bad is not None:
+                problems.append(f"{name}: {bad}")
     problems.extend(header_attribute_problems(attrs))
     if problems:
         raise CloudEventError("\n".join(problems))
+
+
+def string_problem(value: str) -> str | None:
+    """Why `value` is not a CloudEvents String, or None.
+
+    The spec's type system disallows control characters (U+0000-U+001F, U+007F-U+009F),
+    surrogates not in pairs and Unicode noncharacters. Beyond the spec's word, these are what
+    would break the stored event or a NATS header: a CR/LF ends a header line, a lone
+    surrogate (a `\\ud800` JSON escape, a header byte that is not UTF-8) has no UTF-8 form.
+    """
+    found = _NOT_STRING.search(value)
+    if found is None:
+        return None
+    ch = found.group()
+    code = ord(ch)
+    if 0xD800 <= code <= 0xDFFF:
+        return f"holds a lone surrogate {ch!r} (not valid Unicode text)"
+    if code >= 0xFDD0:
+        return f"holds the Unicode noncharacter U+{code:04X}"
+    return f"holds the control character {ch!r}, which a CloudEvents String must not contain"
 
 
 def header_attribute_problems(attrs: Mapping[str, Any]) -> list[str]:

@@ -204,12 +204,17 @@ class Dispatcher:
         restart) gets them at once instead of after the ack wait.
         """
         self._closing = True
-        for name in list(self._subs):
-            sub = self._subs.pop(name)
+        subs, self._subs = self._subs, {}
+
+        async def drain(name: str, sub: Any) -> None:
             try:
                 await asyncio.wait_for(sub.drain(), grace)
             except (nats.errors.Error, TimeoutError) as exc:
                 log.debug("draining %s: %s", name, exc)
+
+        # All at once: against a server that stopped answering, one by one would take
+        # `grace` per subscription.
+        await asyncio.gather(*(drain(name, sub) for name, sub in subs.items()))
         self._bindings.clear()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)

@@ -60,6 +60,14 @@ def stream_needs_update(current: StreamConfig, desired: dict[str, Any]) -> bool:
     return bool(stream_differences(current, desired))
 
 
+def _raise_if_cancelled(exc: BaseException) -> None:
+    """nats-py turns a cancelled wait (next_msg, request) into its own TimeoutError, so a
+    loop that retries on that error would swallow the cancel of stop(): end it here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 class EventingManager:
     def __init__(self, nc: Any, config: EventingConfig, dispatcher: Dispatcher, store: subs.SubscriptionStore,
                  metrics: EventingMetrics | None = None, resync_interval: float = 30.0) -> None:
@@ -167,6 +175,7 @@ class EventingManager:
             except asyncio.CancelledError:
                 raise
             except (nats.errors.Error, TimeoutError) as exc:
+                _raise_if_cancelled(exc)
                 log.warning("subscription watch ended (%s); restarting", exc)
             except Exception:  # noqa: BLE001 - task boundary: log and keep the manager alive
                 log.exception("subscription watch crashed; restarting")
@@ -185,6 +194,7 @@ class EventingManager:
             try:
                 await self.resync()
             except (nats.errors.Error, TimeoutError) as exc:
+                _raise_if_cancelled(exc)
                 log.warning("periodic re-sync failed: %s", exc)
             except Exception:  # noqa: BLE001 - task boundary: one bad pass must not end re-syncing
                 log.exception("periodic re-sync crashed")

@@ -19,6 +19,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from . import cloudevents as ce
 from . import types as t
+from . import wire
 from .config import EventingConfig
 from .metrics import EventingMetrics
 from .subscriptions import Subscription
@@ -61,8 +63,21 @@ def stored_event(event: ce.CloudEvent, target: t.PublishTarget) -> ce.CloudEvent
     return out
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One checked message: where it goes, the stored event and the NATS headers."""
+
+    target: t.PublishTarget
+    payload: bytes
+    headers: dict[str, str]
+
+
 class EventPublisher:
     """Publishes CloudEvents to JetStream through a nats-py connection."""
+
+    # The server's max_control_line (INFO does not announce it); set lower to match a server
+    # configured below nats-server's default.
+    max_control_line: int = wire.MAX_CONTROL_LINE
 
     def __init__(self, nc: Any, config: EventingConfig, metrics: EventingMetrics | None = None) -> None:
         self.nc = nc
@@ -76,31 +91,48 @@ class EventPublisher:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
                                 self.config.stream.subject_prefix)
 
-    async def publish(self, event: ce.CloudEvent, target: t.PublishTarget | None = None
-                      ) -> tuple[t.PublishTarget, Any]:
-        """Validate the type (unless `target` is given), publish, wait for the PubAck.
+    def prepare(self, event: ce.CloudEvent, target: t.PublishTarget | None = None) -> Outgoing:
+        """Everything checked before a message is sent: the type (unless `target` is given),
+        the stored form, and the limits a NATS server enforces by closing the connection.
 
-        Raises EventTypeError or BackendError.
+        Raises EventTypeError or wire.Refused.
         """
         target = target or self.target(event)
         final = stored_event(event, target)
-        headers = {"ce-specversion": str(final.get("specversion")), "ce-type": final.type,
-                   "ce-source": final.source, "ce-id": final.id}
+        headers: dict[str, str] = {}
+        if self.config.dedupe:
+            # First in the block: nats-server reads a header at its first occurrence, so a
+            # ce-id or ce-type holding "Nats-Msg-Id" must not come before the real one.
+            headers["Nats-Msg-Id"] = message_id(final.source, final.id)
+        headers.update({"ce-specversion": str(final.get("specversion")), "ce-type": final.type,
+                        "ce-source": final.source, "ce-id": final.id})
         if final.datacontenttype:
             headers["Content-Type"] = final.datacontenttype
-        if self.config.dedupe:
-            headers["Nats-Msg-Id"] = message_id(final.source, final.id)
+        payload = wire.encode_event(final)
+        inbox = getattr(self.nc, "_inbox_prefix", None)
+        wire.check_publish(target.subject, headers, payload, max_payload=int(self.nc.max_payload),
+                           max_control_line=self.max_control_line,
+                           reply_prefix_len=len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX"))
+        return Outgoing(target, payload, headers)
+
+    async def publish(self, event: ce.CloudEvent, target: t.PublishTarget | None = None,
+                      outgoing: Outgoing | None = None) -> tuple[t.PublishTarget, Any]:
+        """Prepare (unless `outgoing` is given), publish, wait for the PubAck.
+
+        Raises EventTypeError, wire.Refused or BackendError.
+        """
+        out = outgoing or self.prepare(event, target)
         started = time.perf_counter()
         code = 204
         try:
-            ack = await self._send(target.subject, final.to_json(), headers)
+            ack = await self._send(out.target.subject, out.payload, out.headers)
         except BackendError as exc:
             code = exc.status
             raise
         finally:
             if self.metrics is not None:
                 self.metrics.record_backend(code, self.destination(), (time.perf_counter() - started) * 1000)
-        return target, ack
+        return out.target, ack
 
     def destination(self) -> str:
         """The NATS server the events go to, as Kyma's `destination_service` label names it
@@ -128,6 +160,10 @@ class EventPublisher:
             raise BackendError(status, f"JetStream error: {text}") from exc
         except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
             raise BackendError(502, "no connection to NATS JetStream server") from exc
+        except nats.errors.MaxPayloadError as exc:  # refused by nats-py before writing: no -ERR
+            raise BackendError(413, "the event is larger than the NATS server's max_payload") from exc
+        except nats.errors.BadSubjectError as exc:
+            raise BackendError(400, f"not a NATS subject: {subject!r}") from exc
         except (TimeoutError, nats.errors.Error) as exc:
             raise BackendError(500, f"internal error on backend: {exc!r}") from exc
 
@@ -263,6 +299,8 @@ class _Handlers:
             await self.publisher.publish(event)
         except t.EventTypeError as exc:
             return web.Response(status=400, text=f"{exc}\n")
+        except wire.Refused as exc:
+            return web.Response(status=exc.status, text=f"{exc.message}\n")
         except BackendError as exc:
             log.warning("publish failed with %d: %s", exc.status, exc.message)
             self._count(event, exc.status)
@@ -283,6 +321,8 @@ class _Handlers:
             doc = json.loads(body)
         except ValueError as exc:
             return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+        except RecursionError:
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo="nested too deeply")
         if not isinstance(doc, dict):
             return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax",
                                  moreInfo="the body must be a JSON object")
@@ -291,7 +331,10 @@ class _Handlers:
             return problem
         event_id = doc.get("event-id") or str(uuid.uuid4())
         version = str(doc["event-type-version"])
-        data = json.dumps(doc["data"], separators=(",", ":")).encode()
+        try:
+            data = json.dumps(doc["data"], separators=(",", ":")).encode()
+        except RecursionError:
+            return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo="data nested too deeply")
         event = ce.CloudEvent({"specversion": "1.0", "id": event_id, "source": app_name,
                                "type": f"{doc['event-type']}.{version}", "datacontenttype": "application/json",
                                "time": doc["event-time"], "eventtypeversion": version}, data)
@@ -300,17 +343,21 @@ class _Handlers:
         # on its second copy must not leave the first behind for the client's retry to repeat.
         try:
             ce.validate(event)
-            planned = [(event, self.publisher.target(event))]
+            planned = [(event, self.publisher.prepare(event))]
             if self.config.legacy_double_publish:
                 second = self._legacy_v1alpha1(event, app_name, str(doc["event-type"]), version)
                 ce.validate(second)
-                planned.append((second, self._legacy_v1alpha1_target(second)))
+                planned.append((second, self.publisher.prepare(second, self._legacy_v1alpha1_target(second))))
         except (ce.CloudEventError, t.EventTypeError) as exc:
             return _legacy_error(400, "bad_payload_syntax", "Bad payload syntax", moreInfo=str(exc))
+        except wire.Refused as exc:
+            if exc.status == 413:
+                return _legacy_error(413, "request_body_too_large", "Request body too large", moreInfo=exc.message)
+            return _legacy_error(exc.status, "bad_payload_syntax", "Bad payload syntax", moreInfo=exc.message)
         stored: list[Any] = []
-        for ev, target in planned:
+        for ev, outgoing in planned:
             try:
-                _, ack = await self.publisher.publish(ev, target)
+                _, ack = await self.publisher.publish(ev, outgoing=outgoing)
             except BackendError as exc:
                 self._count(ev, exc.status)
                 await self._roll_back(stored)
@@ -376,9 +423,16 @@ class _Handlers:
         return web.Response(status=200)
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ok = bool(self.publisher.nc.is_connected)
+        nc = self.publisher.nc
+        ok = bool(nc.is_connected)
         self.metrics.health.set(1 if ok else 0)
-        return web.Response(status=200 if ok else 500)
+        if ok:
+            return web.Response(status=200)
+        # 503 with the reason: a probe (or an operator) sees why, and load balancers and
+        # Kubernetes treat it as "not ready" like any non-2xx.
+        state = "closed" if nc.is_closed else "reconnecting" if nc.is_reconnecting else "connecting" \
+            if nc.is_connecting else "disconnected"
+        return web.Response(status=503, text=f"not ready: the NATS connection is {state}\n")
 
     async def render_metrics(self, request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
@@ -395,6 +449,8 @@ def _add_tracing(event: ce.CloudEvent, request: web.Request) -> None:
 def _check_legacy(doc: dict[str, Any]) -> web.Response | None:
     if not doc.get("event-type"):
         return _field_error("missing_field", "event-type", "field is required")
+    if not isinstance(doc["event-type"], str):  # it becomes part of a NATS subject
+        return _field_error("invalid_field", "event-type", "should be a string")
     version = doc.get("event-type-version")
     if not version:
         return _field_error("missing_field", "event-type-version", "field is required")

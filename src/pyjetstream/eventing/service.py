@@ -8,13 +8,16 @@ then the connection) and the reconnect hook. `run_eventing` is what `pyjetstream
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import nats
 import nats.errors
 from aiohttp import web
+from nats.aio.client import Client as NATSClient
 
 from .config import EventingConfig
 from .dispatcher import Dispatcher
@@ -24,6 +27,39 @@ from .publisher import EventPublisher, SubscriptionsProvider, create_app
 from .subscriptions import StoreListing, SubscriptionStore
 
 log = logging.getLogger("pyjetstream.eventing")
+
+# Reconnect backoff: the first retry soon (a restarting server is back in a moment), then
+# doubling up to a ceiling, with jitter so that many proxies do not reconnect in step.
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 5.0
+_HAS_RECONNECT_HANDLER = "reconnect_to_server_handler" in inspect.signature(NATSClient.connect).parameters
+
+
+def reconnect_backoff(servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
+    """nats-py's reconnect_to_server_handler: the server tried least often, and how long to
+    wait before trying it (older nats-py waits `reconnect_time_wait` between tries instead)."""
+    server = min(servers, key=lambda s: s.reconnects)
+    delay = min(RECONNECT_MAX, RECONNECT_FIRST * 2 ** min(server.reconnects, 8))
+    return server, delay * random.uniform(0.8, 1.2)
+
+
+class _Client(NATSClient):
+    """nats-py's client, except that an -ERR it does not know closes nothing for good.
+
+    nats-py answers any -ERR but a permissions violation or a stale connection by closing the
+    connection without reconnecting, which would leave the proxy unready until restarted.
+    The server has closed (or will close) its side anyway; reconnecting is what it does for
+    a lost server, and the subscriptions are replayed.
+    """
+
+    async def _process_err(self, err_msg: str) -> None:
+        if "permissions violation" in err_msg.lower() or not self.is_connected:
+            await super()._process_err(err_msg)
+            return
+        err = nats.errors.Error(f"nats: {err_msg.strip(chr(39))}")
+        log.error("the NATS server answered %s; reconnecting", err_msg)
+        self._err = err
+        await self._process_op_err(err)
 
 __all__ = ["EventingService", "StreamConfigError", "run_eventing"]
 
@@ -50,16 +86,23 @@ class EventingService:
     async def _connect(self) -> Any:
         # nats-py keeps retrying refused servers inside connect() when reconnects are
         # unlimited (Kyma's RetryOnFailedConnect); `connect_retry` bounds that wait.
-        connecting = nats.connect(
-            servers=self.nats_url.split(","), name="pyjetstream-eventing", max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5, allow_reconnect=True, reconnected_cb=self._reconnected,
-            disconnected_cb=self._disconnected, error_cb=self._error, **self.connect_options)
+        options: dict[str, Any] = {
+            "servers": self.nats_url.split(","), "name": "pyjetstream-eventing", "max_reconnect_attempts": -1,
+            "reconnect_time_wait": RECONNECT_FIRST, "allow_reconnect": True, "reconnected_cb": self._reconnected,
+            "disconnected_cb": self._disconnected, "error_cb": self._error}
+        if _HAS_RECONNECT_HANDLER:
+            options["reconnect_to_server_handler"] = reconnect_backoff
+        options.update(self.connect_options)
+        nc = _Client()
+        connecting = nc.connect(**options)
         if self.connect_retry == float("inf"):
-            return await connecting
+            await connecting
+            return nc
         try:
-            return await asyncio.wait_for(connecting, max(self.connect_retry, 2.0))
+            await asyncio.wait_for(connecting, max(self.connect_retry, 2.0))
         except TimeoutError:
             raise nats.errors.NoServersError() from None
+        return nc
 
     async def start(self) -> None:
         self.nc = await self._connect()
@@ -104,6 +147,10 @@ class EventingService:
     async def stop(self) -> None:
         # Every step is bounded: a stop that hangs (a NATS request that never returns, a
         # handler stuck on a dead server) must not keep the process or a test from ending.
+        if self.nc is not None and not self.nc.is_connected and not self.nc.is_closed:
+            # The server is gone: stop reconnecting first, so that nothing below waits for it.
+            # Deliveries that cannot be acked now are redelivered by JetStream after ack_wait.
+            await self._close_connection()
         if self._runner is not None:
             await _bounded("publisher proxy", self._runner.cleanup(), 10.0)
             self._runner = None
@@ -111,6 +158,9 @@ class EventingService:
             await _bounded("subscription manager", self.manager.stop(), 10.0)
         if self.dispatcher is not None:
             await _bounded("dispatcher", self.dispatcher.stop(), 30.0)
+        await self._close_connection()
+
+    async def _close_connection(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await _bounded("NATS connection", self.nc.close(), 5.0)

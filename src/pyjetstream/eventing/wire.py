@@ -1,0 +1,111 @@
+"""What one publish may put on the NATS wire: the last check before nats-py writes an HPUB.
+
+Owns the limits a NATS server enforces on a client's publish by closing the connection
+(`-ERR 'Maximum Payload Violation'`, `-ERR 'Maximum Control Line Exceeded'`, a subject or
+header block that breaks the framing) and the encoding of the stored event, so that the
+publisher proxy refuses such a request with a 4xx instead of costing every client its
+connection: nats-py answers any of those -ERRs by closing the connection for good.
+
+Pure functions over the subject, header dict and payload the publisher built; no IO. It
+does not decide Kyma's type rules (`types`) or CloudEvents validity (`cloudevents`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+
+from . import cloudevents as ce
+
+# nats-server's default `max_control_line`; the server does not announce it in INFO, so a
+# server configured lower needs the publisher's `max_control_line` set to match.
+MAX_CONTROL_LINE = 4096
+# Room on the control line for the reply subject nats-py's request() adds after its inbox
+# prefix: two dots, a 22-character connection token and a request token (22 characters plus
+# 4 hex digits in nats-py 2.16); the slack covers versions that make it longer.
+REPLY_TOKENS = 64
+# RFC 9110 token: what nats-py accepts as a header name (it raises BadHeaderError otherwise).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_LINE = b"NATS/1.0\r\n"
+
+
+class Refused(ValueError):
+    """The request cannot be published as it is; `status` is the HTTP code to answer with
+    (400 for a malformed subject or header, 413 for a message over the server's limits)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def encode_event(event: ce.CloudEvent) -> bytes:
+    """The stored (structured JSON) form of `event`, or Refused.
+
+    Data nested deeper than the JSON codec recurses, and lone surrogates (a `\\ud800` escape
+    in JSON, a header byte that is not UTF-8), have no UTF-8 encoding to store.
+    """
+    try:
+        return event.to_json()
+    except UnicodeEncodeError as exc:
+        raise Refused(400, f"the event holds text that is not valid Unicode ({exc.reason})") from None
+    except RecursionError:
+        raise Refused(400, "the event's data is nested too deeply to encode") from None
+    except ValueError as exc:  # out-of-range numbers and the like: nothing a retry can fix
+        raise Refused(400, f"the event cannot be encoded as JSON: {exc}") from None
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why `subject` is not a literal NATS subject a client may publish to, or None."""
+    if not subject:
+        return "the NATS subject is empty"
+    for ch in subject:
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs"):
+            return f"the NATS subject {subject[:80]!r} holds {ch!r} (whitespace and control characters end a subject)"
+    tokens = subject.split(".")
+    if any(not token for token in tokens):
+        return f"the NATS subject {subject[:80]!r} has an empty token"
+    if any(token in ("*", ">") for token in tokens):
+        return f"the NATS subject {subject[:80]!r} has a wildcard token"
+    return None
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """The header block as nats-py writes it (names and values trimmed), or Refused for a
+    name nats-py would reject or a value that could end its line early."""
+    parts = [_HEADER_LINE]
+    for name, value in headers.items():
+        key = name.strip()
+        if not _HEADER_NAME.fullmatch(key):
+            raise Refused(400, f"{name!r} cannot be a NATS header name")
+        for ch in value:
+            if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs"):
+                raise Refused(400, f"the value of {key} holds {ch!r}, which a NATS header cannot carry")
+        parts.append(key.encode() + b": " + value.strip().encode() + b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, max_payload: int,
+                  max_control_line: int = MAX_CONTROL_LINE, reply_prefix_len: int = len("_INBOX")) -> None:
+    """Refused unless the server takes this HPUB without closing the connection.
+
+    The control line is counted as ours counts it (`HPUB` and the reply included), which is
+    stricter than nats-server (arguments only); the size is headers plus payload, as both
+    servers count it (nats-py checks the payload alone).
+    """
+    problem = subject_problem(subject)
+    if problem is not None:
+        raise Refused(400, problem)
+    block = header_block(headers)
+    total = len(block) + len(payload)
+    if max_payload > 0 and total > max_payload:
+        raise Refused(413, f"the event takes {total} bytes as a NATS message (headers {len(block)}, "
+                           f"stored event {len(payload)}); the NATS server takes at most {max_payload}")
+    reply = reply_prefix_len + REPLY_TOKENS
+    line = len(b"HPUB ") + len(subject.encode()) + 1 + reply + 1 + len(str(len(block))) + 1 + len(str(total))
+    if line > max_control_line:
+        raise Refused(400, f"the event's type and source make a NATS subject of {len(subject.encode())} bytes; "
+                           f"with the reply and sizes it needs a control line of {line} bytes, and the "
+                           f"NATS server takes at most {max_control_line}")
