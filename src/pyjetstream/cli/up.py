@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
 import ssl
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import nats.errors
@@ -68,12 +72,17 @@ def with_defaults(server_argv: list[str]) -> list[str]:
 
 # -- server part: the embedded pyjetstream server ------------------------------------------------
 
-async def start_server(server_argv: list[str]) -> tuple[Any, str, dict[str, Any]]:
-    """Start `pyjetstream.server.server.Server`; returns (server, client URL, nats-py auth options)."""
+async def start_server(server_argv: list[str], bucket: str = EventingConfig.kv_bucket
+                       ) -> tuple[Any, str, dict[str, Any]]:
+    """Start `pyjetstream.server.server.Server`; returns (server, client URL, nats-py auth options).
+
+    With a users list, the eventing runs as its own user and only it may write the
+    Subscriptions bucket `bucket` (see `eventing_identity`)."""
     from pyjetstream.server.options import parse_server_args
     from pyjetstream.server.server import Server
 
     opts, _extras = parse_server_args(server_argv)
+    identity = eventing_identity(opts, bucket) if opts.users else None
     server = Server(opts)
     await server.start()
     host = opts.host if opts.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -82,13 +91,64 @@ async def start_server(server_argv: list[str]) -> tuple[Any, str, dict[str, Any]
         auth = {"user": opts.username, "password": opts.password or ""}
     elif getattr(opts, "token", None):
         auth = {"token": opts.token}
-    elif opts.users and not opts.no_auth_user:
-        user = embedded_user(opts.users)
-        log.info("the embedded eventing connects as user %s (account %s)", user.user, user.account)
-        auth = {"user": user.user, "password": user.password}
+    elif identity is not None:
+        auth = {"user": identity[0], "password": identity[1]}
     if opts.tls:
         auth["tls"] = embedded_tls(opts)
     return server, f"nats://{host}:{server.port}", auth
+
+
+EVENTING_USER = "eventing"
+EVENTING_PASSWORD_ENV = "PYJETSTREAM_EVENTING_PASSWORD"
+_STREAM_WRITES = ("CREATE", "UPDATE", "DELETE", "PURGE", "RESTORE", "MSG.DELETE")
+
+
+def subscription_write_denials(bucket: str) -> list[str]:
+    """Publish subjects that change the Subscriptions bucket: its keys and its stream's
+    write API. Reading (stream info, message get, watches) stays open to everyone."""
+    return [f"$KV.{bucket}.>", *(f"$JS.API.STREAM.{verb}.KV_{bucket}" for verb in _STREAM_WRITES)]
+
+
+def eventing_identity(opts: Any, bucket: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Who the embedded eventing connects as when the config lists users, made the only user
+    of its account that may write Subscriptions; returns (user, password) and changes `opts`.
+
+    The user named `eventing` if the config lists one (a bcrypt password needs its plain text
+    in $PYJETSTREAM_EVENTING_PASSWORD), else one added under that name with the password from
+    that variable or a random one, in the account `embedded_user` picks. Every other user of
+    that account, the no_auth_user included, gets `subscription_write_denials` added to its
+    publish deny list: a Subscription names a sink the dispatcher will call, so writing one
+    is the eventing operator's right, as writing the CR is in Kyma."""
+    from pyjetstream.server.auth import is_bcrypt
+    from pyjetstream.server.options import OptionsError, Permissions, User
+
+    env = os.environ if env is None else env
+    given = env.get(EVENTING_PASSWORD_ENV, "")
+    mine = next((u for u in opts.users if u.user == EVENTING_USER), None)
+    if mine is None:
+        account = embedded_user(opts.users).account
+        mine = User(EVENTING_USER, given or secrets.token_urlsafe(32), account)
+        opts.users.append(mine)
+        how = "the password in $" + EVENTING_PASSWORD_ENV if given else "a random password"
+        log.warning("user %s added (account %s) with %s; only it may write Subscriptions. To apply "
+                    "Subscriptions yourself, list user %s in the config", EVENTING_USER, account, how, EVENTING_USER)
+    elif is_bcrypt(mine.password) and not given:
+        raise OptionsError(f"user {EVENTING_USER} has a bcrypt password: give its plain text in "
+                           f"${EVENTING_PASSWORD_ENV} so the embedded eventing can log in")
+    password = given or mine.password
+    if mine.permissions is not None:
+        log.warning("user %s has permissions in the config; the eventing needs JetStream and the "
+                    "Subscriptions bucket %s", EVENTING_USER, bucket)
+    denials = subscription_write_denials(bucket)
+    for u in opts.users:
+        if u is mine or u.account != mine.account:
+            continue
+        # A copy per user: users of one `default_permissions` block share one object.
+        perms = u.permissions or Permissions()
+        u.permissions = replace(perms, pub_deny=[*perms.pub_deny, *(d for d in denials if d not in perms.pub_deny)])
+    log.info("the embedded eventing connects as user %s (account %s); only it may write Subscriptions",
+             mine.user, mine.account)
+    return mine.user, password
 
 
 def embedded_user(users: list[Any]) -> Any:
@@ -124,7 +184,7 @@ async def run_up(server_argv: list[str], config: EventingConfig, stop: asyncio.E
     from pyjetstream.eventing.service import EventingService
     from pyjetstream.monitoring.metrics import add_collector, remove_collector
 
-    server, url, auth = await start_server(server_argv)
+    server, url, auth = await start_server(server_argv, config.kv_bucket)
     service = EventingService(url, config, connect_options=auth)
     try:
         await service.start()
