@@ -1,7 +1,8 @@
 """The reference matcher: the definition of subject matching, written to be obviously correct.
 
-Used only by tests, as the oracle the trie index, its cache and the fast predicates in
-`match.py` are checked against. Deliberately slow and simple; never import it from the server.
+The tests' oracle: the trie index, its cache, the predicates in subjects/match.py and the
+stores' specialised matcher (jetstream/store/_match.py) are checked against it. Deliberately
+slow and simple, and kept out of the package.
 """
 
 from __future__ import annotations

@@ -6,10 +6,15 @@ purge for scenarios; it is deliberately simple (a dict) so its answers are obvio
 
 from __future__ import annotations
 
-from pyjetstream.jetstream.consumer_config import subject_matches
 from pyjetstream.jetstream.store.base import SimpleState, StoredMsg, StreamState
+from pyjetstream.subjects import subject_matches as _subject_matches
 
 NS = 1_000_000_000
+
+
+def subject_matches(filter_subject: str, subject: str) -> bool:
+    """The stores' reading of a filter: "" (no filter) and ">" take every subject."""
+    return filter_subject in ("", ">") or _subject_matches(filter_subject, subject)
 
 
 class FakeClock:

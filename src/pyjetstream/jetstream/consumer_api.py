@@ -24,12 +24,12 @@ from pyjetstream.jetstream.consumer_config import (
     apply_defaults,
     check_config,
     check_update,
-    subjects_overlap,
 )
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.store.consumer import FileConsumerStore
 from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers
+from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import is_reserved_subject
+from pyjetstream.subjects import is_valid_literal_subject, is_valid_subject, subject_matches, subjects_overlap
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -246,67 +247,6 @@ def is_valid_name(name: str) -> bool:
     return bool(name) and not any(c in _BAD_NAME_CHARS for c in name)
 
 
-def _tokens_valid(subject: str, allow_wildcards: bool) -> bool:
-    if not subject:
-        return False
-    toks = subject.split(".")
-    for i, t in enumerate(toks):
-        if not t or any(c in " \t\r\n\f" for c in t):
-            return False
-        if not allow_wildcards and t in ("*", ">"):
-            return False
-        if t == ">" and i != len(toks) - 1:
-            return False
-    return True
-
-
-def subject_matches(filter_subject: str, subject: str) -> bool:
-    """True when a literal subject matches a filter with * and > wildcards."""
-    if filter_subject in ("", ">"):
-        return True
-    ft = filter_subject.split(".")
-    st = subject.split(".")
-    for i, f in enumerate(ft):
-        if f == ">":
-            return len(st) > i
-        if i >= len(st):
-            return False
-        if f != "*" and f != st[i]:
-            return False
-    return len(ft) == len(st)
-
-
-def subjects_overlap(a: str, b: str) -> bool:
-    """True when some literal subject could match both filters."""
-    at, bt = a.split("."), b.split(".")
-    for i in range(max(len(at), len(bt))):
-        x = at[i] if i < len(at) else None
-        y = bt[i] if i < len(bt) else None
-        if x == ">" or y == ">":
-            return x is not None and y is not None
-        if x is None or y is None:
-            return False
-        if x != y and x != "*" and y != "*":
-            return False
-    return True
-
-
-def is_subset(sub: str, of: str) -> bool:
-    """True when every subject matching `sub` also matches `of`."""
-    st, ot = sub.split("."), of.split(".")
-    for i, o in enumerate(ot):
-        if o == ">":
-            return len(st) > i
-        if i >= len(st):
-            return False
-        s = st[i]
-        if s == ">":
-            return False
-        if o != "*" and (s == "*" or s != o):
-            return False
-    return len(st) == len(ot)
-
-
 @dataclass(slots=True)
 class StreamView:
     """The stream settings config checks depend on."""
@@ -361,7 +301,7 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
             raise errors.consumer_deliver_to_wildcards()
         # Deliveries to the API, ack, flow-control or system subjects are refused (nats-server
         # 2.9 takes them); the router would not execute them anyway (clients_only).
-        if not _tokens_valid(cfg.deliver_subject, False) or is_reserved_subject(cfg.deliver_subject):
+        if not is_valid_literal_subject(cfg.deliver_subject) or is_reserved_subject(cfg.deliver_subject):
             raise errors.consumer_invalid_deliver_subject()
         if any(subject_matches(s, cfg.deliver_subject) for s in stream.subjects):
             raise errors.consumer_deliver_cycle()
@@ -401,7 +341,7 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
                 if subjects_overlap(f, g):
                     raise errors.consumer_overlapping_subject_filters()
     for f in cfg.filters:
-        if not _tokens_valid(f, True):
+        if not is_valid_subject(f):
             raise errors.consumer_filter_not_subset()
         if not stream.has_external and stream.subjects and not any(
             subjects_overlap(f, s) for s in stream.subjects

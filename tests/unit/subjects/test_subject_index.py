@@ -13,10 +13,10 @@ from unittest import mock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from subject_reference import reference_match
 
 from pyjetstream.subjects import EMPTY_RESULT, SubjectIndex
 from pyjetstream.subjects import index as index_module
-from pyjetstream.subjects.reference import reference_match
 
 
 class Sub:

@@ -13,6 +13,7 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from subject_reference import reference_match
 
 from pyjetstream.subjects import (
     is_subset,
@@ -20,7 +21,6 @@ from pyjetstream.subjects import (
     subject_matches,
     subjects_overlap,
 )
-from pyjetstream.subjects.reference import reference_match
 
 FILTER_TOKENS = ["a", "b*", "*"]  # "b*" is a literal token that looks like a wildcard
 UNIVERSE_TOKENS = ["a", "b*", "c"]

@@ -1,8 +1,13 @@
 """Subject-filter matching for the stores' own scans (filtered loads, purges, states).
 
 Owns only the token comparison a store needs to answer `load_next_msg(filter, ...)` and friends;
-subject validation and the routing index live in `pyjetstream.subjects`, which this must not
-import (the store stays below everything else in the package).
+subject validation and the routing index live in `pyjetstream.subjects`.
+
+Why a second matcher next to subjects.match.subject_matches: the store stays below everything
+else in the package and imports none of it; a filtered scan tests every record, so the
+predicate is built once per filter (cached) and remembers its answer per subject; and a store
+reads "" (no filter) and ">" as "every subject", where subject_matches says no to "".
+tests/unit/store/test_store_match.py ties it to the reference matcher with a property test.
 """
 
 from __future__ import annotations
