@@ -21,37 +21,51 @@ from typing import Any
 import nats.errors
 
 from pyjetstream.cli.common import CLIError, add_auth_options, auth_kwargs
-from pyjetstream.eventing.config import EventingConfig, from_env, normalize_deliver_policy, parse_size
-from pyjetstream.eventing.egress import MODES, SinkPolicy
+from pyjetstream.eventing.config import FLAG_KEYS, EventingConfig, from_env, from_flags, load_file
+from pyjetstream.eventing.egress import MODES
 from pyjetstream.eventing.manager import StreamConfigError
+from pyjetstream.eventing.retry import PROFILES
 
 
-def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool = True) -> None:
+def add_eventing_arguments(p: argparse.ArgumentParser, publish_port_flag: bool = True,
+                           config_flags: tuple[str, ...] = ("--eventing-config",)) -> None:
+    # Flags default to None: only a flag that was given overrides the config file and the
+    # environment (file < env < flags).
+    p.add_argument(*config_flags, dest="eventing_config", default=None, metavar="FILE",
+                   help="eventing config file (YAML; docs/cli.md); the environment and flags override it")
     if publish_port_flag:
-        p.add_argument("--publish-port", type=int, default=8080, help="publisher proxy port (default 8080)")
-    p.add_argument("--publish-host", default="127.0.0.1", help="publisher proxy address (default 127.0.0.1)")
-    p.add_argument("--kyma-strict-sinks", action="store_true",
+        p.add_argument("--publish-port", default=None, help="publisher proxy port (default 8080)")
+    p.add_argument("--publish-host", default=None, help="publisher proxy address (default 127.0.0.1)")
+    p.add_argument("--kyma-strict-sinks", action="store_true", default=None,
                    help="accept only Kyma's cluster-local sinks (svc.cluster.local, same namespace)")
     p.add_argument("--stream-name", default=None, help="stream name (default sap, env JS_STREAM_NAME)")
     p.add_argument("--stream-storage", choices=("file", "memory"), default=None)
-    p.add_argument("--stream-replicas", type=int, default=None)
+    p.add_argument("--stream-replicas", default=None)
     p.add_argument("--stream-retention", choices=("interest", "limits"), default=None)
     p.add_argument("--stream-max-bytes", default=None, help="e.g. 700Mi (Kyma's default) or -1")
-    p.add_argument("--stream-max-msgs", type=int, default=None)
-    p.add_argument("--max-msgs-per-subject", type=int, default=None)
+    p.add_argument("--stream-max-msgs", default=None)
+    p.add_argument("--max-msgs-per-subject", default=None)
     p.add_argument("--discard", choices=("new", "old"), default=None)
     p.add_argument("--deliver-policy", default=None, help="all | last | last_per_subject | new (default)")
-    p.add_argument("--max-request-size", type=int, default=None, help="bytes (default 65536)")
-    p.add_argument("--dedupe", action="store_true",
+    p.add_argument("--max-request-size", default=None, help="bytes (default 65536)")
+    p.add_argument("--dedupe", action="store_true", default=None,
                    help="set Nats-Msg-Id from source+id so a retried POST is stored once (2 min window)")
-    p.add_argument("--no-dead-letter", action="store_true", help="do not keep events that ran out of retries")
-    p.add_argument("--sink-policy", choices=MODES, default="default",
+    p.add_argument("--no-dead-letter", action="store_true", default=None,
+                   help="do not keep events that ran out of retries")
+    p.add_argument("--delivery-profile", choices=PROFILES, default=None,
+                   help="default (backoff, delivery timeout, dead letters) or kyma (Kyma's dispatcher exactly: "
+                        "NAK with 30s delay, 100 deliveries, no timeout, nothing removed); a Subscription's "
+                        "config key deliveryProfile wins")
+    p.add_argument("--application-type", action="append", default=None, metavar="APP=TYPE",
+                   help="publish events of application APP under TYPE, as Kyma's application-type label; "
+                        "repeat for several")
+    p.add_argument("--sink-policy", choices=MODES, default=None,
                    help="which sink addresses the dispatcher may connect to: default (all but link-local and "
                         "cloud metadata addresses) or public (only public addresses; for exposed deployments)")
-    p.add_argument("--sink-allow", action="append", default=[], metavar="CIDR|HOST",
+    p.add_argument("--sink-allow", action="append", default=None, metavar="CIDR|HOST",
                    help="allow sinks at these addresses or host names (*.example.com) whatever the policy; "
                         "repeat or separate with commas")
-    p.add_argument("--sink-deny", action="append", default=[], metavar="CIDR|HOST",
+    p.add_argument("--sink-deny", action="append", default=None, metavar="CIDR|HOST",
                    help="refuse sinks at these addresses or host names; wins over --sink-allow")
     p.add_argument("--publish-token", action="append", default=[], metavar="TOKEN",
                    help="require 'Authorization: Bearer TOKEN' on the proxy's publish endpoints (/healthz, "
@@ -82,35 +96,17 @@ def publish_tokens(flags: list[str], env: Mapping[str, str] | None = None) -> tu
     return tuple(dict.fromkeys(tokens))
 
 
-def config_from_args(args: argparse.Namespace) -> EventingConfig:
-    cfg = from_env()
-    s = cfg.stream
-    stream_changes: dict[str, Any] = {}
-    for attr, field_name in (("stream_name", "name"), ("stream_storage", "storage"),
-                             ("stream_replicas", "replicas"), ("stream_retention", "retention"),
-                             ("stream_max_msgs", "max_msgs"), ("max_msgs_per_subject", "max_msgs_per_subject"),
-                             ("discard", "discard")):
-        value = getattr(args, attr, None)
-        if value is not None:
-            stream_changes[field_name] = value
-    if getattr(args, "stream_max_bytes", None) is not None:
-        stream_changes["max_bytes"] = parse_size(args.stream_max_bytes)
-    if stream_changes.get("name") is not None and len(stream_changes["name"]) > 32:
-        raise ValueError("stream name should be max 32 characters long")
-    cfg = replace(cfg, stream=replace(s, **stream_changes))
-    if getattr(args, "deliver_policy", None):
-        cfg = replace(cfg, consumer=replace(cfg.consumer, deliver_policy=normalize_deliver_policy(args.deliver_policy)))
-    top: dict[str, Any] = {"publish_host": args.publish_host, "strict_sinks": args.kyma_strict_sinks,
-                           "dedupe": args.dedupe}
-    if getattr(args, "publish_port", None) is not None:
-        top["publish_port"] = args.publish_port
-    if args.max_request_size is not None:
-        top["max_request_size"] = args.max_request_size
-    if args.no_dead_letter:
-        top["dead_letter"] = replace(cfg.dead_letter, enabled=False)
-    top["publish_tokens"] = publish_tokens(getattr(args, "publish_token", None) or [])
-    top["sink_policy"] = SinkPolicy(getattr(args, "sink_policy", "default"), tuple(getattr(args, "sink_allow", ())),
-                                    tuple(getattr(args, "sink_deny", ())))
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> EventingConfig:
+    """The eventing config file, then Kyma's environment variables, then the flags given.
+    Raises ConfigError (a ValueError) naming the file key, variable or flag at fault."""
+    cfg = EventingConfig()
+    if getattr(args, "eventing_config", None):
+        cfg = load_file(args.eventing_config, cfg)
+    cfg = from_env(env, cfg)
+    given = {flag: getattr(args, flag.lstrip("-").replace("-", "_"), None) for flag in FLAG_KEYS}
+    cfg = from_flags({flag: value for flag, value in given.items() if value is not None}, cfg)
+    top: dict[str, Any] = {}
+    top["publish_tokens"] = publish_tokens(getattr(args, "publish_token", None) or [], env)
     return replace(cfg, **top)
 
 
@@ -138,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_auth_options(p)
     p.add_argument("--connect-retry", type=float, default=float("inf"), metavar="SECONDS",
                    help="keep retrying the first connection this long (default: forever)")
-    add_eventing_arguments(p)
+    add_eventing_arguments(p, config_flags=("--config", "--eventing-config"))
     return p
 
 

@@ -30,7 +30,8 @@ log = logging.getLogger("pyjetstream.up")
 
 # Flags `up` understands beyond nats-server's own; everything else goes to the server parser.
 UP_FLAG_PREFIXES = ("--publish-", "--kyma-", "--stream-", "--max-msgs-per-subject", "--discard",
-                    "--deliver-policy", "--max-request-size", "--dedupe", "--no-dead-letter", "--sink-")
+                    "--deliver-policy", "--max-request-size", "--dedupe", "--no-dead-letter", "--sink-",
+                    "--eventing-config", "--delivery-profile", "--application-type")
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -204,6 +205,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print("Usage: pyjetstream up [nats-server flags: -a -p -m -sd -c ...] [--publish-port 8080] "
               "[--publish-host H] [--kyma-strict-sinks] [--stream-* ...]\n"
+              "       [--eventing-config FILE] [--delivery-profile default|kyma] [--application-type APP=TYPE]\n"
               "       [--sink-policy default|public] [--sink-allow CIDR|HOST] [--sink-deny CIDR|HOST]\n"
               "Defaults: -p 4222 -m 8222 -sd ./data -js, publisher proxy on 8080.")
         return 0

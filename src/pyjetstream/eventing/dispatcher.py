@@ -30,7 +30,7 @@ from . import types as t
 from .config import EventingConfig
 from .egress import GuardedResolver, SinkRefused
 from .metrics import EventingMetrics
-from .retry import Outcome, RetryPolicy, classify, next_delay, parse_retry_after
+from .retry import PROFILE_KYMA, Outcome, RetryPolicy, classify, next_delay, parse_retry_after
 
 log = logging.getLogger("pyjetstream.eventing.dispatcher")
 
@@ -366,10 +366,16 @@ class Dispatcher:
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         found = self._timeouts.get(seconds)
         if found is None:
-            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+            # 0 is no timeout at all (the kyma profile: Kyma's HTTP client has none).
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds or None)
         return found
 
     async def _give_up(self, binding: Binding, msg: Any, sink: str, reason: str, result: DeliveryResult) -> None:
+        if binding.policy.profile == PROFILE_KYMA:
+            # Kyma's dispatcher removes nothing: an event it cannot deliver (or parse) comes
+            # back after its fixed delay until max_deliver, then stays in the stream.
+            await msg.nak(delay=binding.policy.max_delay)
+            return
         dl = self.config.dead_letter
         if not dl.enabled or not binding.policy.dead_letter:
             await msg.term()

@@ -23,6 +23,7 @@ from . import types as t
 from .config import EventingConfig
 from .dispatcher import Binding, Dispatcher, deliver_subject
 from .metrics import EventingMetrics
+from .retry import PROFILE_KYMA
 
 log = logging.getLogger("pyjetstream.eventing.manager")
 
@@ -252,9 +253,12 @@ class EventingManager:
 
     def _consumer_config(self, sub: subs.Subscription, name: str, subject: str) -> ConsumerConfig:
         cc = self.config.consumer
-        policy = sub.retry_policy(self.config.retry)
-        # ack_wait must outlast the HTTP delivery timeout, or a slow sink gets duplicates.
-        ack_wait = max(cc.ack_wait, policy.delivery_timeout + 10.0)
+        policy = self.config.delivery_policy(sub.config)
+        if policy.profile == PROFILE_KYMA:
+            ack_wait = self.config.kyma_delivery.ack_wait  # Kyma's, whatever the sink takes
+        else:
+            # ack_wait must outlast the HTTP delivery timeout, or a slow sink gets duplicates.
+            ack_wait = max(cc.ack_wait, policy.delivery_timeout + 10.0)
         dead_letter = self.config.dead_letter.enabled and policy.dead_letter
         max_in_flight = sub.max_in_flight(cc.max_in_flight)
         return ConsumerConfig(
@@ -323,7 +327,7 @@ class EventingManager:
                     await self.dispatcher.unbind(name)
                 self.dispatcher.remove_sink(key)
             error = None
-            policy = sub.retry_policy(self.config.retry)
+            policy = self.config.delivery_policy(sub.config)
             try:
                 for name, (ty, subject) in desired.items():
                     await self._ensure_consumer(sub, name, subject)

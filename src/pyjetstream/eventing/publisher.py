@@ -89,7 +89,7 @@ class EventPublisher:
 
     def target(self, event: ce.CloudEvent) -> t.PublishTarget:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
-                                self.config.stream.subject_prefix)
+                                self.config.stream.subject_prefix, self.config.application_types)
 
     def prepare(self, event: ce.CloudEvent, target: t.PublishTarget | None = None) -> Outgoing:
         """Everything checked before a message is sent: the type (unless `target` is given),
@@ -387,7 +387,7 @@ class _Handlers:
         """Kyma's second publish for exact-matching and old subscriptions: prefixed, alnum-only type."""
         parts = event_type.split(".")
         combined = ".".join(["".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else event_type
-        app = re.sub(r"\W|_", "", app_name)
+        app = t.clean_application_name(self.config.application_type(app_name))  # Kyma's application-type
         full = re.sub(r"[^a-zA-Z0-9.]", "", f"{app}.{combined}.{version}")
         legacy = event.copy()
         legacy.attributes["type"] = f"{self.config.legacy_type_prefix}.{full}"

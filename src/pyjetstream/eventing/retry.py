@@ -3,6 +3,10 @@
 `classify` turns an HTTP result into ack / retry / dead-letter; `next_delay` gives the NAK
 delay for the n-th failed delivery (exponential or constant backoff with a cap, honouring a
 capped Retry-After). Jitter takes an injected random source so tests stay deterministic.
+
+Two delivery profiles exist: `default` (the richer policy above, with dead letters) and
+`kyma` (`kyma_policy`: Kyma's dispatcher exactly, a fixed NAK delay, 100 deliveries, no
+delivery timeout, nothing dead-lettered or terminated).
 """
 
 from __future__ import annotations
@@ -13,6 +17,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+PROFILE_DEFAULT = "default"
+PROFILE_KYMA = "kyma"
+PROFILES = (PROFILE_DEFAULT, PROFILE_KYMA)
+# Kyma's dispatcher constants (eventing-manager pkg/backend/jetstream/jetstream.go):
+# jsConsumerNakDelay, jsConsumerAckWait and jsConsumerMaxRedeliver.
+KYMA_NAK_DELAY = 30.0
+KYMA_ACK_WAIT = 30.0
+KYMA_MAX_DELIVER = 100
 
 
 class Outcome(enum.Enum):
@@ -34,6 +47,7 @@ class RetryPolicy:
     no_retry_codes: frozenset[int] = field(default_factory=frozenset)  # dead-letter at once
     dead_letter: bool = True
     jitter: float = 0.0                # fraction of the delay, e.g. 0.1 = +/-10%
+    profile: str = PROFILE_DEFAULT     # kyma: never dead-letter or TERM, see kyma_policy
 
     @classmethod
     def from_config(cls, config: dict[str, str], defaults: RetryPolicy | None = None) -> RetryPolicy:
@@ -58,6 +72,16 @@ class RetryPolicy:
             values["dead_letter"] = config["deadLetter"].strip().lower() in ("true", "1", "yes", "on")
         merged = {**base.__dict__, **values}
         return cls(**merged)
+
+
+def kyma_policy(nak_delay: float = KYMA_NAK_DELAY, max_deliveries: int = KYMA_MAX_DELIVER) -> RetryPolicy:
+    """Kyma's dispatcher as a policy: every failure is a NAK with the same delay (Kyma's
+    `NakWithDelay(30s)`), whatever the status or Retry-After; `delivery_timeout` 0 means no
+    HTTP timeout (Kyma's client has none); after the last delivery the event stays in the
+    stream (no dead letter, no TERM). Tests pass a short `nak_delay` instead of sleeping."""
+    return RetryPolicy(max_deliveries=max_deliveries, backoff="constant", initial_delay=nak_delay,
+                       max_delay=nak_delay, delivery_timeout=0.0, retry_after_max=0.0,
+                       no_retry_codes=frozenset(), dead_letter=False, jitter=0.0, profile=PROFILE_KYMA)
 
 
 CONFIG_KEYS = ("maxDeliveryAttempts", "backoffPolicy", "backoffDelay", "backoffMax", "deliveryTimeout",

@@ -20,7 +20,7 @@ import yaml
 
 from . import cloudevents as ce
 from . import types as t
-from .retry import BACKOFF_POLICIES, RetryPolicy, parse_duration
+from .retry import BACKOFF_POLICIES, CONFIG_KEYS, PROFILE_KYMA, PROFILES, RetryPolicy, parse_duration
 
 API_VERSION = "eventing.kyma-project.io/v1alpha2"
 KIND = "Subscription"
@@ -275,6 +275,13 @@ def _validate_config(config: dict[str, str]) -> list[str]:
         except ValueError:
             errs.append(_invalid("spec.config", config["noRetryStatusCodes"],
                                  "noRetryStatusCodes must be a comma separated list of HTTP status codes"))
+    profile = config.get("deliveryProfile")
+    if profile is not None and profile not in PROFILES:
+        errs.append(_invalid("spec.config", profile, "deliveryProfile must be one of " + ", ".join(PROFILES)))
+    elif profile == PROFILE_KYMA:
+        # The kyma profile is Kyma's fixed behaviour; a retry key next to it contradicts it.
+        for key in (k for k in CONFIG_KEYS if k in config):
+            errs.append(_invalid("spec.config", key, f"{key} cannot be combined with deliveryProfile kyma"))
     return errs
 
 

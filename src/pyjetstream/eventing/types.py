@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SUBJECT_PREFIX = "kyma"
@@ -29,6 +30,11 @@ class EventTypeError(ValueError):
 
 def clean_source(source: str) -> str:
     return _SOURCE_UNSAFE.sub("", source)
+
+
+def clean_application_name(name: str) -> str:
+    """The app segment of a legacy (`sap.kyma.custom.<app>...`) type: alphanumerics only."""
+    return _LEGACY_APP_UNSAFE.sub("", name)
 
 
 def clean_type(event_type: str) -> str:
@@ -65,12 +71,13 @@ class PublishTarget:
     original_type: str | None  # set as the `originaltype` extension on the standard path
 
 
-def _legacy_clean(event_type: str, legacy_prefix: str) -> str:
+def _legacy_clean(event_type: str, legacy_prefix: str, app_types: Mapping[str, str]) -> str:
     rest = event_type[len(legacy_prefix):].lstrip(".")
     parts = rest.split(".")
     if len(parts) < 4 or not all(parts):
         raise EventTypeError(f"failed to parse event-type={event_type} with prefix={legacy_prefix}: invalid format")
-    app = _LEGACY_APP_UNSAFE.sub("", parts[0])
+    # Kyma looks the raw app segment up as an Application and uses its type label, cleaned.
+    app = clean_application_name(app_types.get(parts[0], parts[0]))
     business_object = "".join(parts[1:-2])
     op, version = parts[-2], parts[-1]
     joined = ".".join([app, business_object, op, version])
@@ -78,15 +85,19 @@ def _legacy_clean(event_type: str, legacy_prefix: str) -> str:
 
 
 def publish_target(source: str, event_type: str, legacy_prefix: str = LEGACY_TYPE_PREFIX,
-                   prefix: str = SUBJECT_PREFIX) -> PublishTarget:
+                   prefix: str = SUBJECT_PREFIX, app_types: Mapping[str, str] | None = None) -> PublishTarget:
     """Kyma's publisher rules: legacy-prefixed types keep the v1alpha1 path, others get cleaned.
 
-    Raises EventTypeError with the text the publisher returns in its 400 body.
+    `app_types` maps application names to application types (Kyma's `application-type`
+    label): on the standard path a source naming an application is replaced by its type
+    before cleaning; on the legacy path the app segment is. The event's `source` attribute
+    itself is never changed. Raises EventTypeError with the text of the publisher's 400 body.
     """
+    app_types = app_types or {}
     if legacy_prefix and event_type.startswith(legacy_prefix):
-        cleaned = _legacy_clean(event_type, legacy_prefix)
+        cleaned = _legacy_clean(event_type, legacy_prefix, app_types)
         return PublishTarget(cleaned, f"{prefix}.{cleaned}", None)
-    final = f"{prefix}.{clean_source(source)}.{clean_type(event_type)}"
+    final = f"{prefix}.{clean_source(app_types.get(source, source))}.{clean_type(event_type)}"
     if any(seg == "" for seg in final.split(".")):
         raise EventTypeError(f"event type cannot have empty segments after cleaning: {final}")
     return PublishTarget(final, final, event_type)
