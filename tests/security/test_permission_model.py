@@ -6,14 +6,25 @@ shows what nats-server does instead."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from pathlib import Path
 
+import nats
 import pytest
 from servers import KINDS, RawClient, have_nats_server, start_server
 
 from pyjetstream.server.auth import PermissionChecker
-from pyjetstream.server.options import OptionsError, Permissions, ResponsePermission, parse_server_args
+from pyjetstream.server.conf import parse_config
+from pyjetstream.server.options import (
+    OptionsError,
+    Permissions,
+    ResponsePermission,
+    _permissions,
+    parse_server_args,
+)
+from pyjetstream.subjects import subject_matches
 
 
 def _kinds() -> list[str]:
@@ -381,8 +392,6 @@ def test_nats_server_takes_a_queue_entry_in_a_publish_list(tmp_path: Path) -> No
 
 # ------------------------------------------------------------------ the checker, unit level
 def test_parsed_values() -> None:
-    from pyjetstream.server.options import _permissions
-
     p = _permissions({"Allow_Responses": {"MAX": 3, "TTL": "1m30s"}, "sub": {"allow": ["x", "y.* q"]}})
     assert p == Permissions(pub_allow=[], sub_allow=["x", "y.* q"], responses=ResponsePermission(3, 90.0))
     assert _permissions({"allow_responses": True}).responses == ResponsePermission(1, 120.0)
@@ -425,3 +434,122 @@ def test_requester_must_be_able_to_listen_on_the_reply() -> None:
     responder.note_reply("payroll.x", requester)
     responder.note_reply("_INBOX.a", requester)
     assert not responder.can_publish("payroll.x") and responder.can_publish("_INBOX.a")
+
+
+# ------------------------------------------------------------------ exhaustive, against nats-server
+EXHAUSTIVE_USERS = {
+    "u1": '{subscribe: {allow: ["foo.*", "foo.* q1", "bar.> w.*", "baz"]}, publish: {allow: ["foo.*", "bar.>"]}}',
+    "u2": '{subscribe: {deny: ["foo.>", "foo.x qd", "bar bq", "bar.* b.>"]}, publish: {deny: ["foo.>", "*.x"]}}',
+    "u3": '{subscribe: {allow: ["a.>", "a.b qa", "*.c"], deny: ["a.c", "a.* qx"]}, '
+          'publish: {allow: "a.>", deny: "a.c"}}',
+    "u4": '{subscribe: {allow: ["x y", "x.> y.*"]}, publish: "x"}',
+}
+SUB_SUBJECTS = ["foo.x", "foo.y", "foo.*", "foo.>", "bar", "bar.x", "bar.x.y", "baz", "a.b", "a.c", "a.d",
+                "b.c", "x", "x.a", ">", "*"]
+QUEUES = [None, "q1", "q2", "qd", "bq", "w.a", "w.*", "w.a.b", "b.x", "b.x.y", "qa", "qx", "y", "y.a", "*", ">"]
+
+
+def _refusals(port: int, user: str) -> tuple[set[tuple[str, str | None]], set[str]]:
+    c = _login(port, user)
+    lines = []
+    sid = 0
+    for subject in SUB_SUBJECTS:
+        for queue in QUEUES:
+            sid += 1
+            lines.append(f"SUB {subject} {queue} {sid}\r\n" if queue else f"SUB {subject} {sid}\r\n")
+    for subject in SUB_SUBJECTS:
+        if "*" not in subject and ">" not in subject:
+            lines.append(f"PUB {subject} 0\r\n\r\n")
+    c.send("".join(lines).encode())
+    out = c.sync().decode()
+    c.close()
+    subs: set[tuple[str, str | None]] = set()
+    pubs: set[str] = set()
+    for line in out.splitlines():
+        if not line.startswith("-ERR"):
+            continue  # a permitted publish delivered to a permitted subscription
+        m = re.fullmatch(r"-ERR 'Permissions Violation for Subscription to \"(\S+)\"(?: using queue \"(\S+)\")?'",
+                         line)
+        if m:
+            subs.add((m.group(1), m.group(2)))
+            continue
+        m = re.fullmatch(r"-ERR 'Permissions Violation for Publish to \"(\S+)\"'", line)
+        assert m, f"unexpected line {line!r}"
+        pubs.add(m.group(1))
+    return subs, pubs
+
+
+def _stricter_here(user: str, subject: str, queue: str | None) -> bool:
+    """The one case where we refuse a SUB nats-server takes: a plain deny entry matches and a
+    queue deny entry for the subject names other queues (test_queue_deny_cannot_reopen...)."""
+    if queue is None:
+        return False
+    perms = _permissions(parse_config(f"p: {EXHAUSTIVE_USERS[user]}")["p"])
+    plain = [e for e in perms.sub_deny if len(e.split()) == 1]
+    queued = [e.split()[0] for e in perms.sub_deny if len(e.split()) == 2]
+    return any(subject_matches(f, subject) for f in plain) and any(subject_matches(f, subject) for f in queued)
+
+
+@needs_nats_server
+def test_every_subscription_and_publish_decided_as_nats_server(tmp_path: Path) -> None:
+    """16 subjects x 16 queues (and 10 publishes) for four users with plain and queue entries in
+    allow and deny lists: the refusals are nats-server's, except where we are stricter."""
+    users = ",\n".join(f"  {{user: {u}, pass: p, permissions: {p}}}" for u, p in EXHAUSTIVE_USERS.items())
+    conf = f"authorization {{ users: [\n{users}\n] }}\n"
+    got: dict[str, dict[str, tuple[set[tuple[str, str | None]], set[str]]]] = {}
+    for kind in KINDS:
+        with start_server(kind, tmp_path / kind, config=conf) as srv:
+            got[kind] = {u: _refusals(srv.port, u) for u in EXHAUSTIVE_USERS}
+    for user in EXHAUSTIVE_USERS:
+        ours_subs, ours_pubs = got["pyjetstream"][user]
+        theirs_subs, theirs_pubs = got["nats-server"][user]
+        assert ours_pubs == theirs_pubs, user
+        assert theirs_subs <= ours_subs, (user, theirs_subs - ours_subs)
+        assert all(_stricter_here(user, s, q) for s, q in ours_subs - theirs_subs), (user, ours_subs - theirs_subs)
+    # deny foo.> with a queue entry foo.x qd: nats-server takes `SUB foo.x q1`, we do not
+    assert ("foo.x", "q1") in got["pyjetstream"]["u2"][0] - got["nats-server"]["u2"][0]
+    # the comparison is not empty-handed: every user has refusals of both kinds somewhere
+    assert all(got["nats-server"][u][0] for u in EXHAUSTIVE_USERS)
+    assert any(got["nats-server"][u][1] for u in EXHAUSTIVE_USERS)
+
+
+def test_allow_responses_lets_a_worker_ack_its_jetstream_deliveries(kind: str, tmp_path: Path) -> None:
+    """A push consumer's delivery carries its ack subject as the reply: a worker with
+    allow_responses and no publish rights acks it, once."""
+    conf = """authorization { users: [
+  {user: admin, pass: p},
+  {user: worker, pass: p, permissions: {subscribe: "deliver.>", allow_responses: true}}
+] }
+"""
+
+    async def setup(url: str) -> None:
+        nc = await nats.connect(url, user="admin", password="p")
+        js = nc.jetstream()
+        await js.add_stream(name="W", subjects=["w.>"])
+        await js.add_consumer("W", durable_name="C", deliver_subject="deliver.w", ack_policy="explicit",
+                              ack_wait=30)
+        await nc.close()
+
+    async def publish_and_state(url: str, publish: bool) -> int:
+        nc = await nats.connect(url, user="admin", password="p")
+        js = nc.jetstream()
+        if publish:
+            await js.publish("w.1", b"job")
+        info = await js.consumer_info("W", "C")
+        await nc.close()
+        return info.num_ack_pending
+
+    with start_server(kind, tmp_path, "-js", "-sd", str(tmp_path / "js"), config=conf) as srv:
+        asyncio.run(setup(srv.url))
+        worker = _login(srv.port, "worker")
+        worker.send(b"SUB deliver.w 1\r\n")
+        assert worker.sync() == b""
+        assert asyncio.run(publish_and_state(srv.url, True)) in (0, 1)
+        msg = worker.read_until(b"job\r\n")
+        m = re.match(rb"MSG w\.1 1 (\$JS\.ACK\.W\.C\.\S+) 3\r\n", msg)
+        assert m, msg
+        ack = m.group(1)
+        worker.send(b"PUB %s 4\r\n+ACK\r\nPUB %s 4\r\n+ACK\r\n" % (ack, ack))
+        assert worker.sync() == _pub_violation(ack.decode())
+        worker.close()
+        assert asyncio.run(publish_and_state(srv.url, False)) == 0
