@@ -267,3 +267,12 @@ async def test_300_distinct_sources_and_types_add_a_bounded_number_of_lines(make
     # HELP/TYPE lines): not one line per source as before
     assert added <= 105, added
     assert value(text, "eventing_epp_event_type_published_total", event_type="other", event_source="other") == 201
+
+
+def test_label_values_with_quotes_newlines_and_unicode_round_trip() -> None:
+    m = EventingMetrics()
+    hostile = 'a"b\\c\nd}{ é 🙂'
+    m.record_published(hostile, hostile, 204)
+    text = m.render()[0].decode()
+    got = samples(text, "eventing_epp_event_type_published_total")
+    assert got == [({"event_type": hostile, "event_source": hostile, "code": "204"}, 1.0)]

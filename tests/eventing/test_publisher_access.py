@@ -206,3 +206,45 @@ async def test_listing_survives_a_caller_that_goes_away(make_service):
     await asyncio.sleep(0)
     first.cancel()
     assert [s.name for s in await second] == ["a"]
+
+
+async def test_undecodable_or_oversized_authorization_is_refused(guarded):
+    svc, url = guarded
+    port = svc.port
+
+    async def raw(header: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nce-specversion: 1.0\r\n"
+                     b"ce-type: order.received.v1\r\nce-source: myapp\r\nce-id: raw\r\n"
+                     b"content-type: application/json\r\n" + header + b"\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer.split(b"\r\n", 1)[0]
+
+    assert b" 401 " in await raw(b"Authorization: Bearer \xff\xfe\x80")
+    assert b" 401 " in await raw(b"Authorization: Bearer " + TOKENS[0].encode() + b"\xff")
+    assert b" 401 " in await raw(b"Authorization: Bearer  ")
+    assert b" 401 " in await raw(b"Authorization: Bearer " + TOKENS[0].encode() + b" extra")
+    status = await raw(b"Authorization: Bearer " + b"a" * 70000)
+    assert b" 400 " in status or b" 431 " in status  # the HTTP parser's header limit
+    assert await stored(svc) == 0
+    assert (await request(url + "/publish", headers={**HEADERS, **bearer(TOKENS[0])}))[0] == 204
+
+
+async def test_subscribed_answers_503_while_the_store_cannot_be_read(make_service):
+    svc = await make_service(run_dispatcher=False)
+    await svc.store.apply(manifest("a", source="myapp", types=["order.created.v1"]))
+    original = svc.store.list
+    failing = True
+
+    async def flaky(*args, **kwargs):
+        if failing:
+            raise TimeoutError("bucket unavailable")
+        return await original(*args, **kwargs)
+    svc.store.list = flaky
+    url = f"http://127.0.0.1:{svc.port}"
+    status, body, _ = await request(f"{url}/myapp/v1/events/subscribed", method="GET")
+    assert status == 503 and "Subscriptions" in body
+    failing = False  # a failed read is not cached: the next request reads again
+    assert await subscribed(url) == [{"name": "order.created", "version": "v1"}]
