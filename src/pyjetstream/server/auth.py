@@ -117,6 +117,7 @@ class PermissionChecker:
     def __init__(self, perms: Permissions, clock: Callable[[], float] = time.monotonic) -> None:
         # An empty allow list restricts nothing, as in nats-server (`subscribe: []`) - except
         # with allow_responses, which replaces a missing publish allow by "replies only".
+        pub_allow: list[str] | None
         if perms.responses is not None:
             pub_allow = perms.pub_allow or []
         else:
