@@ -213,3 +213,26 @@ async def test_server_published_messages_are_never_executed(server: Server) -> N
     assert [c.name for c in await js.consumers_info("S")] == ["C"]
     assert (await js.consumer_info("S", "C")).num_ack_pending == 1
     await nc.close()
+
+
+async def test_every_handler_in_the_acting_subjects_takes_client_messages_only(server: Server) -> None:
+    """A subscriber added under $JS.API., $JS.ACK., $JS.FC. or $SYS. without asking for
+    clients_only gets it anyway; elsewhere the caller decides."""
+    seen: list[tuple[str, bool]] = []
+
+    def handler(sub: object, origin: object, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
+        seen.append((subject, origin is not None))
+
+    account = server.global_account
+    for subject in ("$SYS.REQ.X", "$JS.API.FUTURE.>", "$JS.ACK.X.>", "$JS.FC.X.>", "other.x"):
+        server.subscribe_internal(account, subject, handler)
+    for subject in ("$SYS.REQ.X", "$JS.API.FUTURE.CALL", "$JS.ACK.X.1", "$JS.FC.X.1", "other.x"):
+        server.publish(account, subject, "", None, b"")
+    assert seen == [("other.x", False)]
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    for subject in ("$SYS.REQ.X", "$JS.API.FUTURE.CALL", "$JS.ACK.X.1", "$JS.FC.X.1"):
+        await nc.publish(subject, b"")
+    await nc.flush()
+    await nc.close()
+    assert seen[1:] == [("$SYS.REQ.X", True), ("$JS.API.FUTURE.CALL", True), ("$JS.ACK.X.1", True),
+                        ("$JS.FC.X.1", True)]

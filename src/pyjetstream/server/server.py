@@ -38,6 +38,9 @@ InternalCallback = Callable[[Subscription, ClientConnection | None, str, str, by
 RawCallback = Callable[[str, bytes, int, bytes], None]
 
 _ONE_OFF_PREFIXES = ("_INBOX.", "$JS.ACK.", "$JS.FC.")
+# The subjects whose messages the server acts on (jetstream.schemas.RESERVED_SUBJECTS, which
+# also keeps deliver subjects and republish destinations out of them).
+_ACTING_PREFIXES = ("$JS.API.", "$JS.ACK.", "$JS.FC.", "$SYS.")
 _NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
 
 
@@ -430,7 +433,9 @@ class Server:
             raise ValueError(f"invalid subject {subject!r}")
         sub = Subscription(subject, queue, b"", None, account, callback)
         sub.raw = raw
-        sub.clients_only = clients_only
+        # Inside the subjects the server acts on, every subscriber is clients_only whatever
+        # its caller said: a handler added there later cannot forget it.
+        sub.clients_only = clients_only or subject.startswith(_ACTING_PREFIXES)
         account.sublist.insert(sub)
         return sub
 
