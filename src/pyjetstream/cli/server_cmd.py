@@ -94,6 +94,10 @@ async def _serve(opts: ServerOptions) -> int:
 def main(argv: list[str]) -> int:
     try:
         opts, extras = parse_server_args(argv)
+        if opts.tls and not (extras.get("help") or extras.get("version")):
+            from pyjetstream.server.tls import build_context
+
+            build_context(opts)  # a certificate that does not load stops start-up here
     except OptionsError as e:
         print(f"pyjetstream server: {e}", file=sys.stderr)
         print("Use `pyjetstream server -h` for the supported flags.", file=sys.stderr)

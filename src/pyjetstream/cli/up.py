@@ -96,6 +96,8 @@ async def start_server(server_argv: list[str], bucket: str = EventingConfig.kv_b
         auth = {"user": identity[0], "password": identity[1]}
     if opts.tls:
         auth["tls"] = embedded_tls(opts)
+        if opts.tls_handshake_first:
+            auth["tls_handshake_first"] = True
     return server, f"nats://{host}:{server.port}", auth
 
 
@@ -167,11 +169,13 @@ def embedded_tls(opts: Any) -> ssl.SSLContext:
     """The eventing's TLS context for the embedded server: it trusts exactly that server's own
     certificate (pinned, so a CA-signed one needs no CA file), and presents the same
     certificate when the server verifies clients."""
-    ctx = ssl.create_default_context(cafile=opts.tls_cert)
+    # with `certs`, the server presents the first pair to a client that names no host
+    cert, key = (opts.tls_cert, opts.tls_key) if opts.tls_cert else opts.tls_certs[0]
+    ctx = ssl.create_default_context(cafile=cert)
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the pinned leaf is its own trust anchor
     ctx.check_hostname = False  # the link dials an IP address; the certificate may name hosts only
     if opts.tls_verify:
-        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ctx.load_cert_chain(cert, key)
     return ctx
 
 
@@ -224,6 +228,10 @@ def main(argv: list[str]) -> int:
     try:
         full_server_argv = with_defaults(server_argv)
         opts, _ = parse_server_args(full_server_argv)
+        if opts.tls:
+            from pyjetstream.server.tls import build_context
+
+            build_context(opts)  # a certificate that does not load stops start-up here
     except OptionsError as exc:
         print(f"pyjetstream up: {exc}", file=sys.stderr)
         return 1

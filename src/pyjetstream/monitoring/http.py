@@ -122,7 +122,7 @@ class MonitorServer:
             "max_connections": o.max_connections, "ping_interval": int(o.ping_interval * 1e9), "ping_max": o.ping_max,
             "http_host": self.host, "http_port": self.port, "http_base_path": "", "https_port": 0,
             "auth_timeout": o.auth_timeout, "max_control_line": o.max_control_line,
-            "max_payload": o.max_payload, "max_pending": o.max_pending, "tls_timeout": 2,
+            "max_payload": o.max_payload, "max_pending": o.max_pending, "tls_timeout": o.tls_timeout,
             "write_deadline": int(o.write_deadline * 1e9), "start": rfc3339(s.start_time), "now": rfc3339(now),
             "uptime": go_duration(now - s.start_time), "mem": _rss_bytes(), "cores": os.cpu_count() or 1,
             "gomaxprocs": 1, "cpu": round(100 * (time.process_time() - self.started_cpu) / max(now - s.start_time, 1e-9), 2),
@@ -188,6 +188,7 @@ class MonitorServer:
             info["version"] = safe_text(c.version)
         if c.tls_version:
             info["tls_version"] = c.tls_version
+            info["tls_cipher_suite"] = c.tls_cipher
         if auth:
             if c.user:
                 info["authorized_user"] = safe_text(c.user)

@@ -19,6 +19,7 @@ from typing import Any
 import bcrypt
 
 from pyjetstream.server.options import Permissions, ServerOptions, User
+from pyjetstream.server.tls import PeerCert, map_user
 from pyjetstream.subjects import has_wildcard, is_subset, subject_matches
 
 
@@ -65,19 +66,32 @@ class Authenticator:
         self.opts = opts
         self.users: dict[str, User] = {u.user: u for u in opts.users}
         self.required = bool(opts.token or opts.username or self.users)
+        # verify_and_map: with users configured, the client certificate says who the client is
+        # (nats-server then never applies the no_auth_user)
+        self.tls_map = opts.tls and opts.tls_map and bool(self.users)
         # With a no_auth_user, nats-server does not announce auth_required and lets a client
         # talk before CONNECT; the authentication timer still runs.
-        self.expect_connect = self.required and not (opts.no_auth_user and opts.no_auth_user in self.users)
+        self.expect_connect = self.required and (self.tls_map or not (opts.no_auth_user and
+                                                                      opts.no_auth_user in self.users))
 
     def no_auth(self) -> AuthResult | None:
         """Who a client is when it sends no credentials: the no_auth_user, if configured."""
-        u = self.users.get(self.opts.no_auth_user) if self.opts.no_auth_user else None
+        u = self.users.get(self.opts.no_auth_user) if self.opts.no_auth_user and not self.tls_map else None
         return None if u is None else AuthResult(True, u.account, u.user, u.permissions)
 
-    def check(self, connect: dict[str, Any]) -> AuthResult | SlowCheck:
+    def check(self, connect: dict[str, Any], cert: PeerCert | None = None) -> AuthResult | SlowCheck:
+        """`cert`: the client's TLS certificate, when it sent one."""
         if not self.required:
             return AuthResult(True)
         o = self.opts
+        if self.tls_map:
+            u = map_user(cert, self.users) if cert is not None else None
+            if u is None:
+                return AuthResult(False)
+            # as nats-server: the mapped user's password, if it has one, must still be given
+            given = connect.get("pass")
+            return self._password("" if given is None else given, u.password,
+                                  AuthResult(True, u.account, u.user, u.permissions))
         user = connect.get("user")
         password = connect.get("pass")
         token = connect.get("auth_token")

@@ -31,6 +31,7 @@ from pyjetstream.protocol.parser import (
     ProtocolError,
 )
 from pyjetstream.server.auth import AuthResult, PermissionChecker, SlowCheck, bcrypt_matches
+from pyjetstream.server.tls import PeerCert, TLSEngine, cipher_name, version_name
 from pyjetstream.subjects import is_valid_literal_subject, is_valid_queue_name, is_valid_subject
 
 if TYPE_CHECKING:
@@ -163,10 +164,13 @@ class ClientConnection(asyncio.Protocol):
         self._ping_handle: asyncio.TimerHandle | None = None
         self._auth_handle: asyncio.TimerHandle | None = None
         self._write_handle: asyncio.TimerHandle | None = None  # armed while the transport is paused
-        self._tls_pending = False
-        self._tls_task: asyncio.Task[None] | None = None
-        self._buffered: list[bytes] = []
+        # TLS: the engine (None on a plain connection), its timers, what the handshake gave
+        self._tls: TLSEngine | None = None
+        self._tls_handles: list[asyncio.TimerHandle] = []
+        self._info_sent = False
         self.tls_version = ""
+        self.tls_cipher = ""
+        self.peer_cert: PeerCert | None = None
         # parsed operations waiting for a bcrypt check of the CONNECT before them (None: none running)
         self._held: list[Any] | None = None
         self._trace_tail = b""
@@ -185,36 +189,117 @@ class ClientConnection(asyncio.Protocol):
             self.fail("maximum connections exceeded", "Maximum Connections Exceeded")
             return
         server.register_client(self)
+        if server.ssl_context is not None:
+            self._start_tls(server.ssl_context)
+            return
         self.send_now(server.info_line(self))
-        loop = server.loop
-        if server.auth.required:
-            self._auth_handle = loop.call_later(server.opts.auth_timeout, self._auth_timeout)
+        self._start_timers()
+
+    def _start_timers(self) -> None:
+        loop = self.server.loop
+        opts = self.server.opts
+        if self.server.auth.required:
+            self._auth_handle = loop.call_later(opts.auth_timeout, self._auth_timeout)
         # nats-server pings a new client early (after at most 2 s) to learn its round trip,
         # then every ping_interval.
-        self._ping_handle = loop.call_later(min(server.opts.ping_interval, FIRST_PING), self._ping_timer)
-        if server.ssl_context is not None:
-            self._tls_pending = True
-            # held so that the handshake task, only weakly referenced by the loop, survives
-            self._tls_task = loop.create_task(self._upgrade_tls(server.ssl_context))
+        self._ping_handle = loop.call_later(min(opts.ping_interval, FIRST_PING), self._ping_timer)
 
-    async def _upgrade_tls(self, ctx: ssl.SSLContext) -> None:
+    # ---------------------------------------------------------------- TLS
+    def _start_tls(self, ctx: ssl.SSLContext) -> None:
+        """As nats-server: INFO in plaintext, then every byte read is handshake (with
+        handshake_first: the handshake first, INFO after it). The authentication and ping
+        timers start once the handshake is done, so neither writes into it."""
+        server = self.server
+        opts = server.opts
+        if not opts.tls_handshake_first:
+            self._write_info_plain()
+        limiter = server.tls_rate
+        if limiter is not None and not limiter.allow(time.monotonic()):
+            log.debug("cid=%d TLS connection rate limit reached", self.cid)
+            self.fail("Connection throttling is active. Please try again later.", "Maximum Connections Exceeded")
+            return
+        self._tls = TLSEngine(ctx)
+        loop = server.loop
+        timeout = opts.tls_timeout
+        if opts.tls_handshake_first and opts.tls_first_fallback > 0:
+            # "auto": a client that says nothing for this long is not doing TLS first
+            self._tls_handles.append(loop.call_later(opts.tls_first_fallback, self._tls_fallback))
+            timeout += opts.tls_first_fallback
+        self._tls_handles.append(loop.call_later(timeout, self._tls_timed_out))
+
+    def _write_info_plain(self) -> None:
         assert self.transport is not None
-        try:
-            new = await self.server.loop.start_tls(self.transport, self, ctx, server_side=True,
-                                                   ssl_handshake_timeout=self.server.opts.auth_timeout + 3)
-        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as e:
-            log.debug("cid=%d TLS handshake failed: %s", self.cid, e)
+        self._info_sent = True
+        self.transport.write(self.server.info_line(self))
+
+    def _tls_fallback(self) -> None:
+        if not self.closed and self._tls is not None and not self._tls.started:
+            self._write_info_plain()
+
+    def _tls_timed_out(self) -> None:
+        if not self.closed and self._tls is not None and not self._tls.established:
+            log.debug("cid=%d TLS handshake timeout", self.cid)
             self.close("TLS Handshake Failure")
-            return
-        if new is None or self.closed:
-            return
-        self.transport = new
-        obj = new.get_extra_info("ssl_object")
-        self.tls_version = obj.version() if obj else ""
-        self._tls_pending = False
-        buffered, self._buffered = self._buffered, []
-        for data in buffered:
-            self.data_received(data)
+
+    def _tls_received(self, data: bytes) -> bytes:
+        """Ciphertext in, the plaintext to process out (b"" when nothing is to be done)."""
+        tls = self._tls
+        assert tls is not None and self.transport is not None
+        was_established = tls.established
+        try:
+            plain = tls.feed(data)
+        except ssl.SSLZeroReturnError:  # the client's close_notify
+            self.close("Client Closed")
+            return b""
+        except ssl.SSLError as e:
+            alert = tls.take_output()
+            if alert:
+                self.transport.write(alert)
+            if was_established:
+                log.debug("cid=%d TLS read error: %s", self.cid, e)
+                self.close("Read Error")
+            else:
+                log.debug("cid=%d TLS handshake error: %s", self.cid, e)
+                self.close("TLS Handshake Failure")
+            return b""
+        out = tls.take_output()
+        if out:
+            self.transport.write(out)
+        if not was_established and tls.established and not self._tls_handshake_done(tls):
+            return b""
+        if tls.peer_closed:
+            # what came before the close_notify is still handled (and answered) first
+            self.server.loop.call_soon(self.close, "Client Closed")
+        return plain
+
+    def _tls_handshake_done(self, tls: TLSEngine) -> bool:
+        """The checks nats-server makes once the handshake is through (pinned_certs), then
+        INFO (handshake_first) and the timers. False: the connection was closed."""
+        for h in self._tls_handles:
+            h.cancel()
+        self._tls_handles.clear()
+        opts = self.server.opts
+        self.tls_version = version_name(tls.obj)
+        self.tls_cipher = cipher_name(tls.obj)
+        der = tls.peer_cert()
+        if der:
+            try:
+                self.peer_cert = PeerCert(der)
+            except (ValueError, IndexError):
+                log.debug("cid=%d client certificate not readable", self.cid)
+        pins = opts.tls_pinned_certs
+        if pins is not None and (self.peer_cert is None or self.peer_cert.spki_sha256 not in pins):
+            log.info("cid=%d TLS handshake error: certificate not pinned (%s)", self.cid,
+                     self.peer_cert.spki_sha256 if self.peer_cert else "no certificate")
+            self.close("TLS Handshake Failure")
+            return False
+        log.debug("cid=%d TLS handshake complete: TLS %s, cipher suite %s", self.cid, self.tls_version,
+                  self.tls_cipher)
+        if not self._info_sent:
+            self._info_sent = True
+            self.send_now(self.server.info_line(self))
+        self._start_timers()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         # nats-server's reasons: a clean EOF is "Client Closed", a reset is "Read Error"
@@ -224,14 +309,24 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        for h in (self._ping_handle, self._auth_handle, self._write_handle):
+        for h in (self._ping_handle, self._auth_handle, self._write_handle, *self._tls_handles):
             if h is not None:
                 h.cancel()
         t = self.transport
         if t is not None and not lost:
+            tls = self._tls
             if self.out:
-                t.write(b"".join(self.out))
+                data = b"".join(self.out)
                 self.out.clear()
+                if tls is None:
+                    t.write(data)
+                elif tls.established:  # nothing in plaintext goes into a TLS stream
+                    try:
+                        t.write(tls.encrypt(data))
+                    except ssl.SSLError:
+                        pass
+            if tls is not None and tls.established:
+                t.write(tls.close_notify())
             t.close()
         self.server.unregister_client(self, reason or "Client Closed")
 
@@ -250,11 +345,22 @@ class ClientConnection(asyncio.Protocol):
             return
         t = self.transport
         assert t is not None
+        tls = self._tls
+        if tls is not None and not tls.established:
+            return  # kept until the handshake is done; never written into it
         data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
         self.out.clear()
         self.out_size = 0
         if self.trace:
             log.debug("%s:%d - cid:%d - ->> %r", self.host, self.port, self.cid, data)
+        if tls is not None:
+            try:
+                data = tls.encrypt(data)
+            except ssl.SSLError as e:
+                log.debug("cid=%d TLS write error: %s", self.cid, e)
+                t.abort()
+                self.close("Write Error", lost=True)
+                return
         t.write(data)
         if t.get_write_buffer_size() > self.server.opts.max_pending:
             self.server.slow_consumers += 1
@@ -324,9 +430,12 @@ class ClientConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- input
     def data_received(self, data: bytes) -> None:
-        if self._tls_pending:
-            self._buffered.append(data)
-            return
+        if self._tls is not None:
+            if self.closed:
+                return
+            data = self._tls_received(data)
+            if not data:
+                return
         if self.trace:
             self._trace_in(data)
         events = self.parser.feed(data)
@@ -468,7 +577,7 @@ class ClientConnection(asyncio.Protocol):
             return
         # Every CONNECT is checked, not only the first: nats-server rejects a later CONNECT
         # with bad credentials too.
-        result = server.auth.check(opts)
+        result = server.auth.check(opts, self.peer_cert)
         if isinstance(result, SlowCheck):
             self._check_slowly(result, opts.get("user", ""))
             return

@@ -25,6 +25,7 @@ from typing import Any
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import ClientConnection, Subscription
 from pyjetstream.server.options import AccountConfig, ServerOptions
+from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import SubjectIndex, is_valid_subject
 
 log = logging.getLogger("pyjetstream.server")
@@ -71,17 +72,6 @@ def _server_id() -> str:
     return "N" + "".join(secrets.choice(alphabet) for _ in range(55))
 
 
-def build_ssl_context(opts: ServerOptions) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
-    if opts.tls_ca:
-        ctx.load_verify_locations(opts.tls_ca)
-    if opts.tls_verify:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
 class Server:
     def __init__(self, opts: ServerOptions, rng: random.Random | None = None) -> None:
         self.opts = opts
@@ -104,7 +94,8 @@ class Server:
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
-        self.ssl_context = build_ssl_context(opts) if opts.tls else None
+        self.ssl_context: ssl.SSLContext | None = build_context(opts) if opts.tls else None
+        self.tls_rate = RateCounter(opts.tls_rate_limit) if opts.tls and opts.tls_rate_limit > 0 else None
         self.jetstream: Any = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
