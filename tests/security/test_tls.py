@@ -151,7 +151,20 @@ async def test_plaintext_sent_before_the_handshake_is_never_executed(kind: str, 
             t.sendall(b"PING\r\n")
             assert t.recv(100) == b""
         s.close()
-        # 3. a TLS record that is not a handshake
+        # 3. cleartext sent at once on connect, before INFO arrives, then a real handshake:
+        # bytes read before the upgrade must not wait in a buffer to run after it
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.sendall(b'CONNECT {"verbose":false}\r\nPUB evil 5\r\nearly\r\n')
+            buf = b""
+            while b"\r\n" not in buf and (chunk := s.recv(4096)):
+                buf += chunk
+            with pytest.raises((ssl.SSLError, OSError)):
+                t = client_ctx(certs).wrap_socket(s, server_hostname="localhost")
+                t.sendall(b"PING\r\n")
+                assert t.recv(100) == b"", "the handshake after cleartext commands succeeded"
+            s.close()
+        # 4. a TLS record that is not a handshake
         s, _ = _raw_info(srv.port)
         s.sendall(b"\x17\x03\x03\x00\x10" + b"PUB evil 4\r\nboo")
         _read_until_closed(s)
