@@ -112,6 +112,7 @@ async def test_poison_events_do_not_stall_a_subscription(make_service, sink, mon
         # Exercise the dispatcher's own guard: the attribute check is off, so the poison
         # reaches aiohttp, which refuses the header while building or writing the request.
         monkeypatch.setattr(ce, "header_attribute_problems", lambda attrs: [], raising=False)
+        monkeypatch.setattr(ce, "string_problem", lambda value: None)  # CR/LF are not Strings either
     svc = await make_service()
     await svc.store.apply(manifest(sink.url, maxInFlightMessages="2"))
     await until_ready(svc)
