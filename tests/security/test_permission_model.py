@@ -553,3 +553,43 @@ def test_allow_responses_lets_a_worker_ack_its_jetstream_deliveries(kind: str, t
         assert worker.sync() == _pub_violation(ack.decode())
         worker.close()
         assert asyncio.run(publish_and_state(srv.url, False)) == 0
+
+
+def test_request_reply_with_nats_py_clients(kind: str, tmp_path: Path) -> None:
+    """nats-py's request/respond through an allow_responses responder: the first answer
+    arrives, a second answer to the same request and a publish elsewhere are violations
+    reported to the responder's error callback, and its connection stays up."""
+    conf = _responses_conf('publish: "status.>", allow_responses: {max: 1}')
+
+    async def run(url: str) -> None:
+        errors: list[str] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(str(e))
+
+        resp = await nats.connect(url, user="resp", password="p", error_cb=on_error)
+        req = await nats.connect(url, user="req", password="p")
+
+        async def answer(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(b"first")
+            await msg.respond(b"second")
+            await resp.publish("elsewhere", b"x")
+            await resp.publish("status.ok", b"x")
+
+        await resp.subscribe("svc.a", cb=answer)
+        await resp.flush()
+        got = await req.request("svc.a", b"q", timeout=5)
+        assert got.data == b"first"
+        for _ in range(100):
+            if len(errors) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        # nats-py lowercases the server's text
+        assert errors == [f'nats: permissions violation for publish to "{got.subject.lower()}"',
+                          'nats: permissions violation for publish to "elsewhere"'], errors
+        assert resp.is_connected
+        await resp.close()
+        await req.close()
+
+    with start_server(kind, tmp_path, config=conf) as srv:
+        asyncio.run(run(srv.url))
