@@ -298,3 +298,14 @@ async def test_subject_at_and_past_the_control_line(make_service) -> None:
     status, text = await send(svc, "/publish", {**GOOD, "ce-type": "t" + longest}, b"{}")
     assert status == 400 and b"control line" in text
     await still_works(svc, nc, "after-control-line")
+
+
+async def test_headers_over_what_jetstream_stores(make_service) -> None:
+    """JetStream refuses a header block over 64 KiB (10097); the proxy says why, as a 413."""
+    svc = await make_service(fast_config(stream=LIMITS, max_request_size=400_000), run_dispatcher=False)
+    nc = svc.nc
+    doc = {"specversion": "1.0", "type": "order.created.v1", "source": "app", "id": "i" * 70_000, "data": {}}
+    status, text = await send(svc, "/publish", {"content-type": "application/cloudevents+json"},
+                              json.dumps(doc).encode())
+    assert status == 413 and b"at most 65535" in text
+    await still_works(svc, nc, "after-big-headers")

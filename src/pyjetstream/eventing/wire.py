@@ -28,6 +28,8 @@ REPLY_TOKENS = 64
 # RFC 9110 token: what nats-py accepts as a header name (it raises BadHeaderError otherwise).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_LINE = b"NATS/1.0\r\n"
+# JetStream keeps a message's header length in 16 bits: a larger block is refused (10097).
+MAX_HEADER_BLOCK = 65535
 
 
 class Refused(ValueError):
@@ -99,6 +101,9 @@ def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, m
     if problem is not None:
         raise Refused(400, problem)
     block = header_block(headers)
+    if len(block) > MAX_HEADER_BLOCK:
+        raise Refused(413, f"the event's NATS headers take {len(block)} bytes; JetStream stores at most "
+                           f"{MAX_HEADER_BLOCK} (the id, type and source are copied into them)")
     total = len(block) + len(payload)
     if max_payload > 0 and total > max_payload:
         raise Refused(413, f"the event takes {total} bytes as a NATS message (headers {len(block)}, "
