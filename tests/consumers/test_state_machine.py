@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pyjetstream.jetstream.consumer import Consumer, parse_go_duration
+from pyjetstream.gotime import parse_duration as parse_go_duration
+from pyjetstream.jetstream.consumer import Consumer
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
     StreamView,

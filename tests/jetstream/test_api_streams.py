@@ -368,9 +368,9 @@ async def test_direct_get_multi_last_and_start_time(server: FakeServer, js: obje
     assert [m.payload for m in out[:-1]] == [b"a2"] and b"Nats-Num-Pending: 2\r\n" in out[-1].hdr
     r = await server.request("$JS.API.DIRECT.GET.KV", {"multi_last": ["zz.>"]})
     assert r.hdr == b"NATS/1.0 404 No Results\r\n\r\n"
-    from pyjetstream.jetstream.schemas import rfc3339nano
+    from pyjetstream.gotime import format_rfc3339
 
-    start = rfc3339nano(clock() - 3 * 1_000_000_000)  # the time the third message was stored
+    start = format_rfc3339(clock() - 3 * 1_000_000_000)  # the time the third message was stored
     r = await server.request("$JS.API.DIRECT.GET.KV", {"start_time": start})
     assert r.payload == b"a2" and b"Nats-Sequence: 3\r\n" in r.hdr
     out = await server.request_many("$JS.API.DIRECT.GET.KV", {"start_time": start, "batch": 5})

@@ -140,6 +140,18 @@ async def test_msg_ttl(server: FakeServer, js: Any, clock: FakeClock) -> None:
     assert st["messages"] == 1 and st["first_seq"] == 3
 
 
+async def test_ttl_header_is_read_as_nats_server_reads_it(server: FakeServer, js: Any) -> None:
+    """Go's ParseDuration first (so "0" is a zero duration, under the 1s minimum, and a sign is
+    allowed), then a plain number of seconds (parseMessageTTL in nats-server's stream.go)."""
+    await create(server, "S", allow_msg_ttl=True)
+    invalid = {"code": 400, "err_code": 10165, "description": "invalid per-message TTL"}
+    for bad in ("0", "0s", "-5s", "999ms", "5x", "-1"):
+        assert (await pub(server, "S", Nats_TTL=bad))["error"] == invalid, bad
+    assert (await pub(server, "S", Nats_TTL="+2s"))["seq"] == 1
+    assert (await pub(server, "S", Nats_TTL="1m30s"))["seq"] == 2
+    assert (await pub(server, "S", Nats_TTL="7"))["seq"] == 3
+
+
 async def test_max_age_expiry(server: FakeServer, js: Any, clock: FakeClock) -> None:
     await create(server, "S", max_age=1_000_000_000)
     await pub(server, "S")

@@ -21,8 +21,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from pyjetstream.gotime import format_rfc3339 as format_rfc3339  # re-exported for the commands
+from pyjetstream.gotime import parse_rfc3339
 
 # Exit codes: 0 success, 1 a failed operation (server unreachable, API error), 2 bad usage
 # (argparse's own choice), 130 interrupted. `server check` uses the Nagios codes instead.
@@ -79,39 +82,14 @@ class Clock:
         return self._fixed_ns if self._fixed_ns is not None else time.time_ns()
 
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$"
-)
-
-
 def parse_time_ns(text: str | None) -> int:
-    """RFC 3339 (nanosecond precision, as nats-server writes it) to Unix ns; 0 for Go's zero time."""
-    if not text:
-        return 0
-    m = _RFC3339.match(text)
-    if not m:
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    year, month, day, hour, minute, sec = (int(m.group(i)) for i in range(1, 7))
-    if year <= 1:
-        return 0
-    frac = int((m.group(7) or "0").ljust(9, "0"))
-    tz = m.group(8)
-    offset = 0
-    if tz not in ("Z", "z"):
-        sign = 1 if tz[0] == "+" else -1
-        offset = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
-    base = datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
-    return (int(base.timestamp()) - offset) * 1_000_000_000 + frac
+    """RFC 3339 (nanosecond precision, as nats-server writes it) to Unix ns; 0 for none or Go's zero time."""
+    return parse_rfc3339(text) if text else 0
 
 
 def format_time(ns: int) -> str:
     """Local time as the nats CLI prints it: `2006-01-02 15:04:05`."""
     return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_rfc3339(ns: int) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
 
 
 NEVER = None  # an age that never happened renders as "never"

@@ -13,7 +13,7 @@ import string
 import time
 from typing import Any
 
-from pyjetstream.jetstream.schemas import rfc3339nano
+from pyjetstream.gotime import format_rfc3339
 
 PREFIX = "$JS.EVENT.ADVISORY"
 TYPE_PREFIX = "io.nats.jetstream.advisory.v1."
@@ -29,7 +29,7 @@ def body(kind: str, fields: dict[str, Any], now_ns: int | None = None) -> bytes:
     doc: dict[str, Any] = {
         "type": TYPE_PREFIX + kind,
         "id": new_id(),
-        "timestamp": rfc3339nano(now_ns if now_ns is not None else time.time_ns()),
+        "timestamp": format_rfc3339(now_ns if now_ns is not None else time.time_ns()),
     }
     doc.update(fields)
     return json.dumps(doc, separators=(",", ":")).encode()

@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pyjetstream.gotime import format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import advisories, errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
     StreamConfig,
     account_limits_to_dict,
-    parse_time,
-    rfc3339nano,
 )
 from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import subjects_overlap
@@ -242,7 +241,7 @@ def _msg_json(m: Any) -> dict[str, Any]:
         out["hdrs"] = base64.b64encode(m.hdr).decode()
     if m.data:
         out["data"] = base64.b64encode(m.data).decode()
-    out["time"] = rfc3339nano(m.ts)
+    out["time"] = format_rfc3339(m.ts)
     return out
 
 
@@ -307,7 +306,7 @@ def _direct_headers(stream: str, m: Any, extra: list[tuple[str, str]] = ()) -> b
         ("Nats-Stream", stream),
         ("Nats-Subject", m.subject),
         ("Nats-Sequence", str(m.seq)),
-        ("Nats-Time-Stamp", rfc3339nano(m.ts)),
+        ("Nats-Time-Stamp", format_rfc3339(m.ts)),
         *extra,
     ]
     add = "".join(f"{k}: {v}\r\n" for k, v in lines).encode()
@@ -388,13 +387,13 @@ def direct_get(req: ApiRequest) -> None:
         return None
     try:
         if d.get("start_time"):
-            seq = stream.seq_from_time(parse_time(d["start_time"]))
+            seq = stream.seq_from_time(parse_rfc3339(d["start_time"]))
         if multi:
             if not isinstance(multi, list) or not all(isinstance(f, str) for f in multi):
                 raise ValueError
             up_to = gojson.int_field(d, "up_to_seq", "uint64")
             if d.get("up_to_time"):
-                up_to = stream.seq_from_time(parse_time(d["up_to_time"]))
+                up_to = stream.seq_from_time(parse_rfc3339(d["up_to_time"]))
                 if up_to <= stream.store.state().first_seq:
                     req.respond(b"", _STATUS_NO_RESULTS)
                     return None

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration
 from pyjetstream.jetstream import gojson
 from pyjetstream.jetstream.consumer_config import (
     MS,
     NS,
     ConsumerConfig,
-    format_rfc3339_ns,
 )
 from pyjetstream.jetstream.store.base import ConsumerState, SequencePair, StoredMsg
 from pyjetstream.subjects import is_subset, subject_matches
@@ -48,38 +48,6 @@ def status_hdr(code: int, text: str, extra: list[tuple[str, Any]] | None = None)
     for k, v in extra or ():
         lines.append(f"{k}: {v}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def parse_go_duration(s: str) -> int:
-    """Go's time.ParseDuration, in ns. Raises ValueError."""
-    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": MS, "s": NS, "m": 60 * NS, "h": 3600 * NS}
-    s = s.strip()
-    if s in ("0", "+0", "-0"):
-        return 0
-    sign = 1
-    if s[:1] in "+-":
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if not s:
-        raise ValueError("empty duration")
-    total = 0.0
-    i = 0
-    while i < len(s):
-        j = i
-        while j < len(s) and (s[j].isdigit() or s[j] == "."):
-            j += 1
-        if j == i:
-            raise ValueError("bad duration")
-        num = float(s[i:j])
-        k = j
-        while k < len(s) and not (s[k].isdigit() or s[k] == "."):
-            k += 1
-        unit = s[j:k]
-        if unit not in units:
-            raise ValueError("unknown unit")
-        total += num * units[unit]
-        i = k
-    return sign * int(total)
 
 
 @dataclass(slots=True)
@@ -381,10 +349,10 @@ class Consumer:
             self._process_waiting(now, eos=False)
         delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
         if self.last_delivered_wall:
-            delivered["last_active"] = format_rfc3339_ns(self.last_delivered_wall)
+            delivered["last_active"] = format_rfc3339(self.last_delivered_wall)
         ack_floor: dict[str, Any] = {"consumer_seq": self.adflr, "stream_seq": self.asflr}
         if self.last_ack_wall:
-            ack_floor["last_active"] = format_rfc3339_ns(self.last_ack_wall)
+            ack_floor["last_active"] = format_rfc3339(self.last_ack_wall)
         out: dict[str, Any] = {
             "delivered": delivered,
             "ack_floor": ack_floor,
@@ -677,7 +645,7 @@ class Consumer:
                 if arg[:1] == b"{":
                     delay = int(json.loads(arg).get("delay", 0))
                 else:
-                    delay = parse_go_duration(arg.decode())
+                    delay = parse_duration(arg.decode())
             except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
                 delay = None  # a bad delay counts as a plain NAK
             if delay is not None and delay > 0:
@@ -731,7 +699,7 @@ class Consumer:
             send_err(409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
             return
         if expires and cfg.max_expires > 0 and expires > cfg.max_expires:
-            send_err(409, f"Exceeded MaxRequestExpires of {_go_duration(cfg.max_expires)}")
+            send_err(409, f"Exceeded MaxRequestExpires of {format_duration(cfg.max_expires)}")
             return
         if max_bytes > 0 and cfg.max_bytes > 0 and max_bytes > cfg.max_bytes:
             send_err(409, f"Exceeded MaxRequestMaxBytes of {cfg.max_bytes}")
@@ -1169,21 +1137,3 @@ def _headers_only(hdr: bytes, size: int) -> bytes:
     return base + b"Nats-Msg-Size: " + str(size).encode() + b"\r\n\r\n"
 
 
-def _go_duration(ns: int) -> str:
-    """Go's Duration.String() for the common cases used in status texts."""
-    if ns % NS == 0:
-        s = ns // NS
-        h, rem = divmod(s, 3600)
-        m, sec = divmod(rem, 60)
-        if h:
-            return f"{h}h{m}m{sec}s"
-        if m:
-            return f"{m}m{sec}s"
-        return f"{sec}s"
-    if ns >= NS:
-        return f"{ns / NS:g}s"
-    if ns >= MS:
-        return f"{ns / MS:g}ms"
-    if ns >= 1000:
-        return f"{ns / 1000:g}µs"
-    return f"{ns}ns"

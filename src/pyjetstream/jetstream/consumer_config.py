@@ -9,11 +9,10 @@ in, and nothing of delivery; errors are raised as errors.ApiError (data, not IO)
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from pyjetstream.gotime import parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import is_reserved_subject
@@ -91,7 +90,7 @@ class ConsumerConfig:
 
     @property
     def opt_start_time_ns(self) -> int:
-        return parse_rfc3339_ns(self.opt_start_time) if self.opt_start_time else 0
+        return parse_rfc3339(self.opt_start_time) if self.opt_start_time else 0
 
     @property
     def sample_percent(self) -> int:
@@ -167,7 +166,7 @@ class ConsumerConfig:
             if v is not None and not isinstance(v, str):
                 raise gojson.type_error(v, "ConsumerConfig", name, "time.Time")
         if self.opt_start_time is not None:
-            parse_rfc3339_ns(self.opt_start_time)
+            parse_rfc3339(self.opt_start_time)
 
     def to_json(self) -> dict[str, Any]:
         """nats-server's field order and omitempty rules."""
@@ -211,36 +210,6 @@ class ConsumerConfig:
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
-
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
-)
-
-
-def parse_rfc3339_ns(s: str) -> int:
-    m = _RFC3339.match(s)
-    if not m:
-        raise ValueError(f"bad time {s!r}")
-    y, mo, d, h, mi, se, frac, tz = m.groups()
-    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(se), tzinfo=UTC)
-    secs = int(dt.timestamp())
-    if tz not in ("Z", "z"):
-        sign = 1 if tz[0] == "+" else -1
-        secs -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
-    ns = int((frac or "0").ljust(9, "0"))
-    return secs * NS + ns
-
-
-def format_rfc3339_ns(ns: int) -> str:
-    """Go's time.Time JSON form, UTC with trailing zeros trimmed."""
-    if ns <= 0:
-        return "0001-01-01T00:00:00Z"
-    secs, frac = divmod(ns, NS)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        return f"{base}.{str(frac).rjust(9, '0').rstrip('0')}Z"
-    return base + "Z"
 
 
 def is_valid_name(name: str) -> bool:

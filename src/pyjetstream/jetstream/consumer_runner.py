@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pyjetstream.gotime import format_rfc3339
 from pyjetstream.jetstream import advisories
 from pyjetstream.jetstream.consumer import Consumer
-from pyjetstream.jetstream.consumer_config import ConsumerConfig, format_rfc3339_ns
+from pyjetstream.jetstream.consumer_config import ConsumerConfig
 from pyjetstream.jetstream.seams import ConsumerStore, Subscription
 from pyjetstream.jetstream.store.base import ConsumerState
 
@@ -152,11 +153,11 @@ class ConsumerRunner:
         out: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,
-            "created": format_rfc3339_ns(self.created),
+            "created": format_rfc3339(self.created),
             "config": self.core.cfg.to_json(),
         }
         out.update(self.core.info_state(now))
-        out["ts"] = format_rfc3339_ns(self.clock.wall())
+        out["ts"] = format_rfc3339(self.clock.wall())
         self._flush()
         return out
 
@@ -398,7 +399,7 @@ class ConsumerRunner:
     def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
         if not self.server.has_interest(self.account, subject):
             return
-        body = {"type": doc["type"], "id": advisories.new_id(), "timestamp": format_rfc3339_ns(self.clock.wall())}
+        body = {"type": doc["type"], "id": advisories.new_id(), "timestamp": format_rfc3339(self.clock.wall())}
         body.update((k, v) for k, v in doc.items() if k != "type")
         self.server.publish(self.account, subject, "", None, json.dumps(body, separators=(",", ":")).encode())
 

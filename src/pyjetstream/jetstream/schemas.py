@@ -10,10 +10,10 @@ clock (callers pass timestamps), no knowledge of stores or the network.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pyjetstream.gotime import ZERO_TIME, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import is_subset, is_valid_subject, subject_matches, subjects_overlap
@@ -25,7 +25,6 @@ JS_MAX_METADATA_LEN = 128 * 1024
 STREAM_MAX_REPLICAS = 5
 DEFAULT_DUPLICATE_WINDOW = 120_000_000_000  # 2 minutes, nats-server's StreamDefaultDuplicatesWindow
 MS = 1_000_000
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 RETENTIONS = ("limits", "interest", "workqueue")
 DISCARDS = ("old", "new")
@@ -99,44 +98,6 @@ def is_valid_name(name: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # time
-
-
-def rfc3339nano(ns: int) -> str:
-    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped; 0 is Go's zero time."""
-    if ns <= 0:
-        return ZERO_TIME
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        return f"{base}.{frac:09d}".rstrip("0") + "Z"
-    return base + "Z"
-
-
-def parse_time(value: str) -> int:
-    """RFC3339 (any fraction, Z or offset) to unix ns; the zero time gives 0. ValueError if bad."""
-    import datetime as _dt
-
-    if not isinstance(value, str) or len(value) < 20:
-        raise ValueError(f"bad time {value!r}")
-    if value.startswith("0001-01-01T00:00:00"):
-        return 0
-    main, frac_ns, rest = value[:19], 0, value[19:]
-    if rest.startswith("."):
-        i = 1
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        digits = rest[1:i]
-        frac_ns = int((digits + "000000000")[:9]) if digits else 0
-        rest = rest[i:]
-    if rest in ("Z", "z"):
-        off = 0
-    else:
-        sign = 1 if rest[0] == "+" else -1 if rest[0] == "-" else 0
-        if not sign or len(rest) != 6 or rest[3] != ":":
-            raise ValueError(f"bad time {value!r}")
-        off = sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
-    dt = _dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.UTC)
-    return (int(dt.timestamp()) - off) * 1_000_000_000 + frac_ns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +520,7 @@ def _check_origin(src: Any, mirror: bool) -> dict[str, Any]:
     t = src.get("opt_start_time")
     if t is not None:
         try:
-            parse_time(t)
+            parse_rfc3339(t)
         except ValueError:
             raise errors.invalid_json() from None
     return dict(src)
@@ -687,9 +648,9 @@ def state_to_dict(st: Any, consumer_count: int, subjects: dict[str, int] | None 
         "bytes": st.bytes,
         # nats-server reports 0 for a stream that never held a message
         "first_seq": 0 if (st.last_seq == 0 and not st.msgs) else st.first_seq,
-        "first_ts": rfc3339nano(st.first_ts) if st.msgs else ZERO_TIME,
+        "first_ts": format_rfc3339(st.first_ts) if st.msgs else ZERO_TIME,
         "last_seq": st.last_seq,
-        "last_ts": rfc3339nano(st.last_ts),
+        "last_ts": format_rfc3339(st.last_ts),
     }
     if st.num_subjects:
         out["num_subjects"] = st.num_subjects

@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
     SubjectTransform,
     is_reserved_subject,
-    parse_time,
-    rfc3339nano,
     state_to_dict,
 )
 from pyjetstream.jetstream.seams import StreamConsumer, StreamOwner
@@ -47,38 +45,6 @@ HDR_ROLLUP = "Nats-Rollup"
 HDR_TTL = "Nats-TTL"
 MAX_HDR_SIZE = 65535
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
-def parse_go_duration(text: str) -> int | None:
-    """Go's time.ParseDuration subset (no sign), in ns; None when it does not parse."""
-    if not text:
-        return None
-    pos, total = 0, 0.0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if not m:
-            return None
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if not total < 2**63:
-        return None  # Go's ParseDuration refuses what overflows an int64 (and so does inf)
-    return int(total)
-
-
-def go_duration_s(seconds: int) -> str:
-    """Whole seconds as Go's time.Duration prints them: 1s, 5m0s, 1h0m0s."""
-    h, rest = divmod(seconds, 3600)
-    m, sec = divmod(rest, 60)
-    if h:
-        return f"{h}h{m}m{sec}s"
-    if m:
-        return f"{m}m{sec}s"
-    return f"{sec}s"
-
-
 _MAX_TTL_S = (2**63 - 1) // 1_000_000_000
 
 
@@ -86,7 +52,10 @@ def parse_msg_ttl(value: str) -> int:
     """Nats-TTL value to seconds: -1 never, 0 none; raises the 10165 error when invalid."""
     if value.lower() == "never":
         return -1
-    ns = parse_go_duration(value)
+    try:
+        ns: int | None = parse_duration(value)
+    except ValueError:
+        ns = None
     if ns is not None:
         if ns < 1_000_000_000:
             raise errors.message_ttl_invalid()
@@ -526,7 +495,7 @@ class Stream:
             log.debug("stream %s: republish to reserved subject %s dropped", self.name, to)
             return
         extra = (f"Nats-Stream: {self.name}\r\nNats-Subject: {subject}\r\nNats-Sequence: {seq}\r\n"
-                 f"Nats-Time-Stamp: {rfc3339nano(ts)}\r\nNats-Last-Sequence: {last}\r\n")
+                 f"Nats-Time-Stamp: {format_rfc3339(ts)}\r\nNats-Last-Sequence: {last}\r\n")
         if self._repub_hdrs_only:
             extra += f"Nats-Msg-Size: {len(payload)}\r\n"
             payload = b""
@@ -666,7 +635,7 @@ class Stream:
         ss = store.subjects_state(m.subject).get(m.subject)
         if ss is None or ss.msgs != 1:
             return False
-        hdr = (f"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {go_duration_s(ttl_s)}\r\n"
+        hdr = (f"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {format_duration(ttl_s * 1_000_000_000)}\r\n"
                f"Nats-Rollup: sub\r\n\r\n").encode()
         return self.process_msg(m.subject, "", hdr, b"") > 0
 
@@ -822,7 +791,7 @@ class Stream:
             subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
         out: dict[str, Any] = {
             "config": self.config.to_dict(),
-            "created": rfc3339nano(self.created),
+            "created": format_rfc3339(self.created),
             "state": state_to_dict(st, len(self.consumers), subjects),
         }
         if self._links:
@@ -830,7 +799,7 @@ class Stream:
                 out["mirror"] = self._links[0].info()
             else:
                 out["sources"] = [link.info() for link in self._links]
-        out["ts"] = rfc3339nano(self.clock())
+        out["ts"] = format_rfc3339(self.clock())
         return out
 
     def get_msg(self, seq: int = 0, last_by_subj: str = "", next_by_subj: str = "") -> StoredMsg | None:
@@ -962,7 +931,7 @@ class SourceLink:
         self.mirror = mirror
         self.start_seq: int = spec.get("opt_start_seq") or 0
         t = spec.get("opt_start_time")
-        self.start_time = parse_time(t) if t else 0
+        self.start_time = parse_rfc3339(t) if t else 0
         self.origin: Stream | None = None
         self.sseq = 0  # last origin sequence handled
         self.catching_up = False
