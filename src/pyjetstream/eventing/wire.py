@@ -13,7 +13,6 @@ does not decide Kyma's type rules (`types`) or CloudEvents validity (`cloudevent
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 
 from . import cloudevents as ce
@@ -28,6 +27,11 @@ REPLY_TOKENS = 64
 # RFC 9110 token: what nats-py accepts as a header name (it raises BadHeaderError otherwise).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_LINE = b"NATS/1.0\r\n"
+# Control characters (Unicode category Cc) and surrogates, which have no UTF-8 form; a subject
+# also ends at any whitespace (\s is str.isspace()), a header value only at CR or LF, but tabs
+# are its only control character nats-py writes unchanged.
+_NOT_IN_SUBJECT = re.compile("[\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_HEADER_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # JetStream keeps a message's header length in 16 bits: a larger block is refused (10097).
 MAX_HEADER_BLOCK = 65535
 
@@ -62,9 +66,10 @@ def subject_problem(subject: str) -> str | None:
     """Why `subject` is not a literal NATS subject a client may publish to, or None."""
     if not subject:
         return "the NATS subject is empty"
-    for ch in subject:
-        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs"):
-            return f"the NATS subject {subject[:80]!r} holds {ch!r} (whitespace and control characters end a subject)"
+    found = _NOT_IN_SUBJECT.search(subject)
+    if found is not None:
+        return (f"the NATS subject {subject[:80]!r} holds {found.group()!r} (whitespace and control "
+                "characters end a subject)")
     tokens = subject.split(".")
     if any(not token for token in tokens):
         return f"the NATS subject {subject[:80]!r} has an empty token"
@@ -81,9 +86,9 @@ def header_block(headers: Mapping[str, str]) -> bytes:
         key = name.strip()
         if not _HEADER_NAME.fullmatch(key):
             raise Refused(400, f"{name!r} cannot be a NATS header name")
-        for ch in value:
-            if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs"):
-                raise Refused(400, f"the value of {key} holds {ch!r}, which a NATS header cannot carry")
+        found = _NOT_IN_HEADER_VALUE.search(value)
+        if found is not None:
+            raise Refused(400, f"the value of {key} holds {found.group()!r}, which a NATS header cannot carry")
         parts.append(key.encode() + b": " + value.strip().encode() + b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
