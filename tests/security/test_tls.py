@@ -410,8 +410,8 @@ class TLSFirstProc(ServerProc):
             return False
 
 
-def start_tls_first(tmp_path: Path, certs: Certs, extra: str) -> TLSFirstProc:
-    p = TLSFirstProc("pyjetstream", tmp_path, (), tls_block(certs, extra))
+def start_tls_first(tmp_path: Path, certs: Certs, extra: str, more: str = "") -> TLSFirstProc:
+    p = TLSFirstProc("pyjetstream", tmp_path, (), tls_block(certs, extra) + more)
     p.ssl_ctx = client_ctx(certs)
     p.start()
     return p
@@ -430,6 +430,18 @@ async def test_handshake_first(tmp_path: Path, certs: Certs) -> None:
         with pytest.raises(TimeoutError):
             s.recv(100)
         s.close()
+
+
+async def test_handshake_first_over_the_connection_limit(tmp_path: Path, certs: Certs) -> None:
+    """nats-server refuses a connection over max_connections before any handshake: with
+    handshake_first no INFO has gone out, so the error is all it says."""
+    with start_tls_first(tmp_path, certs, "handshake_first: true", "max_connections: 1\n") as srv:
+        nc = await nats.connect(f"tls://127.0.0.1:{srv.port}", tls=client_ctx(certs), tls_handshake_first=True)
+        await nc.flush()
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        assert _read_until_closed(s) == b"-ERR 'maximum connections exceeded'\r\n"
+        s.close()
+        await nc.close()
 
 
 @pytest.mark.parametrize("form", ["auto", '"300ms"'])

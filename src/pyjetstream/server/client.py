@@ -184,8 +184,10 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         limit = server.opts.max_connections
         if 0 < limit <= len(server.clients):
-            # as nats-server: INFO, then the error, and the connection is not counted
-            self.send_now(server.info_line(self))
+            # as nats-server: INFO (none yet under handshake_first), then the error, and the
+            # connection is not counted
+            if server.ssl_context is None or not server.opts.tls_handshake_first:
+                self.send_now(server.info_line(self))
             self.fail("maximum connections exceeded", "Maximum Connections Exceeded")
             return
         server.register_client(self)

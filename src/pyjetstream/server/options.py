@@ -110,6 +110,18 @@ class ServerOptions:
     tls_key: str = ""
     tls_ca: str = ""
     tls_verify: bool = False
+    # the rest of nats-server's `tls {}` block (see _apply_tls and server/tls.py)
+    tls_map: bool = False  # verify_and_map: the client certificate names the user
+    tls_timeout: float = 2.0  # seconds for the handshake
+    tls_pinned_certs: frozenset[str] | None = None  # SHA-256 (hex) of allowed client keys
+    tls_handshake_first: bool = False  # TLS before INFO
+    tls_first_fallback: float = 0.0  # handshake_first "auto"/duration: INFO first after this silence
+    tls_ciphers: list[str] | None = None  # Go names
+    tls_allow_insecure_ciphers: bool = False
+    tls_curves: list[str] | None = None  # Go names
+    tls_min_version: str = ""  # "1.2" or "1.3"
+    tls_rate_limit: int = 0  # connection_rate_limit: TLS handshakes a second
+    tls_certs: list[tuple[str, str]] = field(default_factory=list)  # certs: [{cert_file, key_file}]
     jetstream: JetStreamOptions = field(default_factory=JetStreamOptions)
     config_file: str = ""
 
@@ -452,20 +464,141 @@ def apply_config(opts: ServerOptions, conf: dict[str, Any]) -> None:
             setattr(opts, key, _str(value, key))
 
 
-_TLS_KEYS = _aliases("cert_file", "key_file", "ca_file", "verify")
+# Every key of nats-server's tls block. Those it has only on Windows (certificate stores) and
+# OCSP checks of client certificates are refused by name below, never ignored.
+_TLS_KEYS = _aliases(
+    "cert_file", "key_file", "ca_file", "verify", "verify_and_map", "verify_cert_and_check_known_urls",
+    "insecure", "cipher_suites", "allow_insecure_cipher_suites", "curve_preferences", "timeout",
+    "connection_rate_limit", "pinned_certs", "handshake_first first immediate", "min_version",
+    "certs certificates", "ocsp_peer", "cert_store", "cert_match_by", "cert_match", "ca_certs_match",
+    "cert_match_skip_invalid")
+_TLS_WINDOWS_ONLY = ("cert_store", "cert_match_by", "cert_match", "ca_certs_match", "cert_match_skip_invalid")
+
+
+def _tls_bool(v: Any, k: str) -> bool:
+    if not isinstance(v, bool):
+        raise OptionsError(f"error parsing tls config, expected '{k}' to be a boolean")
+    return v
+
+
+def _tls_names(v: Any, k: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise OptionsError(f"error parsing tls config, expected '{k}' to be a list of names")
+    if not v:
+        raise OptionsError(f"error parsing tls config, '{k}' cannot be empty")
+    return list(v)
 
 
 def _apply_tls(opts: ServerOptions, value: Any) -> None:
+    """nats-server's parseTLS: the same keys, types and words."""
     opts.tls = True
     for k, v in _keys(value, "tls", _TLS_KEYS):
-        if k == "cert_file":
-            opts.tls_cert = _str(v, k)
-        elif k == "key_file":
-            opts.tls_key = _str(v, k)
-        elif k == "ca_file":
-            opts.tls_ca = _str(v, k)
-        else:
-            opts.tls_verify = bool(v)
+        if k in ("cert_file", "key_file", "ca_file"):
+            if not isinstance(v, str):
+                raise OptionsError(f"error parsing tls config, expected '{k}' to be filename")
+            setattr(opts, {"cert_file": "tls_cert", "key_file": "tls_key", "ca_file": "tls_ca"}[k], v)
+        elif k == "verify":
+            opts.tls_verify = _tls_bool(v, k)
+        elif k == "verify_and_map":
+            opts.tls_map = _tls_bool(v, k)
+            opts.tls_verify = opts.tls_verify or opts.tls_map
+        elif k == "verify_cert_and_check_known_urls":
+            # a check of cluster/gateway peers' URLs: nats-server refuses it on the client port too
+            if _tls_bool(v, k):
+                raise OptionsError("verify_cert_and_check_known_urls not supported in this context")
+        elif k == "insecure":
+            # skips verifying a server's certificate when nats-server dials out; it has no effect
+            # on a listener verifying its clients, here as there
+            _tls_bool(v, k)
+        elif k == "cipher_suites":
+            opts.tls_ciphers = _tls_names(v, k)
+        elif k == "allow_insecure_cipher_suites":
+            opts.tls_allow_insecure_ciphers = _tls_bool(v, k)
+        elif k == "curve_preferences":
+            opts.tls_curves = _tls_names(v, k)
+        elif k == "timeout":
+            if isinstance(v, bool) or not isinstance(v, int | float | str):
+                raise OptionsError("error parsing tls config, 'timeout' wrong type")
+            opts.tls_timeout = parse_duration(v) if isinstance(v, str) else float(v)
+        elif k == "connection_rate_limit":
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise OptionsError("error parsing tls config, 'connection_rate_limit' wrong type")
+            opts.tls_rate_limit = v
+        elif k == "pinned_certs":
+            opts.tls_pinned_certs = _pinned_certs(v)
+        elif k == "handshake_first":
+            opts.tls_handshake_first, opts.tls_first_fallback = _handshake_first(v, k)
+        elif k == "min_version":
+            if not isinstance(v, str) or v not in ("1.0", "1.1", "1.2", "1.3"):
+                raise OptionsError(f"error parsing tls config: unknown version: {v}")
+            if v in ("1.0", "1.1"):
+                raise OptionsError(f"error parsing tls config: unsupported TLS version: TLS {v}")
+            opts.tls_min_version = v
+        elif k == "certs":
+            opts.tls_certs = _cert_pairs(v)
+        elif k == "ocsp_peer":
+            # `false` is nats-server's default; checking client certificates over OCSP is not done here
+            if v is not False:
+                raise OptionsError("config: unsupported tls key 'ocsp_peer' (OCSP checks of client certificates)")
+        else:  # _TLS_WINDOWS_ONLY
+            raise OptionsError(f"config: unsupported tls key '{k}' (Windows certificate stores only)")
+    if opts.tls_certs and opts.tls_cert:
+        raise OptionsError("error parsing tls config, cannot combine 'cert_file' option with 'certs' option")
+
+
+def _pinned_certs(v: Any) -> frozenset[str] | None:
+    if not isinstance(v, list):
+        raise OptionsError("error parsing tls config, expected 'pinned_certs' to be a list of hex-encoded sha256 "
+                           "of DER encoded SubjectPublicKeyInfo")
+    pins = []
+    for entry in v:
+        e = str(entry).lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", e):
+            raise OptionsError(f"error parsing tls config, 'pinned_certs' key {e} does not look like hex-encoded "
+                               "sha256 of DER encoded SubjectPublicKeyInfo")
+        pins.append(e)
+    return frozenset(pins) if pins else None  # an empty list pins nothing, as in nats-server
+
+
+def _handshake_first(v: Any, k: str) -> tuple[bool, float]:
+    """true/false/on/off; "auto" (50 ms) or a duration: TLS first, but a client silent that
+    long gets INFO and the usual upgrade."""
+    if isinstance(v, bool):
+        return v, 0.0
+    if not isinstance(v, str):
+        raise OptionsError(f'field "{k}" should be a boolean or a string, got {type(v).__name__}')
+    word = v.lower()
+    if word in ("true", "on"):
+        return True, 0.0
+    if word in ("false", "off"):
+        return False, 0.0
+    if word in ("auto", "auto_fallback"):
+        return True, 0.05
+    try:
+        return True, parse_duration(v)
+    except OptionsError:
+        raise OptionsError(f'field "{k}"\'s value "{v}" is invalid') from None
+
+
+def _cert_pairs(v: Any) -> list[tuple[str, str]]:
+    if not isinstance(v, list):
+        raise OptionsError(f"error parsing certificates config: unsupported type {type(v).__name__}")
+    pairs = []
+    for item in v:
+        if not isinstance(item, dict):
+            raise OptionsError(f"error parsing certificates config: unsupported type {type(item).__name__}")
+        pair = {"cert_file": "", "key_file": ""}
+        for pk, pv in item.items():
+            if pk not in pair:
+                raise OptionsError(f'error parsing tls certs config, unknown field "{pk}"')
+            if not isinstance(pv, str):
+                raise OptionsError(f"error parsing certificates config: unsupported type {type(pv).__name__}")
+            pair[pk] = pv
+        if not (pair["cert_file"] and pair["key_file"]):
+            raise OptionsError("error parsing certificates config: both 'cert_file' and 'cert_key' options are "
+                               "required")
+        pairs.append((pair["cert_file"], pair["key_file"]))
+    return pairs
 
 
 _JS_KEYS = _aliases("store_dir store storedir", "max_mem max_memory_store max_mem_store",
@@ -586,6 +719,7 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     the values of `extra_flags` plus `help`/`version` requests."""
     flags = split_go_flags(list(argv), extra_flags)
     opts = ServerOptions()
+    opts.auth_timeout = 0.0  # unset: its default depends on TLS (below)
     if flags.get("config_file"):
         opts.config_file = flags["config_file"]
         try:
@@ -611,6 +745,11 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     # As with nats-server, any TLS flag turns TLS on (`--tlsverify` alone means verify clients).
     if any(k in flags for k in ("tls_verify", "tls_cert", "tls_key", "tls_ca")) and flags.get("tls", True):
         opts.tls = True
+    if not opts.auth_timeout:
+        # nats-server's default: the handshake's timeout and a second more when TLS is on
+        opts.auth_timeout = (opts.tls_timeout or 2.0) + 1.0 if opts.tls else ServerOptions.auth_timeout
+    if not opts.tls_timeout:
+        opts.tls_timeout = ServerOptions.tls_timeout
     _baseline(opts)
     if opts.port == -1:
         opts.port = 0
@@ -619,6 +758,10 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     _check_auth(opts)
     if opts.max_payload > opts.max_pending:
         raise OptionsError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
-    if opts.tls and not (opts.tls_cert and opts.tls_key):
-        raise OptionsError("TLS requires --tlscert and --tlskey")
+    if opts.tls:
+        # every name and combination now; the certificate files are read by build_context,
+        # which the commands call before they start anything
+        from pyjetstream.server.tls import check_options
+
+        check_options(opts)
     return opts, extras

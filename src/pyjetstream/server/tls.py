@@ -130,6 +130,8 @@ def check_cipher_and_curve_names(opts: ServerOptions) -> None:
 
 def _base_context(opts: ServerOptions, cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # Go's TLS server never renegotiates; a client asking to would cost a handshake each time
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if opts.tls_min_version == "1.3":
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
