@@ -27,8 +27,7 @@ from pyjetstream.jetstream.consumer_config import (
 )
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
-from pyjetstream.jetstream.store.consumer import FileConsumerStore
-from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers
+from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers, open_consumer_store
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger(__name__)
@@ -58,19 +57,6 @@ def _stream_dir(stream: Any) -> str:
     # The stream's own directory (store/layout.py names it), so consumer state lives inside
     # it and goes with it when the stream is deleted.
     return stream.directory or stream.jsa.stream_dir(stream.name)
-
-
-def open_consumer_store(stream: Any, name: str, cfg: ConsumerConfig) -> Any:
-    """The consumer's state store: a file store for durables of file-storage streams, None
-    otherwise (as in nats-server, their state does not survive a restart)."""
-    if stream.config.storage == "file" and cfg.durable_name and not cfg.mem_storage:
-        if "\x00" in name:
-            # what nats-server answers when the file system refuses such a directory name
-            raise errors.consumer_create(err="error creating store for consumer")
-        return FileConsumerStore(consumer_dir(_stream_dir(stream), name))
-    # Such state is lost on restart anyway: it lives in the state machine only, which also
-    # spares a snapshot copy per wake-up.
-    return None
 
 
 def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
@@ -118,7 +104,12 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
             if name not in stream.consumers:
                 break
         cfg.name = name
-    cstore = open_consumer_store(stream, name, cfg)
+    durable = stream.config.storage == "file" and bool(cfg.durable_name) and not cfg.mem_storage
+    if durable and "\x00" in name:
+        # what nats-server answers when the file system refuses such a directory name
+        raise errors.consumer_create(err="error creating store for consumer")
+    # As in nats-server, only durables of file streams keep their state over a restart.
+    cstore = open_consumer_store("file" if durable else "memory", consumer_dir(_stream_dir(stream), name))
     runner = ConsumerRunner(stream, name, cfg, cstore=cstore)
     stream.add_consumer(name, runner)
     advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "create")
@@ -157,7 +148,7 @@ def recover_consumers(stream: Any) -> None:
         return
     _adopt_legacy_consumers(stream)
     for name, directory in list_consumers(_stream_dir(stream)):
-        cstore = FileConsumerStore(directory)
+        cstore = open_consumer_store("file", directory)
         try:
             raw, state = cstore.load()
             if raw is None:

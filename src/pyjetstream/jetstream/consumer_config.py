@@ -15,7 +15,7 @@ from typing import Any
 from pyjetstream.gotime import parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
-from pyjetstream.jetstream.schemas import is_reserved_subject
+from pyjetstream.jetstream.schemas import is_reserved_subject, is_valid_name
 from pyjetstream.subjects import is_valid_literal_subject, is_valid_subject, subject_matches, subjects_overlap
 
 NS = 1_000_000_000
@@ -32,9 +32,6 @@ MAX_METADATA_LEN = 128 * 1024
 DELIVER_POLICIES = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject")
 ACK_POLICIES = ("none", "all", "explicit")
 REPLAY_POLICIES = ("instant", "original")
-
-_BAD_NAME_CHARS = set(" \t\r\n\f.*>")
-
 
 def invalid_policy(text: str) -> ApiError:
     return errors.consumer_invalid_policy(err=text)
@@ -210,10 +207,6 @@ class ConsumerConfig:
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(name) and not any(c in _BAD_NAME_CHARS for c in name)
 
 
 @dataclass(slots=True)

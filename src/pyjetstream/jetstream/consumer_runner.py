@@ -23,6 +23,7 @@ from pyjetstream.jetstream.consumer import Consumer
 from pyjetstream.jetstream.consumer_config import ConsumerConfig
 from pyjetstream.jetstream.seams import ConsumerStore, Subscription
 from pyjetstream.jetstream.store.base import ConsumerState
+from pyjetstream.jetstream.store.memory import MemoryConsumerStore
 
 if TYPE_CHECKING:  # the stream module does not import this one: no cycle at run time either
     from pyjetstream.jetstream.stream import Stream
@@ -72,7 +73,8 @@ class ConsumerRunner:
         self.account = self.jsa.account
         self.loop = asyncio.get_running_loop()
         self.clock = clock or Clock(self.loop)
-        self.cstore = cstore
+        # a consumer whose state does not outlive the process still has a store, in memory
+        self.cstore: ConsumerStore = cstore if cstore is not None else MemoryConsumerStore()
         self.created = created or time.time_ns()
         self.on_deleted = on_deleted
         now = self.clock.now()
@@ -175,15 +177,14 @@ class ConsumerRunner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.cstore is not None:
-            if delete:
-                self.cstore.delete()
-            else:
-                self._persist()
-                # Write the final state inline: a write still queued for the store's writer
-                # thread could land after a restart has already read the old state.
-                self.cstore.flush()
-                self.cstore.close()
+        if delete:
+            self.cstore.delete()
+        else:
+            self._persist()
+            # Write the final state inline: a write still queued for the store's writer
+            # thread could land after a restart has already read the old state.
+            self.cstore.flush()
+            self.cstore.close()
 
     # ------------------------------------------------------------------ inbound
     def on_pull_request(self, reply: str, payload: bytes) -> None:
@@ -371,14 +372,9 @@ class ConsumerRunner:
         """An ack-sync reply promises the ack survives a crash: send it once the consumer's
         state is durable and, on interest/workqueue streams, the removal the ack caused too."""
         self._persist()
-        waits: list[Callable[[Callable[[], None]], None]] = []
-        if self.cstore is not None:
-            waits.append(self.cstore.commit)
+        waits: list[Callable[[Callable[[], None]], None]] = [self.cstore.commit]
         if self.stream.config.retention != "limits":
             waits.append(self.stream.after_durable)
-        if not waits:
-            self._send_ack_replies(replies)
-            return
         left = len(waits)
 
         def one_done() -> None:
@@ -404,13 +400,12 @@ class ConsumerRunner:
         self.server.publish(self.account, subject, "", None, json.dumps(body, separators=(",", ":")).encode())
 
     def _save_config(self, cfg: ConsumerConfig) -> None:
-        if self.cstore is not None:
-            doc = {"config": cfg.to_json(), "created": self.created}
-            self.cstore.update_config(json.dumps(doc).encode())
+        doc = {"config": cfg.to_json(), "created": self.created}
+        self.cstore.update_config(json.dumps(doc).encode())
 
     def _persist(self) -> None:
         core = self.core
-        if core.dirty and self.cstore is not None:
+        if core.dirty:
             # the snapshot is taken when the store writes, not on every loop pass
             self.cstore.update(core.snapshot)
         core.dirty = False

@@ -92,7 +92,8 @@ def name_len(name: str) -> int:
 
 
 def is_valid_name(name: str) -> bool:
-    """nats-server's isValidAssetName for stream and consumer names."""
+    """nats-server's isValidAssetName, which it applies to stream and consumer names (its
+    isValidName, without the path separators, serves other names only)."""
     return bool(name) and not any(c in name for c in " \t\r\n\f.*>\\/")
 
 
