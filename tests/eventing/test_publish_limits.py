@@ -18,8 +18,9 @@ import pytest
 
 from pyjetstream.eventing import cloudevents as ce
 from pyjetstream.eventing import wire
+from pyjetstream.eventing.dispatcher import dead_letter_reserve
 from pyjetstream.eventing.service import EventingService, reconnect_backoff
-from pyjetstream.eventing.testing import ServerProcess
+from pyjetstream.eventing.testing import ServerProcess, wait_until
 
 from .conftest import fast_config
 
@@ -68,6 +69,11 @@ def test_size_counts_headers_and_payload_as_the_server_does() -> None:
     with pytest.raises(wire.Refused) as info:
         wire.check_publish("a.b", headers, b"p" * (101 - block), max_payload=100)
     assert info.value.status == 413 and "at most 100" in info.value.message
+    # room kept for larger headers a dead-letter copy carries
+    wire.check_publish("a.b", headers, b"p" * 60, max_payload=100, reserve=40)
+    with pytest.raises(wire.Refused) as info:
+        wire.check_publish("a.b", headers, b"p" * 61, max_payload=100, reserve=40)
+    assert "40 of them kept for the headers of a dead-letter copy" in info.value.message
 
 
 def test_control_line_bound_is_exact() -> None:
@@ -194,13 +200,13 @@ async def test_headers_that_push_the_message_past_max_payload(small) -> None:
     nc = small.nc
     event = ce.parse_http({**GOOD, "ce-id": "exact"}, b"\"" + b"x" * 10 + b"\"")
     out = small.publisher.prepare(event)
-    room = MAX_PAYLOAD - len(wire.header_block(out.headers)) - len(out.payload)
+    room = MAX_PAYLOAD - max(len(wire.header_block(out.headers)), dead_letter_reserve("sap")) - len(out.payload)
     exact = b'"' + b"x" * (10 + room) + b'"'
     assert (await send(small, "/publish", {**GOOD, "ce-id": "exact"}, exact))[0] == 204
     msg = await nc.jetstream().get_last_msg("sap", "kyma.app.order.created.v1")
     assert ce.parse_structured(msg.data).id == "exact"
     status, text = await send(small, "/publish", {**GOOD, "ce-id": "exacu"}, exact[:-1] + b'x"')
-    assert status == 413 and b"8193 bytes" in text
+    assert status == 413 and b"at most 8192, 215 of them kept for the headers of a dead-letter copy" in text
     await still_works(small, nc, "after-headers")
 
 
@@ -309,3 +315,45 @@ async def test_headers_over_what_jetstream_stores(make_service) -> None:
                               json.dumps(doc).encode())
     assert status == 413 and b"at most 65535" in text
     await still_works(svc, nc, "after-big-headers")
+
+
+async def test_dead_letter_copy_of_the_largest_event_still_fits(server_cmd, tmp_path, sink) -> None:
+    """An event the proxy let through at the very limit, whose delivery fails for good: its
+    dead-letter copy carries more headers than the original, so it is sent with fewer of them
+    rather than over max_payload (which the server would answer with -ERR and a closed
+    connection, shared by every part of the eventing)."""
+    from .test_dispatch import manifest, ready
+
+    store = str(tmp_path / "store")
+    os.makedirs(store)
+    conf = tmp_path / "small.conf"
+    conf.write_text(f"max_payload: {MAX_PAYLOAD}\n")
+    proc = ServerProcess(server_cmd, store, extra=("-c", str(conf)))
+    proc.start()
+    svc = EventingService(proc.url, fast_config(), resync_interval=2.0)
+    try:
+        await svc.start()
+        await svc.wait_synced()
+        sink.mode = "fail"
+        sub = manifest(sink=sink.url, types=["order.created.v1"], source="app",
+                       config={"maxDeliveryAttempts": "1", "backoffDelay": "50ms"})
+        await svc.store.apply(sub)
+        await ready(svc, sub)
+        nc = svc.nc
+        headers = {**GOOD, "ce-id": "big"}
+        out = svc.publisher.prepare(ce.parse_http(headers, b'"x"'))
+        room = MAX_PAYLOAD - max(len(wire.header_block(out.headers)), dead_letter_reserve("sap")) - len(out.payload)
+        assert dead_letter_reserve("sap") > len(wire.header_block(out.headers))  # the case that matters
+        assert (await send(svc, "/publish", headers, b'"' + b"x" * (1 + room) + b'"'))[0] == 204
+        js = nc.jetstream()
+
+        async def dead_lettered() -> bool:
+            return (await js.stream_info("sap-dlq")).state.messages == 1
+        await wait_until(dead_lettered, what="the dead-letter copy")
+        letter = await js.get_msg("sap-dlq", 1)
+        assert json.loads(letter.data)["id"] == "big"
+        assert letter.headers["Eventing-Dead-Letter-Reason"] and "Eventing-Last-Error" not in letter.headers
+        assert svc.nc is nc and nc.stats["reconnects"] == 0
+    finally:
+        await svc.stop()
+        proc.stop()

@@ -12,6 +12,7 @@ consumer: nothing here is a second queue. Creating consumers is the manager's jo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
@@ -27,6 +28,7 @@ from yarl import URL
 
 from . import cloudevents as ce
 from . import types as t
+from . import wire
 from .config import EventingConfig
 from .egress import GuardedResolver, SinkRefused
 from .metrics import EventingMetrics
@@ -44,6 +46,8 @@ H_SINK = "Eventing-Sink"
 H_DELIVERIES = "Eventing-Deliveries"
 H_SEQUENCE = "Eventing-Stream-Sequence"
 ERROR_TEXT_LIMIT = 1024
+# What a dead-letter copy keeps when all its headers would take it past max_payload.
+DEAD_LETTER_MINIMAL = (H_REASON, H_CONSUMER, H_SEQUENCE, "Nats-Msg-Id")
 # Never read more of a sink's answer than this: a sink streaming gigabytes with its 200 must
 # not cost memory or time. The connection of an answer not read to its end is closed.
 RESPONSE_READ_LIMIT = 1024
@@ -88,6 +92,15 @@ class DeliveryResult:
 def deliver_subject(stream: str, consumer: str) -> str:
     """Stable across processes, so every dispatcher instance joins the same queue group."""
     return f"_EVENTING.{stream}.{consumer}"
+
+
+@functools.lru_cache(maxsize=16)
+def dead_letter_reserve(stream: str) -> int:
+    """The most the fewest dead-letter headers take (reasons are at most 32 characters, consumer
+    names 32, sequences 20 digits). The publisher keeps that much of max_payload free beside
+    every event, so that each one it stores can also be dead-lettered."""
+    return len(wire.header_block({H_REASON: "r" * 32, H_CONSUMER: "c" * 32, H_SEQUENCE: "9" * 20,
+                                  "Nats-Msg-Id": f"{stream}-{'9' * 20}"}))
 
 
 def dead_letter_subject(prefix: str, consumer: str) -> str:
@@ -370,6 +383,20 @@ class Dispatcher:
             found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds or None)
         return found
 
+    def _fitting_headers(self, subject: str, headers: dict[str, str], data: bytes) -> dict[str, str] | None:
+        """The dead-letter headers, fewer of them when the copy would not fit the server's
+        max_payload: nats-py checks the payload alone, and the server answers a message over
+        the limit with -ERR and closes the connection, which every part of the eventing shares.
+        None when even the fewest do not fit."""
+        for attempt in (headers, {k: v for k, v in headers.items() if k not in (H_ERROR, H_SINK)},
+                        {k: v for k, v in headers.items() if k in DEAD_LETTER_MINIMAL}):
+            try:
+                wire.check_publish(subject, attempt, data, max_payload=int(self.nc.max_payload))
+            except wire.Refused:
+                continue
+            return attempt
+        return None
+
     async def _give_up(self, binding: Binding, msg: Any, sink: str, reason: str, result: DeliveryResult) -> None:
         if binding.policy.profile == PROFILE_KYMA:
             # Kyma's dispatcher removes nothing: an event it cannot deliver (or parse) comes
@@ -393,9 +420,16 @@ class Dispatcher:
             # Dead-lettering the same delivery twice (e.g. after a lost TERM) stores it once.
             "Nats-Msg-Id": f"{meta.stream}-{meta.sequence.stream}",
         }
+        subject = dead_letter_subject(dl.subject_prefix, binding.consumer)
+        fitting = self._fitting_headers(subject, headers, msg.data)
+        if fitting is None:
+            log.error("event seq %d of %s cannot be dead-lettered: with any dead-letter headers it is larger "
+                      "than the server's max_payload; dropped (%s)", meta.sequence.stream, binding.subscription,
+                      reason)
+            await msg.term()
+            return
         try:
-            await self.js.publish(dead_letter_subject(dl.subject_prefix, binding.consumer), msg.data,
-                                  headers=headers)
+            await self.js.publish(subject, msg.data, headers=fitting)
         except (nats.errors.Error, TimeoutError) as exc:
             log.error("dead-lettering seq %d of %s failed (%s); will retry", meta.sequence.stream,
                       binding.consumer, exc)

@@ -30,6 +30,7 @@ from . import cloudevents as ce
 from . import types as t
 from . import wire
 from .config import EventingConfig
+from .dispatcher import dead_letter_reserve
 from .metrics import EventingMetrics
 from .subscriptions import Subscription
 
@@ -110,9 +111,11 @@ class EventPublisher:
             headers["Content-Type"] = final.datacontenttype
         payload = wire.encode_event(final)
         inbox = getattr(self.nc, "_inbox_prefix", None)
+        reserve = dead_letter_reserve(self.config.stream.name) if self.config.dead_letter.enabled else 0
         wire.check_publish(target.subject, headers, payload, max_payload=int(self.nc.max_payload),
                            max_control_line=self.max_control_line,
-                           reply_prefix_len=len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX"))
+                           reply_prefix_len=len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX"),
+                           reserve=reserve)
         return Outgoing(target, payload, headers)
 
     async def publish(self, event: ce.CloudEvent, target: t.PublishTarget | None = None,

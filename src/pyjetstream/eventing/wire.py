@@ -95,8 +95,12 @@ def header_block(headers: Mapping[str, str]) -> bytes:
 
 
 def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, max_payload: int,
-                  max_control_line: int = MAX_CONTROL_LINE, reply_prefix_len: int = len("_INBOX")) -> None:
+                  max_control_line: int = MAX_CONTROL_LINE, reply_prefix_len: int = len("_INBOX"),
+                  reserve: int = 0) -> None:
     """Refused unless the server takes this HPUB without closing the connection.
+
+    `reserve`: header bytes a later copy of the same payload may carry (a dead letter); the
+    payload must fit beside them as well as beside these headers.
 
     The control line is counted as ours counts it (`HPUB` and the reply included), which is
     stricter than nats-server (arguments only); the size is headers plus payload, as both
@@ -110,9 +114,10 @@ def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, m
         raise Refused(413, f"the event's NATS headers take {len(block)} bytes; JetStream stores at most "
                            f"{MAX_HEADER_BLOCK} (the id, type and source are copied into them)")
     total = len(block) + len(payload)
-    if max_payload > 0 and total > max_payload:
+    if max_payload > 0 and max(len(block), reserve) + len(payload) > max_payload:
+        kept = f", {reserve} of them kept for the headers of a dead-letter copy" if reserve > len(block) else ""
         raise Refused(413, f"the event takes {total} bytes as a NATS message (headers {len(block)}, "
-                           f"stored event {len(payload)}); the NATS server takes at most {max_payload}")
+                           f"stored event {len(payload)}); the NATS server takes at most {max_payload}{kept}")
     reply = reply_prefix_len + REPLY_TOKENS
     line = len(b"HPUB ") + len(subject.encode()) + 1 + reply + 1 + len(str(len(block))) + 1 + len(str(total))
     if line > max_control_line:
