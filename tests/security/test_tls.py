@@ -388,6 +388,42 @@ async def test_verify_and_map_user_permissions_and_password(kind: str, tmp_path:
         await nc.close()
 
 
+@pytest.mark.parametrize("kind", _kinds())
+async def test_verify_and_map_ignores_the_user_claimed_in_connect(kind: str, tmp_path: Path, certs: Certs) -> None:
+    """The certificate decides: a mapped client naming another user in CONNECT stays itself,
+    and that user's password does not help it either."""
+    reader = certs.client("claim-reader", "/CN=reader")
+    conf = tls_block(certs, "verify_and_map: true") + (
+        'authorization { users: [ {user: "CN=reader", permissions: {publish: "ok.>"}},'
+        ' {user: admin, password: adminpw} ] }\n')
+    with start_server(kind, tmp_path, "-m", "-1", config=conf) as srv:
+        s, _ = _raw_info(srv.port)
+        t = client_ctx(certs, reader).wrap_socket(s, server_hostname="localhost")
+        t.sendall(b'CONNECT {"user":"admin","verbose":true,"name":"claimer"}\r\nPUB admin.x 1\r\nx\r\nPING\r\n')
+        got = b""
+        while not got.endswith(b"PONG\r\n"):
+            chunk = t.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"+OK\r\n")  # CONNECT accepted (as CN=reader)
+        assert b"Permissions Violation for Publish to \"admin.x\"" in got
+        conns = srv.get_json("/connz?auth=1")["connections"]
+        assert [c.get("authorized_user") for c in conns if c.get("name") == "claimer"] == ["CN=reader"]
+        t.close()
+        s2, _ = _raw_info(srv.port)
+        t2 = client_ctx(certs, reader).wrap_socket(s2, server_hostname="localhost")
+        t2.sendall(b'CONNECT {"user":"admin","pass":"adminpw","verbose":true}\r\nPING\r\n')
+        out = b""
+        t2.settimeout(5)
+        try:
+            while chunk := t2.recv(4096):
+                out += chunk
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+        assert out == b"-ERR 'Authorization Violation'\r\n"
+        t2.close()
+
+
 # ------------------------------------------------------------------ ciphers, curves, versions
 
 def _tls12_ctx(certs: Certs, cipher: str | None = None, curve: str | None = None) -> ssl.SSLContext:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -98,6 +99,8 @@ def _set_groups(ctx: ssl.SSLContext, groups: list[str]) -> bool:
     """SSL_CTX_set1_groups_list: Python's ssl offers only set_ecdh_curve (one curve). The
     SSL_CTX pointer is the first field after the object header of an SSLContext, as it has
     been in every CPython; the call is checked, and a caller that cannot have it refuses."""
+    if sys.implementation.name != "cpython":  # elsewhere id() is no address
+        return False
     try:
         lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
         ctrl = lib.SSL_CTX_ctrl
