@@ -375,3 +375,20 @@ async def test_direct_get_multi_last_and_start_time(server: FakeServer, js: obje
     assert r.payload == b"a2" and b"Nats-Sequence: 3\r\n" in r.hdr
     out = await server.request_many("$JS.API.DIRECT.GET.KV", {"start_time": start, "batch": 5})
     assert [m.payload for m in out[:-1]] == [b"a2", b"c1", b"b2"]
+
+
+async def test_newer_consumer_operations_are_refused_as_unknown(server: FakeServer, js: Any) -> None:
+    """PAUSE, UNPIN and RESET (nats-server 2.11+) have explicit handlers that refuse them the way
+    an unknown request is refused, as nats-server 2.9.10 does: 10003 with the generic type."""
+    import json
+
+    from pyjetstream.jetstream import api, router
+
+    unknown = await server.request("$JS.API.NO.SUCH.THING", b"")
+    for op in ("PAUSE", "UNPIN", "RESET"):
+        route, handler = router.resolve(["CONSUMER", op, "S", "C"])
+        assert route is not None and handler is api.not_implemented
+        r = await server.request(f"$JS.API.CONSUMER.{op}.S.C", b"{}")
+        assert json.loads(r.payload) == json.loads(unknown.payload) == {
+            "type": "io.nats.jetstream.api.v1.system_response",
+            "error": {"code": 400, "err_code": 10003, "description": "bad request"}}

@@ -10,6 +10,7 @@ It talks to servers only through nats-py, never through server internals.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -426,6 +427,16 @@ def add_auth_options(parser: Any) -> None:
     parser.add_argument("--tlsca", default=os.environ.get("NATS_CA"), help="CA file to verify the server with")
     parser.add_argument("--tlscert", default=os.environ.get("NATS_CERT"), help="client certificate file")
     parser.add_argument("--tlskey", default=os.environ.get("NATS_KEY"), help="client private key file")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Connection options every client command accepts, before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-s", "--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+                        help="NATS server URL(s), comma separated (env NATS_URL)")
+    add_auth_options(common)
+    common.add_argument("--timeout", type=float, default=5.0, help="time to wait for responses, seconds")
+    return common
 
 
 def auth_kwargs(args: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Entry point of the `pyjetstream` command: picks the subcommand module and hands over.
 
-Owns only the command table and the global connection options. Each subcommand lives in its
-own module under `pyjetstream.cli` and exposes `register(subparsers, common)`; commands that
+Owns only the command table; the global connection options are cli.common's. Each subcommand
+lives in its own module under `pyjetstream.cli` and exposes `register(subparsers, common)`; commands that
 parse nats-server's Go-style flags themselves (`server`, `up`, `eventing`) are listed in
 RAW_COMMANDS and get the raw argument list.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
-import os
 import sys
 from collections.abc import Sequence
+
+from pyjetstream.cli.common import common_options
 
 # Commands that take nats-server style flags (`-sd DIR`, `-js`) and parse argv themselves.
 RAW_COMMANDS: dict[str, str] = {
@@ -37,18 +37,6 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Connection options every client command accepts, before or after the command name."""
-    from pyjetstream.cli.common import add_auth_options
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-s", "--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-                        help="NATS server URL(s), comma separated (env NATS_URL)")
-    add_auth_options(common)
-    common.add_argument("--timeout", type=float, default=5.0, help="time to wait for responses, seconds")
-    return common
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     parser = argparse.ArgumentParser(prog="pyjetstream", parents=[common],
@@ -57,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in RAW_COMMANDS:
         sub.add_parser(name, help=f"{name} (takes nats-server style flags; see `pyjetstream {name} -h`)")
     for mod_name in COMMAND_MODULES:
-        full = f"pyjetstream.cli.{mod_name}"
-        if importlib.util.find_spec(full) is None:
-            continue
-        importlib.import_module(full).register(sub, common)
+        importlib.import_module(f"pyjetstream.cli.{mod_name}").register(sub, common)
     return parser
 
 

@@ -14,6 +14,7 @@ import sys
 
 from pyjetstream import __version__
 from pyjetstream.server.options import OptionsError, ServerOptions, parse_server_args
+from pyjetstream.version import VERSION
 
 USAGE = """Usage: pyjetstream server [options]
 
@@ -106,8 +107,6 @@ def main(argv: list[str]) -> int:
         print(USAGE)
         return 0
     if extras.get("version"):
-        from pyjetstream.server.server import VERSION
-
         print(f"pyjetstream: v{__version__} (nats-server v{VERSION} compatible)")
         return 0
     setup_logging(opts)

@@ -373,9 +373,7 @@ def _check_parsers(check: argparse.ArgumentParser, parent: argparse.ArgumentPars
 def build_server_parser(common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The `server info|check` parser, with the global connection options."""
     if common is None:
-        from pyjetstream.cli.main import common_options
-
-        common = common_options()
+        common = c.common_options()
     parent = c.option_parent(common)
     parser = argparse.ArgumentParser(prog="pyjetstream server", parents=[common])
     sub = c.subcommands(parser, "server_command")

@@ -1,10 +1,9 @@
-"""The JetStream API: ONE table from `$JS.API.*` subjects to handlers, and the stream handlers.
+"""The JetStream API's requests and stream handlers.
 
-Owns request decoding, the response envelope (`type`, paging, `error`), the table and the
-stream-side handlers (account info, stream CRUD, purge, message get/delete, direct get).
-Consumer handlers come from pyjetstream.jetstream.consumer_api.HANDLERS, looked up lazily so
-this module works before (or without) it. Handlers raise ApiError; they never build error
-JSON themselves. A handler whose change must survive a crash before the client hears of it
+Owns request decoding (ApiRequest), the response envelope (`type`, paging) and the stream-side
+handlers (account info, stream CRUD, purge, message get/delete, direct get). The table from
+`$JS.API.*` subjects to handlers, and dispatch, are router.py's; consumer handlers are
+consumer_api.py's. Handlers raise ApiError; they never build error JSON themselves. A handler whose change must survive a crash before the client hears of it
 sets `req.durable_stream`; the reply then waits for that stream's next commit. No stream
 logic lives here: handlers call the manager and Stream methods.
 """
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
-from pyjetstream.jetstream import advisories, errors, gojson
+from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -324,7 +323,7 @@ def direct_get(req: ApiRequest) -> None:
         return None
     if req.hdr and b"Nats-Required-Api-Level" in req.hdr:
         try:
-            _check_api_level(req.hdr)
+            check_api_level(req.hdr)
         except ApiError:
             req.respond(b"", b"NATS/1.0 412 Required Api Level\r\n\r\n")
             return None
@@ -493,120 +492,7 @@ def _direct_batch(req: ApiRequest, stream: Any, seq: int, filt: str, batch: int,
     req.respond(b"", f"NATS/1.0 204 EOB\r\nNats-Num-Pending: {np}\r\nNats-Last-Sequence: {last}\r\n\r\n".encode())
 
 
-# ------------------------------------------------------------------------------------ the table
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    key: str  # the subject tokens after $JS.API. that name the operation
-    min_args: int  # tokens that follow the key
-    max_args: int  # -1 = any number
-    type_suffix: str
-    handler: Handler | None  # None: looked up in consumer_api.HANDLERS by key
-
-
-ROUTES: tuple[Route, ...] = (
-    Route("INFO", 0, 0, "account_info_response", account_info),
-    Route("STREAM.CREATE", 1, 1, "stream_create_response", stream_create),
-    Route("STREAM.UPDATE", 1, 1, "stream_update_response", stream_update),
-    Route("STREAM.INFO", 1, 1, "stream_info_response", stream_info),
-    Route("STREAM.DELETE", 1, 1, "stream_delete_response", stream_delete),
-    Route("STREAM.NAMES", 0, 0, "stream_names_response", stream_names),
-    Route("STREAM.LIST", 0, 0, "stream_list_response", stream_list),
-    Route("STREAM.PURGE", 1, 1, "stream_purge_response", stream_purge),
-    Route("STREAM.MSG.GET", 1, 1, "stream_msg_get_response", stream_msg_get),
-    Route("STREAM.MSG.DELETE", 1, 1, "stream_msg_delete_response", stream_msg_delete),
-    Route("DIRECT.GET", 1, -1, "direct_get_response", direct_get),
-    Route("STREAM.LEADER.STEPDOWN", 1, 1, "stream_leader_stepdown_response", cluster_required),
-    Route("STREAM.PEER.REMOVE", 1, 1, "stream_remove_peer_response", cluster_required),
-    Route("CONSUMER.CREATE", 1, -1, "consumer_create_response", None),
-    Route("CONSUMER.DURABLE.CREATE", 2, 2, "consumer_create_response", None),
-    Route("CONSUMER.INFO", 2, 2, "consumer_info_response", None),
-    Route("CONSUMER.DELETE", 2, 2, "consumer_delete_response", None),
-    Route("CONSUMER.NAMES", 1, 1, "consumer_names_response", None),
-    Route("CONSUMER.LIST", 1, 1, "consumer_list_response", None),
-    Route("CONSUMER.MSG.NEXT", 2, 2, "consumer_getnext_response", None),
-    Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", None),
-    Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", None),
-    Route("CONSUMER.RESET", 2, 2, "consumer_reset_response", None),
-    Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", cluster_required),
-)
-
-_BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
-_KEY_DEPTH = max(r.key.count(".") + 1 for r in ROUTES)
-
-
-def _consumer_handlers() -> dict[str, Handler]:
-    try:
-        from pyjetstream.jetstream import consumer_api
-    except ImportError:
-        return {}
-    return getattr(consumer_api, "HANDLERS", {})
-
-
-def resolve(tokens: list[str]) -> tuple[Route | None, Handler | None]:
-    """The route and handler for a subject's tokens (after $JS.API.), or (None, None)."""
-    for depth in range(min(_KEY_DEPTH, len(tokens)), 0, -1):
-        route = _BY_KEY.get(".".join(tokens[:depth]))
-        if route is None:
-            continue
-        nargs = len(tokens) - depth
-        if nargs < route.min_args or (route.max_args >= 0 and nargs > route.max_args):
-            return None, None
-        if any(not t for t in tokens):
-            return None, None
-        handler = route.handler or _consumer_handlers().get(route.key)
-        if handler is None:
-            return None, None
-        return route, handler
-    return None, None
-
-
-def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes, client: Any = None) -> None:
-    """Handle one `$JS.API.>` message for a JetStream-enabled account."""
-    js = jsa.js
-    tokens = subject[len(API_PREFIX) :].split(".") if subject.startswith(API_PREFIX) else []
-    route, handler = resolve(tokens)
-    js.api_total += 1
-    if route is None or handler is None:
-        js.api_errors += 1
-        _reply(jsa, subject, reply, payload, client,
-               json_response("system_response", {"error": errors.bad_request().to_dict()}))
-        return
-    req = ApiRequest(jsa, subject, tokens, payload, reply, hdr, client)
-    try:
-        if hdr and b"Nats-Required-Api-Level" in hdr and route.key != "DIRECT.GET":
-            _check_api_level(hdr)
-        result = handler(req)
-    except ApiError as e:
-        js.api_errors += 1
-        body: dict[str, Any] = {"error": e.to_dict()}
-        # nats-server's response structs carry these fields even on errors
-        if route.key == "STREAM.INFO":
-            body.update(total=0, offset=0, limit=0)
-        elif route.key == "STREAM.PURGE":
-            body["purged"] = 0
-        _reply(jsa, subject, reply, payload, client, json_response(route.type_suffix, body))
-        return
-    except Exception:  # noqa: BLE001 - the API task boundary: one bad request must not kill the loop
-        log.exception("JetStream API handler failed for %s", subject)
-        js.api_errors += 1
-        err = errors.by_constant("JSStreamGeneralErrorF", err="internal error")
-        _reply(jsa, subject, reply, payload, client, json_response(route.type_suffix, {"error": err.to_dict()}))
-        return
-    if result is None:
-        return
-    if "type" in result:
-        out = json.dumps(result, separators=(",", ":")).encode()
-    else:
-        out = json_response(route.type_suffix, result)
-    if req.durable_stream is not None:
-        req.durable_stream.after_durable(lambda: _reply(jsa, subject, reply, payload, client, out))
-    else:
-        _reply(jsa, subject, reply, payload, client, out)
-
-
-def _check_api_level(hdr: bytes) -> None:
+def check_api_level(hdr: bytes) -> None:
     # A client asking for a newer API than ours gets a clear refusal instead of half a feature.
     i = hdr.find(b"Nats-Required-Api-Level:")
     end = hdr.find(b"\r\n", i)
@@ -615,19 +501,8 @@ def _check_api_level(hdr: bytes) -> None:
         raise errors.required_api_level()
 
 
-def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:
-    server = jsa.server
-    if reply:
-        server.respond(jsa.account, reply, None, body)
-    if server.has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
-        advisories.api_audit(server, jsa.account, server.server_name, advisories.client_info(jsa.account, client),
-                             subject, request.decode("utf-8", "replace"), body.decode("utf-8", "replace"))
-
-
-def dispatch_disabled(server: Any, account: Any, subject: str, reply: str, err: ApiError) -> None:
-    """Answer any API call in an account without JetStream (10039) with the generic type."""
-    if reply:
-        tokens = subject[len(API_PREFIX) :].split(".")
-        route, _ = resolve(tokens)
-        suffix = route.type_suffix if route is not None else "system_response"
-        server.respond(account, reply, None, json_response(suffix, {"error": err.to_dict()}))
+def not_implemented(req: ApiRequest) -> dict[str, Any] | None:
+    """Operations of newer nats-servers this one does not implement (pausing, unpinning and
+    resetting consumers, nats-server 2.11+): refused as an unknown request is (10003), as
+    nats-server 2.9.10 answers them."""
+    raise errors.bad_request()

@@ -1,6 +1,6 @@
 """The consumer half of the JetStream API: create/update, info, delete, names, list, next.
 
-Owns the `$JS.API.CONSUMER.*` handlers (exported as HANDLERS for api.py's one table), the
+Owns the `$JS.API.CONSUMER.*` handlers (router.py's table names them), the
 create rules that span the request subject, the body and the stream (nats-server's checks
 and err_codes, including the workqueue rules), opening each consumer's state store, consumer
 advisories, and recovering consumers when a stream is restored. Delivery is the runner's and
@@ -17,7 +17,7 @@ import string
 from typing import Any
 
 from pyjetstream.jetstream import advisories, errors, gojson
-from pyjetstream.jetstream.api import ApiRequest, Handler
+from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
     StreamView,
@@ -285,13 +285,3 @@ def consumer_msg_next(req: ApiRequest) -> None:
     runner.on_pull_request(req.reply, req.payload)
     return None
 
-
-HANDLERS: dict[str, Handler] = {
-    "CONSUMER.CREATE": consumer_create,
-    "CONSUMER.DURABLE.CREATE": consumer_create,
-    "CONSUMER.INFO": consumer_info,
-    "CONSUMER.DELETE": consumer_delete,
-    "CONSUMER.NAMES": consumer_names,
-    "CONSUMER.LIST": consumer_list,
-    "CONSUMER.MSG.NEXT": consumer_msg_next,
-}

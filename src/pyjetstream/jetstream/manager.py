@@ -23,7 +23,7 @@ from typing import Any
 
 # consumer_api is loaded with JetStream, not at the first consumer request: that import
 # (compiling several modules where bytecode is not cached) would stall the loop mid-traffic.
-from pyjetstream.jetstream import advisories, api, consumer_api, errors
+from pyjetstream.jetstream import advisories, consumer_api, errors, router
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
     check_publish_targets,
@@ -90,7 +90,7 @@ class JsAccount:
         return layout.stream_dir(self.js.store_dir, self.name, stream)
 
     def _on_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
-        api.dispatch(self, subject, reply, hdr, payload, client)
+        router.dispatch(self, subject, reply, hdr, payload, client)
 
 
 class JetStream:
@@ -157,7 +157,7 @@ class JetStream:
 
     def _on_disabled_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None,
                          payload: bytes) -> None:
-        api.dispatch_disabled(self.server, sub.account, subject, reply, errors.not_enabled_for_account())
+        router.dispatch_disabled(self.server, sub.account, subject, reply, errors.not_enabled_for_account())
 
     async def stop(self) -> None:
         if not self.started:

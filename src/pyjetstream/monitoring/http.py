@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 
 from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
+from pyjetstream.version import VERSION
 
 if TYPE_CHECKING:
     from pyjetstream.server.client import ClientConnection
@@ -357,8 +358,6 @@ class MonitorServer:
 
 
 def _version() -> str:
-    from pyjetstream.server.server import VERSION
-
     return VERSION
 
 

@@ -27,11 +27,11 @@ from pyjetstream.server.client import ClientConnection, Subscription
 from pyjetstream.server.options import AccountConfig, ServerOptions
 from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import SubjectIndex, is_valid_subject
+from pyjetstream.version import VERSION
 
 log = logging.getLogger("pyjetstream.server")
 
 # The nats-server release whose client-visible behaviour we match; clients pick API features by it.
-VERSION = "2.9.10"
 GLOBAL_ACCOUNT = "$G"
 
 InternalCallback = Callable[[Subscription, ClientConnection | None, str, str, bytes | None, bytes], None]
