@@ -43,3 +43,29 @@ async def test_up_with_tls_verify_delivers_events(tmp_path, sink):
     finally:
         await up.stop()
     assert up.proc is not None and up.proc.returncode == 0, up.output()
+
+
+async def test_up_with_handshake_first_connects_its_eventing(tmp_path, sink):
+    """With `handshake_first` the embedded eventing must do TLS first too, or it never gets
+    INFO: the proxy turns ready and an event reaches the sink."""
+    import nats
+
+    cert, key = self_signed_cert(tmp_path, "DNS:localhost")
+    conf = tmp_path / "tls.conf"
+    conf.write_text(f'tls {{ cert_file: "{cert}", key_file: "{key}", handshake_first: true }}\n')
+    port, mon, proxy = free_port(), free_port(), free_port()
+    up = await Proc(CLI, "up", "-a", "127.0.0.1", "-p", str(port), "-m", str(mon), "-sd", str(tmp_path / "data"),
+                    "-c", str(conf), "--publish-port", str(proxy)).start()
+    try:
+        await wait_http(f"http://127.0.0.1:{proxy}/readyz")
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.check_hostname = False
+        nc = await nats.connect(f"tls://127.0.0.1:{port}", tls=ctx, tls_handshake_first=True)
+        await subscribe_ready(nc, sink.url)
+        await nc.close()
+        accepted = await publish_many(lambda: proxy, ["first-1", "first-2"], 2)
+        assert len(accepted) == 2
+        await all_arrive(sink, accepted, timeout=30)
+    finally:
+        await up.stop()
+    assert up.proc is not None and up.proc.returncode == 0, up.output()
