@@ -139,7 +139,8 @@ def test_backoff_schedule_then_max_deliver_advisory_and_floor():
     assert c.poll(clock.now) == 0
     out, adv, _ = c.take_outputs()
     assert [a[0] for a in adv] == ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.D"]
-    assert adv[0][1]["stream_seq"] == 1 and adv[0][1]["deliveries"] == 3
+    assert adv[0].type == "io.nats.jetstream.advisory.v1.max_deliver"
+    assert adv[0].fields["stream_seq"] == 1 and adv[0].fields["deliveries"] == 3
     i = info(c, clock.now)
     assert i["num_ack_pending"] == 0
     assert i["ack_floor"] == {"consumer_seq": 3, "stream_seq": 1}
@@ -187,7 +188,7 @@ def test_wpi_extends_and_term_stops_with_advisory_and_ack_sync():
     out, adv, _ = drain(c)
     assert out == [] and c.take_ack_replies() == ["_INBOX.sync"]
     assert adv[0][0] == "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.D"
-    assert adv[0][1]["reason"] == "too big" and adv[0][1]["stream_seq"] == 2
+    assert adv[0].fields["reason"] == "too big" and adv[0].fields["stream_seq"] == 2
     clock.advance(1.0)  # 2.5 s since delivery, 1.0 s since +WPI
     assert c.poll(clock.now) == 0
     clock.advance(1.1)
@@ -678,8 +679,8 @@ def test_sample_freq_emits_ack_metrics():
     ack(c, d[0][1], now=clock.now)
     _, adv, _ = drain(c)
     assert [a[0] for a in adv] == ["$JS.EVENT.METRIC.CONSUMER.ACK.S.D"]
-    m = adv[0][1]
-    assert m["type"] == "io.nats.jetstream.metric.v1.consumer_ack"
+    assert adv[0].type == "io.nats.jetstream.metric.v1.consumer_ack"
+    m = adv[0].fields
     assert (m["stream_seq"], m["consumer_seq"], m["deliveries"], m["ack_time"]) == (1, 1, 1, NS // 4)
     c2 = make({**PUSH, "durable_name": "E", "sample_freq": "0"}, store, clock)
     c2.poll(clock.now)

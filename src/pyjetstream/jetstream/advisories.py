@@ -11,9 +11,10 @@ import json
 import secrets
 import string
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyjetstream.gotime import format_rfc3339
+from pyjetstream.jetstream.seams import MessageBus
 
 PREFIX = "$JS.EVENT.ADVISORY"
 TYPE_PREFIX = "io.nats.jetstream.advisory.v1."
@@ -86,26 +87,54 @@ def api_audit(server: Any, account: Any, server_name: str, client: dict[str, Any
     return publish(server, account, API_AUDIT_SUBJECT, "api_audit", fields)
 
 
-def max_deliver(server: Any, account: Any, stream: str, consumer: str, stream_seq: int, deliveries: int) -> bool:
-    subject = f"{PREFIX}.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
-    return publish(server, account, subject, "max_deliver", {
-        "stream": stream, "consumer": consumer, "stream_seq": stream_seq, "deliveries": deliveries,
-    })
+# ------------------------------------------------------------------ consumer events
+# The consumer state machine is pure: it queues these and its runner sends them (send()).
+
+METRIC_PREFIX = "$JS.EVENT.METRIC"
+METRIC_TYPE_PREFIX = "io.nats.jetstream.metric.v1."
 
 
-def msg_naked(server: Any, account: Any, stream: str, consumer: str, consumer_seq: int,
-              stream_seq: int, deliveries: int) -> bool:
-    subject = f"{PREFIX}.CONSUMER.MSG_NAKED.{stream}.{consumer}"
-    return publish(server, account, subject, "nak", {
-        "stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
-        "stream_seq": stream_seq, "deliveries": deliveries,
-    })
+class Advisory(NamedTuple):
+    """One event ready to send: its subject, full `type` and fields."""
+
+    subject: str
+    type: str
+    fields: dict[str, Any]
 
 
-def msg_terminated(server: Any, account: Any, stream: str, consumer: str, consumer_seq: int,
-                   stream_seq: int, deliveries: int, reason: str = "") -> bool:
-    subject = f"{PREFIX}.CONSUMER.MSG_TERMINATED.{stream}.{consumer}"
-    return publish(server, account, subject, "terminated", {
-        "stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
-        "stream_seq": stream_seq, "deliveries": deliveries, "reason": reason,
-    })
+def max_deliver(stream: str, consumer: str, stream_seq: int, deliveries: int) -> Advisory:
+    return Advisory(f"{PREFIX}.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}", TYPE_PREFIX + "max_deliver",
+                    {"stream": stream, "consumer": consumer, "stream_seq": stream_seq, "deliveries": deliveries})
+
+
+def msg_naked(stream: str, consumer: str, consumer_seq: int, stream_seq: int, deliveries: int) -> Advisory:
+    return Advisory(f"{PREFIX}.CONSUMER.MSG_NAKED.{stream}.{consumer}", TYPE_PREFIX + "nak",
+                    {"stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
+                     "stream_seq": stream_seq, "deliveries": deliveries})
+
+
+def msg_terminated(stream: str, consumer: str, consumer_seq: int, stream_seq: int, deliveries: int,
+                   reason: str = "") -> Advisory:
+    fields: dict[str, Any] = {"stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
+                              "stream_seq": stream_seq, "deliveries": deliveries}
+    if reason:  # omitempty in nats-server
+        fields["reason"] = reason
+    return Advisory(f"{PREFIX}.CONSUMER.MSG_TERMINATED.{stream}.{consumer}", TYPE_PREFIX + "terminated", fields)
+
+
+def consumer_ack_metric(stream: str, consumer: str, consumer_seq: int, stream_seq: int, ack_time: int,
+                        deliveries: int) -> Advisory:
+    """The sampled ack metric (ConsumerConfig.sample_freq); ack_time in ns."""
+    return Advisory(f"{METRIC_PREFIX}.CONSUMER.ACK.{stream}.{consumer}", METRIC_TYPE_PREFIX + "consumer_ack",
+                    {"stream": stream, "consumer": consumer, "consumer_seq": consumer_seq,
+                     "stream_seq": stream_seq, "ack_time": ack_time, "deliveries": deliveries})
+
+
+def send(server: MessageBus, account: Any, adv: Advisory, now_ns: int) -> bool:
+    """Publish a queued event if anyone subscribes to its subject; True when it went out."""
+    if not server.has_interest(account, adv.subject):
+        return False
+    doc: dict[str, Any] = {"type": adv.type, "id": new_id(), "timestamp": format_rfc3339(now_ns)}
+    doc.update(adv.fields)
+    server.publish(account, adv.subject, "", None, json.dumps(doc, separators=(",", ":")).encode())
+    return True

@@ -18,10 +18,10 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration
-from pyjetstream.jetstream import gojson
+from pyjetstream.jetstream import advisories, gojson
 from pyjetstream.jetstream.consumer_config import (
     MS,
     NS,
@@ -32,8 +32,6 @@ from pyjetstream.subjects import is_subset, subject_matches
 
 FC_MAX_PENDING = 32 * 1024 * 1024  # flow-control window limit; the window starts at 1/16
 ACK_WAIT_DELAY = 1 * MS  # fire redelivery checks a little late so bursts share one wake-up
-ADVISORY_PREFIX = "$JS.EVENT.ADVISORY.CONSUMER"
-METRIC_ACK_PREFIX = "$JS.EVENT.METRIC.CONSUMER.ACK"
 
 _ACK = b"+ACK"
 _OK = b"+OK"
@@ -48,6 +46,35 @@ def status_hdr(code: int, text: str, extra: list[tuple[str, Any]] | None = None)
     for k, v in extra or ():
         lines.append(f"{k}: {v}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# The ack subject of a delivery: $JS.ACK.<stream>.<consumer>.<delivery count>.<stream seq>.
+# <consumer seq>.<timestamp>.<pending> (nats-server's v1 form); its tokens by index:
+ACK_TOKEN_DELIVERIES = 4
+ACK_TOKEN_STREAM_SEQ = 5
+ACK_TOKEN_CONSUMER_SEQ = 6
+
+
+class Delivery(NamedTuple):
+    """A stream message for a client: routed by `dest` (the deliver subject, or a pull
+    request's reply subject) while the client sees the message's own `subject`; `reply` is
+    the ack subject."""
+
+    dest: str
+    reply: str
+    hdr: bytes | None
+    payload: bytes
+    subject: str
+
+
+class Status(NamedTuple):
+    """A status or control message to `dest`: a heartbeat, a flow-control request (its reply
+    subject in `reply`), a pull request's 404/408/409."""
+
+    dest: str
+    reply: str
+    hdr: bytes
+    payload: bytes
 
 
 @dataclass(slots=True)
@@ -102,37 +129,36 @@ class Consumer:
         self.has_interest = has_interest or (lambda _s: True)
         self.rng = rng or random.Random()
 
-        # (destination, reply, hdr, payload) for statuses and replies; deliveries carry a fifth
-        # item, the message's own subject, which the client sees instead of the destination.
-        self.outbox: list[tuple[Any, ...]] = []
-        self.advisories: list[tuple[str, dict[str, Any]]] = []
+        self.outbox: list[Delivery | Status] = []
+        self.advisories: list[advisories.Advisory] = []
         self.stream_acks: list[int] = []
         self.ack_replies: list[str] = []  # ack-sync replies, sent once the ack is durable
         self.dirty = False  # state changed since the runner last persisted
         self.closed = False
         self.delete_requested = False  # inactivity threshold passed
 
+        # Field names as in nats-server's consumer.go, so the two read side by side.
         self.sseq = 1  # next stream seq to look at
         self.dseq = 1  # next delivery seq
-        self.adflr = 0
-        self.asflr = 0
+        self.adflr = 0  # ack floor, delivery seq: everything at or below is acked
+        self.asflr = 0  # ack floor, stream seq
         self.pending: dict[int, Pending] = {}
         self.rdc: dict[int, int] = {}  # stream seq -> redeliveries so far (delivery count - 1)
         self.rdq: dict[int, None] = {}  # redelivery queue, insertion ordered
         self._heap: list[tuple[int, int]] = []  # (deadline, sseq), lazily invalidated
         self.lss: deque[int] | None = None  # last-per-subject start list
-        self.lss_resume = 0
+        self.lss_resume = 0  # where the stream walk resumes once lss is used up
         self.waiting: deque[PullRequest] = deque()
         self.last_delivered_wall = 0
         self.last_ack_wall = 0
 
         # push
         self.active = True  # interest on deliver_subject
-        self.pbytes = 0
-        self.pblimit = FC_MAX_PENDING if config.flow_control else 0
-        self.maxpb = max(1, self.pblimit // 16) if self.pblimit else 0
-        self.fcid = ""
-        self.fcsz = 0
+        self.pbytes = 0  # bytes delivered and not yet confirmed by a flow-control reply
+        self.pblimit = FC_MAX_PENDING if config.flow_control else 0  # the window's upper bound
+        self.maxpb = max(1, self.pblimit // 16) if self.pblimit else 0  # the current window
+        self.fcid = ""  # reply subject of the flow-control request in flight ("" = none)
+        self.fcsz = 0  # pbytes when that request was sent
         self.hb_at = 0
 
         # pacing
@@ -143,9 +169,9 @@ class Consumer:
         self._replay_at = 0
         self._rl_next = 0
 
-        # cached num_pending (npc counts matching undelivered messages up to seq npcm)
+        # num_pending, cached: matching messages not yet delivered (valid until a change it
+        # cannot follow, e.g. a purge or a filter update)
         self.npc = 0
-        self.npcm = 0
         self.npc_valid = False
         self._map_stalled = False
         self.set_stream_subjects(stream_subjects or [])
@@ -621,23 +647,15 @@ class Consumer:
         pct = self.cfg.sample_percent
         if pct <= 0 or (pct < 100 and self.rng.randrange(100) > pct):
             return
-        self.advisories.append((
-            f"{METRIC_ACK_PREFIX}.{self.stream_name}.{self.name}",
-            {"type": "io.nats.jetstream.metric.v1.consumer_ack", "stream": self.stream_name,
-             "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq,
-             "ack_time": self.wall(now) - p.ts, "deliveries": dc},
-        ))
+        self.advisories.append(advisories.consumer_ack_metric(
+            self.stream_name, self.name, dseq, sseq, self.wall(now) - p.ts, dc))
 
     def _process_nak(self, sseq: int, dseq: int, dc: int, msg: bytes, now: int) -> None:
         if dseq <= self.adflr or dseq >= self.dseq:
             return
         if self.pending and sseq not in self.pending:
             return
-        self.advisories.append((
-            f"{ADVISORY_PREFIX}.MSG_NAKED.{self.stream_name}.{self.name}",
-            {"type": "io.nats.jetstream.advisory.v1.nak", "stream": self.stream_name,
-             "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq, "deliveries": dc},
-        ))
+        self.advisories.append(advisories.msg_naked(self.stream_name, self.name, dseq, sseq, dc))
         arg = msg[len(_NAK):].strip()
         if arg:
             delay: int | None = None
@@ -662,12 +680,7 @@ class Consumer:
 
     def _process_term(self, sseq: int, dseq: int, dc: int, reason: str, now: int) -> None:
         self._process_ack(sseq, dseq, dc, now, sample=False)
-        adv: dict[str, Any] = {"type": "io.nats.jetstream.advisory.v1.terminated", "stream": self.stream_name,
-                               "consumer": self.name, "consumer_seq": dseq, "stream_seq": sseq,
-                               "deliveries": dc}
-        if reason:
-            adv["reason"] = reason
-        self.advisories.append((f"{ADVISORY_PREFIX}.MSG_TERMINATED.{self.stream_name}.{self.name}", adv))
+        self.advisories.append(advisories.msg_terminated(self.stream_name, self.name, dseq, sseq, dc, reason))
 
     def on_flow_control_reply(self, subject: str, now: int) -> None:
         if subject != self.fcid:
@@ -684,7 +697,7 @@ class Consumer:
         self.last_activity = now
 
         def send_err(code: int, text: str) -> None:
-            self.outbox.append((reply, "", status_hdr(code, text), b""))
+            self.outbox.append(Status(reply, "", status_hdr(code, text), b""))
 
         if self.is_push:
             send_err(409, "Consumer is push based")
@@ -732,7 +745,7 @@ class Consumer:
         keep: deque[PullRequest] = deque()
         for wr in self.waiting:
             if (eos and wr.no_wait and wr.delivered > 0) or (wr.expires and now >= wr.expires):
-                self.outbox.append((wr.reply, "", status_hdr(408, "Request Timeout", [
+                self.outbox.append(Status(wr.reply, "", status_hdr(408, "Request Timeout", [
                     ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
                 continue
             if not self.has_interest(wr.reply):
@@ -750,7 +763,7 @@ class Consumer:
             wr = self.waiting[0]
             if wr.max_bytes > 0:
                 if size > wr.max_bytes:
-                    self.outbox.append((wr.reply, "", status_hdr(409, "Message Size Exceeds MaxBytes", [
+                    self.outbox.append(Status(wr.reply, "", status_hdr(409, "Message Size Exceeds MaxBytes", [
                         ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
                     self.waiting.popleft()
                     continue
@@ -769,7 +782,7 @@ class Consumer:
                         wr.hb_at = now + wr.hb
                 return wr
             if wr.expires and now >= wr.expires:
-                self.outbox.append((wr.reply, "", status_hdr(408, "Request Timeout", [
+                self.outbox.append(Status(wr.reply, "", status_hdr(408, "Request Timeout", [
                     ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
             self.waiting.popleft()
         return None
@@ -803,11 +816,7 @@ class Consumer:
         dc = self.rdc.get(sseq, 0) + 1
         if dc < md:
             return False
-        self.advisories.append((
-            f"{ADVISORY_PREFIX}.MAX_DELIVERIES.{self.stream_name}.{self.name}",
-            {"type": "io.nats.jetstream.advisory.v1.max_deliver", "stream": self.stream_name,
-             "consumer": self.name, "stream_seq": sseq, "deliveries": dc},
-        ))
+        self.advisories.append(advisories.max_deliver(self.stream_name, self.name, sseq, dc))
         del self.pending[sseq]
         self.rdq.pop(sseq, None)
         self._move_ack_floor(p.dseq, sseq)
@@ -945,7 +954,7 @@ class Consumer:
                 size = len(msubj) + len(reply) + len(hdr) + len(payload)
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // rate
             self.dseq = dseq + 1
-            outbox.append((dest, reply, hdr or None, payload, msubj))
+            outbox.append(Delivery(dest, reply, hdr or None, payload, msubj))
             if ack_none:
                 self.adflr, self.asflr = dseq, seq
                 if not limits:
@@ -1052,7 +1061,7 @@ class Consumer:
         extra: list[tuple[str, Any]] = [("Nats-Last-Consumer", self.dseq - 1), ("Nats-Last-Stream", self.sseq - 1)]
         if self.fcid:
             extra.append(("Nats-Consumer-Stalled", self.fcid))
-        self.outbox.append((subject, "", status_hdr(100, "Idle Heartbeat", extra), b""))
+        self.outbox.append(Status(subject, "", status_hdr(100, "Idle Heartbeat", extra), b""))
 
     def _send_flow_control(self) -> None:
         rn = self.rng.getrandbits(62)
@@ -1060,7 +1069,7 @@ class Consumer:
         tok = "".join(digits[(rn >> (6 * i)) % 62] for i in range(4))
         self.fcid = f"$JS.FC.{self.stream_name}.{self.name}.{tok}"
         self.fcsz = self.pbytes
-        self.outbox.append((self.cfg.deliver_subject, self.fcid, b"NATS/1.0 100 FlowControl Request\r\n\r\n", b""))
+        self.outbox.append(Status(self.cfg.deliver_subject, self.fcid, b"NATS/1.0 100 FlowControl Request\r\n\r\n", b""))
 
     # ------------------------------------------------------------------ config / lifecycle
     def update_config(self, cfg: ConsumerConfig, now: int) -> None:
@@ -1087,7 +1096,7 @@ class Consumer:
         self.closed = True
         if deleted:
             for wr in self.waiting:
-                self.outbox.append((wr.reply, "", status_hdr(409, "Consumer Deleted"), b""))
+                self.outbox.append(Status(wr.reply, "", status_hdr(409, "Consumer Deleted"), b""))
         self.waiting.clear()
 
     def take_ack_replies(self) -> list[str]:
@@ -1096,7 +1105,7 @@ class Consumer:
             self.ack_replies = []
         return r
 
-    def take_outputs(self) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any]]], list[int]]:
+    def take_outputs(self) -> tuple[list[Delivery | Status], list[advisories.Advisory], list[int]]:
         out, adv, acks = self.outbox, self.advisories, self.stream_acks
         if out:
             self.outbox = []

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyjetstream.gotime import format_rfc3339
 from pyjetstream.jetstream import advisories
-from pyjetstream.jetstream.consumer import Consumer
+from pyjetstream.jetstream.consumer import ACK_TOKEN_STREAM_SEQ, Consumer, Delivery
 from pyjetstream.jetstream.consumer_config import ConsumerConfig
 from pyjetstream.jetstream.seams import ConsumerStore, Subscription
 from pyjetstream.jetstream.store.base import ConsumerState
@@ -326,7 +326,7 @@ class ConsumerRunner:
             last_dest = None
             direct = None
             for item in out:
-                if len(item) == 5:
+                if type(item) is Delivery:
                     dest, reply, hdr, payload, subject = item
                     if dest != last_dest:
                         last_dest = dest
@@ -351,15 +351,17 @@ class ConsumerRunner:
                     if got == 0:
                         if not now:
                             now = self.clock.now()
-                        core.did_not_deliver(int(reply.split(".")[5]), now)
+                        core.did_not_deliver(int(reply.split(".")[ACK_TOKEN_STREAM_SEQ]), now)
                 else:
-                    publish(account, item[0], item[1], item[2], item[3])
+                    publish(account, item.dest, item.reply, item.hdr, item.payload)
             # a failed delivery may have queued a redelivery or status
             if core.outbox:
                 self.kick()
         replies = core.take_ack_replies()
-        for subject, doc in adv:
-            self._advisory(subject, doc)
+        if adv:
+            wall = self.clock.wall()
+            for a in adv:
+                advisories.send(self.server, self.account, a, wall)
         if acks:
             ack_msg = self.stream.ack_msg
             for seq in acks:
@@ -391,13 +393,6 @@ class ConsumerRunner:
         respond = self.server.respond
         for r in replies:
             respond(self.account, r, None, b"")
-
-    def _advisory(self, subject: str, doc: dict[str, Any]) -> None:
-        if not self.server.has_interest(self.account, subject):
-            return
-        body = {"type": doc["type"], "id": advisories.new_id(), "timestamp": format_rfc3339(self.clock.wall())}
-        body.update((k, v) for k, v in doc.items() if k != "type")
-        self.server.publish(self.account, subject, "", None, json.dumps(body, separators=(",", ":")).encode())
 
     def _save_config(self, cfg: ConsumerConfig) -> None:
         doc = {"config": cfg.to_json(), "created": self.created}
