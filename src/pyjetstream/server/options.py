@@ -474,6 +474,69 @@ _TLS_KEYS = _aliases(
     "cert_match_skip_invalid")
 _TLS_WINDOWS_ONLY = ("cert_store", "cert_match_by", "cert_match", "ca_certs_match", "cert_match_skip_invalid")
 
+# nats-server's cipher suite names (Go's, both the 2.9 spellings and Go's current ones) ->
+# (OpenSSL name, insecure), for server/tls.py. None: a TLS 1.3 suite, which Go (and so nats-server) always enables
+# whatever the list says, as OpenSSL does here.
+TLS_CIPHERS: dict[str, tuple[str | None, bool]] = {
+    "TLS_RSA_WITH_RC4_128_SHA": ("RC4-SHA", True),
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": ("DES-CBC3-SHA", True),
+    "TLS_RSA_WITH_AES_128_CBC_SHA": ("AES128-SHA", False),
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": ("AES128-SHA256", True),
+    "TLS_RSA_WITH_AES_256_CBC_SHA": ("AES256-SHA", False),
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": ("AES128-GCM-SHA256", False),
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": ("AES256-GCM-SHA384", False),
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": ("ECDHE-ECDSA-RC4-SHA", True),
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": ("ECDHE-ECDSA-AES128-SHA", False),
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": ("ECDHE-ECDSA-AES256-SHA", False),
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": ("ECDHE-RSA-RC4-SHA", True),
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": ("ECDHE-RSA-DES-CBC3-SHA", True),
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": ("ECDHE-RSA-AES128-SHA", False),
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": ("ECDHE-RSA-AES256-SHA", False),
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": ("ECDHE-RSA-AES128-SHA256", True),
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": ("ECDHE-ECDSA-AES128-SHA256", True),
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": ("ECDHE-RSA-AES128-GCM-SHA256", False),
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": ("ECDHE-ECDSA-AES128-GCM-SHA256", False),
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": ("ECDHE-RSA-AES256-GCM-SHA384", False),
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": ("ECDHE-ECDSA-AES256-GCM-SHA384", False),
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": ("ECDHE-RSA-CHACHA20-POLY1305", False),
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": ("ECDHE-RSA-CHACHA20-POLY1305", False),
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": ("ECDHE-ECDSA-CHACHA20-POLY1305", False),
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": ("ECDHE-ECDSA-CHACHA20-POLY1305", False),
+    "TLS_AES_128_GCM_SHA256": (None, False),
+    "TLS_AES_256_GCM_SHA384": (None, False),
+    "TLS_CHACHA20_POLY1305_SHA256": (None, False),
+}
+# nats-server 2.9's default (TLS 1.2) suites, in its order
+TLS_DEFAULT_CIPHERS = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                   "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+                   "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
+# nats-server's curve names -> OpenSSL group names (None: known to newer nats-server builds,
+# not to the OpenSSL this runs on)
+TLS_CURVES: dict[str, str | None] = {"X25519": "X25519", "CurveP256": "P-256", "CurveP384": "P-384",
+                                    "CurveP521": "P-521", "X25519MLKEM768": None}
+TLS_DEFAULT_CURVES = ("X25519", "CurveP256", "CurveP384", "CurveP521")
+
+
+def check_tls(opts: ServerOptions) -> None:
+    """The TLS options that can be checked without reading a file: names nats-server does not
+    know (its words), insecure suites it refuses, combinations. server/tls.py reads the files."""
+    insecure = []
+    for name in opts.tls_ciphers or ():
+        if name not in TLS_CIPHERS:
+            raise OptionsError(f"unrecognized cipher {name}")
+        if TLS_CIPHERS[name][1]:
+            insecure.append(name)
+    if insecure and not opts.tls_allow_insecure_ciphers:
+        raise OptionsError("insecure cipher suites configured without 'allow_insecure_cipher_suites' option "
+                           f"set: {', '.join(insecure)}")
+    for name in opts.tls_curves or ():
+        if name not in TLS_CURVES:
+            raise OptionsError(f"unrecognized curve preference {name}")
+    if opts.tls_certs and opts.tls_cert:
+        raise OptionsError("error parsing tls config, cannot combine 'cert_file' option with 'certs' option")
+    if not opts.tls_certs and not (opts.tls_cert and opts.tls_key):
+        raise OptionsError("TLS requires --tlscert and --tlskey")
+
 
 def _tls_bool(v: Any, k: str) -> bool:
     if not isinstance(v, bool):
@@ -759,9 +822,7 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     if opts.max_payload > opts.max_pending:
         raise OptionsError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.tls:
-        # every name and combination now; the certificate files are read by build_context,
-        # which the commands call before they start anything
-        from pyjetstream.server.tls import check_options
-
-        check_options(opts)
+        # every name and combination now; the certificate files are read by server/tls.py's
+        # build_context, which the commands call before they start anything
+        check_tls(opts)
     return opts, extras

@@ -25,7 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyjetstream.server.options import OptionsError
+from pyjetstream.server.options import (
+    TLS_CIPHERS,
+    TLS_CURVES,
+    TLS_DEFAULT_CIPHERS,
+    TLS_DEFAULT_CURVES,
+    OptionsError,
+    check_tls,
+)
 
 if TYPE_CHECKING:
     from pyjetstream.server.options import ServerOptions, User
@@ -35,50 +42,9 @@ class TLSConfigError(OptionsError):
     pass
 
 
-# nats-server's cipher suite names (Go's, both the 2.9 spellings and Go's current ones) ->
-# (OpenSSL name, insecure). None: a TLS 1.3 suite, which Go (and so nats-server) always enables
-# whatever the list says, as OpenSSL does here.
-GO_CIPHERS: dict[str, tuple[str | None, bool]] = {
-    "TLS_RSA_WITH_RC4_128_SHA": ("RC4-SHA", True),
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": ("DES-CBC3-SHA", True),
-    "TLS_RSA_WITH_AES_128_CBC_SHA": ("AES128-SHA", False),
-    "TLS_RSA_WITH_AES_128_CBC_SHA256": ("AES128-SHA256", True),
-    "TLS_RSA_WITH_AES_256_CBC_SHA": ("AES256-SHA", False),
-    "TLS_RSA_WITH_AES_128_GCM_SHA256": ("AES128-GCM-SHA256", False),
-    "TLS_RSA_WITH_AES_256_GCM_SHA384": ("AES256-GCM-SHA384", False),
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": ("ECDHE-ECDSA-RC4-SHA", True),
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": ("ECDHE-ECDSA-AES128-SHA", False),
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": ("ECDHE-ECDSA-AES256-SHA", False),
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": ("ECDHE-RSA-RC4-SHA", True),
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": ("ECDHE-RSA-DES-CBC3-SHA", True),
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": ("ECDHE-RSA-AES128-SHA", False),
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": ("ECDHE-RSA-AES256-SHA", False),
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": ("ECDHE-RSA-AES128-SHA256", True),
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": ("ECDHE-ECDSA-AES128-SHA256", True),
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": ("ECDHE-RSA-AES128-GCM-SHA256", False),
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": ("ECDHE-ECDSA-AES128-GCM-SHA256", False),
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": ("ECDHE-RSA-AES256-GCM-SHA384", False),
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": ("ECDHE-ECDSA-AES256-GCM-SHA384", False),
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": ("ECDHE-RSA-CHACHA20-POLY1305", False),
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": ("ECDHE-RSA-CHACHA20-POLY1305", False),
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": ("ECDHE-ECDSA-CHACHA20-POLY1305", False),
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": ("ECDHE-ECDSA-CHACHA20-POLY1305", False),
-    "TLS_AES_128_GCM_SHA256": (None, False),
-    "TLS_AES_256_GCM_SHA384": (None, False),
-    "TLS_CHACHA20_POLY1305_SHA256": (None, False),
-}
-# nats-server 2.9's default (TLS 1.2) suites, in its order
-DEFAULT_CIPHERS = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                   "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-                   "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
-# nats-server's curve names -> OpenSSL group names (None: known to newer nats-server builds,
-# not to the OpenSSL this runs on)
-GO_CURVES: dict[str, str | None] = {"X25519": "X25519", "CurveP256": "P-256", "CurveP384": "P-384",
-                                    "CurveP521": "P-521", "X25519MLKEM768": None}
-DEFAULT_CURVES = ("X25519", "CurveP256", "CurveP384", "CurveP521")
 # Go's (and so nats-server's) names for the versions it reports in /connz
 _VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
-_OPENSSL_TO_GO = {v[0]: k for k, v in GO_CIPHERS.items() if v[0] and not k.endswith("POLY1305_SHA256")}
+_OPENSSL_TO_GO = {v[0]: k for k, v in TLS_CIPHERS.items() if v[0] and not k.endswith("POLY1305_SHA256")}
 
 
 def version_name(obj: ssl.SSLObject) -> str:
@@ -115,22 +81,6 @@ def _set_groups(ctx: ssl.SSLContext, groups: list[str]) -> bool:
     return ctrl(ptr, ssl_ctrl_set_groups_list, 0, ":".join(groups).encode()) == 1
 
 
-def check_cipher_and_curve_names(opts: ServerOptions) -> None:
-    """Refuse names nats-server does not know (its words), and insecure suites it refuses."""
-    insecure = []
-    for name in opts.tls_ciphers or ():
-        if name not in GO_CIPHERS:
-            raise TLSConfigError(f"unrecognized cipher {name}")
-        if GO_CIPHERS[name][1]:
-            insecure.append(name)
-    if insecure and not opts.tls_allow_insecure_ciphers:
-        raise TLSConfigError("insecure cipher suites configured without 'allow_insecure_cipher_suites' option "
-                             f"set: {', '.join(insecure)}")
-    for name in opts.tls_curves or ():
-        if name not in GO_CURVES:
-            raise TLSConfigError(f"unrecognized curve preference {name}")
-
-
 def _base_context(opts: ServerOptions, cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # Go's TLS server never renegotiates; a client asking to would cost a handshake each time
@@ -142,23 +92,23 @@ def _base_context(opts: ServerOptions, cert: str, key: str) -> ssl.SSLContext:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as e:
         raise TLSConfigError(f"error parsing X509 certificate/key pair: {e}") from e
-    names = opts.tls_ciphers or list(DEFAULT_CIPHERS)
-    suites = list(dict.fromkeys(n for n in (GO_CIPHERS[g][0] for g in names) if n))
+    names = opts.tls_ciphers or list(TLS_DEFAULT_CIPHERS)
+    suites = list(dict.fromkeys(n for n in (TLS_CIPHERS[g][0] for g in names) if n))
     for s in suites:
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(s)
         except ssl.SSLError:
-            go = [g for g in names if GO_CIPHERS[g][0] == s][0]
+            go = [g for g in names if TLS_CIPHERS[g][0] == s][0]
             raise TLSConfigError(f"cipher suite {go} is not available in {ssl.OPENSSL_VERSION}") from None
     if suites:
         ctx.set_ciphers(":".join(suites))
     else:
         # only TLS 1.3 suites named: Go then has no TLS 1.2 suite left, so only 1.3 can work
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    curves = opts.tls_curves or list(DEFAULT_CURVES)
+    curves = opts.tls_curves or list(TLS_DEFAULT_CURVES)
     groups = []
     for c in curves:
-        g = GO_CURVES[c]
+        g = TLS_CURVES[c]
         if g is None:
             raise TLSConfigError(f"curve preference {c} is not available in {ssl.OPENSSL_VERSION}")
         groups.append(g)
@@ -181,18 +131,9 @@ def _base_context(opts: ServerOptions, cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
-def check_options(opts: ServerOptions) -> None:
-    """What can be checked without reading a file."""
-    check_cipher_and_curve_names(opts)
-    if opts.tls_certs and opts.tls_cert:
-        raise TLSConfigError("error parsing tls config, cannot combine 'cert_file' option with 'certs' option")
-    if not opts.tls_certs and not (opts.tls_cert and opts.tls_key):
-        raise TLSConfigError("TLS requires --tlscert and --tlskey")
-
-
 def build_context(opts: ServerOptions) -> ssl.SSLContext:
     """The server's SSL context; TLSConfigError says what is wrong with the options."""
-    check_options(opts)
+    check_tls(opts)
     if opts.tls_certs:
         contexts = [(_base_context(opts, c, k), _dns_names_of(c)) for c, k in opts.tls_certs]
         first = contexts[0][0]
