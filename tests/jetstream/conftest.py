@@ -19,7 +19,6 @@ from pyjetstream.subjects import subject_matches
 @dataclass
 class FakeAccount:
     name: str = "$G"
-    jetstream: Any = None
 
 
 @dataclass

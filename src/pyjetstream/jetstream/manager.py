@@ -413,12 +413,3 @@ class JetStream:
                 doc["account_details"] = details
         return doc
 
-    # ------------------------------------------------------------------ lookups for other parts
-
-    def lookup_account(self, account: Account | str) -> JsAccount | None:
-        name = account if isinstance(account, str) else account.name
-        return self.accounts.get(name)
-
-    def lookup_stream(self, account: Any, name: str) -> Stream | None:
-        jsa = self.lookup_account(account)
-        return jsa.streams.get(name) if jsa is not None else None

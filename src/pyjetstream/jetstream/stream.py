@@ -778,10 +778,6 @@ class Stream:
         if not self.closed:
             self.store.write_out()
 
-    def max_consumers_reached(self) -> bool:
-        mc = self.config.max_consumers
-        return mc > 0 and len(self.consumers) >= mc
-
     # ------------------------------------------------------------------ API operations
 
     def info(self, deleted_details: bool = False, subjects_filter: str = "") -> dict[str, Any]:

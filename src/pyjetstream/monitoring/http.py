@@ -144,26 +144,8 @@ class MonitorServer:
             doc["tls_required"] = True
             doc["tls_verify"] = o.tls_verify
         if s.jetstream is not None:
-            doc["jetstream"] = s.jetstream.varz() if hasattr(s.jetstream, "varz") else self._js_varz()
+            doc["jetstream"] = s.jetstream.varz()
         return doc
-
-    def _js_varz(self) -> dict[str, Any]:
-        """/varz "jetstream" from what the JetStream manager exposes, until it renders its own."""
-        js = self.server.jetstream
-        o = self.server.opts.jetstream
-        mem = store = 0
-        accounts = getattr(js, "accounts", {}) or {}
-        for jsa in accounts.values():
-            if hasattr(jsa, "usage"):
-                m, f = jsa.usage()
-                mem, store = mem + m, store + f
-        return {
-            "config": {"max_memory": o.max_mem, "max_storage": o.max_file,
-                       "store_dir": getattr(js, "store_dir", o.store_dir)},
-            "stats": {"memory": mem, "storage": store, "reserved_memory": 0, "reserved_storage": 0,
-                      "accounts": len(accounts), "ha_assets": 0,
-                      "api": {"total": getattr(js, "api_total", 0), "errors": getattr(js, "api_errors", 0)}},
-        }
 
     def conn_info(self, c: ClientConnection, now: float, subs: str, auth: bool = False) -> dict[str, Any]:
         """One /connz entry. `subs`: "" (none), "list" or "detail"; `auth` adds the user and
@@ -334,12 +316,12 @@ class MonitorServer:
             return _bad_request(str(exc))
         head = {"server_id": self.server.server_id, "now": rfc3339(time.time())}
         js = self.server.jetstream
-        if js is None or not hasattr(js, "jsz"):
+        if js is None:
             return web.json_response({**head, **_JSZ_DISABLED}, dumps=_dumps)
         acc = q.get("acc", "")
         # nats-server: `acc` naming a JetStream account narrows the details to it (and asks for
         # them); any other name is ignored, so the details list every account when asked for.
-        if acc not in getattr(js, "accounts", {}):
+        if acc not in js.accounts:
             acc = ""
         doc = js.jsz(streams=streams, consumers=consumers, config=config, accounts=accounts, acc=acc)
         if not acc and isinstance(doc.get("account_details"), list):

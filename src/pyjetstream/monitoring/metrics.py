@@ -61,9 +61,9 @@ class JetStreamCollector:
             return
         g = GaugeMetricFamily
         api_total = CounterMetricFamily("pyjetstream_jetstream_api_requests", "JetStream API requests",
-                                        value=getattr(js, "api_total", 0))
+                                        value=js.api_total)
         api_errors = CounterMetricFamily("pyjetstream_jetstream_api_errors", "JetStream API requests answered "
-                                         "with an error", value=getattr(js, "api_errors", 0))
+                                         "with an error", value=js.api_errors)
         stream_fams = {
             "messages": g("pyjetstream_stream_messages", "Messages stored in the stream", labels=STREAM_LABELS),
             "bytes": g("pyjetstream_stream_bytes", "Bytes stored in the stream", labels=STREAM_LABELS),
@@ -88,7 +88,7 @@ class JetStreamCollector:
             "memory": g("pyjetstream_jetstream_memory_bytes", "Bytes stored in memory streams", labels=["account"]),
             "storage": g("pyjetstream_jetstream_storage_bytes", "Bytes stored in file streams", labels=["account"]),
         }
-        for acct_name, jsa in sorted(getattr(js, "accounts", {}).items()):
+        for acct_name, jsa in sorted(js.accounts.items()):
             mem, store = jsa.usage()
             usage["memory"].add_metric([acct_name], mem)
             usage["storage"].add_metric([acct_name], store)
@@ -97,8 +97,6 @@ class JetStreamCollector:
                 for key, fam in stream_fams.items():
                     fam.add_metric([acct_name, stream_name], state.get(key, 0))
                 for consumer_name, consumer in sorted(stream.consumers.items()):
-                    if not hasattr(consumer, "info"):
-                        continue
                     info = consumer.info()
                     labels = [acct_name, stream_name, consumer_name]
                     for key in ("num_pending", "num_ack_pending", "num_redelivered", "num_waiting"):

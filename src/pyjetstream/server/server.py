@@ -20,7 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import ClientConnection, Subscription
@@ -28,6 +28,9 @@ from pyjetstream.server.options import AccountConfig, ServerOptions
 from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import SubjectIndex, is_valid_subject
 from pyjetstream.version import VERSION
+
+if TYPE_CHECKING:  # started in start(), imported there
+    from pyjetstream.jetstream.manager import JetStream
 
 log = logging.getLogger("pyjetstream.server")
 
@@ -46,18 +49,13 @@ _NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
 
 
 class Account:
-    __slots__ = ("name", "sublist", "config", "clients", "jetstream")
+    __slots__ = ("name", "sublist", "config", "clients")
 
     def __init__(self, name: str, config: AccountConfig | None = None) -> None:
         self.name = name
         self.sublist: SubjectIndex[Subscription] = SubjectIndex()
         self.config = config or AccountConfig(name)
         self.clients: set[ClientConnection] = set()
-        self.jetstream: Any = None  # the account's JetStream state, set by the JetStream manager
-
-    @property
-    def js_limits(self) -> AccountConfig:
-        return self.config
 
 
 def _note_reply(c: ClientConnection, reply_b: bytes, origin: ClientConnection | None) -> None:
@@ -96,7 +94,7 @@ class Server:
         self.lame_duck = False
         self.ssl_context: ssl.SSLContext | None = build_context(opts) if opts.tls else None
         self.tls_rate = RateCounter(opts.tls_rate_limit) if opts.tls and opts.tls_rate_limit > 0 else None
-        self.jetstream: Any = None
+        self.jetstream: JetStream | None = None
         self.monitor: Any = None
         self._stopped = asyncio.Event()
         self._shutdown_lock = asyncio.Lock()

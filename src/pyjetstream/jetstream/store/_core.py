@@ -55,7 +55,6 @@ class StoreCore:
         self._ttl_heap: list[tuple[int, int]] = []  # (deadline ns, seq); stale entries skipped lazily
         self._lost: LostData | None = None
         self._closed = False
-        self._remove_cbs: list[Callable[[int, str], None]] = []
         self._first_ts_cache = (0, 0)  # (seq, ts): state() is asked far more often than first moves
 
     # ---- cheap accessors (no record reads), for per-publish limit checks ---------------------
@@ -552,11 +551,6 @@ class StoreCore:
         while heap and not (heap[0][1] >= self._first and self._b_live(heap[0][1])):
             heapq.heappop(heap)
         return heap[0][0] if heap else 0
-
-    def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
-        """The store removes messages on its own only when a record turns out to be corrupt on
-        read; expiry and limits are driven by the stream through remove_msg/purge/compact."""
-        self._remove_cbs.append(cb)
 
     # ---- purge helpers -----------------------------------------------------------------------
 

@@ -177,10 +177,6 @@ class StreamStore(Protocol):
         Due TTL entries are consumed: the caller removes what is returned."""
         ...
 
-    def register_remove_callback(self, cb: Callable[[int, str], None]) -> None:
-        """cb(seq, subject) after every removal the store did on its own (e.g. recovery)."""
-        ...
-
     def close(self) -> None: ...
 
     def delete(self) -> None:

@@ -405,8 +405,6 @@ class FileStore(StoreCore):
         elif seq == self._first:
             self._first = self._b_next_live(seq + 1, self._last) or self._last + 1
         self._append_rec(K_DEL, seq, 0, 0, b"")
-        for cb in self._remove_cbs:
-            cb(seq, "")
 
     def _add_lost(self, seqs: list[int], nbytes: int) -> None:
         if self._lost is None:
