@@ -808,6 +808,13 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
     # As with nats-server, any TLS flag turns TLS on (`--tlsverify` alone means verify clients).
     if any(k in flags for k in ("tls_verify", "tls_cert", "tls_key", "tls_ca")) and flags.get("tls", True):
         opts.tls = True
+    return finalize_options(opts), extras
+
+
+def finalize_options(opts: ServerOptions) -> ServerOptions:
+    """Defaults for unset settings and the start-up checks nats-server makes, for options from
+    any source: flags and config file (`parse_server_args`) or the library (`pyjetstream.serve`,
+    which also starts from `auth_timeout = 0.0`, "unset")."""
     if not opts.auth_timeout:
         # nats-server's default: the handshake's timeout and a second more when TLS is on
         opts.auth_timeout = (opts.tls_timeout or 2.0) + 1.0 if opts.tls else ServerOptions.auth_timeout
@@ -825,4 +832,4 @@ def parse_server_args(argv: list[str], extra_flags: dict[str, str] | None = None
         # every name and combination now; the certificate files are read by server/tls.py's
         # build_context, which the commands call before they start anything
         check_tls(opts)
-    return opts, extras
+    return opts
