@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "subscription",
     "event",
     "sink",
+    "console_cmd",
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import nats.errors
 
+from pyjetstream.cli.console_cmd import add_up_arguments, start_in_up, stop_in_up
 from pyjetstream.cli.eventing_cmd import add_eventing_arguments, config_from_args, install_stop_signals
 from pyjetstream.eventing.config import EventingConfig
 from pyjetstream.eventing.manager import StreamConfigError
@@ -32,19 +33,21 @@ log = logging.getLogger("pyjetstream.up")
 UP_FLAG_PREFIXES = ("--publish-", "--kyma-", "--stream-", "--max-msgs-per-subject", "--discard",
                     "--deliver-policy", "--max-request-size", "--dedupe", "--no-dead-letter", "--sink-",
                     "--eventing-config", "--delivery-profile", "--application-type")
+CONSOLE_FLAG_PREFIX = "--console-"  # the web console's flags (pyjetstream.cli.console_cmd)
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Separate eventing flags from the server's flags (values follow their flag)."""
     eventing_parser = argparse.ArgumentParser(add_help=False)
     add_eventing_arguments(eventing_parser)
+    add_up_arguments(eventing_parser)
     takes_value = {opt for action in eventing_parser._actions if action.nargs != 0 for opt in action.option_strings}
     server, eventing = [], []
     i = 0
     while i < len(argv):
         arg = argv[i]
         name = arg.split("=", 1)[0]
-        if name.startswith(UP_FLAG_PREFIXES):
+        if name.startswith(UP_FLAG_PREFIXES) or name.startswith(CONSOLE_FLAG_PREFIX):
             eventing.append(arg)
             if "=" not in arg and name in takes_value and i + 1 < len(argv):
                 eventing.append(argv[i + 1])
@@ -185,20 +188,24 @@ async def stop_server(server: Any) -> None:
 
 # -- eventing part -------------------------------------------------------------------------------
 
-async def run_up(server_argv: list[str], config: EventingConfig, stop: asyncio.Event) -> int:
+async def run_up(server_argv: list[str], config: EventingConfig, stop: asyncio.Event,
+                 console: argparse.Namespace | None = None) -> int:
     from pyjetstream.eventing.service import EventingService
     from pyjetstream.monitoring.metrics import add_collector, remove_collector
 
     server, url, auth = await start_server(server_argv, config.kv_bucket)
     service = EventingService(url, config, connect_options=auth)
+    web_console = None
     try:
         await service.start()
         # the same registry the proxy's /metrics renders, read per scrape: nothing is counted twice
         add_collector(server, service.metrics.registry)
         print(f"pyjetstream up: NATS {url}, publisher proxy http://{config.publish_host}:{service.port}",
               flush=True)
+        web_console = await start_in_up(console, url, auth, service)
         await stop.wait()
     finally:
+        await stop_in_up(web_console)
         remove_collector(server, service.metrics.registry)
         await service.stop()
         await stop_server(server)
@@ -211,11 +218,13 @@ def main(argv: list[str]) -> int:
               "[--publish-host H] [--kyma-strict-sinks] [--stream-* ...]\n"
               "       [--eventing-config FILE] [--delivery-profile default|kyma] [--application-type APP=TYPE]\n"
               "       [--sink-policy default|public] [--sink-allow CIDR|HOST] [--sink-deny CIDR|HOST]\n"
-              "Defaults: -p 4222 -m 8222 -sd ./data -js, publisher proxy on 8080.")
+              "       [--console-port 8090] [--console-host H] [--console-token T] [--console-read-only]\n"
+              "Defaults: -p 4222 -m 8222 -sd ./data -js, publisher proxy on 8080, console on 8090 (0: none).")
         return 0
     server_argv, eventing_argv = split_argv(argv)
     parser = argparse.ArgumentParser(prog="pyjetstream up", add_help=False)
     add_eventing_arguments(parser)
+    add_up_arguments(parser)
     args = parser.parse_args(eventing_argv)
     try:
         config = config_from_args(args)
@@ -240,7 +249,7 @@ def main(argv: list[str]) -> int:
     async def runner() -> int:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        return await run_up(full_server_argv, config, stop)
+        return await run_up(full_server_argv, config, stop, console=args)
 
     loop = new_event_loop()
     try:
