@@ -165,7 +165,7 @@ async def test_stream_purge_seq_view_report(server: LiveServer, nc) -> None:
 
 
 async def test_unreachable_server_is_one_line_and_exit_1(server: LiveServer) -> None:
-    from conftest import free_port
+    from servers import free_port
 
     res = await run_cli(None, "-s", f"nats://127.0.0.1:{free_port()}", "stream", "ls")
     assert res.rc == 1

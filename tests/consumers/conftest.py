@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
+from servers import free_port
 
 from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
@@ -39,12 +40,6 @@ async def nc(ours: Server) -> AsyncIterator[nats.NATS]:
     c = await nats.connect(f"nats://127.0.0.1:{ours.port}")
     yield c
     await c.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import time
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from servers import free_port
 
-from .conftest import free_port, start_server
+from .conftest import start_server
 
 LAUNCH = textwrap.dedent("""
     import asyncio, sys

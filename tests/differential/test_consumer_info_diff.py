@@ -9,8 +9,7 @@ from typing import Any
 
 import nats
 import pytest
-
-from .conftest import eventually
+from consumers.conftest import eventually
 
 pytestmark = pytest.mark.nats_server
 
