@@ -40,7 +40,7 @@ class Bus:
     def has_interest(self, account, subject):
         return subject in self.listening
 
-    def route(self, account, subject, subject_b, reply_b, hdr_len, size_tok, body, origin):
+    def route(self, account, subject, subject_b, reply_b, hdr_len, size_tok, body, origin, internal=True):
         data = body[:-2]
         assert size_tok == b"%d" % len(data)
         return self.publish(account, subject, reply_b.decode(), data[:hdr_len], data[hdr_len:])

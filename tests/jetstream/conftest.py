@@ -97,12 +97,13 @@ class FakeServer:
             s.account is account and subject_matches(s.subject, subject) for s in self.subs)
 
     def respond(self, account: FakeAccount, subject: str, hdr: bytes | None, payload: bytes) -> int:
-        return self.publish(account, subject, "", hdr, payload)
+        # as the server's: client subscriptions only, no internal subscriber takes a reply
+        return self.publish(account, subject, "", hdr, payload, internal=False)
 
     def publish(self, account: FakeAccount, subject: str, reply: str, hdr: bytes | None, payload: bytes,
-                client: Any = None) -> int:
+                client: Any = None, internal: bool = True) -> int:
         n = 0
-        for sub in list(self.subs):
+        for sub in list(self.subs) if internal else ():
             if sub.account is account and subject_matches(sub.subject, subject):
                 if sub.raw:  # the server's raw form: reply bytes, header length, body + CRLF
                     sub.callback(subject, reply.encode(), len(hdr or b""), (hdr or b"") + payload + b"\r\n")
@@ -119,11 +120,12 @@ class FakeServer:
         return n
 
     def route(self, account: FakeAccount, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
-              size_tok: bytes, body: bytes, origin: None) -> int:
+              size_tok: bytes, body: bytes, origin: None, internal: bool = True) -> int:
         # what a client sees is the delivered subject (subject_b); routing is by `subject`
         data = body[:-2]
         assert size_tok == b"%d" % len(data)
-        return self.publish(account, subject, reply_b.decode(), data[:hdr_len] or None, data[hdr_len:])
+        return self.publish(account, subject, reply_b.decode(), data[:hdr_len] or None, data[hdr_len:],
+                            internal=internal)
 
     def sole_subscriber(self, account: FakeAccount, subject: str) -> None:
         return None  # no client connections here: every delivery is routed

@@ -70,7 +70,8 @@ class MessageBus(Protocol):
     messages the server itself published are not passed on. publish() reaches every
     subscriber; respond() only client subscriptions (replies to a client's request); route()
     is publish with the body already framed and the delivered subject apart from the routing
-    subject (what a consumer delivery needs). All three return how many subscriptions got it.
+    subject (what a consumer delivery needs; internal=False reaches client subscriptions only).
+    All three return how many subscriptions got it.
     """
 
     @property
@@ -93,7 +94,9 @@ class MessageBus(Protocol):
     def respond(self, account: Any, subject: str, hdr: bytes | None, payload: bytes) -> int: ...
 
     def route(self, account: Any, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
-              size_tok: bytes, body: bytes, origin: None) -> int: ...
+              size_tok: bytes, body: bytes, origin: None, internal: bool = True) -> int:
+        """internal=False: client subscriptions only, as respond()."""
+        ...
 
     def sole_subscriber(self, account: Any, subject: str) -> DirectSubscriber | None: ...
 

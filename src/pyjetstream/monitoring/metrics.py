@@ -127,13 +127,13 @@ class _Guarded:
 def add_collector(server: Server, collector: Any) -> None:
     """Expose `collector` (anything with collect(), e.g. a CollectorRegistry) on this server's
     monitoring /metrics, read at every scrape. No-op if the server runs no monitoring port."""
-    monitor = getattr(server, "monitor", None)
+    monitor = server.monitor
     if monitor is not None:
         monitor.collectors.append(collector)
 
 
 def remove_collector(server: Server, collector: Any) -> None:
-    monitor = getattr(server, "monitor", None)
+    monitor = server.monitor
     if monitor is not None and collector in monitor.collectors:
         monitor.collectors.remove(collector)
 
