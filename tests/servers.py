@@ -1,6 +1,7 @@
 """Start a NATS server as a subprocess for tests: ours (`pyjetstream server`) or the reference
-/usr/sbin/nats-server 2.9.10, on a loopback port, and stop it by PID; plus RawClient, a
-blocking raw-socket peer for byte-level checks.
+/usr/sbin/nats-server 2.9.10, on a loopback port, and stop it by PID; our server in-process
+(`start_in_process`); `free_port`; plus RawClient, a blocking raw-socket peer for byte-level
+checks.
 
 Owns process handling only (command line, readiness wait, log file, stop). It knows nothing
 about what a test does with the server. Usage (tests import it as `from servers import ...`;
@@ -30,6 +31,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 NATS_SERVER = "/usr/sbin/nats-server"
 KINDS = ("pyjetstream", "nats-server")
@@ -60,6 +62,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def start_in_process(store_dir: str | os.PathLike[str], port: int = 0) -> Any:
+    """Our server (pyjetstream.server.server.Server) in the calling test's event loop, with
+    JetStream storing under `store_dir`, on 127.0.0.1 (`port` 0: a free one, see `.port`).
+    The caller awaits `shutdown()`."""
+    from pyjetstream.server.options import JetStreamOptions, ServerOptions
+    from pyjetstream.server.server import Server
+
+    srv = Server(ServerOptions(host="127.0.0.1", port=port,
+                               jetstream=JetStreamOptions(enabled=True, store_dir=str(store_dir))))
+    await srv.start()
+    return srv
 
 
 def server_command(kind: str) -> list[str]:

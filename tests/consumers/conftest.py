@@ -13,18 +13,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
-from servers import free_port
+from servers import free_port, start_in_process
 
-from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 async def start_server(store_dir: str, port: int = 0) -> Server:
-    srv = Server(ServerOptions(host="127.0.0.1", port=port,
-                               jetstream=JetStreamOptions(enabled=True, store_dir=store_dir)))
-    await srv.start()
+    srv: Server = await start_in_process(store_dir, port)
     return srv
 
 

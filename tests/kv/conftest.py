@@ -6,16 +6,14 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
+from servers import start_in_process
 
-from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
 
 
 @pytest.fixture
 async def ours(tmp_path) -> AsyncIterator[Server]:
-    srv = Server(ServerOptions(host="127.0.0.1", port=0,
-                               jetstream=JetStreamOptions(enabled=True, store_dir=str(tmp_path / "js"))))
-    await srv.start()
+    srv: Server = await start_in_process(tmp_path / "js")
     yield srv
     await srv.shutdown()
 
