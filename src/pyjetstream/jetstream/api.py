@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
-from pyjetstream.jetstream import errors, gojson
+from pyjetstream.jetstream import errors, gojson, publish_targets
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -143,6 +143,8 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
     # nats-server checks this before the config (the name becomes a directory)
     if "/" in cfg.name or "\\" in cfg.name:
         raise errors.stream_name_contains_path_separators()
+    old = req.jsa.streams.get(cfg.name)
+    publish_targets.check_republish(req.client, cfg.republish, old.config.republish if old else None)
     stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
     info = stream.info()
     # nats-server (standalone) sets did_create on every successful create, re-creates included
@@ -153,6 +155,9 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
 
 def stream_update(req: ApiRequest) -> dict[str, Any]:
     cfg = _config_from_request(req)
+    old = req.jsa.streams.get(cfg.name)
+    if old is not None:  # else update_stream answers "stream not found"
+        publish_targets.check_republish(req.client, cfg.republish, old.config.republish)
     stream = req.jsa.js.update_stream(req.jsa, cfg)
     req.durable_stream = stream  # limits may have removed messages
     return stream.info()

@@ -16,7 +16,7 @@ import secrets
 import string
 from typing import Any
 
-from pyjetstream.jetstream import advisories, errors, gojson
+from pyjetstream.jetstream import advisories, errors, gojson, publish_targets
 from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
@@ -221,6 +221,9 @@ def consumer_create(req: ApiRequest) -> dict[str, Any]:
     if cfg.num_replicas > 1:
         raise errors.stream_replicas_not_supported()
     stream = req.stream(stream_name)
+    existing = stream.consumers.get(cfg.durable_name or cfg.name)
+    publish_targets.check_deliver_subject(req.client, cfg.deliver_subject,
+                                          existing.config.deliver_subject if existing else None)
     runner = add_consumer(stream, cfg, action)
     return runner.info()
 

@@ -322,6 +322,10 @@ class ConsumerRunner:
             publish = server.publish
             route = server.route
             account = self.account
+            # A pull request's reply subject is its requester's choice, like any reply: what goes
+            # there reaches client subscriptions only (as Server.respond), so no stream stores
+            # it where the requester may not publish (nats-server 2.9 stores it).
+            internal = core.is_push
             now = 0
             last_dest = None
             direct = None
@@ -347,13 +351,15 @@ class ConsumerRunner:
                         body = payload + b"\r\n"
                         hlen = 0
                     got = route(account, dest, subject.encode(), reply.encode(), hlen,
-                                b"%d" % (len(body) - 2), body, None)
+                                b"%d" % (len(body) - 2), body, None, internal)
                     if got == 0:
                         if not now:
                             now = self.clock.now()
                         core.did_not_deliver(int(reply.split(".")[ACK_TOKEN_STREAM_SEQ]), now)
-                else:
+                elif internal:
                     publish(account, item.dest, item.reply, item.hdr, item.payload)
+                else:
+                    server.respond(account, item.dest, item.hdr, item.payload)
             # a failed delivery may have queued a redelivery or status
             if core.outbox:
                 self.kick()

@@ -583,6 +583,12 @@ def is_reserved_subject(subject: str) -> bool:
     return subject[:1] == "$" and subject.startswith(RESERVED_PREFIXES)
 
 
+def republish_pattern(dest: str) -> str:
+    """The filter of every subject a republish destination can produce: each wildcard
+    reference (`$N`, `{{wildcard(N)}}`) becomes `*`; a trailing `>` stays."""
+    return ".".join("*" if _WILDCARD_REF.match(t) else t for t in dest.split("."))
+
+
 def check_publish_targets(c: StreamConfig) -> None:
     """Refuse a stream whose republish destination points into RESERVED_SUBJECTS (nats-server
     2.9 accepts it). A destination that starts with a wildcard reference is chosen per
@@ -594,7 +600,7 @@ def check_publish_targets(c: StreamConfig) -> None:
     toks = dest.split(".")
     if toks[0] == ">" or _WILDCARD_REF.match(toks[0]):
         return
-    pattern = ".".join("*" if _WILDCARD_REF.match(t) else t for t in toks)
+    pattern = republish_pattern(dest)
     if any(subjects_overlap(pattern, r) for r in RESERVED_SUBJECTS):
         raise _invalid(f"stream configuration for republish destination can not overlap {RESERVED_TEXT}")
 

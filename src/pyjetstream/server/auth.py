@@ -20,7 +20,7 @@ import bcrypt
 
 from pyjetstream.server.options import Permissions, ServerOptions, User
 from pyjetstream.server.tls import PeerCert, map_user
-from pyjetstream.subjects import has_wildcard, is_subset, subject_matches
+from pyjetstream.subjects import has_wildcard, is_subset, subject_matches, subjects_overlap
 
 
 @dataclass
@@ -179,6 +179,17 @@ class PermissionChecker:
             del replies[subject]
             return False
         return True
+
+    def may_publish_all(self, pattern: str) -> bool:
+        """May this connection publish to every subject the filter `pattern` matches, by its
+        allow and deny lists alone? Replies admitted by allow_responses do not count: they are
+        one answer to one requester, not a standing right. Conservative: a single allow entry
+        must cover the whole pattern, and no deny entry may overlap it. Asked when a request
+        configures a subject the server will publish to (jetstream/publish_targets.py)."""
+        p = self.perms
+        if p.pub_allow is not None and not any(is_subset(pattern, f) for f in p.pub_allow):
+            return False
+        return not any(subjects_overlap(pattern, f) for f in p.pub_deny)
 
     def note_reply(self, reply: str, requester: PermissionChecker | None) -> None:
         """A message with reply subject `reply` was delivered to this connection; `requester`

@@ -59,9 +59,11 @@ _CONNECT_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 # Reply subjects no client may set: the server publishes to a message's reply subject on the
-# client's behalf (API replies, PubAcks), and those must never land on the JetStream API or a
-# consumer's ack subjects. nats-server refuses `$JS.ACK.`; `$JS.API.` is refused here as well.
-RESERVED_REPLY_PREFIXES = (b"$JS.API.", b"$JS.ACK.")
+# client's behalf (API replies, PubAcks, pull deliveries), and those must never land where the
+# server acts on messages (jetstream.schemas.RESERVED_SUBJECTS). nats-server 2.9 refuses
+# `$JS.ACK.` only; the API, flow-control and system prefixes are refused here as well (clients
+# answer flow control by publishing TO a `$JS.FC.` subject, never with one as their reply).
+RESERVED_REPLY_PREFIXES = (b"$JS.API.", b"$JS.ACK.", b"$JS.FC.", b"$SYS.")
 
 # Credentials in a traced CONNECT, as nats-server redacts them
 _SECRET_FIELDS = re.compile(rb'("(?:pass|auth_token|sig|jwt)"\s*:\s*)"(?:[^"\\]|\\.)*"')
