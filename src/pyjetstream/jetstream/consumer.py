@@ -738,13 +738,22 @@ class Consumer:
         )
         self.waiting.append(wr)
 
-    def _process_waiting(self, now: int, eos: bool) -> int:
+    def _process_waiting(self, now: int, eos: bool, stalled: bool = False) -> int:
         """Expire requests (408), drop ones nobody listens for, send due heartbeats.
-        Returns the number of messages the remaining requests still want."""
+        Returns the number of messages the remaining requests still want.
+
+        `eos`: no message is left to deliver; `stalled`: max_ack_pending holds the rest back.
+        A no_wait request is a one-shot and is answered the moment it can get no more: at the
+        end of the stream once it got something, and when stalled once it got something or
+        has no `expires` to wait for. nats-server ends the stalled ones only at its next timer
+        tick (the request's heartbeat or expiry), so a client's fetch saw a heartbeat instead,
+        returned, and left the request behind to swallow later messages."""
         brp = 0
         keep: deque[PullRequest] = deque()
         for wr in self.waiting:
-            if (eos and wr.no_wait and wr.delivered > 0) or (wr.expires and now >= wr.expires):
+            one_shot_done = wr.no_wait and (
+                (eos and wr.delivered > 0) or (stalled and (wr.delivered > 0 or not wr.expires)))
+            if one_shot_done or (wr.expires and now >= wr.expires):
                 self.outbox.append(Status(wr.reply, "", status_hdr(408, "Request Timeout", [
                     ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
                 continue
@@ -992,7 +1001,7 @@ class Consumer:
                     self._send_heartbeat(cfg.deliver_subject)
                 self.hb_at = now + cfg.idle_heartbeat
         else:
-            self._process_waiting(now, eos=eof)
+            self._process_waiting(now, eos=eof, stalled=self._map_stalled)
         self._check_inactive(now)
         return n
 
