@@ -76,7 +76,9 @@ class ApiRequest:
             self.jsa.server.respond(self.jsa.account, self.reply, hdr, body)
 
 
-Handler = Callable[[ApiRequest], "dict[str, Any] | None"]
+# A handler answers at once (a dict, None when it replied itself) or returns a job (fair.py)
+# whose result is that answer, or the response already encoded.
+Handler = Callable[[ApiRequest], "dict[str, Any] | None | fair.Job[dict[str, Any] | bytes | None]"]
 
 
 def json_response(type_suffix: str, body: dict[str, Any]) -> bytes:
@@ -163,7 +165,7 @@ def stream_update(req: ApiRequest) -> dict[str, Any]:
     return stream.info()
 
 
-def stream_info(req: ApiRequest) -> dict[str, Any]:
+def stream_info(req: ApiRequest) -> fair.Job[dict[str, Any] | bytes]:
     d = req.json()
     stream = req.stream(req.tokens[2])
     try:
@@ -172,19 +174,36 @@ def stream_info(req: ApiRequest) -> dict[str, Any]:
         raise errors.invalid_json() from None
     subjects_filter = _str_field(d, "subjects_filter")
     offset = _offset(d)
-    info = stream.info(deleted_details=deleted, subjects_filter=subjects_filter)
     out: dict[str, Any] = {"total": 0, "offset": 0, "limit": 0}
-    subs = info["state"].get("subjects")
-    if subs:
-        # paging applies to the subjects map only (JSMaxSubjectDetails per page)
-        names = sorted(subs)
-        limit = 100_000
-        out["total"] = len(names)
-        out["offset"] = offset
-        out["limit"] = limit
-        info["state"]["subjects"] = {k: subs[k] for k in names[offset : offset + limit]}
-    out.update(info)
-    return out
+    if not subjects_filter:
+        out.update(stream.info(deleted_details=deleted))
+        return out
+    # the subject detail may cover many subjects: counted and encoded in slices
+    states = yield from fair.subjects_state(stream, subjects_filter)
+    if not states:
+        out.update(stream.info(deleted_details=deleted, subjects={}))
+        return out
+    # paging applies to the subjects map only (JSMaxSubjectDetails per page)
+    names = sorted(states)
+    out.update(total=len(names), offset=offset, limit=SUBJECT_DETAILS_LIMIT)
+    page = names[offset : offset + SUBJECT_DETAILS_LIMIT]
+    out.update(stream.info(deleted_details=deleted, subjects={_SUBJECTS_MARK: 0} if page else {}))
+    body = json_response("stream_info_response", out)
+    if not page:
+        return body
+    parts: list[str] = []
+    for i in range(0, len(page), fair.SUBJECTS_CHUNK):
+        chunk = page[i : i + fair.SUBJECTS_CHUNK]
+        parts.append(json.dumps({k: states[k].msgs for k in chunk}, separators=(",", ":"))[1:-1])
+        yield from fair.pause(stream)
+    head, _, tail = body.partition(_SUBJECTS_MARK_JSON)
+    return head + b"{" + ",".join(parts).encode() + b"}" + tail
+
+
+SUBJECT_DETAILS_LIMIT = 100_000  # JSMaxSubjectDetails
+_SUBJECTS_MARK = "\x00subjects\x00"
+# where the subject detail goes in the encoded StreamInfo
+_SUBJECTS_MARK_JSON = b'{"\\u0000subjects\\u0000":0}'
 
 
 def stream_delete(req: ApiRequest) -> dict[str, Any]:
@@ -217,7 +236,7 @@ def stream_list(req: ApiRequest) -> dict[str, Any]:
     return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "streams": infos}
 
 
-def stream_purge(req: ApiRequest) -> dict[str, Any]:
+def stream_purge(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     d = req.json()
     stream = req.stream(req.tokens[2])
     filt = _str_field(d, "filter")
@@ -234,7 +253,7 @@ def stream_purge(req: ApiRequest) -> dict[str, Any]:
         filt = ""
     # a purge up to a sequence past ours empties the stream; the stores never pass MAX_SEQ
     seq = min(seq, MAX_SEQ + 1)
-    n = stream.purge(filt, seq, keep)
+    n = yield from stream.purge_job(filt, seq, keep)
     req.durable_stream = stream
     return {"success": True, "purged": n}
 
@@ -249,7 +268,7 @@ def _msg_json(m: Any) -> dict[str, Any]:
     return out
 
 
-def stream_msg_get(req: ApiRequest) -> dict[str, Any]:
+def stream_msg_get(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     d = req.json()
     stream = req.stream(req.tokens[3])
     seq = _int_field(d, "seq", "uint64")
@@ -257,7 +276,7 @@ def stream_msg_get(req: ApiRequest) -> dict[str, Any]:
     nxt = _str_field(d, "next_by_subj")
     if (seq > 0 and last) or (seq == 0 and not last and not nxt) or (last and nxt):
         raise errors.bad_request()
-    m = stream.get_msg(seq=seq, last_by_subj=last, next_by_subj=nxt)
+    m = yield from fair.get_msg(stream, seq=seq, last_by_subj=last, next_by_subj=nxt)
     if m is None:
         raise errors.no_message_found()
     return {"message": _msg_json(m)}
@@ -322,8 +341,9 @@ def _direct_headers(stream: str, m: Any, extra: list[tuple[str, str]] = ()) -> b
     return b"NATS/1.0\r\n" + add + b"\r\n"
 
 
-def direct_get(req: ApiRequest) -> None:
-    """DIRECT.GET replies with the raw message (or a status), never JSON."""
+def direct_get(req: ApiRequest) -> fair.Job[None]:
+    """DIRECT.GET replies with the raw message (or a status), never JSON. A job: a wildcard
+    lookup on a big stream reads it in slices."""
     if not req.reply:
         return None
     if req.hdr and b"Nats-Required-Api-Level" in req.hdr:
@@ -352,7 +372,7 @@ def direct_get(req: ApiRequest) -> None:
             ):
                 req.respond(b"", _STATUS_BAD)
                 return None
-        m = stream.get_msg(last_by_subj=key)
+        m = yield from _direct_lookup(stream, last_by_subj=key)
         if m is None:
             req.respond(b"", _STATUS_NOT_FOUND)
         else:
@@ -406,14 +426,14 @@ def direct_get(req: ApiRequest) -> None:
         req.respond(b"", _STATUS_MALFORMED)
         return None
     if multi:
-        _direct_multi(req, stream, multi, seq, up_to, batch, max_bytes, no_hdr)
+        yield from _gone_is_not_found(req, _direct_multi(req, stream, multi, seq, up_to, batch, max_bytes, no_hdr))
         return None
     if batch > 0:
-        _direct_batch(req, stream, seq, nxt or ">", batch, max_bytes, no_hdr)
+        yield from _gone_is_not_found(req, _direct_batch(req, stream, seq, nxt or ">", batch, max_bytes, no_hdr))
         return None
     if nxt and not seq:
         seq = 1
-    m = stream.get_msg(seq=seq, last_by_subj=last, next_by_subj=nxt)
+    m = yield from _direct_lookup(stream, seq=seq, last_by_subj=last, next_by_subj=nxt)
     if m is None:
         req.respond(b"", _STATUS_NOT_FOUND)
     else:
@@ -425,13 +445,29 @@ MULTI_LAST_MAX = 1024  # nats-server's cap on the subjects one multi_last reques
 
 
 def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, up_to: int, batch: int,
-                  max_bytes: int, no_hdr: bool) -> None:
+                  max_bytes: int, no_hdr: bool) -> fair.Job[None]:
+def _direct_lookup(stream: Any, seq: int = 0, last_by_subj: str = "", next_by_subj: str = "") -> fair.Job[Any]:
+    """fair.get_msg for DIRECT.GET, which answers with statuses: a stream deleted while a sliced
+    lookup ran has no message to give."""
+    try:
+        return (yield from fair.get_msg(stream, seq=seq, last_by_subj=last_by_subj, next_by_subj=next_by_subj))
+    except ApiError:
+        return None
+
+
+def _gone_is_not_found(req: ApiRequest, job: fair.Job[None]) -> fair.Job[None]:
+    try:
+        yield from job
+    except ApiError:
+        req.respond(b"", _STATUS_NOT_FOUND)
+
+
     """The last message of every subject matching the filters, as of up_to (ADR-31)."""
     store = stream.store
     up_to = up_to or store.state().last_seq
     subjects: dict[str, Any] = {}
     for f in filters:
-        subjects.update(store.subjects_state(f))
+        subjects.update((yield from fair.subjects_state(stream, f)))
     if len(subjects) > MULTI_LAST_MAX:
         req.respond(b"", b"NATS/1.0 413 Too Many Results\r\n\r\n")
         return
@@ -448,6 +484,7 @@ def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, 
             seqs.append(seq)
     if not seqs:
         req.respond(b"", _STATUS_NO_RESULTS)
+                yield from fair.pause(stream)
         return
     seqs.sort()
     last = sent_bytes = 0
@@ -470,15 +507,14 @@ def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, 
 
 
 def _direct_batch(req: ApiRequest, stream: Any, seq: int, filt: str, batch: int, max_bytes: int,
-                  no_hdr: bool) -> None:
-    store = stream.store
+                  no_hdr: bool) -> fair.Job[None]:
     start = max(seq, 1)
     sent = 0
     sent_bytes = 0
     last = 0
-    np = store.filtered_state(start, filt).msgs
+    np = (yield from fair.filtered_state(stream, start, filt)).msgs
     while sent < batch:
-        m = store.load_next_msg(filt, start)
+        m = yield from fair.load_next(stream, filt, start)
         if m is None:
             break
         np = max(np - 1, 0)

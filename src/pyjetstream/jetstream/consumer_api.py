@@ -73,6 +73,10 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
                 return existing
             raise errors.consumer_already_exists()
         check_update(existing.config, cfg)
+        if view.retention == "workqueue":
+            # filters stay exclusive on update too (nats-server 2.9.10 checked only on create;
+            # later releases refuse an overlapping update with 10100, as here)
+            _check_wq_unique(stream, cfg, exclude=name)
         if cfg.deliver_subject != existing.config.deliver_subject and existing.core.active and \
                 stream.jsa.server.has_interest(stream.jsa.account, existing.config.deliver_subject):
             raise errors.consumer_name_exist()
@@ -92,10 +96,7 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
         if stream.consumers:
             if not cfg.filters:
                 raise errors.consumer_wq_multiple_unfiltered()
-            for other in stream.consumers.values():
-                ofs = other.config.filters
-                if not ofs or any(subjects_overlap(a, b) for a in cfg.filters for b in ofs):
-                    raise errors.consumer_wq_consumer_not_unique()
+            _check_wq_unique(stream, cfg)
         if cfg.deliver_policy != "all":
             raise errors.consumer_wq_consumer_not_deliver_all()
     if not name:
@@ -114,6 +115,16 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
     stream.add_consumer(name, runner)
     advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "create")
     return runner
+
+
+def _check_wq_unique(stream: Any, cfg: ConsumerConfig, exclude: str = "") -> None:
+    """On a work-queue stream no two consumers may share a subject (10100)."""
+    for oname, other in stream.consumers.items():
+        if oname == exclude:
+            continue
+        ofs = other.config.filters
+        if not cfg.filters or not ofs or any(subjects_overlap(a, b) for a in cfg.filters for b in ofs):
+            raise errors.consumer_wq_consumer_not_unique()
 
 
 def delete_consumer(stream: Any, name: str) -> None:

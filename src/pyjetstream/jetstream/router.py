@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import Any
 
-from pyjetstream.jetstream import advisories, api, consumer_api, errors
+from pyjetstream.jetstream import advisories, api, consumer_api, errors, fair
 from pyjetstream.jetstream.api import API_PREFIX, Handler
 from pyjetstream.jetstream.errors import ApiError
 
@@ -91,9 +92,23 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
         if hdr and b"Nats-Required-Api-Level" in hdr and route.key != "DIRECT.GET":
             api.check_api_level(hdr)
         result = handler(req)
-    except ApiError as e:
+    except Exception as e:  # noqa: BLE001 - _finish() tells API errors from bugs
+        _finish(route, req, None, e)
+        return
+    if isinstance(result, GeneratorType):
+        # a job (fair.py): cut into slices when long, its requester waiting in order meanwhile
+        fair.start(result, lambda r, e: _finish(route, req, r, e), client)
+        return
+    _finish(route, req, result, None)
+
+
+def _finish(route: Route, req: api.ApiRequest, result: Any, exc: BaseException | None) -> None:
+    """Send a handler's answer: its result (a dict, or bytes already encoded), or its error."""
+    jsa, subject, reply, payload, client = req.jsa, req.subject, req.reply, req.payload, req.client
+    js = jsa.js
+    if isinstance(exc, ApiError):
         js.api_errors += 1
-        body: dict[str, Any] = {"error": e.to_dict()}
+        body: dict[str, Any] = {"error": exc.to_dict()}
         # nats-server's response structs carry these fields even on errors
         if route.key == "STREAM.INFO":
             body.update(total=0, offset=0, limit=0)
@@ -101,15 +116,18 @@ def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: byt
             body["purged"] = 0
         _reply(jsa, subject, reply, payload, client, api.json_response(route.type_suffix, body))
         return
-    except Exception:  # noqa: BLE001 - the API task boundary: one bad request must not kill the loop
-        log.exception("JetStream API handler failed for %s", subject)
+    if exc is not None:
+        # the API task boundary: one bad request must not kill the loop
+        log.error("JetStream API handler failed for %s", subject, exc_info=exc)
         js.api_errors += 1
         err = errors.by_constant("JSStreamGeneralErrorF", err="internal error")
         _reply(jsa, subject, reply, payload, client, api.json_response(route.type_suffix, {"error": err.to_dict()}))
         return
     if result is None:
         return
-    if "type" in result:
+    if isinstance(result, bytes):
+        out = result
+    elif "type" in result:
         out = json.dumps(result, separators=(",", ":")).encode()
     else:
         out = api.json_response(route.type_suffix, result)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
-from pyjetstream.jetstream import errors
+from pyjetstream.jetstream import errors, fair
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
@@ -428,6 +428,10 @@ class Stream:
                     return 0
             if cfg.discard == "new":
                 self._check_discard_new(subject, hdr, payload, False)
+            if self._acct_limit >= 0 or self._server_limit >= 0:
+                # the account's (and server's) storage quota holds for copied data too: the
+                # link stalls and retries, as nats-server's source consumers do
+                self._check_storage_limits(self._record_size(subject, hdr, payload))
             if mirror_seq:
                 last = store.state().last_seq
                 if mirror_seq <= last:
@@ -780,10 +784,12 @@ class Stream:
 
     # ------------------------------------------------------------------ API operations
 
-    def info(self, deleted_details: bool = False, subjects_filter: str = "") -> dict[str, Any]:
+    def info(self, deleted_details: bool = False, subjects_filter: str = "",
+             subjects: dict[str, int] | None = None) -> dict[str, Any]:
+        """StreamInfo; `subjects` is the subject detail when the caller counted it already
+        (in slices, fair.py)."""
         st = self.store.state(deleted=deleted_details)
-        subjects: dict[str, int] | None = None
-        if subjects_filter:
+        if subjects_filter and subjects is None:
             subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
         out: dict[str, Any] = {
             "config": self.config.to_dict(),
@@ -840,6 +846,19 @@ class Stream:
             raise errors.stream_purge_failed(err="stream purge not permitted")
         n = self.store.purge(filter_subject, seq, keep)
         first = self.store.state().first_seq
+        for c in list(self.consumers.values()):
+            c.on_purged(first)
+        return n
+
+    def purge_job(self, filter_subject: str = "", seq: int = 0, keep: int = 0) -> fair.Job[int]:
+        """purge() cut into slices (fair.py): a purge over many messages must not hold the
+        loop. Consumers hear of it once it is done."""
+        if self.config.sealed:
+            raise errors.stream_sealed()
+        if self.config.deny_purge:
+            raise errors.stream_purge_failed(err="stream purge not permitted")
+        n = yield from fair.purge(self, filter_subject, seq, keep)
+        first = self.store.first_seq
         for c in list(self.consumers.values()):
             c.on_purged(first)
         return n

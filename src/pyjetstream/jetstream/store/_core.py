@@ -552,6 +552,59 @@ class StoreCore:
             heapq.heappop(heap)
         return heap[0][0] if heap else 0
 
+    # ---- bounded pieces of long queries (jetstream/fair.py cuts long requests into slices) ----
+
+    def scans_records(self, filter_subject: str) -> bool:
+        """True when a query with this filter reads records rather than the subject table (a
+        wildcard over more subjects than the table path serves): its cost grows with the stream."""
+        return (not is_all(filter_subject) and not is_literal(filter_subject)
+                and len(self._subj) > _SUBJECT_TABLE_LIMIT)
+
+    def next_match_in(self, filter_subject: str, start: int, end: int) -> int:
+        """Smallest live seq in [start, end] whose subject matches, 0 when none."""
+        self._check_open()
+        match = matcher(filter_subject)
+        for seq, s, _sz, _ts, _ttl in self._b_iter(max(start, self._first), min(end, self._last)):
+            if match(s):
+                return seq
+        return 0
+
+    def prev_match_in(self, filter_subject: str, end: int, start: int) -> int:
+        """Largest live seq in [start, end] whose subject matches, 0 when none."""
+        self._check_open()
+        match = matcher(filter_subject)
+        for seq, s, _sz, _ts, _ttl in self._b_iter_rev(min(end, self._last), max(start, self._first)):
+            if match(s):
+                return seq
+        return 0
+
+    def matches_in(self, filter_subject: str, start: int, end: int, limit: int) -> list[int]:
+        """Up to `limit` live seqs in [start, end] whose subject matches, ascending."""
+        self._check_open()
+        match = matcher(filter_subject)
+        out: list[int] = []
+        for seq, s, _sz, _ts, _ttl in self._b_iter(max(start, self._first), min(end, self._last)):
+            if match(s):
+                out.append(seq)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def state_in(self, filter_subject: str, start: int, end: int) -> SimpleState:
+        """filtered_state restricted to [start, end], by reading records."""
+        self._check_open()
+        return self._scan_state(max(start, self._first), min(end, self._last), matcher(filter_subject))
+
+    def subject_names(self) -> list[str]:
+        """Every stored subject, as of now (a copy: the table changes under a sliced reader)."""
+        return list(self._subj)
+
+    def subject_state(self, subject: str) -> SimpleState | None:
+        """One literal subject's (count, first, last), None when it has no message."""
+        self._check_open()
+        ss = self._subject_info(subject)
+        return SimpleState(ss[0], ss[1], ss[2]) if ss is not None else None
+
     # ---- purge helpers -----------------------------------------------------------------------
 
     def _purge_plan(self, subject: str, seq: int, keep: int) -> tuple[int, list[int]]:

@@ -143,7 +143,11 @@ class MemoryStore(StoreCore):
             self._ttls.clear()
             self._prevs.clear()
         elif n:
-            for s in [s for s in self._m if old_first <= s < seq]:
+            # walk the shorter of the compacted range and the whole table (a sliced purge
+            # compacts a stream in many small steps)
+            gone = range(old_first, seq) if seq - old_first < len(self._m) else [
+                s for s in self._m if old_first <= s < seq]
+            for s in [s for s in gone if s in self._m]:
                 del self._m[s]
                 self._ttls.pop(s, None)
                 self._prevs.pop(s, None)
