@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
-from pyjetstream.jetstream import errors, gojson, publish_targets
+from pyjetstream.jetstream import errors, fair, gojson, publish_targets
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -441,11 +441,6 @@ def direct_get(req: ApiRequest) -> fair.Job[None]:
     return None
 
 
-MULTI_LAST_MAX = 1024  # nats-server's cap on the subjects one multi_last request may return
-
-
-def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, up_to: int, batch: int,
-                  max_bytes: int, no_hdr: bool) -> fair.Job[None]:
 def _direct_lookup(stream: Any, seq: int = 0, last_by_subj: str = "", next_by_subj: str = "") -> fair.Job[Any]:
     """fair.get_msg for DIRECT.GET, which answers with statuses: a stream deleted while a sliced
     lookup ran has no message to give."""
@@ -462,6 +457,11 @@ def _gone_is_not_found(req: ApiRequest, job: fair.Job[None]) -> fair.Job[None]:
         req.respond(b"", _STATUS_NOT_FOUND)
 
 
+MULTI_LAST_MAX = 1024  # nats-server's cap on the subjects one multi_last request may return
+
+
+def _direct_multi(req: ApiRequest, stream: Any, filters: list[str], start: int, up_to: int, batch: int,
+                  max_bytes: int, no_hdr: bool) -> fair.Job[None]:
     """The last message of every subject matching the filters, as of up_to (ADR-31)."""
     store = stream.store
     up_to = up_to or store.state().last_seq
@@ -479,12 +479,12 @@ def _gone_is_not_found(req: ApiRequest, job: fair.Job[None]) -> fair.Job[None]:
             m = store.load_prev_msg(up_to)
             while m is not None and m.subject != subj and m.seq > ss.first:
                 m = store.load_prev_msg(m.seq - 1)
+                yield from fair.pause(stream)
             seq = m.seq if m is not None and m.subject == subj else 0
         if seq and seq >= start:
             seqs.append(seq)
     if not seqs:
         req.respond(b"", _STATUS_NO_RESULTS)
-                yield from fair.pause(stream)
         return
     seqs.sort()
     last = sent_bytes = 0

@@ -464,13 +464,12 @@ class Consumer:
             if not self.matches(subject):
                 return False
         if self.cfg.ack_policy in ("none", "all"):
-            return seq > self.asflr or seq in self.rdc
+            return seq > self.asflr
         if seq > self.asflr:
             if seq >= self.sseq or seq in self.pending:
                 return True
-        # A message that used up max_deliver is never acked, yet stays (nats-server's needAck
-        # checks its redelivery count the same way).
-        return seq in self.rdc
+            return seq in self.pending
+        return False
 
     # ------------------------------------------------------------------ interest
     def set_interest(self, interest: bool, now: int) -> None:
@@ -831,8 +830,9 @@ class Consumer:
         self.rdq.pop(sseq, None)
         self._move_ack_floor(p.dseq, sseq)
         self.rdc[sseq] = dc
-        # Not an ack: on interest and work-queue streams the message stays (needs_ack keeps
-        # it through rdc), as in nats-server; only an ack, a purge or a delete removes it.
+        if self.retention != "limits":
+            # The message will never be acked by this consumer; interest in it ends here.
+            self.stream_acks.append(sseq)
         self.dirty = True
         return True
 

@@ -488,22 +488,22 @@ class ClientConnection(asyncio.Protocol):
                           ev[3], body, self)
                 else:
                     self._on_pub(ev[1], ev[2], 0, ev[3], ev[4])
-            elif op == OP_HPUB:
-                if not self.headers:
                 if self._held is not None:
                     # the message started a long JetStream request: the rest waits for it
                     self._held.extend(it)
                     break
+            elif op == OP_HPUB:
+                if not self.headers:
                     # nats-server drops a client that sends HPUB without announcing headers
                     log.debug("cid=%d HPUB without headers in CONNECT", self.cid)
                     self.close("Protocol Violation")
                     break
                 self._on_pub(ev[1], ev[2], ev[3], ev[4], ev[5])
-            elif op == OP_SUB:
-                self._on_sub(ev[1], ev[2], ev[3])
                 if self._held is not None:
                     self._held.extend(it)
                     break
+            elif op == OP_SUB:
+                self._on_sub(ev[1], ev[2], ev[3])
             elif op == OP_UNSUB:
                 self._on_unsub(ev[1], ev[2])
             elif op == OP_PING:
@@ -603,8 +603,6 @@ class ClientConnection(asyncio.Protocol):
         if self.verbose:
             self.send_now(OK)
 
-    def _check_slowly(self, check: SlowCheck, user: Any) -> None:
-        """Compare a bcrypt password in a worker thread; until it answers, this client's later
     def hold_until(self, fut: asyncio.Future[Any]) -> None:
         """Until `fut` is done (a long JetStream request of this client's, run in slices), its
         later operations wait, in order, and reading pauses: as behind nats-server's per-client
@@ -626,6 +624,8 @@ class ClientConnection(asyncio.Protocol):
 
         fut.add_done_callback(done)
 
+    def _check_slowly(self, check: SlowCheck, user: Any) -> None:
+        """Compare a bcrypt password in a worker thread; until it answers, this client's later
         operations wait in order (and reading pauses), other clients go on."""
         self._held = []
         if self.transport is not None:
