@@ -464,12 +464,13 @@ class Consumer:
             if not self.matches(subject):
                 return False
         if self.cfg.ack_policy in ("none", "all"):
-            return seq > self.asflr
+            return seq > self.asflr or seq in self.rdc
         if seq > self.asflr:
             if seq >= self.sseq or seq in self.pending:
                 return True
-            return seq in self.pending
-        return False
+        # A message that used up max_deliver is never acked, yet stays (nats-server's needAck
+        # checks its redelivery count the same way).
+        return seq in self.rdc
 
     # ------------------------------------------------------------------ interest
     def set_interest(self, interest: bool, now: int) -> None:
@@ -830,9 +831,8 @@ class Consumer:
         self.rdq.pop(sseq, None)
         self._move_ack_floor(p.dseq, sseq)
         self.rdc[sseq] = dc
-        if self.retention != "limits":
-            # The message will never be acked by this consumer; interest in it ends here.
-            self.stream_acks.append(sseq)
+        # Not an ack: on interest and work-queue streams the message stays (needs_ack keeps
+        # it through rdc), as in nats-server; only an ack, a purge or a delete removes it.
         self.dirty = True
         return True
 
