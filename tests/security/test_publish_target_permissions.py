@@ -43,6 +43,9 @@ accounts {
         subscribe: ">"}},
       # everything but the bucket's keys and secret.>
       {user: denyonly, password: p, permissions: {publish: {deny: ["DENIED.>", "secret.>"]}}},
+      # a typical JetStream client's grant, plus publish on its inboxes (push subscriptions)
+      {user: inboxer, password: p, permissions: {publish: ["$JS.API.>", "$JS.ACK.>", "_INBOX.>"],
+                                                 subscribe: "_INBOX.>"}},
       # may write the bucket: may also aim the server there
       {user: writer, password: p, permissions: {
         publish: ["$JS.API.>", "rr.>", "DENIED.>"], subscribe: ">"}}
@@ -227,6 +230,34 @@ def test_allowed_users_aim_push_consumers_where_they_may_publish(tmp_path: Path,
         await js.add_consumer("D", ConsumerConfig(durable_name="OK", deliver_subject=deliver, ack_policy="none"))
         msg = await sub.next_msg(timeout=5)
         assert (msg.subject, msg.data) == ("data.1", b"{}")
+        await nc.close()
+
+    with _start("pyjetstream", tmp_path) as srv:
+        asyncio.run(run())
+
+
+def test_client_push_subscriptions_need_publish_on_the_inbox(tmp_path: Path) -> None:
+    """The price of the rule: nats-py's push subscribe delivers to a fresh `_INBOX.` subject,
+    so a restricted user needs publish permission there (`_INBOX.>`); pull consumers, whose
+    deliveries are replies, need none."""
+    async def run() -> None:
+        await _setup(srv)
+        nc = await _connect(srv, "narrow")
+        js = nc.jetstream()
+        with pytest.raises(nats.js.errors.APIError) as e:
+            await js.subscribe("data.>")
+        assert e.value.err_code == 10112
+        assert (e.value.description or "").startswith('invalid push consumer deliver subject: '
+                                                      'Permissions Violation for Publish to "_INBOX.')
+        psub = await js.pull_subscribe("data.>", durable="PD")
+        [msg] = await psub.fetch(1, timeout=5)
+        assert msg.data == b"{}"
+        await nc.close()
+        nc = await _connect(srv, "inboxer")
+        sub = await nc.jetstream().subscribe("data.>")
+        msg = await sub.next_msg(timeout=5)
+        await msg.ack()
+        assert msg.data == b"{}"
         await nc.close()
 
     with _start("pyjetstream", tmp_path) as srv:
