@@ -38,7 +38,10 @@ def _violation(subject: str) -> str:
     return f'Permissions Violation for Publish to "{subject}"'
 
 
-def _may_publish(client: Requester | None, pattern: str) -> bool:
+def requester_may_publish(client: Requester | None, pattern: str) -> bool:
+    """May the client behind a request publish to every subject of `pattern` itself? True for
+    the server's own requests (no client) and unrestricted clients. For anything that
+    re-publishes a client's message as the server under another subject, too."""
     perms = client.perms if client is not None else None
     return perms is None or perms.may_publish_all(pattern)
 
@@ -48,7 +51,7 @@ def check_deliver_subject(client: Requester | None, subject: str, current: str |
     publish to. `current` is the consumer's deliver subject before this request (None for a
     new consumer): keeping an existing one unchanged needs no permission, so a narrow user may
     still update a consumer an administrator aimed elsewhere."""
-    if not subject or subject == current or _may_publish(client, subject):
+    if not subject or subject == current or requester_may_publish(client, subject):
         return
     base = errors.consumer_invalid_deliver_subject()
     raise ApiError(base.code, base.err_code, f"{base.description}: {_violation(subject)}", base.constant)
@@ -66,6 +69,6 @@ def check_republish(client: Requester | None, republish: dict[str, Any] | None,
         return
     if (current or {}).get("dest") == dest:
         return
-    if _may_publish(client, republish_pattern(dest)):
+    if requester_may_publish(client, republish_pattern(dest)):
         return
     raise errors.stream_invalid_config(err=f"stream configuration for republish destination: {_violation(dest)}")
