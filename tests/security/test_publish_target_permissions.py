@@ -319,6 +319,33 @@ def test_narrow_user_cannot_republish_where_it_may_not_publish(tmp_path: Path, s
         asyncio.run(run())
 
 
+def test_invalid_targets_get_the_same_answer_for_restricted_users(tmp_path: Path) -> None:
+    """A target that is not a valid subject is the configuration check's to refuse: a narrow
+    user gets the very answer an unrestricted one gets, not a permission error."""
+    async def run() -> None:
+        await _setup(srv)
+        answers: dict[str, list[tuple[int, str]]] = {}
+        for user in ("admin", "narrow"):
+            nc = await _connect(srv, user)
+            js = nc.jetstream()
+            got = answers.setdefault(user, [])
+            for dest in (f"{DENIED}..x", f"{DENIED}.x y", ""):
+                got.append(await _refused(js.add_stream(name="R", subjects=["rr.*"],
+                                                        republish=RePublish(src="rr.*", dest=dest))))
+            for deliver in ("mine.*", f"{DENIED}.>"):
+                got.append(await _refused(js.add_consumer("D", ConsumerConfig(
+                    durable_name="P", deliver_subject=deliver, ack_policy="none"))))
+            await nc.close()
+        assert answers["narrow"][:3] == answers["admin"][:3]
+        assert answers["narrow"][3] == answers["admin"][3] == (10079, "consumer deliver subject has wildcards")
+        # a wildcard target the user may not publish to: refused either way, on permission first
+        assert answers["admin"][4][0] == 10079
+        assert answers["narrow"][4] == _deliver_refusal(f"{DENIED}.>")
+
+    with _start("pyjetstream", tmp_path) as srv:
+        asyncio.run(run())
+
+
 def test_republish_update_keeping_or_changing_an_admins_destination(tmp_path: Path) -> None:
     async def run() -> None:
         await _setup(srv)
