@@ -48,6 +48,7 @@ class JsOptions:
     max_file: int = -1
     sync_interval: float | None = None
     enabled: bool = True
+    domain: str = ""
 
 
 @dataclass
@@ -56,6 +57,10 @@ class AccountLimits:
     max_file: int = -1
     max_streams: int = -1
     max_consumers: int = -1
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    store_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
 
 
 class FakeClock:

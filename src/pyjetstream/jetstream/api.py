@@ -126,6 +126,7 @@ def account_info(req: ApiRequest) -> dict[str, Any]:
         "consumers": sum(len(s.consumers) + sum(1 for ln in s.links if ln.origin is not None)
                          for s in jsa.streams.values()),
         "limits": account_limits_to_dict(jsa.limits),
+        **({"domain": js.domain} if js.domain else {}),
         "api": {"level": JS_API_LEVEL, "total": js.api_total, "errors": js.api_errors},
     }
 
@@ -145,10 +146,14 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
     # nats-server checks this before the config (the name becomes a directory)
     if "/" in cfg.name or "\\" in cfg.name:
         raise errors.stream_name_contains_path_separators()
+    # nats-server refuses this on create only, before the config checks (an update may set it)
+    if cfg.mirror_direct and cfg.mirror is None:
+        raise errors.stream_invalid_config(err="stream has no mirror but does have mirror direct")
     old = req.jsa.streams.get(cfg.name)
     publish_targets.check_republish(req.client, cfg.republish, old.config.republish if old else None)
     stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
     info = stream.info()
+    info.pop("domain", None)  # nats-server's create response alone leaves the domain out
     # nats-server (standalone) sets did_create on every successful create, re-creates included
     info["did_create"] = True
     req.durable_stream = stream

@@ -62,9 +62,11 @@ def _stream_dir(stream: Any) -> str:
 def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
     """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules."""
     view = _stream_view(stream)
-    # no account-level max_ack_pending is configurable here, so only the server default caps it
-    apply_defaults(cfg)
-    check_config(cfg, view)
+    # the account's max_ack_pending caps the default and refuses larger values (10121)
+    limits = stream.jsa.limits
+    acct_map = limits.max_ack_pending if limits is not None else -1
+    apply_defaults(cfg, max(acct_map, 0))
+    check_config(cfg, view, max(acct_map, 0))
     name = cfg.durable_name or cfg.name
     existing = stream.consumers.get(name) if name else None
     if existing is not None:

@@ -239,8 +239,9 @@ def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
         cfg.inactive_threshold = DELETE_WAIT_DEFAULT
 
 
-def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
-    """checkConsumerCfg: raise the ApiError of the first violated rule."""
+def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit: int = 0) -> None:
+    """checkConsumerCfg: raise the ApiError of the first violated rule. `max_ack_pending_limit`:
+    the account's cap (its `max_ack_pending`; <= 0: none)."""
     if cfg.num_replicas > 0 and cfg.num_replicas > stream.num_replicas:
         raise errors.consumer_replicas_exceeds_stream()
     if cfg.num_replicas < 0:
@@ -288,6 +289,8 @@ def check_config(cfg: ConsumerConfig, stream: StreamView) -> None:
             raise errors.consumer_max_request_batch_negative()
         if cfg.max_expires != 0 and cfg.max_expires < MS:
             raise errors.consumer_max_request_expires_too_small()
+    if 0 < max_ack_pending_limit < cfg.max_ack_pending:
+        raise errors.by_constant("JSConsumerMaxPendingAckExcessErrF", limit=max_ack_pending_limit)
     if cfg.direct:
         if not cfg.deliver_subject:
             raise errors.consumer_direct_requires_push()

@@ -24,7 +24,9 @@ from typing import Any
 # consumer_api is loaded with JetStream, not at the first consumer request: that import
 # (compiling several modules where bytecode is not cached) would stall the loop mid-traffic.
 from pyjetstream.jetstream import advisories, consumer_api, errors, router
+from pyjetstream.jetstream.domain import DomainRoutes
 from pyjetstream.jetstream.schemas import (
+    StreamByteLimits,
     StreamConfig,
     check_publish_targets,
     check_stream_config,
@@ -57,6 +59,7 @@ class JsAccount:
         self.limits = limits
         self.streams: dict[str, Stream] = {}
         self._api_sub: Subscription | None = None
+        self._domain_routes: DomainRoutes | None = None
 
     @property
     def server(self) -> MessageBus:
@@ -71,6 +74,13 @@ class JsAccount:
         if self.limits is None:
             return -1
         return int(getattr(self.limits, attr))
+
+    def byte_limits(self) -> StreamByteLimits | None:
+        """The account's max_bytes rules for its streams, None when it has none."""
+        lim = self.limits
+        if lim is None:
+            return None
+        return StreamByteLimits(lim.max_bytes_required, lim.memory_max_stream_bytes, lim.store_max_stream_bytes)
 
     def usage(self) -> tuple[int, int]:
         """(memory bytes, file bytes) stored by this account's streams."""
@@ -109,6 +119,7 @@ class JetStream:
         self.sync_interval = options.sync_interval
         self.max_mem = options.max_mem
         self.max_file = options.max_file
+        self.domain = options.domain
         self.store_factory = store_factory or default_store_factory
         self.clock = clock
         self.accounts: dict[str, JsAccount] = {}
@@ -154,6 +165,9 @@ class JetStream:
     def _start_account(self, jsa: JsAccount) -> None:
         self._recover_account(jsa)
         jsa._api_sub = self.server.subscribe_internal(jsa.account, "$JS.API.>", jsa._on_api, clients_only=True)
+        if self.domain:
+            jsa._domain_routes = DomainRoutes(jsa, self.domain)
+            jsa._domain_routes.start(self.server, jsa.account)
 
     def _on_disabled_api(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None,
                          payload: bytes) -> None:
@@ -170,6 +184,9 @@ class JetStream:
             if jsa._api_sub is not None:
                 self.server.unsubscribe_internal(jsa._api_sub)
                 jsa._api_sub = None
+            if jsa._domain_routes is not None:
+                jsa._domain_routes.stop(self.server)
+                jsa._domain_routes = None
             for s in list(jsa.streams.values()):
                 try:
                     s.stop(delete=False)
@@ -260,7 +277,7 @@ class JetStream:
 
     def add_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> tuple[Stream, bool]:
         """Create a stream (or return the existing one with an identical config)."""
-        cfg = check_stream_config(req_cfg)
+        cfg = check_stream_config(req_cfg, jsa.byte_limits())
         check_publish_targets(cfg)
         existing = jsa.streams.get(cfg.name)
         if existing is not None:
@@ -323,7 +340,7 @@ class JetStream:
         stream = jsa.streams.get(req_cfg.name)
         if stream is None:
             raise errors.stream_not_found()
-        cfg = check_update(stream.config, req_cfg)
+        cfg = check_update(stream.config, req_cfg, jsa.byte_limits())
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
         self._check_cycles(jsa, cfg)

@@ -391,7 +391,17 @@ def _invalid(text: str) -> errors.ApiError:
     return errors.stream_invalid_config(err=text)
 
 
-def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> StreamConfig:
+@dataclass(frozen=True, slots=True)
+class StreamByteLimits:
+    """An account's rules for a stream's max_bytes (nats-server's maxBytesLimits): whether it
+    must be set, and its ceiling for memory and for file streams (<= 0: none)."""
+
+    required: bool = False
+    memory: int = -1
+    store: int = -1
+
+
+def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None = None) -> StreamConfig:
     """Apply nats-server's defaults and validation (checkStreamCfg); returns a new config.
 
     Checks involving other streams (subject overlap) and the update rules live in the manager.
@@ -491,10 +501,15 @@ def check_stream_config(cfg: StreamConfig, max_stream_bytes: int = -1) -> Stream
             for other in c.subjects[i + 1 :]:
                 if subjects_overlap(other, subj):
                     raise _invalid(f'subject "{subj}" overlaps with "{other}"')
+    if byte_limits is not None:
+        # where nats-server checks them: after the subjects, before the republish rules
+        ceiling = byte_limits.memory if c.storage == "memory" else byte_limits.store
+        if byte_limits.required and c.max_bytes <= 0:
+            raise errors.by_constant("JSStreamMaxBytesRequired")
+        if ceiling > 0 and c.max_bytes > ceiling:
+            raise errors.stream_max_stream_bytes_exceeded()
     if c.republish is not None:
         _check_republish(c)
-    if max_stream_bytes > 0 and c.max_bytes > max_stream_bytes:
-        raise errors.stream_max_stream_bytes_exceeded()
     return c
 
 
@@ -605,9 +620,9 @@ def check_publish_targets(c: StreamConfig) -> None:
         raise _invalid(f"stream configuration for republish destination can not overlap {RESERVED_TEXT}")
 
 
-def check_update(old: StreamConfig, new: StreamConfig) -> StreamConfig:
+def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLimits | None = None) -> StreamConfig:
     """nats-server's configUpdateCheck: defaults, validation, then what may not change."""
-    c = check_stream_config(new)
+    c = check_stream_config(new, byte_limits)
     check_publish_targets(c)
     if c.name != old.name:
         raise _invalid("stream configuration name must match original")
@@ -686,8 +701,8 @@ def account_limits_to_dict(limits: Any) -> dict[str, Any]:
         "max_storage": g("max_file"),
         "max_streams": g("max_streams"),
         "max_consumers": g("max_consumers"),
-        "max_ack_pending": -1,
-        "memory_max_stream_bytes": -1,
-        "storage_max_stream_bytes": -1,
-        "max_bytes_required": False,
+        "max_ack_pending": g("max_ack_pending"),
+        "memory_max_stream_bytes": g("memory_max_stream_bytes"),
+        "storage_max_stream_bytes": g("store_max_stream_bytes"),
+        "max_bytes_required": g("max_bytes_required") > 0,
     }

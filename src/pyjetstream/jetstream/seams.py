@@ -137,6 +137,9 @@ class JetStreamSettings(Protocol):
     @property
     def max_file(self) -> int: ...
 
+    @property
+    def domain(self) -> str: ...
+
 
 class AccountLimits(Protocol):
     """An account's JetStream limits (-1: none)."""
@@ -152,6 +155,18 @@ class AccountLimits(Protocol):
 
     @property
     def max_consumers(self) -> int: ...
+
+    @property
+    def max_ack_pending(self) -> int: ...
+
+    @property
+    def memory_max_stream_bytes(self) -> int: ...
+
+    @property
+    def store_max_stream_bytes(self) -> int: ...
+
+    @property
+    def max_bytes_required(self) -> bool: ...
 
 
 class UsageReporter(Protocol):
@@ -171,6 +186,11 @@ class ServerJetStream(Protocol):
 
     @property
     def accounts(self) -> Mapping[str, UsageReporter]: ...
+
+    @property
+    def domain(self) -> str:
+        """The JetStream domain ("" for none): PubAcks and stream info carry it."""
+        ...
 
 
 class StreamOwner(UsageReporter, Protocol):

@@ -111,7 +111,10 @@ class Stream:
         self.closed = False
         self._subs: list[Any] = []
         # the name JSON-escaped: a quote or backslash in it must not break the PubAck
-        self._ack_prefix = b'{"stream":' + json.dumps(self.name).encode() + b',"seq":'
+        # the JetStream domain rides in every PubAck, as nats-server sends it
+        domain = jsa.js.domain
+        self._ack_prefix = (b'{"stream":' + json.dumps(self.name).encode()
+                            + (b',"domain":' + json.dumps(domain).encode() if domain else b"") + b',"seq":')
         self._outq: list[tuple[str, bytes]] = []
         self._waiters: list[Callable[[], None]] = []
         self._commit_scheduled = False
@@ -796,6 +799,8 @@ class Stream:
             "created": format_rfc3339(self.created),
             "state": state_to_dict(st, len(self.consumers), subjects),
         }
+        if self.jsa.js.domain:
+            out["domain"] = self.jsa.js.domain
         if self._links:
             if self.config.mirror:
                 out["mirror"] = self._links[0].info()

@@ -63,12 +63,19 @@ class AccountConfig:
     max_file: int = -1
     max_streams: int = -1
     max_consumers: int = -1
+    # nats-server's per-account stream and consumer caps (-1: none)
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    store_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
 
 
 @dataclass
 class JetStreamOptions:
     enabled: bool = False
     store_dir: str = ""
+    # the JetStream domain: in PubAcks and account info; `$JS.<domain>.API.>` reaches the API
+    domain: str = ""
     max_mem: int = -1
     max_file: int = -1
     # None: fsync every group commit before the PubAck (our default). A number of seconds:
@@ -665,7 +672,8 @@ def _cert_pairs(v: Any) -> list[tuple[str, str]]:
 
 
 _JS_KEYS = _aliases("store_dir store storedir", "max_mem max_memory_store max_mem_store",
-                    "max_file max_file_store", "sync_interval sync", "enabled enable", "disabled disable")
+                    "max_file max_file_store", "sync_interval sync", "enabled enable", "disabled disable",
+                    "domain")
 
 
 def _enabled_word(value: Any) -> bool:
@@ -687,10 +695,25 @@ def _apply_jetstream(opts: ServerOptions, value: Any) -> None:
             js.max_file = _size(v)
         elif k == "sync_interval":
             js.sync_interval = None if str(v).lower() == "always" else parse_duration(v)
+        elif k == "domain":
+            js.domain = _js_domain(v)
         elif k == "enabled":
             js.enabled = bool(v)
         else:
             js.enabled = not bool(v)
+
+
+def _js_domain(value: Any) -> str:
+    """nats-server's domain checks and words (it crashes on a non-string; we say why)."""
+    if not isinstance(value, str):
+        raise OptionsError(f"config: jetstream domain must be a string, got {value!r}")
+    if value:
+        derived = f"$JS.{value}.API.>"
+        if not is_valid_subject(derived):
+            raise OptionsError(f'invalid domain name: derived "{derived}" is not a valid subject')
+        if any(ch in value for ch in ".*>"):
+            raise OptionsError("invalid domain name: may not contain ., * or >")
+    return value
 
 
 _AUTH_KEYS = _aliases("user username", "password pass", "token", "timeout", "users",
@@ -721,7 +744,10 @@ def _apply_authorization(opts: ServerOptions, value: Any) -> None:
 _ACCOUNT_KEYS = _aliases("users", "jetstream", "default_permissions")
 _ACCOUNT_JS_KEYS = _aliases("max_mem max_memory mem memory", "max_file max_store max_disk store disk",
                             "max_streams streams", "max_consumers consumers", "enabled enable",
-                            "disabled disable")
+                            "disabled disable", "max_ack_pending",
+                            "memory_max_stream_bytes mem_max_stream_bytes",
+                            "store_max_stream_bytes disk_max_stream_bytes",
+                            "max_bytes_required max_stream_bytes max_bytes")
 
 
 def _apply_accounts(opts: ServerOptions, value: Any) -> None:
@@ -746,6 +772,16 @@ def _apply_accounts(opts: ServerOptions, value: Any) -> None:
                             acc.max_streams = _int(jv, jk)
                         elif jk == "max_consumers":
                             acc.max_consumers = _int(jv, jk)
+                        elif jk == "max_ack_pending":
+                            acc.max_ack_pending = _int(jv, jk)
+                        elif jk == "memory_max_stream_bytes":
+                            acc.memory_max_stream_bytes = _size(jv)
+                        elif jk == "store_max_stream_bytes":
+                            acc.store_max_stream_bytes = _size(jv)
+                        elif jk == "max_bytes_required":
+                            if not isinstance(jv, bool):
+                                raise OptionsError(f'Expected a parseable bool for "{jk}", got {jv}')
+                            acc.max_bytes_required = jv
                         elif jk == "enabled":
                             acc.jetstream = bool(jv)
                         else:

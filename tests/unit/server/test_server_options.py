@@ -168,7 +168,7 @@ def test_zero_means_default(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "msg"), [
     ("cluster { port: 6222 }", "unsupported key 'cluster'"),
-    ("jetstream { domain: x }", "unsupported jetstream key 'domain'"),
+    ("jetstream { cipher: aes }", "unsupported jetstream key 'cipher'"),
     ("authorization { nkeys: [] }", "unsupported authorization key 'nkeys'"),
     ("accounts { A: { exports: [] } }", "unsupported account key 'exports'"),
     ("ping_interval: soon", "invalid duration"),
