@@ -168,3 +168,75 @@ async def test_nats_py_with_domain_matches_nats_server(tmp_path: Path) -> None:
     assert flows["pyjetstream"] == flows["nats-server"]
     assert flows["pyjetstream"]["acks"] == [("ORD", 1, "hub"), ("ORD", 2, "hub"), ("ORD", 3, "hub")]
     assert flows["pyjetstream"]["kv"] == (1, b"v1", 1) and flows["pyjetstream"]["domain"] == "hub"
+
+
+PERM_CONFIG = """
+jetstream {{ domain: "hub", store_dir: "{store}" }}
+authorization {{ users [
+  {{ user: d, password: d, permissions: {{ publish: {{ deny: ["$JS.API.>", "$KV.>"] }} }} }}
+  {{ user: k, password: k }}
+] }}
+"""
+
+
+async def _domain_prefix_flow(url: str) -> tuple[list[Any], list[str]]:
+    """A deny on $JS.API.> (and $KV.>) holds through the domain prefix; a KV put through
+    `$JS.<domain>.API.$KV.` (how nats.go writes with a domain) reaches the bucket."""
+    errs: list[str] = []
+
+    async def on_err(e: Exception) -> None:
+        errs.append(str(e))
+
+    denied = await nats.connect(url, user="d", password="d", error_cb=on_err)
+    nc = await nats.connect(url, user="k", password="k")
+    out: list[Any] = []
+    try:
+        js = nc.jetstream(domain="hub")
+        await js.create_key_value(KeyValueConfig(bucket="cfg", storage="memory"))
+        m = await nc.request("$JS.hub.API.$KV.cfg.k", b"v1", timeout=2)
+        out.append(json.loads(m.data))
+        entry = await (await js.key_value("cfg")).get("k")
+        out.append((entry.value, entry.revision))
+        for subject in ("$JS.hub.API.INFO", "$JS.hub.API.STREAM.DELETE.KV_cfg", "$JS.hub.API.$KV.cfg.k"):
+            try:
+                await denied.request(subject, b"", timeout=0.5)
+                out.append("answered")
+            except nats.errors.TimeoutError:
+                out.append("no answer")
+        await denied.flush()
+        out.append((await js.stream_info("KV_cfg")).state.messages)  # the bucket kept one value
+    finally:
+        await denied.close()
+        await nc.close()
+    return out, errs
+
+
+async def test_domain_prefix_permissions_and_kv_match_nats_server(tmp_path: Path) -> None:
+    flows = {}
+    for kind in ("nats-server", "pyjetstream"):
+        work = tmp_path / kind
+        work.mkdir(parents=True, exist_ok=True)
+        proc = start_server(kind, work, config=PERM_CONFIG.format(store=work / "js"))
+        try:
+            flows[kind] = await _domain_prefix_flow(proc.url)
+        finally:
+            proc.stop()
+    assert flows["pyjetstream"] == flows["nats-server"]
+    out, errs = flows["pyjetstream"]
+    assert out == [{"stream": "KV_cfg", "domain": "hub", "seq": 1}, (b"v1", 1), "no answer", "no answer",
+                   "no answer", 1]
+    # the violation names the mapped subject (nats-py lower-cases the error text)
+    assert errs == ['nats: permissions violation for publish to "$js.api.info"',
+                    'nats: permissions violation for publish to "$js.api.stream.delete.kv_cfg"',
+                    'nats: permissions violation for publish to "$kv.cfg.k"']
+
+
+def test_monitoring_reports_the_domain_like_nats_server(tmp_path: Path) -> None:
+    seen = {}
+    for kind in ("nats-server", "pyjetstream"):
+        work = tmp_path / kind
+        work.mkdir(parents=True, exist_ok=True)
+        with start_server(kind, work, "-m", "-1", config=CONFIG.format(store=work / "js")) as srv:
+            seen[kind] = (srv.get_json("/varz")["jetstream"]["config"].get("domain"),
+                          srv.get_json("/jsz")["config"].get("domain"))
+    assert seen["pyjetstream"] == seen["nats-server"] == ("hub", "hub")

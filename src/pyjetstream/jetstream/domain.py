@@ -7,7 +7,9 @@ those are mapped; anything else under the prefix has no responder there, and non
 
 Owns the mapping table and the account's subscriptions on the mapped prefixes. Must not
 answer anything itself: API requests go to router.dispatch with the plain subject, KV and
-object-store messages are published again under theirs.
+object-store messages are published again under theirs. The client's publish permission is
+checked again on the mapped subject, as nats-server does (a deny on `$JS.API.>` also holds
+through the domain prefix, with the same -ERR naming the mapped subject).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class DomainRoutes:
     def _on_msg(self, sub: Any, client: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes) -> None:
         target = mapped_subject(self.domain, subject)
         if target is None:
+            return
+        # client: the publishing ClientConnection (clients_only guarantees one)
+        if client.perms is not None and not client.perms.can_publish(target):
+            client.send_err(f'Permissions Violation for Publish to "{target}"')
             return
         if target.startswith("$JS.API."):
             router.dispatch(self.jsa, target, reply, hdr, payload, client)

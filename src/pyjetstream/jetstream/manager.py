@@ -367,6 +367,8 @@ class JetStream:
     def config_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"max_memory": self.max_mem, "max_storage": self.max_file,
                                "store_dir": os.path.join(self.store_dir, "jetstream")}
+        if self.domain:
+            doc["domain"] = self.domain
         if self.sync_interval is None:
             doc["sync_always"] = True
         else:
