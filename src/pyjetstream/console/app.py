@@ -602,7 +602,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         last = None
-        while True:
+        while not state.sampler.stopped:
             tick = state.sampler.next_tick()
             if state.settings.auth.required and not request[sec.HEADER_AUTH] \
                     and not state.gate.logged_in(request):

@@ -115,18 +115,22 @@ class SubscriptionWatcher:
         self.specs: dict[str, Subscription] = {}
         self.loaded = False
         self.error: str | None = None
+        self.stopped = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        self.stopped = True
         await cancel(self._task, "subscription watcher")
 
     async def _run(self) -> None:
         import nats.js.errors as jse
 
-        while True:
+        # The flag, not only the cancellation, ends the loop: a watcher iterator may end
+        # normally when cancelled, which would swallow the CancelledError.
+        while not self.stopped:
             try:
                 self.store = await SubscriptionStore.open(self.nc.jetstream(timeout=self.timeout), self.bucket,
                                                           create=False)
@@ -289,6 +293,7 @@ class Sampler:
         self._dlq_state: tuple[Any, ...] | None = None
         self._newest: dict[str, data.Message | None] = {}
         self.samples = 0
+        self.stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -297,13 +302,14 @@ class Sampler:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        self.stopped = True
         await cancel(self._task, "sampler")
         await self.watcher.stop()
         await self.counters.close()
         self._tick.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopped:
             started = self.clock()
             try:
                 await self.sample()

@@ -86,13 +86,16 @@ class Console:
         log.info("console listening on %s", self.url)
 
     async def stop(self) -> None:
-        await self.sampler.stop()
+        # Live streams first (they wait on the sampler's ticks), then the sampler.
+        self.sampler.stopped = True
+        self.sampler.next_tick().set()
         if self._runner is not None:
             try:
                 await asyncio.wait_for(self._runner.cleanup(), 5.0)
             except TimeoutError:
                 log.warning("stopping the console's HTTP listener took longer than 5s; abandoned")
             self._runner = None
+        await self.sampler.stop()
         if self.own_connection and self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.close(), 5.0)
