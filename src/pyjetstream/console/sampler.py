@@ -209,7 +209,9 @@ class DeliveryCounters:
         increased: dict[str, str] = {}        # subscription -> what its newest failure was
         errors: list[tuple[str, str, float]] = []
         for family in text_string_to_metric_families(text):
-            if family.name == DELIVERIES:
+            # Without a HELP line the parser keeps `_total` in the family name.
+            name = family.name.removesuffix("_total")
+            if name == DELIVERIES:
                 for s in family.samples:
                     if not s.name.endswith("_total"):
                         continue
@@ -221,7 +223,7 @@ class DeliveryCounters:
                     failed[sub] = failed.get(sub, 0) + value
                     if self._grew(("code", sub, code, s.labels.get("sink", "")), value):
                         increased[sub] = describe_failure(code, s.labels.get("sink", ""))
-            elif family.name == DELIVERY_ERRORS:
+            elif name == DELIVERY_ERRORS:
                 errors.extend((subscription_key(s.labels), s.labels.get("reason", ""), s.value)
                               for s in family.samples if s.name.endswith("_total"))
         # A delivery without an HTTP answer is counted as 500 by Kyma's metric; the error
