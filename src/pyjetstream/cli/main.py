@@ -8,13 +8,16 @@ RAW_COMMANDS and get the raw argument list.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pyjetstream.cli.common import common_options
+if TYPE_CHECKING:
+    import argparse
+
+# Nothing more at module level: `pyjetstream server` starts through here, and argparse, logging
+# set-up and the client commands' plumbing (cli.common) are not its business (start-up time).
 
 # Commands that take nats-server style flags (`-sd DIR`, `-js`) and parse argv themselves.
 RAW_COMMANDS: dict[str, str] = {
@@ -39,6 +42,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from pyjetstream.cli.common import common_options
+
     common = common_options()
     parser = argparse.ArgumentParser(prog="pyjetstream", parents=[common],
                                      description="NATS server with JetStream, Kyma-style eventing and CLI")
@@ -54,6 +61,8 @@ def _command_index(args: list[str]) -> int | None:
     """Index of the command word, skipping global options and their values."""
     if not args or not args[0].startswith("-"):
         return 0 if args else None  # the usual case, `pyjetstream server ...` among it: no parser built
+    from pyjetstream.cli.common import common_options
+
     with_value = {o for a in common_options()._actions if a.nargs != 0 for o in a.option_strings}
     i = 0
     while i < len(args):
@@ -78,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in RAW_COMMANDS:
         module = importlib.import_module(RAW_COMMANDS[args_list[0]])
         return int(module.main(args_list[1:]) or 0)
+    import logging
+
     parser = build_parser()
     args = parser.parse_args(args_list)
     # A client command reports failures in one line of its own; asyncio's warnings (a TLS

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import bcrypt
-
 from pyjetstream.server.options import Permissions, ServerOptions, User
 from pyjetstream.server.tls import PeerCert, map_user
 from pyjetstream.subjects import has_wildcard, is_subset, subject_matches, subjects_overlap
@@ -45,6 +43,8 @@ def is_bcrypt(password: str) -> bool:
 
 def bcrypt_matches(given: str, hashed: str) -> bool:
     """Slow by design: call it off the event loop."""
+    import bcrypt  # only configs with bcrypt hashes pay for loading it (start-up, issue 14)
+
     try:
         return bcrypt.checkpw(given.encode(), hashed.encode())
     except ValueError:  # a malformed hash in the config matches nothing

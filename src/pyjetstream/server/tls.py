@@ -17,7 +17,6 @@ delivers them even when reading was paused in connection_made.)
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import ssl
 import sys
@@ -67,6 +66,8 @@ def _set_groups(ctx: ssl.SSLContext, groups: list[str]) -> bool:
     been in every CPython; the call is checked, and a caller that cannot have it refuses."""
     if sys.implementation.name != "cpython":  # elsewhere id() is no address
         return False
+    import ctypes  # only servers with TLS curve preferences load it (start-up, issue 14)
+
     try:
         lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
         ctrl = lib.SSL_CTX_ctrl
