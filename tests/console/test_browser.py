@@ -247,3 +247,29 @@ async def test_hostile_content_csrf_and_token_in_the_browser(browser, make_conso
     assert status == 403
     info = console.sampler.snapshot.stream("hostile")
     assert info is not None and info["state"]["messages"] == 1
+
+
+async def test_pages_work_with_javascript_off(browser, make_console, nats_server):
+    """Plain HTML tables and forms: the message browser and a purge work with no script at all."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(name="plain", subjects=["plain.>"])
+    for i in range(3):
+        await js.publish(f"plain.{i}", f"body-{i}".encode())
+    await nc.close()
+    console = await make_console()
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await page.goto(console.url + "/streams")
+    await playwright_api.expect(page.locator('tr[data-stream="plain"] td.messages')).to_have_text("3")
+    assert await page.locator("noscript").count() == 1  # the refresh that replaces live updates
+    await page.click('tr[data-stream="plain"] a')
+    await page.select_option("select[name=mode]", "subject")
+    await page.fill("input[name=subject]", "plain.1")
+    await page.click("form.browser button")
+    await playwright_api.expect(page.locator("article.message")).to_have_count(1)
+    await playwright_api.expect(page.locator("article.message pre.payload")).to_have_text("body-1")
+    await page.click("text=Purge…")
+    await page.click("form.confirm button.danger")
+    await playwright_api.expect(page.locator(".flash")).to_contain_text("purged 3 message(s)")
+    await context.close()
