@@ -155,8 +155,7 @@ class SubscriptionWatcher:
     async def rows(self) -> list[Subscription]:
         """The Subscriptions with their current status, sorted by namespace and name."""
         out: list[Subscription] = []
-        for key in sorted(self.specs):
-            sub = self.specs[key]
+        for key, sub in sorted(self.specs.items()):  # a copy: the watch may change specs meanwhile
             if self.store is not None:
                 try:
                     sub.status = await self.store.get_status(sub.namespace, sub.name)
