@@ -6,6 +6,8 @@ tests/differential/test_js_pull_prompt_diff.py."""
 
 from __future__ import annotations
 
+from nats.js.api import ConsumerConfig
+
 from pyjetstream.jetstream.consumer import Consumer, Delivery, Status
 
 from .fakes import FakeClock, MemStore
@@ -136,3 +138,24 @@ def test_the_issue_sequence_leaves_no_request_behind() -> None:
     # each fetch(1) keeps one message unacked: the room shrinks by one every cycle
     assert got == [5, 1, 4, 4, 4, 1, 3, 3, 3, 1, 2, 2]
     assert len(c.pending) == 3 and not c.waiting
+
+
+async def test_stalled_no_wait_without_expires_is_answered_over_the_wire(nc) -> None:
+    """Over a real socket: with max_ack_pending used up, a bare no_wait request gets its 408
+    (nats-server 2.9.10 leaves it unanswered until an ack frees a slot)."""
+    js = nc.jetstream()
+    await js.add_stream(name="W", subjects=["w"], storage="memory")
+    for i in range(3):
+        await js.publish("w", b"%d" % i)
+    await js.add_consumer("W", ConsumerConfig(durable_name="d", ack_policy="explicit", max_ack_pending=1))
+    # deliveries keep the stream subject, so the replies are read off a plain inbox subscription
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.W.d", b'{"batch": 1, "no_wait": true}', reply=inbox)
+    first = await sub.next_msg(timeout=2)
+    assert first.data == b"0" and first.reply.startswith("$JS.ACK.W.d.")
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.W.d", b'{"batch": 1, "no_wait": true}', reply=inbox)
+    probe = await sub.next_msg(timeout=2)
+    assert probe.headers is not None and probe.headers.get("Status") == "408"
+    info = await js.consumer_info("W", "d")
+    assert info.num_waiting == 0 and info.num_ack_pending == 1
