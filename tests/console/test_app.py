@@ -369,3 +369,20 @@ async def test_publish_form_goes_through_the_proxy(make_console, browserless, na
         assert seen[1][0]["Content-Type"] == "application/cloudevents+json"
     finally:
         await runner.cleanup()
+
+
+async def test_live_stream_ends_when_the_session_expires_and_is_capped(make_console, browserless):
+    console = await make_console(token="tk", session_ttl=1.0, max_live=1)
+    web = browserless(console)
+    await web.get("/login")
+    assert (await web.post("/login", {"secret": "tk"}))[0] == 303
+    async with web.session.get(console.url + "/live", params={"src": "/"}) as live:
+        assert live.status == 200
+        async with web.session.get(console.url + "/live", params={"src": "/streams"}) as second:
+            assert second.status == 503  # one live view at most here
+        body = b""
+        while b"event: login" not in body:
+            chunk = await asyncio.wait_for(live.content.readuntil(b"\n\n"), 10)
+            assert chunk, "the stream ended without telling the page"
+            body += chunk
+    assert (await web.get("/"))[0] == 303  # back to the login form
