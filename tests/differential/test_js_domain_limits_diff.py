@@ -240,3 +240,49 @@ def test_monitoring_reports_the_domain_like_nats_server(tmp_path: Path) -> None:
             seen[kind] = (srv.get_json("/varz")["jetstream"]["config"].get("domain"),
                           srv.get_json("/jsz")["config"].get("domain"))
     assert seen["pyjetstream"] == seen["nats-server"] == ("hub", "hub")
+
+
+async def _advisory_domains(url: str) -> dict[str, set[Any]]:
+    """Every advisory type seen while a stream and a consumer live and die, with the set of
+    `domain` values it carried."""
+    nc = await nats.connect(url, user="c", password="c")
+    seen: dict[str, set[Any]] = {}
+
+    async def on_event(m: nats.aio.msg.Msg) -> None:
+        doc = json.loads(m.data)
+        seen.setdefault(doc["type"], set()).add(doc.get("domain"))
+
+    try:
+        await nc.subscribe("$JS.EVENT.>", cb=on_event)
+        await nc.flush()
+        js = nc.jetstream(domain="hub")
+        await js.add_stream(name="ADV", subjects=["adv"], storage="memory")
+        await js.update_stream(name="ADV", subjects=["adv"], storage="memory", max_msgs=10)
+        await js.publish("adv", b"x")
+        await js.add_consumer("ADV", ConsumerConfig(durable_name="n", ack_policy="explicit", max_deliver=2,
+                                                    sample_freq="100%"))
+        psub = await js.pull_subscribe_bind("n", "ADV")
+        for _ in range(2):
+            (m,) = await psub.fetch(1, timeout=2)
+            await m.nak()
+        await js.delete_consumer("ADV", "n")
+        await js.delete_stream("ADV")
+        await nc.flush()
+        await nc.request("$JS.API.INFO", b"", timeout=2)  # a round trip: every advisory is in
+    finally:
+        await nc.close()
+    return seen
+
+
+async def test_advisories_carry_the_domain_like_nats_server(tmp_path: Path) -> None:
+    seen = {}
+    for kind in ("nats-server", "pyjetstream"):
+        proc = _start(kind, tmp_path)
+        try:
+            seen[kind] = await _advisory_domains(proc.url)
+        finally:
+            proc.stop()
+    ref, ours = seen["nats-server"], seen["pyjetstream"]
+    assert {k.rsplit(".", 1)[1] for k in ref} >= {"stream_action", "consumer_action", "api_audit", "nak"}
+    for kind, domains in ref.items():
+        assert ours.get(kind) == domains == {"hub"}, kind

@@ -36,10 +36,13 @@ def body(kind: str, fields: dict[str, Any], now_ns: int | None = None) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def publish(server: Any, account: Any, subject: str, kind: str, fields: dict[str, Any]) -> bool:
-    """Send one advisory if anyone subscribes to its subject; True when it went out."""
+def publish(server: Any, account: Any, subject: str, kind: str, fields: dict[str, Any], domain: str = "") -> bool:
+    """Send one advisory if anyone subscribes to its subject; True when it went out.
+    `domain`: the JetStream domain, which every nats-server advisory carries when set."""
     if not server.has_interest(account, subject):
         return False
+    if domain:
+        fields = {**fields, "domain": domain}
     server.publish(account, subject, "", None, body(kind, fields))
     return True
 
@@ -48,20 +51,20 @@ _STREAM_ACTIONS = {"create": "CREATED", "modify": "UPDATED", "delete": "DELETED"
 _CONSUMER_ACTIONS = {"create": "CREATED", "delete": "DELETED"}
 
 
-def stream_action(server: Any, account: Any, stream: str, action: str, template: str = "") -> bool:
+def stream_action(server: Any, account: Any, stream: str, action: str, template: str = "", domain: str = "") -> bool:
     """action is "create", "modify" or "delete"."""
     subject = f"{PREFIX}.STREAM.{_STREAM_ACTIONS[action]}.{stream}"
     fields: dict[str, Any] = {"stream": stream, "action": action}
     if template:
         fields["template"] = template
-    return publish(server, account, subject, "stream_action", fields)
+    return publish(server, account, subject, "stream_action", fields, domain)
 
 
-def consumer_action(server: Any, account: Any, stream: str, consumer: str, action: str) -> bool:
+def consumer_action(server: Any, account: Any, stream: str, consumer: str, action: str, domain: str = "") -> bool:
     """action is "create" or "delete"."""
     subject = f"{PREFIX}.CONSUMER.{_CONSUMER_ACTIONS[action]}.{stream}.{consumer}"
     return publish(server, account, subject, "consumer_action",
-                   {"stream": stream, "consumer": consumer, "action": action})
+                   {"stream": stream, "consumer": consumer, "action": action}, domain)
 
 
 API_AUDIT_SUBJECT = f"{PREFIX}.API"
@@ -79,12 +82,12 @@ def client_info(account: Any, client: Any) -> dict[str, Any]:
 
 
 def api_audit(server: Any, account: Any, server_name: str, client: dict[str, Any],
-              subject: str, request: str, response: str) -> bool:
+              subject: str, request: str, response: str, domain: str = "") -> bool:
     fields: dict[str, Any] = {"server": server_name, "client": client, "subject": subject}
     if request:
         fields["request"] = request
     fields["response"] = response
-    return publish(server, account, API_AUDIT_SUBJECT, "api_audit", fields)
+    return publish(server, account, API_AUDIT_SUBJECT, "api_audit", fields, domain)
 
 
 # ------------------------------------------------------------------ consumer events
@@ -130,11 +133,13 @@ def consumer_ack_metric(stream: str, consumer: str, consumer_seq: int, stream_se
                      "stream_seq": stream_seq, "ack_time": ack_time, "deliveries": deliveries})
 
 
-def send(server: MessageBus, account: Any, adv: Advisory, now_ns: int) -> bool:
+def send(server: MessageBus, account: Any, adv: Advisory, now_ns: int, domain: str = "") -> bool:
     """Publish a queued event if anyone subscribes to its subject; True when it went out."""
     if not server.has_interest(account, adv.subject):
         return False
     doc: dict[str, Any] = {"type": adv.type, "id": new_id(), "timestamp": format_rfc3339(now_ns)}
     doc.update(adv.fields)
+    if domain:
+        doc["domain"] = domain
     server.publish(account, adv.subject, "", None, json.dumps(doc, separators=(",", ":")).encode())
     return True

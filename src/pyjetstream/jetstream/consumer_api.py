@@ -115,7 +115,8 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
     cstore = open_consumer_store("file" if durable else "memory", consumer_dir(_stream_dir(stream), name))
     runner = ConsumerRunner(stream, name, cfg, cstore=cstore)
     stream.add_consumer(name, runner)
-    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "create")
+    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "create",
+                               domain=stream.jsa.js.domain)
     return runner
 
 
@@ -135,7 +136,8 @@ def delete_consumer(stream: Any, name: str) -> None:
         raise errors.consumer_not_found()
     runner.stop(delete=True)
     stream.remove_consumer(name)
-    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "delete")
+    advisories.consumer_action(stream.jsa.server, stream.jsa.account, stream.name, name, "delete",
+                               domain=stream.jsa.js.domain)
 
 
 def _adopt_legacy_consumers(stream: Any) -> None:

@@ -367,7 +367,7 @@ class ConsumerRunner:
         if adv:
             wall = self.clock.wall()
             for a in adv:
-                advisories.send(self.server, self.account, a, wall)
+                advisories.send(self.server, self.account, a, wall, self.stream.jsa.js.domain)
         if acks:
             ack_msg = self.stream.ack_msg
             for seq in acks:
@@ -415,6 +415,7 @@ class ConsumerRunner:
         log.debug("consumer %s > %s inactive: deleting", self.stream.name, self.name)
         self.stop(delete=True)
         self.stream.remove_consumer(self.name)
-        advisories.consumer_action(self.server, self.account, self.stream.name, self.name, "delete")
+        advisories.consumer_action(self.server, self.account, self.stream.name, self.name, "delete",
+                                   domain=self.stream.jsa.js.domain)
         if self.on_deleted is not None:
             self.on_deleted(self)

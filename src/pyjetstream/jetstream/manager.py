@@ -318,7 +318,7 @@ class JetStream:
         stream.start_timers()
         stream.make_links()
         self._link_sources(jsa)
-        advisories.stream_action(self.server, jsa.account, cfg.name, "create")
+        advisories.stream_action(self.server, jsa.account, cfg.name, "create", domain=self.domain)
         return stream, True
 
     def _check_storage_limits(self, jsa: JsAccount, cfg: StreamConfig) -> None:
@@ -350,7 +350,7 @@ class JetStream:
             stream.make_links()
             self._link_sources(jsa)
         self._write_meta(jsa, stream)
-        advisories.stream_action(self.server, jsa.account, cfg.name, "modify")
+        advisories.stream_action(self.server, jsa.account, cfg.name, "modify", domain=self.domain)
         return stream
 
     def delete_stream(self, jsa: JsAccount, name: str) -> None:
@@ -360,7 +360,7 @@ class JetStream:
         stream.stop(delete=True)
         if stream.config.storage == "file":
             layout.remove_dir(stream.directory)
-        advisories.stream_action(self.server, jsa.account, name, "delete")
+        advisories.stream_action(self.server, jsa.account, name, "delete", domain=self.domain)
 
     # ------------------------------------------------------------------ monitoring (/varz, /jsz)
 

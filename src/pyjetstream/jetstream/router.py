@@ -143,7 +143,8 @@ def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body
         server.respond(jsa.account, reply, None, body)
     if server.has_interest(jsa.account, advisories.API_AUDIT_SUBJECT):
         advisories.api_audit(server, jsa.account, server.server_name, advisories.client_info(jsa.account, client),
-                             subject, request.decode("utf-8", "replace"), body.decode("utf-8", "replace"))
+                             subject, request.decode("utf-8", "replace"), body.decode("utf-8", "replace"),
+                             jsa.js.domain)
 
 
 def dispatch_disabled(server: Any, account: Any, subject: str, reply: str, err: ApiError) -> None:
