@@ -9,7 +9,11 @@ runs against each server in one invocation, so the numbers compare the engines.
   .venv/bin/python bench/eventing_bench.py                         # both servers, defaults
   .venv/bin/python bench/eventing_bench.py --servers nats-server --events 5000 --rate 500
   .venv/bin/python bench/eventing_bench.py --events 5000 --rounds 3   # medians, ratio to the first
+  .venv/bin/python bench/eventing_bench.py --servers nats-server --spy /tmp/ev.txt  # py-spy stacks
 Prints one JSON line per (server, phase) and a summary table.
+`eventing_cpu_us_per_event` (utime+stime of the eventing process(es) over the throughput
+phase, per event) is the figure to compare on a shared machine; `load1` is the load average
+at the end of the phase.
 """
 
 from __future__ import annotations
@@ -169,7 +173,7 @@ async def latency(proxy: str, sink: Sink, rate: float, seconds: float, tag: str)
     lat = sorted((sink.seen[k] - sent[k]) * 1000 for k in sent if k in sink.seen)
     q = statistics.quantiles(lat, n=100)
     return {"phase": "latency", "rate": rate, "events": len(lat), "p50_ms": round(q[49], 2),
-            "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2)}
+            "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2), "load1": round(os.getloadavg()[0], 2)}
 
 
 async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
@@ -208,9 +212,27 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
         def eventing_cpu() -> float:
             return cpu_seconds(eventing.pid) + (cpu_seconds(dispatcher.pid) if dispatcher else 0.0)
 
-        cpu0 = (cpu_seconds(server.pid), eventing_cpu())
+        spies = []
+        if args.spy:
+            # Sampled from outside (py-spy --nonblocking), so the process runs unchanged; the
+            # sampler takes CPU beside it, though: take figures from rounds without --spy.
+            # With --split the dispatcher's stacks go to FILE.dispatcher.
+            targets = [(eventing.pid, args.spy)] + ([(dispatcher.pid, args.spy + ".dispatcher")] if dispatcher else [])
+            spies = [subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid),
+                                       "--format", "raw", "-r", str(args.spy_rate), "--nonblocking", "-o", out],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid, out in targets]
+            await asyncio.sleep(1.0)
+        cpu0 = (cpu_seconds(server.pid), eventing_cpu(), cpu_seconds(eventing.pid))
         tp = await throughput(proxy, sink, args.events, args.concurrency, "tp")
-        cpu1 = (cpu_seconds(server.pid), eventing_cpu())
+        cpu1 = (cpu_seconds(server.pid), eventing_cpu(), cpu_seconds(eventing.pid))
+        if dispatcher is not None:
+            tp["proxy_cpu_us_per_event"] = round((cpu1[2] - cpu0[2]) / args.events * 1e6, 1)
+            tp["dispatcher_cpu_us_per_event"] = round(
+                ((cpu1[1] - cpu0[1]) - (cpu1[2] - cpu0[2])) / args.events * 1e6, 1)
+        tp["load1"] = round(os.getloadavg()[0], 2)
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         # CPU per event is steadier than wall-clock rates on a shared machine.
         tp["server_cpu_us_per_event"] = round((cpu1[0] - cpu0[0]) / args.events * 1e6, 1)
         tp["eventing_cpu_us_per_event"] = round((cpu1[1] - cpu0[1]) / args.events * 1e6, 1)
@@ -241,6 +263,9 @@ async def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--split", action="store_true", help="run proxy and dispatcher as two processes")
     p.add_argument("--out", help="append the JSON lines to this file")
+    p.add_argument("--spy", metavar="FILE", help="record the eventing process's stacks over the throughput "
+                   "phase with py-spy (collapsed format) into FILE")
+    p.add_argument("--spy-rate", type=int, default=500, help="py-spy samples per second")
     p.add_argument("--rounds", type=int, default=1,
                    help="rounds alternating the servers (machine noise hits both); medians are reported")
     args = p.parse_args()

@@ -10,9 +10,11 @@ consumers (that is `manager`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import inspect
+import itertools
 import json
 import logging
 import re
@@ -25,6 +27,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from aiohttp import web
+from nats.js.api import PubAck
 
 from . import cloudevents as ce
 from . import types as t
@@ -87,6 +90,13 @@ class EventPublisher:
         self.metrics = metrics
         self._destination_url: Any = None
         self._destination = "nats"
+        # PubAcks come to one wildcard inbox and find their waiter by the reply's last token
+        # (as nats-py's request() does, without its per-request random token, asyncio.wait_for
+        # task and PubAck.from_response: a third of the proxy's NATS-side CPU; issue 14).
+        self._ack_prefix = ""
+        self._ack_waiters: dict[str, asyncio.Future[Any]] = {}
+        self._ack_tokens = itertools.count()
+        self._ack_sub: asyncio.Future[None] | None = None
 
     def target(self, event: ce.CloudEvent) -> t.PublishTarget:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
@@ -148,11 +158,60 @@ class EventPublisher:
             self._destination = f"{url.scheme or 'nats'}://{url.hostname or ''}:{url.port or 4222}"
         return self._destination
 
+    async def _subscribe_acks(self) -> None:
+        """The PubAck inbox, subscribed once (concurrent first publishes wait for the one
+        subscribe); nats-py replays it after a reconnect like any subscription."""
+        if self._ack_sub is None:
+            self._ack_sub = asyncio.get_running_loop().create_future()
+            try:
+                prefix = f"{self.nc.new_inbox()}."
+                await self.nc.subscribe(f"{prefix}*", cb=self._on_ack)
+            except BaseException as exc:
+                self._ack_sub.set_exception(exc)
+                self._ack_sub.exception()  # retrieved: later callers see it through await
+                self._ack_sub = None
+                raise
+            self._ack_prefix = prefix
+            self._ack_sub.set_result(None)
+        else:
+            await asyncio.shield(self._ack_sub)
+
+    async def _on_ack(self, msg: Any) -> None:
+        waiter = self._ack_waiters.pop(msg.subject[len(self._ack_prefix):], None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
+
+    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
+        """js.publish's contract: the PubAck, or NoStreamResponseError (no stream takes the
+        subject), APIError (the stream refused), nats.errors.TimeoutError (no answer)."""
+        if not self._ack_prefix:
+            await self._subscribe_acks()
+        token = str(next(self._ack_tokens))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._ack_waiters[token] = waiter
+        timer = None
+        try:
+            await self.nc.publish(subject, payload, reply=self._ack_prefix + token, headers=headers)
+            timer = loop.call_later(self.config.publish_timeout, _expire, waiter)
+            msg = await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._ack_waiters.pop(token, None)
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise nats.js.errors.NoStreamResponseError
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            raise nats.js.errors.APIError.from_error(resp["error"])
+        return PubAck(stream=resp["stream"], seq=resp["seq"], domain=resp.get("domain"),
+                      duplicate=resp.get("duplicate"))
+
     async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
         if not self.nc.is_connected:
             raise BackendError(502, "no connection to NATS JetStream server")
         try:
-            return await self.js.publish(subject, payload, headers=headers)
+            return await self._publish_acked(subject, payload, headers)
         except nats.js.errors.NoStreamResponseError as exc:
             raise BackendError(504, f"cannot send to stream: {exc}") from exc
         except nats.js.errors.APIError as exc:
@@ -169,6 +228,11 @@ class EventPublisher:
             raise BackendError(400, f"not a NATS subject: {subject!r}") from exc
         except (TimeoutError, nats.errors.Error) as exc:
             raise BackendError(500, f"internal error on backend: {exc!r}") from exc
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(nats.errors.TimeoutError())
 
 
 # -- HTTP ----------------------------------------------------------------------------------
