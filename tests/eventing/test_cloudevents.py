@@ -94,3 +94,42 @@ def test_rfc3339():
     assert ce.is_rfc3339("2020-09-28T14:47:16+02:00")
     assert not ce.is_rfc3339("2020-13-28T14:47:16Z")
     assert not ce.is_rfc3339("28.09.2020")
+
+
+# -- the fast paths of header encoding and the URI check (issue 14) must change no answer --
+
+def _quoted(text):
+    from urllib.parse import quote
+
+    try:
+        return quote(text, safe=ce._HEADER_SAFE)
+    except UnicodeEncodeError:
+        return UnicodeEncodeError
+
+
+def _encoded(text):
+    try:
+        return ce.encode_header_value(text)
+    except UnicodeEncodeError:
+        return UnicodeEncodeError
+
+
+def test_header_encoding_equals_percent_encoding_for_every_code_point():
+    for code in range(0x110000):
+        ch = chr(code)
+        assert _encoded(ch) == _quoted(ch), hex(code)
+        assert _encoded(f"a{ch}~") == _quoted(f"a{ch}~"), hex(code)
+
+
+@pytest.mark.parametrize("value", ["", "order.received.v1", "a b", 'say "hi"', "100%", "%41", "é", "\ud800",
+                                   "~!#$&'()*+,/:;<=>?@[\\]^_`{|}", "\x7f", "tab\there", True, False, 3])
+def test_header_encoding_examples(value):
+    expected = _quoted("true" if value is True else "false" if value is False else str(value))
+    assert _encoded(value) == expected
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("myapp", True), ("/apps/my%20app", True), ("%", False), ("a%2", False), ("a%zz", False), ("%%41", False),
+    ("%4141%", False), ("http://x/%C3%A9", True), ("", False), ("a b", False), ("a<b", False), ("%2%41", False)])
+def test_uri_reference_percent_escapes(value, ok):
+    assert ce.is_uri_reference(value) is ok

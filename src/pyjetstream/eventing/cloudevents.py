@@ -32,6 +32,7 @@ TRACING_EXTENSIONS = {  # extension -> HTTP header, both directions
 _EXT_NAME = re.compile(r"^[a-z0-9]+$")
 # Printable ASCII stays as is in header values, except the three the HTTP binding reserves.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+_HEADER_AS_IS = re.compile('[\x21\x23\x24\x26-\x7e]*')  # _HEADER_SAFE as a character class
 # What a CloudEvents String must not hold: controls, surrogates, the 66 noncharacters.
 _NOT_STRING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
                          + "".join(f"{chr(p + 0xFFFE)}{chr(p + 0xFFFF)}" for p in range(0, 0x110000, 0x10000)) + "]")
@@ -138,7 +139,10 @@ def _is_json_type(content_type: str | None) -> bool:
 def encode_header_value(value: Any) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
-    return quote(str(value), safe=_HEADER_SAFE)
+    text = str(value)
+    if _HEADER_AS_IS.fullmatch(text):
+        return text  # what quote() would return unchanged, at a fraction of its cost
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def decode_header_value(value: str) -> str:
@@ -298,11 +302,14 @@ def header_attribute_problems(attrs: Mapping[str, Any]) -> list[str]:
 
 
 _URI_BAD = re.compile(r"[\s<>\"{}|\\^`]")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def is_uri_reference(value: str) -> bool:
     """A lenient RFC 3986 URI-reference check: no spaces or characters that must be escaped."""
-    return bool(value) and not _URI_BAD.search(value) and "%" not in re.sub(r"%[0-9A-Fa-f]{2}", "", value)
+    if not value or _URI_BAD.search(value):
+        return False
+    return "%" not in value or "%" not in _PERCENT_ESCAPE.sub("", value)
 
 
 def is_rfc3339(value: str) -> bool:
