@@ -347,7 +347,7 @@ def test_permission_spellings_mean_the_same(kind: str, tmp_path: Path) -> None:
     "authorization { users: [ {user: u, pass: pw, nkey: UABC} ] }",
     "authorization { users: [ {user: u, pass: pw, permissions: {publish: {allow: \"x\", except: \"y\"}}} ] }",
     "authorization { users: [ {user: u, pass: pw, colour: blue} ] }",
-    "accounts { A: { jetstream: { max_mem: 1M, max_ack_pending: 5 } } }",
+    "accounts { A: { jetstream: { max_mem: 1M, cluster_traffic: owner } } }",
     "tls { cert_file: a, key_file: b, cert_store: WindowsCurrentUser }",
 ])
 def test_what_we_do_not_understand_refuses_to_start(tmp_path: Path, conf: str) -> None:
