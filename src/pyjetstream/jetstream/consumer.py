@@ -369,7 +369,14 @@ class Consumer:
             return self.store.filtered_state(self.sseq, fs[0] if fs else "").msgs
         return sum(self.store.filtered_state(self.sseq, f).msgs for f in fs)
 
-    def info_state(self, now: int) -> dict[str, Any]:
+    def pending_plan(self) -> tuple[bool, list[str], int]:
+        """What _count_pending counts, for a caller that counts in slices (fair.count_pending):
+        (one per subject?, filters, from stream seq)."""
+        per_subject = self.cfg.deliver_policy == "last_per_subject"
+        return per_subject, list(self._filters or ([">"] if per_subject else [""])), self.sseq
+
+    def info_state(self, now: int, num_pending: int | None = None) -> dict[str, Any]:
+        """`num_pending` when the caller counted it already (in slices)."""
         """The state half of ConsumerInfo (config, name, created are the runner's)."""
         if not self.is_push:
             self._process_waiting(now, eos=False)
@@ -385,7 +392,7 @@ class Consumer:
             "num_ack_pending": len(self.pending),
             "num_redelivered": len(self.rdc),
             "num_waiting": len(self.waiting) if not self.is_push else 0,
-            "num_pending": self._count_pending(),
+            "num_pending": self._count_pending() if num_pending is None else num_pending,
         }
         if self.is_push and self.active:
             out["push_bound"] = True

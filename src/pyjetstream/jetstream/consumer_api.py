@@ -16,7 +16,7 @@ import secrets
 import string
 from typing import Any
 
-from pyjetstream.jetstream import advisories, errors, gojson, publish_targets
+from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
 from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
     ConsumerConfig,
@@ -193,7 +193,7 @@ def _body(req: ApiRequest) -> dict[str, Any]:
     return req.json()
 
 
-def consumer_create(req: ApiRequest) -> dict[str, Any]:
+def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     t = req.tokens  # CONSUMER CREATE <stream> [<name> [<filter>...]] | CONSUMER DURABLE CREATE <stream> <durable>
     legacy_durable = t[1] == "DURABLE"
     if legacy_durable:
@@ -240,7 +240,20 @@ def consumer_create(req: ApiRequest) -> dict[str, Any]:
     publish_targets.check_deliver_subject(req.client, cfg.deliver_subject,
                                           existing.config.deliver_subject if existing else None)
     runner = add_consumer(stream, cfg, action)
-    return runner.info()
+    return (yield from _info(stream, runner))
+
+
+def _info(stream: Any, runner: ConsumerRunner) -> fair.Job[dict[str, Any]]:
+    """runner.info() with its pending count taken in slices: on a big stream with a wildcard
+    filter that count reads every message."""
+    per_subject, filters, sseq = runner.core.pending_plan()
+    n = yield from fair.count_pending(stream, per_subject, filters, sseq)
+    if runner.closed or stream.closed:
+        raise errors.consumer_not_found()
+    core = runner.core
+    if not core.npc_valid and core.sseq == sseq:
+        core.npc, core.npc_valid = n, True  # spares its first delivery the same count
+    return runner.info(num_pending=n)
 
 
 def _consumer(req: ApiRequest) -> tuple[Any, Any]:
@@ -251,9 +264,9 @@ def _consumer(req: ApiRequest) -> tuple[Any, Any]:
     return stream, runner
 
 
-def consumer_info(req: ApiRequest) -> dict[str, Any]:
-    _stream, runner = _consumer(req)
-    return runner.info()
+def consumer_info(req: ApiRequest) -> fair.Job[dict[str, Any]]:
+    stream, runner = _consumer(req)
+    return (yield from _info(stream, runner))
 
 
 def consumer_delete(req: ApiRequest) -> dict[str, Any]:
@@ -282,11 +295,19 @@ def consumer_names(req: ApiRequest) -> dict[str, Any]:
             "consumers": names[offset:offset + NAMES_LIMIT]}
 
 
-def consumer_list(req: ApiRequest) -> dict[str, Any]:
+def consumer_list(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     offset = _offset(req)
     stream = req.stream(req.tokens[2])
     names = sorted(stream.consumers)
-    infos = [stream.consumers[n].info() for n in names[offset:offset + LIST_LIMIT]]
+    infos = []
+    for n in names[offset:offset + LIST_LIMIT]:
+        runner = stream.consumers.get(n)
+        if runner is not None:  # deleted while the list was being made
+            try:
+                infos.append((yield from _info(stream, runner)))
+            except ApiError:
+                if stream.closed:
+                    raise
     return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "consumers": infos}
 
 

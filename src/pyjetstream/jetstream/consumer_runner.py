@@ -142,7 +142,8 @@ class ConsumerRunner:
             self._take_acks()
         return self.core.needs_ack(seq, subject)
 
-    def info(self) -> dict[str, Any]:
+    def info(self, num_pending: int | None = None) -> dict[str, Any]:
+        """ConsumerInfo; `num_pending` when the caller counted it already (in slices)."""
         self._take_acks()
         now = self.clock.now()
         if self.core.is_push:
@@ -158,7 +159,7 @@ class ConsumerRunner:
             "created": format_rfc3339(self.created),
             "config": self.core.cfg.to_json(),
         }
-        out.update(self.core.info_state(now))
+        out.update(self.core.info_state(now, num_pending))
         out["ts"] = format_rfc3339(self.clock.wall())
         self._flush()
         return out

@@ -56,9 +56,15 @@ def due() -> bool:
     return time.perf_counter() >= _until
 
 
-def _renew() -> None:
+# A new request's first slice, while other long jobs wait for their turn: enough for any cheap
+# request to answer inline, short enough that requests arriving together cannot add up to a
+# long loop pass (the rest of a long one queues behind the others).
+BUSY_FIRST_SLICE_S = 0.001
+
+
+def _renew(first: bool = False) -> None:
     global _until
-    _until = time.perf_counter() + SLICE_S
+    _until = time.perf_counter() + (BUSY_FIRST_SLICE_S if first and _queue else SLICE_S)
 
 
 def pause(stream: _Stream | None = None) -> Job[None]:
@@ -74,7 +80,7 @@ def start(job: Job[T], done: Callable[[T | None, BaseException | None], None], c
     """Run `job`: its first slice now, the rest one slice per loop pass. `done(result, None)` or
     `done(None, exc)` is called once, from the slice that finished it. While it runs, `client`
     (the requester) processes nothing else."""
-    _renew()
+    _renew(first=True)
     try:
         next(job)
     except StopIteration as stop:
@@ -135,7 +141,7 @@ async def _rest(job: Job[T], done: Callable[[T | None, BaseException | None], No
 
 async def complete(job: Job[T]) -> T:
     """Run a job from a coroutine (the monitoring handlers), a slice per loop pass."""
-    _renew()
+    _renew(first=True)
     while True:
         try:
             next(job)
@@ -305,4 +311,15 @@ def purge(stream: _Stream, filter_subject: str = "", seq: int = 0, keep: int = 0
         cur = end + 1
         yield from pause(stream)
         store = stream.store
+    return n
+
+
+def count_pending(stream: _Stream, per_subject: bool, filters: list[str], start_seq: int) -> Job[int]:
+    """A consumer's num_pending (Consumer.pending_plan says what to count), in slices."""
+    n = 0
+    for f in filters:
+        if per_subject:
+            n += sum(1 for ss in (yield from subjects_state(stream, f)).values() if ss.last >= start_seq)
+        else:
+            n += (yield from filtered_state(stream, start_seq, f)).msgs
     return n

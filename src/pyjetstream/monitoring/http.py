@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
+from pyjetstream.jetstream import fair
 from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
 from pyjetstream.version import VERSION
 
@@ -229,20 +230,46 @@ class MonitorServer:
         # `total` counts the connections of the state (and account) asked for, before the user
         # and cid filters, as nats-server's does
         total = (len(open_conns) if state != "closed" else 0) + (len(closed_all) if state != "open" else 0)
-        conns: list[dict[str, Any]] = []
+        page = await fair.complete(self._connz_page(open_conns, closed_all, now, state, subs, auth, cid, user,
+                                                    sort, offset, limit))
+        doc.update(num_connections=len(page), total=total, connections=page)
+        return await _json_response(doc)
+
+    def _connz_page(self, open_conns: list[ClientConnection], closed_all: list[dict[str, Any]], now: float,
+                    state: str, subs: str, auth: bool, cid: int, user: str, sort: str, offset: int,
+                    limit: int) -> fair.Job[list[dict[str, Any]]]:
+        """The connections of one /connz page, made in slices (fair.py): sorted and paged on
+        the cheap fields first, as nats-server does, then only the page gets its
+        subscriptions, which may number many thousands per connection."""
+        rows: list[tuple[dict[str, Any], ClientConnection | None]] = []
         if state != "closed":
-            conns += [self.conn_info(c, now, subs, auth) for c in open_conns
-                      if (not cid or c.cid == cid) and (not user or c.user == user)]
+            for c in open_conns:
+                if (not cid or c.cid == cid) and (not user or c.user == user):
+                    rows.append((self.conn_info(c, now, "", auth), c))
+                    yield from fair.pause()
         if state != "open":
-            conns += [_closed_view(ci, subs, auth) for ci in closed_all
-                      if (not cid or ci["cid"] == cid) and (not user or ci.get("authorized_user", "") == user)]
+            for ci in closed_all:
+                if (not cid or ci["cid"] == cid) and (not user or ci.get("authorized_user", "") == user):
+                    rows.append((_closed_view(ci, subs, auth), None))
+                    yield from fair.pause()
         key, reverse = _CONNZ_SORT_KEYS[sort]
-        conns.sort(key=lambda x: x.get(key, 0), reverse=reverse)
+        rows.sort(key=lambda r: r[0].get(key, 0), reverse=reverse)
         # Python slicing cannot overflow; nats-server's offset+limit can (its answer is then a
         # dropped connection), so huge values here just mean "to the end"
-        page = conns[offset:offset + limit]
-        doc.update(num_connections=len(page), total=total, connections=page)
-        return web.json_response(doc, dumps=_dumps)
+        page = rows[offset:offset + limit]
+        if subs:
+            for info, c in page:
+                if c is None or not c.subs:
+                    continue
+                listed = list(c.subs.values())  # the client may (un)subscribe between slices
+                out: list[Any] = []
+                for i in range(0, len(listed), fair.SUBJECTS_CHUNK):
+                    part = listed[i:i + fair.SUBJECTS_CHUNK]
+                    out += ([safe_text(sub.subject) for sub in part] if subs == "list"
+                            else [sub_detail(sub, c.cid) for sub in part])
+                    yield from fair.pause()
+                info["subscriptions_list" if subs == "list" else "subscriptions_list_detail"] = out
+        return [info for info, _c in page]
 
     async def subsz(self, request: web.Request) -> web.Response:
         self._count("/subsz")
@@ -276,16 +303,14 @@ class MonitorServer:
             hits = sum(a.sublist.stats().get("cache_hits", 0) for a in accounts)
             doc["cache_hit_rate"] = hits / doc["num_matches"]
         if want_list:
-            subs = [(sub, c) for a in accounts for sub in a.sublist.all_subscriptions()
-                    if (c := sub.client) is not None and (not test or subject_matches(sub.subject, test))]
-            page = subs[offset:offset + limit]
+            page = await fair.complete(_subsz_page(s, {a.name for a in accounts}, test, offset, limit))
             # nats-server shows the list and its paging only when the page has something, and
             # its `total` is the size of the page, not of the whole list
             if page:
                 doc.update(total=len(page), offset=offset, limit=limit,
                            subscriptions_list=[{"account": safe_text(sub.account.name),
                                                 **sub_detail(sub, c.cid)} for sub, c in page])
-        return web.json_response(doc, dumps=_dumps)
+        return await _json_response(doc)
 
     async def healthz(self, request: web.Request) -> web.Response:
         self._count("/healthz")
@@ -337,6 +362,81 @@ class MonitorServer:
 
         body, ctype = render_metrics(self.server, list(self.collectors))
         return web.Response(body=body, headers={"Content-Type": ctype})
+
+
+def _subsz_page(server: Server, accounts: set[str], test: str, offset: int,
+                limit: int) -> fair.Job[list[tuple[Any, ClientConnection]]]:
+    """One /subsz page of client subscriptions, gathered client by client in slices (the
+    subject index cannot be walked across a pause; a client's own table is copied at once)."""
+    out: list[tuple[Any, ClientConnection]] = []
+    skip = offset  # counted, not kept: a far page must not cost memory for the ones before it
+    for c in list(server.clients.values()):
+        if c.account.name not in accounts or not c.subs:
+            continue
+        listed = list(c.subs.values())
+        for i in range(0, len(listed), fair.SUBJECTS_CHUNK):
+            for sub in listed[i:i + fair.SUBJECTS_CHUNK]:
+                if not test or subject_matches(sub.subject, test):
+                    if skip:
+                        skip -= 1
+                    elif len(out) < limit:
+                        out.append((sub, c))
+            yield from fair.pause()
+        if len(out) >= limit:
+            break
+    return out
+
+
+async def _json_response(doc: dict[str, Any]) -> web.Response:
+    """A monitoring document as nats-server renders it (indented JSON). A page of connections
+    with their subscriptions runs to megabytes, and indented JSON is Python's slow encoder:
+    big documents are cleaned and encoded in slices (fair.py), taking turns with other long
+    requests, rather than in a thread that would contend with the loop for the GIL."""
+    if not _big(doc):
+        return web.Response(text=_dumps(doc), content_type="application/json")
+    body = await fair.complete(_encode_sliced(doc))
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _big(doc: dict[str, Any]) -> bool:
+    return len(doc.get("connections") or ()) > 64 or len(doc.get("subscriptions_list") or ()) > 64 or any(
+        len(c.get("subscriptions_list") or c.get("subscriptions_list_detail") or ()) > 64
+        for c in doc.get("connections") or ())
+
+
+def _encode_sliced(doc: dict[str, Any]) -> fair.Job[bytes]:
+    """_dumps(doc), in slices: the big lists are cleaned item by item, then the encoder's
+    pieces are gathered a few hundred at a time."""
+    clean: dict[str, Any] = {}
+    for k, v in doc.items():
+        if isinstance(v, list) and k in ("connections", "subscriptions_list"):
+            items = []
+            for item in v:
+                if isinstance(item, dict):
+                    out: dict[str, Any] = {}
+                    for ik, iv in item.items():
+                        # a connection's subscriptions are made by sub_detail()/safe_text()
+                        # already: copying tens of thousands of them again only feeds the
+                        # garbage collector, whose full passes stall the whole process
+                        out[safe_text(ik)] = iv if ik.startswith("subscriptions_list") else _clean(iv)
+                    item = out
+                elif k != "subscriptions_list":
+                    item = _clean(item)
+                items.append(item)
+                yield from fair.pause()
+            clean[safe_text(k)] = items
+        else:
+            clean[safe_text(k)] = _clean(v)
+    blocks: list[bytes] = []  # joined and encoded as it goes: one join of millions of pieces stalls
+    parts: list[str] = []
+    for piece in json.JSONEncoder(indent=2).iterencode(clean):
+        parts.append(piece)
+        if len(parts) >= 4096:
+            blocks.append("".join(parts).encode())
+            parts.clear()
+            yield from fair.pause()
+    blocks.append("".join(parts).encode())
+    return b"".join(blocks)
 
 
 def _version() -> str:

@@ -85,9 +85,9 @@ class StreamState:
     consumer_count: int = 0  # filled in by the stream, not the store
 
 
-@dataclass(frozen=True, slots=True)
-class SimpleState:
-    """Per-subject (or per-filter) summary."""
+class SimpleState(NamedTuple):
+    """Per-subject (or per-filter) summary. A named tuple of ints: the garbage collector stops
+    tracking it, and a subject listing makes one per subject (tens of thousands at once)."""
 
     msgs: int
     first: int
