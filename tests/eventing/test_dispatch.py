@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import aiohttp
+import nats
 import nats.errors
 import nats.js.errors
 
@@ -287,3 +288,43 @@ async def test_stream_drift_is_corrected_in_place(make_service, nats_server):
     info = await svc.nc.jetstream().stream_info("sap")
     assert info.config.max_bytes == 700 * 1024 * 1024  # updated in place to Kyma's setting
     # A drift that cannot be updated in place refuses the start: tests/eventing/test_trust.py.
+
+
+async def _ack_pending(url, name):
+    nc = await nats.connect(url)
+    try:
+        return (await nc.jetstream().consumer_info("sap", name)).num_ack_pending
+    finally:
+        await nc.close()
+
+
+async def test_batched_acks_settle_every_delivery(make_service, sink, nats_server):
+    svc = await make_service()
+    sub = manifest(sink=sink.url, config={"maxInFlightMessages": "50"})
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    for i in range(40):
+        assert await publish(svc, f"b{i}") == 204
+    await wait_until(lambda: len(sink.received) >= 40, what="40 deliveries")
+    name = t.consumer_name("default", "lastorder-sub", "kyma.myapp.order.received.v1")
+
+    async def settled():
+        return await _ack_pending(nats_server.url, name) == 0
+    await wait_until(settled, what="every delivery acked")
+    assert max(sink.ids().values()) == 1
+
+
+async def test_acks_held_in_the_batch_are_sent_when_the_dispatcher_stops(make_service, sink, nats_server):
+    svc = await make_service()
+    svc.dispatcher.ack_batch_window = 3600.0  # only stop() can send them
+    sub = manifest(sink=sink.url)
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    for i in range(5):
+        assert await publish(svc, f"h{i}") == 204
+    await wait_until(lambda: len(sink.received) >= 5, what="5 deliveries")
+    name = t.consumer_name("default", "lastorder-sub", "kyma.myapp.order.received.v1")
+    await wait_until(lambda: len(svc.dispatcher._acks) == 5, what="5 acks held")
+    assert await _ack_pending(nats_server.url, name) == 5
+    await svc.stop()
+    assert await _ack_pending(nats_server.url, name) == 0
