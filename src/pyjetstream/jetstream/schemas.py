@@ -471,10 +471,14 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
             SubjectTransform(src, dest)
         except ValueError as e:
             raise errors.stream_transform_invalid_destination(err=str(e)) from None
-    if c.allow_msg_counter or c.allow_atomic or c.allow_msg_schedules or c.allow_batched:
-        raise _invalid("message counters, batches and schedules are not supported by this server")
+    if c.allow_msg_counter or c.allow_msg_schedules or c.allow_batched:
+        raise _invalid("message counters, fast batches and schedules are not supported by this server")
     if c.persist_mode not in ("", "default", "async"):
         raise _invalid("invalid persist mode")
+    if c.persist_mode == "async" and c.allow_atomic:
+        raise _invalid("async persist mode is not supported with atomic batch publish")
+    if c.mirror is not None and c.allow_atomic:
+        raise errors.by_constant("JSMirrorWithAtomicPublishErr")
     if c.mirror is not None and c.subjects:
         raise errors.mirror_with_subjects()
     if not c.subjects:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
 from pyjetstream.jetstream import errors, fair
+from pyjetstream.jetstream.batch import AtomicBatches, batch_id
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
@@ -136,6 +137,7 @@ class Stream:
         self._repubq: list[tuple[str, bytes, bytes]] = []  # (subject, hdr, payload) awaiting the commit
         self._sourcing: list[SourceLink] = []  # other streams' links reading from this one
         self._links: list[SourceLink] = []  # this stream's mirror or sources
+        self.atomic: AtomicBatches | None = None  # created by the first batch message
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -204,6 +206,10 @@ class Stream:
         """
         if self.closed:
             return 0
+        if hdr is not None and b"Nats-Batch-Id:" in hdr and (bid := batch_id(hdr)):
+            if self.atomic is None:
+                self.atomic = AtomicBatches(self)
+            return self.atomic.process(bid, subject, reply, hdr, payload)
         if hdr is None and self._simple and (self._max_msg_size < 0 or len(payload) <= self._max_msg_size):
             now = self.clock()
             try:
@@ -873,6 +879,8 @@ class Stream:
         old = self.config
         self.config = new
         self._refresh_fast_path()
+        if not new.allow_atomic and self.atomic is not None:
+            self.atomic.clear()
         if old.subjects != new.subjects and not self.closed:
             self.unsubscribe()
             self.subscribe()
@@ -919,6 +927,8 @@ class Stream:
             self.flush()
         self.closed = True
         self.unsubscribe()
+        if self.atomic is not None:
+            self.atomic.clear()
         for link in self._links + self._sourcing:
             link.detach()
         if self._expiry_timer is not None:
@@ -1079,4 +1089,3 @@ class SourceLink:
         if self.filter:
             out["filter_subject"] = self.filter
         return out
-
