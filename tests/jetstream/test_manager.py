@@ -152,7 +152,7 @@ async def test_mirror_and_source_resume_after_restart(tmp_path: Any, clock: Fake
     m = streams["M"].store.load_msg(4)
     s = streams["S"].store.load_msg(4)
     assert m is not None and m.data == b"after"
-    assert s is not None and b"Nats-Stream-Source: O 4\r\n" in s.hdr
+    assert s is not None and b"Nats-Stream-Source: O 4 > > o.x\r\n" in s.hdr
     await js2.stop()
 
 

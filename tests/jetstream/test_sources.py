@@ -32,8 +32,10 @@ async def test_config_errors(server: FakeServer, js: object) -> None:
     assert r["error"] == {"code": 400, "err_code": 10034, "description": "stream mirrors can not contain subjects"}
     r = await server.api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}, "sources": [{"name": "P"}]})
     assert r["error"]["err_code"] == 10031
-    r = await server.api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O", "filter_subject": "a"}})
-    assert r["error"]["err_code"] == 10033
+    # 2.10 lets a mirror filter (2.9 answered 10033); the filter and transforms exclude each other
+    r = await server.api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O", "filter_subject": "a",
+                                                                    "subject_transforms": [{"src": "b", "dest": "c"}]}})
+    assert r["error"]["err_code"] == 10150
     r = await server.api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}, "first_seq": 5})
     assert r["error"]["err_code"] == 10143
     r = await server.api("STREAM.CREATE.M", {"name": "M", "sources": [{"name": "O"}, {"name": "O"}]})
@@ -87,7 +89,8 @@ async def test_sources_merge_with_header_and_filter(server: FakeServer, js: Any)
     st = await state(server, "AGG")
     assert st["messages"] == 2
     got = {base64.b64decode((await get(server, "AGG", s))["hdrs"]) for s in (1, 2)}
-    assert got == {b"NATS/1.0\r\nNats-Stream-Source: S1 1\r\n\r\n", b"NATS/1.0\r\nNats-Stream-Source: S2 2\r\n\r\n"}
+    assert got == {b"NATS/1.0\r\nNats-Stream-Source: S1 1 > > s1.a\r\n\r\n",
+                   b"NATS/1.0\r\nNats-Stream-Source: S2 2 s2.b > s2.b\r\n\r\n"}
     await pub(server, "s1.z", b"4")
     await pub(server, "s2.a", b"filtered out")
     await pub(server, "agg", b"direct")  # a stream with sources may still take its own subjects

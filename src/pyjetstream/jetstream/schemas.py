@@ -42,7 +42,7 @@ class SubjectTransform:
 
     __slots__ = ("src", "dest", "_stoks", "_plan", "_fwc", "_identity")
 
-    def __init__(self, src: str, dest: str) -> None:
+    def __init__(self, src: str, dest: str, strict: bool = True) -> None:
         src = src or ">"
         self.src, self.dest = src, dest
         if not is_valid_subject(src) or not is_valid_subject(dest):
@@ -66,7 +66,9 @@ class SubjectTransform:
                 raise ValueError(f"wildcard index {n} out of range")
             used.add(n)
             plan.append(pwc[n - 1])
-        if len(used) < len(pwc):
+        if strict and len(used) < len(pwc):
+            # republish and stream transforms keep this rule; source transforms (strict=False)
+            # may drop tokens, as nats-server's non-strict NewSubjectTransform allows
             raise ValueError("destination does not use all source wildcards")
         self._stoks = stoks
         self._plan = plan
@@ -84,6 +86,48 @@ class SubjectTransform:
         if self._fwc:
             out.extend(toks[len(self._stoks) - 1 :])
         return ".".join(out)
+
+
+_MAPPING_FUNCTION = re.compile(
+    r"^\{\{\s*(?:wildcard|partition|splitfromleft|splitfromright|slicefromleft|slicefromright|split|random)"
+    r"\s*\(.*\)\s*\}\}$", re.IGNORECASE)
+
+
+def mapping_error(src: str, dest: str) -> str | None:
+    """Why nats-server's ValidateMapping refuses `src` -> `dest` (its error text), or None when
+    the mapping is valid for us. Mapping functions nats-server knows but SubjectTransform does
+    not implement (partition, split, slice, random) are refused with a text of our own."""
+    if not dest:
+        return None
+    fwc_seen = False
+    for t in dest.split("."):
+        if not t or fwc_seen:
+            return f"invalid mapping destination: invalid transform in {t}"
+        if len(t) > 4 and t.startswith("{{") and t.endswith("}}"):
+            if not _MAPPING_FUNCTION.match(t):
+                return f"invalid mapping destination: unknown function in {t}"
+            continue
+        if t == ">":
+            fwc_seen = True
+        elif any(c in t for c in "\t\n\f\r "):
+            return "invalid mapping destination: invalid transform"
+    src = src or ">"
+    stoks, dtoks = src.split("."), dest.split(".")
+    if not is_valid_subject(src) or not is_valid_subject(dest) or "*" in dtoks or (
+            (stoks[-1] == ">") != (dtoks[-1] == ">")):
+        return "invalid subject"
+    npwcs = stoks.count("*")
+    for t in dtoks:
+        m = _WILDCARD_REF.match(t)
+        if m is not None:
+            n = int(m.group(1) or m.group(2))
+            if not npwcs and stoks[-1] != ">":
+                return f"invalid mapping destination: wildcard index out of range in {t}"
+            if n > npwcs or n < 1:
+                return f"invalid mapping destination: wildcard index out of range in {t}: [{n}]"
+        elif t.startswith("{{"):
+            return f"mapping function {t} is not supported by this server"
+    return None
 
 
 def name_len(name: str) -> int:
@@ -180,6 +224,11 @@ def _check_nested(d: dict[str, Any]) -> None:
             sts = src.get("subject_transforms")
             if sts is not None and not isinstance(sts, list):
                 raise gojson.type_error(sts, "StreamSource", "subject_transforms", "[]SubjectTransformConfig")
+            for tr in sts or ():
+                if not isinstance(tr, dict):
+                    raise gojson.type_error(tr, "StreamSource", "subject_transforms", "SubjectTransformConfig")
+                gojson.str_field(tr, "src", "SubjectTransformConfig")
+                gojson.str_field(tr, "dest", "SubjectTransformConfig")
         for k in ("republish", "subject_transform"):
             o = gojson.object_field(d, k, _STRUCT)
             if o is not None:
@@ -517,20 +566,64 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
     return c
 
 
+def _check_transforms(src: dict[str, Any], mirror: bool) -> None:
+    """A mirror's or source's `subject_transforms`, in nats-server's order of checks."""
+    sts = src.get("subject_transforms") or []
+    if not sts:
+        return
+    if src.get("filter_subject"):
+        raise errors.by_constant("JSMirrorMultipleFiltersNotAllowed" if mirror else "JSSourceMultipleFiltersNotAllowed")
+    for tr in sts:
+        if not isinstance(tr, dict) or not isinstance(tr.get("src", ""), str) or not isinstance(
+                tr.get("dest", ""), str):
+            raise errors.invalid_json()
+        tsrc, tdest = tr.get("src") or "", tr.get("dest") or ""
+        if tsrc and not is_valid_subject(tsrc):
+            raise errors.by_constant("JSMirrorInvalidSubjectFilter" if mirror else "JSSourceInvalidSubjectFilter",
+                                     err=f"invalid subject {tsrc}")
+        why = mapping_error(tsrc, tdest)
+        if why is not None:
+            raise errors.by_constant("JSMirrorInvalidTransformDestination" if mirror
+                                     else "JSSourceInvalidTransformDestination", err=why)
+    # an empty source collides with nothing (Go tokenizes it to one empty token)
+    srcs = [tr.get("src") or "" for tr in sts]
+    for i, a in enumerate(srcs):
+        for j, b in enumerate(srcs):
+            if i == j or not a or not b:
+                continue
+            if mirror and subjects_overlap(a, b):
+                raise errors.by_constant("JSMirrorOverlappingSubjectFilters")
+            if not mirror and is_subset(a, b):
+                raise errors.by_constant("JSSourceOverlappingSubjectFilters")
+
+
+def origin_index_name(src: dict[str, Any]) -> str:
+    """nats-server's index name of a source: `<name> <filters> <destinations>`, several joined
+    by a form feed, `>` for none. Two sources with one index name are duplicates; the
+    `Nats-Stream-Source` header carries its parts so a restart resumes the right source."""
+    sts = src.get("subject_transforms") or []
+    if sts:
+        filt = "\f".join(tr.get("src") or ">" for tr in sts)
+        dest = "\f".join(tr.get("dest") or ">" for tr in sts)
+    else:
+        filt, dest = src.get("filter_subject") or ">", ">"
+    return f"{src['name']} {filt} {dest}"
+
+
 def _check_origin(src: Any, mirror: bool) -> dict[str, Any]:
     if not isinstance(src, dict):
         raise errors.invalid_json()
     name = src.get("name")
-    if not isinstance(name, str) or not is_valid_name(name):
-        raise errors.mirror_invalid_stream_name() if mirror else errors.source_invalid_stream_name()
+    if not mirror and (not isinstance(name, str) or not is_valid_name(name)):
+        raise errors.source_invalid_stream_name()
     if src.get("external"):
         raise _invalid("sourcing from another account or domain is not supported by this server")
-    if src.get("subject_transforms"):
-        raise _invalid("source subject transforms are not supported by this server")
-    if mirror and src.get("opt_start_seq") and src.get("opt_start_time"):
-        raise errors.mirror_with_start_seq_and_time()
-    if mirror and src.get("filter_subject"):
-        raise errors.mirror_with_subject_filters()
+    if mirror:
+        if src.get("opt_start_seq") and src.get("opt_start_time"):
+            raise errors.mirror_with_start_seq_and_time()
+        _check_transforms(src, True)
+        if not isinstance(name, str) or not is_valid_name(name):
+            raise errors.mirror_invalid_stream_name()
     filt = src.get("filter_subject") or ""
     if not isinstance(filt, str) or (filt and not is_valid_subject(filt)):
         raise errors.source_invalid_subject_filter(err=f"invalid subject {filt}")
@@ -557,13 +650,14 @@ def _check_origins(c: StreamConfig) -> None:
         if c.mirror["name"] == c.name:
             raise _invalid("detected cycle")
     if c.sources:
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         out = []
         for src in c.sources:
             src = _check_origin(src, False)
-            key = (src["name"], src.get("filter_subject") or "")
+            key = origin_index_name(src)
             if key in seen:
                 raise errors.source_duplicate_detected()
+            _check_transforms(src, False)
             if src["name"] == c.name:
                 raise _invalid("detected cycle")
             seen.add(key)

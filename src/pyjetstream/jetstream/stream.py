@@ -28,6 +28,7 @@ from pyjetstream.jetstream.schemas import (
     StreamConfig,
     SubjectTransform,
     is_reserved_subject,
+    origin_index_name,
     state_to_dict,
 )
 from pyjetstream.jetstream.seams import StreamConsumer, StreamOwner
@@ -958,6 +959,18 @@ class SourceLink:
         self.target = target
         self.name: str = spec["name"]
         self.filter: str = spec.get("filter_subject") or ""
+        # subject_transforms: each entry filters (src, ">" when empty) and maps (dest, the
+        # subject unchanged when empty); a message matching none of them is not copied
+        self.transforms: list[tuple[str, SubjectTransform | None]] = [
+            (tr.get("src") or ">", SubjectTransform(tr.get("src") or ">", tr["dest"], strict=False)
+             if tr.get("dest") else None)
+            for tr in spec.get("subject_transforms") or ()
+        ]
+        self.spec_transforms: list[dict[str, str]] = [
+            {"src": tr.get("src") or "", "dest": tr.get("dest") or ""} for tr in spec.get("subject_transforms") or ()
+        ]
+        iname = origin_index_name(spec).split(" ")
+        self._hdr_tail = f"{iname[1]} {iname[2]}"  # filters and destinations, as in the iname
         self.mirror = mirror
         self.start_seq: int = spec.get("opt_start_seq") or 0
         t = spec.get("opt_start_time")
@@ -1011,9 +1024,11 @@ class SourceLink:
                 if m is None:
                     break
                 if m.hdr and b"Nats-Stream-Source:" in m.hdr:
-                    name, _, origin_seq = (_headers(m.hdr).get("Nats-Stream-Source", "")).partition(" ")
-                    if name == self.name and origin_seq.split(" ")[0].isdigit():
-                        return int(origin_seq.split(" ")[0])
+                    # `<name> <seq>` (before transforms) or `<name> <seq> <filters> <dests> <subject>`
+                    parts = _headers(m.hdr).get("Nats-Stream-Source", "").split(" ")
+                    mine = parts[0] == self.name and (len(parts) < 4 or " ".join(parts[2:4]) == self._hdr_tail)
+                    if mine and len(parts) > 1 and parts[1].isdigit():
+                        return int(parts[1])
                 seq = m.seq - 1
         if self.start_seq:
             return self.start_seq - 1
@@ -1026,16 +1041,25 @@ class SourceLink:
         if origin is None or not self.catching_up or self.target.closed or origin.closed:
             return
         store = origin.store
+        # several transform filters: read everything and skip what none of them matches
+        filt = self.transforms[0][0] if len(self.transforms) == 1 else "" if self.transforms else self.filter
         for _ in range(self.CATCH_UP_SLICE):
-            m = store.load_next_msg(self.filter, self.sseq + 1)
+            m = store.load_next_msg(filt, self.sseq + 1)
             if m is None:
+                # everything up to the origin's end was read: what was filtered out is no lag
+                self.sseq = max(self.sseq, store.last_seq)
                 self.catching_up = False
                 return
+            if not self.matches(m.subject):
+                self.sseq = m.seq
+                continue
             if not self._apply(m.seq, m.subject, m.hdr, m.data, m.ts):
                 return  # refused: _apply scheduled the retry
         asyncio.get_running_loop().call_soon(self._catch_up)
 
     def matches(self, subject: str) -> bool:
+        if self.transforms:
+            return any(subject_matches(f, subject) for f, _ in self.transforms)
         return not self.filter or subject_matches(self.filter, subject)
 
     def needs_ack(self, seq: int, subject: str) -> bool:
@@ -1045,7 +1069,9 @@ class SourceLink:
         """The origin stored a message (live mode; during catch-up the reader will see it)."""
         if self.catching_up:
             return
-        if self.filter and not subject_matches(self.filter, subject):
+        if not self.matches(subject):
+            if seq == self.sseq + 1:
+                self.sseq = seq  # not ours to copy: it is no lag either
             return
         self._apply(seq, subject, hdr, payload, ts)
 
@@ -1069,6 +1095,11 @@ class SourceLink:
         return True
 
     def _copy(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> int:
+        orig = subject
+        for filt, tr in self.transforms:
+            if subject_matches(filt, subject):
+                subject = tr.match(subject) or subject if tr is not None else subject
+                break
         if self.mirror:
             return self.target.ingest_sourced(subject, hdr, payload, ts, mirror_seq=seq)
         if hdr and b"Nats-Stream-Source:" in hdr:
@@ -1077,7 +1108,8 @@ class SourceLink:
             if not hdr.endswith(b"\r\n\r\n"):
                 hdr = hdr.rstrip(b"\r\n") + b"\r\n\r\n"
         base = hdr[:-2] if hdr.endswith(b"\r\n\r\n") else b"NATS/1.0\r\n"
-        hdr = base + f"Nats-Stream-Source: {self.name} {seq}\r\n\r\n".encode()
+        # nats-server's layout without its trailing server identity
+        hdr = base + f"Nats-Stream-Source: {self.name} {seq} {self._hdr_tail} {orig}\r\n\r\n".encode()
         return self.target.ingest_sourced(subject, hdr, payload, ts)
 
     def info(self) -> dict[str, Any]:
@@ -1088,4 +1120,7 @@ class SourceLink:
         out: dict[str, Any] = {"name": self.name, "lag": lag, "active": active}
         if self.filter:
             out["filter_subject"] = self.filter
+        if self.spec_transforms:
+            out["subject_transforms"] = [dict(tr) for tr in self.spec_transforms]
         return out
+

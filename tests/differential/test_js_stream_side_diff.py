@@ -1,0 +1,129 @@
+"""Differential against a newer nats-server (NATS_SERVER_NEW, >= 2.12) for the stream-side
+features of issue 12: subject transforms on sources and mirrors, removing a mirror by update,
+persist_mode. Skipped when NATS_SERVER_NEW is unset."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from servers import ServerProc
+
+NEWER = os.environ.get("NATS_SERVER_NEW", "")
+
+pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
+
+
+class _Newer(ServerProc):
+    def command(self) -> list[str]:
+        return [NEWER, "-a", "127.0.0.1", "-p", str(self.port), *self.args]
+
+
+def _start(kind: str, store: Path) -> ServerProc:
+    store.mkdir(parents=True, exist_ok=True)
+    args = ("-js", "-sd", str(store))
+    cls = _Newer if kind == "newer" else ServerProc
+    return cls("nats-server" if kind == "newer" else "pyjetstream", store, args).start()
+
+
+def _err_or(r: dict[str, Any], *keys: str) -> Any:
+    if "error" in r:
+        return r["error"]
+    cfg = r.get("config", {})
+    return {k: cfg.get(k) for k in keys}
+
+
+async def _run(url: str, script: Any) -> list[Any]:
+    nc = await nats.connect(url)
+    out: list[Any] = []
+
+    async def api(subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = await nc.request("$JS.API." + subject, json.dumps(body or {}).encode(), timeout=3)
+        return json.loads(r.data)
+
+    async def wait_msgs(name: str, n: int) -> None:
+        for _ in range(200):
+            if (await api("STREAM.INFO." + name))["state"]["messages"] >= n:
+                return
+            await asyncio.sleep(0.02)
+
+    async def dump(name: str) -> list[Any]:
+        st = (await api("STREAM.INFO." + name))["state"]
+        got = []
+        for seq in range(st["first_seq"], st["last_seq"] + 1):
+            m = (await api("STREAM.MSG.GET." + name, {"seq": seq})).get("message")
+            if m is None:
+                continue
+            hdr = base64.b64decode(m.get("hdrs") or b"").decode()
+            # nats-server appends its own server identity as a sixth field; we do not
+            lines = [" ".join(ln.split(" ")[:6]) if ln.startswith("Nats-Stream-Source:") else ln
+                     for ln in hdr.split("\r\n")]
+            got.append((seq, m["subject"], "\r\n".join(lines)))
+        return [st["messages"], st["first_seq"], st["last_seq"], got]
+
+    try:
+        await script(nc, api, wait_msgs, dump, out)
+    finally:
+        await nc.close()
+    return out
+
+
+async def _origin_transforms(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
+    await api("STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
+    for i in range(4):
+        await nc.request(f"o.{i % 2}.x{i}", b"m%d" % i, timeout=2)
+    cases = [
+        {"name": "S1", "sources": [{"name": "O", "subject_transforms": [{"src": "o.*.>", "dest": "s.$1.>"}]}]},
+        {"name": "S2", "sources": [{"name": "O", "filter_subject": "o.>",
+                                    "subject_transforms": [{"src": "o.>", "dest": "s.>"}]}]},
+        {"name": "S3", "sources": [{"name": "O", "subject_transforms": [{"src": "o.>", "dest": "s.>"},
+                                                                        {"src": "o.1.>", "dest": "t.>"}]}]},
+        {"name": "S4", "sources": [{"name": "O", "subject_transforms": [{"src": "o.*.>", "dest": "s.$2.>"}]}]},
+        {"name": "S5", "sources": [{"name": "O", "subject_transforms": [{"src": "o..x", "dest": "s.>"}]}]},
+        {"name": "S6", "sources": [{"name": "O", "subject_transforms": [{"src": "o.1.>", "dest": ""}]}]},
+        {"name": "S7", "sources": [{"name": "O", "subject_transforms": [{"src": "o.0.>", "dest": "a.>"},
+                                                                        {"src": "o.1.>", "dest": "b.>"}]}]},
+        {"name": "S8", "sources": [{"name": "O", "subject_transforms": [{"src": "o.*.*", "dest": "a.$2"}]}]},
+        {"name": "S9", "sources": [{"name": "O", "subject_transforms": [{"src": "o.>", "dest": "s.>"}]},
+                                   {"name": "O", "subject_transforms": [{"src": "o.>", "dest": "s.>"}]}]},
+        {"name": "S10", "sources": [{"name": "O", "subject_transforms": [{"src": "o.>", "dest": "u.>"}]},
+                                    {"name": "O", "subject_transforms": [{"src": "o.>", "dest": "v.>"}]}]},
+        {"name": "M1", "mirror": {"name": "O", "subject_transforms": [{"src": "o.1.>", "dest": "m.>"}]}},
+        {"name": "M2", "mirror": {"name": "O", "filter_subject": "o.0.>"}},
+        {"name": "M3", "mirror": {"name": "O", "filter_subject": "o.0.>",
+                                  "subject_transforms": [{"src": "o.1.>", "dest": "m.>"}]}},
+        {"name": "M4", "mirror": {"name": "O", "subject_transforms": [{"src": "o.>", "dest": "m.>"},
+                                                                      {"src": "o.1.>", "dest": "n.>"}]}},
+        {"name": "M5", "mirror": {"name": "O", "subject_transforms": [{"src": "o.*.>", "dest": "m.*.>"}]}},
+    ]
+    for c in cases:
+        out.append((c["name"], _err_or(await api("STREAM.CREATE." + c["name"], c), "mirror", "sources")))
+    await nc.request("o.1.live", b"live", timeout=2)
+    for name, n in (("S1", 5), ("S6", 3), ("S7", 5), ("S8", 5), ("S10", 10), ("M1", 3), ("M2", 2)):
+        await wait_msgs(name, n)
+        info = await api("STREAM.INFO." + name)
+        links = [info["mirror"]] if "mirror" in info else info.get("sources", [])
+        d = await dump(name)
+        if len(links) > 1:
+            d[3] = sorted(x[1:] for x in d[3])  # two sources interleave in either order
+        out.append((name, d, sorted(
+            (x["name"], x["lag"], x.get("filter_subject"), json.dumps(x.get("subject_transforms"))) for x in links)))
+
+
+async def test_origin_transforms_match_a_newer_nats_server(tmp_path: Any) -> None:
+    pytest.importorskip("pyjetstream.server.server")
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / kind)
+        try:
+            results[kind] = await _run(proc.url, _origin_transforms)
+        finally:
+            proc.stop()
+    for ours, newer in zip(results["ours"], results["newer"], strict=True):
+        assert ours == newer
