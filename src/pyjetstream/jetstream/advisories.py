@@ -133,6 +133,13 @@ def consumer_ack_metric(stream: str, consumer: str, consumer_seq: int, stream_se
                      "stream_seq": stream_seq, "ack_time": ack_time, "deliveries": deliveries})
 
 
+def consumer_pause(stream: str, consumer: str, paused: bool, pause_until: str) -> Advisory:
+    """A consumer was paused or resumed (nats-server 2.11+); `pause_until` is Go's zero time
+    when the pause was lifted, since nats-server never omits that field."""
+    return Advisory(f"{PREFIX}.CONSUMER.PAUSE.{stream}.{consumer}", TYPE_PREFIX + "consumer_pause",
+                    {"stream": stream, "consumer": consumer, "paused": paused, "pause_until": pause_until})
+
+
 def send(server: MessageBus, account: Any, adv: Advisory, now_ns: int, domain: str = "") -> bool:
     """Publish a queued event if anyone subscribes to its subject; True when it went out."""
     if not server.has_interest(account, adv.subject):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration
+from pyjetstream.gotime import ZERO_TIME, format_duration, format_rfc3339, parse_duration
 from pyjetstream.jetstream import advisories, gojson
 from pyjetstream.jetstream.consumer_config import (
     MS,
@@ -180,6 +180,11 @@ class Consumer:
         self.last_activity = now
         self.inactive_since = 0  # push: when interest went away, 0 while interested
 
+        # pause (nats-server 2.11): now-based end of the pause; 0 = not paused, or the pause
+        # ended and its advisory went out
+        self.pause_at = 0
+        self._set_pause(config, now)
+
         if state is not None and (state.delivered.stream_seq or state.delivered.consumer_seq or state.pending):
             self._apply_state(state, now)
         else:
@@ -200,6 +205,28 @@ class Consumer:
 
     def wall(self, now: int) -> int:
         return now + self.wall_offset
+
+    def _set_pause(self, cfg: ConsumerConfig, now: int) -> None:
+        until = cfg.pause_until_ns
+        # a deadline already passed is no pause at all (and no resume advisory later)
+        self.pause_at = until - self.wall_offset if until and until - self.wall_offset > now else 0
+
+    def is_paused(self, now: int) -> bool:
+        return bool(self.pause_at) and now < self.pause_at
+
+    def announce_pause(self, now: int) -> None:
+        """A create (or update) through the API answered while the consumer is paused: nats-server
+        sends a pause advisory then too."""
+        if self.is_paused(now):
+            self.advisories.append(advisories.consumer_pause(
+                self.stream_name, self.name, True, self.cfg.pause_until or ZERO_TIME))
+
+    def _end_pause(self, now: int) -> None:
+        """The pause deadline passed: say so once, as nats-server's unpause timer does."""
+        if self.pause_at and now >= self.pause_at:
+            self.pause_at = 0
+            self.advisories.append(advisories.consumer_pause(
+                self.stream_name, self.name, False, self.cfg.pause_until or ZERO_TIME))
 
     def set_stream_subjects(self, subjects: list[str]) -> None:
         """The stream's subjects (again, after a stream update): a filter that covers all of them
@@ -396,6 +423,9 @@ class Consumer:
         }
         if self.is_push and self.active:
             out["push_bound"] = True
+        if self.is_paused(now):
+            out["paused"] = True
+            out["pause_remaining"] = self.pause_at - now
         return out
 
     # ------------------------------------------------------------------ stream events
@@ -746,7 +776,7 @@ class Consumer:
         )
         self.waiting.append(wr)
 
-    def _process_waiting(self, now: int, eos: bool, stalled: bool = False) -> int:
+    def _process_waiting(self, now: int, eos: bool, stalled: bool = False, paused: bool = False) -> int:
         """Expire requests (408), drop ones nobody listens for, send due heartbeats.
         Returns the number of messages the remaining requests still want.
 
@@ -755,10 +785,17 @@ class Consumer:
         end of the stream once it got something, and when stalled once it got something or
         has no `expires` to wait for. nats-server ends the stalled ones only at its next timer
         tick (the request's heartbeat or expiry), so a client's fetch saw a heartbeat instead,
-        returned, and left the request behind to swallow later messages."""
+        returned, and left the request behind to swallow later messages.
+
+        `paused`: the consumer is paused; a no_wait request gets 404 No Messages unless it has
+        an `expires` to wait out and got nothing yet (nats-server 2.11+)."""
         brp = 0
         keep: deque[PullRequest] = deque()
         for wr in self.waiting:
+            if paused and wr.no_wait and (not wr.expires or wr.delivered > 0) and not (
+                    wr.expires and now >= wr.expires):
+                self.outbox.append(Status(wr.reply, "", status_hdr(404, "No Messages"), b""))
+                continue
             one_shot_done = wr.no_wait and (
                 (eos and wr.delivered > 0) or (stalled and (wr.delivered > 0 or not wr.expires)))
             if one_shot_done or (wr.expires and now >= wr.expires):
@@ -871,6 +908,8 @@ class Consumer:
             cands.append(self._replay_at)
         if self._rl_next and self.cfg.rate_limit_bps:
             cands.append(self._rl_next)
+        if self.pause_at:
+            cands.append(self.pause_at)
         return min(cands) if cands else None
 
     def _check_inactive(self, now: int) -> None:
@@ -889,6 +928,10 @@ class Consumer:
         if self.closed:
             return 0
         self._check_pending(now)
+        self._end_pause(now)
+        # Paused: nothing goes out, but timers still run (heartbeats, pull request expiry,
+        # redelivery bookkeeping), as in nats-server's delivery loop.
+        paused = bool(self.pause_at)
         n = 0
         cfg = self.cfg
         self._map_stalled = False
@@ -910,7 +953,7 @@ class Consumer:
         backoff = bool(cfg.backoff)
         deadline = now + cfg.ack_wait
         wall_now = now + self.wall_offset
-        while n < max_msgs:
+        while n < max_msgs and not paused:
             if push:
                 if not self.active or (self.maxpb and self.pbytes > self.maxpb):
                     break
@@ -1008,7 +1051,7 @@ class Consumer:
                     self._send_heartbeat(cfg.deliver_subject)
                 self.hb_at = now + cfg.idle_heartbeat
         else:
-            self._process_waiting(now, eos=eof, stalled=self._map_stalled)
+            self._process_waiting(now, eos=eof, stalled=self._map_stalled, paused=paused)
         self._check_inactive(now)
         return n
 
@@ -1091,6 +1134,10 @@ class Consumer:
     def update_config(self, cfg: ConsumerConfig, now: int) -> None:
         old = self.cfg
         self.cfg = cfg
+        if cfg.pause_until_ns != old.pause_until_ns:
+            self._set_pause(cfg, now)
+            self.advisories.append(advisories.consumer_pause(
+                self.stream_name, self.name, self.is_paused(now), cfg.pause_until or ZERO_TIME))
         self.set_stream_subjects(self.stream_subjects)
         if cfg.deliver_subject != old.deliver_subject and self.is_push:
             # A new deliver subject gets every pending message again.

@@ -16,6 +16,7 @@ import secrets
 import string
 from typing import Any
 
+from pyjetstream.gotime import ZERO_TIME, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
 from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
@@ -240,6 +241,7 @@ def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     publish_targets.check_deliver_subject(req.client, cfg.deliver_subject,
                                           existing.config.deliver_subject if existing else None)
     runner = add_consumer(stream, cfg, action)
+    runner.announce_pause()
     return (yield from _info(stream, runner))
 
 
@@ -324,3 +326,42 @@ def consumer_msg_next(req: ApiRequest) -> None:
     runner.on_pull_request(req.reply, req.payload)
     return None
 
+
+
+def _pause_until(payload: bytes) -> str | None:
+    """The `pause_until` of a pause request, normalised to UTC; None lifts the pause. As
+    nats-server: a body that is not a JSON object or array is ignored (a resume); one Go
+    cannot decode into the request is 10025."""
+    body = payload.strip() if payload else b""
+    if body[:1] not in (b"{", b"["):
+        return None
+    try:
+        doc = gojson.loads(body)
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise errors.invalid_json("json: cannot unmarshal array into Go value of type JSApiConsumerPauseRequest")
+    v = doc.get("pause_until")
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise errors.invalid_json("Time.UnmarshalJSON: input is not a JSON string")
+    try:
+        ns = parse_rfc3339(v)
+    except ValueError:
+        raise errors.invalid_json(f"parsing time {json.dumps(v)} as \"2006-01-02T15:04:05Z07:00\"") from None
+    return format_rfc3339(ns) if ns else None
+
+
+def consumer_pause(req: ApiRequest) -> dict[str, Any]:
+    """`$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` (nats-server 2.11+): pause until the given
+    time, or resume at once when it is empty, zero or passed."""
+    until = _pause_until(req.payload)
+    _, runner = _consumer(req)
+    paused, remaining = runner.pause(until)
+    out: dict[str, Any] = {"paused": paused, "pause_until": until or ZERO_TIME}
+    if paused:
+        out["pause_remaining"] = remaining
+    return out

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyjetstream.gotime import parse_rfc3339
+from pyjetstream.gotime import format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import is_reserved_subject, is_valid_name
@@ -90,6 +90,11 @@ class ConsumerConfig:
         return parse_rfc3339(self.opt_start_time) if self.opt_start_time else 0
 
     @property
+    def pause_until_ns(self) -> int:
+        """The pause deadline as wall ns; 0 when none (unset or Go's zero time)."""
+        return parse_rfc3339(self.pause_until) if self.pause_until else 0
+
+    @property
     def sample_percent(self) -> int:
         if not self.sample_freq:
             return 0
@@ -164,6 +169,9 @@ class ConsumerConfig:
                 raise gojson.type_error(v, "ConsumerConfig", name, "time.Time")
         if self.opt_start_time is not None:
             parse_rfc3339(self.opt_start_time)
+        if self.pause_until is not None:
+            # nats-server keeps the deadline in UTC and echoes it so
+            self.pause_until = format_rfc3339(parse_rfc3339(self.pause_until))
 
     def to_json(self) -> dict[str, Any]:
         """nats-server's field order and omitempty rules."""

@@ -207,6 +207,20 @@ class ConsumerRunner:
         self._save_config(cfg)
         self.kick()
 
+    def announce_pause(self) -> None:
+        self.core.announce_pause(self.clock.now())
+        self.kick()
+
+    def pause(self, pause_until: str | None) -> tuple[bool, int]:
+        """Set or lift (None) the pause deadline, as `$JS.API.CONSUMER.PAUSE` does: a config
+        update (persisted, advisory). Returns (paused now, ns remaining)."""
+        cfg = self.core.cfg.copy()
+        cfg.pause_until = pause_until
+        self.update_config(cfg)
+        now = self.clock.now()
+        core = self.core
+        return (True, core.pause_at - now) if core.is_paused(now) else (False, 0)
+
     def _on_ack_raw(self, subject: str, reply_b: bytes, hdr_len: int, body: bytes) -> None:
         # Once per ack, so it only queues: the state machine takes the queue in one call at
         # the next run, or before anything else reads or changes it (_take_acks).
