@@ -127,3 +127,48 @@ async def test_origin_transforms_match_a_newer_nats_server(tmp_path: Any) -> Non
             proc.stop()
     for ours, newer in zip(results["ours"], results["newer"], strict=True):
         assert ours == newer
+
+
+async def _mirror_promotion(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
+    # no allow_direct: nats-server copies it into mirror_direct, which we do not (see the report)
+    await api("STREAM.CREATE.P", {"name": "P", "subjects": ["p.>"]})
+    for i in range(3):
+        await nc.request(f"p.{i}", b"x", timeout=2)
+    r = await api("STREAM.CREATE.PM", {"name": "PM", "mirror": {"name": "P"}})
+    out.append(_err_or(r, "mirror", "mirror_direct", "duplicate_window"))
+    await wait_msgs("PM", 3)
+    cfg = (await api("STREAM.INFO.PM"))["config"]
+    out.append((await api("STREAM.UPDATE.PM", {**cfg, "mirror": {"name": "P", "filter_subject": "p.1"}})).get("error"))
+    pcfg = (await api("STREAM.INFO.P"))["config"]
+    out.append((await api("STREAM.UPDATE.P", {**pcfg, "mirror": {"name": "PM"}})).get("error"))
+    out.append((await api("STREAM.UPDATE.P", {**pcfg, "subjects": [], "mirror": {"name": "NONE"}})).get("error"))
+    out.append((await api("STREAM.UPDATE.PM", {**cfg, "subjects": ["q.>"]})).get("error"))
+    promoted = {k: v for k, v in cfg.items() if k != "mirror"}
+    r = await api("STREAM.UPDATE.PM", {**promoted, "subjects": ["q.>"], "mirror_direct": False})
+    out.append((_err_or(r, "subjects", "mirror", "mirror_direct", "duplicate_window", "sources"), "mirror" in r,
+                r.get("state", {}).get("messages")))
+    await nc.request("p.9", b"after", timeout=2)
+    out.append(json.loads((await nc.request("q.1", b"own", timeout=2)).data))
+    await asyncio.sleep(0.2)  # a copy of p.9 would have arrived by now
+    out.append(await dump("PM"))
+    await api("STREAM.CREATE.PM2", {"name": "PM2", "mirror": {"name": "P"}})
+    await wait_msgs("PM2", 4)
+    cfg = (await api("STREAM.INFO.PM2"))["config"]
+    cfg.pop("mirror")
+    r = await api("STREAM.UPDATE.PM2", {**cfg, "sources": [{"name": "P", "filter_subject": "p.9"}]})
+    out.append(_err_or(r, "sources", "subjects"))
+    await wait_msgs("PM2", 5)
+    out.append((await dump("PM2"))[:3])
+
+
+async def test_mirror_promotion_matches_a_newer_nats_server(tmp_path: Any) -> None:
+    pytest.importorskip("pyjetstream.server.server")
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / kind)
+        try:
+            results[kind] = await _run(proc.url, _mirror_promotion)
+        finally:
+            proc.stop()
+    for ours, newer in zip(results["ours"], results["newer"], strict=True):
+        assert ours == newer

@@ -344,9 +344,9 @@ class JetStream:
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
         self._check_cycles(jsa, cfg)
-        old_sources = stream.config.sources
+        old_sources, old_mirror = stream.config.sources, stream.config.mirror
         stream.update_config(cfg)
-        if cfg.sources != old_sources:
+        if cfg.sources != old_sources or cfg.mirror != old_mirror:
             stream.make_links()
             self._link_sources(jsa)
         self._write_meta(jsa, stream)

@@ -741,7 +741,10 @@ def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLi
         raise _invalid("stream configuration update can not cancel deny message deletes")
     if not c.deny_purge and old.deny_purge:
         raise _invalid("stream configuration update can not cancel deny purge")
-    if (c.mirror or old.mirror) and c.mirror != old.mirror:
+    # 2.12: a mirror may be dropped, promoting the stream to a normal one (it keeps its
+    # messages and may take subjects and sources in the same update); adding or changing one
+    # is still refused
+    if c.mirror is not None and c.mirror != old.mirror:
         raise errors.stream_mirror_not_updatable()
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
