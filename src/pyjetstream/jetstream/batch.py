@@ -78,7 +78,7 @@ def _remove_header(hdr: bytes, key: bytes) -> bytes:
     return b"\r\n".join([lines[0], *kept])
 
 
-def _add_header(hdr: bytes, key: bytes, value: bytes) -> bytes:
+def add_header(hdr: bytes, key: bytes, value: bytes) -> bytes:
     # a header block ends with an empty line; the new one goes before it
     body = hdr[:-4] if hdr.endswith(b"\r\n\r\n") else hdr.rstrip(b"\r\n")
     return body + b"\r\n" + key + b": " + value + b"\r\n\r\n"
@@ -236,7 +236,7 @@ class AtomicBatches:
             return refuse(e)
         if eob:
             last = staged[-1]
-            last.hdr = _add_header(last.hdr, HDR_BATCH_COMMIT, b"1")
+            last.hdr = add_header(last.hdr, HDR_BATCH_COMMIT, b"1")
         return self._commit(bid, staged, reply if can_respond else "")
 
     # ------------------------------------------------------------------ commit

@@ -520,8 +520,17 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
             SubjectTransform(src, dest)
         except ValueError as e:
             raise errors.stream_transform_invalid_destination(err=str(e)) from None
-    if c.allow_msg_counter or c.allow_msg_schedules or c.allow_batched:
-        raise _invalid("message counters, fast batches and schedules are not supported by this server")
+    if c.allow_msg_counter or c.allow_batched:
+        raise _invalid("message counters and fast batches are not supported by this server")
+    if c.allow_msg_schedules:
+        if c.discard == "new":
+            raise _invalid("message scheduling cannot use discard new")
+        # as nats-server without pedantic mode: schedules purge through roll-ups
+        c.allow_rollup_hdrs, c.deny_purge = True, False
+        if c.mirror is not None:
+            raise errors.by_constant("JSMirrorWithMsgSchedulesErr")
+        if c.sources:
+            raise errors.by_constant("JSSourceWithMsgSchedulesErr")
     if c.persist_mode not in ("", "default", "async"):
         raise _invalid("invalid persist mode")
     if c.persist_mode == "async" and c.allow_atomic:
@@ -748,6 +757,8 @@ def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLi
         raise errors.stream_mirror_not_updatable()
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
+    if old.allow_msg_schedules and not c.allow_msg_schedules:
+        raise _invalid("message schedules can not be disabled")
     if c.persist_mode != old.persist_mode:
         raise _invalid("stream configuration update can not change persist mode")
     if c.sealed:

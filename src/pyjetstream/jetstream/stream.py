@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
-from pyjetstream.jetstream import errors, fair
+from pyjetstream.jetstream import errors, fair, schedule
 from pyjetstream.jetstream.batch import AtomicBatches, batch_id
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
@@ -139,6 +139,7 @@ class Stream:
         self._sourcing: list[SourceLink] = []  # other streams' links reading from this one
         self._links: list[SourceLink] = []  # this stream's mirror or sources
         self.atomic: AtomicBatches | None = None  # created by the first batch message
+        self.schedules: schedule.MsgSchedules | None = None  # with allow_msg_schedules
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -246,6 +247,17 @@ class Stream:
             self._queue("", b"")
         return 0 if dup else seq
 
+    def store_scheduled(self, subject: str, hdr: bytes, payload: bytes) -> bool:
+        """Store a fired schedule's message (no reply); False when the stream refused it."""
+        try:
+            seq, _ = self._ingest(subject, hdr, payload)
+        except (ApiError, StoreError, OSError) as e:
+            log.warning("stream %s > %s: a scheduled message for %s was refused: %s",
+                        self.jsa.name, self.name, subject, e)
+            return False
+        self._queue("", b"")
+        return seq > 0
+
     def _store_failed(self, reply: str, e: Exception) -> int:
         # A failing disk must cost this message, not the publisher's connection or the loop.
         log.error("stream %s > %s: storing a message failed: %s", self.jsa.name, self.name, e)
@@ -314,6 +326,7 @@ class Stream:
         hdr_b = hdr or b""
         msg_id = ""
         rollup = ""
+        scheduler = ""  # a fired schedule's subject, purged once its message is stored
         ttl = 0
         now = self.clock()
         if hdr_b and b"Nats-" in hdr_b and hdr_b.count(b"Nats-") == 1 and (
@@ -357,6 +370,10 @@ class Stream:
             exp = h.get(HDR_EXPECTED_LAST_MSG_ID)
             if exp and exp != self._last_msg_id:
                 raise errors.stream_wrong_last_msg_id(id=self._last_msg_id)
+            if b"Nats-Schedule" in hdr_b:
+                hdr_b = schedule.check_publish(self, subject, h, hdr_b)
+                if h.get(schedule.HDR_SCHEDULE_NEXT) == schedule.NEXT_PURGE:
+                    scheduler = h.get(schedule.HDR_SCHEDULER, "")
             rollup = h.get(HDR_ROLLUP, "")
             if rollup:
                 if not cfg.allow_rollup_hdrs or cfg.deny_purge:
@@ -401,6 +418,12 @@ class Stream:
         self._enforce_limits(subject, seq)
         if rollup:
             self._rollup(rollup, subject, seq)
+        elif scheduler:
+            n = store.purge(scheduler, 0, 0)
+            if n:
+                self._notify_removed(False)
+        if self.schedules is not None:
+            self.schedules.on_stored(seq, subject, hdr_b)
         if ttl_ns > 0:
             self._ttl_active = True
             at = now + ttl_ns
@@ -715,7 +738,12 @@ class Stream:
         return n
 
     def start_timers(self, recovered: bool = False) -> None:
-        """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages)."""
+        """Arm expiry after creation or recovery (recovered stores may hold TTL'd messages),
+        and the schedules' timer (rebuilt from the stored messages after a restart)."""
+        if self.config.allow_msg_schedules and self.schedules is None:
+            self.schedules = schedule.MsgSchedules(self)
+            if recovered:
+                self.schedules.rebuild()
         if recovered and self.config.allow_msg_ttl and self.store.state().msgs:
             self._ttl_active = True
         if self.config.max_age or self._ttl_next or self._ttl_active:
@@ -882,6 +910,9 @@ class Stream:
         self._refresh_fast_path()
         if not new.allow_atomic and self.atomic is not None:
             self.atomic.clear()
+        if new.allow_msg_schedules and self.schedules is None and not self.closed:
+            self.schedules = schedule.MsgSchedules(self)
+            self.schedules.rebuild()
         if old.subjects != new.subjects and not self.closed:
             self.unsubscribe()
             self.subscribe()
@@ -930,6 +961,8 @@ class Stream:
         self.unsubscribe()
         if self.atomic is not None:
             self.atomic.clear()
+        if self.schedules is not None:
+            self.schedules.stop()
         for link in self._links + self._sourcing:
             link.detach()
         if self._expiry_timer is not None:
@@ -1123,4 +1156,3 @@ class SourceLink:
         if self.spec_transforms:
             out["subject_transforms"] = [dict(tr) for tr in self.spec_transforms]
         return out
-
