@@ -172,3 +172,27 @@ async def test_mirror_promotion_matches_a_newer_nats_server(tmp_path: Any) -> No
             proc.stop()
     for ours, newer in zip(results["ours"], results["newer"], strict=True):
         assert ours == newer
+
+
+async def _persist_mode(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
+    for i, cfg in enumerate([{"persist_mode": "async", "storage": "memory"}, {"persist_mode": "async", "num_replicas": 3},
+                             {"persist_mode": "later"}, {"persist_mode": "default"}, {"persist_mode": ""},
+                             {"persist_mode": "async"}, {"persist_mode": 1}]):
+        r = await api(f"STREAM.CREATE.X{i}", {"name": f"X{i}", **cfg})
+        out.append(r.get("error") or r["config"].get("persist_mode", "<absent>"))
+    for name, mode in (("X5", "default"), ("X5", ""), ("X3", "async"), ("X3", "default")):
+        r = await api("STREAM.UPDATE." + name, {"name": name, "persist_mode": mode})
+        out.append(r.get("error") or r["config"].get("persist_mode", "<absent>"))
+    out.append([json.loads((await nc.request("X5", b"m", timeout=2)).data) for _ in range(3)])
+
+
+async def test_persist_mode_matches_a_newer_nats_server(tmp_path: Any) -> None:
+    pytest.importorskip("pyjetstream.server.server")
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / kind)
+        try:
+            results[kind] = await _run(proc.url, _persist_mode)
+        finally:
+            proc.stop()
+    assert results["ours"] == results["newer"]

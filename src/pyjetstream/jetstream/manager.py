@@ -40,12 +40,17 @@ from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger("pyjetstream.jetstream")
 
+ASYNC_PERSIST_SYNC_INTERVAL = 120.0  # seconds: nats-server's default sync_interval
 StoreFactory = Callable[[StreamConfig, str, "JetStream"], StreamStore]
 
 
 def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> StreamStore:
     """Open the store for a stream: memory, or file under the stream's `directory`."""
     interval = js.sync_interval
+    if cfg.persist_mode == "async" and not interval:
+        # acknowledged before the fsync: the stream syncs on nats-server's default interval
+        # even when the server syncs every write (nats-server turns sync_always off for it)
+        interval = ASYNC_PERSIST_SYNC_INTERVAL
     return layout.open_stream_store(cfg.storage, directory, sync_always=not interval,
                                     sync_interval_s=interval or None, first_seq=max(cfg.first_seq, 1))
 

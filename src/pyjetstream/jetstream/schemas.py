@@ -9,6 +9,7 @@ clock (callers pass timestamps), no knowledge of stores or the network.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -191,6 +192,22 @@ def _enum(d: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -
     return v.lower()
 
 
+def _persist_mode(d: dict[str, Any]) -> str:
+    """nats-server decodes persist_mode into its enum: anything but "", "default" or "async"
+    fails the whole body, with the raw JSON value quoted."""
+    v = d.get("persist_mode")
+    if v is None:
+        return ""
+    if v not in ("", "default", "async"):
+        raise errors.invalid_json(f"can not unmarshal {_go_quote(json.dumps(v))}")
+    return str(v)
+
+
+def _go_quote(s: str) -> str:
+    """Go's %q of a string (the ASCII cases)."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _check_nested(d: dict[str, Any]) -> None:
     """The nested structs' field types (Placement, StreamSource, RePublish, SubjectTransform,
     StreamConsumerLimits), as Go decodes them with the rest of the body."""
@@ -362,7 +379,7 @@ class StreamConfig:
             allow_msg_counter=_bool(d, "allow_msg_counter"),
             allow_atomic=_bool(d, "allow_atomic"),
             allow_msg_schedules=_bool(d, "allow_msg_schedules"),
-            persist_mode=_str(d, "persist_mode"),
+            persist_mode=_persist_mode(d),
             allow_batched=_bool(d, "allow_batched"),
             metadata=dict(metadata) if metadata else None,
         )
@@ -520,8 +537,22 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
             SubjectTransform(src, dest)
         except ValueError as e:
             raise errors.stream_transform_invalid_destination(err=str(e)) from None
-    if c.allow_msg_counter or c.allow_batched:
-        raise _invalid("message counters and fast batches are not supported by this server")
+    if c.allow_batched:
+        raise _invalid("fast batch publish is not supported by this server")
+    if c.allow_msg_counter:
+        if c.discard == "new":
+            raise _invalid("counter stream cannot use discard new")
+        if c.allow_msg_ttl:
+            raise _invalid("counter stream cannot use message TTLs")
+        if c.allow_msg_schedules:
+            raise _invalid("counter stream cannot use message schedules")
+        if c.retention != "limits":
+            raise _invalid("counter stream can only use limits retention")
+        if c.mirror is not None:
+            raise errors.by_constant("JSMirrorWithCountersErr")
+        if c.sources:
+            # nats-server sums sourced counters (Nats-Counter-Sources); we do not, so refuse
+            raise _invalid("counter streams with sources are not supported by this server")
     if c.allow_msg_schedules:
         if c.discard == "new":
             raise _invalid("message scheduling cannot use discard new")
@@ -533,6 +564,13 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
             raise errors.by_constant("JSSourceWithMsgSchedulesErr")
     if c.persist_mode not in ("", "default", "async"):
         raise _invalid("invalid persist mode")
+    if c.persist_mode == "default":
+        c.persist_mode = ""  # nats-server's zero value: one mode, never echoed
+    if c.persist_mode == "async":
+        if c.storage != "file":
+            raise _invalid("async persist mode is only supported on file storage")
+        if c.num_replicas > 1:
+            raise _invalid("async persist mode is not supported on replicated streams")
     if c.persist_mode == "async" and c.allow_atomic:
         raise _invalid("async persist mode is not supported with atomic batch publish")
     if c.mirror is not None and c.allow_atomic:
@@ -759,6 +797,8 @@ def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLi
         raise _invalid("message TTL status can not be disabled")
     if old.allow_msg_schedules and not c.allow_msg_schedules:
         raise _invalid("message schedules can not be disabled")
+    if old.allow_msg_counter != c.allow_msg_counter:
+        raise _invalid("stream configuration update can not change message counter setting")
     if c.persist_mode != old.persist_mode:
         raise _invalid("stream configuration update can not change persist mode")
     if c.sealed:
