@@ -378,15 +378,16 @@ async def test_direct_get_multi_last_and_start_time(server: FakeServer, js: obje
 
 
 async def test_newer_consumer_operations_are_refused_as_unknown(server: FakeServer, js: Any) -> None:
-    """UNPIN and RESET (nats-server 2.11+) have explicit handlers that refuse them the way
-    an unknown request is refused, as nats-server 2.9.10 does: 10003 with the generic type.
-    (PAUSE is implemented: tests/differential/test_js_consumer_pause_diff.py.)"""
+    """RESET (nats-server 2.14+) has an explicit handler that refuses it the way an unknown
+    request is refused, as nats-server 2.9.10 does: 10003 with the generic type. (PAUSE and
+    UNPIN are implemented: tests/differential/test_js_consumer_pause_diff.py and
+    tests/differential/test_js_priority_groups_diff.py.)"""
     import json
 
     from pyjetstream.jetstream import api, router
 
     unknown = await server.request("$JS.API.NO.SUCH.THING", b"")
-    for op in ("UNPIN", "RESET"):
+    for op in ("RESET",):
         route, handler = router.resolve(["CONSUMER", op, "S", "C"])
         assert route is not None and handler is api.not_implemented
         r = await server.request(f"$JS.API.CONSUMER.{op}.S.C", b"{}")

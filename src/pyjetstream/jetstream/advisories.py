@@ -140,6 +140,20 @@ def consumer_pause(stream: str, consumer: str, paused: bool, pause_until: str) -
                     {"stream": stream, "consumer": consumer, "paused": paused, "pause_until": pause_until})
 
 
+def consumer_group_pinned(account: str, stream: str, consumer: str, group: str, pin_id: str) -> Advisory:
+    fields: dict[str, Any] = {"account": account} if account else {}
+    fields.update(stream=stream, consumer=consumer, group=group, pinned_id=pin_id)
+    return Advisory(f"{PREFIX}.CONSUMER.PINNED.{stream}.{consumer}", TYPE_PREFIX + "consumer_group_pinned", fields)
+
+
+def consumer_group_unpinned(account: str, stream: str, consumer: str, group: str, reason: str) -> Advisory:
+    """`reason`: "admin" (the UNPIN API) or "timeout" (the holder stopped asking)."""
+    fields: dict[str, Any] = {"account": account} if account else {}
+    fields.update(stream=stream, consumer=consumer, group=group, reason=reason)
+    return Advisory(f"{PREFIX}.CONSUMER.UNPINNED.{stream}.{consumer}", TYPE_PREFIX + "consumer_group_unpinned",
+                    fields)
+
+
 def send(server: MessageBus, account: Any, adv: Advisory, now_ns: int, domain: str = "") -> bool:
     """Publish a queued event if anyone subscribes to its subject; True when it went out."""
     if not server.has_interest(account, adv.subject):

@@ -78,6 +78,18 @@ class Status(NamedTuple):
 
 
 @dataclass(slots=True)
+class Priority:
+    """A pull request's priority group fields (nats-server 2.11+). A request whose body is not a
+    JSON object has none (None), which nats-server treats apart from an empty one."""
+
+    group: str = ""
+    min_pending: int = 0
+    min_ack_pending: int = 0
+    id: str = ""  # the pin id the requester holds
+    priority: int = 0
+
+
+@dataclass(slots=True)
 class PullRequest:
     reply: str
     n: int  # messages still wanted
@@ -88,6 +100,7 @@ class PullRequest:
     hb_at: int  # next heartbeat deadline
     received: int
     delivered: int = 0
+    pg: Priority | None = None
 
 
 class Pending:
@@ -116,6 +129,7 @@ class Consumer:
         has_interest: Callable[[str], bool] | None = None,
         state: ConsumerState | None = None,
         rng: random.Random | None = None,
+        account_name: str = "",
     ) -> None:
         self.stream_name = stream_name
         self.name = name
@@ -184,6 +198,14 @@ class Consumer:
         # ended and its advisory went out
         self.pause_at = 0
         self._set_pause(config, now)
+
+        # priority groups (nats-server 2.11): the one pin of a pinned_client consumer (as
+        # nats-server, one pin whatever the number of groups), when it was given (wall ns) and
+        # when it lapses unless its holder asks again (now-based ns)
+        self.account_name = account_name
+        self.pin_id = ""
+        self.pinned_ts = 0
+        self.pin_deadline = 0
 
         if state is not None and (state.delivered.stream_seq or state.delivered.consumer_seq or state.pending):
             self._apply_state(state, now)
@@ -741,7 +763,7 @@ class Consumer:
             send_err(409, "Consumer is push based")
             return
         try:
-            batch, expires, max_bytes, no_wait, hb = _parse_pull(body)
+            batch, expires, max_bytes, no_wait, hb, pg = _parse_pull(body)
         except ValueError as e:
             send_err(400, f"Bad Request - {e}")
             return
@@ -755,6 +777,31 @@ class Consumer:
         if max_bytes > 0 and cfg.max_bytes > 0 and max_bytes > cfg.max_bytes:
             send_err(409, f"Exceeded MaxRequestMaxBytes of {cfg.max_bytes}")
             return
+        policy = cfg.priority_policy
+        if pg is not None:
+            if (pg.min_pending or pg.min_ack_pending) and policy != "overflow":
+                send_err(400, "Bad Request - Not a Overflow Priority consumer")
+                return
+            if pg.id and policy != "pinned_client":
+                send_err(400, "Bad Request - Not a Pinned Client Priority consumer")
+                return
+            if pg.priority < 0 or pg.priority > 9:
+                send_err(400, "Bad Request - Priority must be between 0 and 9")
+                return
+            if policy:
+                if not pg.group:
+                    send_err(400, "Bad Request - Priority Group missing")
+                    return
+                if pg.group not in (cfg.priority_groups or ()):
+                    send_err(400, "Bad Request - Invalid Priority Group")
+                    return
+                if self.pin_id:
+                    if pg.id == self.pin_id:
+                        # the holder is still there: the pin lives on
+                        self.pin_deadline = now + cfg.priority_timeout
+                    elif pg.id:
+                        send_err(423, "Nats-Pin-Id mismatch")
+                        return
         if len(self.waiting) >= cfg.max_waiting:
             self._process_waiting(now, eos=False)
         if no_wait:
@@ -772,7 +819,7 @@ class Consumer:
             return
         wr = PullRequest(
             reply=reply, n=batch, max_bytes=max_bytes, expires=now + expires if expires else 0,
-            no_wait=no_wait, hb=hb, hb_at=now + hb if hb else 0, received=now,
+            no_wait=no_wait, hb=hb, hb_at=now + hb if hb else 0, received=now, pg=pg,
         )
         self.waiting.append(wr)
 
@@ -812,16 +859,60 @@ class Consumer:
         self.waiting = keep
         return brp
 
-    def _next_waiting(self, size: int, now: int) -> PullRequest | None:
+    def _next_waiting(self, size: int, now: int, num_pending: int = 0) -> PullRequest | None:
+        """The request the next message goes to (nats-server's nextWaiting), with the priority
+        group rules: a pinned_client consumer serves only its pin's holder (pinning the first
+        request without a pin id when there is no pin, 423 to a stale pin id); an overflow
+        consumer skips a request whose min_pending / min_ack_pending are not reached.
+        `num_pending`: what overflow's min_pending is compared with."""
+        cfg = self.cfg
+        policy = cfg.priority_policy
+        need_new_pin = policy == "pinned_client" and not self.pin_id
+        cycled = 0
         while self.waiting:
             wr = self.waiting[0]
+            assigned = False
+            live = not wr.expires or now < wr.expires
+            if live and policy:
+                pg = wr.pg
+                skip = False
+                if need_new_pin:
+                    if pg is None or not pg.id:
+                        if pg is not None and pg.group:
+                            self._pin(pg, now)
+                        assigned = True
+                    else:
+                        self._wrong_pin(wr)
+                        continue
+                elif self.pin_id:
+                    if pg is not None and pg.id == self.pin_id:
+                        pass
+                    elif pg is None or not pg.id:
+                        skip = True
+                    else:
+                        self._wrong_pin(wr)
+                        continue
+                if not skip and policy == "overflow" and pg is not None and (
+                        pg.min_pending > 0 or pg.min_ack_pending > 0) and not (
+                        (pg.min_pending > 0 and pg.min_pending <= num_pending)
+                        or (pg.min_ack_pending > 0 and pg.min_ack_pending <= len(self.pending))):
+                    skip = True
+                if skip:
+                    # to the back of the queue; once every request was looked at, none fits
+                    self.waiting.rotate(-1)
+                    cycled += 1
+                    if cycled >= len(self.waiting):
+                        return None
+                    continue
             if wr.max_bytes > 0:
                 if size > wr.max_bytes:
                     self.outbox.append(Status(wr.reply, "", status_hdr(409, "Message Size Exceeds MaxBytes", [
                         ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
+                    if assigned and self.pin_id:
+                        self.pin_id, self.pinned_ts, self.pin_deadline = "", 0, 0
                     self.waiting.popleft()
                     continue
-            if (not wr.expires or now < wr.expires) and self.has_interest(wr.reply):
+            if live and self.has_interest(wr.reply):
                 if wr.max_bytes > 0:
                     wr.max_bytes -= size
                     if wr.max_bytes == 0:
@@ -840,6 +931,44 @@ class Consumer:
                     ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
             self.waiting.popleft()
         return None
+
+    # ------------------------------------------------------------------ priority groups
+    def _pin(self, pg: Priority, now: int) -> None:
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        self.pin_id = "".join(digits[self.rng.randrange(62)] for _ in range(22))  # a nuid's shape
+        self.pinned_ts = self.wall(now)
+        self.pin_deadline = now + self.cfg.priority_timeout
+        pg.id = self.pin_id
+        self.advisories.append(advisories.consumer_group_pinned(
+            self.account_name, self.stream_name, self.name, pg.group, self.pin_id))
+
+    def _wrong_pin(self, wr: PullRequest) -> None:
+        self.outbox.append(Status(wr.reply, "", status_hdr(423, "Nats-Wrong-Pin-Id", [
+            ("Nats-Pending-Messages", wr.n), ("Nats-Pending-Bytes", wr.max_bytes)]), b""))
+        self.waiting.popleft()
+
+    def _unpin(self, group: str, reason: str) -> None:
+        self.pin_id, self.pinned_ts, self.pin_deadline = "", 0, 0
+        self.advisories.append(advisories.consumer_group_unpinned(
+            self.account_name, self.stream_name, self.name, group, reason))
+
+    def unpin(self, group: str, now: int) -> None:
+        """`$JS.API.CONSUMER.UNPIN`: drop the pin (if any; the advisory goes out either way, as
+        in nats-server); the next request without a pin id gets a new one."""
+        self._unpin(group, "admin")
+
+    def priority_state(self) -> list[dict[str, Any]] | None:
+        """ConsumerInfo's `priority_groups`: the first group only, holding the one pin (as
+        nats-server reports it); None when the consumer has no groups."""
+        groups = self.cfg.priority_groups
+        if not groups:
+            return None
+        g: dict[str, Any] = {"group": groups[0]}
+        if self.pin_id:
+            g["pinned_client_id"] = self.pin_id
+        # a Go time.Time is never omitted: the zero time when nobody holds the pin
+        g["pinned_ts"] = format_rfc3339(self.pinned_ts) if self.pin_id else ZERO_TIME
+        return [g]
 
     # ------------------------------------------------------------------ timers
     def _check_pending(self, now: int) -> None:
@@ -910,6 +1039,8 @@ class Consumer:
             cands.append(self._rl_next)
         if self.pause_at:
             cands.append(self.pause_at)
+        if self.pin_id and self.pin_deadline:
+            cands.append(self.pin_deadline)
         return min(cands) if cands else None
 
     def _check_inactive(self, now: int) -> None:
@@ -929,6 +1060,8 @@ class Consumer:
             return 0
         self._check_pending(now)
         self._end_pause(now)
+        if self.pin_id and now >= self.pin_deadline:
+            self._unpin(self.cfg.priority_groups[0] if self.cfg.priority_groups else "", "timeout")
         # Paused: nothing goes out, but timers still run (heartbeats, pull request expiry,
         # redelivery bookkeeping), as in nats-server's delivery loop.
         paused = bool(self.pause_at)
@@ -996,10 +1129,14 @@ class Consumer:
                 payload = b""
             if not push:
                 size = len(msubj) + len(reply) + len(hdr) + len(payload)
-                wr = self._next_waiting(size, now)
+                # overflow's min_pending compares with the matching messages not yet delivered,
+                # this one included (nats-server: npc+1 after its decrement for a first delivery)
+                wr = self._next_waiting(size, now, self.npc + (0 if dc == 1 else 1))
                 if wr is None:
                     break
                 dest = wr.reply
+                if cfg.priority_policy == "pinned_client":
+                    hdr = _with_header(hdr, "Nats-Pin-Id", self.pin_id)
             if kind == "new":
                 if self.npc_valid and self.npc > 0:
                     self.npc -= 1
@@ -1179,13 +1316,13 @@ class Consumer:
         return out, adv, acks
 
 
-def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int]:
+def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int, Priority | None]:
     """(batch, expires ns, max_bytes, no_wait, heartbeat ns) from a MSG.NEXT body, as
     nats-server's nextReqFromMsg reads it: a JSON object with Go's field types (ValueError with
     the decoder's text otherwise), or a plain number (strconv.Atoi; a batch of 1 if not one)."""
     req = body.strip() if body else b""
     if not req:
-        return 1, 0, 0, False, 0
+        return 1, 0, 0, False, 0, None
     if req[:1] == b"{":
         d = gojson.loads(req)  # GoJSONError is a ValueError
         if not isinstance(d, dict):
@@ -1196,12 +1333,26 @@ def _parse_pull(body: bytes) -> tuple[int, int, int, bool, int]:
         max_bytes = gojson.int_field(d, "max_bytes", "int", s)
         no_wait = gojson.bool_field(d, "no_wait", s)
         hb = gojson.int_field(d, "idle_heartbeat", "time.Duration", s)
+        # the embedded PriorityGroup's fields: Go names them without a struct (".min_pending")
+        pg = Priority(
+            group=gojson.str_field(d, "group", ""),
+            min_pending=gojson.int_field(d, "min_pending", "int64", ""),
+            min_ack_pending=gojson.int_field(d, "min_ack_pending", "int64", ""),
+            id=gojson.str_field(d, "id", ""),
+            priority=gojson.int_field(d, "priority", "int", ""),
+        )
         if hb > 0 and hb * 2 > expires:
             raise ValueError("heartbeat value too large")
         # a heartbeat that is not positive is none (nats-server only arms one when > 0)
-        return batch, expires, max_bytes, no_wait, max(hb, 0)
+        return batch, expires, max_bytes, no_wait, max(hb, 0), pg
     n = gojson.atoi(req)
-    return (n, 0, 0, False, 0) if n is not None else (1, 0, 0, False, 0)
+    return (n, 0, 0, False, 0, None) if n is not None else (1, 0, 0, False, 0, None)
+
+
+def _with_header(hdr: bytes, key: str, value: str) -> bytes:
+    """hdr with one more header line (nats-server's genHeader), a header block made if none."""
+    base = hdr[:-2] if hdr else b"NATS/1.0\r\n"
+    return base + f"{key}: {value}\r\n\r\n".encode()
 
 
 def _headers_only(hdr: bytes, size: int) -> bytes:

@@ -20,6 +20,7 @@ from pyjetstream.gotime import ZERO_TIME, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
 from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
+    GROUP_NAME,
     ConsumerConfig,
     StreamView,
     apply_defaults,
@@ -365,3 +366,28 @@ def consumer_pause(req: ApiRequest) -> dict[str, Any]:
     if paused:
         out["pause_remaining"] = remaining
     return out
+
+
+def consumer_unpin(req: ApiRequest) -> dict[str, Any]:
+    """`$JS.API.CONSUMER.UNPIN.<stream>.<consumer>` with `{"group": ...}` (nats-server 2.11+):
+    the group's pinned client loses its pin; the next request without a pin id gets a new one.
+    The body is checked before the stream and consumer are looked up, as nats-server does."""
+    try:
+        doc = gojson.loads(req.payload.strip() if req.payload else b"")
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
+    if doc is not None and not isinstance(doc, dict):
+        raise errors.invalid_json("json: cannot unmarshal into Go value of type JSApiConsumerUnpinRequest")
+    try:
+        group = gojson.str_field(doc or {}, "group", "JSApiConsumerUnpinRequest")
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
+    if not group:
+        raise errors.invalid_json("consumer group not specified")
+    if not GROUP_NAME.fullmatch(group):
+        raise errors.by_constant("JSConsumerInvalidGroupNameErr")
+    _, runner = _consumer(req)
+    if group not in (runner.config.priority_groups or ()):
+        raise errors.by_constant("JSConsumerInvalidPriorityGroupErr")
+    runner.unpin(group)
+    return {}

@@ -9,6 +9,7 @@ in, and nothing of delivery; errors are raised as errors.ApiError (data, not IO)
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,10 @@ MAX_METADATA_LEN = 128 * 1024
 DELIVER_POLICIES = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject")
 ACK_POLICIES = ("none", "all", "explicit")
 REPLAY_POLICIES = ("instant", "original")
+# nats-server 2.12's "prioritized" policy is not implemented: refused rather than ignored
+PRIORITY_POLICIES = ("", "none", "overflow", "pinned_client")
+PINNED_TTL_DEFAULT = 120 * NS
+GROUP_NAME = re.compile(r"[a-zA-Z0-9/_=-]{1,16}")
 
 def invalid_policy(text: str) -> ApiError:
     return errors.consumer_invalid_policy(err=text)
@@ -70,6 +75,9 @@ class ConsumerConfig:
     direct: bool = False
     metadata: dict[str, str] | None = None
     pause_until: str | None = None
+    priority_groups: list[str] | None = None
+    priority_policy: str = ""  # "" is nats-server's PriorityNone, never echoed
+    priority_timeout: int = 0  # the pin's lifetime without a request from its holder (ns)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown fields, kept for equality
 
     # -- derived -------------------------------------------------------------------------
@@ -106,6 +114,7 @@ class ConsumerConfig:
             backoff=list(self.backoff) if self.backoff is not None else None,
             filter_subjects=list(self.filter_subjects) if self.filter_subjects is not None else None,
             metadata=dict(self.metadata) if self.metadata is not None else None,
+            priority_groups=list(self.priority_groups) if self.priority_groups is not None else None,
             extra=dict(self.extra),
         )
 
@@ -134,9 +143,10 @@ class ConsumerConfig:
     _INT_KINDS = (("opt_start_seq", "uint64"), ("ack_wait", "time.Duration"), ("max_deliver", "int"),
                   ("rate_limit_bps", "uint64"), ("max_waiting", "int"), ("max_ack_pending", "int"),
                   ("idle_heartbeat", "time.Duration"), ("max_batch", "int"), ("max_expires", "time.Duration"),
-                  ("max_bytes", "int"), ("inactive_threshold", "time.Duration"), ("num_replicas", "int"))
+                  ("max_bytes", "int"), ("inactive_threshold", "time.Duration"), ("num_replicas", "int"),
+                  ("priority_timeout", "time.Duration"))
     _STRS = ("durable_name", "name", "description", "filter_subject", "sample_freq", "deliver_subject",
-             "deliver_group")
+             "deliver_group", "priority_policy")
     _BOOLS = ("flow_control", "headers_only", "mem_storage", "direct")
 
     def _coerce(self) -> None:
@@ -159,10 +169,16 @@ class ConsumerConfig:
             raise ValueError(f"can not unmarshal {self.ack_policy!r}")
         if self.replay_policy not in REPLAY_POLICIES:
             raise ValueError(f"can not unmarshal {self.replay_policy!r}")
-        fields = {"backoff": self.backoff, "filter_subjects": self.filter_subjects, "metadata": self.metadata}
+        if self.priority_policy not in PRIORITY_POLICIES:
+            raise ValueError(f'unknown priority policy: "{self.priority_policy}"')
+        if self.priority_policy == "none":
+            self.priority_policy = ""
+        fields = {"backoff": self.backoff, "filter_subjects": self.filter_subjects, "metadata": self.metadata,
+                  "priority_groups": self.priority_groups}
         self.backoff = gojson.duration_list(fields, "backoff", "ConsumerConfig") or None
         self.filter_subjects = gojson.str_list(fields, "filter_subjects", "ConsumerConfig") or None
         self.metadata = gojson.str_map(fields, "metadata", "ConsumerConfig")
+        self.priority_groups = gojson.str_list(fields, "priority_groups", "ConsumerConfig") or None
         for name in ("opt_start_time", "pause_until"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
@@ -212,6 +228,9 @@ class ConsumerConfig:
         put("direct", self.direct)
         put("metadata", self.metadata)
         put("pause_until", self.pause_until)
+        put("priority_groups", self.priority_groups)
+        put("priority_policy", self.priority_policy)
+        put("priority_timeout", self.priority_timeout)
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
@@ -245,6 +264,10 @@ def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
         cfg.max_ack_pending = mp
     if not cfg.durable_name and cfg.inactive_threshold <= 0:
         cfg.inactive_threshold = DELETE_WAIT_DEFAULT
+    if cfg.priority_timeout < 0:
+        cfg.priority_timeout = 0
+    if cfg.priority_policy == "pinned_client" and cfg.priority_timeout == 0:
+        cfg.priority_timeout = PINNED_TTL_DEFAULT
 
 
 def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit: int = 0) -> None:
@@ -267,6 +290,21 @@ def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit:
             raise errors.invalid_json("metadata")
         if sum(len(k) + len(str(v)) for k, v in cfg.metadata.items()) > MAX_METADATA_LEN:
             raise errors.consumer_metadata_length(limit=f"{MAX_METADATA_LEN // 1024}KB")
+    if cfg.priority_policy:
+        if cfg.deliver_subject:
+            raise errors.by_constant("JSConsumerPushWithPriorityGroupErr")
+        if not cfg.priority_groups:
+            raise errors.by_constant("JSConsumerPriorityPolicyWithoutGroup")
+        for g in cfg.priority_groups:
+            if not g:
+                raise errors.by_constant("JSConsumerEmptyGroupName")
+            if not GROUP_NAME.fullmatch(g):
+                raise errors.by_constant("JSConsumerInvalidGroupNameErr")
+    else:
+        if cfg.priority_groups:
+            raise errors.by_constant("JSConsumerPriorityGroupWithPolicyNone")
+        if cfg.priority_timeout > 0:
+            raise errors.by_constant("JSConsumerPinnedTTLWithoutPriorityPolicyNone")
     if cfg.deliver_subject:
         if "*" in cfg.deliver_subject.split(".") or ">" in cfg.deliver_subject.split("."):
             raise errors.consumer_deliver_to_wildcards()

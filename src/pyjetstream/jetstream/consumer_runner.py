@@ -85,6 +85,7 @@ class ConsumerRunner:
             stream_subjects=self._shortcut_subjects(),
             has_interest=self._has_interest,
             state=state,
+            account_name=str(getattr(self.account, "name", "") or ""),
         )
         self._stream_cfg = stream.config  # the config whose subjects the core was given
         self._scheduled = False
@@ -161,6 +162,9 @@ class ConsumerRunner:
         }
         out.update(self.core.info_state(now, num_pending))
         out["ts"] = format_rfc3339(self.clock.wall())
+        groups = self.core.priority_state()
+        if groups is not None:
+            out["priority_groups"] = groups  # after ts, in nats-server's field order
         self._flush()
         return out
 
@@ -205,6 +209,11 @@ class ConsumerRunner:
         if cfg.deliver_subject:
             self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
         self._save_config(cfg)
+        self.kick()
+
+    def unpin(self, group: str) -> None:
+        self._take_acks()
+        self.core.unpin(group, self.clock.now())
         self.kick()
 
     def announce_pause(self) -> None:

@@ -52,7 +52,7 @@ ROUTES: tuple[Route, ...] = (
     Route("CONSUMER.LIST", 1, 1, "consumer_list_response", consumer_api.consumer_list),
     Route("CONSUMER.MSG.NEXT", 2, 2, "consumer_getnext_response", consumer_api.consumer_msg_next),
     Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", consumer_api.consumer_pause),
-    Route("CONSUMER.UNPIN", 2, 2, "system_response", api.not_implemented),
+    Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", consumer_api.consumer_unpin),
     Route("CONSUMER.RESET", 2, 2, "system_response", api.not_implemented),
     Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", api.cluster_required),
 )
