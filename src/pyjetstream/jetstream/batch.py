@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyjetstream.jetstream import advisories, errors
+from pyjetstream.jetstream import advisories, counter, errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import JS_API_LEVEL
 from pyjetstream.jetstream.store.base import StoreError
@@ -251,6 +251,7 @@ class AtomicBatches:
         inflight: dict[str, _Inflight] = {}
         msg_ids: set[str] = set()
         expected_per_subject: dict[str, int] = {}
+        totals: dict[str, int] = {}  # counter subject -> running total within the batch
         now = s.clock()
         clseq = store.last_seq
         for m in staged:
@@ -264,8 +265,7 @@ class AtomicBatches:
                                          header=st.HDR_EXPECTED_LAST_MSG_ID)
             if len(hdr) > st.MAX_HDR_SIZE:
                 raise errors.stream_header_exceeds_maximum()
-            if h.get("Nats-Incr"):
-                raise errors.by_constant("JSMessageIncrDisabledErr")
+            incr = counter.check_publish(cfg.allow_msg_counter, h, m.payload)
             exp_stream = h.get(st.HDR_EXPECTED_STREAM)
             if exp_stream and exp_stream != s.name:
                 raise errors.stream_not_match()
@@ -282,6 +282,12 @@ class AtomicBatches:
                 msg_ids.add(msg_id)
             if "Nats-Stream-Source" in h:
                 raise errors.by_constant("JSMessageSourceHdrNotAllowedErr")
+            if cfg.allow_msg_counter:
+                if incr is None:
+                    raise errors.by_constant("JSMessageIncrMissingErr")
+                # the batch's earlier increments of the subject count toward this one
+                base = totals[subject] if subject in totals else counter.current(store, subject)
+                totals[subject] = base + incr
             exp = h.get(st.HDR_EXPECTED_LAST_SEQ)
             if exp is not None:
                 if not exp.isdigit() or int(exp) != clseq:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
-from pyjetstream.jetstream import errors, fair, schedule
+from pyjetstream.jetstream import counter, errors, fair, schedule
 from pyjetstream.jetstream.batch import AtomicBatches, batch_id
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
@@ -140,6 +140,7 @@ class Stream:
         self._links: list[SourceLink] = []  # this stream's mirror or sources
         self.atomic: AtomicBatches | None = None  # created by the first batch message
         self.schedules: schedule.MsgSchedules | None = None  # with allow_msg_schedules
+        self._counter_val = 0  # the total the last counter publish stored, for its PubAck
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -178,7 +179,7 @@ class Stream:
         self._simple = self._republish is None and self._transform is None and (
             c.retention == "limits" and not c.sealed and not c.no_ack and c.discard == "old"
             and c.max_msgs <= 0 and c.max_bytes <= 0 and c.max_msgs_per_subject <= 0 and not c.max_age
-            and self._acct_limit < 0 and self._server_limit < 0
+            and self._acct_limit < 0 and self._server_limit < 0 and not c.allow_msg_counter
         )
         self._max_msg_size = c.max_msg_size
 
@@ -242,6 +243,8 @@ class Stream:
             return 0
         if reply and not self.config.no_ack:
             body = self._ack_prefix + str(seq).encode()
+            if not dup and self.config.allow_msg_counter:
+                body += b',"val":"%d"' % self._counter_val
             self._queue(reply, body + (b',"duplicate": true}' if dup else b"}"))
         elif not dup:
             self._queue("", b"")
@@ -327,6 +330,7 @@ class Stream:
         msg_id = ""
         rollup = ""
         scheduler = ""  # a fired schedule's subject, purged once its message is stored
+        incr: int | None = None
         ttl = 0
         now = self.clock()
         if hdr_b and b"Nats-" in hdr_b and hdr_b.count(b"Nats-") == 1 and (
@@ -340,6 +344,8 @@ class Stream:
                 return entry[0], True
         elif hdr_b and b"Nats-" in hdr_b:
             h = _headers(hdr_b)
+            # counter increments are checked first, as nats-server does
+            incr = counter.check_publish(cfg.allow_msg_counter, h, payload)
             exp_stream = h.get(HDR_EXPECTED_STREAM)
             if exp_stream and exp_stream != self.name:
                 raise errors.stream_not_match()
@@ -382,6 +388,11 @@ class Stream:
                     raise errors.stream_rollup_failed(err=f'rollup value invalid: "{rollup}"')
             if ttl_txt:
                 ttl = parse_msg_ttl(ttl_txt)
+        if cfg.allow_msg_counter:
+            if incr is None:
+                raise errors.by_constant("JSMessageIncrMissingErr")
+            self._counter_val = counter.current(store, subject) + incr
+            payload = counter.payload(self._counter_val)
         if cfg.max_msg_size >= 0 and len(hdr_b) + len(payload) > cfg.max_msg_size:
             raise errors.stream_message_exceeds_maximum()
         if len(hdr_b) > MAX_HDR_SIZE:
