@@ -23,11 +23,11 @@ Invariants after every step, from a model of the permissions written here (not t
   stream configuration;
 - the server process stays up and answers PING.
 
-Known to fail on code without the fixes for (being fixed in src/pyjetstream/server/**): ops
-before CONNECT run with the account's full rights instead of no_auth_user's permissions; API
-responses and PubAcks published to a client-chosen reply subject such as
-`$JS.API.STREAM.PURGE.S` run as API requests (such replies are to be refused, in nats-server's
-words: -ERR 'Permissions Violation for Publish with Reply of "..."').
+What it found, now fixed (src/pyjetstream/server/client.py, server.py): ops before CONNECT ran
+with the account's full rights instead of no_auth_user's permissions; API responses and PubAcks
+published to a client-chosen reply subject such as `$JS.API.STREAM.PURGE.S` ran as API requests
+(such replies are refused, in nats-server's words: -ERR 'Permissions Violation for Publish with
+Reply of "..."'), and a PubAck sent to a reply subject a stream captured was stored there.
 """
 
 from __future__ import annotations
