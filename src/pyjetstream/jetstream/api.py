@@ -19,6 +19,7 @@ from typing import Any
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, fair, gojson, publish_targets
+from pyjetstream.jetstream.consumer_config import check_limits_update
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
     JS_API_LEVEL,
@@ -165,6 +166,9 @@ def stream_update(req: ApiRequest) -> dict[str, Any]:
     old = req.jsa.streams.get(cfg.name)
     if old is not None:  # else update_stream answers "stream not found"
         publish_targets.check_republish(req.client, cfg.republish, old.config.republish)
+        # new consumer_limits must hold for the consumers already there (stream.go's update)
+        check_limits_update(old.config.consumer_limits, cfg.consumer_limits,
+                            [(n, c.config) for n, c in old.consumers.items()])
     stream = req.jsa.js.update_stream(req.jsa, cfg)
     req.durable_stream = stream  # limits may have removed messages
     return stream.info()

@@ -42,12 +42,15 @@ _NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
 
 def _stream_view(stream: Any) -> StreamView:
     cfg = stream.config
+    limits = getattr(cfg, "consumer_limits", None) or {}
     return StreamView(
         name=stream.name,
         subjects=list(cfg.subjects or []),
         retention=cfg.retention,
         num_replicas=max(1, cfg.num_replicas or 1),
         has_external=bool(cfg.mirror or cfg.sources),
+        limit_inactive_threshold=max(0, int(limits.get("inactive_threshold") or 0)),
+        limit_max_ack_pending=max(0, int(limits.get("max_ack_pending") or 0)),
     )
 
 
@@ -67,7 +70,7 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
     # the account's max_ack_pending caps the default and refuses larger values (10121)
     limits = stream.jsa.limits
     acct_map = limits.max_ack_pending if limits is not None else -1
-    apply_defaults(cfg, max(acct_map, 0))
+    apply_defaults(cfg, max(acct_map, 0), view)
     check_config(cfg, view, max(acct_map, 0))
     name = cfg.durable_name or cfg.name
     existing = stream.consumers.get(name) if name else None

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyjetstream.gotime import format_rfc3339, parse_rfc3339
+from pyjetstream.gotime import format_duration, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import is_reserved_subject, is_valid_name
@@ -245,10 +246,15 @@ class StreamView:
     retention: str = "limits"  # limits | interest | workqueue
     num_replicas: int = 1
     has_external: bool = False  # mirror/sources: filter checks cannot be done
+    # the stream's consumer_limits (2.10): defaults and caps; 0 = none
+    limit_inactive_threshold: int = 0
+    limit_max_ack_pending: int = 0
 
 
-def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
-    """setConsumerConfigDefaults, in nats-server's order."""
+def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0, stream: StreamView | None = None) -> None:
+    """setConsumerConfigDefaults, in nats-server's order. `stream`: its consumer_limits give
+    max_ack_pending and inactive_threshold when the config has none (durables included, and
+    max_ack_pending whatever the ack policy, as nats-server does)."""
     if not cfg.deliver_subject and cfg.max_waiting == 0:
         cfg.max_waiting = DEFAULT_MAX_WAITING
     if cfg.ack_wait == 0 and cfg.ack_policy in ("explicit", "all"):
@@ -257,6 +263,11 @@ def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0) -> None:
         cfg.max_deliver = -1
     if cfg.backoff:
         cfg.ack_wait = cfg.backoff[0]
+    if stream is not None:
+        if cfg.max_ack_pending == 0:
+            cfg.max_ack_pending = stream.limit_max_ack_pending
+        if cfg.inactive_threshold == 0:
+            cfg.inactive_threshold = stream.limit_inactive_threshold
     if cfg.ack_policy in ("explicit", "all") and cfg.max_ack_pending == 0:
         mp = DEFAULT_MAX_ACK_PENDING
         if 0 < max_ack_pending_limit < mp:
@@ -337,6 +348,11 @@ def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit:
             raise errors.consumer_max_request_expires_too_small()
     if 0 < max_ack_pending_limit < cfg.max_ack_pending:
         raise errors.by_constant("JSConsumerMaxPendingAckExcessErrF", limit=max_ack_pending_limit)
+    if 0 < stream.limit_max_ack_pending < cfg.max_ack_pending:
+        raise errors.by_constant("JSConsumerMaxPendingAckExcessErrF", limit=stream.limit_max_ack_pending)
+    if 0 < stream.limit_inactive_threshold < cfg.inactive_threshold:
+        raise errors.by_constant("JSConsumerInactiveThresholdExcess",
+                                 limit=format_duration(stream.limit_inactive_threshold))
     if cfg.direct:
         if not cfg.deliver_subject:
             raise errors.consumer_direct_requires_push()
@@ -394,6 +410,24 @@ def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit:
             raise errors.consumer_name_contains_path_separators()
         if n and not is_valid_name(n):
             raise errors.consumer_bad_durable_name()
+
+
+def check_limits_update(old_limits: dict[str, Any], new_limits: dict[str, Any],
+                        consumers: Iterable[tuple[str, ConsumerConfig]]) -> None:
+    """A stream update that sets or changes `consumer_limits`: 10069 naming the consumers
+    (sorted; nats-server lists them in map order) that exceed the new limits."""
+    def lim(d: dict[str, Any], k: str) -> int:
+        v = d.get(k) if d else None
+        return v if isinstance(v, int) else 0
+
+    old_it, new_it = lim(old_limits, "inactive_threshold"), lim(new_limits, "inactive_threshold")
+    old_map, new_map = lim(old_limits, "max_ack_pending"), lim(new_limits, "max_ack_pending")
+    if not ((new_it > 0 and old_it != new_it) or (new_map > 0 and old_map != new_map)):
+        return
+    bad = sorted(name for name, c in consumers
+                 if (new_it > 0 and c.inactive_threshold > new_it) or (new_map > 0 and c.max_ack_pending > new_map))
+    if bad:
+        raise errors.by_constant("JSStreamUpdateErrF", err="change to limits violates consumers: " + ", ".join(bad))
 
 
 def check_update(old: ConsumerConfig, new: ConsumerConfig) -> None:
