@@ -196,3 +196,37 @@ async def test_persist_mode_matches_a_newer_nats_server(tmp_path: Any) -> None:
         finally:
             proc.stop()
     assert results["ours"] == results["newer"]
+
+
+async def _compression(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
+    for name, cfg in (("Z", {"compression": "s2"}), ("ZM", {"compression": "s2", "storage": "memory"}),
+                      ("ZB", {"compression": "lz4"}), ("ZC", {"compression": "S2"}), ("ZD", {"compression": ""}),
+                      ("ZE", {"compression": 2}), ("ZN", {"compression": "none"})):
+        r = await api("STREAM.CREATE." + name, {"name": name, "subjects": [name.lower() + ".>"], **cfg})
+        out.append(r.get("error") or r["config"]["compression"])
+    for i in range(5):
+        hdrs = {"Order": str(i)} if i % 2 else None
+        await nc.request(f"z.{i % 2}", b"payload %d " % i * 30, headers=hdrs, timeout=2)
+        await nc.request(f"zn.{i % 2}", b"payload %d " % i * 30, headers=hdrs, timeout=2)
+    for name in ("Z", "ZN"):
+        info = await api("STREAM.INFO." + name)
+        st = info["state"]
+        out.append((info["config"]["compression"], st["messages"], st["bytes"], st["num_subjects"]))
+    out.append((await dump("Z"))[3] == [(s, subj.replace("zn", "z"), h) for s, subj, h in (await dump("ZN"))[3]])
+    cfg = (await api("STREAM.INFO.Z"))["config"]
+    r = await api("STREAM.UPDATE.Z", {**cfg, "compression": "none"})
+    out.append(r.get("error") or r["config"]["compression"])
+    await nc.request("z.9", b"x" * 500, timeout=2)
+    out.append((await api("STREAM.INFO.Z"))["state"]["bytes"])
+
+
+async def test_compression_matches_a_newer_nats_server(tmp_path: Any) -> None:
+    pytest.importorskip("pyjetstream.server.server")
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / kind)
+        try:
+            results[kind] = await _run(proc.url, _compression)
+        finally:
+            proc.stop()
+    assert results["ours"] == results["newer"]

@@ -26,9 +26,9 @@ from pyjetstream.jetstream.store import FileStore
 def payload(seq, n):
     return b"%d|" % seq + bytes([seq % 251]) * n
 
-async def main(directory, seed, workqueue):
+async def main(directory, seed, workqueue, compression):
     rnd = random.Random(seed)
-    st = FileStore(directory, block_size=64 * 1024)
+    st = FileStore(directory, block_size=64 * 1024, compression=compression)
     out = sys.stdout
     out.write("R %d\n" % st.state().last_seq)
     out.flush()
@@ -54,14 +54,14 @@ async def main(directory, seed, workqueue):
             st.commit(lambda u=upto: (out.write("X %d\n" % u), out.flush()))
         await asyncio.sleep(0)
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "wq"))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "wq", sys.argv[4]))
 """
 
 
-def check_store(directory: str, acked: int, removed: int, attempted: int) -> int:
+def check_store(directory: str, acked: int, removed: int, attempted: int, compression: str = "none") -> int:
     """Everything up to `acked` was reported durable; everything up to `removed` was durably
     removed; removals up to `attempted` may or may not have reached the disk."""
-    st = FileStore(directory, block_size=64 * 1024)
+    st = FileStore(directory, block_size=64 * 1024, compression=compression)
     try:
         s = st.state()
         assert s.last_seq >= acked, (s.last_seq, acked)
@@ -87,15 +87,18 @@ def check_store(directory: str, acked: int, removed: int, attempted: int) -> int
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["append", "wq"])
+@pytest.mark.parametrize("mode", ["append", "wq", "append-s2", "wq-s2"])
 def test_sigkill_loop_keeps_every_durable_message(tmp_path, mode):
+    # "-s2": records compressed (stream compression s2); the payloads compress well
+    mode, _, codec = mode.partition("-")
+    compression = codec or "none"
     directory = str(tmp_path / "store")
     rnd = random.Random(1234)
     deadline = time.monotonic() + 5
     acked = removed = attempted = 0
     kills = 0
     while time.monotonic() < deadline or kills < 5:
-        lines = run_until_killed(CHILD, [directory, str(rnd.randrange(1 << 30)), mode], rnd, 0.35)
+        lines = run_until_killed(CHILD, [directory, str(rnd.randrange(1 << 30)), mode, compression], rnd, 0.35)
         kills += 1
         start = int(lines[0].split()[1])
         assert start >= acked
@@ -107,7 +110,7 @@ def test_sigkill_loop_keeps_every_durable_message(tmp_path, mode):
                 attempted = max(attempted, int(num))
             elif kind == "X":
                 removed = max(removed, int(num))
-        last = check_store(directory, acked, removed, attempted)
+        last = check_store(directory, acked, removed, attempted, compression)
         assert last >= acked
     print(f"{mode}: {kills} kills, {acked} messages acknowledged durable, {removed} removals durable")
     assert kills >= 5 and acked > 0

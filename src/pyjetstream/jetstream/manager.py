@@ -35,6 +35,7 @@ from pyjetstream.jetstream.schemas import (
 from pyjetstream.jetstream.seams import Account, AccountLimits, JetStreamSettings, MessageBus, Subscription
 from pyjetstream.jetstream.store import layout
 from pyjetstream.jetstream.store.base import StreamStore
+from pyjetstream.jetstream.store.file import FileStore
 from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
 
@@ -51,8 +52,9 @@ def default_store_factory(cfg: StreamConfig, directory: str, js: JetStream) -> S
         # acknowledged before the fsync: the stream syncs on nats-server's default interval
         # even when the server syncs every write (nats-server turns sync_always off for it)
         interval = ASYNC_PERSIST_SYNC_INTERVAL
+    opts: dict[str, str] = {"compression": cfg.compression} if cfg.storage == "file" else {}
     return layout.open_stream_store(cfg.storage, directory, sync_always=not interval,
-                                    sync_interval_s=interval or None, first_seq=max(cfg.first_seq, 1))
+                                    sync_interval_s=interval or None, first_seq=max(cfg.first_seq, 1), **opts)
 
 
 class JsAccount:
@@ -351,6 +353,8 @@ class JetStream:
         self._check_cycles(jsa, cfg)
         old_sources, old_mirror = stream.config.sources, stream.config.mirror
         stream.update_config(cfg)
+        if isinstance(stream.store, FileStore):
+            stream.store.set_compression(cfg.compression)
         if cfg.sources != old_sources or cfg.mirror != old_mirror:
             stream.make_links()
             self._link_sources(jsa)

@@ -198,6 +198,21 @@ def _persist_mode(d: dict[str, Any]) -> str:
     v = d.get("persist_mode")
     if v is None:
         return ""
+def _compression(d: dict[str, Any]) -> str:
+    """nats-server's StoreCompression decoder: exactly "s2" or "none" (an empty string too is
+    unknown); absent means none."""
+    v = d.get("compression")
+    if v is None:
+        return "none"
+    if not isinstance(v, str):
+        what = "bool" if isinstance(v, bool) else "number" if isinstance(v, int | float) else (
+            "array" if isinstance(v, list) else "object")
+        raise errors.invalid_json(f"json: cannot unmarshal {what} into Go value of type string")
+    if v not in COMPRESSIONS:
+        raise errors.invalid_json("unknown compression algorithm")
+    return v
+
+
     if v not in ("", "default", "async"):
         raise errors.invalid_json(f"can not unmarshal {_go_quote(json.dumps(v))}")
     return str(v)
@@ -362,7 +377,7 @@ class StreamConfig:
             placement=d.get("placement") or None,
             mirror=d.get("mirror") or None,
             sources=d.get("sources") or None,
-            compression=_enum(d, "compression", COMPRESSIONS, "none"),
+            compression=_compression(d),
             first_seq=_int(d, "first_seq", 0, "uint64"),
             subject_transform=d.get("subject_transform") or None,
             republish=d.get("republish") or None,

@@ -51,6 +51,7 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Literal, overload
 from zlib import crc32
 
@@ -87,8 +88,16 @@ _unpack_crc = _CRC.unpack_from
 _LEN = struct.Struct("<I")
 _SLEN_AT = 29  # offset of the little-endian subject length within a record header
 
-K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED = 1, 2, 3, 4, 5
-_KINDS = frozenset((K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED))
+K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED, K_MSGZ = 1, 2, 3, 4, 5, 6
+_KINDS = frozenset((K_MSG, K_DEL, K_SKIP, K_COMPACT, K_ERASED, K_MSGZ))
+_MSG_KINDS = (K_MSG, K_MSGZ)
+# A compressed message (K_MSGZ, stream `compression: s2`): the header's header-length field is
+# 0, the subject follows as in K_MSG, then the uncompressed header and payload lengths and the
+# Snappy block of header + payload. The checksum covers the stored (compressed) bytes, so
+# recovery's scan never decompresses. Counts and sizes stay those of the uncompressed message.
+_ZSUB = struct.Struct("<II")
+_MIN_Z = 64  # smaller bodies are stored plain: the block overhead would eat any gain
+_Z_ALWAYS = False  # tests set it (and _MIN_Z = 0) so that every message takes the K_MSGZ path
 _MAX_REC = 1 << 30
 
 DELBIT = 1 << 63
@@ -113,6 +122,32 @@ _T_DEL = bytes(1 if b == 0x80 else 0 for b in range(256))
 _T_DEAD = bytes(1 if b >= 0x80 else 0 for b in range(256))
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+
+
+def _cramjam() -> ModuleType:
+    # imported on first use: most servers never compress, and start-up time matters (issue 14)
+    import cramjam
+
+    return cramjam
+
+
+def _unz(buf: bytes | bytearray, q: int, end: int) -> tuple[bytes, bytes]:
+    """Header and payload of the K_MSGZ body at buf[q:end] (q at the length pair)."""
+    hlen, dlen = _ZSUB.unpack_from(buf, q)
+    cj = _cramjam()
+    try:
+        raw = bytes(cj.snappy.decompress_raw(bytes(buf[q + _ZSUB.size:end])))
+    except cj.DecompressionError as e:  # only a record whose checksum holds gets here
+        raise ValueError(f"undecodable compressed record: {e}") from None
+    if len(raw) != hlen + dlen:
+        raise ValueError("compressed record decodes to the wrong length")
+    return raw[:hlen], raw[hlen:]
+
+
+def _zsize(buf: bytes | bytearray, q: int, slen: int) -> int:
+    """msg_size of a K_MSGZ record whose length pair is at q."""
+    hlen, dlen = _ZSUB.unpack_from(buf, q)
+    return slen + hlen + dlen + 4 + (30 if hlen else 26)
 
 
 class _Seg:
@@ -154,8 +189,10 @@ class FileStore(StoreCore):
         sync_interval_s: float | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         first_seq: int = 1,
+        compression: str = "none",
     ) -> None:
         super().__init__(first_seq)
+        self._compress = compression == "s2"  # new records only: a store may hold both kinds
         self._dir = directory
         self._block_size = max(block_size, 4096)
         if sync_interval_s is not None and sync_interval_s > 0:
@@ -376,7 +413,7 @@ class FileStore(StoreCore):
         try:
             reclen, kind, rseq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
             end = p + reclen - 4
-            ok = (rseq == seq and kind == K_MSG and HS + slen + hlen + 4 <= reclen
+            ok = (rseq == seq and kind in _MSG_KINDS and HS + slen + hlen + 4 <= reclen
                   and end + 4 <= len(buf) and crc32(buf[p:end]) == _CRC.unpack_from(buf, end)[0])
         except struct.error:
             ok = False
@@ -385,6 +422,15 @@ class FileStore(StoreCore):
             return None
         q = p + HS
         subject = buf[q:q + slen].decode()
+        if kind == K_MSGZ:
+            if full:
+                try:
+                    hdr, data = _unz(buf, q + slen, end)
+                except ValueError:
+                    self._corrupt_on_read(seg, off, seq)
+                    return None
+                return new_msg(seq, subject, hdr, data, ts)
+            return (seq, subject, _zsize(buf, q + slen, slen), ts, ttl)
         if full:
             q += slen
             return new_msg(seq, subject, bytes(buf[q:q + hlen]), bytes(buf[q + hlen:end]), ts)
@@ -464,12 +510,15 @@ class FileStore(StoreCore):
                     if len(buf) < p + HS:
                         continue
                 reclen, kind, rseq, ts, ttl, slen, hlen = _unpack_hdr(buf, p)
-                if rseq != base + i or kind != K_MSG:
+                if rseq != base + i or (kind != K_MSG and kind != K_MSGZ):
                     continue
-                if p + HS + slen > len(buf):
+                if p + HS + slen + _ZSUB.size > len(buf):
                     buf, p = self._rec_buf(seg, off)
                 subject = buf[p + HS:p + HS + slen].decode(errors="surrogateescape")
-                yield (rseq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
+                if kind == K_MSGZ:
+                    yield (rseq, subject, _zsize(buf, p + HS + slen, slen), ts, ttl)
+                else:
+                    yield (rseq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
 
     def _b_prev_same(self, seq: int) -> int:
         seg = self._locate(seq)
@@ -632,9 +681,21 @@ class FileStore(StoreCore):
         if hdr is None:
             hdr = b""
         sb = subject.encode()
-        rec = b"".join((
-            _pack_hdr(HS + len(sb) + len(hdr) + len(data) + 4, K_MSG, seq, ts, ttl_ns, len(sb), len(hdr)),
-            sb, hdr, data))
+        z = None
+        if self._compress and len(hdr) + len(data) >= _MIN_Z:
+            z = bytes(_cramjam().snappy.compress_raw(hdr + data))
+            if len(z) + _ZSUB.size >= len(hdr) + len(data) and not _Z_ALWAYS:
+                z = None  # incompressible: kept plain
+        if z is None:
+            rec = b"".join((
+                _pack_hdr(HS + len(sb) + len(hdr) + len(data) + 4, K_MSG, seq, ts, ttl_ns, len(sb), len(hdr)),
+                sb, hdr, data))
+            size = len(rec) + 4 - HS + (30 if hdr else 26)  # == msg_size(subject, hdr, data)
+        else:
+            rec = b"".join((
+                _pack_hdr(HS + len(sb) + _ZSUB.size + len(z) + 4, K_MSGZ, seq, ts, ttl_ns, len(sb), 0),
+                sb, _ZSUB.pack(len(hdr), len(data)), z))
+            size = len(sb) + len(hdr) + len(data) + 4 + (30 if hdr else 26)
         ss = self._subj.get(subject)
         tail.offs.append(tail.size + len(wbuf))
         # A stale (negative) last means "unknown": store no link rather than a wrong one.
@@ -648,7 +709,7 @@ class FileStore(StoreCore):
         if self._msgs == 0:
             self._first = seq
         self._msgs += 1
-        self._bytes += len(rec) + 4 - HS + (30 if hdr else 26)  # == msg_size(subject, hdr, data)
+        self._bytes += size
         self._last = seq
         self._last_ts = ts
         if ss is None:
@@ -742,7 +803,7 @@ class FileStore(StoreCore):
             reclen, kind, seq, _ts, _ttl, _sl, _hl = _HDR.unpack_from(data, pos)
             if kind not in _KINDS or reclen < HS + 4 or pos + reclen > len(data):
                 return
-            if kind == K_MSG or kind == K_ERASED:
+            if kind == K_MSG or kind == K_ERASED or kind == K_MSGZ:
                 i = seq - seg.first
                 if not (0 <= i < len(offs) and seg.offs[i] == pos and seq >= first):
                     pos += reclen
@@ -1153,13 +1214,14 @@ class FileStore(StoreCore):
                 self._damaged(seg, pos, end, None, apply, last_seg, torn=True)
                 return
             reclen, kind, seq, ts, ttl, slen, hlen = _HDR.unpack_from(buf, p)
-            sane = kind in _KINDS and HS + slen + hlen + 4 <= reclen <= _MAX_REC
+            sane = kind in _KINDS and HS + slen + hlen + 4 <= reclen <= _MAX_REC and (
+                kind != K_MSGZ or HS + slen + _ZSUB.size + 4 <= reclen)
             if sane and pos + reclen > end:
                 # Either the write was cut short, or the length field itself is damaged and
                 # good records follow: only a search tells the two apart.
                 nxt = self._resync(fd, pos + 1, end)
                 if nxt < 0:
-                    self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=True)
+                    self._damaged(seg, pos, end, seq if kind in _MSG_KINDS else None, apply, last_seg, torn=True)
                     return
                 self._report_damage(seg, pos, nxt - pos, apply)
                 pos = nxt
@@ -1172,11 +1234,11 @@ class FileStore(StoreCore):
                 if sane and nxt == end and last_seg and end == seg.size:
                     # The newest record is bad: cut it off like a torn write, so new records
                     # do not sit behind garbage.
-                    self._damaged(seg, pos, end, seq if kind == K_MSG else None, apply, last_seg, torn=False)
+                    self._damaged(seg, pos, end, seq if kind in _MSG_KINDS else None, apply, last_seg, torn=False)
                     return
                 if sane and (nxt == end or self._valid_at(fd, nxt, end)):
                     self._report_damage(seg, pos, reclen, apply)
-                    if kind == K_MSG:
+                    if kind in _MSG_KINDS:
                         self._gap_hint = seq
                     pos = nxt
                     continue
@@ -1189,7 +1251,7 @@ class FileStore(StoreCore):
                 continue
             if apply:
                 self._replayed = True
-            if kind == K_MSG or kind == K_ERASED:
+            if kind == K_MSG or kind == K_ERASED or kind == K_MSGZ:
                 if pos >= covered:
                     fresh = not seg.offs
                     if fresh:
@@ -1204,7 +1266,7 @@ class FileStore(StoreCore):
                         seg.offs.extend(array("Q", [NONE]) * gap)
                         seg.prev.extend(array("I", [0]) * gap)
                     back = 0
-                    if apply and kind == K_MSG:
+                    if apply and kind != K_ERASED:
                         ps = self._subj.get(buf[p + HS:p + HS + slen].decode())
                         if ps is not None and 0 < ps[2] and seq - ps[2] < _MAX_BACK:
                             back = seq - ps[2]
@@ -1226,7 +1288,8 @@ class FileStore(StoreCore):
                     else:
                         q = p + HS
                         subject = buf[q:q + slen].decode()
-                        self._acct_add(seq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
+                        size = _zsize(buf, q + slen, slen) if kind == K_MSGZ else reclen - HS + (30 if hlen else 26)
+                        self._acct_add(seq, subject, size, ts, ttl)
             elif apply:
                 if kind == K_DEL:
                     self._replay_del(seq, buf[p + HS:p + HS + slen].decode(), ttl)
@@ -1345,6 +1408,15 @@ class FileStore(StoreCore):
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # ================================================================ introspection for tools
+
+    def set_compression(self, compression: str) -> None:
+        """Compress the records stored from now on ("s2") or not ("none"); records already
+        written keep their form (as nats-server, which applies a change to new blocks)."""
+        self._compress = compression == "s2"
+
+    @property
+    def compression(self) -> str:
+        return "s2" if self._compress else "none"
 
     def segment_count(self) -> int:
         return len(self._segs)
