@@ -37,6 +37,10 @@ def test_pause_until_is_normalised_to_utc_and_bad_times_are_invalid_json() -> No
     c = ConsumerConfig.from_json({"pause_until": "2030-01-02T03:04:05.5+02:00"})
     assert c.pause_until == "2030-01-02T01:04:05.5Z"
     assert c.to_json()["pause_until"] == "2030-01-02T01:04:05.5Z"
+    # at or before the Unix epoch the time is still kept as given (nats-py resumes with the epoch)
+    assert ConsumerConfig.from_json({"pause_until": "1970-01-01T01:00:00+01:00"}).pause_until == "1970-01-01T00:00:00Z"
+    assert ConsumerConfig.from_json({"pause_until": "1969-12-31T23:59:59.25Z"}).pause_until == "1969-12-31T23:59:59.25Z"
+    assert ConsumerConfig.from_json({"pause_until": "0001-01-01T00:00:00Z"}).pause_until_ns == 0
     for bad in ("tomorrow", 5, True):
         with pytest.raises(ApiError) as e:
             ConsumerConfig.from_json({"pause_until": bad})

@@ -105,6 +105,16 @@ async def transcript(url: str) -> list[Any]:
         out.append(("advisory", _clean(json.loads((await adv.next_msg(timeout=3)).data))))
         out.append(("not json resumes", await _api(nc, "$JS.API.CONSUMER.PAUSE.S.P", b"hello")))
         out.append(("advisory", _clean(json.loads((await adv.next_msg(timeout=3)).data))))
+        # nats-py's own calls (resume sends the Unix epoch: a time long past, kept as given)
+        r = await js.pause_consumer("S", "P", "2099-06-01T00:00:00Z")
+        out.append(("nats-py pause", r.paused, r.pause_until, bool(r.pause_remaining)))
+        out.append(("advisory", _clean(json.loads((await adv.next_msg(timeout=3)).data))))
+        r = await js.resume_consumer("S", "P")
+        out.append(("nats-py resume", r.paused, r.pause_until, r.pause_remaining))
+        out.append(("advisory", _clean(json.loads((await adv.next_msg(timeout=3)).data))))
+        ci = await js.consumer_info("S", "P")
+        out.append(("nats-py info", ci.config.pause_until if hasattr(ci.config, "pause_until") else None,
+                    getattr(ci, "paused", None)))
         # hostile requests: only the error codes are compared (the decoder texts are Go's)
         for subj, body in (("$JS.API.CONSUMER.PAUSE.S.NOPE", b"{}"), ("$JS.API.CONSUMER.PAUSE.NOPE.P", b"{}"),
                            ("$JS.API.CONSUMER.PAUSE.S.P", b'{"pause_until":"tomorrow"}'),
@@ -156,6 +166,8 @@ async def test_pause_transcript_on_ours(tmp_path: Path) -> None:
     assert t["served after resume"][0] == [b"m0", b"m1", b"m2"]
     assert t["info past"][0]["config"]["pause_until"] == "2000-01-01T00:00:00Z"
     assert "paused" not in t["info past"][0]
+    assert t["nats-py pause"] == (True, "2099-06-01T00:00:00Z", True)
+    assert t["nats-py resume"] == (False, "1970-01-01T00:00:00Z", None)
     assert t["served at the deadline"] == (b"late",)
     assert t["advisory brief"] == (True,) and t["advisory end"] == (False,)
     assert t["push resumed"][0] == [b"m0", b"m1", b"m2", b"late", b"push"]

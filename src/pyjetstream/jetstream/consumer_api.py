@@ -16,7 +16,7 @@ import secrets
 import string
 from typing import Any
 
-from pyjetstream.gotime import ZERO_TIME, format_rfc3339, parse_rfc3339
+from pyjetstream.gotime import ZERO_TIME
 from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
 from pyjetstream.jetstream.api import ApiRequest
 from pyjetstream.jetstream.consumer_config import (
@@ -26,6 +26,7 @@ from pyjetstream.jetstream.consumer_config import (
     apply_defaults,
     check_config,
     check_update,
+    utc_text,
 )
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
@@ -353,10 +354,11 @@ def _pause_until(payload: bytes) -> str | None:
     if not isinstance(v, str):
         raise errors.invalid_json("Time.UnmarshalJSON: input is not a JSON string")
     try:
-        ns = parse_rfc3339(v)
+        text = utc_text(v)
     except ValueError:
         raise errors.invalid_json(f"parsing time {json.dumps(v)} as \"2006-01-02T15:04:05Z07:00\"") from None
-    return format_rfc3339(ns) if ns else None
+    # Go's zero time lifts the pause; any other time, even long past, is kept (not paused)
+    return None if text == ZERO_TIME else text
 
 
 def consumer_pause(req: ApiRequest) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyjetstream.gotime import format_duration, format_rfc3339, parse_rfc3339
+from pyjetstream.gotime import ZERO_TIME, format_duration, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import is_reserved_subject, is_valid_name
@@ -38,6 +39,21 @@ REPLAY_POLICIES = ("instant", "original")
 PRIORITY_POLICIES = ("", "none", "overflow", "pinned_client")
 PINNED_TTL_DEFAULT = 120 * NS
 GROUP_NAME = re.compile(r"[a-zA-Z0-9/_=-]{1,16}")
+
+def utc_text(text: str) -> str:
+    """An RFC 3339 time as nats-server echoes a time.Time: in UTC, the fraction without trailing
+    zeros. Times at or before the Unix epoch keep their value (format_rfc3339 reads 0 or less
+    as Go's zero time); year 1 or before is Go's zero time. ValueError when not a time."""
+    ns = parse_rfc3339(text)
+    if ns > 0:
+        return format_rfc3339(ns)
+    if int(text[:4]) <= 1:
+        return ZERO_TIME
+    secs, frac = divmod(ns, NS)
+    d = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs)
+    base = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    return base + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
+
 
 def invalid_policy(text: str) -> ApiError:
     return errors.consumer_invalid_policy(err=text)
@@ -188,7 +204,7 @@ class ConsumerConfig:
             parse_rfc3339(self.opt_start_time)
         if self.pause_until is not None:
             # nats-server keeps the deadline in UTC and echoes it so
-            self.pause_until = format_rfc3339(parse_rfc3339(self.pause_until))
+            self.pause_until = utc_text(self.pause_until)
 
     def to_json(self) -> dict[str, Any]:
         """nats-server's field order and omitempty rules."""
