@@ -61,8 +61,8 @@ def test_config_checks_and_defaults() -> None:
     assert config_error({"priority_groups": ["A"]}) == 10196
     assert config_error({"priority_timeout": NS}) == 10197
     with pytest.raises(ApiError) as e:
-        ConsumerConfig.from_json({"priority_policy": "prioritized", "priority_groups": ["A"]})
-    assert e.value.err_code == 10025  # not implemented: refused, never ignored
+        ConsumerConfig.from_json({"priority_policy": "first", "priority_groups": ["A"]})
+    assert e.value.err_code == 10025
     c = ConsumerConfig.from_json({**PIN, "priority_timeout": 0})
     apply_defaults(c)
     assert c.priority_timeout == 120 * NS
@@ -177,3 +177,20 @@ def test_pin_header_is_added_to_a_message_with_headers() -> None:
     c.poll(clock.now)
     msgs, _, _ = split(c)
     assert msgs[0].hdr == f"NATS/1.0\r\nX: 1\r\nNats-Pin-Id: {c.pin_id}\r\n\r\n".encode()
+
+
+def test_prioritized_serves_the_lowest_priority_first_and_round_robins_within_one() -> None:
+    clock, store = FakeClock(), MemStore()
+    c = make({"durable_name": "R", "ack_policy": "explicit", "priority_policy": "prioritized",
+              "priority_groups": ["A"]}, store, clock)
+    pull(c, "_I.p5", clock.now, group="A", priority=5, batch=2)
+    pull(c, "_I.p1", clock.now, group="A", priority=1)
+    pull(c, "_I.p5b", clock.now, group="A", priority=5)
+    c.on_pull_request("_I.none", b"1", clock.now)  # no priority group: after every priority
+    pull(c, "_I.p0", clock.now, group="A")  # priority 0 is the default
+    assert [w.reply for w in c.waiting] == ["_I.p0", "_I.p1", "_I.p5", "_I.p5b", "_I.none"]
+    fill(store, clock, 6)
+    assert c.poll(clock.now) == 6
+    msgs, _, _ = split(c)
+    # _I.p5 gets one, goes behind _I.p5b (same priority), and gets its second after it
+    assert [m.dest for m in msgs] == ["_I.p0", "_I.p1", "_I.p5", "_I.p5b", "_I.p5", "_I.none"]

@@ -195,6 +195,24 @@ async def transcript(url: str) -> list[Any]:
         out.append(("after timeout", await _pull(nc, pins, "T", {"batch": 1, "expires": 2_000_000_000,
                                                                 "group": "G"})))
         out.append(("advisory", await _pin_event(adv, pins)))
+        # prioritized (2.12): requests waiting on a caught-up consumer, then messages arrive
+        r = await _create(nc, pins, "R", priority_policy="prioritized", priority_groups=["A"],
+                          deliver_policy="new")
+        out.append(("prioritized info", r["config"], r.get("priority_groups")))
+        subs = {}
+        for label, body in (("p5", {"batch": 2, "expires": 3_000_000_000, "group": "A", "priority": 5}),
+                            ("p1", {"batch": 1, "expires": 3_000_000_000, "group": "A", "priority": 1}),
+                            ("p5b", {"batch": 1, "expires": 3_000_000_000, "group": "A", "priority": 5})):
+            inbox = nc.new_inbox()
+            subs[label] = await nc.subscribe(inbox)
+            await nc.publish("$JS.API.CONSUMER.MSG.NEXT.S.R", json.dumps(body).encode(), reply=inbox)
+        await nc.flush()
+        for i in range(4):
+            await js.publish(f"s.r{i}", b"r%d" % i)
+        got = {}
+        for label, n in (("p1", 1), ("p5", 2), ("p5b", 1)):
+            got[label] = [(await subs[label].next_msg(timeout=3)).data for _ in range(n)]
+        out.append(("prioritized order", got))
     finally:
         await nc.close()
     return out
@@ -242,6 +260,7 @@ async def test_priority_groups_transcript_on_ours(tmp_path: Path) -> None:
         "consumer_group_pinned"]
     assert t["advisory timeout"][0][0]["reason"] == "timeout"
     assert t["after timeout"][0][0] == [("msg", b"m1", "pin4")]
+    assert t["prioritized order"][0][0] == {"p1": [b"r0"], "p5": [b"r1", b"r3"], "p5b": [b"r2"]}
 
 
 @pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")

@@ -33,6 +33,7 @@ from pyjetstream.subjects import is_subset, subject_matches
 FC_MAX_PENDING = 32 * 1024 * 1024  # flow-control window limit; the window starts at 1/16
 ACK_WAIT_DELAY = 1 * MS  # fire redelivery checks a little late so bursts share one wake-up
 
+_NO_PRIORITY = 1 << 31  # where a `prioritized` consumer queues a request without a priority group
 _ACK = b"+ACK"
 _OK = b"+OK"
 _NAK = b"-NAK"
@@ -821,7 +822,10 @@ class Consumer:
             reply=reply, n=batch, max_bytes=max_bytes, expires=now + expires if expires else 0,
             no_wait=no_wait, hb=hb, hb_at=now + hb if hb else 0, received=now, pg=pg,
         )
-        self.waiting.append(wr)
+        if policy == "prioritized":
+            self._insert_prioritized(wr)
+        else:
+            self.waiting.append(wr)
 
     def _process_waiting(self, now: int, eos: bool, stalled: bool = False, paused: bool = False) -> int:
         """Expire requests (408), drop ones nobody listens for, send due heartbeats.
@@ -921,8 +925,12 @@ class Consumer:
                 wr.delivered += 1
                 self.waiting.popleft()
                 if wr.n > 0:
-                    # Round-robin among waiting requests, as nats-server does.
-                    self.waiting.append(wr)
+                    # Round-robin among waiting requests, as nats-server does; `prioritized`
+                    # round-robins within the request's priority only.
+                    if policy == "prioritized":
+                        self._insert_prioritized(wr)
+                    else:
+                        self.waiting.append(wr)
                     if wr.hb:
                         wr.hb_at = now + wr.hb
                 return wr
@@ -941,6 +949,16 @@ class Consumer:
         pg.id = self.pin_id
         self.advisories.append(advisories.consumer_group_pinned(
             self.account_name, self.stream_name, self.name, pg.group, self.pin_id))
+
+    def _insert_prioritized(self, wr: PullRequest) -> None:
+        """`prioritized` (2.12): the queue is kept in priority order (0 first; a request without
+        a priority group last), first come first served within one priority."""
+        p = wr.pg.priority if wr.pg is not None else _NO_PRIORITY
+        for i, other in enumerate(self.waiting):
+            if (other.pg.priority if other.pg is not None else _NO_PRIORITY) > p:
+                self.waiting.insert(i, wr)
+                return
+        self.waiting.append(wr)
 
     def _wrong_pin(self, wr: PullRequest) -> None:
         self.outbox.append(Status(wr.reply, "", status_hdr(423, "Nats-Wrong-Pin-Id", [

@@ -35,8 +35,7 @@ MAX_METADATA_LEN = 128 * 1024
 DELIVER_POLICIES = ("all", "last", "new", "by_start_sequence", "by_start_time", "last_per_subject")
 ACK_POLICIES = ("none", "all", "explicit")
 REPLAY_POLICIES = ("instant", "original")
-# nats-server 2.12's "prioritized" policy is not implemented: refused rather than ignored
-PRIORITY_POLICIES = ("", "none", "overflow", "pinned_client")
+PRIORITY_POLICIES = ("", "none", "overflow", "pinned_client", "prioritized")
 PINNED_TTL_DEFAULT = 120 * NS
 GROUP_NAME = re.compile(r"[a-zA-Z0-9/_=-]{1,16}")
 
