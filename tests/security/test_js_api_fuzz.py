@@ -40,11 +40,12 @@ CONSUMER_FIELDS = ["durable_name", "name", "description", "deliver_policy", "opt
                    "replay_policy", "rate_limit_bps", "sample_freq", "max_waiting", "max_ack_pending",
                    "idle_heartbeat", "flow_control", "headers_only", "max_batch", "max_expires", "max_bytes",
                    "deliver_subject", "deliver_group", "inactive_threshold", "num_replicas", "mem_storage",
-                   "direct", "metadata", "pause_until"]
+                   "direct", "metadata", "pause_until", "priority_groups", "priority_policy", "priority_timeout"]
 REQUEST_FIELDS = ["offset", "subject", "seq", "keep", "filter", "last_by_subj", "next_by_subj", "no_erase",
                   "deleted_details", "subjects_filter", "batch", "expires", "max_bytes", "no_wait",
                   "idle_heartbeat", "multi_last", "start_time", "up_to_seq", "up_to_time", "no_hdr",
-                  "stream_name", "config", "action"]
+                  "stream_name", "config", "action", "pause_until", "group", "min_pending", "min_ack_pending",
+                  "id", "priority"]
 
 # raw tokens json.dumps cannot produce; swapped in after dumping
 RAW = {"__1e400__": "1e400", "__-1e400__": "-1e400", "__nan__": "NaN", "__inf__": "Infinity", "__1e3__": "1e3",
@@ -59,7 +60,8 @@ scalars = st.one_of(
     st.sampled_from(["", "x", "F", "C", "a.b", "*", ">", "a/b", "..", "\x00", "%" * 255, "é" * 200,
                      "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1s", "s2",
                      "limits", "workqueue", "interest", "memory", "file", "new", "old", "explicit", "all", "none",
-                     "by_start_sequence", "by_start_time", "last_per_subject", "create", "update"]),
+                     "by_start_sequence", "by_start_time", "last_per_subject", "create", "update",
+                     "overflow", "pinned_client", "prioritized", "A"]),
     st.text(max_size=20),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
@@ -86,6 +88,7 @@ SUBJECTS = [
     "$JS.API.CONSUMER.CREATE.F.C.f.>", "$JS.API.CONSUMER.DURABLE.CREATE.F.C", "$JS.API.CONSUMER.INFO.F.C",
     "$JS.API.CONSUMER.NAMES.F", "$JS.API.CONSUMER.LIST.F", "$JS.API.CONSUMER.DELETE.F.C",
     "$JS.API.CONSUMER.MSG.NEXT.F.P", "$JS.API.STREAM.LEADER.STEPDOWN.F", "$JS.API.CONSUMER.PAUSE.F.C",
+    "$JS.API.CONSUMER.UNPIN.F.C",
 ]
 
 
