@@ -1,6 +1,7 @@
 """No single request, however expensive, holds the event loop: while clients flood the most
 expensive JetStream API calls on a big stream (wildcard gets that must scan, subject details
-over many subjects, filtered purges, consumer pending counts) and the monitoring listings of a
+over many subjects, filtered purges, consumer pending counts, a stream update that trims) and
+the monitoring listings of a
 connection with 20000 subscriptions, a bystander's request/reply pings stay fast.
 
 The server runs in-process so that the test can also watch the loop itself: a task that
@@ -170,6 +171,11 @@ async def _clients(url: str, http: str) -> tuple[list[int], float]:
         for body in ({"filter": "p.*.x", "keep": 2}, {"filter": "p.1*.x"}, {"filter": "p.>", "seq": 100_000}):
             r = json.loads((await nc.request("$JS.API.STREAM.PURGE.P", json.dumps(body).encode(), timeout=60)).data)
             assert r.get("success") is True, r
+        # then a limit lowered by an update, which trims the stream in slices before answering
+        cfg = json.loads((await nc.request("$JS.API.STREAM.INFO.P", b"", timeout=60)).data)["config"]
+        cfg["max_msgs_per_subject"] = 1
+        r = json.loads((await nc.request("$JS.API.STREAM.UPDATE.P", json.dumps(cfg).encode(), timeout=60)).data)
+        assert r["state"]["messages"] == r["state"]["num_subjects"], r["state"]
 
     async def monitor_flood() -> None:
         async with aiohttp.ClientSession() as session:

@@ -161,7 +161,7 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
     return info
 
 
-def stream_update(req: ApiRequest) -> dict[str, Any]:
+def stream_update(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     cfg = _config_from_request(req)
     old = req.jsa.streams.get(cfg.name)
     if old is not None:  # else update_stream answers "stream not found"
@@ -170,6 +170,9 @@ def stream_update(req: ApiRequest) -> dict[str, Any]:
         check_limits_update(old.config.consumer_limits, cfg.consumer_limits,
                             [(n, c.config) for n, c in old.consumers.items()])
     stream = req.jsa.js.update_stream(req.jsa, cfg)
+    if stream.limits_due:
+        # lower limits may remove most of the stream: trimmed in slices, answered after
+        yield from stream.limits_job()
     req.durable_stream = stream  # limits may have removed messages
     return stream.info()
 

@@ -141,6 +141,8 @@ class Stream:
         self.atomic: AtomicBatches | None = None  # created by the first batch message
         self.schedules: schedule.MsgSchedules | None = None  # with allow_msg_schedules
         self._counter_val = 0  # the total the last counter publish stored, for its PubAck
+        self.limits_due = False  # an update changed the limits; limits_job has not run yet
+        self._trimming = False
         self._refresh_fast_path()
 
     # ------------------------------------------------------------------ wiring
@@ -593,21 +595,26 @@ class Stream:
         cfg = self.config
         store = self.store
         removed = False
+        # while limits_job trims after an update, a publish removes only a few (it stays
+        # ahead of the stream's growth); the job removes the rest in slices
+        budget = 4 if self._trimming else -1
         if cfg.max_msgs_per_subject > 0 and store.subject_msgs(subject) > cfg.max_msgs_per_subject:
             ss = store.subjects_state(subject).get(subject)
-            while ss is not None and ss.msgs > cfg.max_msgs_per_subject:
+            while ss is not None and ss.msgs > cfg.max_msgs_per_subject and budget != 0:
                 store.remove_msg(ss.first)
                 removed = True
+                budget -= 1
                 ss = store.subjects_state(subject).get(subject)
         if cfg.max_msgs > 0 or cfg.max_bytes > 0:
             # the store's counters, not state(): that reads the first record for its timestamp
-            while store.num_msgs > 0 and (
+            while store.num_msgs > 0 and budget != 0 and (
                 (cfg.max_msgs > 0 and store.num_msgs > cfg.max_msgs)
                 or (cfg.max_bytes > 0 and store.num_bytes > cfg.max_bytes)
             ):
                 if not store.remove_msg(store.first_seq):
                     break
                 removed = True
+                budget -= 1
         if removed:
             self._notify_removed(False)
 
@@ -930,7 +937,11 @@ class Stream:
         if new.max_msgs != old.max_msgs or new.max_bytes != old.max_bytes or (
             new.max_msgs_per_subject != old.max_msgs_per_subject
         ):
-            self._enforce_all_limits()
+            # trimming may remove most of the stream: the API's update job does it in slices
+            # (limits_job); should nobody, the next loop pass starts it
+            self.limits_due = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._trim_if_due)
         if new.max_age != old.max_age and new.max_age:
             self.expire(self.clock())
             self._arm_expiry(self.clock())
@@ -938,28 +949,59 @@ class Stream:
     def apply_limits(self) -> None:
         """Bring the stored messages within the config's limits (after recovery: a config
         edited by hand, or a crash between storing and trimming)."""
-        self._enforce_all_limits()
+        fair.run_now(self.limits_job())
 
-    def _enforce_all_limits(self) -> None:
+    def _trim_if_due(self) -> None:
+        if self.limits_due and not self.closed:
+            fair.start(self.limits_job(), lambda _r, e: e and log.error(
+                "stream %s: trimming to new limits failed: %s", self.name, e))
+
+    def limits_job(self) -> fair.Job[None]:
+        """Remove what the config's message, byte and per-subject limits no longer allow, in
+        slices: one pass over the stream for the per-subject limit (each subject loses its
+        oldest), then the oldest messages for the stream-wide ones."""
+        self.limits_due = False
+        self._trimming = True
+        try:
+            removed = yield from self._trim()
+        finally:
+            self._trimming = False
+        if removed:
+            self._notify_removed(False)
+
+    def _trim(self) -> fair.Job[bool]:
         cfg = self.config
         store = self.store
         removed = False
         if cfg.max_msgs_per_subject > 0:
-            for subj, ss in store.subjects_state(">").items():
-                extra = ss.msgs - cfg.max_msgs_per_subject
-                if extra > 0:
-                    removed = store.purge(subj, 0, cfg.max_msgs_per_subject) > 0 or removed
-        if cfg.max_msgs > 0 or cfg.max_bytes > 0:
-            st = store.state()
-            while st.msgs and ((cfg.max_msgs > 0 and st.msgs > cfg.max_msgs) or (
-                cfg.max_bytes > 0 and st.bytes > cfg.max_bytes
-            )):
-                if not store.remove_msg(st.first_seq):
-                    break
-                removed = True
-                st = store.state()
-        if removed:
-            self._notify_removed(False)
+            extra: dict[str, int] = {}
+            for ssubj, ss in (yield from fair.subjects_state(self, ">")).items():
+                if ss.msgs > cfg.max_msgs_per_subject:
+                    extra[ssubj] = ss.msgs - cfg.max_msgs_per_subject
+            seq, last = store.first_seq, store.last_seq
+            while extra and seq <= last:
+                end = seq + fair.WINDOW - 1
+                for s, subj in store.subjects_in(seq, end):
+                    n = extra.get(subj)
+                    if n and store.remove_msg(s):
+                        removed = True
+                        if n == 1:
+                            del extra[subj]
+                        else:
+                            extra[subj] = n - 1
+                seq = end + 1
+                yield from fair.pause(self)
+                store = self.store
+        n = 0
+        while store.num_msgs and ((cfg.max_msgs > 0 and store.num_msgs > cfg.max_msgs) or (
+                cfg.max_bytes > 0 and store.num_bytes > cfg.max_bytes)):
+            if not store.remove_msg(store.first_seq):
+                break
+            removed = True
+            n += 1
+            if n % 256 == 0:
+                yield from fair.pause(self)
+        return removed
 
     def stop(self, delete: bool = False) -> None:
         """Stop capturing, cancel timers, stop consumers, then close (or delete) the store."""
@@ -1120,7 +1162,6 @@ class SourceLink:
         self._apply(seq, subject, hdr, payload, ts)
 
     RETRY_DELAY = 1.0  # seconds before a link refused by its target's limits tries again
-
     def _apply(self, seq: int, subject: str, hdr: bytes, payload: bytes, ts: int) -> bool:
         """Copy one message; False when the target refused it (the link then stalls and
         retries from this message, as nats-server's source consumers do)."""
@@ -1167,3 +1208,4 @@ class SourceLink:
         if self.spec_transforms:
             out["subject_transforms"] = [dict(tr) for tr in self.spec_transforms]
         return out
+

@@ -590,6 +590,11 @@ class StoreCore:
                     break
         return out
 
+    def subjects_in(self, start: int, end: int) -> list[tuple[int, str]]:
+        """(seq, subject) of every live message in [start, end], ascending."""
+        self._check_open()
+        return [(seq, s) for seq, s, _sz, _ts, _ttl in self._b_iter(max(start, self._first), min(end, self._last))]
+
     def state_in(self, filter_subject: str, start: int, end: int) -> SimpleState:
         """filtered_state restricted to [start, end], by reading records."""
         self._check_open()
