@@ -187,3 +187,39 @@ async def test_runner_pause_arms_the_timer_at_the_deadline_and_resumes_from_it()
     assert json.loads(r.cstore.configs[-1])["config"]["pause_until"] == format_rfc3339(
         clock.wall() - clock.now() + 10 * NS + 30 * NS)
     r.stop()
+
+
+async def test_a_pause_set_through_the_api_survives_a_restart(tmp_path) -> None:
+    import nats
+    from nats.js.api import StorageType, StreamConfig
+
+    from .conftest import start_server
+
+    store_dir = str(tmp_path / "js")
+    srv = await start_server(store_dir)
+    port = srv.port
+    nc = await nats.connect(f"nats://127.0.0.1:{port}")
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="R", subjects=["r.>"], storage=StorageType.FILE))
+        await js.publish("r.x", b"held")
+        await nc.request("$JS.API.CONSUMER.CREATE.R.dur", json.dumps(
+            {"stream_name": "R", "config": {"durable_name": "dur", "ack_policy": "explicit"}}).encode(), timeout=3)
+        r = await js.pause_consumer("R", "dur", "2099-01-01T00:00:00Z")
+        assert r.paused
+    finally:
+        await nc.close()
+        await srv.shutdown()
+    srv = await start_server(store_dir, port)
+    nc = await nats.connect(f"nats://127.0.0.1:{port}")
+    try:
+        info = json.loads((await nc.request("$JS.API.CONSUMER.INFO.R.dur", b"", timeout=3)).data)
+        assert info["paused"] is True and info["config"]["pause_until"] == "2099-01-01T00:00:00Z"
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.R.dur", b'{"batch":1,"no_wait":true}', reply=inbox)
+        m = await sub.next_msg(timeout=3)
+        assert (m.headers or {}).get("Status") == "404"  # still paused: nothing delivered
+    finally:
+        await nc.close()
+        await srv.shutdown()
