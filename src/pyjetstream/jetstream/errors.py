@@ -531,10 +531,6 @@ def mirror_with_start_seq_and_time() -> ApiError:
     return _make('JSMirrorWithStartSeqAndTimeErr')
 
 
-def mirror_with_subject_filters() -> ApiError:
-    return _make('JSMirrorWithSubjectFiltersErr')
-
-
 def mirror_with_subjects() -> ApiError:
     return _make('JSMirrorWithSubjectsErr')
 
