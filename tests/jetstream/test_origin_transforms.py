@@ -214,3 +214,24 @@ async def test_nats_py_source_and_mirror_transforms(tmp_path: Any) -> None:
     finally:
         await nc.close()
         proc.stop()
+
+
+async def test_origin_echo_and_refused_durable_consumer(server: FakeServer, js: Any) -> None:
+    r = await _create(server, "S", sources=[{"name": "O", "filter_subject": "o.>", "subject_transform_dest": "x.>",
+                                             "opt_start_seq": 0, "subject_transforms": []}])
+    assert r["config"]["sources"] == [{"name": "O", "filter_subject": "o.>"}]
+    r = await _create(server, "T", sources=[{"name": "O", "subject_transforms": [{"dest": "t.>"}]}])
+    assert r["config"]["sources"] == [{"name": "O", "subject_transforms": [{"src": "", "dest": "t.>"}]}]
+    r = await _create(server, "U", sources=[{"name": "O", "consumer": {"name": "c", "deliver_subject": "d"}}])
+    assert r["error"]["description"] == "sourcing through a durable consumer is not supported by this server"
+
+
+async def test_mirror_stored_with_extra_keys_is_still_the_same_mirror(server: FakeServer, js: Any) -> None:
+    assert "error" not in await _create(server, "O", subjects=["o.>"])
+    assert "error" not in await _create(server, "M", mirror={"name": "O"})
+    stream = js.accounts["$G"].streams["M"]
+    # as a config written before echoes were normalised would load
+    stream.config.mirror = {"name": "O", "opt_start_seq": 0, "subject_transform_dest": ""}
+    cfg = (await server.api("STREAM.INFO.M"))["config"]
+    r = await server.api("STREAM.UPDATE.M", {**cfg, "mirror": {"name": "O"}, "description": "same mirror"})
+    assert "error" not in r, r

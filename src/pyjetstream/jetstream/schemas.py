@@ -698,7 +698,24 @@ def _check_origin(src: Any, mirror: bool) -> dict[str, Any]:
             parse_rfc3339(t)
         except ValueError:
             raise errors.invalid_json() from None
-    return dict(src)
+    if src.get("consumer"):
+        # 2.14's durable source consumers: refused rather than ignored
+        raise _invalid("sourcing through a durable consumer is not supported by this server")
+    return origin_echo(src)
+
+
+def origin_echo(src: dict[str, Any]) -> dict[str, Any]:
+    """A mirror or source as nats-server echoes it: its StreamSource fields only (unknown keys
+    such as the retired `subject_transform_dest` dropped), empty ones left out, each transform
+    with both `src` and `dest`."""
+    out: dict[str, Any] = {"name": src.get("name")}
+    for k in ("opt_start_seq", "opt_start_time", "filter_subject", "external"):
+        if src.get(k):
+            out[k] = src[k]
+    sts = src.get("subject_transforms")
+    if sts:
+        out["subject_transforms"] = [{"src": tr.get("src") or "", "dest": tr.get("dest") or ""} for tr in sts]
+    return out
 
 
 def _check_origins(c: StreamConfig) -> None:
@@ -806,7 +823,8 @@ def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLi
     # 2.12: a mirror may be dropped, promoting the stream to a normal one (it keeps its
     # messages and may take subjects and sources in the same update); adding or changing one
     # is still refused
-    if c.mirror is not None and c.mirror != old.mirror:
+    # compared as echoed: a config stored before the echo was normalised still matches
+    if c.mirror is not None and (old.mirror is None or c.mirror != origin_echo(old.mirror)):
         raise errors.stream_mirror_not_updatable()
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
