@@ -258,15 +258,15 @@ class MonitorServer:
         # dropped connection), so huge values here just mean "to the end"
         page = rows[offset:offset + limit]
         if subs:
-            for info, c in page:
-                if c is None or not c.subs:
+            for info, owner in page:
+                if owner is None or not owner.subs:
                     continue
-                listed = list(c.subs.values())  # the client may (un)subscribe between slices
+                listed = list(owner.subs.values())  # the client may (un)subscribe between slices
                 out: list[Any] = []
                 for i in range(0, len(listed), fair.SUBJECTS_CHUNK):
                     part = listed[i:i + fair.SUBJECTS_CHUNK]
                     out += ([safe_text(sub.subject) for sub in part] if subs == "list"
-                            else [sub_detail(sub, c.cid) for sub in part])
+                            else [sub_detail(sub, owner.cid) for sub in part])
                     yield from fair.pause()
                 info["subscriptions_list" if subs == "list" else "subscriptions_list_detail"] = out
         return [info for info, _c in page]
