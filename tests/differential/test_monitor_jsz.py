@@ -24,8 +24,10 @@ JSZ_QUERIES = ("", "?accounts=true", "?streams=true", "?consumers=true", "?consu
                "?acc=B&accounts=true", "?accounts=1&streams=1&consumers=1&config=1")
 
 # Field names only we have: config.sync_always says how the store syncs (nats-server 2.10 has
-# the same field; 2.9.10 has none).
-OUR_EXTRAS = {"config.sync_always"}
+# the same field; 2.9.10 has none); a stream's metadata holds the API level its features need
+# (`_nats.req.level`), as nats-server 2.11+ stores it.
+_DETAIL = "account_details.[].stream_detail.[].config."
+OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level"}
 
 CONFIG = """
 accounts {

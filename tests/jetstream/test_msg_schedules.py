@@ -181,3 +181,21 @@ async def test_schedule_survives_a_hard_kill(tmp_path: Any) -> None:
         await nc.close()
     finally:
         proc.stop()
+
+
+async def test_schedule_inside_an_atomic_batch(server: FakeServer, js: Any, clock: FakeClock) -> None:
+    await create(server, allow_atomic=True)
+    stream, _ = wired(js)
+    bh = {"Nats_Batch_Id": "b"}
+    await pub(server, "s.a", b"old", Nats_Schedule=at(clock, 10), Nats_Schedule_Target="s.out")
+    staged = await server.request("s.x", b"1", hdr=hdrs(Nats_Batch_Sequence="1", **bh))
+    assert staged.payload == b""
+    r = await pub(server, "s.a", b"new", Nats_Batch_Sequence="2", Nats_Batch_Commit="1",
+                  Nats_Schedule=at(clock, 5), Nats_Schedule_Target="s.out", **bh)
+    assert r == {"stream": "S", "seq": 3, "batch": "b", "count": 2}
+    assert stream.store.state().msgs == 2  # the implied roll-up replaced the older schedule
+    assert stream.schedules.entries == {"s.a": (3, clock() + 5_000_000_000)}
+    await server.request("s.y", b"1", hdr=hdrs(Nats_Batch_Sequence="1", Nats_Batch_Id="c"))
+    r = await pub(server, "s.y", b"2", Nats_Batch_Sequence="2", Nats_Batch_Commit="1", Nats_Batch_Id="c",
+                  Nats_Schedule="@every 1s", Nats_Schedule_Target="s.out")
+    assert r["error"]["err_code"] == 10189

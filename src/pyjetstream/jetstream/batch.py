@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyjetstream.jetstream import advisories, counter, errors
+from pyjetstream.jetstream import advisories, counter, errors, schedule
+from pyjetstream.jetstream import pubheaders as ph
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.pubheaders import add_header, pub_ack_error
 from pyjetstream.jetstream.schemas import JS_API_LEVEL
 from pyjetstream.jetstream.store.base import StoreError
 
@@ -43,13 +45,6 @@ MAX_BATCH_ID_LEN = 64
 
 # in-flight batches of every stream in this process, as nats-server counts them server-wide
 _inflight_total = 0
-
-def _stream_mod() -> Any:
-    # stream.py imports this module; the reverse import waits until first use
-    from pyjetstream.jetstream import stream
-
-    return stream
-
 
 CallLater = Callable[[float, Callable[[], None]], Any]
 
@@ -76,12 +71,6 @@ def _remove_header(hdr: bytes, key: bytes) -> bytes:
     lines = hdr.split(b"\r\n")
     kept = [ln for ln in lines[1:] if not ln.startswith(key + b":")]
     return b"\r\n".join([lines[0], *kept])
-
-
-def add_header(hdr: bytes, key: bytes, value: bytes) -> bytes:
-    # a header block ends with an empty line; the new one goes before it
-    body = hdr[:-4] if hdr.endswith(b"\r\n\r\n") else hdr.rstrip(b"\r\n")
-    return body + b"\r\n" + key + b": " + value + b"\r\n\r\n"
 
 
 @dataclass
@@ -161,7 +150,7 @@ class AtomicBatches:
 
         def refuse(err: ApiError) -> int:
             if can_respond:
-                s._queue(reply, _stream_mod().pub_ack_error(s.name, err))
+                s._queue(reply, pub_ack_error(s.name, err))
             return 0
 
         try:
@@ -247,7 +236,6 @@ class AtomicBatches:
         s = self.stream
         cfg = s.config
         store = s.store
-        st = _stream_mod()
         inflight: dict[str, _Inflight] = {}
         msg_ids: set[str] = set()
         expected_per_subject: dict[str, int] = {}
@@ -259,22 +247,22 @@ class AtomicBatches:
             if s._transform is not None:
                 subject = s._transform.match(subject) or subject
             hdr = m.hdr
-            h = st._headers(hdr) if b"Nats-" in hdr else {}
-            if st.HDR_EXPECTED_LAST_MSG_ID in h and h[st.HDR_EXPECTED_LAST_MSG_ID]:
+            h = ph.parse_headers(hdr) if b"Nats-" in hdr else {}
+            if ph.HDR_EXPECTED_LAST_MSG_ID in h and h[ph.HDR_EXPECTED_LAST_MSG_ID]:
                 raise errors.by_constant("JSAtomicPublishUnsupportedHeaderBatchErr",
-                                         header=st.HDR_EXPECTED_LAST_MSG_ID)
-            if len(hdr) > st.MAX_HDR_SIZE:
+                                         header=ph.HDR_EXPECTED_LAST_MSG_ID)
+            if len(hdr) > ph.MAX_HDR_SIZE:
                 raise errors.stream_header_exceeds_maximum()
             incr = counter.check_publish(cfg.allow_msg_counter, h, m.payload)
-            exp_stream = h.get(st.HDR_EXPECTED_STREAM)
+            exp_stream = h.get(ph.HDR_EXPECTED_STREAM)
             if exp_stream and exp_stream != s.name:
                 raise errors.stream_not_match()
-            ttl_txt = h.get(st.HDR_TTL)
+            ttl_txt = h.get(ph.HDR_TTL)
             if ttl_txt:
                 if not cfg.allow_msg_ttl:
                     raise errors.message_ttl_disabled()
-                st.parse_msg_ttl(ttl_txt)
-            msg_id = h.get(st.HDR_MSG_ID, "")
+                ph.parse_msg_ttl(ttl_txt)
+            msg_id = h.get(ph.HDR_MSG_ID, "")
             if msg_id:
                 entry = s._dedupe.get(msg_id)
                 if msg_id in msg_ids or (entry is not None and now - entry[1] <= cfg.duplicate_window):
@@ -288,16 +276,16 @@ class AtomicBatches:
                 # the batch's earlier increments of the subject count toward this one
                 base = totals[subject] if subject in totals else counter.current(store, subject)
                 totals[subject] = base + incr
-            exp = h.get(st.HDR_EXPECTED_LAST_SEQ)
+            exp = h.get(ph.HDR_EXPECTED_LAST_SEQ)
             if exp is not None:
                 if not exp.isdigit() or int(exp) != clseq:
                     raise errors.stream_wrong_last_sequence(seq=clseq)
                 if inflight:
                     # only the batch's first message may expect a stream sequence
                     raise errors.by_constant("JSStreamWrongLastSequenceConstantErr")
-            exp = h.get(st.HDR_EXPECTED_LAST_SUBJ_SEQ)
+            exp = h.get(ph.HDR_EXPECTED_LAST_SUBJ_SEQ)
             if exp is not None:
-                subj = h.get(st.HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ) or subject
+                subj = h.get(ph.HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ) or subject
                 if subj in inflight:
                     # the batch already wrote the subject: the expectation could not hold
                     raise errors.by_constant("JSStreamWrongLastSequenceConstantErr")
@@ -309,12 +297,12 @@ class AtomicBatches:
                 if not exp.isdigit() or int(exp) != actual:
                     raise errors.stream_wrong_last_sequence(seq=actual)
                 expected_per_subject[subj] = actual
-            elif h.get(st.HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ):
+            elif h.get(ph.HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ):
                 raise errors.stream_expected_last_seq_per_subject_invalid()
-            if h.get("Nats-Schedule") or h.get("Nats-Schedule-Next") or h.get("Nats-Scheduler"):
-                # schedules are not implemented here: the stream cannot have them enabled
-                raise errors.by_constant("JSMessageSchedulesDisabledErr")
-            rollup = h.get(st.HDR_ROLLUP, "")
+            if b"Nats-Schedule" in hdr:
+                # may add the roll-up a schedule implies, which the checks below then see
+                hdr = m.hdr = schedule.check_publish(s, subject, h, hdr)
+            rollup = h.get(ph.HDR_ROLLUP, "")
             if rollup:
                 if not cfg.allow_rollup_hdrs or cfg.deny_purge:
                     raise errors.stream_rollup_failed(err="rollup not permitted")
@@ -355,7 +343,7 @@ class AtomicBatches:
                 # the checks above make this unexpected (a store-level refusal); what was
                 # stored stays stored, as nats-server leaves it when its store fails mid-batch
                 if reply:
-                    s._queue(reply, _stream_mod().pub_ack_error(s.name, e))
+                    s._queue(reply, pub_ack_error(s.name, e))
                 return 0
             except (StoreError, OSError) as e:
                 return s._store_failed(reply, e)

@@ -31,6 +31,7 @@ from pyjetstream.jetstream.schemas import (
     check_publish_targets,
     check_stream_config,
     check_update,
+    set_static_metadata,
 )
 from pyjetstream.jetstream.seams import Account, AccountLimits, JetStreamSettings, MessageBus, Subscription
 from pyjetstream.jetstream.store import layout
@@ -286,6 +287,7 @@ class JetStream:
         """Create a stream (or return the existing one with an identical config)."""
         cfg = check_stream_config(req_cfg, jsa.byte_limits())
         check_publish_targets(cfg)
+        set_static_metadata(cfg)
         existing = jsa.streams.get(cfg.name)
         if existing is not None:
             if existing.config.to_dict() == cfg.to_dict():
@@ -348,6 +350,7 @@ class JetStream:
         if stream is None:
             raise errors.stream_not_found()
         cfg = check_update(stream.config, req_cfg, jsa.byte_limits())
+        set_static_metadata(cfg)
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)
         self._check_cycles(jsa, cfg)
@@ -426,7 +429,9 @@ class JetStream:
                         info = s.info()
                         item: dict[str, Any] = {"name": s.name, "created": info["created"]}
                         if config:
-                            item["config"] = info["config"]
+                            # the stored config, as nats-server 2.12's /jsz: no server version
+                            # and level in its metadata (those ride in API answers only)
+                            item["config"] = s.config.to_dict()
                         item["state"] = info["state"]
                         if consumers and s.consumers:
                             item["consumer_detail"] = [c.info() for c in s.consumers.values()]
@@ -440,4 +445,3 @@ class JetStream:
             if details:
                 doc["account_details"] = details
         return doc
-

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pyjetstream.gotime import parse_rfc3339
 from pyjetstream.jetstream import errors
-from pyjetstream.jetstream.batch import add_header
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.pubheaders import HDR_ROLLUP, add_header, parse_headers, parse_msg_ttl
 from pyjetstream.subjects import is_valid_literal_subject, subjects_overlap
 
 if TYPE_CHECKING:
@@ -54,8 +54,6 @@ def schedule_time(value: str) -> int | None:
 def check_publish(stream: Stream, subject: str, h: dict[str, str], hdr: bytes) -> bytes:
     """nats-server 2.12's checks of a published message's schedule headers; returns the header
     block to store (a schedule without a roll-up gets `Nats-Rollup: sub`). Raises the ApiError."""
-    from pyjetstream.jetstream.stream import HDR_ROLLUP, parse_msg_ttl
-
     cfg = stream.config
     value = h.get(HDR_SCHEDULE, "")
     if value:
@@ -118,9 +116,7 @@ class MsgSchedules:
         """Track a stored message: a schedule replaces its subject's, any other message
         (except a fired one, which names its scheduler) ends it."""
         if hdr and b"Nats-Schedule:" in hdr:
-            from pyjetstream.jetstream.stream import _headers
-
-            due = schedule_time(_headers(hdr).get(HDR_SCHEDULE, ""))
+            due = schedule_time(parse_headers(hdr).get(HDR_SCHEDULE, ""))
             if due is not None:
                 self.entries[subject] = (seq, due)
                 self._arm()
@@ -182,9 +178,7 @@ class MsgSchedules:
                 m = s.store.load_msg(seq)
                 if m is None:
                     continue
-                from pyjetstream.jetstream.stream import _headers
-
-                h = _headers(m.hdr)
+                h = parse_headers(m.hdr)
                 target = h.get(HDR_SCHEDULE_TARGET, "")
                 if not target:
                     continue

@@ -19,7 +19,13 @@ from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import is_subset, is_valid_subject, subject_matches, subjects_overlap
 
-JS_API_LEVEL = 1  # we implement per-message TTL (level 1); nothing of levels 2+
+# nats-server's JetStream API level: 1 (2.11: TTLs, pause, priority groups) and 2 (2.12.0:
+# counters, atomic batches, schedules, async persist) are implemented; 3 (2.12.6+: window_size)
+# is not, so 2 is the level we claim (docs/design.md)
+JS_API_LEVEL = 2
+REQ_LEVEL_KEY = "_nats.req.level"  # stored with the config: the level its features need
+SERVER_VERSION_KEY = "_nats.ver"  # added to every answer, never stored
+SERVER_LEVEL_KEY = "_nats.level"  # added to every answer, never stored
 JS_MAX_NAME_LEN = 255
 JS_MAX_DESCRIPTION_LEN = 4 * 1024
 JS_MAX_METADATA_LEN = 128 * 1024
@@ -795,6 +801,31 @@ def check_publish_targets(c: StreamConfig) -> None:
     pattern = republish_pattern(dest)
     if any(subjects_overlap(pattern, r) for r in RESERVED_SUBJECTS):
         raise _invalid(f"stream configuration for republish destination can not overlap {RESERVED_TEXT}")
+
+
+def stream_required_level(c: StreamConfig) -> int:
+    """The API level a stream's features need, as nats-server 2.12 computes it."""
+    if c.allow_msg_counter or c.allow_atomic or c.allow_msg_schedules or c.persist_mode == "async":
+        return 2
+    if c.allow_msg_ttl or c.subject_delete_marker_ttl > 0:
+        return 1
+    return 0
+
+
+def set_static_metadata(c: StreamConfig) -> None:
+    """On create and update: the dynamic keys a client echoed back are dropped and the
+    required level is (re)computed and stored, as nats-server's setStaticStreamMetadata."""
+    md = {k: v for k, v in (c.metadata or {}).items() if k not in (SERVER_VERSION_KEY, SERVER_LEVEL_KEY)}
+    md[REQ_LEVEL_KEY] = str(stream_required_level(c))
+    c.metadata = md
+
+
+def with_dynamic_metadata(config: dict[str, Any], version: str) -> dict[str, Any]:
+    """A config echo with the server's version and API level added to its metadata."""
+    md = dict(config.get("metadata") or {})
+    md[SERVER_VERSION_KEY] = version
+    md[SERVER_LEVEL_KEY] = str(JS_API_LEVEL)
+    return {**config, "metadata": md}
 
 
 def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLimits | None = None) -> StreamConfig:

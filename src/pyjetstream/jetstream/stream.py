@@ -20,74 +20,38 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from pyjetstream.gotime import format_duration, format_rfc3339, parse_duration, parse_rfc3339
+from pyjetstream.gotime import format_duration, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import counter, errors, fair, schedule
 from pyjetstream.jetstream.batch import AtomicBatches, batch_id
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.pubheaders import (
+    HDR_EXPECTED_LAST_MSG_ID,
+    HDR_EXPECTED_LAST_SEQ,
+    HDR_EXPECTED_LAST_SUBJ_SEQ,
+    HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ,
+    HDR_EXPECTED_STREAM,
+    HDR_MSG_ID,
+    HDR_ROLLUP,
+    HDR_TTL,
+    MAX_HDR_SIZE,
+    parse_msg_ttl,
+    pub_ack_error,
+)
+from pyjetstream.jetstream.pubheaders import parse_headers as _headers
 from pyjetstream.jetstream.schemas import (
     StreamConfig,
     SubjectTransform,
     is_reserved_subject,
     origin_index_name,
     state_to_dict,
+    with_dynamic_metadata,
 )
 from pyjetstream.jetstream.seams import StreamConsumer, StreamOwner
 from pyjetstream.jetstream.store.base import StoredMsg, StoreError, StreamStore
 from pyjetstream.subjects import subject_matches
+from pyjetstream.version import VERSION
 
 log = logging.getLogger(__name__)
-
-HDR_MSG_ID = "Nats-Msg-Id"
-HDR_EXPECTED_STREAM = "Nats-Expected-Stream"
-HDR_EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
-HDR_EXPECTED_LAST_SUBJ_SEQ = "Nats-Expected-Last-Subject-Sequence"
-HDR_EXPECTED_LAST_SUBJ_SEQ_SUBJ = "Nats-Expected-Last-Subject-Sequence-Subject"
-HDR_EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
-HDR_ROLLUP = "Nats-Rollup"
-HDR_TTL = "Nats-TTL"
-MAX_HDR_SIZE = 65535
-
-_MAX_TTL_S = (2**63 - 1) // 1_000_000_000
-
-
-def parse_msg_ttl(value: str) -> int:
-    """Nats-TTL value to seconds: -1 never, 0 none; raises the 10165 error when invalid."""
-    if value.lower() == "never":
-        return -1
-    try:
-        ns: int | None = parse_duration(value)
-    except ValueError:
-        ns = None
-    if ns is not None:
-        if ns < 1_000_000_000:
-            raise errors.message_ttl_invalid()
-        return ns // 1_000_000_000
-    if value.isascii() and value.isdigit():
-        secs = int(value)
-        # the store keeps the TTL in nanoseconds in a signed 64-bit field
-        if secs > _MAX_TTL_S:
-            raise errors.message_ttl_invalid()
-        return secs
-    raise errors.message_ttl_invalid()
-
-
-def _headers(hdr: bytes) -> dict[str, str]:
-    """First value of each header key (case-sensitive, as nats-server looks them up)."""
-    out: dict[str, str] = {}
-    for line in hdr.split(b"\r\n")[1:]:
-        if not line:
-            continue
-        k, sep, v = line.partition(b":")
-        if sep:
-            key = k.decode("utf-8", "replace").strip()
-            if key not in out:
-                out[key] = v.decode("utf-8", "replace").strip()
-    return out
-
-
-def pub_ack_error(stream: str, err: ApiError) -> bytes:
-    """A refused publish's reply: the error plus the stream name and seq 0, as nats-server sends."""
-    return json.dumps({"error": err.to_dict(), "stream": stream, "seq": 0}, separators=(",", ":")).encode()
 
 
 class Stream:
@@ -848,7 +812,7 @@ class Stream:
         if subjects_filter and subjects is None:
             subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
         out: dict[str, Any] = {
-            "config": self.config.to_dict(),
+            "config": with_dynamic_metadata(self.config.to_dict(), VERSION),
             "created": format_rfc3339(self.created),
             "state": state_to_dict(st, len(self.consumers), subjects),
         }
@@ -1211,4 +1175,3 @@ class SourceLink:
         if self.spec_transforms:
             out["subject_transforms"] = [dict(tr) for tr in self.spec_transforms]
         return out
-
