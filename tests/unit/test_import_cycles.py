@@ -1,7 +1,10 @@
 """No pyjetstream module imports another that imports it back, directly or round a longer loop.
 
-Every import statement counts, deferred ones inside functions included; only the imports under
-`if TYPE_CHECKING:` are left out, since they never run (annotations may name a module's user)."""
+Every import statement counts: deferred ones inside functions, and those under
+`if TYPE_CHECKING:` too. A type-only import never runs, but it still ties the two modules
+together for a reader and for the type checker; where a module must name its user's type, the
+user's side is a Protocol in a module both can import (server.client.ConnectionHost,
+monitoring.view.MonitoredServer, jetstream.seams)."""
 
 from __future__ import annotations
 
@@ -21,15 +24,9 @@ def _modules() -> dict[str, Path]:
 
 def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     pkg = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
@@ -94,3 +91,13 @@ def test_no_import_cycles() -> None:
 
 def test_the_checker_sees_a_deferred_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+
+
+def test_type_only_and_deferred_imports_count(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B\n")
+    (pkg / "b.py").write_text("def f():\n    from pkg import a\n")
+    mods = {"pkg.a": pkg / "a.py", "pkg.b": pkg / "b.py"}
+    assert _imports("pkg.a", mods["pkg.a"], mods) == {"pkg.b"}
+    assert _imports("pkg.b", mods["pkg.b"], mods) == {"pkg.a"}

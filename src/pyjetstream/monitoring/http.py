@@ -26,8 +26,8 @@ from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
 from pyjetstream.version import VERSION
 
 if TYPE_CHECKING:
+    from pyjetstream.monitoring.view import MonitoredServer
     from pyjetstream.server.client import ClientConnection
-    from pyjetstream.server.server import Server
 
 
 def rfc3339(ts: float) -> str:
@@ -61,7 +61,7 @@ def _rss_bytes() -> int:
 
 
 class MonitorServer:
-    def __init__(self, server: Server, closed_keep: int = 10000) -> None:
+    def __init__(self, server: MonitoredServer, closed_keep: int = 10000) -> None:
         self.server = server
         self.closed: deque[dict[str, Any]] = deque(maxlen=closed_keep)
         self.runner: web.AppRunner | None = None
@@ -364,7 +364,7 @@ class MonitorServer:
         return web.Response(body=body, headers={"Content-Type": ctype})
 
 
-def _subsz_page(server: Server, accounts: set[str], test: str, offset: int,
+def _subsz_page(server: MonitoredServer, accounts: set[str], test: str, offset: int,
                 limit: int) -> fair.Job[list[tuple[Any, ClientConnection]]]:
     """One /subsz page of client subscriptions, gathered client by client in slices (the
     subject index cannot be walked across a pause; a client's own table is copied at once)."""

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
-    from pyjetstream.server.server import Server
+    from pyjetstream.monitoring.view import MonitoredServer
 
 log = logging.getLogger("pyjetstream.monitoring")
 
@@ -31,7 +31,7 @@ CONSUMER_LABELS = ["account", "stream", "consumer"]
 class ServerCollector:
     """Core server figures, read from the server's own counters."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: MonitoredServer) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
@@ -52,7 +52,7 @@ class JetStreamCollector:
     """Per-stream and per-consumer gauges, labelled by account/stream/consumer, from the
     same `Stream.info()` and consumer `info()` the JetStream API answers with."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: MonitoredServer) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Any]:
@@ -124,7 +124,7 @@ class _Guarded:
             return []
 
 
-def add_collector(server: Server, collector: Any) -> None:
+def add_collector(server: MonitoredServer, collector: Any) -> None:
     """Expose `collector` (anything with collect(), e.g. a CollectorRegistry) on this server's
     monitoring /metrics, read at every scrape. No-op if the server runs no monitoring port."""
     monitor = server.monitor
@@ -132,13 +132,13 @@ def add_collector(server: Server, collector: Any) -> None:
         monitor.collectors.append(collector)
 
 
-def remove_collector(server: Server, collector: Any) -> None:
+def remove_collector(server: MonitoredServer, collector: Any) -> None:
     monitor = server.monitor
     if monitor is not None and collector in monitor.collectors:
         monitor.collectors.remove(collector)
 
 
-def render_metrics(server: Server, extra: Iterable[Any] = ()) -> tuple[bytes, str]:
+def render_metrics(server: MonitoredServer, extra: Iterable[Any] = ()) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(server))
     registry.register(JetStreamCollector(server))

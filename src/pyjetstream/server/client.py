@@ -15,7 +15,8 @@ import logging
 import re
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sized
+from typing import Any, Protocol
 
 from pyjetstream.protocol.parser import (
     ERR_MAX_PAYLOAD,
@@ -30,12 +31,10 @@ from pyjetstream.protocol.parser import (
     Parser,
     ProtocolError,
 )
-from pyjetstream.server.auth import AuthResult, PermissionChecker, SlowCheck, bcrypt_matches
-from pyjetstream.server.tls import PeerCert, TLSEngine, cipher_name, version_name
-from pyjetstream.subjects import is_valid_literal_subject, is_valid_queue_name, is_valid_subject
-
-if TYPE_CHECKING:
-    from pyjetstream.server.server import Account, Server
+from pyjetstream.server.auth import Authenticator, AuthResult, PermissionChecker, SlowCheck, bcrypt_matches
+from pyjetstream.server.options import AccountConfig, ServerOptions
+from pyjetstream.server.tls import PeerCert, RateCounter, TLSEngine, cipher_name, version_name
+from pyjetstream.subjects import SubjectIndex, is_valid_literal_subject, is_valid_queue_name, is_valid_subject
 
 log = logging.getLogger("pyjetstream.server")
 
@@ -122,8 +121,46 @@ class Subscription:
         self._pre = b""
 
 
+class Account:
+    """An account's subscriptions and connections. It lives here, not in server.py, so that a
+    connection can name it without importing the server that imports the connection."""
+
+    __slots__ = ("name", "sublist", "config", "clients")
+
+    def __init__(self, name: str, config: AccountConfig | None = None) -> None:
+        self.name = name
+        self.sublist: SubjectIndex[Subscription] = SubjectIndex()
+        self.config = config or AccountConfig(name)
+        self.clients: set[ClientConnection] = set()
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs of the server that accepted it (server.Server is the one
+    implementation). Declared here so this module never imports server.py, which imports it."""
+
+    opts: ServerOptions
+    loop: asyncio.AbstractEventLoop
+    auth: Authenticator
+    ssl_context: ssl.SSLContext | None
+    tls_rate: RateCounter | None
+    slow_consumers: int
+
+    @property
+    def clients(self) -> Sized: ...
+    @property
+    def global_account(self) -> Account: ...
+    def lookup_account(self, name: str) -> Account: ...
+    def move_client(self, client: ClientConnection, account: Account) -> None: ...
+    def register_client(self, c: ClientConnection) -> None: ...
+    def unregister_client(self, c: ClientConnection, reason: str) -> None: ...
+    def info_line(self, c: ClientConnection, ldm: bool = False) -> bytes: ...
+    def mark_dirty(self, c: ClientConnection) -> None: ...
+    def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
+              size_tok: bytes, body: bytes, origin: ClientConnection | None, internal: bool = True) -> int: ...
+
+
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, server: Server, cid: int) -> None:
+    def __init__(self, server: ConnectionHost, cid: int) -> None:
         self.server = server
         self.cid = cid
         opts = server.opts

@@ -23,10 +23,10 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pyjetstream.server.auth import Authenticator
-from pyjetstream.server.client import ClientConnection, Subscription
-from pyjetstream.server.options import AccountConfig, ServerOptions
+from pyjetstream.server.client import Account, ClientConnection, Subscription
+from pyjetstream.server.options import ServerOptions
 from pyjetstream.server.tls import RateCounter, build_context
-from pyjetstream.subjects import SubjectIndex, is_valid_subject
+from pyjetstream.subjects import is_valid_subject
 from pyjetstream.version import VERSION
 
 if TYPE_CHECKING:  # started in start(), imported there
@@ -46,16 +46,6 @@ _ONE_OFF_PREFIXES = ("_INBOX.", "$JS.ACK.", "$JS.FC.")
 # also keeps deliver subjects and republish destinations out of them).
 _ACTING_PREFIXES = ("$JS.API.", "$JS.ACK.", "$JS.FC.", "$SYS.")
 _NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
-
-
-class Account:
-    __slots__ = ("name", "sublist", "config", "clients")
-
-    def __init__(self, name: str, config: AccountConfig | None = None) -> None:
-        self.name = name
-        self.sublist: SubjectIndex[Subscription] = SubjectIndex()
-        self.config = config or AccountConfig(name)
-        self.clients: set[ClientConnection] = set()
 
 
 def _note_reply(c: ClientConnection, reply_b: bytes, origin: ClientConnection | None) -> None:
