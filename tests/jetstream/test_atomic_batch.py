@@ -257,3 +257,20 @@ async def test_disabling_atomic_publish_drops_inflight_batches(server: FakeServe
     assert batch_mod._inflight_total == base
     r = await send(server, "o.1", bh("d", 2, "1"))
     assert r["error"]["err_code"] == 10174
+
+
+async def test_staged_bytes_are_capped_server_wide(server: FakeServer, js: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    await create(server, subjects=["o.>"])
+    base = batch_mod._staged_bytes
+    monkeypatch.setattr(batch_mod, "MAX_STAGED_BYTES_TOTAL", base + 3000)
+    server.listening.add("$JS.EVENT.ADVISORY.STREAM.BATCH_ABANDONED.S")
+    assert await send(server, "o.1", bh("a", 1), b"x" * 1000) == ""
+    assert await send(server, "o.1", bh("b", 1), b"x" * 1000) == ""
+    r = await send(server, "o.1", bh("a", 2), b"x" * 1000)
+    assert r["error"] == {"code": 429, "err_code": 10210, "description": "atomic publish too many inflight"}
+    reasons = [json.loads(d.payload)["reason"] for d in server.outbox if "BATCH_ABANDONED" in d.subject]
+    assert reasons == ["large"]
+    # the refused batch gave its bytes back; the other one still commits and frees its own
+    assert (await send(server, "o.1", bh("b", 2, "1"), b"x" * 1000))["count"] == 2
+    assert batch_mod._staged_bytes == base

@@ -45,6 +45,11 @@ MAX_BATCH_ID_LEN = 64
 
 # in-flight batches of every stream in this process, as nats-server counts them server-wide
 _inflight_total = 0
+# Staged messages are held in memory (nats-server keeps them on disk for file streams), so the
+# bytes all batches may hold together are capped: 1000 batches of 1000 messages of 1 MB would
+# otherwise be a terabyte. Beyond the cap a batch is refused as "too many inflight".
+MAX_STAGED_BYTES_TOTAL = 256 * 1024 * 1024
+_staged_bytes = 0
 
 CallLater = Callable[[float, Callable[[], None]], Any]
 
@@ -86,6 +91,7 @@ class AtomicBatch:
 
     staged: list[_Staged] = field(default_factory=list)
     timer: Any = None
+    size: int = 0  # bytes staged, counted in _staged_bytes
 
 
 @dataclass
@@ -118,11 +124,13 @@ class AtomicBatches:
             self._advise(bid, "timeout")
 
     def _drop(self, bid: str) -> None:
-        global _inflight_total
+        global _inflight_total, _staged_bytes
         b = self.batches.pop(bid, None)
         if b is None:
             return
         _inflight_total -= 1
+        _staged_bytes -= b.size
+        b.size = 0
         if b.timer is not None:
             b.timer.cancel()
             b.timer = None
@@ -210,6 +218,14 @@ class AtomicBatches:
             self._advise(bid, "large")
             return refuse(errors.by_constant("JSAtomicPublishTooLargeBatchErrF", size=MAX_BATCH_SIZE))
         if not eob:
+            global _staged_bytes
+            n = len(subject) + len(hdr) + len(payload)
+            if _staged_bytes + n > MAX_STAGED_BYTES_TOTAL:
+                self._drop(bid)
+                self._advise(bid, "large")
+                return refuse(errors.by_constant("JSAtomicPublishTooManyInflight"))
+            _staged_bytes += n
+            b.size += n
             b.staged.append(_Staged(subject, hdr, payload))
         if not commit:
             self._arm(bid, b)
