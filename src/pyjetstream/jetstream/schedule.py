@@ -158,7 +158,10 @@ class MsgSchedules:
             self._timer.cancel()
         self._deadline = deadline
         call_later = self._call_later or asyncio.get_running_loop().call_later
-        self._timer = call_later(delay, self.run)
+        self._timer = call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.run()
 
     def run(self) -> int:
         """Fire every schedule that is due; returns how many messages were stored."""
