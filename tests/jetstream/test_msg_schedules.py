@@ -199,3 +199,24 @@ async def test_schedule_inside_an_atomic_batch(server: FakeServer, js: Any, cloc
     r = await pub(server, "s.y", b"2", Nats_Batch_Sequence="2", Nats_Batch_Commit="1", Nats_Batch_Id="c",
                   Nats_Schedule="@every 1s", Nats_Schedule_Target="s.out")
     assert r["error"]["err_code"] == 10189
+
+
+async def test_a_burst_of_due_schedules_is_fired_in_turns(server: FakeServer, js: Any, clock: FakeClock,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyjetstream.jetstream import schedule as schedule_mod
+
+    monkeypatch.setattr(schedule_mod, "MAX_FIRE_PER_RUN", 2)
+    await create(server)
+    stream, timers = wired(js)
+    for i in range(5):
+        await pub(server, f"s.sched.{i}", b"%d" % i, Nats_Schedule=at(clock, 1), Nats_Schedule_Target=f"s.out.{i}")
+    # a replaced schedule leaves a stale heap entry behind; it must not fire
+    await pub(server, "s.sched.4", b"later", Nats_Schedule=at(clock, 100), Nats_Schedule_Target="s.out.4")
+    clock.advance(2)
+    assert stream.schedules.run() == 2
+    assert timers.delays[-1] == 0.0  # the rest goes on the next loop turn
+    assert stream.schedules.run() == 2
+    assert stream.schedules.run() == 0
+    assert timers.delays[-1] == 98.0
+    assert [m.subject for m in (stream.store.load_last_msg(f"s.out.{i}") for i in range(5)) if m] == [
+        "s.out.0", "s.out.1", "s.out.2", "s.out.3"]

@@ -16,6 +16,7 @@ of each subject). It must not store anything itself except through the stream's 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ NEXT_PURGE = "purge"
 
 # nats-server does not fire more often than this, so a burst of schedules cannot starve ingest
 MIN_FIRE_DELAY_S = 0.25
+# schedules fired in one turn of the loop; more that are due wait for the next turn
+MAX_FIRE_PER_RUN = 1000
 
 CallLater = Callable[[float, Callable[[], None]], Any]
 
@@ -108,6 +111,9 @@ class MsgSchedules:
         self.stream = stream
         self._call_later = call_later
         self.entries: dict[str, tuple[int, int]] = {}  # schedule subject -> (seq, due ns)
+        # (due ns, seq, subject), earliest first; entries replaced or ended stay here until
+        # they reach the top and are found stale (cheaper than removing them)
+        self._heap: list[tuple[int, int, str]] = []
         self._timer: Any = None
         self._deadline = 0
         self._running = False
@@ -119,6 +125,7 @@ class MsgSchedules:
             due = schedule_time(parse_headers(hdr).get(HDR_SCHEDULE, ""))
             if due is not None:
                 self.entries[subject] = (seq, due)
+                heapq.heappush(self._heap, (due, seq, subject))
                 self._arm()
                 return
         if subject in self.entries and not (hdr and b"Nats-Scheduler:" in hdr):
@@ -128,6 +135,7 @@ class MsgSchedules:
         """After recovery: each subject's last message is a schedule or not. Returns the count."""
         store = self.stream.store
         self.entries.clear()
+        self._heap.clear()
         for subject in store.subjects_state(">"):
             m = store.load_last_msg(subject)
             if m is not None:
@@ -141,15 +149,24 @@ class MsgSchedules:
             self._timer = None
         self._deadline = 0
 
-    def _arm(self) -> None:
+    def _next_due(self) -> int | None:
+        heap = self._heap
+        while heap:
+            due, seq, subj = heap[0]
+            if self.entries.get(subj) == (seq, due):
+                return due
+            heapq.heappop(heap)  # replaced, ended or fired
+        return None
+
+    def _arm(self, min_delay: float = MIN_FIRE_DELAY_S) -> None:
         if self._running:
             return
-        if not self.entries:
+        nxt = self._next_due()
+        if nxt is None:
             self.stop()
             return
         now = self.stream.clock()
-        nxt = min(due for _, due in self.entries.values())
-        delay = max(MIN_FIRE_DELAY_S, (nxt - now) / 1e9)
+        delay = max(min_delay, (nxt - now) / 1e9)
         deadline = now + int(delay * 1e9)
         # a timer already due earlier stays: re-arming later on every publish could starve it
         if self._timer is not None and self._deadline and deadline > self._deadline:
@@ -172,7 +189,14 @@ class MsgSchedules:
         if s.closed:
             return 0
         now = s.clock()
-        due = sorted((seq, subj) for subj, (seq, at) in self.entries.items() if at <= now)
+        due: list[tuple[int, str]] = []
+        while len(due) < MAX_FIRE_PER_RUN:
+            at = self._next_due()
+            if at is None or at > now:
+                break
+            _, seq, subj = heapq.heappop(self._heap)
+            due.append((seq, subj))
+        due.sort()  # in the order the schedules were stored, as nats-server fires them
         fired = 0
         self._running = True
         try:
@@ -195,5 +219,7 @@ class MsgSchedules:
                     fired += 1
         finally:
             self._running = False
-        self._arm()
+        more = self._next_due()
+        # a capped turn continues on the next loop turn, not after the usual minimum delay
+        self._arm(0.0 if more is not None and more <= now else MIN_FIRE_DELAY_S)
         return fired
