@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, fair, gojson, publish_targets
@@ -26,7 +26,9 @@ from pyjetstream.jetstream.schemas import (
     StreamConfig,
     account_limits_to_dict,
 )
+from pyjetstream.jetstream.seams import AccountLimits, ServerJetStream, StreamOwner
 from pyjetstream.jetstream.store.base import MAX_SEQ
+from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,40 @@ NAMES_LIMIT = 1024  # JSApiNamesLimit
 LIST_LIMIT = 256  # JSApiListLimit
 
 
+# The account a manager's stream operations take: its own account type (manager.JsAccount).
+_Acct = TypeVar("_Acct", contravariant=True)
+
+
+class ApiManager(ServerJetStream, Protocol[_Acct]):
+    """What handlers ask of the JetStream manager (manager.JetStream, which imports the handlers
+    through router.py, so they name it by this view)."""
+
+    api_total: int  # counted by router.dispatch
+    api_errors: int
+    def add_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> tuple[Stream, bool]: ...
+    def update_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> Stream: ...
+    def delete_stream(self, jsa: _Acct, name: str) -> None: ...
+
+
+class ApiAccount(StreamOwner, Protocol):
+    """What handlers need of the requester's JetStream account (manager.JsAccount): its streams,
+    limits and directories, and the manager that creates and deletes streams for it."""
+
+    @property
+    def js(self) -> ApiManager[Self]: ...
+    @property
+    def streams(self) -> Mapping[str, Stream]: ...
+    @property
+    def limits(self) -> AccountLimits | None: ...
+    def streams_dir(self) -> str: ...
+    def stream_dir(self, stream: str) -> str: ...
+
+
 @dataclass(slots=True)
 class ApiRequest:
     """One API call as a handler sees it."""
 
-    jsa: Any  # manager.JsAccount: .streams, .account, .limits, .js, .server
+    jsa: ApiAccount
     subject: str
     tokens: list[str]  # the subject's tokens after "$JS.API."
     payload: bytes

@@ -324,7 +324,8 @@ def consumer_msg_next(req: ApiRequest) -> None:
         return None
     stream = req.jsa.streams.get(req.tokens[3])  # CONSUMER MSG NEXT <stream> <consumer>
     runner = stream.consumers.get(req.tokens[4]) if stream is not None else None
-    if runner is None:
+    # a stream's consumers are runners; only a runner takes pull requests
+    if not isinstance(runner, ConsumerRunner):
         # nats-server has no subscriber for this subject then: the requester sees no responders
         req.respond(b"", _NO_RESPONDERS)
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyjetstream.jetstream import router
+from pyjetstream.jetstream.api import ApiAccount
 from pyjetstream.jetstream.seams import Account, MessageBus, Subscription
 
 # the tails after `$JS.<domain>.API.` that nats-server maps, and what they map to
@@ -45,8 +46,7 @@ def mapped_subject(domain: str, subject: str) -> str | None:
 class DomainRoutes:
     """One JetStream account's subscriptions on its domain prefix."""
 
-    def __init__(self, jsa: Any, domain: str) -> None:
-        # jsa: manager.JsAccount (router.dispatch's first argument)
+    def __init__(self, jsa: ApiAccount, domain: str) -> None:
         self.jsa = jsa
         self.domain = domain
         self._subs: list[Subscription] = []

@@ -76,7 +76,7 @@ def resolve(tokens: list[str]) -> tuple[Route | None, Handler | None]:
     return None, None
 
 
-def dispatch(jsa: Any, subject: str, reply: str, hdr: bytes | None, payload: bytes, client: Any = None) -> None:
+def dispatch(jsa: api.ApiAccount, subject: str, reply: str, hdr: bytes | None, payload: bytes, client: Any = None) -> None:
     """Handle one `$JS.API.>` message for a JetStream-enabled account."""
     js = jsa.js
     tokens = subject[len(API_PREFIX) :].split(".") if subject.startswith(API_PREFIX) else []
@@ -137,7 +137,7 @@ def _finish(route: Route, req: api.ApiRequest, result: Any, exc: BaseException |
         _reply(jsa, subject, reply, payload, client, out)
 
 
-def _reply(jsa: Any, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:
+def _reply(jsa: api.ApiAccount, subject: str, reply: str, request: bytes, client: Any, body: bytes) -> None:
     server = jsa.server
     if reply:
         server.respond(jsa.account, reply, None, body)

@@ -20,9 +20,12 @@ this protocol names, as the server needs each account's subscription index).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pyjetstream.jetstream.store.base import ConsumerStore, StreamStore
+
+if TYPE_CHECKING:
+    from pyjetstream.jetstream.consumer_config import ConsumerConfig
 
 __all__ = ["Account", "AccountLimits", "ConsumerStore", "DirectClient", "DirectSubscriber", "JetStreamSettings",
            "MessageBus", "ServerJetStream", "StreamConsumer", "StreamOwner", "StreamStore", "Subscription",
@@ -106,6 +109,10 @@ class MessageBus(Protocol):
 class StreamConsumer(Protocol):
     """A consumer as its stream drives it (consumer_runner.ConsumerRunner): the stream tells it
     of new and removed messages and asks whether it still needs one (interest retention)."""
+
+    # a stream update checks its new consumer_limits against these (api.stream_update)
+    @property
+    def config(self) -> ConsumerConfig: ...
 
     def matches(self, subject: str) -> bool: ...
 
