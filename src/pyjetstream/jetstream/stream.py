@@ -701,12 +701,13 @@ class Stream:
             else:
                 lo = mid + 1
         n = 0
-        seq = lo
-        last_id = ""
-        while True:
-            m = store.load_next_msg("", seq)
+        last_seq, last_id = 0, ""
+        # Only messages with headers can carry an id: the store names them from record
+        # headers, so a window of 100,000 header-less messages costs no message loads.
+        for seq in store.header_candidates(lo, st.last_seq):
+            m = store.load_msg(seq)
             if m is None:
-                break
+                continue
             mid_ = ""
             if m.hdr and b"Nats-Msg-Id" in m.hdr:
                 mid_ = _headers(m.hdr).get(HDR_MSG_ID, "")
@@ -714,8 +715,11 @@ class Stream:
                     self._dedupe[mid_] = (m.seq, m.ts)
                     self._dedupe.move_to_end(mid_)
                     n += 1
-            last_id = mid_
-            seq = m.seq + 1
+            last_seq, last_id = seq, mid_
+        # the id of the last live message, as a forward read has it: none when a message
+        # without headers follows the last candidate
+        if last_seq and store.load_next_msg("", last_seq + 1) is not None:
+            last_id = ""
         self._last_msg_id = last_id
         return n
 

@@ -595,6 +595,23 @@ class StoreCore:
         self._check_open()
         return [(seq, s) for seq, s, _sz, _ts, _ttl in self._b_iter(max(start, self._first), min(end, self._last))]
 
+    def header_candidates(self, start: int, end: int) -> list[int]:
+        """Live messages in [start, end] with headers. This generic form loads each message;
+        a store that can tell from a record's header alone overrides it."""
+        self._check_open()
+        out: list[int] = []
+        seq = max(start, self._first)
+        end = min(end, self._last)
+        while seq <= end:
+            seq = self._b_next_live(seq, end)
+            if not seq:
+                break
+            m = self._b_get(seq)
+            if m is not None and m.hdr:
+                out.append(seq)
+            seq += 1
+        return out
+
     def state_in(self, filter_subject: str, start: int, end: int) -> SimpleState:
         """filtered_state restricted to [start, end], by reading records."""
         self._check_open()

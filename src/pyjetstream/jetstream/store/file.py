@@ -520,6 +520,38 @@ class FileStore(StoreCore):
                 else:
                     yield (rseq, subject, reclen - HS + (30 if hlen else 26), ts, ttl)
 
+    def header_candidates(self, start: int, end: int) -> list[int]:
+        """Live messages in [start, end] whose record says it has headers, read from record
+        headers in the chunk cache (no checksum, no decoding): after a restart the duplicate
+        window is rebuilt from these, and most streams have none. Compressed records count as
+        candidates, since their header length is inside the compressed part."""
+        self._check_open()
+        start = max(start, self._first)
+        end = min(end, self._last)
+        out: list[int] = []
+        if start > end:
+            return out
+        for seg in self._segs_from(start):
+            base = seg.first
+            if base > end:
+                break
+            offs = seg.offs
+            for i in range(max(start - base, 0), min(end - base + 1, len(offs))):
+                off = offs[i]
+                if off >= DELBIT:
+                    continue
+                buf = self._rc_buf
+                p = off - self._rc_off
+                if self._rc_seg is not seg or p < 0 or p + HS > len(buf):
+                    buf, p = self._rec_buf(seg, off)
+                    if len(buf) < p + HS:
+                        out.append(base + i)  # unreadable here: let the full load decide
+                        continue
+                _reclen, kind, rseq, _ts, _ttl, _slen, hlen = _unpack_hdr(buf, p)
+                if rseq != base + i or kind == K_MSGZ or hlen:
+                    out.append(base + i)
+        return out
+
     def _b_prev_same(self, seq: int) -> int:
         seg = self._locate(seq)
         if seg is None:
