@@ -1,104 +1,56 @@
 """Fixtures for the CLI tests: a live server per test and a way to run the CLI as a subprocess.
 
-The server comes from a command template, so the same tests run against the reference
-nats-server and against our own server (`pyjetstream server`), which is skipped until its
-module exists. Set PYJETSTREAM_CLI_SERVERS=nats-server (or pyjetstream) to run one variant.
+The server is started by tests/servers.py, so the same tests run against the reference
+nats-server and against our own server (`pyjetstream server`). Set
+PYJETSTREAM_CLI_SERVERS=nats-server (or pyjetstream) to run one variant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shlex
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import free_port
+import servers
+from servers import ServerProc
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
-SERVER_TEMPLATES: dict[str, str] = {
-    "nats-server": "/usr/sbin/nats-server -a 127.0.0.1 -p {PORT} -js -sd {STORE}",
-    "pyjetstream": f"{VENV_BIN}/pyjetstream server -a 127.0.0.1 -p {{PORT}} -js -sd {{STORE}}",
-}
+SERVER_KINDS = servers.KINDS
 
 
 def _skip_reason(name: str) -> str | None:
     wanted = os.environ.get("PYJETSTREAM_CLI_SERVERS")
     if wanted and name not in wanted.split(","):
         return f"PYJETSTREAM_CLI_SERVERS={wanted}"
-    if name == "nats-server" and not os.path.exists("/usr/sbin/nats-server"):
+    if name == "nats-server" and not servers.have_nats_server():
         return "reference nats-server binary not installed"
-    if name == "pyjetstream":
-        try:
-            found = importlib.util.find_spec("pyjetstream.server.server") is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            return "pyjetstream.server.server is not importable yet"
     return None
 
 
-@dataclass
-class LiveServer:
-    name: str
-    port: int
-    store: Path
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> None:
-    """Poll until the server sends its INFO line; a real process has no faster signal."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(4).startswith(b"INFO"):
-                    return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("server did not become ready")
+# The one server harness (tests/servers.py): a process by PID, its port read from its log.
+LiveServer = ServerProc
 
 
 @contextlib.contextmanager
 def start_server(name: str, tmp_path: Path, extra: str = "") -> Iterator[LiveServer]:
-    """Run the server of template `name` (plus `extra` flags) until the block ends."""
-    port = free_port()
+    """Run server `name` ("nats-server" or "pyjetstream") with JetStream and `extra` flags
+    until the block ends."""
     store = tmp_path / "store"
     store.mkdir(exist_ok=True)
-    cmd = shlex.split(SERVER_TEMPLATES[name].format(PORT=port, STORE=store) + " " + extra)
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        _wait_ready(port, proc)
-        yield LiveServer(name, port, store, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with servers.start_server(name, tmp_path, "-js", "-sd", str(store), *shlex.split(extra)) as live:
+        yield live
 
 
-@pytest.fixture(params=sorted(SERVER_TEMPLATES))
+@pytest.fixture(params=sorted(SERVER_KINDS))
 def server_name(request: pytest.FixtureRequest) -> str:
     reason = _skip_reason(request.param)
     if reason:

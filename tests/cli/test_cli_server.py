@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from conftest import LiveServer, cli_env, free_port, run_cli
+from conftest import LiveServer, cli_env, run_cli
+from servers import free_port
 
 from pyjetstream.cli.server_info import CRITICAL, OK, WARNING, CheckResult
 
