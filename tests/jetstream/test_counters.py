@@ -3,9 +3,13 @@ precision), a broken total, PubAcks with "val", and counters across a restart of
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import signal
 from typing import Any
 
+import nats
 import pytest
 
 from pyjetstream.jetstream import counter
@@ -13,6 +17,7 @@ from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.store.memory import MemoryStore
 
 from .conftest import FakeServer, hdrs
+from .procs import own_server_available, start_js
 
 
 async def create(server: FakeServer, name: str = "C", **cfg: object) -> dict:
@@ -92,3 +97,33 @@ async def test_counter_config_rules(server: FakeServer, js: Any) -> None:
     cfg = (await create(server))["config"]
     r = await server.api("STREAM.UPDATE.C", {**cfg, "allow_msg_counter": False})
     assert r["error"]["description"] == "stream configuration update can not change message counter setting"
+
+
+@pytest.mark.skipif(not own_server_available(), reason="no server yet")
+async def test_nats_py_counter_over_real_sockets_survives_restart(tmp_path: Any) -> None:
+    store = str(tmp_path / "store")
+    proc = start_js("pyjetstream", store)
+    try:
+        nc = await nats.connect(proc.url)
+        r = await nc.request("$JS.API.STREAM.CREATE.C", json.dumps(
+            {"name": "C", "subjects": ["c.>"], "allow_msg_counter": True}).encode(), timeout=5)
+        assert json.loads(r.data)["config"]["allow_msg_counter"] is True
+        # many increments in flight at once: each PubAck's val is the running total at its seq
+        acks = await asyncio.gather(*(nc.request("c.hits", b"", headers={"Nats-Incr": str(i)}, timeout=10)
+                                      for i in range(1, 51)))
+        vals = sorted((json.loads(a.data)["seq"], int(json.loads(a.data)["val"])) for a in acks)
+        # in sequence order, consecutive totals differ by exactly the increments sent, each once
+        steps = [val - prev for (_, val), prev in zip(vals, [0] + [v for _, v in vals[:-1]], strict=True)]
+        assert sorted(steps) == list(range(1, 51))
+        assert vals[-1][1] == sum(range(1, 51))
+        await nc.close()
+    finally:
+        proc.stop(signal.SIGKILL)
+    proc = start_js("pyjetstream", store)
+    try:
+        nc = await nats.connect(proc.url)
+        r = await nc.request("c.hits", b"", headers={"Nats-Incr": "-275"}, timeout=5)
+        assert json.loads(r.data)["val"] == "1000"
+        await nc.close()
+    finally:
+        proc.stop()
