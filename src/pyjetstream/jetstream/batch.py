@@ -17,19 +17,66 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pyjetstream.jetstream import advisories, counter, errors, schedule
 from pyjetstream.jetstream import pubheaders as ph
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.pubheaders import add_header, pub_ack_error
-from pyjetstream.jetstream.schemas import JS_API_LEVEL
-from pyjetstream.jetstream.store.base import StoreError
+from pyjetstream.jetstream.schemas import JS_API_LEVEL, StreamConfig, SubjectTransform
+from pyjetstream.jetstream.seams import StreamOwner
+from pyjetstream.jetstream.store.base import StoreError, StreamStore
 
-if TYPE_CHECKING:
-    from pyjetstream.jetstream.stream import Stream
+
+class BatchStream(Protocol):
+    """What the batches need of their stream (stream.Stream): its config, store and clock, and
+    its publish path's own checks and ingest. A protocol, so that this module does not import
+    stream.py, which imports it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> StreamConfig: ...
+
+    @property
+    def store(self) -> StreamStore: ...
+
+    @property
+    def jsa(self) -> StreamOwner: ...
+
+    @property
+    def server(self) -> Any: ...
+
+    @property
+    def _acct_limit(self) -> int: ...
+
+    @property
+    def _server_limit(self) -> int: ...
+
+    @property
+    def _transform(self) -> SubjectTransform | None: ...
+
+    @property
+    def _dedupe(self) -> OrderedDict[str, tuple[int, int]]: ...
+
+    @property
+    def _ack_prefix(self) -> bytes: ...
+
+    def clock(self) -> int: ...
+
+    def _queue(self, reply: str, body: bytes) -> None: ...
+
+    def _check_storage_limits(self, size: int) -> None: ...
+
+    def _record_size(self, subject: str, hdr: bytes, payload: bytes) -> int: ...
+
+    def _ingest(self, subject: str, hdr: bytes | None, payload: bytes) -> tuple[int, bool]: ...
+
+    def _store_failed(self, reply: str, e: Exception) -> int: ...
 
 HDR_BATCH_ID = b"Nats-Batch-Id"
 HDR_BATCH_SEQ = b"Nats-Batch-Sequence"
@@ -103,7 +150,7 @@ class _Inflight:
 class AtomicBatches:
     """The atomic batches in flight on one stream."""
 
-    def __init__(self, stream: Stream, timeout_s: float = MAX_BATCH_TIMEOUT_S,
+    def __init__(self, stream: BatchStream, timeout_s: float = MAX_BATCH_TIMEOUT_S,
                  call_later: CallLater | None = None) -> None:
         self.stream = stream
         self.timeout_s = timeout_s

@@ -18,16 +18,37 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pyjetstream.gotime import parse_rfc3339
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.pubheaders import HDR_ROLLUP, add_header, parse_headers, parse_msg_ttl
+from pyjetstream.jetstream.schemas import StreamConfig
+from pyjetstream.jetstream.store.base import StreamStore
 from pyjetstream.subjects import is_valid_literal_subject, subjects_overlap
 
-if TYPE_CHECKING:
-    from pyjetstream.jetstream.stream import Stream
+
+class ConfiguredStream(Protocol):
+    """What the publish-time checks read of a stream."""
+
+    @property
+    def config(self) -> StreamConfig: ...
+
+
+class ScheduleStream(ConfiguredStream, Protocol):
+    """What the schedules need of their stream (stream.Stream); a protocol, so that this module
+    does not import stream.py, which imports it."""
+
+    @property
+    def store(self) -> StreamStore: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def clock(self) -> int: ...
+
+    def store_scheduled(self, subject: str, hdr: bytes, payload: bytes) -> bool: ...
 
 HDR_SCHEDULE = "Nats-Schedule"
 HDR_SCHEDULE_TTL = "Nats-Schedule-TTL"
@@ -54,7 +75,7 @@ def schedule_time(value: str) -> int | None:
         return None
 
 
-def check_publish(stream: Stream, subject: str, h: dict[str, str], hdr: bytes) -> bytes:
+def check_publish(stream: ConfiguredStream, subject: str, h: dict[str, str], hdr: bytes) -> bytes:
     """nats-server 2.12's checks of a published message's schedule headers; returns the header
     block to store (a schedule without a roll-up gets `Nats-Rollup: sub`). Raises the ApiError."""
     cfg = stream.config
@@ -107,7 +128,7 @@ def _strip(hdr: bytes) -> bytes:
 class MsgSchedules:
     """The live schedules of one stream and the timer that fires them."""
 
-    def __init__(self, stream: Stream, call_later: CallLater | None = None) -> None:
+    def __init__(self, stream: ScheduleStream, call_later: CallLater | None = None) -> None:
         self.stream = stream
         self._call_later = call_later
         self.entries: dict[str, tuple[int, int]] = {}  # schedule subject -> (seq, due ns)
