@@ -12,7 +12,8 @@ tests/conftest.py puts this directory on sys.path):
     srv.stop()  # SIGTERM, then SIGKILL after a timeout; returns the exit code
     # or: with start_server("nats-server", tmp_path, "--user", "u", "--pass", "p") as srv: ...
 
-`kind` is "pyjetstream" or "nats-server". Ready means: the client port sends INFO, and the
+`kind` is "pyjetstream", "nats-server" or "nats-server-new" (the binary NATS_SERVER_NEW
+names; callers skip unless have_newer_nats_server()). Ready means: the client port sends INFO, and the
 monitoring port (when -m is given) answers /varz. Ports picked by the server (-1, the
 default) are read from its log. Every path and port is loopback-local.
 """
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 NATS_SERVER = "/usr/sbin/nats-server"
+# A newer nats-server for keys 2.9.10 lacks (.ci/run sets it); kind "nats-server-new" runs it.
+NATS_SERVER_NEW = os.environ.get("NATS_SERVER_NEW", "")
 KINDS = ("pyjetstream", "nats-server")
 _LISTEN_RE = re.compile(rb"Listening for client connections on [^\s:]+:(\d+)")
 _MONITOR_RE = re.compile(rb"[Ss]tarting http monitor on [^\s:]+:(\d+)")
@@ -41,6 +45,10 @@ _MONITOR_RE = re.compile(rb"[Ss]tarting http monitor on [^\s:]+:(\d+)")
 
 def have_nats_server() -> bool:
     return shutil.which(NATS_SERVER) is not None
+
+
+def have_newer_nats_server() -> bool:
+    return bool(NATS_SERVER_NEW) and os.path.exists(NATS_SERVER_NEW)
 
 
 def have_openssl() -> bool:
@@ -64,15 +72,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def start_in_process(store_dir: str | os.PathLike[str], port: int = 0) -> Any:
+async def start_in_process(store_dir: str | os.PathLike[str], port: int = 0, **options: Any) -> Any:
     """Our server (pyjetstream.server.server.Server) in the calling test's event loop, with
-    JetStream storing under `store_dir`, on 127.0.0.1 (`port` 0: a free one, see `.port`).
+    JetStream storing under `store_dir`, on 127.0.0.1 (`port` 0: a free one, see `.port`);
+    `options` are further ServerOptions fields (http_port=-1: a monitoring port of its own).
     The caller awaits `shutdown()`."""
     from pyjetstream.server.options import JetStreamOptions, ServerOptions
     from pyjetstream.server.server import Server
 
     srv = Server(ServerOptions(host="127.0.0.1", port=port,
-                               jetstream=JetStreamOptions(enabled=True, store_dir=str(store_dir))))
+                               jetstream=JetStreamOptions(enabled=True, store_dir=str(store_dir)), **options))
     await srv.start()
     return srv
 
@@ -82,6 +91,8 @@ def server_command(kind: str) -> list[str]:
         return [sys.executable, "-m", "pyjetstream", "server"]
     if kind == "nats-server":
         return [NATS_SERVER]
+    if kind == "nats-server-new" and NATS_SERVER_NEW:
+        return [NATS_SERVER_NEW]
     raise ValueError(f"unknown server kind {kind!r}")
 
 
@@ -89,10 +100,14 @@ class ServerProc:
     """One running server. `port` and `http_port` are known once `start()` returned."""
 
     def __init__(self, kind: str, workdir: str | os.PathLike[str], args: Sequence[str] = (),
-                 config: str | None = None, port: int | None = None, listen_flags: bool = True) -> None:
+                 config: str | None = None, port: int | None = None, listen_flags: bool = True,
+                 tls_first: ssl.SSLContext | None = None) -> None:
         """`listen_flags=False` leaves out `-a 127.0.0.1 -p PORT`, so the config file's
-        listen/port decide (`port` must then say which port that is)."""
+        listen/port decide (`port` must then say which port that is). `tls_first`: the server
+        sends INFO only after a TLS handshake (handshake_first), so readiness is checked with
+        this client context."""
         self.kind = kind
+        self.tls_first = tls_first
         self.listen_flags = listen_flags
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +185,13 @@ class ServerProc:
             time.sleep(0.03)
 
     def _answers(self) -> bool:
+        if self.tls_first is not None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw, \
+                        self.tls_first.wrap_socket(raw, server_hostname="localhost") as tls:
+                    return tls.recv(4096).startswith(b"INFO ")
+            except OSError:
+                return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                 # read the whole INFO line: closing with unread bytes would be a TCP reset
@@ -225,9 +247,9 @@ class ServerProc:
 
 
 def start_server(kind: str, workdir: str | os.PathLike[str], *args: str, config: str | None = None,
-                 port: int | None = None, timeout: float = 20.0) -> ServerProc:
+                 port: int | None = None, timeout: float = 20.0, tls_first: ssl.SSLContext | None = None) -> ServerProc:
     """Start and wait until ready. `args` are extra server flags (nats-server syntax)."""
-    return ServerProc(kind, workdir, args, config, port).start(timeout)
+    return ServerProc(kind, workdir, args, config, port, tls_first=tls_first).start(timeout)
 
 
 class RawClient:

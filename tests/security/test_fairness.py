@@ -5,8 +5,9 @@ the monitoring listings of a
 connection with 20000 subscriptions, a bystander's request/reply pings stay fast.
 
 The server runs in-process so that the test can also watch the loop itself: a task that
-sleeps 1 ms at a time records the longest pass (the loop lag). Both bounds are generous
-(250 ms, for a loaded 2-core machine; a sliced request holds the loop about 10 ms) and bound
+sleeps 1 ms at a time records the longest pass (the loop lag, in the loop thread's CPU time).
+The bounds are generous (250 ms of loop time, 1 s of bystander wall time, for a loaded 2-core
+machine; a sliced request holds the loop about 10 ms) and bound
 the bystander, never the expensive work. Without slicing (fair.SLICE_S huge) a single one of
 these requests holds the loop for hundreds of ms on this stream, and the test fails.
 
@@ -28,16 +29,18 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
+from servers import start_in_process
 
 from pyjetstream.jetstream import fair
-from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
 
 pytestmark = pytest.mark.timeout(180)
 
 N_MSGS = 120_000
 N_SUBJECTS = 30_000  # past the stores' subject-table limit: wildcard queries read records
-BOUND_S = 0.250
+BOUND_S = 0.250        # loop held (CPU time of the loop's thread)
+PING_BOUND_S = 1.0     # bystander's wall-clock wait: also counts scheduling on a busy machine;
+                       # unsliced, these requests make it wait 1.5-3.7 s
 
 
 class GcClock:
@@ -58,8 +61,12 @@ GC = GcClock()
 
 
 class LoopLag:
-    """The longest pass of the event loop while it runs (1 ms sleeps, measured overshoot),
-    less the time the garbage collector held the process during that pass."""
+    """The longest pass of the event loop while it runs (1 ms sleeps), in CPU time of the
+    loop's own thread, less the time the garbage collector held the process during that pass.
+
+    CPU time of the thread, not wall time: on a loaded machine (CI runs two test workers on
+    two cores) the operating system may take the core away from the loop for a while, which is
+    not a request holding the loop; work done on the loop is CPU time of this thread."""
 
     def __init__(self) -> None:
         self.worst = 0.0
@@ -67,9 +74,9 @@ class LoopLag:
 
     async def _run(self) -> None:
         while True:
-            t, g = time.perf_counter(), GC.total
+            t, g = time.thread_time(), GC.total
             await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.perf_counter() - t - 0.001 - (GC.total - g))
+            self.worst = max(self.worst, time.thread_time() - t - (GC.total - g))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -85,9 +92,7 @@ class LoopLag:
 
 @pytest.fixture(params=["memory", "file"])
 async def big(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Server, str]]:
-    srv = Server(ServerOptions(host="127.0.0.1", port=0, http_port=-1,
-                               jetstream=JetStreamOptions(enabled=True, store_dir=str(tmp_path / "js"))))
-    await srv.start()
+    srv: Server = await start_in_process(tmp_path / "js", http_port=-1)
     nc = await nats.connect(f"nats://127.0.0.1:{srv.port}")
     for name, subj in (("BIG", "o.>"), ("P", "p.>")):
         r = json.loads((await nc.request(f"$JS.API.STREAM.CREATE.{name}", json.dumps(
@@ -226,7 +231,7 @@ async def test_bystander_stays_fast_while_expensive_requests_flood(big: tuple[Se
     # the flood really ran: each client got answers to expensive requests all along
     assert min(answered) >= 2, answered
     assert lag.worst < BOUND_S, f"event loop held for {lag.worst * 1000:.0f} ms"
-    assert worst_ping < BOUND_S, f"bystander waited {worst_ping * 1000:.0f} ms"
+    assert worst_ping < PING_BOUND_S, f"bystander waited {worst_ping * 1000:.0f} ms"
     # what the purges removed is what nats-server's PurgeEx would: two kept per subject,
     # then the subjects 1, 10-19, 100-199, ... emptied, then everything below seq 100000
     st = srv.jetstream.accounts["$G"].streams["P"].store

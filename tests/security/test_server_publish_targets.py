@@ -16,9 +16,8 @@ import nats
 import nats.js.errors
 import pytest
 from nats.js.api import ConsumerConfig, ExternalStream, KeyValueConfig, RePublish, StreamSource
-from servers import KINDS, have_nats_server, start_server
+from servers import KINDS, have_nats_server, start_in_process, start_server
 
-from pyjetstream.server.options import JetStreamOptions, ServerOptions
 from pyjetstream.server.server import Server
 
 RESERVED = ["$JS.API.STREAM.DELETE.S", "$JS.API.CONSUMER.CREATE.S", "$JS.ACK.S.C.1.1.1.0.0",
@@ -178,9 +177,7 @@ def test_external_origins_are_refused(kind: str, tmp_path: Path, external: Exter
 # ------------------------------------------------------------------ what arrives anyway
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    srv = Server(ServerOptions(host="127.0.0.1", port=0,
-                               jetstream=JetStreamOptions(enabled=True, store_dir=str(tmp_path / "js"))))
-    await srv.start()
+    srv = await start_in_process(tmp_path / "js")
     yield srv
     await srv.shutdown()
 

@@ -20,12 +20,20 @@ from pathlib import Path
 
 import nats
 import pytest
-from servers import KINDS, ServerProc, have_nats_server, have_openssl, start_server
+from servers import (
+    KINDS,
+    NATS_SERVER_NEW,
+    ServerProc,
+    have_nats_server,
+    have_newer_nats_server,
+    have_openssl,
+    start_server,
+)
 
 pytestmark = pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
 
 
-NEWER = os.environ.get("NATS_SERVER_NEW", "")
+NEWER = NATS_SERVER_NEW
 
 
 def _kinds() -> list[str]:
@@ -34,39 +42,13 @@ def _kinds() -> list[str]:
 
 def _new_kinds() -> list[str]:
     """Ours, and the newer nats-server when there is one (for keys 2.9.10 does not have)."""
-    return ["pyjetstream"] + (["newer"] if NEWER and os.path.exists(NEWER) else [])
+    return ["pyjetstream"] + (["newer"] if have_newer_nats_server() else [])
 
 
-class Proc(ServerProc):
-    """A server that may be the newer nats-server binary, and may be ready only for a client
-    that does TLS first (handshake_first: a plain connect gets no INFO)."""
-
-    binary = ""
-    tls_first: ssl.SSLContext | None = None
-
-    def command(self) -> list[str]:
-        if not self.binary:
-            return super().command()
-        conf = ["-c", str(self.config_path)] if self.config_path is not None else []
-        return [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *conf, *self.args]
-
-    def _answers(self) -> bool:
-        if self.tls_first is None:
-            return super()._answers()
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw, \
-                    self.tls_first.wrap_socket(raw, server_hostname="localhost") as s:
-                return s.recv(4096).startswith(b"INFO ")
-        except OSError:
-            return False
-
-
-def start_kind(kind: str, tmp_path: Path, conf: str, *args: str, tls_first: ssl.SSLContext | None = None) -> Proc:
-    p = Proc("nats-server" if kind == "newer" else kind, tmp_path, args, conf)
-    p.binary = NEWER if kind == "newer" else ""
-    p.tls_first = tls_first
-    p.start()
-    return p
+def start_kind(kind: str, tmp_path: Path, conf: str, *args: str,
+               tls_first: ssl.SSLContext | None = None) -> ServerProc:
+    return start_server("nats-server-new" if kind == "newer" else kind, tmp_path, *args, config=conf,
+                        tls_first=tls_first)
 
 
 class Certs:
@@ -480,7 +462,7 @@ async def test_min_version(kind: str, tmp_path: Path, certs: Certs) -> None:
 
 # ------------------------------------------------------------------ handshake_first
 
-def start_tls_first(kind: str, tmp_path: Path, certs: Certs, extra: str, more: str = "") -> Proc:
+def start_tls_first(kind: str, tmp_path: Path, certs: Certs, extra: str, more: str = "") -> ServerProc:
     return start_kind(kind, tmp_path, tls_block(certs, extra) + more, tls_first=client_ctx(certs))
 
 
