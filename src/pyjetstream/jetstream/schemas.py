@@ -198,12 +198,6 @@ def _enum(d: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -
     return v.lower()
 
 
-def _persist_mode(d: dict[str, Any]) -> str:
-    """nats-server decodes persist_mode into its enum: anything but "", "default" or "async"
-    fails the whole body, with the raw JSON value quoted."""
-    v = d.get("persist_mode")
-    if v is None:
-        return ""
 def _compression(d: dict[str, Any]) -> str:
     """nats-server's StoreCompression decoder: exactly "s2" or "none" (an empty string too is
     unknown); absent means none."""
@@ -219,6 +213,12 @@ def _compression(d: dict[str, Any]) -> str:
     return v
 
 
+def _persist_mode(d: dict[str, Any]) -> str:
+    """nats-server decodes persist_mode into its enum: anything but "", "default" or "async"
+    fails the whole body, with the raw JSON value quoted."""
+    v = d.get("persist_mode")
+    if v is None:
+        return ""
     if v not in ("", "default", "async"):
         raise errors.invalid_json(f"can not unmarshal {_go_quote(json.dumps(v))}")
     return str(v)
