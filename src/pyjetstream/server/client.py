@@ -42,6 +42,12 @@ FIRST_PING = 2.0
 PONG = b"PONG\r\n"
 PING = b"PING\r\n"
 OK = b"+OK\r\n"
+# Fast producers wait while a subscriber they feed has this much output the kernel would not
+# take (nats-server stalls producers the same way, at half of max_pending): what a subscriber
+# cannot read yet then waits in the producer's socket, not in this process's memory.
+STALL_BYTES = 2 * 1024 * 1024
+FLUSH_BYTES = 256 * 1024
+STALL_MAX = 0.1  # seconds a producer waits at most per stall (nats-server's minimum stall)
 
 
 def err_line(text: str) -> bytes:
@@ -165,7 +171,10 @@ class ClientConnection(asyncio.Protocol):
         self.cid = cid
         opts = server.opts
         self.parser = Parser(opts.max_payload, opts.max_control_line)
-        self._max_pending = opts.max_pending
+        # Output is handed to the transport once this much is queued, not only at the end of
+        # the loop pass: uvloop reads a busy socket many times per pass, and the stall check
+        # (flush) must see the backlog before megabytes pile up in `out`.
+        self._max_pending = min(opts.max_pending, FLUSH_BYTES)
         # -V: the raw bytes of each read and each write (one check per batch, not per message)
         self.trace = opts.trace
         self.transport: asyncio.Transport | None = None
@@ -203,6 +212,11 @@ class ClientConnection(asyncio.Protocol):
         self._ping_handle: asyncio.TimerHandle | None = None
         self._auth_handle: asyncio.TimerHandle | None = None
         self._write_handle: asyncio.TimerHandle | None = None  # armed while the transport is paused
+        # as a subscriber: the producers stalled on this connection's backlog, None when none is
+        # over the stall mark; as a producer: when its own stall ends
+        self.stalling: list[ClientConnection] | None = None
+        self._stall_at = max(min(STALL_BYTES, opts.max_pending // 2), 1)
+        self._stall_handle: asyncio.TimerHandle | None = None
         # TLS: the engine (None on a plain connection), its timers, what the handshake gave
         self._tls: TLSEngine | None = None
         self._tls_handles: list[asyncio.TimerHandle] = []
@@ -350,7 +364,9 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        for h in (self._ping_handle, self._auth_handle, self._write_handle, *self._tls_handles):
+        self.release_producers()
+        for h in (self._ping_handle, self._auth_handle, self._write_handle, self._stall_handle,
+                  *self._tls_handles):
             if h is not None:
                 h.cancel()
         t = self.transport
@@ -403,12 +419,18 @@ class ClientConnection(asyncio.Protocol):
                 self.close("Write Error", lost=True)
                 return
         t.write(data)
-        if t.get_write_buffer_size() > self.server.opts.max_pending:
+        size = t.get_write_buffer_size()
+        if size > self.server.opts.max_pending:
             self.server.slow_consumers += 1
             log.warning("cid=%d Slow Consumer Detected: MaxPending of %d Exceeded (%d bytes pending)",
-                        self.cid, self.server.opts.max_pending, t.get_write_buffer_size())
+                        self.cid, self.server.opts.max_pending, size)
             t.abort()
             self.close("Slow Consumer (Pending Bytes)", lost=True)
+        elif size > self._stall_at:
+            if self.stalling is None:
+                self.stalling = []
+        elif self.stalling is not None:
+            self.release_producers()
 
     @property
     def pending_bytes(self) -> int:
@@ -436,6 +458,41 @@ class ClientConnection(asyncio.Protocol):
         if self._write_handle is not None:
             self._write_handle.cancel()
             self._write_handle = None
+        self.release_producers()
+
+    def stall_producer(self, producer: ClientConnection) -> None:
+        """`producer` just routed a message to this connection while its backlog is over the
+        stall mark: it stops being read until the backlog drains or STALL_MAX passes."""
+        t = self.transport
+        if t is None or self.closed or t.get_write_buffer_size() <= self._stall_at:
+            self.release_producers()  # drained without a resume_writing (a mark below the high-water)
+            return
+        if producer is self or producer._stall_handle is not None or producer.closed:
+            return
+        pt = producer.transport
+        if pt is None:
+            return
+        pt.pause_reading()
+        producer._stall_handle = self.server.loop.call_later(STALL_MAX, producer.unstall)
+        stalling = self.stalling
+        if stalling is not None:
+            stalling.append(producer)
+
+    def release_producers(self) -> None:
+        stalling, self.stalling = self.stalling, None
+        if stalling:
+            for p in stalling:
+                p.unstall()
+
+    def unstall(self) -> None:
+        h = self._stall_handle
+        if h is None:
+            return
+        h.cancel()
+        self._stall_handle = None
+        # a held connection (a long request or a bcrypt check in progress) stays paused for that
+        if not self.closed and self.transport is not None and self._held is None:
+            self.transport.resume_reading()
 
     def _write_deadline_passed(self) -> None:
         self._write_handle = None

@@ -293,6 +293,8 @@ class Server:
                 if c.perms is not None and c.perms.delivery_denied(subject):
                     continue
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+                if c.stalling is not None and origin is not None:
+                    c.stall_producer(origin)
                 if reply_b and c.perms is not None and c.perms.replies is not None:
                     _note_reply(c, reply_b, origin)
             elif internal:
@@ -316,6 +318,8 @@ class Server:
                     c = sub.client
             if c is not None:
                 c.deliver(sub, subject_b, reply_b, hdr_len, size_tok, body)
+                if c.stalling is not None and origin is not None:
+                    c.stall_producer(origin)
                 if reply_b and c.perms is not None and c.perms.replies is not None:
                     _note_reply(c, reply_b, origin)
             elif internal:
