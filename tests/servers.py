@@ -145,7 +145,8 @@ class ServerProc:
         return cmd + self.args
 
     def start(self, timeout: float = 20.0) -> ServerProc:
-        with open(self.log_path, "wb") as out:
+        # append: a restart (after stop or kill) keeps the earlier runs' log
+        with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
         try:
@@ -238,6 +239,11 @@ class ServerProc:
                 p.kill()
                 p.wait(5)
         return p.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash: the next `start()` runs the server again on the same port and
+        store (clients reconnect to it)."""
+        return self.stop(signal.SIGKILL)
 
     def __enter__(self) -> ServerProc:
         return self

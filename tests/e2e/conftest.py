@@ -3,11 +3,10 @@ process per server command, a real HTTP sink, the service), imported rather than
 
 from eventing.conftest import (  # noqa: F401  (fixtures are found by name)
     VENV_BIN,
-    _own_server_missing,
     fast_config,
     make_service,
     nats_server,
-    server_cmd,
+    server_kind,
     sink,
 )
 

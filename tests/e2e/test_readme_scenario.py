@@ -18,11 +18,10 @@ from pathlib import Path
 
 import aiohttp
 import nats
-import pytest
 
 from pyjetstream.eventing.testing import free_port, wait_until
 
-from .conftest import VENV_BIN, _own_server_missing
+from .conftest import VENV_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(VENV_BIN / "pyjetstream")
@@ -151,7 +150,6 @@ async def test_tutorial_with_eventing_command(nats_server, tmp_path):
     assert eventing.proc.returncode == 0, eventing.output()
 
 
-@pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
 async def test_tutorial_with_up(tmp_path):
     port, mon, proxy = free_port(), free_port(), free_port()
     up = await Proc(CLI, "up", "-a", "127.0.0.1", "-p", str(port), "-m", str(mon), "-sd", str(tmp_path / "data"),

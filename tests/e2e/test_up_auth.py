@@ -19,7 +19,7 @@ from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import free_port, wait_until
 from pyjetstream.server.options import OptionsError, Permissions, ServerOptions, User
 
-from .conftest import _own_server_missing, subscribe_ready
+from .conftest import subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http
 from .test_reliability import all_arrive, publish_many
 
@@ -140,12 +140,10 @@ async def run_up_with(tmp_path, conf: str, sink, eventing_password: str) -> Proc
     return up
 
 
-@pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
 async def test_up_runs_eventing_as_the_configured_user(tmp_path, sink):
     await run_up_with(tmp_path, WITH_EVENTING, sink, "e1")
 
 
-@pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
 async def test_up_adds_an_eventing_user_when_the_config_has_none(tmp_path, sink, monkeypatch):
     monkeypatch.setenv(EVENTING_PASSWORD_ENV, "chosen-secret")
     up = await run_up_with(tmp_path, WITHOUT_EVENTING, sink, "chosen-secret")

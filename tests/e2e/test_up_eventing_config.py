@@ -6,16 +6,12 @@ from __future__ import annotations
 import json
 
 import aiohttp
-import pytest
 
 from pyjetstream.eventing import types as t
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import free_port, wait_until
 
-from .conftest import _own_server_missing
 from .test_readme_scenario import CLI, Proc, wait_http
-
-pytestmark = pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
 
 
 def _v(value):

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from pyjetstream.eventing.testing import free_port, wait_until
 
-from .conftest import _own_server_missing, subscribe_ready
+from .conftest import subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http
 from .test_reliability import all_arrive, publish_many
-
-pytestmark = pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing()))
 
 
 async def test_up_restarted_mid_stream_loses_nothing(tmp_path, sink):

@@ -12,12 +12,11 @@ from servers import have_openssl, self_signed_cert
 
 from pyjetstream.eventing.testing import free_port
 
-from .conftest import _own_server_missing, subscribe_ready
+from .conftest import subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http
 from .test_reliability import all_arrive, publish_many
 
-pytestmark = [pytest.mark.skipif(_own_server_missing() is not None, reason=str(_own_server_missing())),
-              pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")]
+pytestmark = [pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")]
 
 
 async def test_up_with_tls_verify_delivers_events(tmp_path, sink):

@@ -1,62 +1,57 @@
 """Fixtures for the eventing tests: a real NATS server process, a real HTTP sink, the service.
 
-The server command is a parameter: real nats-server always, and the project's own server
-(`pyjetstream server`) once `pyjetstream.server.server` exists; set EVENTING_SERVERS to
+The server is a parameter: the reference nats-server and the project's own server
+(`pyjetstream server`), both started by tests/servers.py; set EVENTING_SERVERS to
 `nats-server` or `pyjetstream` to pick one.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from servers import ServerProc, have_nats_server, start_server
 
 from pyjetstream.eventing.config import EventingConfig, StreamSettings
 from pyjetstream.eventing.retry import RetryPolicy
 from pyjetstream.eventing.service import EventingService
-from pyjetstream.eventing.testing import NATS_SERVER, NATS_SERVER_CMD, FlakySink, ServerProcess
+from pyjetstream.eventing.testing import FlakySink
 
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+# `pyjetstream server` as a command template, for the console's eventing.testing.ServerProcess
 PYJETSTREAM_CMD = (str(VENV_BIN / "pyjetstream"), "server", "-a", "127.0.0.1", "-p", "{PORT}", "-js",
                    "-sd", "{STORE}")
-
-
-def _own_server_missing() -> str | None:
-    try:
-        importlib.import_module("pyjetstream.server.server")
-    except ImportError as exc:
-        return f"pyjetstream.server.server is not importable yet ({exc})"
-    return None
 
 
 def server_params() -> list:
     wanted = os.environ.get("EVENTING_SERVERS", "nats-server,pyjetstream").split(",")
     params = []
     if "nats-server" in wanted:
-        params.append(pytest.param(NATS_SERVER_CMD, id="nats-server", marks=pytest.mark.skipif(
-            shutil.which(NATS_SERVER) is None, reason="nats-server binary not installed")))
+        params.append(pytest.param("nats-server", id="nats-server", marks=pytest.mark.skipif(
+            not have_nats_server(), reason="nats-server binary not installed")))
     if "pyjetstream" in wanted:
-        reason = _own_server_missing()
-        params.append(pytest.param(PYJETSTREAM_CMD, id="pyjetstream",
-                                   marks=pytest.mark.skipif(reason is not None, reason=reason or "")))
+        params.append(pytest.param("pyjetstream", id="pyjetstream"))
     return params
 
 
 @pytest.fixture(params=server_params())
-def server_cmd(request):
+def server_kind(request) -> str:
+    """"nats-server" or "pyjetstream" (a kind of tests/servers.py)."""
     return request.param
 
 
+def start_nats(kind: str, tmp_path: Path, *extra: str) -> ServerProc:
+    """A server of `kind` with JetStream storing under tmp_path/store, plus `extra` flags."""
+    store = tmp_path / "store"
+    store.mkdir(exist_ok=True)
+    return start_server(kind, tmp_path, "-js", "-sd", str(store), *extra)
+
+
 @pytest.fixture
-def nats_server(server_cmd, tmp_path):
-    proc = ServerProcess(server_cmd, str(tmp_path / "store"))
-    os.makedirs(proc.store, exist_ok=True)
-    proc.start()
-    yield proc
-    proc.stop()
+def nats_server(server_kind, tmp_path):
+    with start_nats(server_kind, tmp_path) as proc:
+        yield proc
 
 
 @pytest.fixture

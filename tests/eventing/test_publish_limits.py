@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import aiohttp
 import pytest
@@ -20,9 +19,9 @@ from pyjetstream.eventing import cloudevents as ce
 from pyjetstream.eventing import wire
 from pyjetstream.eventing.dispatcher import dead_letter_reserve
 from pyjetstream.eventing.service import EventingService, reconnect_backoff
-from pyjetstream.eventing.testing import ServerProcess, wait_until
+from pyjetstream.eventing.testing import wait_until
 
-from .conftest import fast_config
+from .conftest import fast_config, start_nats
 
 MAX_PAYLOAD = 8192
 GOOD = {"ce-specversion": "1.0", "ce-type": "order.created.v1", "ce-source": "app", "ce-id": "good",
@@ -123,14 +122,11 @@ def test_reconnect_backoff_grows_to_a_ceiling_and_tries_the_least_tried_server()
 # -- the real proxy -----------------------------------------------------------------------
 
 @pytest.fixture
-async def small(server_cmd, tmp_path):
+async def small(server_kind, tmp_path):
     """A server with max_payload 8 KiB, and the service on it (limits retention: messages stay)."""
-    store = str(tmp_path / "store")
-    os.makedirs(store)
     conf = tmp_path / "small.conf"
     conf.write_text(f"max_payload: {MAX_PAYLOAD}\n")
-    proc = ServerProcess(server_cmd, store, extra=("-c", str(conf)))
-    proc.start()
+    proc = start_nats(server_kind, tmp_path, "-c", str(conf))
     svc = EventingService(proc.url, fast_config(stream=LIMITS), run_dispatcher=False)
     await svc.start()
     assert svc.nc.max_payload == MAX_PAYLOAD
@@ -317,19 +313,16 @@ async def test_headers_over_what_jetstream_stores(make_service) -> None:
     await still_works(svc, nc, "after-big-headers")
 
 
-async def test_dead_letter_copy_of_the_largest_event_still_fits(server_cmd, tmp_path, sink) -> None:
+async def test_dead_letter_copy_of_the_largest_event_still_fits(server_kind, tmp_path, sink) -> None:
     """An event the proxy let through at the very limit, whose delivery fails for good: its
     dead-letter copy carries more headers than the original, so it is sent with fewer of them
     rather than over max_payload (which the server would answer with -ERR and a closed
     connection, shared by every part of the eventing)."""
     from .test_dispatch import manifest, ready
 
-    store = str(tmp_path / "store")
-    os.makedirs(store)
     conf = tmp_path / "small.conf"
     conf.write_text(f"max_payload: {MAX_PAYLOAD}\n")
-    proc = ServerProcess(server_cmd, store, extra=("-c", str(conf)))
-    proc.start()
+    proc = start_nats(server_kind, tmp_path, "-c", str(conf))
     svc = EventingService(proc.url, fast_config(), resync_interval=2.0)
     try:
         await svc.start()

@@ -6,7 +6,6 @@ nats-server 2.9.10 and on our server. `up` applies the same deny list by itself
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nats
@@ -15,8 +14,10 @@ import pytest
 
 from pyjetstream.cli.up import subscription_write_denials
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
-from pyjetstream.eventing.testing import ServerProcess, wait_until
+from pyjetstream.eventing.testing import wait_until
 from pyjetstream.server.options import parse_server_args
+
+from .conftest import start_nats
 
 CONF = Path(__file__).resolve().parents[2] / "examples" / "eventing-auth.conf"
 BUCKET = "eventing-subscriptions"
@@ -30,12 +31,9 @@ def manifest(sink: str) -> Subscription:
 
 
 @pytest.fixture
-def auth_server(server_cmd, tmp_path):
-    proc = ServerProcess(server_cmd, str(tmp_path / "store"), extra=("-c", str(CONF)))
-    os.makedirs(proc.store, exist_ok=True)
-    proc.start()
-    yield proc
-    proc.stop()
+def auth_server(server_kind, tmp_path):
+    with start_nats(server_kind, tmp_path, "-c", str(CONF)) as proc:
+        yield proc
 
 
 def test_shipped_config_denies_what_up_denies() -> None:
