@@ -21,7 +21,7 @@ async def test_account_info_has_api_level(server: FakeServer, js: object) -> Non
     await create(server, "S")
     r = await server.api("INFO")
     assert r["streams"] == 1
-    assert r["api"]["total"] == 3 and r["api"]["errors"] == 0
+    assert r["api"]["total"] == 2 and r["api"]["errors"] == 0
 
 
 async def test_create_echoes_server_defaults(server: FakeServer, js: object) -> None:

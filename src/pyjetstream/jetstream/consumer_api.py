@@ -44,15 +44,23 @@ _NO_RESPONDERS = b"NATS/1.0 503\r\n\r\n"
 def _stream_view(stream: Any) -> StreamView:
     cfg = stream.config
     limits = getattr(cfg, "consumer_limits", None) or {}
+    st = cfg.subject_transform
     return StreamView(
         name=stream.name,
         subjects=list(cfg.subjects or []),
+        stored_by_transform=_transform_space(st["dest"]) if st and st.get("dest") else "",
         retention=cfg.retention,
         num_replicas=max(1, cfg.num_replicas or 1),
         has_external=bool(cfg.mirror or cfg.sources),
         limit_inactive_threshold=max(0, int(limits.get("inactive_threshold") or 0)),
         limit_max_ack_pending=max(0, int(limits.get("max_ack_pending") or 0)),
     )
+
+
+def _transform_space(dest: str) -> str:
+    """The subjects a transform destination can produce: each `$N` / `{{wildcard(N)}}` token
+    stands for one source token (the only mapping functions stream transforms accept)."""
+    return ".".join("*" if t.startswith("$") or t.startswith("{{") else t for t in dest.split("."))
 
 
 def _ephemeral_name() -> str:

@@ -261,6 +261,9 @@ class StreamView:
     retention: str = "limits"  # limits | interest | workqueue
     num_replicas: int = 1
     has_external: bool = False  # mirror/sources: filter checks cannot be done
+    # the subjects a stream subject_transform stores under (its dest, `*` for each reference):
+    # a filter on them is a subset too, though no configured subject matches it
+    stored_by_transform: str = ""
     # the stream's consumer_limits (2.10): defaults and caps; 0 = none
     limit_inactive_threshold: int = 0
     limit_max_ack_pending: int = 0
@@ -387,7 +390,7 @@ def check_config(cfg: ConsumerConfig, stream: StreamView, max_ack_pending_limit:
             raise errors.consumer_filter_not_subset()
         if not stream.has_external and stream.subjects and not any(
             subjects_overlap(f, s) for s in stream.subjects
-        ):
+        ) and not (stream.stored_by_transform and subjects_overlap(f, stream.stored_by_transform)):
             raise errors.consumer_filter_not_subset()
 
     dp = cfg.deliver_policy

@@ -81,8 +81,8 @@ def dispatch(jsa: api.ApiAccount, subject: str, reply: str, hdr: bytes | None, p
     js = jsa.js
     tokens = subject[len(API_PREFIX) :].split(".") if subject.startswith(API_PREFIX) else []
     route, handler = resolve(tokens)
-    js.api_total += 1
     if route is None or handler is None:
+        js.api_total += 1
         js.api_errors += 1
         _reply(jsa, subject, reply, payload, client,
                api.json_response("system_response", {"error": errors.bad_request().to_dict()}))
@@ -106,6 +106,9 @@ def _finish(route: Route, req: api.ApiRequest, result: Any, exc: BaseException |
     """Send a handler's answer: its result (a dict, or bytes already encoded), or its error."""
     jsa, subject, reply, payload, client = req.jsa, req.subject, req.reply, req.payload, req.client
     js = jsa.js
+    # counted once the answer exists, as nats-server counts when it sends: account info does
+    # not count the request asking for it
+    js.api_total += 1
     if isinstance(exc, ApiError):
         js.api_errors += 1
         body: dict[str, Any] = {"error": exc.to_dict()}
