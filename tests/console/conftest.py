@@ -4,35 +4,31 @@ client that keeps cookies for 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from eventing.conftest import PYJETSTREAM_CMD, fast_config  # noqa: F401  (fast_config used by tests)
+from eventing.conftest import fast_config, start_nats  # noqa: F401  (fast_config used by tests)
+from servers import have_nats_server
 
 from pyjetstream.console.server import Console
 from pyjetstream.console.settings import ConsoleAuth, ConsoleSettings
-from pyjetstream.eventing.testing import NATS_SERVER, NATS_SERVER_CMD, FlakySink, ServerProcess
+from pyjetstream.eventing.testing import FlakySink
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 
-def server_command() -> tuple[str, ...]:
+def server_kind() -> str:
     """The reference nats-server when installed (the console must work against it), else ours."""
-    return tuple(NATS_SERVER_CMD) if shutil.which(NATS_SERVER) else tuple(PYJETSTREAM_CMD)
+    return "nats-server" if have_nats_server() else "pyjetstream"
 
 
 @pytest.fixture
 def nats_server(tmp_path):
-    proc = ServerProcess(server_command(), str(tmp_path / "store"))
-    os.makedirs(proc.store, exist_ok=True)
-    proc.start()
-    yield proc
-    proc.stop()
+    with start_nats(server_kind(), tmp_path) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -200,12 +200,10 @@ async def test_token_gate(make_console, browserless, nats_server):
 async def test_nats_credentials_gate_and_are_never_shown(browserless, tmp_path):
     from pyjetstream.console.server import Console
     from pyjetstream.console.settings import ConsoleAuth
-    from pyjetstream.eventing.testing import ServerProcess
 
-    from .conftest import server_command
+    from .conftest import server_kind, start_nats
 
-    proc = ServerProcess(server_command(), str(tmp_path), extra=("--user", "ops", "--pass", "pw-9f3Kx"))
-    proc.start()
+    proc = start_nats(server_kind(), tmp_path, "--user", "ops", "--pass", "pw-9f3Kx")
     try:
         options = {"user": "ops", "password": "pw-9f3Kx"}
         settings = ConsoleSettings(port=0, auth=ConsoleAuth.from_options(None, options), interval=0.2,

@@ -18,9 +18,10 @@ from typing import Any
 import nats
 import pytest
 from eventing.conftest import VENV_BIN
+from servers import free_port
 
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
-from pyjetstream.eventing.testing import FlakySink, free_port, wait_until
+from pyjetstream.eventing.testing import FlakySink, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.async_api")

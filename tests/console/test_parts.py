@@ -7,12 +7,13 @@ import os
 
 import aiohttp
 from eventing.conftest import VENV_BIN
+from servers import free_port
 
 from pyjetstream.cli import up
 from pyjetstream.console import charts, data
 from pyjetstream.console.sampler import DeliveryCounters
 from pyjetstream.console.settings import ConsoleAuth, ConsoleSettings
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 
 def test_chart_is_escaped_svg_with_a_readable_axis():

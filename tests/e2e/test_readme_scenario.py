@@ -18,8 +18,9 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from servers import free_port
 
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 from .conftest import VENV_BIN
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import nats
 import nats.errors
 import pytest
+from servers import free_port
 
 from pyjetstream.cli.up import (
     EVENTING_PASSWORD_ENV,
@@ -16,7 +17,7 @@ from pyjetstream.cli.up import (
     subscription_write_denials,
 )
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 from pyjetstream.server.options import OptionsError, Permissions, ServerOptions, User
 
 from .conftest import subscribe_ready

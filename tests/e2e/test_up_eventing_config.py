@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import aiohttp
+from servers import free_port
 
 from pyjetstream.eventing import types as t
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 from .test_readme_scenario import CLI, Proc, wait_http
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pyjetstream.eventing.testing import free_port, wait_until
+from servers import free_port
+
+from pyjetstream.eventing.testing import wait_until
 
 from .conftest import subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http

@@ -8,9 +8,7 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from servers import have_openssl, self_signed_cert
-
-from pyjetstream.eventing.testing import free_port
+from servers import free_port, have_openssl, self_signed_cert
 
 from .conftest import subscribe_ready
 from .test_readme_scenario import CLI, Proc, wait_http

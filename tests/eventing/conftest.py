@@ -19,9 +19,6 @@ from pyjetstream.eventing.service import EventingService
 from pyjetstream.eventing.testing import FlakySink
 
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
-# `pyjetstream server` as a command template, for the console's eventing.testing.ServerProcess
-PYJETSTREAM_CMD = (str(VENV_BIN / "pyjetstream"), "server", "-a", "127.0.0.1", "-p", "{PORT}", "-js",
-                   "-sd", "{STORE}")
 
 
 def server_params() -> list:

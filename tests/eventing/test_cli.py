@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from servers import have_openssl, self_signed_cert
+from servers import ServerProc, free_port, have_openssl, self_signed_cert, start_server
 
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 from .conftest import VENV_BIN
 
@@ -107,13 +107,11 @@ async def test_event_send_through_eventing_command(nats_server):
 
 
 async def test_eventing_waits_for_nats_to_come_up(tmp_path):
-    from pyjetstream.eventing.testing import NATS_SERVER_CMD, ServerProcess
-
     nats_port, proxy_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", f"nats://127.0.0.1:{nats_port}",
                                                 "--publish-port", str(proxy_port),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    server = ServerProcess(NATS_SERVER_CMD, str(tmp_path), nats_port)
+    server = ServerProc("nats-server", tmp_path, ("-js", "-sd", str(tmp_path)), port=nats_port)
     try:
         # Start NATS only once the eventing process has reported a refused connection.
         line = b""
@@ -135,8 +133,6 @@ async def test_eventing_waits_for_nats_to_come_up(tmp_path):
 
 async def test_eventing_reaches_a_tls_server(tmp_path):
     """`pyjetstream eventing --tlsca` against nats-server requiring TLS; a bad option is one line."""
-    from pyjetstream.eventing.testing import NATS_SERVER_CMD, ServerProcess
-
     if not have_openssl():
         pytest.skip("openssl CLI not installed")
     cert, key = self_signed_cert(tmp_path)
@@ -146,7 +142,8 @@ async def test_eventing_reaches_a_tls_server(tmp_path):
     assert proc.returncode == 1
     assert err.decode().strip() == f"pyjetstream eventing: TLS: cannot read --tlsca {tmp_path / 'missing.pem'}: no such file"
 
-    server = ServerProcess(NATS_SERVER_CMD, str(tmp_path), extra=["--tls", "--tlscert", cert, "--tlskey", key]).start()
+    server = start_server("nats-server", tmp_path, "-js", "-sd", str(tmp_path),
+                          "--tls", "--tlscert", cert, "--tlskey", key)
     port = free_port()
     proc = await asyncio.create_subprocess_exec(CLI, "eventing", "--nats", server.url, "--tlsca", cert,
                                                 "--publish-port", str(port), "--stream-retention", "limits",

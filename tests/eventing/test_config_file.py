@@ -15,6 +15,7 @@ from pathlib import Path
 import nats
 import nats.js.errors
 import pytest
+from servers import free_port
 
 from pyjetstream.cli import eventing_cmd, up
 from pyjetstream.eventing.config import (
@@ -25,7 +26,7 @@ from pyjetstream.eventing.config import (
     load_file,
 )
 from pyjetstream.eventing.egress import SinkPolicy
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 from .conftest import VENV_BIN
 

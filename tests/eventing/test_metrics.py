@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from servers import free_port
 
 from pyjetstream.eventing import types as t
 from pyjetstream.eventing.metrics import (
@@ -17,7 +18,7 @@ from pyjetstream.eventing.metrics import (
     EventingMetrics,
 )
 from pyjetstream.eventing.subscriptions import Subscription
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 HEADERS = {"ce-specversion": "1.0", "ce-type": "order.received.v1", "ce-source": "myapp", "ce-id": "e1",
            "content-type": "application/json"}

@@ -8,11 +8,12 @@ import json
 
 import aiohttp
 import pytest
+from servers import free_port
 
 from pyjetstream.cli.eventing_cmd import PUBLISH_TOKENS_ENV, publish_tokens
 from pyjetstream.cli.up import split_argv
 from pyjetstream.eventing.subscriptions import StoreListing, Subscription
-from pyjetstream.eventing.testing import free_port, wait_until
+from pyjetstream.eventing.testing import wait_until
 
 from .conftest import fast_config
 from .test_cli import CLI

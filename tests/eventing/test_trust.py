@@ -13,13 +13,14 @@ import aiohttp
 import nats
 import pytest
 from aiohttp import web
+from servers import free_port
 
 from pyjetstream.eventing import cloudevents as ce
 from pyjetstream.eventing import types as t
 from pyjetstream.eventing.egress import SinkPolicy
 from pyjetstream.eventing.manager import StreamConfigError
 from pyjetstream.eventing.subscriptions import Subscription
-from pyjetstream.eventing.testing import StaticResolver, free_port, wait_until
+from pyjetstream.eventing.testing import StaticResolver, wait_until
 
 from .conftest import VENV_BIN, fast_config
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +29,15 @@ import nats
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from servers import ServerProc, have_nats_server
 
 from pyjetstream.eventing import cloudevents as ce
 from pyjetstream.eventing.config import EventingConfig, StreamSettings
 from pyjetstream.eventing.service import EventingService
-from pyjetstream.eventing.testing import NATS_SERVER, NATS_SERVER_CMD, ServerProcess
 
 pytestmark = pytest.mark.timeout(300)
 
 MAX_PAYLOAD = 16 * 1024
-OURS_CMD = (sys.executable, "-m", "pyjetstream", "server", "-a", "127.0.0.1", "-p", "{PORT}", "-js", "-sd", "{STORE}")
 CHECK_SUBJECT = "kyma.fuzzcheck.ok.v1"
 GOOD = {"specversion": "1.0", "type": "order.created.v1", "source": "app", "id": "1"}
 
@@ -184,13 +181,11 @@ class Harness:
     """A server (max_payload 16 KiB), the eventing service on it, and a checking client, all
     on one event loop driven from the synchronous hypothesis test."""
 
-    def __init__(self, command: tuple[str, ...], tmp: Path) -> None:
+    def __init__(self, kind: str, tmp: Path) -> None:
         self.loop = asyncio.new_event_loop()
-        store = str(tmp / "store")
-        os.makedirs(store)
         conf = tmp / "fuzz.conf"
         conf.write_text(f"max_payload: {MAX_PAYLOAD}\n")
-        self.server = ServerProcess(command, store, extra=("-c", str(conf)))
+        self.server = ServerProc(kind, tmp, ("-js", "-sd", str(tmp / "store"), "-c", str(conf)))
         self.count = 0
         self.statuses: Counter[int] = Counter()
 
@@ -237,8 +232,8 @@ def with_examples(reqs: list[Request]) -> Any:
     return wrap
 
 
-def run_fuzz(command: tuple[str, ...], tmp: Path, examples: int) -> None:
-    with Harness(command, tmp) as harness:
+def run_fuzz(kind: str, tmp: Path, examples: int) -> None:
+    with Harness(kind, tmp) as harness:
         @settings(max_examples=examples, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                          HealthCheck.large_base_example])
@@ -255,10 +250,10 @@ def run_fuzz(command: tuple[str, ...], tmp: Path, examples: int) -> None:
 
 
 def test_fuzz_publisher_proxy_on_our_server(tmp_path: Path) -> None:
-    run_fuzz(OURS_CMD, tmp_path, examples=int(os.environ.get("EVENTING_FUZZ_EXAMPLES", "200")))
+    run_fuzz("pyjetstream", tmp_path, examples=int(os.environ.get("EVENTING_FUZZ_EXAMPLES", "200")))
 
 
 @pytest.mark.nats_server
-@pytest.mark.skipif(shutil.which(NATS_SERVER) is None, reason="nats-server binary not installed")
+@pytest.mark.skipif(not have_nats_server(), reason="nats-server binary not installed")
 def test_fuzz_publisher_proxy_on_nats_server(tmp_path: Path) -> None:
-    run_fuzz(NATS_SERVER_CMD, tmp_path, examples=int(os.environ.get("EVENTING_FUZZ_EXAMPLES_REF", "80")))
+    run_fuzz("nats-server", tmp_path, examples=int(os.environ.get("EVENTING_FUZZ_EXAMPLES_REF", "80")))
