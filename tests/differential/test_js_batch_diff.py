@@ -21,16 +21,10 @@ NEWER = os.environ.get("NATS_SERVER_NEW", "")
 pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
 
 
-class _Newer(ServerProc):
-    def command(self) -> list[str]:
-        return [NEWER, "-a", "127.0.0.1", "-p", str(self.port), *self.args]
-
-
 def _start(kind: str, store: Path) -> ServerProc:
     store.mkdir(parents=True, exist_ok=True)
     args = ("-js", "-sd", str(store))
-    cls = _Newer if kind == "newer" else ServerProc
-    return cls("nats-server" if kind == "newer" else "pyjetstream", store, args).start()
+    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args).start()
 
 
 def _h(bid: str, seq: int | str, commit: str = "", **extra: str) -> dict[str, str]:

@@ -18,16 +18,11 @@ NEWER = os.environ.get("NATS_SERVER_NEW", "")
 ZERO = "0001-01-01T00:00:00Z"
 
 
-class _Newer(ServerProc):
-    def command(self) -> list[str]:
-        return [NEWER, "-a", "127.0.0.1", "-p", str(self.port), *self.args]
-
-
 def _start(kind: str, store: Path) -> ServerProc:
     store.mkdir(parents=True, exist_ok=True)
     args = ("-js", "-sd", str(store))
     if kind == "newer":
-        return _Newer("nats-server", store, args).start()
+        return ServerProc("nats-server-new", store, args).start()
     return ServerProc("pyjetstream", store, args).start()
 
 
