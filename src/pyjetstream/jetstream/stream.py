@@ -636,7 +636,9 @@ class Stream:
             if store.remove_msg(seq):
                 n += 1
         if self._ttl_next and self._ttl_next <= now:
-            self._ttl_next = 0
+            # the next TTL from the store, not a one-second poll: a later TTL would otherwise
+            # expire up to a second late (nats.py's test_publish_msg_ttl checks 0.5 s after)
+            self._ttl_next = store.next_ttl_deadline()
         if self._ttl_active and not store.state().msgs:
             self._ttl_active = False
         if n:

@@ -194,6 +194,10 @@ class StreamStore(Protocol):
         """Messages with seq >= start matching filter (num_pending for consumers)."""
         ...
 
+    def next_ttl_deadline(self) -> int:
+        """Earliest per-message TTL deadline (unix ns) among stored messages, 0 when none."""
+        ...
+
     def expired(self, now: int, max_age_ns: int = 0) -> list[int]:
         """Sequences to expire at `now` (unix ns), ascending: messages whose per-message TTL has
         passed, and (max_age_ns > 0) messages without one stored at or before now - max_age_ns.
