@@ -161,6 +161,7 @@ class ConnectionHost(Protocol):
     def unregister_client(self, c: ClientConnection, reason: str) -> None: ...
     def info_line(self, c: ClientConnection, ldm: bool = False) -> bytes: ...
     def mark_dirty(self, c: ClientConnection) -> None: ...
+    def sole_subscriber(self, account: Account, subject: str) -> Subscription | None: ...
     def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
               size_tok: bytes, body: bytes, origin: ClientConnection | None, internal: bool = True) -> int: ...
 
@@ -563,6 +564,10 @@ class ClientConnection(asyncio.Protocol):
         account = self.account
         n_in = 0
         b_in = 0
+        # the sole subscription of the last subject, while consecutive messages repeat it
+        last_subj: bytes | None = None
+        fast: Subscription | None = None
+        looked = False
         it = iter(events)
         for ev in it:
             if self.closed:
@@ -578,15 +583,37 @@ class ClientConnection(asyncio.Protocol):
                     if reply_b[:1] == b"$" and reply_b.startswith(RESERVED_REPLY_PREFIXES):
                         self._reply_violation(reply_b)
                         continue
-                    route(account, subject_b.decode("utf-8", "surrogateescape"), subject_b, reply_b, 0,
-                          ev[3], body, self)
+                    if subject_b == last_subj and fast is not None:
+                        fc = fast.client
+                        if fc is not None and not fc.closed and fc.stalling is None:
+                            fc.deliver(fast, subject_b, reply_b, 0, ev[3], body)
+                            fast.delivered += 1
+                            continue
+                    subject = subject_b.decode("utf-8", "surrogateescape")
+                    route(account, subject, subject_b, reply_b, 0, ev[3], body, self)
+                    if subject_b != last_subj:
+                        last_subj = subject_b
+                        fast = None
+                        looked = False
+                    elif not looked:
+                        # A second message in a row on one subject: resolve its sole subscriber
+                        # once; the next ones skip decoding, matching and route(). Nothing but
+                        # client deliveries happens between them, so the answer stays true.
+                        looked = True
+                        fast = server.sole_subscriber(account, subject)
+                        if fast is not None and fast.client is self and not self.echo:
+                            fast = None
                 else:
+                    last_subj = fast = None
                     self._on_pub(ev[1], ev[2], 0, ev[3], ev[4])
                 if self._held is not None:
                     # the message started a long JetStream request: the rest waits for it
                     self._held.extend(it)
                     break
-            elif op == OP_HPUB:
+                continue
+            # any other operation may change subscriptions or this client's state
+            last_subj = fast = None
+            if op == OP_HPUB:
                 if not self.headers:
                     # nats-server drops a client that sends HPUB without announcing headers
                     log.debug("cid=%d HPUB without headers in CONNECT", self.cid)

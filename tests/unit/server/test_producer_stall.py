@@ -32,7 +32,7 @@ def conn(server: Server, loop: FakeLoop, echo: bool = True) -> tuple[ClientConne
     c = server._new_client()
     t = PausableTransport()
     c.connection_made(t)  # type: ignore[arg-type]
-    c.data_received(b'CONNECT {"verbose":false,"echo":%s}\r\n' % (b"true" if echo else b"false"))
+    c.data_received(b'CONNECT {"verbose":false,"pedantic":false,"echo":%s}\r\n' % (b"true" if echo else b"false"))
     loop.run_soon()
     t.take()
     return c, t
