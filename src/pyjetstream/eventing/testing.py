@@ -3,6 +3,10 @@
 Owns subprocess handling for `nats-server`-compatible commands (single node or a loopback
 cluster, each on free ports, stopped by PID) and `FlakySink`, a real HTTP sink that can
 answer 5xx, hang, reset connections or vanish. Not imported by production code.
+
+ServerProcess serves what cannot import the repository's tests/ folder: the pytest plugin
+shipped with the package, the benchmarks and the cluster of `Cluster`. The project's own tests
+start servers with tests/servers.py.
 """
 
 from __future__ import annotations
