@@ -145,9 +145,10 @@ class ServerProc:
         return cmd + self.args
 
     def start(self, timeout: float = 20.0) -> ServerProc:
+        cmd = self.command()  # an unknown kind is refused before any file is made
         # append: a restart (after stop or kill) keeps the earlier runs' log
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
         try:
             self._wait_ready(timeout)
