@@ -96,7 +96,7 @@ class ApiRequest:
             raise errors.invalid_json()
         return doc
 
-    def stream(self, name: str) -> Any:
+    def stream(self, name: str) -> Stream:
         """The account's stream by name, or the 10059 error."""
         s = self.jsa.streams.get(name)
         if s is None:

@@ -31,6 +31,7 @@ from pyjetstream.jetstream.consumer_config import (
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers, open_consumer_store
+from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
 
 log = logging.getLogger(__name__)
@@ -271,10 +272,10 @@ def _info(stream: Any, runner: ConsumerRunner) -> fair.Job[dict[str, Any]]:
     return runner.info(num_pending=n)
 
 
-def _consumer(req: ApiRequest) -> tuple[Any, Any]:
+def _consumer(req: ApiRequest) -> tuple[Stream, ConsumerRunner]:
     stream = req.stream(req.tokens[2])
     runner = stream.consumers.get(req.tokens[3])
-    if runner is None:
+    if not isinstance(runner, ConsumerRunner):  # a stream's consumers are runners
         raise errors.consumer_not_found()
     return stream, runner
 
@@ -317,7 +318,7 @@ def consumer_list(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     infos = []
     for n in names[offset:offset + LIST_LIMIT]:
         runner = stream.consumers.get(n)
-        if runner is not None:  # deleted while the list was being made
+        if isinstance(runner, ConsumerRunner):  # else deleted while the list was being made
             try:
                 infos.append((yield from _info(stream, runner)))
             except ApiError:
