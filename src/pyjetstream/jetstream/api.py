@@ -80,7 +80,7 @@ class ApiRequest:
     hdr: bytes | None
     client: Any
     # set by a handler whose change must be durable before the reply goes out
-    durable_stream: Any = None
+    durable_stream: Stream | None = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; {} when empty. What Go's decoder refuses raises 10025."""
