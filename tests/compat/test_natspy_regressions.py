@@ -113,3 +113,39 @@ async def test_filter_outside_stream_and_transform_space_still_refused(tmp_path:
     finally:
         await nc.close()
         srv.stop()
+
+
+# nats.py's tests/conf/ws.conf opens its block on the line after the key; nats-server's lexer
+# allows any space, newlines included, between a key and its separator or value
+_NEWLINE_CONFIG = """
+jetstream
+{
+    max_mem: 1MB
+}
+authorization
+{
+  user
+    : "u"
+  password
+  = "p"
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["pyjetstream", "nats-server"])
+async def test_config_block_opened_on_the_next_line(tmp_path: Path, kind: str) -> None:
+    if kind == "nats-server" and not have_nats_server():
+        pytest.skip("nats-server 2.9.10 not installed")
+    srv = start_server(kind, tmp_path, "-sd", str(tmp_path / "store"), config=_NEWLINE_CONFIG)
+    try:
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(srv.url, allow_reconnect=False, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await nats.connect(srv.url.replace("nats://", "nats://u:p@"))
+        try:
+            # JetStream is on only because the block was read
+            info = await nc.jetstream().account_info()
+            assert (info.streams, info.api.total) == (0, 0)
+        finally:
+            await nc.close()
+    finally:
+        srv.stop()

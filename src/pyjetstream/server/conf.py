@@ -88,7 +88,12 @@ class _Reader:
                 self.i += 1
                 return out
             key = self.read_key()
+            # as nats-server's lexKeyEnd: any space, newlines included, may stand between a key
+            # and its separator or value (`websocket` then `{` on the next line)
             self.skip(newlines=False)
+            while self.i < len(self.s) and self.s[self.i] == "\n":
+                self.i += 1
+                self.skip(newlines=False)
             if key == "include":
                 path = self.read_value()
                 inc = self.base / str(path)
