@@ -181,6 +181,7 @@ def _results(junit: Path) -> dict[str, str]:
     return out
 
 
+@pytest.mark.timeout(900)  # one test that runs ~113 others (about 85 s idle, more under load)
 def test_natspy_own_tests_pass_against_pyjetstream(tmp_path: Path, fixed_ports: list[str]) -> None:
     root, why = natspy_tests_root()
     if root is None:
