@@ -33,10 +33,15 @@ _PROBE = 32
 # links back from their last one (KV buckets with history); bigger ones scan forward.
 _WALK_LIMIT = 64
 
-# A per-subject entry is [count, first, last]. A first/last <= 0 means "stale": the message that
+# A per-subject entry is (count, first, last). A first/last <= 0 means "stale": the message that
 # held it was removed and the true value is > -first (resp. < -last); it is found again only when
 # someone asks (as nats-server does, so removals stay O(1)): by walking the backend's links to
 # the previous message on the same subject when the subject is small, else by a scan.
+# A tuple, replaced on every change, not a list changed in place: the garbage collector stops
+# following a tuple of ints after the first collection it survives, but walks a list at every
+# full collection for as long as it lives (a million subjects, a KV bucket's keys, cost a
+# 170-240 ms pause each time; docs/design.md, "Garbage-collector pauses").
+Entry = tuple[int, int, int]
 Meta = tuple[int, str, int, int, int]  # seq, subject, size, ts, ttl_ns
 
 
@@ -46,7 +51,7 @@ class StoreCore:
     def __init__(self, first_seq: int = 1) -> None:
         if first_seq < 1:
             first_seq = 1
-        self._subj: dict[str, list[int]] = {}
+        self._subj: dict[str, Entry] = {}
         self._first = first_seq
         self._last = first_seq - 1
         self._last_ts = 0
@@ -150,11 +155,7 @@ class StoreCore:
             self._last = seq
             self._last_ts = ts
         ss = self._subj.get(subject)
-        if ss is None:
-            self._subj[subject] = [1, seq, seq]
-        else:
-            ss[0] += 1
-            ss[2] = seq
+        self._subj[subject] = (1, seq, seq) if ss is None else (ss[0] + 1, ss[1], seq)
         if ttl > 0:
             heapq.heappush(self._ttl_heap, (ts + ttl, seq))
 
@@ -163,14 +164,11 @@ class StoreCore:
         self._bytes -= size
         ss = self._subj.get(subject)
         if ss is not None:
-            ss[0] -= 1
-            if ss[0] <= 0:
+            if ss[0] <= 1:
                 del self._subj[subject]
             else:
-                if ss[1] == seq:
-                    ss[1] = -seq
-                if ss[2] == seq:
-                    ss[2] = -seq
+                self._subj[subject] = (ss[0] - 1, -seq if ss[1] == seq else ss[1],
+                                       -seq if ss[2] == seq else ss[2])
         if self._msgs == 0:
             self._first = self._last + 1
             self._ttl_heap.clear()
@@ -201,14 +199,11 @@ class StoreCore:
             self._bytes -= size
             ss = subj.get(subject)
             if ss is not None:
-                ss[0] -= 1
-                if ss[0] <= 0:
+                if ss[0] <= 1:
                     del subj[subject]
                 else:
-                    if ss[1] == seq or ss[1] <= 0:
-                        ss[1] = -(floor - 1)
-                    if ss[2] == seq:
-                        ss[2] = -seq
+                    subj[subject] = (ss[0] - 1, -(floor - 1) if ss[1] == seq or ss[1] <= 0 else ss[1],
+                                     -seq if ss[2] == seq else ss[2])
         removed = len(gone)
         if self._msgs == 0:
             self._first = self._last + 1
@@ -216,48 +211,47 @@ class StoreCore:
             self._first = self._b_next_live(floor, self._last) or self._last + 1
         return removed
 
-    def _subject_info(self, subject: str) -> list[int] | None:
+    def _subject_info(self, subject: str) -> Entry | None:
         """The per-subject entry with first/last repaired (scanning only when stale)."""
         ss = self._subj.get(subject)
         if ss is None or (ss[1] > 0 and ss[2] > 0):
             return ss
-        if ss[0] == 1:
-            if ss[1] > 0:
-                ss[2] = ss[1]
-                return ss
-            if ss[2] > 0:
-                ss[1] = ss[2]
-                return ss
-        if ss[2] <= 0:
+        count, first, last = ss
+        if count == 1 and (first > 0 or last > 0):
+            one = first if first > 0 else last
+            ss = self._subj[subject] = (1, one, one)
+            return ss
+        if last <= 0:
             # The last was removed: its predecessor on the subject is the first candidate.
-            hi = min(-ss[2] - 1, self._last)
-            lo = max(ss[1], self._first)
+            hi = min(-last - 1, self._last)
+            lo = max(first, self._first)
             found = 0
-            s = self._b_prev_same(-ss[2])
+            s = self._b_prev_same(-last)
             while s and s >= lo:
                 if self._b_live(s):
                     found = s
                     break
                 s = self._b_prev_same(s)
-            ss[2] = found or self._b_find_rev(subject, hi, lo)
-        if ss[1] <= 0:
-            lo = max(-ss[1] + 1, self._first)
-            found = self._walk_first(ss, lo)
+            last = found or self._b_find_rev(subject, hi, lo)
+        if first <= 0:
+            lo = max(-first + 1, self._first)
+            found = self._walk_first(count, last, lo)
             if found < 0:
-                found = self._b_find(subject, lo, ss[2] if ss[2] > 0 else self._last)
+                found = self._b_find(subject, lo, last if last > 0 else self._last)
             if found:
-                ss[1] = found
+                first = found
+        ss = self._subj[subject] = (count, first, last)
         return ss
 
-    def _walk_first(self, ss: list[int], start: int) -> int:
+    def _walk_first(self, count: int, last: int, start: int) -> int:
         """Smallest live seq >= start on the subject of entry ss, by walking back from its last
         along the previous-on-subject links; -1 when the links cannot answer (then scan).
         Used only for subjects with few messages, where the walk is a handful of steps."""
-        if ss[0] > _WALK_LIMIT or ss[2] <= 0:
+        if count > _WALK_LIMIT or last <= 0:
             return -1
         best = 0
         seen = 0
-        s = ss[2]
+        s = last
         while s >= start:
             if self._b_live(s):
                 best = s
@@ -265,7 +259,7 @@ class StoreCore:
             p = self._b_prev_same(s)
             if not p:
                 # The chain ends here: complete only if it visited every live message.
-                return best if seen == ss[0] else -1
+                return best if seen == count else -1
             s = p
         return best
 
@@ -348,7 +342,7 @@ class StoreCore:
                 return 0
             if ss[1] >= start:
                 return ss[1]
-            found = self._walk_first(ss, start)
+            found = self._walk_first(ss[0], ss[2], start)
             return found if found >= 0 else self._b_find(filter_subject, start, ss[2])
         match = matcher(filter_subject)
         # Consumers mostly read forward through messages that match; a short probe finds those

@@ -744,11 +744,7 @@ class FileStore(StoreCore):
         self._bytes += size
         self._last = seq
         self._last_ts = ts
-        if ss is None:
-            self._subj[subject] = [1, seq, seq]
-        else:
-            ss[0] += 1
-            ss[2] = seq
+        self._subj[subject] = (1, seq, seq) if ss is None else (ss[0] + 1, ss[1], seq)
         if ttl_ns > 0:
             heapq.heappush(self._ttl_heap, (ts + ttl_ns, seq))
         if len(wbuf) >= _WBUF_MAX:

@@ -1,8 +1,9 @@
 """The memory backends: a stream store and a consumer store that keep everything in Python objects.
 
-Owns nothing but dicts: seq -> StoredMsg (insertion order is sequence order) and the per-message
+Owns nothing but dicts: seq -> message (insertion order is sequence order) and the per-message
 TTLs. Semantics come from the shared core, so it passes the same contract suite as the file
 store. Must not touch the disk; commit() completes at once (there is nothing to make durable).
+Must not keep an object per message that the garbage collector has to walk (see _Rec).
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from pyjetstream.jetstream.store.base import (
     ErrSeqExhausted,
     StateSource,
     StoredMsg,
-    new_msg,
     resolve_state,
 )
+
+# A stored message as the table holds it: a plain tuple (seq, subject, hdr, data, ts), the
+# fields of StoredMsg, made a StoredMsg only when read. The garbage collector stops following a
+# plain tuple of strings, bytes and ints after the first collection it survives; a StoredMsg (a
+# tuple subclass) it walks at every full collection for as long as the message lives, and a
+# million of them made each full pass 150-290 ms (docs/design.md, "Garbage-collector pauses").
+_Rec = tuple[int, str, bytes, bytes, int]
+_tuple_new = tuple.__new__  # StoredMsg from a record without the generated __new__'s argument handling
+
+
+def _size(r: _Rec) -> int:
+    # StoredMsg.size: nats-server's memory-store accounting
+    return len(r[1]) + len(r[2]) + len(r[3]) + 16
 
 
 class MemoryStore(StoreCore):
     def __init__(self, first_seq: int = 1) -> None:
         super().__init__(first_seq)
-        self._m: dict[int, StoredMsg] = {}
+        self._m: dict[int, _Rec] = {}
         self._ttls: dict[int, int] = {}
         # seq -> previous seq on the same subject, for live messages whose link is known; a
         # subject's next first is then a walk back from its last (see StoreCore._walk_first).
@@ -37,10 +50,11 @@ class MemoryStore(StoreCore):
         return seq in self._m
 
     def _b_get(self, seq: int) -> StoredMsg | None:
-        return self._m.get(seq)
+        r = self._m.get(seq)
+        return None if r is None else _tuple_new(StoredMsg, r)
 
-    def _meta(self, m: StoredMsg) -> Meta:
-        return (m.seq, m.subject, m.size, m.ts, self._ttls.get(m.seq, 0))
+    def _meta(self, r: _Rec) -> Meta:
+        return (r[0], r[1], _size(r), r[4], self._ttls.get(r[0], 0))
 
     def _b_iter(self, start: int, end: int) -> Iterator[Meta]:
         get = self._m.get
@@ -96,14 +110,14 @@ class MemoryStore(StoreCore):
         seq = self._last + 1
         if seq > MAX_SEQ:
             raise ErrSeqExhausted(f"stream sequence would pass {MAX_SEQ}")
-        m = new_msg(seq, subject, hdr or b"", data, ts)
-        self._m[seq] = m
+        r = (seq, subject, hdr or b"", data, ts)
+        self._m[seq] = r
         ss = self._subj.get(subject)
         if ss is not None and ss[2] > 0:
             self._prevs[seq] = ss[2]
         if ttl_ns:
             self._ttls[seq] = ttl_ns
-        self._acct_add(seq, subject, m.size, ts, ttl_ns)
+        self._acct_add(seq, subject, _size(r), ts, ttl_ns)
         return seq
 
     def skip_msgs(self, seq: int, num: int) -> None:
@@ -119,12 +133,12 @@ class MemoryStore(StoreCore):
 
     def remove_msg(self, seq: int, erase: bool = False) -> bool:
         self._check_open()
-        m = self._m.pop(seq, None)
-        if m is None:
+        r = self._m.pop(seq, None)
+        if r is None:
             return False
         self._ttls.pop(seq, None)
         self._prevs.pop(seq, None)
-        self._acct_remove(seq, m.subject, m.size)
+        self._acct_remove(seq, r[1], _size(r))
         return True
 
     def purge(self, subject: str = "", seq: int = 0, keep: int = 0) -> int:
