@@ -1,13 +1,15 @@
 """`pyjetstream server`: run the NATS server with nats-server's own flags.
 
 Owns process-level concerns only: flag errors, logging setup (-l, -D, -V), the event loop
-choice (uvloop when importable), signals and the exit code. The server itself is
-pyjetstream.server.server.Server.
+choice (uvloop when importable), the garbage collector's view of the start-up heap, signals and
+the exit code. The server itself is pyjetstream.server.server.Server. Process-wide settings are
+made here, never in Server: an embedding application owns its own process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -82,11 +84,24 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def settle_heap() -> None:
+    """Once start-up (store recovery included) is done: collect, then move every surviving
+    object into the collector's permanent generation (gc.freeze), so that full collections no
+    longer walk the modules, the recovered state and, from stores whose snapshot predates the
+    tuple entries, a million per-subject lists. Those objects live for the whole process;
+    frozen, they are still freed by reference counting, only a cycle among them would stay.
+    Measured: a full pass after recovering a stream of 1M subjects went from 12 ms to under
+    1 ms (docs/design.md, "Garbage-collector pauses")."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(opts: ServerOptions) -> int:
     from pyjetstream.server.server import Server
 
     server = Server(opts)
     await server.start()
+    settle_heap()
     server.install_signal_handlers()
     await server.wait_closed()
     return 0
