@@ -148,7 +148,9 @@ async def test_tutorial_through_the_console(browser, tmp_path):
         await page.goto(f"{console}/subscriptions")
         await page.evaluate("window.__noReload = 1")
         await expect(row.locator("td.pending")).to_have_text("1", timeout=EXPECT_TIMEOUT)
-        await expect(row.locator("td.last-error")).to_contain_text("no HTTP answer", timeout=EXPECT_TIMEOUT)
+        # The dispatcher's own words, from the Subscription's status (not derived from counters).
+        await expect(row.locator("td.last-error .error-text")).to_have_text("connection refused",
+                                                                            timeout=EXPECT_TIMEOUT)
         await w.shot("subscriptions")
         await page.goto(f"{console}/streams")
         await expect(page.locator('tr[data-stream="sap"] td.messages')).to_have_text("1")
@@ -159,6 +161,10 @@ async def test_tutorial_through_the_console(browser, tmp_path):
         await sink.start()
         await expect(row.locator("td.pending")).to_have_text("0", timeout=EXPECT_TIMEOUT)
         await wait_until(lambda: "ev-2" in sink.ids(), timeout=20, what="redelivery of ev-2")
+        # ... and the error is marked recovered, still without a reload.
+        await expect(row.locator("td.last-error .recovered")).to_have_text("recovered", timeout=EXPECT_TIMEOUT)
+        await expect(row.locator("td.last-error .error-text")).to_have_count(0)
+        await expect(row.locator("td.last-error")).to_contain_text("last error: connection refused")
         assert await page.evaluate("window.__noReload") == 1, "the page was reloaded"
 
         # An event the sink refuses with 400 is dead-lettered; the Replay button delivers it.

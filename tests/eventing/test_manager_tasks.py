@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from pyjetstream.eventing.config import EventingConfig
+from pyjetstream.eventing.delivery_status import DeliveryStatusBook
 from pyjetstream.eventing.manager import EventingManager
 
 
 def make_manager() -> EventingManager:
     nc = SimpleNamespace(jetstream=lambda timeout: SimpleNamespace())
-    dispatcher: Any = SimpleNamespace(metrics=None)
+    dispatcher: Any = SimpleNamespace(metrics=None, delivery_status=DeliveryStatusBook())
     return EventingManager(nc, EventingConfig(), dispatcher, store=None, resync_interval=0)  # type: ignore[arg-type]
 
 

@@ -124,6 +124,18 @@ def render_subscription(sub: Any, dead_letters: int | None) -> str:
         if cond.get("message"):
             text += f": {cond['message']}"
         cols.row(cond["type"], text)
+    delivery = (st.get("backend") or {}).get("deliveryStatus")
+    if isinstance(delivery, dict) and delivery.get("lastFailedDelivery"):
+        cols.section("Last Delivery Error")
+        recovered = delivery.get("lastSuccessfulDelivery")
+        cols.row("State", f"recovered at {recovered}" if recovered else "failing")
+        cols.row("Failed At", str(delivery.get("lastFailedDelivery")))
+        cols.row("Reason", str(delivery.get("lastFailedDeliveryReason", "")))
+        if delivery.get("lastFailedDeliveryStatusCode") is not None:
+            cols.row("Status Code", str(delivery["lastFailedDeliveryStatusCode"]))
+        cols.row("Attempt", str(delivery.get("lastFailedDeliveryAttempt", "")))
+        if delivery.get("lastFailedDeliveryConsumer"):
+            cols.row("Consumer", str(delivery["lastFailedDeliveryConsumer"]))
     if dead_letters is not None:
         cols.section("Dead Letters")
         cols.row("Stream", (st.get("deadLetter") or {}).get("stream", ""))

@@ -41,6 +41,35 @@ class Failure:
     text: str
     at: float | None            # wall time; None: before the console started
     count: int = 0              # failed deliveries counted so far
+    attempt: int | None = None  # the event's delivery attempt that failed (from the status)
+    recovered_at: float | None = None  # a delivery succeeded after it (from the status)
+    code: int | None = None     # the sink's HTTP status, None without an answer
+
+
+def status_failure(status: dict[str, Any] | None) -> Failure | None:
+    """The dispatcher's last delivery failure as written into the Subscription's status
+    (`backend.deliveryStatus`), or None when it wrote none."""
+    fields = ((status or {}).get("backend") or {}).get("deliveryStatus")
+    if not isinstance(fields, dict) or not fields.get("lastFailedDelivery"):
+        return None
+    attempt = fields.get("lastFailedDeliveryAttempt")
+    code = fields.get("lastFailedDeliveryStatusCode")
+    return Failure(str(fields.get("lastFailedDeliveryReason") or "delivery failed"),
+                   _parse_time(fields.get("lastFailedDelivery")),
+                   attempt=attempt if isinstance(attempt, int) else None,
+                   recovered_at=_parse_time(fields.get("lastSuccessfulDelivery")),
+                   code=code if isinstance(code, int) else None)
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -412,6 +441,14 @@ class Sampler:
         if snap.metrics_error is None:
             row.delivered = self.counters.ok.get(sub.key, 0)
             row.failed = self.counters.failed.get(sub.key, 0)
+        written = status_failure(sub.status)
+        if written is not None:
+            # The dispatcher's own record: the exact reason, cleared (recovered) by a success.
+            written.count = self.counters.failed.get(sub.key, 0)
+            row.last_error = written
+            return row
+        # A dispatcher that writes no delivery status (an older one): what the counters and
+        # the dead letters tell.
         row.last_error = self.counters.last_failure.get(sub.key)
         newest = [m for name in names if (m := self._newest.get(name)) is not None]
         if newest:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import random
 import socket
 import time
@@ -30,6 +31,7 @@ from . import cloudevents as ce
 from . import types as t
 from . import wire
 from .config import EventingConfig
+from .delivery_status import DeliveryStatusBook
 from .egress import GuardedResolver, SinkRefused
 from .metrics import EventingMetrics
 from .retry import PROFILE_KYMA, Outcome, RetryPolicy, classify, next_delay, parse_retry_after
@@ -83,6 +85,7 @@ class DeliveryResult:
     retry_after: float | None = None
     permanent: bool = False    # the request cannot be sent for this event, ever
     refused: bool = False      # the egress policy refused the sink's address; events wait
+    cause: str = ""            # without an HTTP answer: why, in a few words ("connection refused")
 
     @property
     def reason(self) -> str:
@@ -92,6 +95,16 @@ class DeliveryResult:
         if self.permanent:
             return "unsendable"
         return "timeout" if self.error.startswith("no answer within") else "connection"
+
+    def describe(self) -> str:
+        """The failure as a Subscription's status shows it: "HTTP 503: <the sink's text>",
+        "connection refused", "sink refused by policy: ...", "no answer within ..."."""
+        if self.refused:
+            return f"sink refused by policy: {self.error}"
+        if self.status is not None:
+            text = " ".join(self.error.split())
+            return f"HTTP {self.status}: {text}" if text else f"HTTP {self.status}"
+        return self.cause or self.error
 
 
 def deliver_subject(stream: str, consumer: str) -> str:
@@ -138,6 +151,8 @@ class Dispatcher:
         self.ack_batch_window = ACK_BATCH_WINDOW
         self._acks: list[Any] = []
         self._ack_timer: asyncio.TimerHandle | None = None
+        # The last failed delivery per Subscription; the manager writes it into the status.
+        self.delivery_status = DeliveryStatusBook()
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
@@ -313,6 +328,8 @@ class Dispatcher:
             event = ce.parse_structured(msg.data)
         except ce.CloudEventError as exc:
             # Beyond Kyma: a poison message cannot get better; dead-letter it at once.
+            self.delivery_status.failed(binding.subscription, f"invalid CloudEvent in the stream: {exc}", None,
+                                        num_delivered, binding.consumer)
             await self._give_up(binding, msg, sink, "InvalidCloudEvent", DeliveryResult(None, str(exc)))
             return
         started = time.perf_counter()
@@ -323,6 +340,13 @@ class Dispatcher:
                                      time.perf_counter() - started)
         if result.status is None:
             self.metrics.record_delivery_error(binding.subscription, binding.consumer, result.reason)
+        outcome = classify(result.status, policy, num_delivered)
+        if outcome is Outcome.ACK and not result.refused and not result.permanent:
+            if self.delivery_status.failing:
+                self.delivery_status.succeeded(binding.subscription)
+        else:
+            self.delivery_status.failed(binding.subscription, result.describe(), result.status, num_delivered,
+                                        binding.consumer)
         if result.refused:
             # Not the event's fault: it waits (never dead-lettered) while the manager takes the
             # subscription out of service until the sink is allowed again.
@@ -334,7 +358,6 @@ class Dispatcher:
         if result.permanent:
             await self._give_up(binding, msg, sink, "UnsendableEvent", result)
             return
-        outcome = classify(result.status, policy, num_delivered)
         if outcome is Outcome.ACK:
             if self.ack_batch_window > 0:
                 self._ack_soon(msg)
@@ -411,9 +434,9 @@ class Dispatcher:
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, SinkRefused):
                 return DeliveryResult(None, exc.os_error.reason, refused=True)
-            return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
+            return DeliveryResult(None, f"{type(exc).__name__}: {exc}", cause=_cause(exc.os_error))
         except (aiohttp.ClientError, OSError) as exc:
-            return DeliveryResult(None, f"{type(exc).__name__}: {exc}")
+            return DeliveryResult(None, f"{type(exc).__name__}: {exc}", cause=_cause(exc))
         except _UNSENDABLE as exc:
             # aiohttp refuses some header values only while writing the request.
             return DeliveryResult(None, f"cannot send the request: {type(exc).__name__}: {exc}", permanent=True)
@@ -510,6 +533,19 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     if not content.at_eof():
         resp.close()  # the rest is never read; the connection cannot be reused
     return data
+
+
+def _cause(exc: BaseException) -> str:
+    """A connection failure in a few words: the OS's text for its errno ("connection refused",
+    "connection reset by peer"), else what aiohttp says."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the sink closed the connection without an answer"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return "no answer within the delivery timeout"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _is_ip_literal(host: str) -> bool:

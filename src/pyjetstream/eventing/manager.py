@@ -11,6 +11,7 @@ it tells the dispatcher what to serve.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -85,6 +86,10 @@ class EventingManager:
         self._rechecking: set[str] = set()
         self.synced = asyncio.Event()
         dispatcher.on_refused = self._sink_refused
+        # The dispatcher's last delivery failures go into the statuses, at most one write per
+        # Subscription per interval (delivery_status.WRITE_INTERVAL).
+        self._delivery_changed = asyncio.Event()
+        dispatcher.delivery_status.on_change = self._delivery_changed.set
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -93,6 +98,7 @@ class EventingManager:
             self.metrics.dispatcher_started()
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="eventing-watch"))
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="eventing-resync"))
+        self._tasks.append(asyncio.create_task(self._delivery_status_loop(), name="eventing-delivery-status"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -199,6 +205,47 @@ class EventingManager:
                 log.warning("periodic re-sync failed: %s", exc)
             except Exception:  # noqa: BLE001 - task boundary: one bad pass must not end re-syncing
                 log.exception("periodic re-sync crashed")
+
+    async def _delivery_status_loop(self) -> None:
+        book = self.dispatcher.delivery_status
+        while True:
+            # No await between clear() and due(): a failure recorded meanwhile sets it again.
+            self._delivery_changed.clear()
+            due, wait = book.due()
+            if not due:
+                try:
+                    await asyncio.wait_for(self._delivery_changed.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                await self.write_delivery_status(due)
+            except (nats.errors.Error, TimeoutError) as exc:
+                _raise_if_cancelled(exc)
+                log.warning("writing delivery errors into Subscription statuses failed: %s", exc)
+                await asyncio.sleep(book.interval)
+            except Exception:  # noqa: BLE001 - task boundary: one bad write must not end the writer
+                log.exception("writing delivery errors into Subscription statuses crashed")
+                await asyncio.sleep(book.interval)
+
+    async def write_delivery_status(self, due: list[tuple[str, dict[str, Any]]]) -> None:
+        """Merge each record into its Subscription's stored status (compare-and-set on the KV
+        revision, under the reconcile lock, so neither overwrites the other's fields)."""
+        book = self.dispatcher.delivery_status
+        async with self._lock:
+            now = subs.now_rfc3339()
+            for key, fields in due:
+                if key not in self._subs:
+                    book.forget(key)
+                    continue
+                ns, name = key.split("/", 1)
+                try:
+                    ok = await self.store.update_status(ns, name, functools.partial(subs.with_delivery, fields=fields,
+                                                                                     now=now))
+                except BaseException:
+                    book.written(key, None)
+                    raise
+                book.written(key, fields if ok else None)
 
     async def resync(self) -> None:
         stored = await self.store.list()
@@ -341,6 +388,7 @@ class EventingManager:
                 error = f"sink refused by the egress policy: {refusal}"
                 log.warning("subscription %s not served: %s", key, error)
             status = subs.status_synced(sub, now, error, prefix, self._dead_letter_info(desired))
+            status = subs.carry_delivery(status, stored_status)
         self._record_status(sub, previous, status)
         if subs.without_timestamps(status) != subs.without_timestamps(stored_status):
             await self.store.put_status(sub.namespace, sub.name, status)
@@ -412,6 +460,7 @@ class EventingManager:
             await self.dispatcher.unbind(consumer)
             await self._delete_consumer(consumer)
         self.dispatcher.remove_sink(key)
+        self.dispatcher.delivery_status.forget(key)
         if self.metrics is not None:
             self.metrics.remove_subscription_status(name, namespace, sorted(names), self.config.stream.name)
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,13 @@ REASON_SPEC_VALID = "Subscription spec has no validation errors"
 REASON_SPEC_INVALID = "Subscription spec has validation errors"
 REASON_ACTIVE = "NATS Subscription active"
 REASON_NOT_ACTIVE = "NATS Subscription not active"
+# Kyma's EventMesh backend reports its sink's failures with this condition and
+# `backend.emsSubscriptionStatus.lastFailedDelivery*`; the dispatcher does the same for NATS
+# under `backend.deliveryStatus`. It does not change `ready`: the Subscription is served.
+COND_WEBHOOK = "Webhook call status"
+REASON_WEBHOOK_OK = "Webhook call no errors"
+REASON_WEBHOOK_FAILED = "Webhook call failed"
+DELIVERY_STATUS = "deliveryStatus"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QOS = ("AT_LEAST_ONCE", "AT_MOST_ONCE")
@@ -379,6 +386,35 @@ def status_pending(sub: Subscription, now: str, strict_sinks: bool = False) -> d
     return st
 
 
+def with_delivery(status: dict[str, Any], fields: dict[str, Any], now: str) -> dict[str, Any]:
+    """`status` with the dispatcher's last delivery failure (`delivery_status.DeliveryState.fields`)
+    in `backend.deliveryStatus` and the webhook condition: False with the reason while failing,
+    True once a delivery succeeded after it."""
+    out = dict(status)
+    backend = dict(out.get("backend") or {})
+    backend[DELIVERY_STATUS] = dict(fields)
+    out["backend"] = backend
+    recovered = "lastSuccessfulDelivery" in fields
+    cond = _condition(COND_WEBHOOK, recovered, REASON_WEBHOOK_OK if recovered else REASON_WEBHOOK_FAILED,
+                      "" if recovered else str(fields.get("lastFailedDeliveryReason", "")), now,
+                      _previous(status, COND_WEBHOOK))
+    conditions = [c for c in out.get("conditions", []) or [] if c.get("type") != COND_WEBHOOK]
+    out["conditions"] = [*conditions, cond]
+    return out
+
+
+def carry_delivery(status: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A status the manager computed, with the delivery fields and condition of the stored one kept."""
+    fields = ((stored or {}).get("backend") or {}).get(DELIVERY_STATUS)
+    previous = _previous(stored, COND_WEBHOOK)
+    if not isinstance(fields, dict) or previous is None:
+        return status
+    out = dict(status)
+    out["backend"] = {**(out.get("backend") or {}), DELIVERY_STATUS: fields}
+    out["conditions"] = [*(c for c in out.get("conditions", []) or [] if c.get("type") != COND_WEBHOOK), previous]
+    return out
+
+
 def without_timestamps(status: dict[str, Any] | None) -> Any:
     if not status:
         return status
@@ -477,6 +513,29 @@ class SubscriptionStore:
 
     async def put_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self.kv.put(status_key(namespace, name), json.dumps(status).encode())
+
+    async def update_status(self, namespace: str, name: str,
+                            change: Callable[[dict[str, Any]], dict[str, Any]], attempts: int = 3) -> bool:
+        """Read-modify-write of an existing status, only if nobody wrote it in between (the
+        KV revision); tried `attempts` times. False when there is no status (a deleted
+        Subscription, or one no manager has seen) or every attempt lost the race."""
+        import nats.js.errors
+
+        key = status_key(namespace, name)
+        for _ in range(attempts):
+            try:
+                entry = await self.kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return False
+            if entry.value is None or entry.operation in ("DEL", "PURGE"):
+                return False
+            new = change(json.loads(entry.value))
+            try:
+                await self.kv.update(key, json.dumps(new).encode(), last=entry.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            return True
+        return False
 
     async def delete_status(self, namespace: str, name: str) -> None:
         await self.kv.delete(status_key(namespace, name))
