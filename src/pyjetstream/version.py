@@ -4,4 +4,4 @@ Its own module so that the server, the monitor and the CLI read it without impor
 other. Holds a constant only.
 """
 
-VERSION = "2.9.10"
+VERSION = "2.12.4"

@@ -27,7 +27,9 @@ JSZ_QUERIES = ("", "?accounts=true", "?streams=true", "?consumers=true", "?consu
 # the same field; 2.9.10 has none); a stream's metadata holds the API level its features need
 # (`_nats.req.level`), as nats-server 2.11+ stores it.
 _DETAIL = "account_details.[].stream_detail.[].config."
-OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level"}
+# The JetStream API level of the release we advertise (2.12.4) is in the stats, as nats-server
+# 2.11+ reports it (tests/differential/test_advertised_release.py).
+OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level", "api.level"}
 
 CONFIG = """
 accounts {

@@ -26,6 +26,7 @@ from typing import Any
 from pyjetstream.jetstream import advisories, consumer_api, errors, router
 from pyjetstream.jetstream.domain import DomainRoutes
 from pyjetstream.jetstream.schemas import (
+    JS_API_LEVEL,
     StreamByteLimits,
     StreamConfig,
     check_publish_targets,
@@ -395,7 +396,7 @@ class JetStream:
             mem, store = mem + m, store + f
         return {"memory": mem, "storage": store, "reserved_memory": 0, "reserved_storage": 0,
                 "accounts": len(self.accounts), "ha_assets": 0,
-                "api": {"total": self.api_total, "errors": self.api_errors}}
+                "api": {"level": JS_API_LEVEL, "total": self.api_total, "errors": self.api_errors}}
 
     def varz(self) -> dict[str, Any]:
         """The "jetstream" object of /varz."""

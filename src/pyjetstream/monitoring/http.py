@@ -134,6 +134,13 @@ class MonitorServer:
             "subscriptions": sum(a.sublist.count for a in s.accounts.values()),
             "http_req_stats": dict(self.http_req_stats), "config_load_time": rfc3339(s.start_time),
             "system_account": "$SYS",
+            # added by 2.10-2.12: no routes, gateways or leaf nodes here, so only clients count;
+            # we never stall a client (a full one is cut off as slow), and the config digest,
+            # a hash of nats-server's parsed config file, is not computed
+            "slow_consumer_stats": {"clients": s.slow_consumers, "routes": 0, "gateways": 0, "leafs": 0},
+            "stale_connections": s.stale_connections,
+            "stale_connection_stats": {"clients": s.stale_connections, "routes": 0, "gateways": 0, "leafs": 0},
+            "stalled_clients": 0, "config_digest": "",
             # subsystems we do not have: nats-server shows them as empty objects
             "cluster": {}, "gateway": {}, "leaf": {}, "mqtt": {}, "websocket": {}, "jetstream": {},
         }

@@ -150,6 +150,7 @@ class ConnectionHost(Protocol):
     ssl_context: ssl.SSLContext | None
     tls_rate: RateCounter | None
     slow_consumers: int
+    stale_connections: int
 
     @property
     def clients(self) -> Sized: ...
@@ -521,6 +522,7 @@ class ClientConnection(asyncio.Protocol):
             self.active = False
         else:
             if self.pings_out + 1 > opts.ping_max:
+                self.server.stale_connections += 1
                 self.fail("Stale Connection", "Stale Connection")
                 return
             self.pings_out += 1

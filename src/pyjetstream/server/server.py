@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from pyjetstream.jetstream.schemas import JS_API_LEVEL
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import Account, ClientConnection, Subscription
 from pyjetstream.server.options import ServerOptions
@@ -81,6 +82,7 @@ class Server:
         self.start_time = time.time()
         self.total_connections = 0
         self.slow_consumers = 0
+        self.stale_connections = 0  # closed after ping_max unanswered PINGs
         self.lame_duck = False
         self.ssl_context: ssl.SSLContext | None = build_context(opts) if opts.tls else None
         self.tls_rate = RateCounter(opts.tls_rate_limit) if opts.tls and opts.tls_rate_limit > 0 else None
@@ -125,6 +127,11 @@ class Server:
         }
         if o.jetstream.enabled:
             self._info_base["jetstream"] = True
+        if o.jetstream.domain:
+            self._info_base["domain"] = o.jetstream.domain
+        # 2.12's INFO names the JetStream API level, JetStream enabled or not (nats-server also
+        # sends an `xkey` for auth callout, which we do not have; docs/compat.md)
+        self._info_base["api_lvl"] = JS_API_LEVEL
         if self.auth.expect_connect:
             self._info_base["auth_required"] = True
         if o.tls:

@@ -19,7 +19,7 @@ CONNECT = b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n"
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory) -> ServerProc:
     conf = 'ping_interval: "100ms"\nping_max: 2\nmax_payload: 2048\n'
-    s = start_server("pyjetstream", tmp_path_factory.mktemp("live"), config=conf)
+    s = start_server("pyjetstream", tmp_path_factory.mktemp("live"), "-m", "-1", config=conf)
     yield s
     s.stop()
 
@@ -39,6 +39,7 @@ def slow_srv(request, tmp_path_factory) -> tuple[ServerProc, str]:
 
 
 def test_server_pings_and_declares_stale_connection(srv: ServerProc) -> None:
+    before = srv.get_json("/varz")["stale_connections"]
     raw = RawClient(srv.port)
     try:
         raw.send(CONNECT)
@@ -46,6 +47,10 @@ def test_server_pings_and_declares_stale_connection(srv: ServerProc) -> None:
         assert raw.read_until_closed() == b"PING\r\nPING\r\n-ERR 'Stale Connection'\r\n"
     finally:
         raw.close()
+    # counted in /varz as nats-server 2.12 does (the -ERR is sent after the count)
+    varz = srv.get_json("/varz")
+    assert varz["stale_connections"] == before + 1
+    assert varz["stale_connection_stats"]["clients"] == before + 1
 
 
 def test_client_that_answers_pings_stays_connected(srv: ServerProc) -> None:

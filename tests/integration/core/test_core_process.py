@@ -183,7 +183,7 @@ def test_unsupported_config_key_fails(tmp_path: Path) -> None:
 
 def test_help_and_version() -> None:
     assert "Usage: pyjetstream server" in run_cli("-h").stdout
-    assert "nats-server v2.9.10 compatible" in run_cli("--version").stdout
+    assert "nats-server v2.12.4 compatible" in run_cli("--version").stdout
 
 
 def test_python_dash_m_and_console_script_agree() -> None:
