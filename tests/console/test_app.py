@@ -384,3 +384,19 @@ async def test_live_stream_ends_when_the_session_expires_and_is_capped(make_cons
             assert chunk, "the stream ended without telling the page"
             body += chunk
     assert (await web.get("/"))[0] == 303  # back to the login form
+
+
+async def test_bad_expect_header_is_417_not_500(make_console):
+    """aiohttp's default Expect handler answered 500 to a value that is not UTF-8."""
+    import aiohttp
+
+    console = await make_console()
+    reader, writer = await asyncio.open_connection("127.0.0.1", console.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: \x80\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 417 "), data[:200]
+    async with aiohttp.ClientSession() as http, http.get(console.url + "/healthz") as r:
+        assert r.status == 200

@@ -31,6 +31,7 @@ from pyjetstream.console import security as sec
 from pyjetstream.console.sampler import Sampler, Snapshot, SubscriptionRow
 from pyjetstream.console.settings import ConsoleSettings
 from pyjetstream.eventing import dispatcher as d
+from pyjetstream.eventing.publisher import expect_handler
 
 HERE = Path(__file__).resolve().parent
 NAV = (("overview", "Overview", "/"), ("streams", "Streams", "/streams"),
@@ -664,19 +665,21 @@ def create_app(settings: ConsoleSettings, nc: Any, sampler: Sampler | None = Non
     _filters(env)
     app.on_response_prepare.append(sec.on_prepare)
     r = app.router
+    # Not aiohttp's default Expect handler: it answers 500 to a value that is not UTF-8.
+    ex: dict[str, Any] = {"expect_handler": expect_handler}
     for pg in PAGES.values():
         if pg.name != "publish":
-            r.add_get(pg.path, page_handler(pg), name=pg.name)
-    r.add_get("/publish", publish_page, name="publish")
-    r.add_post("/publish", publish_action)
-    r.add_get("/streams/{stream}/{action:purge|delete}", confirm_page)
-    r.add_post("/streams/{stream}/{action:purge|delete}", stream_action)
-    r.add_get("/dead-letters/purge", confirm_page)
-    r.add_post("/dead-letters/{action:replay|delete|purge}", dead_letter_action)
-    r.add_get("/login", login_page)
-    r.add_post("/login", login_action)
-    r.add_post("/logout", logout_action)
-    r.add_get("/live", live)
-    r.add_get("/healthz", healthz)
+            r.add_get(pg.path, page_handler(pg), name=pg.name, **ex)
+    r.add_get("/publish", publish_page, name="publish", **ex)
+    r.add_post("/publish", publish_action, **ex)
+    r.add_get("/streams/{stream}/{action:purge|delete}", confirm_page, **ex)
+    r.add_post("/streams/{stream}/{action:purge|delete}", stream_action, **ex)
+    r.add_get("/dead-letters/purge", confirm_page, **ex)
+    r.add_post("/dead-letters/{action:replay|delete|purge}", dead_letter_action, **ex)
+    r.add_get("/login", login_page, **ex)
+    r.add_post("/login", login_action, **ex)
+    r.add_post("/logout", logout_action, **ex)
+    r.add_get("/live", live, **ex)
+    r.add_get("/healthz", healthz, **ex)
     r.add_static("/static/", HERE / "static", show_index=False, follow_symlinks=False)
     return app

@@ -40,5 +40,7 @@ def create_sink_app(printer: Callable[[str], Any] | None = None, verbose: bool =
         return web.Response(status=204)
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post("/{tail:.*}", receive)
+    from .publisher import expect_handler
+
+    app.router.add_post("/{tail:.*}", receive, expect_handler=expect_handler)
     return app

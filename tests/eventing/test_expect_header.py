@@ -1,0 +1,77 @@
+"""The Expect header (issue 17 item 7): aiohttp's default handler put the value into its 417
+text and answered 500 when the value was not UTF-8 (`Expect: \\x80`, from the fuzzer). The
+proxy, the demo sink and the console answer 417 with the value escaped, and the proxy goes on
+storing and delivering the next good event. Raw sockets, real NATS server, real HTTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from eventing.test_dispatch import manifest, ready
+from pyjetstream.eventing.sink import create_sink_app
+from pyjetstream.eventing.testing import wait_until
+
+GOOD = (b"ce-specversion: 1.0\r\nce-type: order.received.v1\r\nce-source: myapp\r\nce-eventtypeversion: v1\r\n"
+        b"content-type: application/json\r\n")
+
+
+async def raw_post(port: int, path: str, headers: bytes, body: bytes = b"{}") -> tuple[int, bytes]:
+    """One request as raw bytes; (status, everything after the status line). 100 Continue
+    interim answers are skipped."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers
+                     + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    while data.startswith(b"HTTP/1.1 100"):
+        data = data.split(b"\r\n\r\n", 1)[1]
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest
+
+
+@pytest.mark.parametrize("value", [b"\x80", b"\xff\xfe", b"100-continue\x80", b"foo"])
+async def test_bad_expect_is_417_and_the_next_event_is_delivered(make_service, sink, value):
+    svc = await make_service()
+    sub = manifest(sink=sink.url)
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    status, rest = await raw_post(svc.port, "/publish", GOOD + b"ce-id: bad-1\r\nExpect: " + value + b"\r\n")
+    assert status == 417, rest
+    assert b"unsupported Expect header" in rest and b"only 100-continue" in rest
+    # The value is shown escaped, never as raw bytes.
+    assert b"\"" + value.decode("ascii", "backslashreplace").encode() + b"\"" in rest
+    # Nothing was stored for the refused request: the next good event is the first delivery.
+    status, _ = await raw_post(svc.port, "/publish", GOOD + b"ce-id: good-1\r\n")
+    assert status == 204
+    await wait_until(lambda: "good-1" in sink.ids(), what="delivery of the good event")
+    assert "bad-1" not in sink.attempts
+
+
+async def test_100_continue_still_works(make_service, sink):
+    svc = await make_service()
+    sub = manifest(sink=sink.url)
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    status, _ = await raw_post(svc.port, "/publish", GOOD + b"ce-id: cont-1\r\nExpect: 100-Continue\r\n")
+    assert status == 204
+    await wait_until(lambda: "cont-1" in sink.ids(), what="delivery")
+
+
+async def test_demo_sink_answers_417_too():
+    runner = web.AppRunner(create_sink_app(printer=lambda line: None))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        status, rest = await raw_post(port, "/", GOOD + b"ce-id: x\r\nExpect: \x80\r\n")
+        assert status == 417 and b'"\\x80"' in rest
+        status, _ = await raw_post(port, "/", GOOD + b"ce-id: y\r\n")
+        assert status == 204
+    finally:
+        await runner.cleanup()
