@@ -45,3 +45,20 @@ def without(doc: dict[str, Any], paths: list[str]) -> dict[str, Any]:
         if isinstance(node, dict):
             node.pop(last, None)
     return doc
+
+
+def with_paths_from(doc: dict[str, Any], source: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """A copy of `doc` whose dotted `paths` hold `source`'s values (paths `source` lacks are
+    removed): a reference report with its documented differences taken from ours, so that the
+    per-scenario facts can still be checked on the rest of it."""
+    doc = without(doc, paths)
+    for path in paths:
+        *parents, last = path.split(".")
+        src: Any = source
+        dst: Any = doc
+        for part in parents:
+            src = src.get(part) if isinstance(src, dict) else None
+            dst = dst.setdefault(part, {}) if isinstance(dst, dict) else None
+        if isinstance(src, dict) and last in src and isinstance(dst, dict):
+            dst[last] = copy.deepcopy(src[last])
+    return doc

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import KINDS, ServerProc, have_nats_server, have_openssl, self_signed_cert, start_server
+from servers import (
+    KINDS,
+    ServerProc,
+    have_nats_server,
+    have_newer_nats_server,
+    have_openssl,
+    self_signed_cert,
+)
 
 HERE = Path(__file__).resolve().parent
 GO_SRC = HERE / "go" / "natscompat"
@@ -142,36 +149,42 @@ class ClientRun:
 
 
 RunBoth = Callable[..., dict[str, ClientRun]]
+# The servers each scenario runs against: ours, nats-server 2.9.10, and nats-server 2.15
+# (servers.py's kind "nats-server-new") when NATS_SERVER_NEW names it.
+REFERENCES = ("nats-server", "nats-server-new")
+
+
+def compared_kinds() -> tuple[str, ...]:
+    return KINDS + (("nats-server-new",) if have_newer_nats_server() else ())
 
 
 @pytest.fixture(scope="session")
 def run_both(tmp_path_factory: pytest.TempPathFactory) -> RunBoth:
-    """Run the same client command against a fresh pyjetstream and a fresh nats-server
-    (JetStream on, file store, new directories), both at once; `{url}` in the command is
-    replaced by each server's URL; `server_args` are extra flags for both. With `restart_marker`, when the client prints that line
-    the server is stopped and started again on the same port and store, and the client is
-    told to go on by a line on its stdin. Both servers are stopped before this returns."""
+    """Run the same client command against a fresh pyjetstream, a fresh nats-server 2.9.10
+    and, when NATS_SERVER_NEW is set, a fresh newer nats-server (JetStream on, file store, new
+    directories), all at once; `{url}` in the command is replaced by each server's URL;
+    `server_args` are extra flags for all. With `restart_marker`, when the client prints that
+    line the server is stopped and started again on the same port and store, and the client is
+    told to go on by a line on its stdin. The servers are stopped before this returns; the
+    result maps each kind to its run."""
     if not have_nats_server():
         pytest.skip("reference nats-server not installed")
+    kinds = compared_kinds()
 
     def run(label: str, cmd: list[str], restart_marker: str | None = None,
             server_args: Sequence[str] = ()) -> dict[str, ClientRun]:
         base = tmp_path_factory.mktemp(label)
         servers: dict[str, ServerProc] = {}
-
-        def start(kind: str, port: int | None = None) -> None:
-            servers[kind] = start_server(kind, base / kind, "-js", "-sd", str(base / kind / "store"),
-                                         *server_args, port=port)
-
         procs: dict[str, subprocess.Popen[str]] = {}
         try:
-            for kind in KINDS:
-                start(kind)
+            for kind in kinds:
+                servers[kind] = ServerProc(kind, base / kind, ("-js", "-sd", str(base / kind / "store"),
+                                                               *server_args)).start()
             for kind, srv in servers.items():
                 procs[kind] = subprocess.Popen(
                     [a.replace("{url}", srv.url) for a in cmd], text=True, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, stdin=subprocess.PIPE if restart_marker else subprocess.DEVNULL)
-            head: dict[str, str] = {kind: "" for kind in KINDS}
+            head: dict[str, str] = {kind: "" for kind in kinds}
             if restart_marker:
                 for kind, p in procs.items():
                     assert p.stdout is not None and p.stdin is not None
@@ -179,9 +192,9 @@ def run_both(tmp_path_factory: pytest.TempPathFactory) -> RunBoth:
                         head[kind] += line
                     if not line:
                         continue  # the client died; its exit status and stderr tell why
-                    port = servers[kind].port
+                    # the same ServerProc again: same port, store and (appended) log
                     servers[kind].stop()
-                    start(kind, port)
+                    servers[kind].start()
                     p.stdin.write("\n")
                     p.stdin.flush()
             out = {}
