@@ -111,3 +111,26 @@ def test_jsz_api_level(servers) -> None:
     if "nats-server-new" in servers:
         assert "level" in servers["nats-server-new"].get_json("/jsz")["api"]
 
+
+
+def _after_connect(srv: ServerProc) -> bytes:
+    c = RawClient(srv.port)
+    try:
+        c.send(b'CONNECT {"verbose":false,"protocol":1}\r\nPING\r\n')
+        got = c.read_until(b"PONG\r\n")
+        c.send(b"PING\r\n")
+        return got + c.read_until(b"PONG\r\n")
+    finally:
+        c.close()
+
+
+def test_no_connect_info_after_the_first_ping(servers) -> None:
+    """A documented difference (docs/compat.md): 2.12.0+ answers a protocol-1 client's first
+    PING with PONG and then an INFO carrying connect_info, remote_account and acc_is_sys. We
+    send the PONG only, as 2.9.10 does; no client we test reads those fields."""
+    assert _after_connect(servers["pyjetstream"]) == b"PONG\r\nPONG\r\n"
+    if "nats-server" in servers:
+        assert _after_connect(servers["nats-server"]) == b"PONG\r\nPONG\r\n"
+    if "nats-server-new" in servers:
+        got = _after_connect(servers["nats-server-new"])
+        assert got.startswith(b"PONG\r\nINFO {") and b'"connect_info":true' in got
