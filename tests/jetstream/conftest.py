@@ -1,19 +1,20 @@
-"""A fake server implementing the JetStream seam (subscribe_internal/publish), a fake clock,
-and fixtures that start JetStream on memory stores, for driving the API without sockets."""
+"""A fake server implementing the JetStream seam (subscribe_internal/publish), a fake client
+connection (seams.ApiClient), a fake clock, and fixtures that start JetStream on memory stores,
+for driving the API without sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from pyjetstream.jetstream.manager import JetStream
 from pyjetstream.jetstream.store.memory import MemoryStore
-from pyjetstream.subjects import subject_matches
+from pyjetstream.subjects import subject_matches, subjects_overlap
 
 
 @dataclass
@@ -28,6 +29,34 @@ class FakeSub:
     callback: Any
     queue: str | None = None
     raw: bool = False
+
+
+class FakePerms:
+    """Publish permissions (seams.PublishPermissions) that allow every subject but those the
+    `denied` filters match."""
+
+    def __init__(self, *denied: str) -> None:
+        self.denied = denied
+
+    def may_publish_all(self, pattern: str) -> bool:
+        return not any(subjects_overlap(pattern, d) for d in self.denied)
+
+
+@dataclass
+class FakeClient:
+    """The connection a request came from, as the API reads it (seams.ApiClient). `held`
+    collects what the API made it wait for (fair.start's long jobs)."""
+
+    cid: int = 7
+    name: str = "fake-client"
+    lang: str = "python3"
+    version: str = "0.0"
+    host: str = "127.0.0.1"
+    perms: FakePerms | None = None
+    held: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    def hold_until(self, fut: asyncio.Future[Any]) -> None:
+        self.held.append(fut)
 
 
 @dataclass
@@ -49,6 +78,7 @@ class JsOptions:
     sync_interval: float | None = None
     enabled: bool = True
     domain: str = ""
+    strict: bool = True
 
 
 @dataclass
@@ -144,19 +174,19 @@ class FakeServer:
         return [d for d in self.outbox if d.subject == inbox]
 
     async def request(self, subject: str, body: Any = b"", hdr: bytes | None = None,
-                      account: FakeAccount | None = None) -> Delivered:
-        out = await self.request_many(subject, body, hdr, account)
+                      account: FakeAccount | None = None, client: FakeClient | None = None) -> Delivered:
+        out = await self.request_many(subject, body, hdr, account, client)
         assert len(out) == 1, out
         return out[0]
 
     async def request_many(self, subject: str, body: Any = b"", hdr: bytes | None = None,
-                           account: FakeAccount | None = None) -> list[Delivered]:
+                           account: FakeAccount | None = None, client: FakeClient | None = None) -> list[Delivered]:
         if isinstance(body, dict | list):
             body = json.dumps(body).encode()
         elif isinstance(body, str):
             body = body.encode()
         inbox = self.new_inbox()
-        self.publish(account or self.global_account, subject, inbox, hdr, body)
+        self.publish(account or self.global_account, subject, inbox, hdr, body, client=client)
         await settle()
         return self.replies(inbox)
 

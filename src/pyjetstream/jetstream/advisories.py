@@ -14,7 +14,7 @@ import time
 from typing import Any, NamedTuple
 
 from pyjetstream.gotime import format_rfc3339
-from pyjetstream.jetstream.seams import MessageBus
+from pyjetstream.jetstream.seams import ApiClient, MessageBus
 
 PREFIX = "$JS.EVENT.ADVISORY"
 TYPE_PREFIX = "io.nats.jetstream.advisory.v1."
@@ -70,14 +70,16 @@ def consumer_action(server: Any, account: Any, stream: str, consumer: str, actio
 API_AUDIT_SUBJECT = f"{PREFIX}.API"
 
 
-def client_info(account: Any, client: Any) -> dict[str, Any]:
-    """The `client` object of an audit advisory, from whatever the connection exposes."""
+def client_info(account: Any, client: ApiClient | None) -> dict[str, Any]:
+    """The `client` object of an audit advisory: the account, and for a client's request its
+    id and whichever of name, lang, version and host it gave (nats-server omits empty ones)."""
     info: dict[str, Any] = {"acc": account.name}
-    for attr, key in (("cid", "id"), ("name", "name"), ("lang", "lang"), ("version", "version"),
-                      ("host", "host")):
-        v = getattr(client, attr, None) if client is not None else None
-        if isinstance(v, str | int) and v != "":
-            info[key] = v
+    if client is not None:
+        info["id"] = client.cid
+        for key, v in (("name", client.name), ("lang", client.lang), ("version", client.version),
+                       ("host", client.host)):
+            if v:
+                info[key] = v
     return info
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Protocol, TypeVar
 
 from pyjetstream.jetstream import errors
+from pyjetstream.jetstream.seams import ApiClient
 from pyjetstream.jetstream.store.base import SimpleState, StoredMsg
 
 T = TypeVar("T")
@@ -76,7 +77,8 @@ def pause(stream: _Stream | None = None) -> Job[None]:
             raise errors.stream_not_found()
 
 
-def start(job: Job[T], done: Callable[[T | None, BaseException | None], None], client: Any = None) -> None:
+def start(job: Job[T], done: Callable[[T | None, BaseException | None], None],
+          client: ApiClient | None = None) -> None:
     """Run `job`: its first slice now, the rest one slice per loop pass. `done(result, None)` or
     `done(None, exc)` is called once, from the slice that finished it. While it runs, `client`
     (the requester) processes nothing else."""
@@ -92,9 +94,8 @@ def start(job: Job[T], done: Callable[[T | None, BaseException | None], None], c
     task = asyncio.get_running_loop().create_task(_rest(job, done))
     _tasks.add(task)  # the loop keeps only a weak reference to tasks
     task.add_done_callback(_tasks.discard)
-    hold = getattr(client, "hold_until", None)
-    if hold is not None:
-        hold(task)
+    if client is not None:
+        client.hold_until(task)
 
 
 async def _turn() -> None:

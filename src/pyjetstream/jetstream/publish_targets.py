@@ -16,21 +16,13 @@ they reach client subscriptions only (Server.respond, consumer_runner).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from pyjetstream.jetstream import errors
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import republish_pattern
+from pyjetstream.jetstream.seams import ApiClient
 from pyjetstream.subjects import is_valid_subject
-
-if TYPE_CHECKING:
-    from pyjetstream.server.auth import PermissionChecker
-
-
-class Requester(Protocol):
-    """What this module reads of the client that sent an API request."""
-
-    perms: PermissionChecker | None
 
 
 def _violation(subject: str) -> str:
@@ -38,7 +30,7 @@ def _violation(subject: str) -> str:
     return f'Permissions Violation for Publish to "{subject}"'
 
 
-def requester_may_publish(client: Requester | None, pattern: str) -> bool:
+def requester_may_publish(client: ApiClient | None, pattern: str) -> bool:
     """May the client behind a request publish to every subject of `pattern` itself? True for
     the server's own requests (no client) and unrestricted clients. For anything that
     re-publishes a client's message as the server under another subject, too."""
@@ -46,7 +38,7 @@ def requester_may_publish(client: Requester | None, pattern: str) -> bool:
     return perms is None or perms.may_publish_all(pattern)
 
 
-def check_deliver_subject(client: Requester | None, subject: str, current: str | None) -> None:
+def check_deliver_subject(client: ApiClient | None, subject: str, current: str | None) -> None:
     """Refuse (10112 with the reason) a push consumer's deliver subject the requester may not
     publish to. `current` is the consumer's deliver subject before this request (None for a
     new consumer): keeping an existing one unchanged needs no permission, so a narrow user may
@@ -57,7 +49,7 @@ def check_deliver_subject(client: Requester | None, subject: str, current: str |
     raise ApiError(base.code, base.err_code, f"{base.description}: {_violation(subject)}", base.constant)
 
 
-def check_republish(client: Requester | None, republish: dict[str, Any] | None,
+def check_republish(client: ApiClient | None, republish: dict[str, Any] | None,
                     current: dict[str, Any] | None) -> None:
     """Refuse (10052 with the reason) a republish destination that could produce a subject the
     requester may not publish to: every wildcard reference counts as `*` (the stored subject

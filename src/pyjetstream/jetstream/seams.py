@@ -2,8 +2,8 @@
 
 Owns the `Protocol`s JetStream code is written against: the message bus the server provides
 (internal subscriptions, publish, respond, route, sole_subscriber, interest, accounts), the
-account handle, the settings and limits JetStream reads, and the stream's view of its owning
-account. The stores' interfaces live with the stores (store/base.py: StreamStore,
+account handle, the connection behind an API request (ApiClient), the settings and limits
+JetStream reads, and the stream's view of its owning account. The stores' interfaces live with the stores (store/base.py: StreamStore,
 ConsumerStore) and are re-exported here. The server (server/server.py) and the test doubles
 (tests/jetstream/conftest.py, tests/consumers/test_runner.py) implement these; mypy checks
 the server, and tests/jetstream/test_seams.py and tests/consumers/test_runner.py check the
@@ -19,6 +19,7 @@ this protocol names, as the server needs each account's subscription index).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -27,8 +28,8 @@ from pyjetstream.jetstream.store.base import ConsumerStore, StreamStore
 if TYPE_CHECKING:
     from pyjetstream.jetstream.consumer_config import ConsumerConfig
 
-__all__ = ["Account", "AccountLimits", "ConsumerStore", "DirectClient", "DirectSubscriber", "JetStreamSettings",
-           "MessageBus", "ServerJetStream", "StreamConsumer", "StreamOwner", "StreamStore", "Subscription",
+__all__ = ["Account", "AccountLimits", "ApiClient", "ConsumerStore", "DirectClient", "DirectSubscriber", "JetStreamSettings",
+           "MessageBus", "PublishPermissions", "ServerJetStream", "StreamConsumer", "StreamOwner", "StreamStore", "Subscription",
            "UsageReporter"]
 
 
@@ -106,6 +107,50 @@ class MessageBus(Protocol):
     def has_interest(self, account: Any, subject: str) -> bool: ...
 
 
+@runtime_checkable
+class PublishPermissions(Protocol):
+    """A connection's publish permissions, as far as JetStream asks (server/auth.py's
+    PermissionChecker)."""
+
+    def may_publish_all(self, pattern: str) -> bool:
+        """May the connection publish to every subject `pattern` matches?"""
+        ...
+
+
+@runtime_checkable
+class ApiClient(Protocol):
+    """The connection an API request came from (server/client.py's ClientConnection), as the
+    API reads it: the publish permissions a deliver subject or republish destination is
+    checked against (publish_targets), the fields an audit advisory names (advisories), and
+    the hold that keeps its later operations waiting while its long request runs in slices
+    (fair.start). A request the server makes itself has no client (None), never a stand-in.
+    Read-only here: JetStream never changes the connection."""
+
+    @property
+    def perms(self) -> PublishPermissions | None:
+        """None: unrestricted."""
+        ...
+
+    @property
+    def cid(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def lang(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    def hold_until(self, fut: asyncio.Future[Any]) -> None:
+        """Process nothing more from this connection until `fut` is done."""
+        ...
+
+
 class StreamConsumer(Protocol):
     """A consumer as its stream drives it (consumer_runner.ConsumerRunner): the stream tells it
     of new and removed messages and asks whether it still needs one (interest retention)."""
@@ -146,6 +191,9 @@ class JetStreamSettings(Protocol):
 
     @property
     def domain(self) -> str: ...
+
+    @property
+    def strict(self) -> bool: ...
 
 
 class AccountLimits(Protocol):
