@@ -78,7 +78,6 @@ class JsOptions:
     sync_interval: float | None = None
     enabled: bool = True
     domain: str = ""
-    strict: bool = True
 
 
 @dataclass
