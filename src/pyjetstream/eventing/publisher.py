@@ -75,6 +75,7 @@ class Outgoing:
     target: t.PublishTarget
     payload: bytes
     headers: dict[str, str]
+    block: bytes | None = None   # the NATS header block of `headers`, as wire.check_publish built it
 
 
 class EventPublisher:
@@ -95,9 +96,17 @@ class EventPublisher:
         # (as nats-py's request() does, without its per-request random token, asyncio.wait_for
         # task and PubAck.from_response: a third of the proxy's NATS-side CPU; issue 14).
         self._ack_prefix = ""
-        self._ack_waiters: dict[str, asyncio.Future[Any]] = {}
+        self._ack_prefix_bytes = b""
+        self._ack_waiters: dict[int, asyncio.Future[tuple[bytes, bool]]] = {}
         self._ack_tokens = itertools.count()
         self._ack_sub: asyncio.Future[None] | None = None
+        # The connection of EventingService frames the HPUB from the header block we built
+        # and hands PubAcks over without nats-py's Msg objects; any other client works through
+        # nats-py's public API.
+        self._framed = hasattr(nc, "publish_framed") and hasattr(nc, "direct")
+        inbox = getattr(nc, "_inbox_prefix", None)
+        self._reply_prefix_len = len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX")
+        self._reserve = dead_letter_reserve(config.stream.name) if config.dead_letter.enabled else 0
 
     def target(self, event: ce.CloudEvent) -> t.PublishTarget:
         return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
@@ -121,13 +130,10 @@ class EventPublisher:
         if final.datacontenttype:
             headers["Content-Type"] = final.datacontenttype
         payload = wire.encode_event(final)
-        inbox = getattr(self.nc, "_inbox_prefix", None)
-        reserve = dead_letter_reserve(self.config.stream.name) if self.config.dead_letter.enabled else 0
-        wire.check_publish(target.subject, headers, payload, max_payload=int(self.nc.max_payload),
-                           max_control_line=self.max_control_line,
-                           reply_prefix_len=len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX"),
-                           reserve=reserve)
-        return Outgoing(target, payload, headers)
+        block = wire.check_publish(target.subject, headers, payload, max_payload=int(self.nc.max_payload),
+                                   max_control_line=self.max_control_line, reply_prefix_len=self._reply_prefix_len,
+                                   reserve=self._reserve)
+        return Outgoing(target, payload, headers, block)
 
     async def publish(self, event: ce.CloudEvent, target: t.PublishTarget | None = None,
                       outgoing: Outgoing | None = None) -> tuple[t.PublishTarget, Any]:
@@ -139,7 +145,7 @@ class EventPublisher:
         started = time.perf_counter()
         code = 204
         try:
-            ack = await self._send(out.target.subject, out.payload, out.headers)
+            ack = await self._send(out.target.subject, out.payload, out.headers, out.block)
         except BackendError as exc:
             code = exc.status
             raise
@@ -166,53 +172,75 @@ class EventPublisher:
             self._ack_sub = asyncio.get_running_loop().create_future()
             try:
                 prefix = f"{self.nc.new_inbox()}."
-                await self.nc.subscribe(f"{prefix}*", cb=self._on_ack)
+                if self._framed:
+                    sub = await self.nc.subscribe(f"{prefix}*")
+                    self.nc.direct[sub._id] = self._on_ack_direct
+                else:
+                    await self.nc.subscribe(f"{prefix}*", cb=self._on_ack)
             except BaseException as exc:
                 self._ack_sub.set_exception(exc)
                 self._ack_sub.exception()  # retrieved: later callers see it through await
                 self._ack_sub = None
                 raise
             self._ack_prefix = prefix
+            self._ack_prefix_bytes = prefix.encode()
             self._ack_sub.set_result(None)
         else:
             await asyncio.shield(self._ack_sub)
 
-    async def _on_ack(self, msg: Any) -> None:
-        waiter = self._ack_waiters.pop(msg.subject[len(self._ack_prefix):], None)
+    def _answered(self, token: bytes | str, data: bytes, no_responders: bool) -> None:
+        try:
+            waiter = self._ack_waiters.pop(int(token), None)
+        except ValueError:
+            return
         if waiter is not None and not waiter.done():
-            waiter.set_result(msg)
+            waiter.set_result((data, no_responders))
 
-    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
+    async def _on_ack(self, msg: Any) -> None:
+        self._answered(msg.subject[len(self._ack_prefix):], msg.data,
+                       bool(msg.headers) and msg.headers.get("Status") == "503")
+
+    def _on_ack_direct(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        # A no-responders answer is a bare status line: "NATS/1.0 503\r\n\r\n".
+        self._answered(subject[len(self._ack_prefix_bytes):], data,
+                       headers is not None and headers[9:12] == b"503")
+
+    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str],
+                             block: bytes | None = None) -> PubAck:
         """js.publish's contract: the PubAck, or NoStreamResponseError (no stream takes the
         subject), APIError (the stream refused), nats.errors.TimeoutError (no answer)."""
         if not self._ack_prefix:
             await self._subscribe_acks()
-        token = str(next(self._ack_tokens))
+        token = next(self._ack_tokens)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
+        waiter: asyncio.Future[tuple[bytes, bool]] = loop.create_future()
         self._ack_waiters[token] = waiter
         timer = None
         try:
-            await self.nc.publish(subject, payload, reply=self._ack_prefix + token, headers=headers)
+            if self._framed and block is not None:
+                await self.nc.publish_framed(subject.encode(), self._ack_prefix_bytes + b"%d" % token, block,
+                                             payload)
+            else:
+                await self.nc.publish(subject, payload, reply=self._ack_prefix + str(token), headers=headers)
             timer = loop.call_later(self.config.publish_timeout, _expire, waiter)
-            msg = await waiter
+            data, no_responders = await waiter
         finally:
             if timer is not None:
                 timer.cancel()
             self._ack_waiters.pop(token, None)
-        if msg.headers and msg.headers.get("Status") == "503":
+        if no_responders:
             raise nats.js.errors.NoStreamResponseError
-        resp = json.loads(msg.data)
+        resp = json.loads(data)
         if "error" in resp:
             raise nats.js.errors.APIError.from_error(resp["error"])
         return PubAck(stream=resp["stream"], seq=resp["seq"], domain=resp.get("domain"),
                       duplicate=resp.get("duplicate"))
 
-    async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
+    async def _send(self, subject: str, payload: bytes, headers: dict[str, str], block: bytes | None = None) -> Any:
         if not self.nc.is_connected:
             raise BackendError(502, "no connection to NATS JetStream server")
         try:
-            return await self._publish_acked(subject, payload, headers)
+            return await self._publish_acked(subject, payload, headers, block)
         except nats.js.errors.NoStreamResponseError as exc:
             raise BackendError(504, f"cannot send to stream: {exc}") from exc
         except nats.js.errors.APIError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +45,56 @@ def reconnect_backoff(servers: list[Any], info: dict[str, Any]) -> tuple[Any, fl
 
 
 class _Client(NATSClient):
-    """nats-py's client, except that an -ERR it does not know closes nothing for good.
+    """nats-py's client, except that an -ERR it does not know closes nothing for good, plus
+    two shortcuts for the eventing's hot paths (issue 14).
 
     nats-py answers any -ERR but a permissions violation or a stale connection by closing the
     connection without reconnecting, which would leave the proxy unready until restarted.
     The server has closed (or will close) its side anyway; reconnecting is what it does for
     a lost server, and the subscriptions are replayed.
+
+    `direct[sid]`: messages of that subscription go to a plain function (subject, reply, data,
+    raw header block) as the parser hands them over: no Msg object, no header parsing, no
+    per-subscription queue and task. `publish_framed`: an HPUB whose header block the caller
+    already built (and checked, `wire.check_publish`), written with nats-py's own buffering.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direct: dict[int, Callable[[bytes, bytes, bytes, bytes | None], None]] = {}
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
+                           headers: bytes | None) -> None:
+        handler = self.direct.get(sid)
+        if handler is None:
+            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
+            return
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        handler(subject, reply, data, headers)
+
+    def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
+        self.direct.pop(sid, None)
+        super()._remove_sub(sid, max_msgs)
+
+    async def publish_framed(self, subject: bytes, reply: bytes, block: bytes, payload: bytes) -> None:
+        """nats-py's publish() checks and buffering, for an HPUB framed here."""
+        if self.is_closed:
+            raise nats.errors.ConnectionClosedError
+        if self.is_draining_pubs:
+            raise nats.errors.ConnectionDrainingError
+        size = len(block) + len(payload)
+        if not self.is_connected and (self._max_pending_size <= 0
+                                      or size + self._pending_data_size > self._max_pending_size):
+            raise nats.errors.OutboundBufferLimitError
+        if len(payload) > self._max_payload:
+            raise nats.errors.MaxPayloadError
+        self.stats["out_msgs"] += 1
+        self.stats["out_bytes"] += len(payload)
+        await self._send_command(b"HPUB %b %b %d %d\r\n%b%b\r\n" % (subject, reply, len(block), size, block,
+                                                                        payload))
+        if self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
     async def _process_err(self, err_msg: str) -> None:
         if "permissions violation" in err_msg.lower() or not self.is_connected:

@@ -96,8 +96,9 @@ def header_block(headers: Mapping[str, str]) -> bytes:
 
 def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, max_payload: int,
                   max_control_line: int = MAX_CONTROL_LINE, reply_prefix_len: int = len("_INBOX"),
-                  reserve: int = 0) -> None:
-    """Refused unless the server takes this HPUB without closing the connection.
+                  reserve: int = 0) -> bytes:
+    """Refused unless the server takes this HPUB without closing the connection; returns
+    the header block (as `header_block`), which the publisher writes as it is.
 
     `reserve`: header bytes a later copy of the same payload may carry (a dead letter); the
     payload must fit beside them as well as beside these headers.
@@ -124,3 +125,4 @@ def check_publish(subject: str, headers: Mapping[str, str], payload: bytes, *, m
         raise Refused(400, f"the event's type and source make a NATS subject of {len(subject.encode())} bytes; "
                            f"with the reply and sizes it needs a control line of {line} bytes, and the "
                            f"NATS server takes at most {max_control_line}")
+    return block
