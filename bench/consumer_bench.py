@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,11 +25,11 @@ import textwrap
 import time
 
 import nats
+from _harness import cpu_seconds, free_port, start_listening  # bench/ is on the path when run as a script
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 NATS_SERVER = "/usr/sbin/nats-server"
 PAYLOAD = b"x" * 128
-CLK = os.sysconf("SC_CLK_TCK")
 
 OURS = textwrap.dedent("""
     import asyncio, sys
@@ -57,34 +55,13 @@ def emit(**kv: object) -> None:
     print(json.dumps(kv), flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
 def start(kind: str, store_dir: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "nats-server":
         cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store_dir]
     else:
         cmd = [sys.executable, "-c", OURS, str(port), store_dir]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return p, port
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError(f"{kind} did not start")
+    return start_listening(cmd, port), port
 
 
 async def preload(js, stream: str, n: int) -> None:

@@ -35,7 +35,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import TooManyStalledMsgsError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restart_bench import NATS_SERVER, OURS, free_port, probe_info  # noqa: E402
+from _harness import free_port  # noqa: E402
+from restart_bench import NATS_SERVER, OURS, probe_info  # noqa: E402
 
 STREAM = "SOAK"
 

@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import free_port  # bench/ is on the path when run as a script
 
 import pyjetstream
 
@@ -55,15 +56,9 @@ async def in_process(jetstream: bool) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawned(cmd: list[str]) -> tuple[float, float]:
     store = tempfile.mkdtemp(prefix="embed-bench-")
-    port = _free_port()
+    port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([*cmd, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

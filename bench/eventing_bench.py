@@ -38,8 +38,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _harness import cpu_seconds, free_port, wait_for_port  # noqa: E402
+
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore  # noqa: E402
-from pyjetstream.eventing.testing import free_port, wait_for_port  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "pyjetstream")
 SERVERS = {
@@ -83,13 +84,6 @@ class Sink:
 def start_proc(args: list[str], log_path: str) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_proc(proc: subprocess.Popen) -> None:

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,24 +30,11 @@ import time
 from pathlib import Path
 
 import nats
+from _harness import cpu_seconds, free_port, start_listening  # bench/ is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
 NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def start(kind: str, mode: str, store: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -65,19 +51,10 @@ def start(kind: str, mode: str, store: str) -> tuple[subprocess.Popen[bytes], in
     conf = Path(store) / "server.conf"
     conf.write_text(f'jetstream {{\n  store_dir: "{store}"\n  {js_conf}\n}}\n')
     cmd += ["-a", "127.0.0.1", "-p", str(port), "-js", "-c", str(conf)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"{kind} server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-            return proc, port
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                sys.exit(f"{kind} server did not listen")
-            time.sleep(0.05)
+    try:
+        return start_listening(cmd, port), port
+    except (RuntimeError, TimeoutError) as e:
+        sys.exit(f"{kind} server: {e}")
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -92,9 +69,9 @@ async def phases(url: str, pid: int, msgs: int, size: int) -> list[dict]:
     rows: list[dict] = []
 
     async def timed(name: str, n: int, coro_fn) -> dict:  # type: ignore[no-untyped-def]
-        c0, t0 = cpu_s(pid), time.perf_counter()
+        c0, t0 = cpu_seconds(pid), time.perf_counter()
         extra = await coro_fn()
-        dt, cpu = time.perf_counter() - t0, cpu_s(pid) - c0
+        dt, cpu = time.perf_counter() - t0, cpu_seconds(pid) - c0
         row = {"phase": name, "msgs": n, "seconds": round(dt, 4), "msgs_per_s": round(n / dt, 1),
                "server_cpu_s": round(cpu, 3), "server_cpu_us_per_msg": round(cpu / n * 1e6, 2), **(extra or {})}
         rows.append(row)

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from _harness import free_port  # bench/ is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
 NATS_SERVER = "/usr/sbin/nats-server"
 STREAM = "BENCH"
 SUBJECTS = 8  # a few subjects: per-subject bookkeeping is allowed to cost memory, messages are not
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_mem_mib(pid: int) -> dict[str, float]:

@@ -19,13 +19,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _harness import free_port, wait_for_port  # bench/ is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -59,25 +59,6 @@ def newer_server() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:
-    end = time.time() + limit
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not listen in time")
-
-
 def rss_kb(pid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     try:
@@ -107,7 +88,7 @@ def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int) -
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     rows: list[dict] = []
     try:
-        wait_port(port, proc)
+        wait_for_port(port, 20.0, proc)
         out = subprocess.run([PY, str(JSBENCH), "--url", f"nats://127.0.0.1:{port}", "--server-pid",
                               str(proc.pid), "--msgs", str(msgs), "--size", str(size), "--phases", phases],
                              capture_output=True, text=True, timeout=900)

@@ -35,22 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import cpu_seconds, free_port  # bench/ is on the path when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
 OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
 HELLO = b'CONNECT {"verbose":false}\r\nPING\r\n'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ping(port: int) -> bool:
@@ -71,7 +61,7 @@ def _ping(port: int) -> bool:
 def one(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(seconds from spawn to PONG, CPU seconds of the process until then)."""
     store = tempfile.mkdtemp(prefix="startup-bench-")
-    port = _free_port()
+    port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([*cmd, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -81,7 +71,7 @@ def one(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
                 raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
             time.sleep(0.001)
         wall = time.perf_counter() - t0
-        cpu = _cpu_seconds(proc.pid)
+        cpu = cpu_seconds(proc.pid)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         return wall, cpu
