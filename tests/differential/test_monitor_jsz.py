@@ -29,7 +29,9 @@ JSZ_QUERIES = ("", "?accounts=true", "?streams=true", "?consumers=true", "?consu
 _DETAIL = "account_details.[].stream_detail.[].config."
 # The JetStream API level of the release we advertise (2.12.4) is in the stats, as nats-server
 # 2.11+ reports it (tests/differential/test_advertised_release.py).
-OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level", "api.level"}
+# config.strict: 2.12's strict API decoding, on by default (`jetstream { strict: false }`).
+OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level", "api.level",
+              "config.strict"}
 
 CONFIG = """
 accounts {

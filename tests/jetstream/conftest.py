@@ -78,6 +78,7 @@ class JsOptions:
     sync_interval: float | None = None
     enabled: bool = True
     domain: str = ""
+    strict: bool = True
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
 from pyjetstream.gotime import format_rfc3339, parse_rfc3339
-from pyjetstream.jetstream import errors, fair, gojson, publish_targets
+from pyjetstream.jetstream import errors, fair, gojson, publish_targets, strict
 from pyjetstream.jetstream.consumer_config import check_limits_update
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.schemas import (
@@ -49,6 +49,7 @@ class ApiManager(ServerJetStream, Protocol[_Acct]):
 
     api_total: int  # counted by router.dispatch
     api_errors: int
+    strict: bool  # unknown request fields refused (nats-server 2.12's default), else dropped
     def add_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> tuple[Stream, bool]: ...
     def update_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> Stream: ...
     def delete_stream(self, jsa: _Acct, name: str) -> None: ...
@@ -79,13 +80,18 @@ class ApiRequest:
     reply: str
     hdr: bytes | None
     client: ApiClient | None  # None: the server's own request
+    body: strict.Body | None = None  # the route's request struct (router.py)
     # set by a handler whose change must be durable before the reply goes out
     durable_stream: Stream | None = None
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; {} when empty. What Go's decoder refuses raises 10025."""
+        """The body as a JSON object, read against the route's request struct (strict.py:
+        keys as Go matches them, unknown ones refused in strict mode); {} when empty. What
+        Go's decoder refuses raises 10025."""
         if not self.payload or not self.payload.strip():
             return {}
+        if self.body is not None and self.body.optional and self.payload.lstrip()[:1] not in (b"{", b"["):
+            return {}  # nats-server decodes such bodies only when they look like JSON
         try:
             doc = gojson.loads(self.payload)
         except gojson.GoJSONError:
@@ -93,8 +99,16 @@ class ApiRequest:
         if doc is None:
             return {}  # Go decodes null into a struct as "no fields"
         if not isinstance(doc, dict):
-            raise errors.invalid_json()
-        return doc
+            if self.body is None:
+                raise errors.invalid_json()
+            raise strict.not_an_object(doc, self.body.shape)
+        return self.known_fields(doc)
+
+    def known_fields(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A decoded body as the route's request struct takes it (strict.canonical)."""
+        if self.body is None:
+            return doc
+        return strict.canonical(doc, self.body.shape, self.body.strict and self.jsa.js.strict)
 
     def stream(self, name: str) -> Stream:
         """The account's stream by name, or the 10059 error."""
@@ -167,10 +181,23 @@ def _config_from_request(req: ApiRequest) -> StreamConfig:
     name = req.tokens[2]
     if not req.payload or not req.payload.strip():
         raise errors.invalid_json()
-    cfg = StreamConfig.from_dict(req.json())
+    body = req.json()
+    cfg = StreamConfig.from_dict(body)
     if cfg.name != name:
         raise errors.stream_mismatch()
+    check_pedantic(body, "StreamConfigRequest")
     return cfg
+
+
+def check_pedantic(body: dict[str, Any], struct: str) -> None:
+    """A create or update request's `pedantic` flag (nats-server 2.11+: refuse where a default
+    would change the config). Not implemented: `true` is refused rather than ignored."""
+    try:
+        pedantic = gojson.bool_field(body, "pedantic", struct)
+    except gojson.GoJSONError as e:
+        raise errors.invalid_json(e) from None
+    if pedantic:
+        raise errors.by_constant("JSPedanticErrF", err="not supported by this server")
 
 
 def stream_create(req: ApiRequest) -> dict[str, Any]:
@@ -312,17 +339,35 @@ def _msg_json(m: Any) -> dict[str, Any]:
 
 
 def stream_msg_get(req: ApiRequest) -> fair.Job[dict[str, Any]]:
+    """As nats-server 2.12's jsMsgGetRequest: `batch` and `max_bytes` are direct get's only
+    (400 here), `start_time` picks the first message at or after it, `no_hdr` leaves the
+    headers out. `multi_last`, `up_to_seq` and `up_to_time` are direct get's too; nats-server
+    decodes them here and does nothing with them, and so do we."""
     d = req.json()
-    stream = req.stream(req.tokens[3])
     seq = _int_field(d, "seq", "uint64")
     last = _str_field(d, "last_by_subj")
     nxt = _str_field(d, "next_by_subj")
-    if (seq > 0 and last) or (seq == 0 and not last and not nxt) or (last and nxt):
+    if _int_field(d, "batch") > 0 or _int_field(d, "max_bytes") > 0:
         raise errors.bad_request()
+    start = d.get("start_time")
+    try:
+        no_hdr = gojson.bool_field(d, "no_hdr")
+        start_ns = parse_rfc3339(start) if start is not None else None
+    except (gojson.GoJSONError, ValueError, TypeError):
+        raise errors.invalid_json() from None
+    if (seq > 0 and last) or (seq == 0 and not last and not nxt and start_ns is None) or (
+            seq > 0 and start_ns is not None) or (start_ns is not None and last) or (last and nxt):
+        raise errors.bad_request()
+    stream = req.stream(req.tokens[3])
+    if start_ns is not None:
+        seq = stream.seq_from_time(start_ns)
     m = yield from fair.get_msg(stream, seq=seq, last_by_subj=last, next_by_subj=nxt)
     if m is None:
         raise errors.no_message_found()
-    return {"message": _msg_json(m)}
+    out = _msg_json(m)
+    if no_hdr:
+        out.pop("hdrs", None)
+    return {"message": out}
 
 
 def stream_msg_delete(req: ApiRequest) -> dict[str, Any]:

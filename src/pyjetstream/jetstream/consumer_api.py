@@ -18,7 +18,7 @@ from typing import Any
 
 from pyjetstream.gotime import ZERO_TIME
 from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
-from pyjetstream.jetstream.api import ApiRequest
+from pyjetstream.jetstream.api import ApiRequest, check_pedantic
 from pyjetstream.jetstream.consumer_config import (
     GROUP_NAME,
     ConsumerConfig,
@@ -230,6 +230,7 @@ def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     if "config" not in d or d["config"] is None:
         raise errors.consumer_config_required()
     cfg = ConsumerConfig.from_json(d["config"])
+    check_pedantic(d, "CreateConsumerRequest")
     if subj_name and ("/" in subj_name or "\\" in subj_name):
         raise errors.consumer_name_contains_path_separators()
     if legacy_durable:
@@ -281,6 +282,10 @@ def _consumer(req: ApiRequest) -> tuple[Stream, ConsumerRunner]:
 
 
 def consumer_info(req: ApiRequest) -> fair.Job[dict[str, Any]]:
+    # nats-server takes no body here (isEmptyRequest, before the lookups): a field sent is
+    # refused rather than ignored
+    if not gojson.is_empty_request(req.payload):
+        raise errors.not_empty_request()
     stream, runner = _consumer(req)
     return (yield from _info(stream, runner))
 
@@ -343,11 +348,11 @@ def consumer_msg_next(req: ApiRequest) -> None:
 
 
 
-def _pause_until(payload: bytes) -> str | None:
+def _pause_until(req: ApiRequest) -> str | None:
     """The `pause_until` of a pause request, normalised to UTC; None lifts the pause. As
     nats-server: a body that is not a JSON object or array is ignored (a resume); one Go
-    cannot decode into the request is 10025."""
-    body = payload.strip() if payload else b""
+    cannot decode into the request is 10025, an unknown field too in strict mode."""
+    body = req.payload.strip() if req.payload else b""
     if body[:1] not in (b"{", b"["):
         return None
     try:
@@ -358,7 +363,7 @@ def _pause_until(payload: bytes) -> str | None:
         return None
     if not isinstance(doc, dict):
         raise errors.invalid_json("json: cannot unmarshal array into Go value of type JSApiConsumerPauseRequest")
-    v = doc.get("pause_until")
+    v = req.known_fields(doc).get("pause_until")
     if v is None:
         return None
     if not isinstance(v, str):
@@ -374,7 +379,7 @@ def _pause_until(payload: bytes) -> str | None:
 def consumer_pause(req: ApiRequest) -> dict[str, Any]:
     """`$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` (nats-server 2.11+): pause until the given
     time, or resume at once when it is empty, zero or passed."""
-    until = _pause_until(req.payload)
+    until = _pause_until(req)
     _, runner = _consumer(req)
     paused, remaining = runner.pause(until)
     out: dict[str, Any] = {"paused": paused, "pause_until": until or ZERO_TIME}
@@ -394,7 +399,8 @@ def consumer_unpin(req: ApiRequest) -> dict[str, Any]:
     if doc is not None and not isinstance(doc, dict):
         raise errors.invalid_json("json: cannot unmarshal into Go value of type JSApiConsumerUnpinRequest")
     try:
-        group = gojson.str_field(doc or {}, "group", "JSApiConsumerUnpinRequest")
+        # keys as Go matches them; unknown ones dropped (nats-server is never strict here)
+        group = gojson.str_field(req.known_fields(doc or {}), "group", "JSApiConsumerUnpinRequest")
     except gojson.GoJSONError as e:
         raise errors.invalid_json(e) from None
     if not group:

@@ -129,6 +129,8 @@ class JetStream:
         self.max_mem = options.max_mem
         self.max_file = options.max_file
         self.domain = options.domain
+        # nats-server 2.12+: API request bodies with fields its request structs lack are refused
+        self.strict = options.strict
         self.store_factory = store_factory or default_store_factory
         self.clock = clock
         self.accounts: dict[str, JsAccount] = {}
@@ -386,6 +388,8 @@ class JetStream:
             doc["sync_always"] = True
         else:
             doc["sync_interval"] = int(self.sync_interval * 1_000_000_000)
+        if self.strict:
+            doc["strict"] = True  # as nats-server 2.12 shows it (omitted when off)
         return doc
 
     def stats(self) -> dict[str, Any]:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any
 
-from pyjetstream.jetstream import advisories, api, consumer_api, errors, fair
+from pyjetstream.gotime import ZERO_TIME
+from pyjetstream.jetstream import advisories, api, consumer_api, errors, fair, strict
 from pyjetstream.jetstream.api import API_PREFIX, Handler
 from pyjetstream.jetstream.errors import ApiError
 from pyjetstream.jetstream.seams import ApiClient
+from pyjetstream.jetstream.strict import Body
 
 log = logging.getLogger("pyjetstream.jetstream.api")
 
@@ -29,31 +31,48 @@ class Route:
     max_args: int  # -1 = any number
     type_suffix: str
     handler: Handler
+    body: Body | None = None  # the request struct the body decodes into (strict.py), if any
+    # fields nats-server's response struct carries even on an error (no omitempty)
+    error_fields: tuple[tuple[str, Any], ...] = ()
 
+
+_PAGED_ERR = (("total", 0), ("offset", 0), ("limit", 0))
 
 ROUTES: tuple[Route, ...] = (
     Route("INFO", 0, 0, "account_info_response", api.account_info),
-    Route("STREAM.CREATE", 1, 1, "stream_create_response", api.stream_create),
-    Route("STREAM.UPDATE", 1, 1, "stream_update_response", api.stream_update),
-    Route("STREAM.INFO", 1, 1, "stream_info_response", api.stream_info),
+    Route("STREAM.CREATE", 1, 1, "stream_create_response", api.stream_create, Body(strict.STREAM_CONFIG_REQUEST)),
+    Route("STREAM.UPDATE", 1, 1, "stream_update_response", api.stream_update, Body(strict.STREAM_CONFIG_REQUEST)),
+    Route("STREAM.INFO", 1, 1, "stream_info_response", api.stream_info,
+          Body(strict.STREAM_INFO_REQUEST, optional=True), _PAGED_ERR),
     Route("STREAM.DELETE", 1, 1, "stream_delete_response", api.stream_delete),
-    Route("STREAM.NAMES", 0, 0, "stream_names_response", api.stream_names),
-    Route("STREAM.LIST", 0, 0, "stream_list_response", api.stream_list),
-    Route("STREAM.PURGE", 1, 1, "stream_purge_response", api.stream_purge),
-    Route("STREAM.MSG.GET", 1, 1, "stream_msg_get_response", api.stream_msg_get),
-    Route("STREAM.MSG.DELETE", 1, 1, "stream_msg_delete_response", api.stream_msg_delete),
+    Route("STREAM.NAMES", 0, 0, "stream_names_response", api.stream_names,
+          Body(strict.STREAM_NAMES_REQUEST, optional=True), (*_PAGED_ERR, ("streams", None))),
+    Route("STREAM.LIST", 0, 0, "stream_list_response", api.stream_list,
+          Body(strict.STREAM_LIST_REQUEST, optional=True), (*_PAGED_ERR, ("streams", []))),
+    Route("STREAM.PURGE", 1, 1, "stream_purge_response", api.stream_purge,
+          Body(strict.STREAM_PURGE_REQUEST, optional=True), (("purged", 0),)),
+    Route("STREAM.MSG.GET", 1, 1, "stream_msg_get_response", api.stream_msg_get, Body(strict.MSG_GET_REQUEST)),
+    Route("STREAM.MSG.DELETE", 1, 1, "stream_msg_delete_response", api.stream_msg_delete,
+          Body(strict.MSG_DELETE_REQUEST)),
     Route("DIRECT.GET", 1, -1, "direct_get_response", api.direct_get),
     Route("STREAM.LEADER.STEPDOWN", 1, 1, "stream_leader_stepdown_response", api.cluster_required),
     Route("STREAM.PEER.REMOVE", 1, 1, "stream_remove_peer_response", api.cluster_required),
-    Route("CONSUMER.CREATE", 1, -1, "consumer_create_response", consumer_api.consumer_create),
-    Route("CONSUMER.DURABLE.CREATE", 2, 2, "consumer_create_response", consumer_api.consumer_create),
+    Route("CONSUMER.CREATE", 1, -1, "consumer_create_response", consumer_api.consumer_create,
+          Body(strict.CREATE_CONSUMER_REQUEST)),
+    Route("CONSUMER.DURABLE.CREATE", 2, 2, "consumer_create_response", consumer_api.consumer_create,
+          Body(strict.CREATE_CONSUMER_REQUEST)),
     Route("CONSUMER.INFO", 2, 2, "consumer_info_response", consumer_api.consumer_info),
     Route("CONSUMER.DELETE", 2, 2, "consumer_delete_response", consumer_api.consumer_delete),
-    Route("CONSUMER.NAMES", 1, 1, "consumer_names_response", consumer_api.consumer_names),
-    Route("CONSUMER.LIST", 1, 1, "consumer_list_response", consumer_api.consumer_list),
+    Route("CONSUMER.NAMES", 1, 1, "consumer_names_response", consumer_api.consumer_names,
+          Body(strict.CONSUMERS_REQUEST, optional=True), (*_PAGED_ERR, ("consumers", []))),
+    Route("CONSUMER.LIST", 1, 1, "consumer_list_response", consumer_api.consumer_list,
+          Body(strict.CONSUMERS_REQUEST, optional=True), (*_PAGED_ERR, ("consumers", []))),
     Route("CONSUMER.MSG.NEXT", 2, 2, "consumer_getnext_response", consumer_api.consumer_msg_next),
-    Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", consumer_api.consumer_pause),
-    Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", consumer_api.consumer_unpin),
+    Route("CONSUMER.PAUSE", 2, 2, "consumer_pause_response", consumer_api.consumer_pause,
+          Body(strict.CONSUMER_PAUSE_REQUEST, optional=True),
+          (("paused", False), ("pause_until", ZERO_TIME))),
+    Route("CONSUMER.UNPIN", 2, 2, "consumer_unpin_response", consumer_api.consumer_unpin,
+          Body(strict.CONSUMER_UNPIN_REQUEST, strict=False)),
     Route("CONSUMER.RESET", 2, 2, "system_response", api.not_implemented),
     Route("CONSUMER.LEADER.STEPDOWN", 2, 2, "consumer_leader_stepdown_response", api.cluster_required),
 )
@@ -89,7 +108,7 @@ def dispatch(jsa: api.ApiAccount, subject: str, reply: str, hdr: bytes | None, p
         _reply(jsa, subject, reply, payload, client,
                api.json_response("system_response", {"error": errors.bad_request().to_dict()}))
         return
-    req = api.ApiRequest(jsa, subject, tokens, payload, reply, hdr, client)
+    req = api.ApiRequest(jsa, subject, tokens, payload, reply, hdr, client, route.body)
     try:
         if hdr and b"Nats-Required-Api-Level" in hdr and route.key != "DIRECT.GET":
             api.check_api_level(hdr)
@@ -114,11 +133,7 @@ def _finish(route: Route, req: api.ApiRequest, result: Any, exc: BaseException |
     if isinstance(exc, ApiError):
         js.api_errors += 1
         body: dict[str, Any] = {"error": exc.to_dict()}
-        # nats-server's response structs carry these fields even on errors
-        if route.key == "STREAM.INFO":
-            body.update(total=0, offset=0, limit=0)
-        elif route.key == "STREAM.PURGE":
-            body["purged"] = 0
+        body.update(route.error_fields)
         _reply(jsa, subject, reply, payload, client, api.json_response(route.type_suffix, body))
         return
     if exc is not None:

@@ -192,6 +192,9 @@ class JetStreamSettings(Protocol):
     @property
     def domain(self) -> str: ...
 
+    @property
+    def strict(self) -> bool: ...
+
 
 class AccountLimits(Protocol):
     """An account's JetStream limits (-1: none)."""

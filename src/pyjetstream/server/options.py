@@ -81,6 +81,9 @@ class JetStreamOptions:
     # None: fsync every group commit before the PubAck (our default). A number of seconds:
     # nats-server's periodic background sync, acking once data reached the OS.
     sync_interval: float | None = None
+    # nats-server 2.12's strict API decoding: a request field its request structs do not know
+    # is refused (10025); `jetstream { strict: false }` drops such fields instead
+    strict: bool = True
 
 
 @dataclass
@@ -673,7 +676,7 @@ def _cert_pairs(v: Any) -> list[tuple[str, str]]:
 
 _JS_KEYS = _aliases("store_dir store storedir", "max_mem max_memory_store max_mem_store",
                     "max_file max_file_store", "sync_interval sync", "enabled enable", "disabled disable",
-                    "domain")
+                    "domain", "strict")
 
 
 def _enabled_word(value: Any) -> bool:
@@ -697,6 +700,11 @@ def _apply_jetstream(opts: ServerOptions, value: Any) -> None:
             js.sync_interval = None if str(v).lower() == "always" else parse_duration(v)
         elif k == "domain":
             js.domain = _js_domain(v)
+        elif k == "strict":
+            if not isinstance(v, bool):
+                # nats-server's words for a value that is not a bool
+                raise OptionsError(f"Expected 'true' or 'false' for bool value, got '{v}'")
+            js.strict = v
         elif k == "enabled":
             js.enabled = bool(v)
         else:
