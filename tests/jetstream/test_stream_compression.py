@@ -25,6 +25,8 @@ def _kinds(directory: str) -> list[int]:
             pos = 0
             while pos + file_mod.HS <= len(data):
                 reclen, kind, *_ = file_mod._HDR.unpack_from(data, pos)
+                if reclen == 0:
+                    break  # the tail's preallocated space
                 out.append(kind)
                 pos += reclen
     return out

@@ -14,7 +14,7 @@ import struct
 import pytest
 
 from pyjetstream.jetstream.store import FileStore, SimpleState
-from pyjetstream.jetstream.store.file import HS
+from pyjetstream.jetstream.store.file import HS, records_end
 
 T0 = 1_700_000_000_000_000_000
 
@@ -46,8 +46,11 @@ def record_offsets(path: str) -> list[int]:
         data = f.read()
     offs, pos = [], 0
     while pos < len(data):
+        reclen = struct.unpack_from("<I", data, pos)[0]
+        if reclen == 0:
+            break  # a crash image's tail segment goes on with preallocated zeros
         offs.append(pos)
-        pos += struct.unpack_from("<I", data, pos)[0]
+        pos += reclen
     return offs
 
 
@@ -68,7 +71,7 @@ def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
     else:
         image = crash_image(st, str(tmp_path / "image"))
     seg = seg_files(image)[0]
-    size = os.path.getsize(seg)
+    size = records_end(seg)
     start = record_offsets(seg)[-1]
     for cut in range(start, size + 1):
         d = str(tmp_path / f"cut{cut}")
@@ -260,7 +263,7 @@ def test_empty_and_garbage_segment(tmp_path):
     st = make_store(d, 5)
     st.close()
     with open(os.path.join(d, "00000002.seg"), "wb") as f:
-        f.write(b"\x00" * 10)  # a segment created, then garbage, no valid record
+        f.write(b"\x07" * 10)  # a segment created, then garbage, no valid record
     re = FileStore(d)
     s = re.state()
     assert s.msgs == 5 and s.lost is not None and s.lost.bytes == 10
@@ -304,7 +307,7 @@ def test_flipped_byte_in_last_record(tmp_path):
     image = crash_image(st, str(tmp_path / "img"))
     st.close()
     seg = seg_files(image)[0]
-    size = os.path.getsize(seg)
+    size = records_end(seg)
     with open(seg, "r+b") as f:
         f.seek(size - 10)  # inside the payload of seq 6
         b = f.read(1)
@@ -375,7 +378,7 @@ def test_kv_updates_reclaim_space_and_survive_restart(tmp_path, restart):
         if i % 97 == 0:
             st.commit(lambda: None)
     st.flush()
-    on_disk = sum(os.path.getsize(p) for p in seg_files(d))
+    on_disk = sum(records_end(p) for p in seg_files(d))
     assert on_disk < written * 0.6, (on_disk, written)
     before = st.state()
     if restart == "crash":
@@ -482,3 +485,129 @@ async def test_dropped_segments_go_only_after_their_compact_record_is_durable(tm
     s = again.state()
     assert (s.msgs, s.first_seq, s.last_seq) == (10, 591, 600)
     again.close()
+
+
+# ---------------------------------------------------------------- preallocated tail segments
+# The tail segment's file is allocated ahead of its records (posix_fallocate), so what a crash
+# leaves is records followed by zeros up to a 4096-byte boundary, not a file ending at its data.
+
+
+def test_crash_image_has_a_preallocated_tail_that_reads_as_the_end(tmp_path, caplog):
+    n = 30
+    st = make_store(str(tmp_path / "orig"), n)
+    image = crash_image(st, str(tmp_path / "image"))
+    st.close()
+    seg = seg_files(image)[0]
+    end = records_end(seg)
+    length = os.path.getsize(seg)
+    assert length > end and length % 4096 == 0  # the zeros these tests are about
+    with caplog.at_level(logging.WARNING, logger="pyjetstream.store"):
+        re = FileStore(image)
+    s = re.state()
+    assert (s.msgs, s.last_seq, s.lost) == (n, n, None)
+    assert not caplog.records  # the zeros are free space, not damage
+    assert_msgs(re, range(1, n + 1))
+    # new records go where the old ones end, not after the zeros
+    assert re.store_msg("after", b"", b"new", T0) == n + 1
+    re.flush()
+    assert records_end(seg) > end and os.path.getsize(seg) == length
+    re.close()
+    assert os.path.getsize(seg) == records_end(seg)  # a clean close gives the space back
+    re = FileStore(image)
+    assert re.load_msg(n + 1).data == b"new" and re.state().lost is None
+    assert_msgs(re, range(1, n + 1))
+    re.close()
+
+
+def test_new_segment_of_zeros_is_empty_not_damage(tmp_path, caplog):
+    """A crash right after a roll preallocated the new segment, before any record reached it."""
+    d = str(tmp_path / "s")
+    st = make_store(d, 5)
+    st.close()
+    with open(os.path.join(d, "00000002.seg"), "wb") as f:
+        f.write(bytes(64 * 1024))
+    with caplog.at_level(logging.WARNING, logger="pyjetstream.store"):
+        re = FileStore(d)
+    s = re.state()
+    assert (s.msgs, s.last_seq, s.lost) == (5, 5, None) and not caplog.records
+    assert re.store_msg("a", b"", b"x", T0) == 6
+    re.close()
+    re = FileStore(d)
+    assert re.load_msg(6).data == b"x" and re.state().msgs == 6
+    re.close()
+
+
+def test_torn_last_record_inside_preallocated_space(tmp_path, caplog):
+    """The last record only partly reached the disk and zeros follow (no shorter file): every
+    such cut loses that record alone and the store goes on at its sequence."""
+    n = 12
+    st = make_store(str(tmp_path / "orig"), n)
+    image = crash_image(st, str(tmp_path / "image"))
+    st.close()
+    seg = seg_files(image)[0]
+    end = records_end(seg)
+    length = os.path.getsize(seg)
+    start = record_offsets(seg)[-1]
+    for cut in range(start, end):
+        d = str(tmp_path / f"cut{cut}")
+        shutil.copytree(image, d)
+        with open(seg_files(d)[0], "r+b") as f:
+            f.seek(cut)
+            f.write(bytes(end - cut))  # the record's bytes from cut on never made it
+        assert os.path.getsize(seg_files(d)[0]) == length
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="pyjetstream.store"):
+            re = FileStore(d)
+        s = re.state()
+        assert_msgs(re, range(1, n))
+        assert s.msgs == n - 1 and s.last_seq == n - 1 and re.load_msg(n) is None, cut
+        if cut == start:
+            assert s.lost is None and not caplog.records
+        else:
+            # the damage reported is what was written of the record, never the free space
+            assert s.lost is not None and 0 < s.lost.bytes <= cut - start, (cut, s.lost)
+            if cut - start >= HS:
+                assert s.lost.msgs == [n]
+        assert re.store_msg("new", b"", b"after", T0) == n
+        re.close()
+        re = FileStore(d)
+        assert re.load_msg(n).data == b"after"
+        assert_msgs(re, range(1, n))
+        re.close()
+        shutil.rmtree(d)
+
+
+def test_damaged_length_in_the_middle_with_preallocated_tail(tmp_path, caplog):
+    """A middle record's length now points past the last record, into the zeros: the records
+    it spans are found again and kept; only the damaged one is lost."""
+    n = 20
+    st = make_store(str(tmp_path / "orig"), n)
+    image = crash_image(st, str(tmp_path / "image"))
+    st.close()
+    seg = seg_files(image)[0]
+    offs = record_offsets(seg)
+    victim = 15
+    base = offs[victim - 1]
+    with open(seg, "r+b") as f:
+        f.seek(base)
+        f.write(struct.pack("<I", records_end(seg) - base + 100))
+    with caplog.at_level(logging.ERROR, logger="pyjetstream.store"):
+        re = FileStore(image)
+    s = re.state()
+    assert re.load_msg(victim) is None
+    assert_msgs(re, [i for i in range(1, n + 1) if i != victim])
+    assert s.msgs == n - 1 and s.last_seq == n and s.lost is not None and s.lost.msgs == [victim]
+    re.close()
+
+
+def test_seal_gives_back_preallocated_space(tmp_path):
+    d = str(tmp_path / "s")
+    st = make_store(d, 400, block_size=8192)
+    st.flush()
+    segs = seg_files(d)
+    assert len(segs) >= 3
+    for p in segs[:-1]:
+        assert os.path.getsize(p) == records_end(p)  # sealed: exactly its records
+    assert os.path.getsize(segs[-1]) > records_end(segs[-1])
+    st.close()
+    assert all(os.path.getsize(p) == records_end(p) for p in seg_files(d))

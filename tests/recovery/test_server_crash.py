@@ -28,6 +28,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import TooManyStalledMsgsError
 from servers import ServerProc
 
+from pyjetstream.jetstream.store.file import records_end
+
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("CRASH_SEED", "20261126"))
@@ -474,7 +476,7 @@ async def test_torn_tail_and_flipped_byte_are_reported_not_fatal(tmp_path: Path)
         raw[at] ^= 0x55
         segs[0].write_bytes(bytes(raw))
         last = segs[-1]
-        os.truncate(last, last.stat().st_size - 5)  # seq 50 is now a torn write
+        os.truncate(last, records_end(str(last)) - 5)  # seq 50 is now a torn write
 
         srv = server(tmp_path, port=port).start()
         nc = await connect(srv)

@@ -33,12 +33,16 @@ may then lose up to one interval of acknowledged messages, a process crash loses
 Recovery: load the snapshot and every segment index, then scan only what follows the snapshot's
 position. A short or garbled record at the end is truncated and reported as lost; a record in
 the middle whose checksum fails is skipped and reported, and the records after it are kept.
+The tail's file is preallocated ahead of its records (_PREALLOC_MIN), so after a crash it goes
+on with zeros: zeros from a record boundary to the file's end are its end, not damage (no record
+starts with a zero length); sealing a segment and a clean close give the space back.
 Must not know about streams, consumers or the network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import heapq
 import logging
@@ -107,6 +111,13 @@ _MAX_PAD = 4096  # larger sequence gaps start a new segment instead of padding t
 _CHUNK = 64 * 1024
 _SCAN_CHUNK = 1 << 20
 _WBUF_MAX = 1 << 20  # hand buffered records to the OS once this much is pending
+# The tail segment's file is allocated ahead of its records (posix_fallocate): an fdatasync
+# after an append that grows the file must also commit the new size, one into allocated space
+# need not (measured on this disk: 175 against 122 us p50 for a 160-byte append). The step
+# doubles with the segment from _PREALLOC_MIN up to _PREALLOC_MAX, so a small stream costs
+# 64 KiB of disk, not a whole block. Recovery reads the zeros past the last record as the end.
+_PREALLOC_MIN = 64 * 1024
+_PREALLOC_MAX = 1 << 20
 _MIN_REWRITE = 4096  # smaller segments are not worth reclaiming
 # Sealed segments keep a file descriptor only while recently read: a long-lived store can have
 # thousands of segments, and the process's descriptor limit is shared with every client socket.
@@ -120,6 +131,8 @@ _SNAP_MAGIC = b"PJSNAP1\n"
 # message (DELBIT | offset < 2**48) and 0xFF for NONE; these tables let C code find them.
 _T_DEL = bytes(1 if b == 0x80 else 0 for b in range(256))
 _T_DEAD = bytes(1 if b >= 0x80 else 0 for b in range(256))
+# Record kinds as 1, every other byte as 0: a search for the next record after damage.
+_T_KIND = bytes(1 if b in _KINDS else 0 for b in range(256))
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 
@@ -151,7 +164,7 @@ def _zsize(buf: bytes | bytearray, q: int, slen: int) -> int:
 
 
 class _Seg:
-    __slots__ = ("no", "path", "fd", "first", "next", "offs", "prev", "size", "ndel", "written")
+    __slots__ = ("no", "path", "fd", "first", "next", "offs", "prev", "size", "ndel", "written", "alloc")
 
     def __init__(self, no: int, path: str, fd: int) -> None:
         self.no = no
@@ -167,6 +180,7 @@ class _Seg:
         self.size = 0  # bytes in the file (records still buffered in memory are not counted)
         self.ndel = 0  # removed messages whose records are still in the file
         self.written = False  # written through this fd since it was last synced by an eviction
+        self.alloc = 0  # the tail's file length, allocated past `size` (0: not preallocated)
 
 
 class ErrStoreInUse(StoreError):
@@ -219,6 +233,7 @@ class FileStore(StoreCore):
         self._rc_seg: _Seg | None = None
         self._rc_off = 0
         self._rc_buf: bytes | bytearray = b""
+        self._prealloc = True  # off once the file system refuses fallocate
         make_dirs(directory)
         # One writer per directory: a second server (or a leaked store object) appending to the
         # same segments would interleave records. The kernel drops the lock when we die.
@@ -323,6 +338,8 @@ class FileStore(StoreCore):
         start = tail.size
         n = 0
         total = len(data)
+        if start + total > tail.alloc and self._prealloc:
+            self._preallocate(tail, start + total)
         with memoryview(data) as view:
             while n < total:
                 n += os.pwrite(tail.fd, view[n:], start + n)
@@ -336,6 +353,29 @@ class FileStore(StoreCore):
             # such read would pread a chunk that ends at the file's end and miss the next.
             self._rc_seg, self._rc_off, self._rc_buf = tail, start, data
 
+    def _preallocate(self, seg: _Seg, end: int) -> None:
+        """Allocate the tail's file past `end`, so that syncing the records written up to there
+        commits no change of file size (see _PREALLOC_MIN)."""
+        step = min(max(seg.alloc, _PREALLOC_MIN), _PREALLOC_MAX)
+        new = (min(end + step, self._block_size) + 4095) & ~4095
+        if new <= end:
+            return  # at the block size: the segment rolls after this write
+        try:
+            os.posix_fallocate(seg.fd, seg.size, new - seg.size)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                self._prealloc = False
+            # ENOSPC and the like: the write that follows reports what matters
+            log.debug("store %s: preallocating %s failed: %s", self._dir, os.path.basename(seg.path), e)
+            return
+        seg.alloc = new
+
+    def _trim(self, seg: _Seg) -> None:
+        """Give back a segment's preallocated space past its records (sealing, clean close)."""
+        if seg.alloc > seg.size and seg.fd >= 0:
+            os.ftruncate(seg.fd, seg.size)
+        seg.alloc = 0
+
     def _append_rec(self, kind: int, seq: int, ts: int, ttl: int, sb: bytes) -> None:
         """Append a non-message record (tombstone, skip, compact) to the tail."""
         if self._segs[-1].size + len(self._wbuf) >= self._block_size:
@@ -348,6 +388,7 @@ class FileStore(StoreCore):
         """Seal the tail and start a new segment; checkpoint the state."""
         self._write_out()
         old = self._segs[-1]
+        self._trim(old)
         self._write_idx(old)
         new = self._open_seg(old.no + 1, create=True)
         self._segs.append(new)
@@ -392,7 +433,9 @@ class FileStore(StoreCore):
                 if p + reclen <= len(buf):
                     return buf, p
         fd = self._fd(seg)
-        buf = os.pread(fd, _CHUNK, off)
+        # Never past the records: the tail's file goes on with zeros (preallocated), and a
+        # cached chunk holding them would hide the records later written there.
+        buf = os.pread(fd, max(min(_CHUNK, seg.size - off), HS), off)
         if len(buf) < HS:
             return buf, 0
         (reclen,) = _LEN.unpack_from(buf, 0)
@@ -1238,6 +1281,19 @@ class FileStore(StoreCore):
             if p < 0 or p + HS > len(buf):
                 buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
                 bpos, p = pos, 0
+            if buf[p:p + 4] == b"\0\0\0\0" and self._zero_from(fd, pos, end):
+                # No record starts with a zero length: the records end here, and what follows
+                # is the tail's preallocated space (or a crash came before it was given back).
+                if end < seg.size:
+                    raise _Rescan()  # the snapshot names records that are not there
+                if not last_seg:
+                    os.ftruncate(fd, pos)
+                seg.alloc = seg.size if last_seg else 0
+                seg.size = pos
+                # Replaying a compact record reads through the chunk cache while seg.size was
+                # still the file's length: a cached chunk may hold the zeros new records replace.
+                self._rc_seg = None
+                return
             if p + HS > len(buf):
                 self._damaged(seg, pos, end, None, apply, last_seg, torn=True)
                 return
@@ -1259,9 +1315,11 @@ class FileStore(StoreCore):
                 bpos, p = pos, 0
             if not sane or crc32(buf[p:p + reclen - 4]) != _CRC.unpack_from(buf, p + reclen - 4)[0]:
                 nxt = pos + reclen if sane else -1
-                if sane and nxt == end and last_seg and end == seg.size:
-                    # The newest record is bad: cut it off like a torn write, so new records
-                    # do not sit behind garbage.
+                if sane and last_seg and end == seg.size and (nxt == end or (
+                        nxt < end and self._zero_from(fd, nxt, end) and self._resync(fd, pos + 1, nxt) < 0)):
+                    # The newest record is bad (only preallocated zeros follow it, and no record
+                    # hides inside what its length field spans): cut it off like a torn write,
+                    # so new records do not sit behind garbage.
                     self._damaged(seg, pos, end, seq if kind in _MSG_KINDS else None, apply, last_seg, torn=False)
                     return
                 if sane and (nxt == end or self._valid_at(fd, nxt, end)):
@@ -1352,6 +1410,32 @@ class FileStore(StoreCore):
         rec = os.pread(fd, reclen, pos)
         return len(rec) == reclen and crc32(rec[:-4]) == _CRC.unpack_from(rec, reclen - 4)[0]
 
+    def _zero_from(self, fd: int, pos: int, end: int) -> bool:
+        """Whether every byte in [pos, end) is zero."""
+        while pos < end:
+            buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
+            if not buf or buf.count(0) != len(buf):
+                return False
+            pos += len(buf)
+        return True
+
+    def _data_end(self, fd: int, pos: int, end: int) -> int:
+        """The end of [pos, end) without its trailing zeros when end can be the end of
+        preallocated space, a multiple of 4096 (the damage to report is the bytes written, not
+        the space after them). A cut elsewhere keeps its zeros: they are the record's own."""
+        if end % 4096:
+            return end
+        while end > pos:
+            n = min(_SCAN_CHUNK, end - pos)
+            buf = os.pread(fd, n, end - n)
+            if len(buf) != n:
+                return end
+            k = len(buf.rstrip(b"\0"))
+            if k:
+                return end - n + k
+            end -= n
+        return pos
+
     def _resync(self, fd: int, pos: int, end: int) -> int:
         """Offset of the next record that checks out after damage, or -1."""
         while pos < end:
@@ -1359,9 +1443,13 @@ class FileStore(StoreCore):
             n = len(buf) - HS
             if n < 0:
                 return -1
-            for p in range(0, n + 1):
-                if buf[p + 4] in _KINDS and self._valid_at(fd, pos + p, end):
+            # candidates: where the byte at +4 (the kind) names a kind; zeros are skipped in C
+            tb = buf[4:n + 5].translate(_T_KIND)
+            p = tb.find(1)
+            while p >= 0:
+                if self._valid_at(fd, pos + p, end):
                     return pos + p
+                p = tb.find(1, p + 1)
             pos += n + 1
         return -1
 
@@ -1379,7 +1467,7 @@ class FileStore(StoreCore):
         """Nothing readable from pos to end: truncate the segment there and report it."""
         if not apply:
             raise _Rescan()
-        nbytes = end - pos
+        nbytes = self._data_end(self._fd(seg), pos, end) - pos
         log.error("store %s: %s at %s:%d; truncating %d byte(s)", self._dir,
                   "torn record" if torn else "unreadable records", os.path.basename(seg.path), pos, nbytes)
         self._add_lost([], nbytes)
@@ -1389,6 +1477,7 @@ class FileStore(StoreCore):
         self._lost_reported = True
         os.ftruncate(self._fd(seg), pos)
         seg.size = pos
+        seg.alloc = 0
         self._rc_seg = None  # a cached chunk may hold the bytes just cut, where new records will go
 
     # ================================================================ lifecycle
@@ -1403,6 +1492,7 @@ class FileStore(StoreCore):
                     os.fdatasync(seg.fd)
         for doomed in list(self._doomed):
             self._unlink_doomed(doomed)  # the sync above made their compact records durable
+        self._trim(self._segs[-1])
         self._write_idx(self._segs[-1])
         self._write_snapshot()
         self._closed = True
@@ -1454,10 +1544,24 @@ class FileStore(StoreCore):
         return self._dir
 
 
+def records_end(path: str) -> int:
+    """Where a segment file's records end and its preallocated zeros (if any) begin, following
+    the length fields from the start (for tools and tests; recovery checks every record)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos + 4 <= len(data):
+        (reclen,) = _LEN.unpack_from(data, pos)
+        if reclen == 0:
+            break
+        pos += reclen
+    return min(pos, len(data))
+
+
 def _fmt_seqs(seqs: list[int]) -> str:
     if len(seqs) > 10:
         return ", ".join(map(str, seqs[:10])) + f", ... ({len(seqs)} in all)"
     return ", ".join(map(str, seqs))
 
 
-__all__ = ["FileStore", "DEFAULT_BLOCK_SIZE", "ErrStoreInUse", "StoreError"]
+__all__ = ["FileStore", "DEFAULT_BLOCK_SIZE", "ErrStoreInUse", "StoreError", "records_end"]
