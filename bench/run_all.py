@@ -45,6 +45,11 @@ SUITES: dict[str, tuple[str, str | None, str | None]] = {
     "core_req": ("core_req", None, None),
     "js_durable": (JS_PHASES, "sync_interval: always", None),
     "js_default": (JS_PHASES, None, "sync_interval: \"2m\""),
+    # Issue 14's publish goals, alone (no consumer phases): "js_sync" is nats-server 2.9.10's
+    # default (no fsync) against ours at our default (fdatasync before every PubAck);
+    # "js_pub_durable" is equal durability, nats-server 2.15 `sync_interval: always` and ours.
+    "js_sync": ("js_pub_sync", None, None),
+    "js_pub_durable": ("js_pub_sync,js_pub_async", "sync_interval: always", None),
 }
 
 
@@ -71,7 +76,7 @@ def rss_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int) -> list[dict]:
+def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int, sync_msgs: int = 0) -> list[dict]:
     store = tempfile.mkdtemp(prefix="bench-store-")
     port = free_port()
     args = ["-a", "127.0.0.1", "-p", str(port), "-js"]
@@ -90,7 +95,8 @@ def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int) -
     try:
         wait_for_port(port, 20.0, proc)
         out = subprocess.run([PY, str(JSBENCH), "--url", f"nats://127.0.0.1:{port}", "--server-pid",
-                              str(proc.pid), "--msgs", str(msgs), "--size", str(size), "--phases", phases],
+                              str(proc.pid), "--msgs", str(msgs), "--size", str(size), "--phases", phases]
+                             + (["--sync-msgs", str(sync_msgs)] if sync_msgs else []),
                              capture_output=True, text=True, timeout=900)
         for line in out.stdout.splitlines():
             if line.startswith("{"):
@@ -119,6 +125,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--msgs", type=int, default=50000)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--sync-msgs", type=int, default=0, help="js_pub_sync publishes (default msgs/10)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.jsonl"))
     a = ap.parse_args()
     if not JSBENCH.exists():
@@ -129,15 +136,18 @@ def main() -> int:
         phases, ref_conf, our_conf = SUITES[suite]
         for rnd in range(a.rounds):
             for kind, conf in (("ref", ref_conf), ("ours", our_conf)):
-                for row in run_one(kind, conf, phases, a.msgs, a.size):
-                    row.update(suite=suite, server=kind, round=rnd)
+                load1 = round(os.getloadavg()[0], 2)
+                for row in run_one(kind, conf, phases, a.msgs, a.size, a.sync_msgs):
+                    row.update(suite=suite, server=kind, round=rnd, loadavg=load1)
                     results.append(row)
                     print(json.dumps(row), file=sys.stderr)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w") as f:
         for row in results:
             f.write(json.dumps(row) + "\n")
-    print(f"\nnats-server: {NATS_SERVER} (js_durable: 2.15 via get_newer_server.sh); msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
+    loads = [r["loadavg"] for r in results]
+    print(f"\nload average (1 min) at the start of each run: {min(loads)}-{max(loads)}")
+    print(f"nats-server: {NATS_SERVER} (js_durable: 2.15 via get_newer_server.sh); msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
     print("| suite | phase | ref msgs/s | ours msgs/s | ratio | ref µs/msg | ours µs/msg | cpu ratio | ref p50/p99 ms | ours p50/p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for suite in suites:
