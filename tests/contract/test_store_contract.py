@@ -288,6 +288,24 @@ def test_ttl_expiry(store, reopen):
     assert st.expired(T0 + 5000, max_age_ns=1) == [1, 5]
 
 
+def test_expired_in_bounded_steps(store, reopen):
+    """limit: at most that many per call, TTL'd and aged alike; removing them and asking again
+    gives the next ones, until none is left (a backlog removed a step at a time)."""
+    for i in range(10):
+        store.store_msg("a", b"", b"", T0 + i)
+    store.store_msg("t", b"", b"", T0, ttl_ns=5)
+    store.store_msg("t", b"", b"", T0, ttl_ns=6)
+    st = reopen(store)
+    got: list[list[int]] = []
+    while step := st.expired(T0 + 1000, max_age_ns=100, limit=4):
+        got.append(step)
+        for seq in step:
+            assert st.remove_msg(seq)
+    assert all(len(g) <= 4 for g in got) and len(got) == 3
+    assert sorted(s for g in got for s in g) == list(range(1, 13))
+    assert st.state().msgs == 0
+
+
 def test_ttl_of_removed_message_is_not_reported(store, reopen):
     store.store_msg("t", b"", b"", T0, ttl_ns=100)
     store.store_msg("t", b"", b"", T0, ttl_ns=300)

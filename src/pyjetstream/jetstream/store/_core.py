@@ -509,24 +509,26 @@ class StoreCore:
                 lastm = seq
         return SimpleState(n, first, lastm)
 
-    def expired(self, now: int, max_age_ns: int = 0) -> list[int]:
+    def expired(self, now: int, max_age_ns: int = 0, limit: int = 0) -> list[int]:
         """Sequences to expire at `now` (unix ns), ascending.
 
         A message with a per-message TTL (ttl_ns > 0) expires at ts + ttl and ignores max_age; a
         TTL of -1 ("never") exempts it from max_age. Others expire once ts <= now - max_age_ns.
         The caller is expected to remove what is returned: due TTL entries are consumed.
+        limit > 0: at most that many, so that a caller can remove a big backlog in bounded steps
+        (a lowered max_age may make a whole stream due at once); later calls return the rest.
         """
         self._check_open()
-        return self._expired(now - max_age_ns if max_age_ns > 0 else None, now)
+        return self._expired(now - max_age_ns if max_age_ns > 0 else None, now, limit or MAX_SEQ)
 
-    def _expired(self, cutoff: int | None, now: int) -> list[int]:
+    def _expired(self, cutoff: int | None, now: int, limit: int) -> list[int]:
         out: list[int] = []
         heap = self._ttl_heap
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and len(out) < limit:
             _d, seq = heapq.heappop(heap)
             if seq >= self._first and self._b_live(seq):
                 out.append(seq)
-        if cutoff is not None and self._msgs:
+        if cutoff is not None and self._msgs and len(out) < limit:
             seen = set(out)
             # Timestamps grow with sequences (mostly), so stop at the first young message.
             for seq, _s, _sz, ts, ttl in self._b_iter(self._first, self._last):
@@ -534,6 +536,8 @@ class StoreCore:
                     break
                 if ttl == 0 and seq not in seen:
                     out.append(seq)
+                    if len(out) >= limit:
+                        break
             out.sort()
         return out
 

@@ -198,10 +198,11 @@ class StreamStore(Protocol):
         """Earliest per-message TTL deadline (unix ns) among stored messages, 0 when none."""
         ...
 
-    def expired(self, now: int, max_age_ns: int = 0) -> list[int]:
+    def expired(self, now: int, max_age_ns: int = 0, limit: int = 0) -> list[int]:
         """Sequences to expire at `now` (unix ns), ascending: messages whose per-message TTL has
         passed, and (max_age_ns > 0) messages without one stored at or before now - max_age_ns.
-        Due TTL entries are consumed: the caller removes what is returned."""
+        Due TTL entries are consumed: the caller removes what is returned. With limit > 0, at
+        most that many; the rest are returned by later calls (removal in bounded steps)."""
         ...
 
     def close(self) -> None: ...
