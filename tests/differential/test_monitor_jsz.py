@@ -30,8 +30,10 @@ _DETAIL = "account_details.[].stream_detail.[].config."
 # The JetStream API level of the release we advertise (2.12.4) is in the stats, as nats-server
 # 2.11+ reports it (tests/differential/test_advertised_release.py).
 # config.strict: 2.12's strict API decoding, on by default (`jetstream { strict: false }`).
+# Consumers store the level their features need the same way (2.12).
+_CDETAIL = "account_details.[].stream_detail.[].consumer_detail.[].config."
 OUR_EXTRAS = {"config.sync_always", _DETAIL + "metadata", _DETAIL + "metadata._nats.req.level", "api.level",
-              "config.strict"}
+              "config.strict", _CDETAIL + "metadata", _CDETAIL + "metadata._nats.req.level"}
 
 CONFIG = """
 accounts {

@@ -302,7 +302,15 @@ def stream_names(req: ApiRequest) -> dict[str, Any]:
 def stream_list(req: ApiRequest) -> dict[str, Any]:
     names, offset = _filtered_names(req)
     page = names[offset : offset + LIST_LIMIT]
-    infos = [req.jsa.streams[n].info() for n in page]
+    infos = []
+    for n in page:
+        info = req.jsa.streams[n].info()
+        # nats-server's list answers carry the stored config: its create, update and info
+        # answers alone add the server's version and API level
+        info["config"] = {**info["config"], "metadata": req.jsa.streams[n].config.metadata}
+        if info["config"]["metadata"] is None:
+            del info["config"]["metadata"]
+        infos.append(info)
     return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "streams": infos}
 
 

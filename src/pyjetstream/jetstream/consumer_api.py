@@ -26,13 +26,17 @@ from pyjetstream.jetstream.consumer_config import (
     apply_defaults,
     check_config,
     check_update,
+    same_stored_metadata,
+    set_static_metadata,
     utc_text,
 )
 from pyjetstream.jetstream.consumer_runner import ConsumerRunner
 from pyjetstream.jetstream.errors import ApiError
+from pyjetstream.jetstream.schemas import with_dynamic_metadata
 from pyjetstream.jetstream.store.layout import consumer_dir, list_consumers, open_consumer_store
 from pyjetstream.jetstream.stream import Stream
 from pyjetstream.subjects import subjects_overlap
+from pyjetstream.version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> Consumer
     existing = stream.consumers.get(name) if name else None
     if existing is not None:
         if action == "create":
-            if existing.config.to_json() == cfg.to_json():
+            if same_stored_metadata(cfg, existing.config).to_json() == existing.config.to_json():
                 return existing
             raise errors.consumer_already_exists()
         check_update(existing.config, cfg)
@@ -253,16 +257,23 @@ def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
         raise errors.stream_replicas_not_supported()
     stream = req.stream(stream_name)
     existing = stream.consumers.get(cfg.durable_name or cfg.name)
+    if existing is not None:
+        # nats-server 2.12: a create or update leaves an existing consumer's pause deadline as
+        # it is; only $JS.API.CONSUMER.PAUSE changes it
+        cfg.pause_until = existing.config.pause_until
+    set_static_metadata(cfg)
     publish_targets.check_deliver_subject(req.client, cfg.deliver_subject,
                                           existing.config.deliver_subject if existing else None)
     runner = add_consumer(stream, cfg, action)
     runner.announce_pause()
-    return (yield from _info(stream, runner))
+    return (yield from _info(stream, runner, dynamic=True))
 
 
-def _info(stream: Any, runner: ConsumerRunner) -> fair.Job[dict[str, Any]]:
+def _info(stream: Any, runner: ConsumerRunner, dynamic: bool = False) -> fair.Job[dict[str, Any]]:
     """runner.info() with its pending count taken in slices: on a big stream with a wildcard
-    filter that count reads every message."""
+    filter that count reads every message. `dynamic`: the config's metadata also gets the
+    server's version and API level, as nats-server's create and info answers have (its list
+    answers do not)."""
     per_subject, filters, sseq = runner.core.pending_plan()
     n = yield from fair.count_pending(stream, per_subject, filters, sseq)
     if runner.closed or stream.closed:
@@ -270,7 +281,10 @@ def _info(stream: Any, runner: ConsumerRunner) -> fair.Job[dict[str, Any]]:
     core = runner.core
     if not core.npc_valid and core.sseq == sseq:
         core.npc, core.npc_valid = n, True  # spares its first delivery the same count
-    return runner.info(num_pending=n)
+    info = runner.info(num_pending=n)
+    if dynamic:
+        info["config"] = with_dynamic_metadata(info["config"], VERSION)
+    return info
 
 
 def _consumer(req: ApiRequest) -> tuple[Stream, ConsumerRunner]:
@@ -287,7 +301,7 @@ def consumer_info(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     if not gojson.is_empty_request(req.payload):
         raise errors.not_empty_request()
     stream, runner = _consumer(req)
-    return (yield from _info(stream, runner))
+    return (yield from _info(stream, runner, dynamic=True))
 
 
 def consumer_delete(req: ApiRequest) -> dict[str, Any]:

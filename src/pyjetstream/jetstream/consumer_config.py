@@ -18,7 +18,13 @@ from typing import Any
 from pyjetstream.gotime import ZERO_TIME, format_duration, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.errors import ApiError
-from pyjetstream.jetstream.schemas import is_reserved_subject, is_valid_name
+from pyjetstream.jetstream.schemas import (
+    REQ_LEVEL_KEY,
+    SERVER_LEVEL_KEY,
+    SERVER_VERSION_KEY,
+    is_reserved_subject,
+    is_valid_name,
+)
 from pyjetstream.subjects import is_valid_literal_subject, is_valid_subject, subject_matches, subjects_overlap
 
 NS = 1_000_000_000
@@ -250,6 +256,40 @@ class ConsumerConfig:
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
+
+
+def consumer_required_level(cfg: ConsumerConfig) -> int:
+    """The API level a consumer's features need, as nats-server 2.12 computes it from the
+    request: 1 (2.11) for a pause deadline (even one already past; Go's zero time is none) and
+    for priority groups (a policy, a pin timeout or group names)."""
+    if cfg.pause_until is not None and cfg.pause_until != ZERO_TIME:
+        return 1
+    if cfg.priority_policy or cfg.priority_timeout != 0 or cfg.priority_groups:
+        return 1
+    return 0
+
+
+def set_static_metadata(cfg: ConsumerConfig) -> None:
+    """On create, update and pause: the dynamic keys a client echoed back are dropped and the
+    required level is (re)computed into the stored metadata, as nats-server's
+    setStaticConsumerMetadata (a `_nats.req.level` the client sent is overwritten)."""
+    md = {k: v for k, v in (cfg.metadata or {}).items() if k not in (SERVER_VERSION_KEY, SERVER_LEVEL_KEY)}
+    md[REQ_LEVEL_KEY] = str(consumer_required_level(cfg))
+    cfg.metadata = md
+
+
+def same_stored_metadata(cfg: ConsumerConfig, stored: ConsumerConfig) -> ConsumerConfig:
+    """`cfg` with the stored consumer's required level in place of its own (or none, when the
+    stored config has none), as nats-server's copyConsumerMetadata before it compares a create
+    request with the consumer that exists: a consumer stored before levels were kept is still
+    the same consumer."""
+    out = cfg.copy()
+    md = {k: v for k, v in (out.metadata or {}).items() if k not in (SERVER_VERSION_KEY, SERVER_LEVEL_KEY)}
+    md.pop(REQ_LEVEL_KEY, None)
+    if stored.metadata and REQ_LEVEL_KEY in stored.metadata:
+        md[REQ_LEVEL_KEY] = stored.metadata[REQ_LEVEL_KEY]
+    out.metadata = md or None
+    return out
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pyjetstream.gotime import format_rfc3339
 from pyjetstream.jetstream import advisories
 from pyjetstream.jetstream.consumer import ACK_TOKEN_STREAM_SEQ, Consumer, Delivery
-from pyjetstream.jetstream.consumer_config import ConsumerConfig
+from pyjetstream.jetstream.consumer_config import ConsumerConfig, set_static_metadata
 from pyjetstream.jetstream.seams import ConsumerStore, Subscription
 from pyjetstream.jetstream.store.base import ConsumerState
 from pyjetstream.jetstream.store.memory import MemoryConsumerStore
@@ -225,6 +225,7 @@ class ConsumerRunner:
         update (persisted, advisory). Returns (paused now, ns remaining)."""
         cfg = self.core.cfg.copy()
         cfg.pause_until = pause_until
+        set_static_metadata(cfg)  # the required level follows the pause, as in nats-server
         self.update_config(cfg)
         now = self.clock.now()
         core = self.core
