@@ -1,0 +1,203 @@
+"""Differential: strict API decoding (nats-server 2.12+) against a newer nats-server
+(NATS_SERVER_NEW). Each kind of request gets an unknown field, top level and nested; both
+servers' whole answers are compared (error code, err_code and description included), as are
+the answers to fields nats-server knows (case-insensitive keys, `pedantic: false`, MSG.GET's
+batch/no_hdr/start_time, a body on CONSUMER.INFO). Pull, unpin and direct get requests are not
+strict on either. A second run with `jetstream { strict: false }` compares what happens when
+unknown fields are dropped instead.
+
+Left out on purpose (docs/compat.md): fields of releases after 2.12 (`allow_batched`, a
+source's `consumer`), which 2.15 honours and we refuse by name; `pedantic: true` (refused
+here); a body holding an unknown field and a field of the wrong type, where Go names the first
+in document order and we name the unknown field; several JSON values in one body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from servers import ServerProc
+
+NEWER = os.environ.get("NATS_SERVER_NEW", "")
+
+pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
+
+# the parts of an answer that differ by server or by time, not by behaviour
+_VOLATILE = {"created", "ts", "time", "first_ts", "last_ts", "_nats.ver", "_nats.level", "cluster", "leader",
+             "pause_remaining"}
+
+
+def _scrub(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: ("<x>" if k in _VOLATILE else _scrub(x)) for k, x in sorted(v.items()) if k != "type"}
+    if isinstance(v, list):
+        return [_scrub(x) for x in v]
+    return v
+
+
+def _start(kind: str, store: Path, strict: bool) -> ServerProc:
+    store.mkdir(parents=True, exist_ok=True)
+    config = None if strict else f'jetstream {{ strict: false, store_dir: "{store}" }}\n'
+    args = ("-js", "-sd", str(store)) if strict else ()
+    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args, config).start()
+
+
+def _sections(body: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a stream or consumer answer the comparison keeps (their configs and errors)."""
+    if "error" in body:
+        return body
+    out = {k: body[k] for k in ("config", "error", "message", "success", "purged", "total", "paused", "pause_until",
+                                "streams", "consumers") if k in body}
+    if isinstance(out.get("streams"), list):
+        out["streams"] = [s if isinstance(s, str) else s["config"]["name"] for s in out["streams"]]
+    if isinstance(out.get("consumers"), list):
+        out["consumers"] = [c if isinstance(c, str) else c["name"] for c in out["consumers"]]
+    return out
+
+
+async def _transcript(url: str, strict: bool) -> list[Any]:
+    nc = await nats.connect(url)
+    out: list[Any] = []
+
+    async def api(subject: str, body: Any) -> Any:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        m = await nc.request("$JS.API." + subject, data, timeout=3)
+        return _scrub(_sections(json.loads(m.data)))
+
+    async def pull(subject: str, body: bytes) -> Any:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API." + subject, body, reply=inbox)
+        try:
+            m = await sub.next_msg(timeout=3)
+            return [m.data.decode(), (m.headers or {}).get("Status")]
+        finally:
+            await sub.unsubscribe()
+
+    try:
+        out.append(await api("STREAM.CREATE.S", {"name": "S", "subjects": ["s.>"], "allow_direct": True}))
+        await nc.request("s.a", b"one", headers={"X": "1"}, timeout=3)
+        await nc.request("s.b", b"two", timeout=3)
+        # each case its own stream, so that with strict off (unknown fields dropped) every
+        # one is a create of its own
+        streams: list[dict[str, Any]] = [
+            {"bogus": 1},
+            {"placement": {"zone": "a"}},
+            {"consumer_limits": {"max_ack_pending": 5, "max_waiting": 1}},
+            {"republish": {"dest": "r{i}.>", "headers": True}},
+            {"subject_transform": {"src": "t{i}.>", "dest": "u{i}.>", "x": 1}},
+            {"state": {}},
+            {"window_size": 1},
+            {"zz": 1, "placement": {"aa": 1}},
+            # known fields in Go's spellings, and the request-scoped pedantic flag
+            {"Subjects": ["k{i}.>"], "MAX_MSGS": 5, "consumer_limits": {"Max_Ack_Pending": 7}},
+            {"pedantic": False},
+        ]
+        if strict:
+            # With strict off these are made, and their answers differ for reasons of their own
+            # (docs/compat.md): we refuse another domain as a source; a stream with sources
+            # only has a duplicate window here and none in nats-server 2.14+; a mirror does
+            # not take its origin's allow_direct as mirror_direct here.
+            streams += [{"sources": [{"name": "S", "external": {"api": "$JS.x.API", "domain": "y"}}]},
+                        {"sources": [{"name": "S", "subject_transform_dest": "x.>"}]},
+                        {"mirror": {"name": "S", "subject_transforms": [{"src": ">", "dest": ">", "z": 0}]}}]
+        for i, case in enumerate(streams):
+            body = json.loads(json.dumps({"name": f"T{i}", "subjects": [f"t{i}.>"], **case}).replace("{i}", str(i)))
+            if "mirror" in body or "sources" in body or "Subjects" in body:
+                body.pop("subjects")
+            out.append(await api(f"STREAM.CREATE.T{i}", body))
+        out.append(await api("STREAM.UPDATE.S", {"name": "S", "subjects": ["s.>"], "allow_direct": True, "bogus": 1}))
+        out.append(await api("CONSUMER.CREATE.S.C", {"stream_name": "S", "config": {
+            "name": "C", "ack_policy": "explicit", "priority_groups": ["g"], "priority_policy": "pinned_client"}}))
+        out.append(await api("CONSUMER.CREATE.S.P", {"stream_name": "S", "config": {"name": "P",
+                                                                                   "ack_policy": "explicit"}}))
+        requests = [
+            ("STREAM.INFO.S", {"deleted_details": True, "bogus": 1}),
+            ("STREAM.INFO.NOPE", {"bogus": 1}),
+            ("STREAM.INFO.S", {"Deleted_Details": True}),
+            ("STREAM.NAMES", {"subject": ">", "bogus": 1}),
+            ("STREAM.NAMES", b'"not an object"'),
+            ("STREAM.NAMES", b"[1]"),
+            ("STREAM.LIST", {"bogus": 1}),
+            ("STREAM.PURGE.S", {"filter": "s.none", "bogus": 1}),
+            ("STREAM.PURGE.NOPE", {"bogus": 1}),
+            ("STREAM.MSG.GET.S", {"seq": 1, "bogus": 1}),
+            ("STREAM.MSG.GET.NOPE", {"seq": 1, "bogus": 1}),
+            ("STREAM.MSG.GET.S", {"seq": 1, "batch": 2}),
+            ("STREAM.MSG.GET.S", {"seq": 1, "max_bytes": 2}),
+            ("STREAM.MSG.GET.S", {"seq": 1, "no_hdr": True}),
+            ("STREAM.MSG.GET.S", {"seq": 1}),
+            ("STREAM.MSG.GET.S", {"start_time": "2000-01-01T00:00:00Z"}),
+            ("STREAM.MSG.GET.S", {"start_time": "2000-01-01T00:00:00Z", "next_by_subj": "s.b"}),
+            ("STREAM.MSG.GET.S", {"seq": 1, "start_time": "2000-01-01T00:00:00Z"}),
+            ("STREAM.MSG.GET.S", {"seq": 2, "multi_last": ["s.a"], "up_to_seq": 1}),
+            ("STREAM.MSG.DELETE.S", {"seq": 99, "bogus": 1}),
+            ("STREAM.DELETE.NOPE", {"bogus": 1}),
+            ("CONSUMER.CREATE.S.D", {"stream_name": "S", "config": {"name": "D"}, "bogus": 1}),
+            ("CONSUMER.CREATE.S.D", {"stream_name": "S", "config": {"name": "D", "bogus": 1}}),
+            ("CONSUMER.CREATE.NOPE.D", {"stream_name": "NOPE", "config": {"name": "D", "bogus": 1}}),
+            ("CONSUMER.CREATE.S.F", {"stream_name": "S", "config": {"name": "F", "Ack_Policy": "explicit"},
+                                     "pedantic": False}),
+            ("CONSUMER.NAMES.S", {"bogus": 1}),
+            ("CONSUMER.LIST.S", {"bogus": 1}),
+            ("CONSUMER.INFO.S.P", {"bogus": 1}),
+            ("CONSUMER.INFO.NOPE.P", {"bogus": 1}),
+            ("CONSUMER.DELETE.S.NOPE", {"bogus": 1}),
+            ("CONSUMER.PAUSE.S.P", {"bogus": 1}),
+            ("CONSUMER.PAUSE.S.NOPE", {"bogus": 1}),
+            ("CONSUMER.UNPIN.S.C", {"group": "g", "bogus": 1}),
+            ("CONSUMER.UNPIN.NOPE.C", {"group": "g", "bogus": 1}),
+        ]
+        if strict:
+            # with strict off it is made, and nats-server 2.10+ echoes the durable as its name
+            requests.append(("CONSUMER.DURABLE.CREATE.S.E", {"stream_name": "S",
+                                                             "config": {"durable_name": "E", "bogus": 1}}))
+        for subject, body in requests:
+            out.append([subject, await api(subject, body)])
+        # never strict: pull requests and direct gets
+        out.append(await pull("CONSUMER.MSG.NEXT.S.P", b'{"batch":1,"no_wait":true,"bogus":1}'))
+        m = await nc.request("$JS.API.DIRECT.GET.S", b'{"seq":2,"bogus":1}', timeout=3)
+        out.append([m.data.decode(), (m.headers or {}).get("Nats-Sequence")])
+        names = await api("STREAM.NAMES", {})
+        out.append(names)
+    finally:
+        await nc.close()
+    return out
+
+
+async def _run(tmp_path: Path, strict: bool) -> dict[str, list[Any]]:
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / f"{kind}-{strict}", strict)
+        try:
+            results[kind] = await _transcript(proc.url, strict)
+        finally:
+            proc.stop()
+    return results
+
+
+async def test_unknown_fields_answered_as_a_newer_nats_server(tmp_path: Path) -> None:
+    results = await _run(tmp_path, True)
+    assert len(results["ours"]) == len(results["newer"])
+    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
+        assert a == b, (i, a, b)
+    # the check itself: strict answers name the unknown field
+    assert results["ours"][1]["error"]["description"] == 'invalid JSON: json: unknown field "bogus"'
+
+
+async def test_strict_false_drops_unknown_fields_as_a_newer_nats_server(tmp_path: Path) -> None:
+    results = await _run(tmp_path, False)
+    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
+        assert a == b, (i, a, b)
+    # the check itself: the first unknown field was dropped and the stream made
+    assert results["ours"][1]["config"]["name"] == "T0"
+
+
+def test_scrub_keeps_what_is_compared() -> None:
+    body = {"type": "t", "config": {"name": "S", "metadata": {"_nats.ver": "1", "k": "v"}}, "created": "now"}
+    assert _scrub(body) == {"config": {"metadata": {"_nats.ver": "<x>", "k": "v"}, "name": "S"}, "created": "<x>"}
