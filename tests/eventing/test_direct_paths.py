@@ -84,3 +84,26 @@ async def test_plain_nats_client_takes_the_public_paths(make_service, sink, monk
     await wait_until(lambda: "p-1" in sink.ids(), what="delivery after the retry")
     await svc.nc.jetstream().delete_stream("sap")
     assert await publish(svc, "p-2") == 504
+
+
+async def test_delivery_timeout_by_the_watchdog(make_service, sink):
+    """A sink that never answers: each delivery ends after the subscription's deliveryTimeout
+    (the dispatcher's watchdog, not an aiohttp timer per request), is retried, and is delivered
+    once the sink answers again; the dispatcher keeps its tasks and settles everything."""
+    svc = await make_service()
+    sub = manifest(sink=sink.url, config={"backoffPolicy": "constant", "backoffDelay": "100ms",
+                                          "deliveryTimeout": "500ms"})
+    await svc.store.apply(sub)
+    await ready(svc, sub)
+    sink.mode = "hang"
+    assert await publish(svc, "t-1") == 204
+    await wait_until(lambda: sink.attempts["t-1"] >= 2, what="a second attempt after the timeout")
+    state = svc.dispatcher.delivery_status.states[sub.key]
+    assert state.reason == "no answer within the delivery timeout of 0.5s" and state.status_code is None
+    sink.mode = "ok"
+    sink._hang.set()
+    await wait_until(lambda: "t-1" in sink.ids(), what="delivery once the sink answers")
+    assert await publish(svc, "t-2") == 204
+    await wait_until(lambda: "t-2" in sink.ids(), what="the next delivery")
+    await wait_until(lambda: not svc.dispatcher._deadlines and not svc.dispatcher._expired,
+                     what="no delivery left under watch")

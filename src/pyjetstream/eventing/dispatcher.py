@@ -65,6 +65,11 @@ UNBOUND_NAK_DELAY = 1.0
 # any other step of a delivery (issue 14). The event has reached its sink by then; a crash
 # inside the window means those events are delivered again (at least once, as always).
 ACK_BATCH_WINDOW = 0.002
+# Delivery timeouts are enforced by one watchdog per dispatcher instead of a timer per
+# request in aiohttp (~5 us of CPU per delivery, issue 14); it looks this often, at most, so a
+# timeout fires up to this much late (and a tenth of the timeout at most).
+WATCHDOG_PERIOD = 0.25
+NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 
 
 @dataclass
@@ -140,7 +145,11 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # Deliveries with a timeout: task -> deadline (loop time); the watchdog cancels a task
+        # past its deadline and marks it in _expired, so that send() tells it from other cancels.
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._urls: dict[str, URL] = {}
         # Names go through the guarded resolver at connect time; IP literals never reach a
         # resolver in aiohttp, so their (fixed) verdict is cached here per sink URL.
@@ -273,6 +282,9 @@ class Dispatcher:
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         acks, self._acks = self._acks, []
         await self._send_acks(acks)
         if self._session is not None:
@@ -458,9 +470,12 @@ class Dispatcher:
         except _UNSENDABLE as exc:
             return DeliveryResult(None, f"cannot build the request: {type(exc).__name__}: {exc}", permanent=True)
         assert self._session is not None, "Dispatcher.start() was not called"
+        task = asyncio.current_task() if timeout > 0 else None   # 0: no timeout (the kyma profile)
+        if task is not None:
+            self._watch(task, timeout)
         try:
             async with self._session.post(self._url(sink), data=out.data or b"", headers=headers, allow_redirects=False,
-                                          timeout=self._timeout(timeout)) as resp:
+                                          timeout=NO_CLIENT_TIMEOUT) as resp:
                 status = resp.status
                 body = await _read_limited(resp, RESPONSE_READ_LIMIT)
                 if 200 <= status < 300:
@@ -469,6 +484,12 @@ class Dispatcher:
                 if 300 <= status < 400:
                     text = f"redirect to {resp.headers.get('Location', '?')} not followed; {text}"
                 return DeliveryResult(status, text, parse_retry_after(resp.headers.get("Retry-After")))
+        except asyncio.CancelledError:
+            if task is None or task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()
+            return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
         except TimeoutError:
             return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
         except aiohttp.ClientConnectorError as exc:
@@ -480,6 +501,34 @@ class Dispatcher:
         except _UNSENDABLE as exc:
             # aiohttp refuses some header values only while writing the request.
             return DeliveryResult(None, f"cannot send the request: {type(exc).__name__}: {exc}", permanent=True)
+        finally:
+            if task is not None:
+                self._deadlines.pop(task, None)
+                if task in self._expired:
+                    # Cancelled too late to interrupt anything: the answer above stands.
+                    self._expired.discard(task)
+                    task.uncancel()
+
+    def _watch(self, task: asyncio.Task[Any], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadlines[task] = loop.time() + timeout
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(min(WATCHDOG_PERIOD, timeout / 10), self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._watchdog = None
+        if not self._deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in list(self._deadlines.items()):
+            if deadline <= now and task not in self._expired:
+                del self._deadlines[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._deadlines:
+            nearest = min(self._deadlines.values())
+            self._watchdog = loop.call_later(min(WATCHDOG_PERIOD, max(0.01, nearest - now)), self._check_deadlines)
 
     def _url(self, sink: str) -> URL | str:
         """The sink's URL parsed once, not by aiohttp at every request (~5 us each); a sink
@@ -494,13 +543,6 @@ class Dispatcher:
                 self._urls.clear()
             self._urls[sink] = url
         return url
-
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        found = self._timeouts.get(seconds)
-        if found is None:
-            # 0 is no timeout at all (the kyma profile: Kyma's HTTP client has none).
-            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds or None)
-        return found
 
     def _fitting_headers(self, subject: str, headers: dict[str, str], data: bytes) -> dict[str, str] | None:
         """The dead-letter headers, fewer of them when the copy would not fit the server's
