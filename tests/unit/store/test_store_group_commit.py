@@ -9,6 +9,8 @@ import asyncio
 import os
 import threading
 
+import pytest
+
 from pyjetstream.jetstream.store import FileStore, _sync, file
 
 
@@ -43,6 +45,7 @@ async def test_one_fsync_for_a_batch(tmp_path, monkeypatch):
 
 
 async def test_callbacks_wait_for_fsync(tmp_path, monkeypatch):
+    monkeypatch.setattr(file, "_INLINE", False)  # the writer thread's path
     st = FileStore(str(tmp_path / "s"))
     gate = threading.Event()
     real = os.fdatasync
@@ -81,7 +84,9 @@ async def test_sync_interval_acks_without_fsync(tmp_path, monkeypatch):
     assert calls  # close makes everything durable
 
 
-async def test_failed_fsync_never_acks(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("inline", [True, False])
+async def test_failed_fsync_never_acks(tmp_path, monkeypatch, caplog, inline):
+    monkeypatch.setattr(file, "_INLINE", inline)
     st = FileStore(str(tmp_path / "s"))
 
     def failing(fd: int) -> None:
@@ -97,6 +102,83 @@ async def test_failed_fsync_never_acks(tmp_path, monkeypatch, caplog):
         await asyncio.sleep(0)
     assert acked == []
     assert any("fdatasync failed" in r.getMessage() for r in caplog.records)
+    st.store_msg("a", b"", b"y", 2)  # a failed sync is sticky: nothing is acknowledged after it
+    st.commit(lambda: acked.append(2))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert acked == []
+    monkeypatch.undo()
+    st.close()
+
+
+async def test_lone_commit_syncs_on_the_loop_thread(tmp_path, monkeypatch):
+    """With nothing in flight the loop thread syncs itself: the callback runs right after the
+    fdatasync returned, on the loop thread, without a hand-off to the writer thread."""
+    monkeypatch.setattr(file, "_INLINE", True)
+    st = FileStore(str(tmp_path / "s"))
+    events: list[tuple[str, int]] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        real(fd)
+        events.append(("sync", threading.get_ident()))
+
+    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    done = asyncio.get_running_loop().create_future()
+    st.store_msg("a", b"", b"x", 1)
+    st.commit(lambda: (events.append(("ack", threading.get_ident())), done.set_result(None)))
+    await asyncio.wait_for(done, 10)
+    me = threading.get_ident()
+    assert events and events[-1] == ("ack", me) and ("sync", me) in events[:-1]
+    assert st._syncer._thread is None  # the writer thread was never needed
+    monkeypatch.undo()
+    st.close()
+
+
+async def test_commits_keep_their_order_across_the_two_paths(tmp_path, monkeypatch):
+    """A commit handed to the writer thread (the disk was slow) is still in flight when the
+    next one comes: that one waits its turn on the thread too, so acknowledgements stay in
+    order. Once none is in flight and syncs are quick again, the loop syncs itself."""
+    monkeypatch.setattr(file, "_INLINE", True)
+    st = FileStore(str(tmp_path / "s"))
+    gate = threading.Event()
+    real = os.fdatasync
+    threads: list[int] = []
+
+    def gated(fd: int) -> None:
+        if threading.get_ident() != loop_thread:
+            gate.wait(10)
+        threads.append(threading.get_ident())
+        real(fd)
+
+    loop_thread = threading.get_ident()
+    monkeypatch.setattr(_sync.os, "fdatasync", gated)
+    st._syncer.recent = 1.0  # as after a slow sync: the next commit goes to the thread
+    acked: list[int] = []
+    st.store_msg("a", b"", b"1", 1)
+    st.commit(lambda: acked.append(1))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    st._syncer.recent = 0.0  # quick again, but commit 1 is still in flight
+    st.store_msg("a", b"", b"2", 2)
+    st.commit(lambda: acked.append(2))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert acked == [] and loop_thread not in threads
+    gate.set()
+    done = asyncio.get_running_loop().create_future()
+    st.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert acked == [1, 2]
+    threads.clear()
+    for _ in range(3):  # nothing in flight any more, and syncs are quick: inline from now on
+        await asyncio.sleep(0)
+    st._syncer.recent = 0.0
+    done = asyncio.get_running_loop().create_future()
+    st.store_msg("a", b"", b"3", 3)
+    st.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert threads == [loop_thread]
     monkeypatch.undo()
     st.close()
 
@@ -107,4 +189,27 @@ def test_commit_without_loop_is_inline(tmp_path):
     st.store_msg("a", b"", b"x", 1)
     st.commit(lambda: acked.append(1))
     assert acked == [1]
+    st.close()
+
+
+async def test_large_commit_is_synced_on_the_writer_thread(tmp_path, monkeypatch):
+    """A commit of more than _INLINE_MAX_BYTES is pipelined traffic: its sync runs on the
+    writer thread, so the loop can read the next batch meanwhile."""
+    monkeypatch.setattr(file, "_INLINE", True)
+    st = FileStore(str(tmp_path / "s"))
+    threads: list[int] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        threads.append(threading.get_ident())
+        real(fd)
+
+    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    done = asyncio.get_running_loop().create_future()
+    for i in range(file._INLINE_MAX_BYTES // 1000 + 2):
+        st.store_msg("a", b"", b"x" * 1000, i)
+    st.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert threads and threading.get_ident() not in threads
+    monkeypatch.undo()
     st.close()

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("pyjetstream.store")
@@ -88,6 +89,9 @@ class Syncer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.failed: OSError | None = None
+        # How long syncs take lately (seconds, moving average over both paths): the store syncs
+        # on its loop thread only while this stays small (see FileStore._do_commit).
+        self.recent = 0.0
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -150,8 +154,14 @@ class Syncer:
                     if not self._jobs and not self._fds:
                         return
 
+    def sync_now(self, fds: set[int]) -> bool:
+        """fdatasync fds on the calling thread; False (and nothing may be acknowledged) when
+        the data could not be made durable, now or by an earlier failed sync."""
+        return self._sync(fds) and self.failed is None
+
     def _sync(self, fds: set[int]) -> bool:
         ok = True
+        t0 = time.perf_counter()
         with self._io_lock:
             for fd in fds:
                 try:
@@ -163,4 +173,6 @@ class Syncer:
                     log.error("fdatasync failed: %s", e)
                     self.failed = e
                     ok = False
+        if fds:
+            self.recent += (time.perf_counter() - t0 - self.recent) * 0.25
         return ok

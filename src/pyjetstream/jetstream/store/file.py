@@ -135,6 +135,15 @@ _T_DEAD = bytes(1 if b >= 0x80 else 0 for b in range(256))
 _T_KIND = bytes(1 if b in _KINDS else 0 for b in range(256))
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+# Where a commit's fdatasync runs (measured in docs/design.md, "Durable sync publish"): on the
+# loop thread when nothing else of this store is in flight on the writer thread, the commit is
+# small (a lone publisher awaiting its PubAck: the two thread hand-offs cost ~45 us of a
+# ~300 us round trip) and syncs have been quick lately; otherwise on the writer thread, which
+# leaves the loop free to read the next batch meanwhile (pipelined publishers, a slow disk).
+# PYJETSTREAM_SYNC_MODE=thread always hands off (benchmarks compare the two; bench/sync_modes.py).
+_INLINE = os.environ.get("PYJETSTREAM_SYNC_MODE", "inline") != "thread"
+_INLINE_MAX_S = 0.001  # moving average of recent syncs above this: a slow disk, keep the loop free
+_INLINE_MAX_BYTES = 16 * 1024  # a larger commit is pipelined traffic: overlap its sync
 
 
 def _cramjam() -> ModuleType:
@@ -218,6 +227,8 @@ class FileStore(StoreCore):
         self._syncer = Syncer(f"store-sync:{os.path.basename(directory)}",
                               None if sync_always else sync_interval_s, self._io_lock)
         self._wbuf = bytearray()
+        self._inflight = 0  # commits handed to the writer thread whose callbacks have not run
+        self._since_commit = 0  # bytes handed to the OS since the last commit
         self._cbs: Callbacks = []
         self._commit_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -344,6 +355,7 @@ class FileStore(StoreCore):
             while n < total:
                 n += os.pwrite(tail.fd, view[n:], start + n)
         tail.size += total
+        self._since_commit += total
         tail.written = True
         self._wbuf = bytearray()
         self._dirty.add(tail.fd)
@@ -1039,6 +1051,7 @@ class FileStore(StoreCore):
         self._write_out()
         cbs, self._cbs = self._cbs, []
         fds, self._dirty = self._dirty, set()
+        nbytes, self._since_commit = self._since_commit, 0
         if not self._sync_always:
             if fds:
                 self._syncer.mark_dirty(fds)
@@ -1049,7 +1062,19 @@ class FileStore(StoreCore):
                     os.fdatasync(fd)
             run_callbacks(cbs)
         elif fds or cbs:
+            if (_INLINE and not self._inflight and nbytes <= _INLINE_MAX_BYTES
+                    and self._syncer.recent < _INLINE_MAX_S):
+                if self._syncer.sync_now(fds):
+                    run_callbacks(cbs)
+                else:
+                    log.error("dropping %d acknowledgements: data could not be made durable", len(cbs))
+                return
+            self._inflight += 1
+            cbs.append(self._landed)
             self._syncer.submit(fds, self._loop, cbs)
+
+    def _landed(self) -> None:
+        self._inflight -= 1
 
     def write_out(self) -> None:
         """Hand everything stored so far to the OS without syncing: it then survives a crash
