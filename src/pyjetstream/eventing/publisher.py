@@ -68,7 +68,7 @@ def stored_event(event: ce.CloudEvent, target: t.PublishTarget) -> ce.CloudEvent
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outgoing:
     """One checked message: where it goes, the stored event and the NATS headers."""
 
@@ -107,10 +107,19 @@ class EventPublisher:
         inbox = getattr(nc, "_inbox_prefix", None)
         self._reply_prefix_len = len(inbox) if isinstance(inbox, (bytes, bytearray)) else len("_INBOX")
         self._reserve = dead_letter_reserve(config.stream.name) if config.dead_letter.enabled else 0
+        self._targets: dict[tuple[str, str], t.PublishTarget] = {}
 
     def target(self, event: ce.CloudEvent) -> t.PublishTarget:
-        return t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
-                                self.config.stream.subject_prefix, self.config.application_types)
+        # Sources and types repeat from event to event: their targets are kept (bounded).
+        key = (event.source, event.type)
+        found = self._targets.get(key)
+        if found is None:
+            found = t.publish_target(event.source, event.type, self.config.legacy_type_prefix,
+                                     self.config.stream.subject_prefix, self.config.application_types)
+            if len(self._targets) >= 4096:
+                self._targets.clear()
+            self._targets[key] = found
+        return found
 
     def prepare(self, event: ce.CloudEvent, target: t.PublishTarget | None = None) -> Outgoing:
         """Everything checked before a message is sent: the type (unless `target` is given),
