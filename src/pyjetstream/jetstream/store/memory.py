@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 
-from pyjetstream.jetstream.store._core import Meta, StoreCore
+from pyjetstream.jetstream.store._core import Meta, StoreCore, release_later
 from pyjetstream.jetstream.store.base import (
     MAX_SEQ,
     ConsumerState,
@@ -153,9 +153,7 @@ class MemoryStore(StoreCore):
         old_first = self._first
         n = self._acct_compact(seq)
         if self._msgs == 0:
-            self._m.clear()
-            self._ttls.clear()
-            self._prevs.clear()
+            self._drop_tables()
         elif n:
             # walk the shorter of the compacted range and the whole table (a sliced purge
             # compacts a stream in many small steps)
@@ -171,10 +169,15 @@ class MemoryStore(StoreCore):
         self._closed = True
 
     def delete(self) -> None:
-        self._m.clear()
-        self._ttls.clear()
-        self._prevs.clear()
+        self._drop_tables()
+        release_later(self._subj)
+        self._subj = {}
         self._closed = True
+
+    def _drop_tables(self) -> None:
+        # freed over the next loop passes: a million messages at once would hold the loop
+        release_later(self._m, self._ttls, self._prevs)
+        self._m, self._ttls, self._prevs = {}, {}, {}
 
 
 class MemoryConsumerStore:
