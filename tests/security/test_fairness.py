@@ -11,9 +11,9 @@ machine; a sliced request holds the loop about 10 ms) and bound
 the bystander, never the expensive work. Without slicing (fair.SLICE_S huge) a single one of
 these requests holds the loop for hundreds of ms on this stream, and the test fails.
 
-Both measures leave out the time the garbage collector held the process: its full passes
-(50-300 ms here, more with a bigger heap) stop every thread whatever runs, request or not, and
-are a process-wide matter of their own (docs/security.md, "Fairness").
+Both measures leave out the time the garbage collector held the process: its full passes stop
+every thread whatever runs, request or not, and are a process-wide matter of their own, bounded
+with the collector counted in by test_fairness_gc.py (docs/security.md, "Fairness").
 """
 
 from __future__ import annotations
@@ -109,14 +109,7 @@ async def big(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Server, str]]
             stream.process_msg(f"{prefix}.{i % N_SUBJECTS}.x", "", None, b"v" * 32)
             if i % 4096 == 0:
                 await asyncio.sleep(0)
-    # The fill leaves some 10^6 objects for the garbage collector to walk: a full collection
-    # then pauses the whole process for 100+ ms whatever is running. That is not request
-    # work (and not what this test measures): move them out of its sight, as a server that
-    # recovered its stores at start-up would (gc.freeze there is a separate decision).
-    gc.collect()
-    gc.freeze()
     yield srv, request.param
-    gc.unfreeze()
     await srv.shutdown()
 
 
