@@ -34,6 +34,8 @@ from servers import start_in_process
 from pyjetstream.jetstream import fair
 from pyjetstream.server.server import Server
 
+from .loop_lag import GC, LoopLag
+
 pytestmark = pytest.mark.timeout(180)
 
 N_MSGS = 120_000
@@ -41,53 +43,6 @@ N_SUBJECTS = 30_000  # past the stores' subject-table limit: wildcard queries re
 BOUND_S = 0.250        # loop held (CPU time of the loop's thread)
 PING_BOUND_S = 1.0     # bystander's wall-clock wait: also counts scheduling on a busy machine;
                        # unsliced, these requests make it wait 1.5-3.7 s
-
-
-class GcClock:
-    """Total time the garbage collector has held the process (both threads wait for it)."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self._t0 = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._t0 = time.perf_counter()
-        else:
-            self.total += time.perf_counter() - self._t0
-
-
-GC = GcClock()
-
-
-class LoopLag:
-    """The longest pass of the event loop while it runs (1 ms sleeps), in CPU time of the
-    loop's own thread, less the time the garbage collector held the process during that pass.
-
-    CPU time of the thread, not wall time: on a loaded machine (CI runs two test workers on
-    two cores) the operating system may take the core away from the loop for a while, which is
-    not a request holding the loop; work done on the loop is CPU time of this thread."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            t, g = time.thread_time(), GC.total
-            await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.thread_time() - t - (GC.total - g))
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 @pytest.fixture(params=["memory", "file"])

@@ -27,6 +27,8 @@ from servers import start_in_process
 from pyjetstream.jetstream.store import FileStore, MemoryStore
 from pyjetstream.server.server import Server
 
+from .loop_lag import LoopLag
+
 pytestmark = pytest.mark.timeout(180)
 
 N_STORE = 50_000
@@ -64,32 +66,6 @@ def test_stores_leave_no_object_per_message_for_the_collector(store: MemoryStore
     assert store.num_msgs > N_STORE // 3
     # a few containers of the store itself, never one per message or subject
     assert grown < 500, f"{grown} tracked objects for {store.num_msgs} messages"
-
-
-class _Lag:
-    """The longest pass of the event loop, in CPU time of the loop's thread, the garbage
-    collector's time included (it is the stall being bounded here)."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            t = time.thread_time()
-            await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.thread_time() - t)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 async def _bystander_while_trimming(url: str) -> tuple[float, list[dict[str, Any]]]:
@@ -147,7 +123,7 @@ async def test_bystander_stays_fast_while_updates_trim_and_the_collector_runs(tm
                 gc.collect()
                 await asyncio.sleep(0.05)
 
-        lag = _Lag()
+        lag = LoopLag(count_gc=True)
         lag.start()
         collector = asyncio.get_running_loop().create_task(collect())
         try:
