@@ -5,7 +5,7 @@
 // It owns only client-side observations. It must print only values the protocol fixes (no
 // timestamps, inboxes, server ids or timing-dependent counts) so tests/compat/test_node_client.py
 // can compare the reports of pyjetstream and nats-server exactly.
-// Usage: node natscompat.mjs <url> <core|js|consume|fetch|push|heartbeat|restart|kv>
+// Usage: node natscompat.mjs <url> <core|js|consume|fetch|push|heartbeat|restart|kv|newer>
 
 import { connect, headers } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -566,7 +566,61 @@ async function kv(url) {
   return res;
 }
 
-const scenarios = { core, js, consume, fetch, push, heartbeat, restart, kv };
+// ------------------------------------------------------------------ features the client gates on the server's version
+
+// The client switches these on by the version in INFO: several filter subjects and metadata
+// (2.10), batch direct get and priority groups (2.11). Against 2.9.10 it refuses them itself.
+async function newer(url) {
+  const res = {};
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const j = jetstream(nc);
+  const add = await settle(jsm.streams.add({ name: "NNEW", subjects: ["nnew.>"], allow_direct: true,
+    metadata: { owner: "compat" } }));
+  res.stream_metadata_keys = add.ok ? Object.keys(add.ok.config.metadata ?? {}).sort() : add.error;
+  res.stream_req_level = add.ok ? add.ok.config.metadata?.["_nats.req.level"] ?? null : null;
+  for (let i = 1; i <= 6; i++) await settle(j.publish(`nnew.${"abc"[i % 3]}.${i}`, `n${i}`));
+
+  const subjects = async (c, opts) => {
+    const out = [];
+    for await (const m of await c.fetch(opts)) {
+      out.push([m.subject, m.info.streamSequence]);
+      await m.ackAck();
+    }
+    return out;
+  };
+  const multi = await settle(jsm.consumers.add("NNEW", { durable_name: "multi", ack_policy: AckPolicy.Explicit,
+    filter_subjects: ["nnew.a.>", "nnew.b.>"] }));
+  res.multi_filter = multi.ok ? { filter_subjects: multi.ok.config.filter_subjects, num_pending: multi.ok.num_pending }
+    : multi.error;
+  if (multi.ok) {
+    res.multi_fetched = await subjects(await j.consumers.get("NNEW", "multi"), { max_messages: 10, expires: 2000 });
+  }
+
+  const direct = async (op) => {
+    const r = await settle((async () => {
+      const out = [];
+      for await (const m of await op()) out.push({ subject: m.subject, seq: m.seq, data: m.string() });
+      return out;
+    })());
+    return r.error ?? r.ok;
+  };
+  res.direct_batch = await direct(() => jsm.direct.getBatch("NNEW", { seq: 2, batch: 3 }));
+  res.direct_multi_last = await direct(() => jsm.direct.getLastMessagesFor("NNEW", { multi_last: ["nnew.a.>", "nnew.c.>"] }));
+
+  const prio = await settle(jsm.consumers.add("NNEW", { durable_name: "prio", ack_policy: AckPolicy.Explicit,
+    priority_policy: "overflow", priority_groups: ["g"] }));
+  res.priority_consumer = prio.ok ? { priority_policy: prio.ok.config.priority_policy,
+    priority_groups: prio.ok.config.priority_groups } : prio.error;
+  if (prio.ok) {
+    const c = await j.consumers.get("NNEW", "prio");
+    res.priority_fetched = await subjects(c, { max_messages: 2, expires: 2000, group: "g", min_pending: 1 });
+  }
+  await nc.drain();
+  return res;
+}
+
+const scenarios = { core, js, consume, fetch, push, heartbeat, restart, kv, newer };
 const [url, name] = process.argv.slice(2);
 if (!url || !scenarios[name]) fail(`usage: natscompat.mjs <url> <${Object.keys(scenarios).join("|")}>`);
 try {
