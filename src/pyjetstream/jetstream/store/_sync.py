@@ -89,8 +89,9 @@ class Syncer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.failed: OSError | None = None
-        # How long syncs take lately (seconds, moving average over both paths): the store syncs
-        # on its loop thread only while this stays small (see FileStore._do_commit).
+        # How long syncs take lately (seconds, over both paths): the slowest recent one, fading
+        # by a tenth per sync, so one slow sync counts for a dozen or so after it. The store
+        # syncs on its loop thread only while this stays small (see FileStore._do_commit).
         self.recent = 0.0
 
     def _ensure_started(self) -> None:
@@ -174,5 +175,7 @@ class Syncer:
                     self.failed = e
                     ok = False
         if fds:
-            self.recent += (time.perf_counter() - t0 - self.recent) * 0.25
+            took = time.perf_counter() - t0
+            faded = self.recent * 0.9
+            self.recent = took if took > faded else faded
         return ok

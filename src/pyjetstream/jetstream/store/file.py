@@ -138,11 +138,11 @@ DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 # Where a commit's fdatasync runs (measured in docs/design.md, "Durable sync publish"): on the
 # loop thread when nothing else of this store is in flight on the writer thread, the commit is
 # small (a lone publisher awaiting its PubAck: the two thread hand-offs cost ~45 us of a
-# ~300 us round trip) and syncs have been quick lately; otherwise on the writer thread, which
+# ~300 us round trip) and no sync has been slow lately; otherwise on the writer thread, which
 # leaves the loop free to read the next batch meanwhile (pipelined publishers, a slow disk).
 # PYJETSTREAM_SYNC_MODE=thread always hands off (benchmarks compare the two; bench/sync_modes.py).
 _INLINE = os.environ.get("PYJETSTREAM_SYNC_MODE", "inline") != "thread"
-_INLINE_MAX_S = 0.001  # moving average of recent syncs above this: a slow disk, keep the loop free
+_INLINE_MAX_S = 0.001  # a recent sync slower than this (Syncer.recent): a busy disk, keep the loop free
 _INLINE_MAX_BYTES = 16 * 1024  # a larger commit is pipelined traffic: overlap its sync
 
 
