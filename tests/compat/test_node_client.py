@@ -28,11 +28,11 @@ SCENARIOS = ("core", "js", "consume", "fetch", "push", "heartbeat", "restart", "
 VERSION_GATED = ("newer",)
 
 # Paths left out of the comparison with one reference, each with the reason and its own test.
-# We advertise 2.12.4: where 2.9.10 and 2.15 differ, we answer as 2.12.4's source does.
-_FILTER_END_215 = ("a filtered consumer whose stream ends in a message it does not take (c49, seq 50): "
-                   "2.12.4's getNextMsg, like 2.9.10's and pyjetstream's, moves the delivered stream "
-                   "sequence to the stream's last sequence when its scan reaches the end (the ack floor "
-                   "follows once all is acked); 2.15.1 stops at the last message it delivered")
+# We advertise 2.12.4: where 2.9.10 and 2.15 differ, we should answer as 2.12.4 does.
+_FILTER_END_215 = ("OPEN: a filtered consumer whose stream ends in a message it does not take (c49, seq 50): "
+                   "2.12.4 and 2.15.1 report delivered and ack floor from the consumer store's state, i.e. "
+                   "the last message delivered (49); we, like 2.9.10, report the next stream sequence to "
+                   "look at - 1, which the filtered scan moved to the stream's end (docs/compat.md)")
 SKIPPED: dict[str, dict[str, dict[str, str]]] = {
     "nats-server": {},
     "nats-server-new": {
@@ -203,9 +203,10 @@ def test_node_documented_differences_are_real(reports) -> None:
                 assert get_path(ref, path) != get_path(ours, path), (reference, scenario, path)
 
 
-def test_node_filtered_consumer_reaches_stream_end_as_2_12(reports) -> None:
-    """c49 (seq 50) is not for the filtered durable: once all is acked, delivered and the ack
-    floor stand at the stream's last sequence, as in 2.12.4."""
+def test_node_filtered_consumer_at_stream_end_as_2_9(reports) -> None:
+    """c49 (seq 50) is not for the filtered durable: once all is acked, we report delivered and
+    the ack floor at the stream's last sequence, as 2.9.10 does; 2.12.4 and 2.15.1 say 49. An
+    open difference (docs/compat.md), pinned so that fixing it updates the record."""
     after = reports("consume")["after"]
     assert after["delivered"] == {"consumer_seq": 26, "stream_seq": 50}
     assert after["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}
