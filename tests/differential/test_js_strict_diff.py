@@ -4,12 +4,12 @@ servers' whole answers are compared (error code, err_code and description includ
 the answers to fields nats-server knows (case-insensitive keys, `pedantic: false`, MSG.GET's
 batch/no_hdr/start_time, a body on CONSUMER.INFO). Pull, unpin and direct get requests are not
 strict on either. A second run with `jetstream { strict: false }` compares what happens when
-unknown fields are dropped instead.
+unknown fields are dropped instead; a third, the refusals of `pedantic` mode.
 
 Left out on purpose (docs/compat.md): fields of releases after 2.12 (`allow_batched`, a
-source's `consumer`), which 2.15 honours and we refuse by name; `pedantic: true` (refused
-here); a body holding an unknown field and a field of the wrong type, where Go names the first
-in document order and we name the unknown field; several JSON values in one body.
+source's `consumer`), which 2.15 honours and we refuse by name; a body holding an unknown field
+and a field of the wrong type, where Go names the first in document order and we name the
+unknown field; several JSON values in one body.
 """
 
 from __future__ import annotations
@@ -201,3 +201,62 @@ async def test_strict_false_drops_unknown_fields_as_a_newer_nats_server(tmp_path
 def test_scrub_keeps_what_is_compared() -> None:
     body = {"type": "t", "config": {"name": "S", "metadata": {"_nats.ver": "1", "k": "v"}}, "created": "now"}
     assert _scrub(body) == {"config": {"metadata": {"_nats.ver": "<x>", "k": "v"}, "name": "S"}, "created": "<x>"}
+
+
+async def _pedantic_transcript(url: str) -> list[Any]:
+    nc = await nats.connect(url)
+    out: list[Any] = []
+
+    async def api(subject: str, body: dict[str, Any]) -> Any:
+        r = json.loads((await nc.request("$JS.API." + subject, json.dumps(body).encode(), timeout=3)).data)
+        return r.get("error") or "ok"
+
+    try:
+        streams = ({}, {"max_msgs": -5}, {"max_bytes": -2}, {"max_consumers": -9}, {"max_msg_size": -3},
+                   {"max_msgs_per_subject": -2}, {"max_age": 60_000_000_000},
+                   {"max_age": 60_000_000_000, "duplicate_window": 10_000_000_000},
+                   {"subject_delete_marker_ttl": 2_000_000_000},
+                   {"subject_delete_marker_ttl": 2_000_000_000, "allow_msg_ttl": True},
+                   {"subject_delete_marker_ttl": 2_000_000_000, "allow_msg_ttl": True, "allow_rollup_hdrs": True},
+                   {"allow_msg_schedules": True}, {"allow_msg_schedules": True, "allow_rollup_hdrs": True},
+                   {"republish": {"dest": "rp.>"}}, {"republish": {"src": ">", "dest": "rp.>"}})
+        for i, extra in enumerate(streams):
+            out.append(await api(f"STREAM.CREATE.P{i}", {"name": f"P{i}", "subjects": [f"p{i}.>"], **extra,
+                                                        "pedantic": True}))
+        out.append(await api("STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "allow_direct": True}))
+        out.append(await api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}, "pedantic": True}))
+        out.append(await api("STREAM.CREATE.M2", {"name": "M2", "mirror": {"name": "O"}, "mirror_direct": True,
+                                                  "pedantic": True}))
+        out.append(await api("STREAM.UPDATE.P0", {"name": "P0", "subjects": ["p0.>"], "max_msgs": -5, "pedantic": True}))
+        out.append(await api("STREAM.UPDATE.P0", {"name": "P0", "subjects": ["p0.>"], "sealed": True, "pedantic": True}))
+        out.append(await api("STREAM.CREATE.L", {"name": "L", "subjects": ["l.>"], "consumer_limits": {
+            "max_ack_pending": 50, "inactive_threshold": 9_000_000_000}}))
+        consumers = [("O", {}), ("O", {"max_deliver": -3}), ("O", {"max_waiting": -1}), ("O", {"max_ack_pending": -2}),
+                     ("O", {"max_batch": -1}), ("O", {"max_expires": -1}), ("O", {"max_bytes": -1}),
+                     ("O", {"inactive_threshold": -1}), ("O", {"priority_timeout": -1}),
+                     ("O", {"backoff": [1_000_000_000, 2_000_000_000], "max_deliver": 5}),
+                     ("O", {"backoff": [1_000_000_000, 2_000_000_000], "max_deliver": 5, "ack_wait": 1_000_000_000}),
+                     ("L", {}), ("L", {"max_ack_pending": 5}),
+                     ("L", {"max_ack_pending": 5, "inactive_threshold": 1_000_000_000}),
+                     ("O", {"deliver_subject": "dd", "ack_policy": "none", "idle_heartbeat": -1})]
+        for i, (stream, extra) in enumerate(consumers):
+            cfg = {"name": f"C{i}", "ack_policy": "explicit", **extra}
+            out.append(await api(f"CONSUMER.CREATE.{stream}.C{i}", {"stream_name": stream, "config": cfg,
+                                                                   "pedantic": True}))
+    finally:
+        await nc.close()
+    return out
+
+
+async def test_pedantic_mode_answered_as_a_newer_nats_server(tmp_path: Path) -> None:
+    results = {}
+    for kind in ("newer", "ours"):
+        proc = _start(kind, tmp_path / f"{kind}-pedantic", True)
+        try:
+            results[kind] = await _pedantic_transcript(proc.url)
+        finally:
+            proc.stop()
+    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
+        assert a == b, (i, a, b)
+    # the check itself: pedantic mode refused something and let the rest through
+    assert results["ours"][0] == "ok" and results["ours"][1]["err_code"] == 10157

@@ -1,10 +1,11 @@
 """Strict API decoding (nats-server 2.12+): a request field nats-server's request structs do not
 know is refused with 10025 `invalid JSON: json: unknown field "x"`, top level and nested; keys
 match case-insensitively as in Go; `strict: false` drops unknown fields instead; unpin requests
-are never strict (pull requests: tests/differential/test_js_strict_diff.py). The fields nats-server knows are honoured or refused by
-name: `pedantic: true`, MSG.GET's `batch`/`max_bytes`, a body sent to CONSUMER.INFO.
-Also: the field table matches the json tags of nats-server v2.12.9's structs (when its source
-mirror is on this machine)."""
+are never strict (pull requests: tests/differential/test_js_strict_diff.py). The fields
+nats-server knows are honoured or refused by name: `pedantic` mode (nats-server's refusals
+where a default would change the config), MSG.GET's `batch`/`max_bytes`, a body sent to
+CONSUMER.INFO. Also: the field table matches the json tags of nats-server v2.12.9's structs
+(when its source mirror is on this machine)."""
 
 from __future__ import annotations
 
@@ -149,15 +150,49 @@ async def test_strict_false_drops_unknown_fields(server: FakeServer, js: Any) ->
     assert _err(await server.api("STREAM.INFO.T", {"deleted_details": "yes"}))[0] == 10025
 
 
-async def test_pedantic_is_known_true_is_refused(server: FakeServer, js: Any) -> None:
+async def test_pedantic_mode_refuses_what_defaults_would_change(server: FakeServer, js: Any) -> None:
+    pedantic = "pedantic mode: {}"
     assert "error" not in await server.api("STREAM.CREATE.T", {"name": "T", "subjects": ["t"], "pedantic": False})
-    for subject, body in (("STREAM.CREATE.U", {"name": "U", "subjects": ["u"], "pedantic": True}),
-                          ("STREAM.UPDATE.T", {"name": "T", "subjects": ["t"], "pedantic": True}),
-                          ("CONSUMER.CREATE.T.C", {"stream_name": "T", "config": {"name": "C"}, "pedantic": True})):
-        assert _err(await server.api(subject, body)) == (10157, "pedantic mode: not supported by this server")
-    r = await server.api("STREAM.CREATE.U", {"name": "U", "subjects": ["u"], "pedantic": 1})
+    assert "error" not in await server.api("STREAM.CREATE.T", {"name": "T", "subjects": ["t"], "pedantic": True})
+    cases = [
+        ({"max_msgs": -5}, (10157, pedantic.format("max_msgs must be set to -1"))),
+        ({"max_age": 60_000_000_000}, (10157, pedantic.format("duplicate window cannot be bigger than max age"))),
+        ({"subject_delete_marker_ttl": 2_000_000_000},
+         (10052, "subject delete marker cannot be set if message TTLs are disabled")),
+        ({"allow_msg_schedules": True}, (10052, "message scheduling cannot be set if roll-ups are disabled")),
+        ({"republish": {"dest": "rp.>"}}, (10157, pedantic.format("republish source can not be empty"))),
+    ]
+    for extra, want in cases:
+        r = await server.api("STREAM.CREATE.U", {"name": "U", "subjects": ["u.>"], **extra, "pedantic": True})
+        assert _err(r) == want, extra
+        # without pedantic mode the default applies
+        assert "error" not in await server.api("STREAM.CREATE.U", {"name": "U", "subjects": ["u.>"], **extra}), extra
+        assert "error" not in await server.api("STREAM.DELETE.U")
+    r = await server.api("STREAM.UPDATE.T", {"name": "T", "subjects": ["t"], "max_bytes": -2, "pedantic": True})
+    assert _err(r) == (10157, pedantic.format("max_bytes must be set to -1"))
+    # sealing still sets its limits in pedantic mode, as in nats-server
+    r = await server.api("STREAM.UPDATE.T", {"name": "T", "subjects": ["t"], "sealed": True, "pedantic": True})
+    assert r["config"]["sealed"] is True
+    await server.api("STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "allow_direct": True})
+    r = await server.api("STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}, "pedantic": True})
+    assert _err(r) == (10157, pedantic.format("origin stream has direct get set, mirror has it disabled"))
+    await server.api("STREAM.CREATE.L", {"name": "L", "subjects": ["l.>"], "consumer_limits": {"max_ack_pending": 50}})
+    consumers = [
+        ("O", {"max_deliver": -3}, "max_deliver must be set to -1"),
+        ("O", {"priority_timeout": -1}, "priority_timeout must not be negative"),
+        ("O", {"backoff": [1_000_000_000, 2_000_000_000], "max_deliver": 5},
+         "first backoff value has to equal batch AckWait"),
+        ("L", {}, "max_ack_pending must be set if it's configured in stream limits"),
+    ]
+    for stream, extra, text in consumers:
+        body = {"stream_name": stream, "config": {"name": "C", "ack_policy": "explicit", **extra}}
+        assert _err(await server.api(f"CONSUMER.CREATE.{stream}.C", {**body, "pedantic": True})) == (
+            10157, pedantic.format(text)), extra
+        assert "error" not in await server.api(f"CONSUMER.CREATE.{stream}.C", body), extra
+        assert "error" not in await server.api(f"CONSUMER.DELETE.{stream}.C")
+    r = await server.api("STREAM.CREATE.V", {"name": "V", "subjects": ["v"], "pedantic": 1})
     assert _err(r)[0] == 10025
-    assert "U" not in js.accounts["$G"].streams
+    assert "V" not in js.accounts["$G"].streams
 
 
 async def test_msg_get_fields_nats_server_knows(server: FakeServer, js: Any, clock: Any) -> None:

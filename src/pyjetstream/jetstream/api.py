@@ -50,8 +50,8 @@ class ApiManager(ServerJetStream, Protocol[_Acct]):
     api_total: int  # counted by router.dispatch
     api_errors: int
     strict: bool  # unknown request fields refused (nats-server 2.12's default), else dropped
-    def add_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> tuple[Stream, bool]: ...
-    def update_stream(self, jsa: _Acct, req_cfg: StreamConfig) -> Stream: ...
+    def add_stream(self, jsa: _Acct, req_cfg: StreamConfig, pedantic: bool = False) -> tuple[Stream, bool]: ...
+    def update_stream(self, jsa: _Acct, req_cfg: StreamConfig, pedantic: bool = False) -> Stream: ...
     def delete_stream(self, jsa: _Acct, name: str) -> None: ...
 
 
@@ -177,31 +177,30 @@ def account_info(req: ApiRequest) -> dict[str, Any]:
     }
 
 
-def _config_from_request(req: ApiRequest) -> StreamConfig:
+def _config_from_request(req: ApiRequest) -> tuple[StreamConfig, bool]:
+    """The config of a create or update request, and its `pedantic` flag."""
     name = req.tokens[2]
     if not req.payload or not req.payload.strip():
         raise errors.invalid_json()
     body = req.json()
+    pedantic = pedantic_flag(body, "StreamConfigRequest")
     cfg = StreamConfig.from_dict(body)
     if cfg.name != name:
         raise errors.stream_mismatch()
-    check_pedantic(body, "StreamConfigRequest")
-    return cfg
+    return cfg, pedantic
 
 
-def check_pedantic(body: dict[str, Any], struct: str) -> None:
-    """A create or update request's `pedantic` flag (nats-server 2.11+: refuse where a default
-    would change the config). Not implemented: `true` is refused rather than ignored."""
+def pedantic_flag(body: dict[str, Any], struct: str) -> bool:
+    """A create or update request's `pedantic` flag (nats-server 2.11+: where a default would
+    change what was asked for, refuse with 10157 instead); Go's bool, else 10025."""
     try:
-        pedantic = gojson.bool_field(body, "pedantic", struct)
+        return gojson.bool_field(body, "pedantic", struct)
     except gojson.GoJSONError as e:
         raise errors.invalid_json(e) from None
-    if pedantic:
-        raise errors.by_constant("JSPedanticErrF", err="not supported by this server")
 
 
 def stream_create(req: ApiRequest) -> dict[str, Any]:
-    cfg = _config_from_request(req)
+    cfg, pedantic = _config_from_request(req)
     # nats-server checks this before the config (the name becomes a directory)
     if "/" in cfg.name or "\\" in cfg.name:
         raise errors.stream_name_contains_path_separators()
@@ -210,7 +209,7 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
         raise errors.stream_invalid_config(err="stream has no mirror but does have mirror direct")
     old = req.jsa.streams.get(cfg.name)
     publish_targets.check_republish(req.client, cfg.republish, old.config.republish if old else None)
-    stream, did_create = req.jsa.js.add_stream(req.jsa, cfg)
+    stream, did_create = req.jsa.js.add_stream(req.jsa, cfg, pedantic)
     info = stream.info()
     info.pop("domain", None)  # nats-server's create response alone leaves the domain out
     # nats-server (standalone) sets did_create on every successful create, re-creates included
@@ -220,14 +219,14 @@ def stream_create(req: ApiRequest) -> dict[str, Any]:
 
 
 def stream_update(req: ApiRequest) -> fair.Job[dict[str, Any]]:
-    cfg = _config_from_request(req)
+    cfg, pedantic = _config_from_request(req)
     old = req.jsa.streams.get(cfg.name)
     if old is not None:  # else update_stream answers "stream not found"
         publish_targets.check_republish(req.client, cfg.republish, old.config.republish)
         # new consumer_limits must hold for the consumers already there (stream.go's update)
         check_limits_update(old.config.consumer_limits, cfg.consumer_limits,
                             [(n, c.config) for n, c in old.consumers.items()])
-    stream = req.jsa.js.update_stream(req.jsa, cfg)
+    stream = req.jsa.js.update_stream(req.jsa, cfg, pedantic)
     if stream.limits_due:
         # lower limits may remove most of the stream: trimmed in slices, answered after
         yield from stream.limits_job()

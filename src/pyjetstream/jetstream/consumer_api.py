@@ -18,7 +18,7 @@ from typing import Any
 
 from pyjetstream.gotime import ZERO_TIME
 from pyjetstream.jetstream import advisories, errors, fair, gojson, publish_targets
-from pyjetstream.jetstream.api import ApiRequest, check_pedantic
+from pyjetstream.jetstream.api import ApiRequest, pedantic_flag
 from pyjetstream.jetstream.consumer_config import (
     GROUP_NAME,
     ConsumerConfig,
@@ -78,13 +78,14 @@ def _stream_dir(stream: Any) -> str:
     return stream.directory or stream.jsa.stream_dir(stream.name)
 
 
-def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "") -> ConsumerRunner:
-    """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules."""
+def add_consumer(stream: Any, cfg: ConsumerConfig, action: str = "", pedantic: bool = False) -> ConsumerRunner:
+    """Create (or update) a consumer on a stream; nats-server's addConsumerWithAction rules.
+    `pedantic`: the request's flag (consumer_config.apply_defaults)."""
     view = _stream_view(stream)
     # the account's max_ack_pending caps the default and refuses larger values (10121)
     limits = stream.jsa.limits
     acct_map = limits.max_ack_pending if limits is not None else -1
-    apply_defaults(cfg, max(acct_map, 0), view)
+    apply_defaults(cfg, max(acct_map, 0), view, pedantic)
     check_config(cfg, view, max(acct_map, 0))
     name = cfg.durable_name or cfg.name
     existing = stream.consumers.get(name) if name else None
@@ -234,7 +235,7 @@ def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     if "config" not in d or d["config"] is None:
         raise errors.consumer_config_required()
     cfg = ConsumerConfig.from_json(d["config"])
-    check_pedantic(d, "CreateConsumerRequest")
+    pedantic = pedantic_flag(d, "CreateConsumerRequest")
     if subj_name and ("/" in subj_name or "\\" in subj_name):
         raise errors.consumer_name_contains_path_separators()
     if legacy_durable:
@@ -264,7 +265,7 @@ def consumer_create(req: ApiRequest) -> fair.Job[dict[str, Any]]:
     set_static_metadata(cfg)
     publish_targets.check_deliver_subject(req.client, cfg.deliver_subject,
                                           existing.config.deliver_subject if existing else None)
-    runner = add_consumer(stream, cfg, action)
+    runner = add_consumer(stream, cfg, action, pedantic)
     runner.announce_pause()
     return (yield from _info(stream, runner, dynamic=True))
 

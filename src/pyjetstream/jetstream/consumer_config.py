@@ -309,10 +309,33 @@ class StreamView:
     limit_max_ack_pending: int = 0
 
 
-def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0, stream: StreamView | None = None) -> None:
+# pedantic mode (nats-server 2.11+): values its defaults would change, refused instead, in
+# setConsumerConfigDefaults' order
+_PEDANTIC_NEGATIVE = (("max_deliver", -1, "max_deliver must be set to -1"),
+                      ("max_waiting", 0, "max_waiting must not be negative"),
+                      ("max_ack_pending", -1, "max_ack_pending must be set to -1"),
+                      ("max_batch", 0, "max_batch must not be negative"),
+                      ("max_expires", 0, "max_expires must not be negative"),
+                      ("max_bytes", 0, "max_bytes must not be negative"),
+                      ("idle_heartbeat", 0, "idle_heartbeat must not be negative"),
+                      ("inactive_threshold", 0, "inactive_threshold must not be negative"),
+                      ("priority_timeout", 0, "priority_timeout must not be negative"))
+
+
+def _pedantic(text: str) -> ApiError:
+    return errors.by_constant("JSPedanticErrF", err=text)
+
+
+def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0, stream: StreamView | None = None,
+                   pedantic: bool = False) -> None:
     """setConsumerConfigDefaults, in nats-server's order. `stream`: its consumer_limits give
     max_ack_pending and inactive_threshold when the config has none (durables included, and
-    max_ack_pending whatever the ack policy, as nats-server does)."""
+    max_ack_pending whatever the ack policy, as nats-server does). `pedantic`: where a default
+    would change what was asked for, 10157 instead, as nats-server."""
+    if pedantic:
+        for name, floor, text in _PEDANTIC_NEGATIVE:
+            if getattr(cfg, name) < floor:
+                raise _pedantic(text)
     if not cfg.deliver_subject and cfg.max_waiting == 0:
         cfg.max_waiting = DEFAULT_MAX_WAITING
     if cfg.ack_wait == 0 and cfg.ack_policy in ("explicit", "all"):
@@ -320,11 +343,17 @@ def apply_defaults(cfg: ConsumerConfig, max_ack_pending_limit: int = 0, stream: 
     if cfg.max_deliver == 0 or cfg.max_deliver < -1:
         cfg.max_deliver = -1
     if cfg.backoff:
+        if pedantic and cfg.ack_wait != cfg.backoff[0]:
+            raise _pedantic("first backoff value has to equal batch AckWait")
         cfg.ack_wait = cfg.backoff[0]
     if stream is not None:
         if cfg.max_ack_pending == 0:
+            if pedantic and stream.limit_max_ack_pending > 0:
+                raise _pedantic("max_ack_pending must be set if it's configured in stream limits")
             cfg.max_ack_pending = stream.limit_max_ack_pending
         if cfg.inactive_threshold == 0:
+            if pedantic and stream.limit_inactive_threshold > 0:
+                raise _pedantic("inactive_threshold must be set if it's configured in stream limits")
             cfg.inactive_threshold = stream.limit_inactive_threshold
     if cfg.ack_policy in ("explicit", "all") and cfg.max_ack_pending == 0:
         mp = DEFAULT_MAX_ACK_PENDING

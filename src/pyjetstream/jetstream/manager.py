@@ -286,9 +286,11 @@ class JetStream:
                     if subjects_overlap(a, b):
                         raise errors.stream_subject_overlap()
 
-    def add_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> tuple[Stream, bool]:
-        """Create a stream (or return the existing one with an identical config)."""
-        cfg = check_stream_config(req_cfg, jsa.byte_limits())
+    def add_stream(self, jsa: JsAccount, req_cfg: StreamConfig, pedantic: bool = False) -> tuple[Stream, bool]:
+        """Create a stream (or return the existing one with an identical config). `pedantic`:
+        the request's flag (schemas.check_stream_config)."""
+        cfg = check_stream_config(req_cfg, jsa.byte_limits(), pedantic)
+        self._check_pedantic_mirror(jsa, cfg, pedantic)
         check_publish_targets(cfg)
         set_static_metadata(cfg)
         existing = jsa.streams.get(cfg.name)
@@ -348,11 +350,19 @@ class JetStream:
                     raise errors.memory_resources_exceeded()
                 raise errors.storage_resources_exceeded()
 
-    def update_stream(self, jsa: JsAccount, req_cfg: StreamConfig) -> Stream:
+    def _check_pedantic_mirror(self, jsa: JsAccount, cfg: StreamConfig, pedantic: bool) -> None:
+        # nats-server gives a mirror its origin's allow_direct as mirror_direct; pedantic mode
+        # refuses a request that asks otherwise (we do not copy it: docs/compat.md)
+        origin = jsa.streams.get(cfg.mirror["name"]) if pedantic and cfg.mirror else None
+        if origin is not None and cfg.mirror_direct != origin.config.allow_direct:
+            raise errors.by_constant("JSPedanticErrF", err="origin stream has direct get set, mirror has it disabled")
+
+    def update_stream(self, jsa: JsAccount, req_cfg: StreamConfig, pedantic: bool = False) -> Stream:
         stream = jsa.streams.get(req_cfg.name)
         if stream is None:
             raise errors.stream_not_found()
-        cfg = check_update(stream.config, req_cfg, jsa.byte_limits())
+        cfg = check_update(stream.config, req_cfg, jsa.byte_limits(), pedantic)
+        self._check_pedantic_mirror(jsa, cfg, pedantic)
         set_static_metadata(cfg)
         self._check_overlap(jsa, cfg)
         self._check_storage_limits(jsa, cfg)

@@ -488,8 +488,15 @@ class StreamByteLimits:
     store: int = -1
 
 
-def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None = None) -> StreamConfig:
+def _pedantic(text: str) -> errors.ApiError:
+    return errors.by_constant("JSPedanticErrF", err=text)
+
+
+def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None = None,
+                        pedantic: bool = False) -> StreamConfig:
     """Apply nats-server's defaults and validation (checkStreamCfg); returns a new config.
+    `pedantic` (a request's flag, nats-server 2.11+): where a default would change what was
+    asked for, refuse instead, with nats-server's errors.
 
     Checks involving other streams (subject overlap) and the update rules live in the manager.
     """
@@ -511,6 +518,8 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
     for attr in ("max_msgs", "max_msgs_per_subject", "max_bytes", "max_msg_size", "max_consumers"):
         v = getattr(c, attr)
         if v == 0 or v < -1:
+            if pedantic and v < -1:
+                raise _pedantic(f"{attr} must be set to -1")
             setattr(c, attr, -1)
     if c.max_age < 0:
         raise _invalid("max age can not be negative")
@@ -518,6 +527,8 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
         raise _invalid("max age needs to be >= 100ms")
     if c.duplicate_window == 0 and c.mirror is None:
         if c.max_age and c.max_age < DEFAULT_DUPLICATE_WINDOW:
+            if pedantic:
+                raise _pedantic("duplicate window cannot be bigger than max age")
             c.duplicate_window = c.max_age
         else:
             c.duplicate_window = DEFAULT_DUPLICATE_WINDOW
@@ -537,6 +548,10 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
     if c.subject_delete_marker_ttl > 0:
         if c.subject_delete_marker_ttl < 1_000_000_000:
             raise _invalid("subject delete marker TTL must be at least 1 second")
+        if pedantic and not c.allow_msg_ttl:
+            raise _invalid("subject delete marker cannot be set if message TTLs are disabled")
+        if pedantic and not c.allow_rollup_hdrs:
+            raise _invalid("subject delete marker cannot be set if roll-ups are disabled")
         c.allow_msg_ttl = True
         c.allow_rollup_hdrs, c.deny_purge = True, False
     elif c.subject_delete_marker_ttl < 0:
@@ -577,7 +592,9 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
     if c.allow_msg_schedules:
         if c.discard == "new":
             raise _invalid("message scheduling cannot use discard new")
-        # as nats-server without pedantic mode: schedules purge through roll-ups
+        # as nats-server: schedules purge through roll-ups, which pedantic mode will not turn on
+        if pedantic and not c.allow_rollup_hdrs:
+            raise _invalid("message scheduling cannot be set if roll-ups are disabled")
         c.allow_rollup_hdrs, c.deny_purge = True, False
         if c.mirror is not None:
             raise errors.by_constant("JSMirrorWithMsgSchedulesErr")
@@ -630,7 +647,7 @@ def check_stream_config(cfg: StreamConfig, byte_limits: StreamByteLimits | None 
         if ceiling > 0 and c.max_bytes > ceiling:
             raise errors.stream_max_stream_bytes_exceeded()
     if c.republish is not None:
-        _check_republish(c)
+        _check_republish(c, pedantic)
     return c
 
 
@@ -750,8 +767,10 @@ def _check_origins(c: StreamConfig) -> None:
         c.sources = out
 
 
-def _check_republish(c: StreamConfig) -> None:
+def _check_republish(c: StreamConfig, pedantic: bool = False) -> None:
     rp = dict(c.republish or {})
+    if pedantic and not rp.get("src"):
+        raise _pedantic("republish source can not be empty")
     src = rp.get("src") or ">"
     dest = rp.get("dest")
     if not isinstance(src, str) or not isinstance(dest, str) or not isinstance(rp.get("headers_only", False), bool):
@@ -828,9 +847,11 @@ def with_dynamic_metadata(config: dict[str, Any], version: str) -> dict[str, Any
     return {**config, "metadata": md}
 
 
-def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLimits | None = None) -> StreamConfig:
-    """nats-server's configUpdateCheck: defaults, validation, then what may not change."""
-    c = check_stream_config(new, byte_limits)
+def check_update(old: StreamConfig, new: StreamConfig, byte_limits: StreamByteLimits | None = None,
+                 pedantic: bool = False) -> StreamConfig:
+    """nats-server's configUpdateCheck: defaults, validation, then what may not change. Pedantic
+    mode still lets sealing set its limits, as in nats-server."""
+    c = check_stream_config(new, byte_limits, pedantic)
     check_publish_targets(c)
     if c.name != old.name:
         raise _invalid("stream configuration name must match original")
