@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _harness import free_port, wait_for_port  # bench/ is on the path when run as a script
@@ -74,6 +75,27 @@ def rss_kb(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
+
+
+def fsync_probe_us(directory: str, n: int = 200) -> float:
+    """p50 of a 160-byte pwrite + fdatasync into preallocated space, in directory: what the disk
+    gives right now (other work on the machine shares it; a flush is the floor of durable
+    sync publishing)."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 20)
+        os.fdatasync(fd)
+        lat = []
+        for i in range(n):
+            t = time.perf_counter_ns()
+            os.pwrite(fd, b"x" * 160, i * 160)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter_ns() - t)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return round(statistics.median(lat) / 1000, 1)
 
 
 def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int, sync_msgs: int = 0) -> list[dict]:
@@ -137,8 +159,9 @@ def main() -> int:
         for rnd in range(a.rounds):
             for kind, conf in (("ref", ref_conf), ("ours", our_conf)):
                 load1 = round(os.getloadavg()[0], 2)
+                fsync_us = fsync_probe_us(tempfile.gettempdir())
                 for row in run_one(kind, conf, phases, a.msgs, a.size, a.sync_msgs):
-                    row.update(suite=suite, server=kind, round=rnd, loadavg=load1)
+                    row.update(suite=suite, server=kind, round=rnd, loadavg=load1, disk_fsync_p50_us=fsync_us)
                     results.append(row)
                     print(json.dumps(row), file=sys.stderr)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +169,9 @@ def main() -> int:
         for row in results:
             f.write(json.dumps(row) + "\n")
     loads = [r["loadavg"] for r in results]
-    print(f"\nload average (1 min) at the start of each run: {min(loads)}-{max(loads)}")
+    fs = [r["disk_fsync_p50_us"] for r in results]
+    print(f"\nload average (1 min) at the start of each run: {min(loads)}-{max(loads)}; the disk's "
+          f"fdatasync p50 then (160 B into preallocated space): {min(fs)}-{max(fs)} µs")
     print(f"nats-server: {NATS_SERVER} (js_durable: 2.15 via get_newer_server.sh); msgs={a.msgs} size={a.size} rounds={a.rounds} (medians)\n")
     print("| suite | phase | ref msgs/s | ours msgs/s | ratio | ref µs/msg | ours µs/msg | cpu ratio | ref p50/p99 ms | ours p50/p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")

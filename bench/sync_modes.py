@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import free_port, wait_for_port  # noqa: E402
-from run_all import JSBENCH, NATS_SERVER, OURS, PY, ROOT  # noqa: E402
+from run_all import JSBENCH, NATS_SERVER, OURS, PY, ROOT, fsync_probe_us  # noqa: E402
 
 
 def run(kind: str, mode: str, sync_msgs: int, with_req: bool, size: int) -> list[dict]:
@@ -47,6 +47,7 @@ def run(kind: str, mode: str, sync_msgs: int, with_req: bool, size: int) -> list
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     rows: list[dict] = []
     load1 = round(os.getloadavg()[0], 2)
+    fsync_us = fsync_probe_us(tempfile.gettempdir())
     try:
         wait_for_port(port, 20.0, proc)
         base = [PY, str(JSBENCH), "--url", f"nats://127.0.0.1:{port}", "--server-pid", str(proc.pid),
@@ -68,7 +69,7 @@ def run(kind: str, mode: str, sync_msgs: int, with_req: bool, size: int) -> list
                 if row.get("phase") in ("js_pub_sync", "core_req"):
                     name = f"ours-{mode}" + (f"@{src}" if src else "")
                     rows.append({**row, "server": kind if kind == "ref" else name,
-                                 "with_req": with_req, "loadavg": load1})
+                                 "with_req": with_req, "loadavg": load1, "disk_fsync_p50_us": fsync_us})
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -104,6 +105,9 @@ def main() -> int:
         for row in rows:
             f.write(json.dumps(row) + "\n")
     loads = [r["loadavg"] for r in rows]
+    fs = [r["disk_fsync_p50_us"] for r in rows]
+    print(f"disk fdatasync p50 at the start of each run: {min(fs)}-{max(fs)} µs (median "
+          f"{statistics.median(fs)})")
     print(f"load average at the start of each run: {min(loads)}-{max(loads)}; rounds={a.rounds} "
           f"sync_msgs={a.sync_msgs} with_req={a.with_req} (medians)")
     print("| server | phase | msgs/s | p50 ms | p99 ms | server µs/msg |")
