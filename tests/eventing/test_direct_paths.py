@@ -107,3 +107,39 @@ async def test_delivery_timeout_by_the_watchdog(make_service, sink):
     await wait_until(lambda: "t-2" in sink.ids(), what="the next delivery")
     await wait_until(lambda: not svc.dispatcher._deadlines and not svc.dispatcher._expired,
                      what="no delivery left under watch")
+
+
+async def test_sink_cookies_are_never_sent_back(make_service):
+    """A sink's Set-Cookie is not kept (as Kyma's Go client without a jar): otherwise every
+    Subscription whose sink is on that host would send it, and aiohttp would filter a cookie
+    jar on every delivery."""
+    from aiohttp import web
+
+    from pyjetstream.eventing.testing import StaticResolver, free_port
+
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append(request.headers.get("Cookie"))
+        resp = web.Response(status=204)
+        resp.set_cookie("session", "secret-of-sink-a", path="/")
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        svc = await make_service(resolver=StaticResolver({"sink-a.example.com": "127.0.0.1"}))
+        sub = manifest(sink=f"http://sink-a.example.com:{port}/")
+        await svc.store.apply(sub)
+        await ready(svc, sub)
+        for i in range(3):
+            assert await publish(svc, f"c-{i}") == 204
+            await wait_until(lambda n=i: len(seen) > n, what=f"delivery {i}")
+        assert seen == [None, None, None]
+    finally:
+        await runner.cleanup()

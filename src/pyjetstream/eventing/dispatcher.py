@@ -167,7 +167,11 @@ class Dispatcher:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
                                          keepalive_timeout=10, resolver=self.resolver)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # No cookie jar: a sink's Set-Cookie must not travel with the next delivery to that host
+        # (another Subscription's, too), as Kyma's Go client without a jar; and aiohttp then
+        # filters no jar per request.
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                              cookie_jar=aiohttp.DummyCookieJar())
 
     async def sink_refusal(self, sink: str) -> str | None:
         """Why the egress policy refuses `sink` now (resolving its name); None if it may be used.
