@@ -17,11 +17,13 @@ INFO_LEFT_OUT = {
 }
 # /varz fields 2.12.4's Varz always sends and 2.9.10's did not (monitor.go, no omitempty; the
 # stale-connection stats are a pointer that is always set), plus the API level in the
-# JetStream stats; 2.14+ added more (in_client_msgs, feature_flags, ...) that we do not claim
+# JetStream stats and `strict` in its config (2.12 decodes API requests strictly by default);
+# 2.14+ added more (in_client_msgs, feature_flags, ...) that we do not claim
 VARZ_212 = ("stale_connections", "stalled_clients", "config_digest", "slow_consumer_stats.clients",
             "slow_consumer_stats.routes", "slow_consumer_stats.gateways", "slow_consumer_stats.leafs",
             "stale_connection_stats.clients", "stale_connection_stats.routes",
-            "stale_connection_stats.gateways", "stale_connection_stats.leafs", "jetstream.stats.api.level")
+            "stale_connection_stats.gateways", "stale_connection_stats.leafs", "jetstream.stats.api.level",
+            "jetstream.config.strict")
 
 CONFIG = 'jetstream { store_dir: "%s", domain: "hub" }\n'
 
