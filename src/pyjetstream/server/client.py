@@ -48,6 +48,11 @@ OK = b"+OK\r\n"
 STALL_BYTES = 2 * 1024 * 1024
 FLUSH_BYTES = 256 * 1024
 STALL_MAX = 0.1  # seconds a producer waits at most per stall (nats-server's minimum stall)
+# Bytes one connection's input may bring between two turns of the loop. uvloop reads a busy
+# socket up to 32 times in one pass (256 KiB each), so a client flooding PUBs could hold the loop
+# for 8 MB of parsing and routing (over 300 ms); after this many bytes its reading pauses until
+# the next pass, and every other connection gets its turn in between.
+READ_BUDGET = 256 * 1024
 
 
 def err_line(text: str) -> bytes:
@@ -229,6 +234,8 @@ class ClientConnection(asyncio.Protocol):
         # parsed operations waiting for a bcrypt check of the CONNECT before them (None: none running)
         self._held: list[Any] | None = None
         self._trace_tail = b""
+        self._read_since_yield = 0  # input bytes since reading last paused for a turn of the loop
+        self._yielding = False  # reading paused until the next pass (READ_BUDGET)
 
     # ---------------------------------------------------------------- lifecycle
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -531,6 +538,14 @@ class ClientConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- input
     def data_received(self, data: bytes) -> None:
+        n = self._read_since_yield + len(data)
+        if n >= READ_BUDGET and not self._yielding and self.transport is not None:
+            # paused before the handling so that a close or a hold during it wins over the resume
+            n = 0
+            self._yielding = True
+            self.transport.pause_reading()
+            self.server.loop.call_soon(self._end_yield)
+        self._read_since_yield = n
         if self._tls is not None:
             if self.closed:
                 return
@@ -547,6 +562,13 @@ class ClientConnection(asyncio.Protocol):
             self._held.extend(events)
             return
         self._handle(events)
+
+    def _end_yield(self) -> None:
+        self._yielding = False
+        # a stall or a hold that began meanwhile resumes reading itself when it ends
+        if (not self.closed and self.transport is not None and self._held is None
+                and self._stall_handle is None):
+            self.transport.resume_reading()
 
     def _trace_in(self, data: bytes) -> None:
         """Log whole lines only, redacted: a CONNECT split over two reads must not leak its
