@@ -18,6 +18,7 @@ import time
 from collections.abc import Sized
 from typing import Any, Protocol
 
+from pyjetstream import loopstats
 from pyjetstream.protocol.parser import (
     ERR_MAX_PAYLOAD,
     OP_CONNECT,
@@ -538,6 +539,7 @@ class ClientConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- input
     def data_received(self, data: bytes) -> None:
+        loopstats.reads += 1
         n = self._read_since_yield + len(data)
         if n >= READ_BUDGET and not self._yielding and self.transport is not None:
             # paused before the handling so that a close or a hold during it wins over the resume

@@ -213,3 +213,32 @@ async def test_large_commit_is_synced_on_the_writer_thread(tmp_path, monkeypatch
     assert threads and threading.get_ident() not in threads
     monkeypatch.undo()
     st.close()
+
+
+async def test_other_clients_read_since_the_last_commit_keep_the_sync_off_the_loop(tmp_path, monkeypatch):
+    """One read between two commits is the publisher's own PUB; more mean other clients are at
+    work, and a sync on the loop thread would hold them up."""
+    from pyjetstream import loopstats
+
+    monkeypatch.setattr(file, "_INLINE", True)
+    st = FileStore(str(tmp_path / "s"))
+    threads: list[int] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        threads.append(threading.get_ident())
+        real(fd)
+
+    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    me = threading.get_ident()
+    for reads, on_loop in ((1, True), (3, False), (0, True)):
+        await asyncio.sleep(0)
+        monkeypatch.setattr(loopstats, "reads", loopstats.reads + reads)
+        threads.clear()
+        done = asyncio.get_running_loop().create_future()
+        st.store_msg("a", b"", b"x", 1)
+        st.commit(lambda done=done: done.set_result(None))
+        await asyncio.wait_for(done, 10)
+        assert threads and (threads == [me]) == on_loop, (reads, threads)
+    monkeypatch.undo()
+    st.close()

@@ -59,6 +59,7 @@ from types import ModuleType
 from typing import Literal, overload
 from zlib import crc32
 
+from pyjetstream import loopstats
 from pyjetstream.jetstream.store._core import Meta, StoreCore
 from pyjetstream.jetstream.store._sync import (
     FILE_MODE,
@@ -136,7 +137,9 @@ _T_KIND = bytes(1 if b in _KINDS else 0 for b in range(256))
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 # Where a commit's fdatasync runs (measured in docs/design.md, "Durable sync publish"): on the
-# loop thread when nothing else of this store is in flight on the writer thread, the commit is
+# loop thread when no other client was read from since the last commit (the loop would hold
+# them up: request/reply beside a sync publisher lost a third of its rate when every small
+# commit synced on the loop), nothing of this store is in flight on the writer thread, the commit is
 # small (a lone publisher awaiting its PubAck: the two thread hand-offs cost ~45 us of a
 # ~300 us round trip) and no sync has been slow lately; otherwise on the writer thread, which
 # leaves the loop free to read the next batch meanwhile (pipelined publishers, a slow disk).
@@ -229,6 +232,7 @@ class FileStore(StoreCore):
         self._wbuf = bytearray()
         self._inflight = 0  # commits handed to the writer thread whose callbacks have not run
         self._since_commit = 0  # bytes handed to the OS since the last commit
+        self._reads_at_commit = 0  # loopstats.reads at the last commit
         self._cbs: Callbacks = []
         self._commit_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1052,6 +1056,9 @@ class FileStore(StoreCore):
         cbs, self._cbs = self._cbs, []
         fds, self._dirty = self._dirty, set()
         nbytes, self._since_commit = self._since_commit, 0
+        reads = loopstats.reads
+        others = reads - self._reads_at_commit > 1  # more than the publisher's own PUB arrived
+        self._reads_at_commit = reads
         if not self._sync_always:
             if fds:
                 self._syncer.mark_dirty(fds)
@@ -1062,7 +1069,7 @@ class FileStore(StoreCore):
                     os.fdatasync(fd)
             run_callbacks(cbs)
         elif fds or cbs:
-            if (_INLINE and not self._inflight and nbytes <= _INLINE_MAX_BYTES
+            if (_INLINE and not others and not self._inflight and nbytes <= _INLINE_MAX_BYTES
                     and self._syncer.recent < _INLINE_MAX_S):
                 if self._syncer.sync_now(fds):
                     run_callbacks(cbs)
