@@ -34,20 +34,20 @@ _ROLLUP_29 = ("an invalid Nats-Rollup value: nats-server 2.9.10 sends no reply a
 _ACK_FLOOR_AT_START_215 = ("a new consumer's ack floor: 2.14.0 (eb2ce117d, 'Reset consumer to new starting "
                            "sequence') starts it at the starting sequence - 1; 2.12.4, like 2.9.10 and "
                            "pyjetstream, reports 0 until something is acked")
-_FILTER_END_215 = ("OPEN: a filtered consumer whose stream ends in messages it does not take: 2.12.4 and "
-                   "2.15.1 report delivered and ack floor from the consumer store's state, i.e. the last "
-                   "message delivered; we, like 2.9.10, report the next stream sequence to look at - 1, "
-                   "which the filtered scan moved to the stream's end (docs/compat.md)")
+_FILTER_END_29 = ("a filtered consumer whose stream ends in messages it does not take: 2.9.10 reports "
+                  "delivered and ack floor as the next stream sequence to look at - 1, which the filtered "
+                  "scan moved to the stream's end (63); 2.10+ (2.12.4 and 2.15.1 here), and pyjetstream, "
+                  "report them from the consumer store's state: the last message delivered (62)")
 SKIPPED: dict[str, dict[str, dict[str, str]]] = {
     "nats-server": {
         "js": {"max_bytes_discard_new": _DISCARD_29},
         "limits": {"rollup_bad_value": _ROLLUP_29},
+        "push": {"consumer_after_acks.delivered.stream_seq": _FILTER_END_29,
+                 "consumer_after_acks.ack_floor.stream_seq": _FILTER_END_29},
     },
     "nats-server-new": {
         "push": {"consumer_created.ack_floor.stream_seq": _ACK_FLOOR_AT_START_215,
-                 "consumer_unbound.ack_floor.stream_seq": _ACK_FLOOR_AT_START_215,
-                 "consumer_after_acks.delivered.stream_seq": _FILTER_END_215,
-                 "consumer_after_acks.ack_floor.stream_seq": _FILTER_END_215},
+                 "consumer_unbound.ack_floor.stream_seq": _ACK_FLOOR_AT_START_215},
     },
 }
 # nats-server's file-store record size for the messages of the max_bytes probe in the js scenario
@@ -305,14 +305,19 @@ def test_go_new_consumer_ack_floor_as_2_12(reports) -> None:
     assert ours["consumer_unbound"]["ack_floor"] == {"consumer_seq": 0, "stream_seq": 0}
 
 
-def test_go_filtered_consumer_at_stream_end_as_2_9(reports) -> None:
-    """The push stream ends in a message the filter leaves (seq 63): we report it as the
-    delivered stream sequence and, once everything is acked, the ack floor, as 2.9.10 does.
-    2.12.4 and 2.15.1 say 62 (the last delivered message); an open difference
-    (docs/compat.md), pinned here so that fixing it updates the record."""
+def test_go_filtered_consumer_at_stream_end_as_2_12(reports) -> None:
+    """The push stream ends in a message the filter leaves (seq 63): as 2.12.4 and 2.15.1, we
+    report the last delivered message (62) as the delivered stream sequence and, once everything
+    is acked, as the ack floor; 2.9.10 said 63, the filtered scan's position (docs/compat.md)."""
     ours = reports("push")
-    assert ours["consumer_after_acks"]["delivered"] == {"consumer_seq": 31, "stream_seq": 63}
-    assert ours["consumer_after_acks"]["ack_floor"] == {"consumer_seq": 31, "stream_seq": 63}
+    assert ours["consumer_after_acks"]["delivered"] == {"consumer_seq": 31, "stream_seq": 62}
+    assert ours["consumer_after_acks"]["ack_floor"] == {"consumer_seq": 31, "stream_seq": 62}
+    try:
+        old = reports("push", "nats-server")
+    except pytest.skip.Exception:
+        return
+    assert old["consumer_after_acks"]["delivered"] == {"consumer_seq": 31, "stream_seq": 63}
+    assert old["consumer_after_acks"]["ack_floor"] == {"consumer_seq": 31, "stream_seq": 63}
 
 
 def test_go_invalid_rollup_value_is_refused(reports) -> None:

@@ -29,15 +29,15 @@ VERSION_GATED = ("newer",)
 
 # Paths left out of the comparison with one reference, each with the reason and its own test.
 # We advertise 2.12.4: where 2.9.10 and 2.15 differ, we should answer as 2.12.4 does.
-_FILTER_END_215 = ("OPEN: a filtered consumer whose stream ends in a message it does not take (c49, seq 50): "
-                   "2.12.4 and 2.15.1 report delivered and ack floor from the consumer store's state, i.e. "
-                   "the last message delivered (49); we, like 2.9.10, report the next stream sequence to "
-                   "look at - 1, which the filtered scan moved to the stream's end (docs/compat.md)")
+_FILTER_END_29 = ("a filtered consumer whose stream ends in a message it does not take (c49, seq 50): "
+                  "2.9.10 reports delivered and ack floor as the next stream sequence to look at - 1, which "
+                  "the filtered scan moved to the stream's end (50); 2.10+ (2.12.4 and 2.15.1 here), and "
+                  "pyjetstream, report them from the consumer store's state: the last message delivered (49)")
 SKIPPED: dict[str, dict[str, dict[str, str]]] = {
-    "nats-server": {},
-    "nats-server-new": {
-        "consume": {"after.delivered.stream_seq": _FILTER_END_215, "after.ack_floor.stream_seq": _FILTER_END_215},
+    "nats-server": {
+        "consume": {"after.delivered.stream_seq": _FILTER_END_29, "after.ack_floor.stream_seq": _FILTER_END_29},
     },
+    "nats-server-new": {},
 }
 
 
@@ -102,7 +102,8 @@ def _check_consume(r: dict[str, Any]) -> None:
     assert [m["pending"] for m in r["first"]] == list(range(24, -1, -1))
     assert r["redelivered"] == [["c8", 9, 2]]
     assert r["after"]["num_ack_pending"] == 0
-    assert r["after"]["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}  # the filter skipped 50
+    # the filter skipped 50: the floor is the last delivered message (2.10+; 2.9.10 said 50)
+    assert r["after"]["ack_floor"] == {"consumer_seq": 26, "stream_seq": 49}
     assert r["ordered"] == {"count": 50, "in_order": True}
     assert r["update"] == {"max_ack_pending": 20, "description": "changed"}
     assert r["update_ack_policy"]["api"]["err_code"] == 10012
@@ -203,13 +204,19 @@ def test_node_documented_differences_are_real(reports) -> None:
                 assert get_path(ref, path) != get_path(ours, path), (reference, scenario, path)
 
 
-def test_node_filtered_consumer_at_stream_end_as_2_9(reports) -> None:
+def test_node_filtered_consumer_at_stream_end_as_2_12(reports) -> None:
     """c49 (seq 50) is not for the filtered durable: once all is acked, we report delivered and
-    the ack floor at the stream's last sequence, as 2.9.10 does; 2.12.4 and 2.15.1 say 49. An
-    open difference (docs/compat.md), pinned so that fixing it updates the record."""
+    the ack floor at the last message delivered (49), as 2.12.4 and 2.15.1 do; 2.9.10 said 50,
+    the filtered scan's position (docs/compat.md)."""
     after = reports("consume")["after"]
-    assert after["delivered"] == {"consumer_seq": 26, "stream_seq": 50}
-    assert after["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}
+    assert after["delivered"] == {"consumer_seq": 26, "stream_seq": 49}
+    assert after["ack_floor"] == {"consumer_seq": 26, "stream_seq": 49}
+    try:
+        old = reports("consume", "nats-server")["after"]
+    except pytest.skip.Exception:
+        return
+    assert old["delivered"] == {"consumer_seq": 26, "stream_seq": 50}
+    assert old["ack_floor"] == {"consumer_seq": 26, "stream_seq": 50}
 
 
 def test_node_gates_newer_features_on_the_version(reports) -> None:

@@ -286,10 +286,63 @@ def test_filters_single_and_multiple():
     c.poll(clock.now)
     assert [int(r.split(".")[5]) for _, r, _, _ in deliveries(c)] == [1, 3, 4]
     i = info(c, clock.now)
-    assert i["delivered"]["stream_seq"] == 5  # searched to the end of the stream
+    # the scan went on to the end of the stream, but info reports the last delivered message,
+    # as nats-server 2.10+ (its consumer store) does
+    assert c.sseq == 6
+    assert i["delivered"]["stream_seq"] == 4
     c2 = make({**PUSH, "durable_name": "E", "filter_subject": "foo.b"}, store, clock)
     c2.poll(clock.now)
     assert [int(r.split(".")[5]) for _, r, _, _ in deliveries(c2)] == [2, 5]
+
+
+def _seqs(i: dict) -> tuple[int, int, int, int]:
+    return (i["delivered"]["consumer_seq"], i["delivered"]["stream_seq"],
+            i["ack_floor"]["consumer_seq"], i["ack_floor"]["stream_seq"])
+
+
+@pytest.mark.parametrize("file_state", [True, False])
+def test_info_reports_the_stored_view_not_the_scan(file_state):
+    """nats-server 2.10+: delivered and ack floor move only on deliveries and acks, so a stream
+    ending in messages the filter skips does not move them; the in-memory scan position (what
+    delivery uses) does. The view is kept across a restart (snapshot and restore)."""
+    clock, store = FakeClock(), MemStore()
+    for subj in ["foo.a", "foo.b", "foo.a", "foo.b"]:
+        store.store_msg(subj, b"", b"x", clock.now)
+
+    def new(cfg: dict, state=None) -> Consumer:
+        cc = ConsumerConfig.from_json(cfg)
+        apply_defaults(cc)
+        return Consumer("S", cc.durable_name, cc, store, clock.now, stream_subjects=["foo.>"], state=state,
+                        file_state=file_state)
+
+    none = new({**PUSH, "durable_name": "N", "filter_subject": "foo.c"})
+    none.poll(clock.now)
+    assert none.sseq == 5
+    # a file consumer store has its starting state from creation on; a memory one none yet
+    assert _seqs(info(none, clock.now)) == ((0, 0, 0, 0) if file_state else (0, 4, 0, 0))
+    c = new({**PUSH, "filter_subject": "foo.a"})
+    c.poll(clock.now)
+    d = deliveries(c)
+    assert [int(r.split(".")[5]) for _, r, _, _ in d] == [1, 3] and c.sseq == 5
+    assert _seqs(info(c, clock.now)) == (2, 3, 0, 0)
+    ack(c, d[1][1])
+    assert _seqs(info(c, clock.now)) == (2, 3, 0, 0)
+    ack(c, d[0][1])
+    assert _seqs(info(c, clock.now)) == (2, 3, 2, 3)
+    assert (c.adflr, c.asflr) == (2, 4)  # in memory: the scan's position, as before
+    again = new({**PUSH, "filter_subject": "foo.a"}, state=c.snapshot())
+    assert again.sseq == 5 and _seqs(info(again, clock.now)) == (2, 3, 2, 3)
+    # a purge writes the in-memory position over the stored view, as nats-server's does
+    store.purge()
+    again.on_purged(store.state().first_seq, clock.now)
+    assert _seqs(info(again, clock.now)) == (2, 4, 2, 4)
+    # ack none: the store sets the floor with each delivery
+    n = new({**PUSH, "durable_name": "AN", "ack_policy": "none", "deliver_policy": "all",
+             "filter_subject": "foo.a"})
+    store.store_msg("foo.a", b"", b"x", clock.now)
+    store.store_msg("foo.b", b"", b"x", clock.now)
+    n.poll(clock.now)
+    assert _seqs(info(n, clock.now)) == (1, 5, 1, 5) and n.sseq == 7
 
 
 def test_headers_only_adds_size_header():

@@ -7,7 +7,8 @@ clock reads. Every entry point takes `now` (monotonic nanoseconds); messages are
 through the StreamStore interface; outputs are queued on `outbox` (messages to publish),
 `advisories` and `stream_acks` (retention), and drained by the runner, which also re-arms one
 timer at `next_deadline()`. Semantics follow nats-server's consumer (2.9 wire behaviour, with the
-later fixes for max-deliver ack floors and redelivery of removed messages).
+later fixes for max-deliver ack floors and redelivery of removed messages); consumer info reports
+delivered and ack floor from the stored view, as 2.10+ do (see info_seqs).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class Consumer:
         state: ConsumerState | None = None,
         rng: random.Random | None = None,
         account_name: str = "",
+        file_state: bool = False,
     ) -> None:
         self.stream_name = stream_name
         self.name = name
@@ -159,6 +161,17 @@ class Consumer:
         self.asflr = 0  # ack floor, stream seq
         self.pending: dict[int, Pending] = {}
         self.rdc: dict[int, int] = {}  # stream seq -> redeliveries so far (delivery count - 1)
+        # What consumer info reports as the delivered and ack-floor stream sequences: nats-server
+        # 2.10+ reads them from its consumer store, which moves only when a message is delivered
+        # (UpdateDelivered) or acked (UpdateAcks), while sseq/asflr above also follow a filtered
+        # scan past the messages the filter leaves out (docs/design.md, "Consumer info from the
+        # stored view"). The consumer sequences need no copy: the store's equal dseq-1 / adflr.
+        self.info_ds = 0  # the store's delivered stream seq (SetStarting, then each delivery)
+        self.info_as = 0  # the store's ack floor stream seq
+        # nats-server's HasState: a file consumer store has state from its creation on (its
+        # SetStarting writes the file); a memory one once it delivered or starts past seq 1.
+        # Without state, info reports the in-memory delivered sequences.
+        self.file_state = file_state
         self.rdq: dict[int, None] = {}  # redelivery queue, insertion ordered
         self._heap: list[tuple[int, int]] = []  # (deadline, sseq), lazily invalidated
         self.lss: deque[int] | None = None  # last-per-subject start list
@@ -340,6 +353,8 @@ class Consumer:
         # stored state only records the starting delivered sequence).
         self.adflr = 0
         self.asflr = 0
+        self.info_ds = seq - 1  # SetStarting(sseq - 1)
+        self.info_as = 0
         self.dirty = True
 
     def _seq_from_time(self, ts: int) -> int:
@@ -372,6 +387,10 @@ class Consumer:
             self.pending[sseq] = Pending(dseq, ts, deadline)
             heapq.heappush(self._heap, (deadline, sseq))
         self.rdc = {s: c for s, c in state.redelivered.items() if s > self.asflr}
+        if state.info_seqs is not None:
+            self.info_ds, self.info_as = state.info_seqs
+        else:  # written before info_seqs were kept
+            self.info_ds, self.info_as = state.delivered.stream_seq, state.ack_floor.stream_seq
 
     def snapshot(self) -> ConsumerState:
         return ConsumerState(
@@ -379,7 +398,27 @@ class Consumer:
             ack_floor=SequencePair(self.adflr, self.asflr),
             pending={s: (p.dseq, p.ts) for s, p in self.pending.items()},
             redelivered=dict(self.rdc),
+            info_seqs=(self.info_ds, self.info_as),
         )
+
+    def _store_whole_state(self) -> None:
+        """nats-server writes its in-memory state over the stored one (writeStoreState) after a
+        purge, and after its pending check dropped entries below the stream's first sequence;
+        an older state (a lower ack floor) is ignored, as its store's Update does."""
+        asflr = self.asflr if self.pending else self.sseq - 1
+        if asflr >= self.info_as:
+            self.info_ds, self.info_as = self.sseq - 1, asflr
+
+    def info_seqs(self) -> tuple[SequencePair, SequencePair]:
+        """(delivered, ack floor) as consumer info reports them: from the stored view (nats-server
+        2.10+'s infoWithSnapAndReply, o.store.BorrowState()), the delivered pair from memory
+        while the store has no state yet."""
+        dc = self.dseq - 1
+        if self.file_state or dc or self.info_ds:
+            delivered = SequencePair(dc, self.info_ds)
+        else:
+            delivered = SequencePair(dc, self.sseq - 1)
+        return delivered, SequencePair(self.adflr, self.info_as)
 
     def _wait_for(self, sseq: int) -> int:
         bo = self.cfg.backoff
@@ -430,10 +469,11 @@ class Consumer:
         """The state half of ConsumerInfo (config, name, created are the runner's)."""
         if not self.is_push:
             self._process_waiting(now, eos=False)
-        delivered: dict[str, Any] = {"consumer_seq": self.dseq - 1, "stream_seq": self.sseq - 1}
+        dpair, apair = self.info_seqs()
+        delivered: dict[str, Any] = {"consumer_seq": dpair.consumer_seq, "stream_seq": dpair.stream_seq}
         if self.last_delivered_wall:
             delivered["last_active"] = format_rfc3339(self.last_delivered_wall)
-        ack_floor: dict[str, Any] = {"consumer_seq": self.adflr, "stream_seq": self.asflr}
+        ack_floor: dict[str, Any] = {"consumer_seq": apair.consumer_seq, "stream_seq": apair.stream_seq}
         if self.last_ack_wall:
             ack_floor["last_active"] = format_rfc3339(self.last_ack_wall)
         out: dict[str, Any] = {
@@ -472,6 +512,7 @@ class Consumer:
         self._drop_missing(first_seq)
         if self.lss:
             self.lss = deque(s for s in self.lss if s >= first_seq) or None
+        self._store_whole_state()
         self.dirty = True
 
     def on_msgs_removed(self, first_seq: int, now: int) -> None:
@@ -481,6 +522,7 @@ class Consumer:
         Interior deletions are noticed when the message comes due (as in nats-server)."""
         self.npc_valid = False
         pending = self.pending
+        dropped = False
         while pending:
             s = next(iter(pending))
             if s >= first_seq:
@@ -490,12 +532,15 @@ class Consumer:
             self.rdq.pop(s, None)
             self._move_ack_floor(p.dseq, s)
             self.dirty = True
+            dropped = True
         if self.rdq and next(iter(self.rdq)) < first_seq:
             for s in [s for s in self.rdq if s < first_seq]:
                 del self.rdq[s]
         if not pending and self.asflr < first_seq - 1 and self.sseq >= first_seq:
             self.asflr = first_seq - 1
             self.adflr = self.dseq - 1
+        if dropped:
+            self._store_whole_state()
 
     def _drop_missing(self, first_seq: int) -> None:
         gone = [s for s in self.pending if s < first_seq or self.store.load_msg(s) is None]
@@ -665,6 +710,8 @@ class Consumer:
             if sample and self.cfg.sample_freq and sseq in self.pending:
                 self._sample_ack(sseq, dseq, dc, self.pending[sseq], now)
             old = self.asflr
+            if sseq in self.pending:  # the store moves its floor only for a pending message
+                self.info_as = sseq
             self.adflr, self.asflr = max(self.adflr, dseq), sseq
             if sseq - old > len(self.pending):
                 acked = sorted(s for s in self.pending if s <= sseq)
@@ -684,8 +731,11 @@ class Consumer:
     def _move_ack_floor(self, dseq: int, sseq: int) -> None:
         if not self.pending:
             self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
+            # the store's floor: its last delivered message, not the scan's position
+            self.info_as = self.info_ds
         elif dseq == self.adflr + 1:
             self.adflr, self.asflr = dseq, sseq
+            self.info_as = sseq
             nxt = None
             if sseq + 1 in self.pending:  # acks in delivery order: the next one is pending
                 p = self.pending[sseq + 1]
@@ -703,6 +753,7 @@ class Consumer:
                 p = self.pending[nxt]
                 if p.dseq > 0:
                     self.adflr, self.asflr = p.dseq - 1, nxt - 1
+                    self.info_as = nxt - 1
 
     def _sample_ack(self, sseq: int, dseq: int, dc: int, p: Pending, now: int) -> None:
         pct = self.cfg.sample_percent
@@ -1168,6 +1219,10 @@ class Consumer:
                 size = len(msubj) + len(reply) + len(hdr) + len(payload)
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // rate
             self.dseq = dseq + 1
+            if seq > self.info_ds:  # UpdateDelivered
+                self.info_ds = seq
+                if ack_none:
+                    self.info_as = seq
             outbox.append(Delivery(dest, reply, hdr or None, payload, msubj))
             if ack_none:
                 self.adflr, self.asflr = dseq, seq

@@ -86,6 +86,10 @@ class ConsumerRunner:
             has_interest=self._has_interest,
             state=state,
             account_name=str(getattr(self.account, "name", "") or ""),
+            # nats-server keeps a file consumer store for every consumer of a file stream
+            # (ephemerals too) unless mem_storage asks otherwise; it decides what info reports
+            # before the first delivery
+            file_state=getattr(stream.config, "storage", "") == "file" and not config.mem_storage,
         )
         self._stream_cfg = stream.config  # the config whose subjects the core was given
         self._scheduled = False

@@ -177,3 +177,18 @@ async def test_plain_updates_are_written_at_most_once_per_interval(tmp_path, mon
     assert writes[-1] == 200
     cs.close()
     assert FileConsumerStore(str(tmp_path / "c")).load()[1].ack_floor.stream_seq == 200
+
+
+def test_info_seqs_roundtrip_and_older_states_read():
+    """Version 2 keeps the stream sequences consumer info reports (the stored view); a version 1
+    state, written before them, still decodes (info_seqs None: the consumer falls back to its
+    delivered and ack floor)."""
+    st = sample_state()
+    st.info_seqs = (21, 14)
+    assert consumer_mod.decode_state(consumer_mod.encode_state(st)) == st
+    old = sample_state()
+    raw = consumer_mod.encode_state(old)
+    assert raw == consumer_mod.encode_state(ConsumerState(old.delivered, old.ack_floor, old.pending,
+                                                          old.redelivered, None))
+    back = consumer_mod.decode_state(raw)
+    assert back == old and back is not None and back.info_seqs is None

@@ -224,6 +224,11 @@ class ConsumerState:
     ack_floor: SequencePair = field(default_factory=SequencePair)
     pending: dict[int, tuple[int, int]] = field(default_factory=dict)  # stream seq -> (delivery seq, ts ns)
     redelivered: dict[int, int] = field(default_factory=dict)  # stream seq -> delivery count - 1
+    # The stream sequences consumer info reports (delivered, ack floor), as nats-server 2.10+
+    # reads them from its consumer store: they move only when a message is delivered or acked,
+    # where `delivered`/`ack_floor` above also follow the consumer's scan past messages its filter
+    # skips. None in a state written before they were kept: the same as the two above.
+    info_seqs: tuple[int, int] | None = None
 
 
 StateSource = ConsumerState | Callable[[], ConsumerState]

@@ -43,16 +43,26 @@ WRITE_INTERVAL = 0.1
 
 
 def encode_state(st: ConsumerState) -> bytes:
-    body = marshal.dumps((
-        1,
-        st.delivered.consumer_seq, st.delivered.stream_seq,
-        st.ack_floor.consumer_seq, st.ack_floor.stream_seq,
-        st.pending, st.redelivered,
-    ))
+    if st.info_seqs is None:
+        body = marshal.dumps((
+            1,
+            st.delivered.consumer_seq, st.delivered.stream_seq,
+            st.ack_floor.consumer_seq, st.ack_floor.stream_seq,
+            st.pending, st.redelivered,
+        ))
+    else:
+        body = marshal.dumps((
+            2,
+            st.delivered.consumer_seq, st.delivered.stream_seq,
+            st.ack_floor.consumer_seq, st.ack_floor.stream_seq,
+            st.pending, st.redelivered,
+            st.info_seqs[0], st.info_seqs[1],
+        ))
     return _MAGIC + _CRC.pack(crc32(body)) + body
 
 
 def decode_state(raw: bytes) -> ConsumerState | None:
+    """Version 1 (before info_seqs were kept) or 2 (with them)."""
     n0 = len(_MAGIC) + 4
     if len(raw) < n0 or not raw.startswith(_MAGIC):
         return None
@@ -60,13 +70,22 @@ def decode_state(raw: bytes) -> ConsumerState | None:
     if crc32(body) != _CRC.unpack_from(raw, len(_MAGIC))[0]:
         return None
     try:
-        v, dc, ds, ac, as_, pending, redelivered = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
+        t = marshal.loads(body)
+        v = t[0]
+        info_seqs: tuple[int, int] | None = None
+        if v == 1:
+            _v, dc, ds, ac, as_, pending, redelivered = t
+        elif v == 2:
+            _v, dc, ds, ac, as_, pending, redelivered, ids, ias = t
+            info_seqs = (int(ids), int(ias))
+        else:
+            return None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError):
         return None
-    if v != 1 or not isinstance(pending, dict) or not isinstance(redelivered, dict):
+    if not isinstance(pending, dict) or not isinstance(redelivered, dict):
         return None
     return ConsumerState(SequencePair(dc, ds), SequencePair(ac, as_),
-                         {k: tuple(p) for k, p in pending.items()}, dict(redelivered))
+                         {k: tuple(p) for k, p in pending.items()}, dict(redelivered), info_seqs)
 
 
 class _StateWriter:
