@@ -115,6 +115,7 @@ async def test_lone_commit_syncs_on_the_loop_thread(tmp_path, monkeypatch):
     """With nothing in flight the loop thread syncs itself: the callback runs right after the
     fdatasync returned, on the loop thread, without a hand-off to the writer thread."""
     monkeypatch.setattr(file, "_INLINE", True)
+    monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)  # a disk slowed by other work must not decide
     st = FileStore(str(tmp_path / "s"))
     events: list[tuple[str, int]] = []
     real = os.fdatasync
@@ -221,6 +222,7 @@ async def test_other_clients_read_since_the_last_commit_keep_the_sync_off_the_lo
     from pyjetstream import loopstats
 
     monkeypatch.setattr(file, "_INLINE", True)
+    monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)  # a disk slowed by other work must not decide
     st = FileStore(str(tmp_path / "s"))
     threads: list[int] = []
     real = os.fdatasync
@@ -240,5 +242,31 @@ async def test_other_clients_read_since_the_last_commit_keep_the_sync_off_the_lo
         st.commit(lambda done=done: done.set_result(None))
         await asyncio.wait_for(done, 10)
         assert threads and (threads == [me]) == on_loop, (reads, threads)
+    monkeypatch.undo()
+    st.close()
+
+
+async def test_reads_before_the_store_existed_do_not_count(tmp_path, monkeypatch):
+    """A store made after the process served many reads (a stream created on a busy server)
+    counts only the reads since its creation for its first commit."""
+    from pyjetstream import loopstats
+
+    monkeypatch.setattr(file, "_INLINE", True)
+    monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)
+    monkeypatch.setattr(loopstats, "reads", loopstats.reads + 1000)
+    st = FileStore(str(tmp_path / "s"))
+    threads: list[int] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        threads.append(threading.get_ident())
+        real(fd)
+
+    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    done = asyncio.get_running_loop().create_future()
+    st.store_msg("a", b"", b"x", 1)
+    st.commit(lambda: done.set_result(None))
+    await asyncio.wait_for(done, 10)
+    assert threads == [threading.get_ident()]
     monkeypatch.undo()
     st.close()

@@ -232,7 +232,7 @@ class FileStore(StoreCore):
         self._wbuf = bytearray()
         self._inflight = 0  # commits handed to the writer thread whose callbacks have not run
         self._since_commit = 0  # bytes handed to the OS since the last commit
-        self._reads_at_commit = 0  # loopstats.reads at the last commit
+        self._reads_at_commit = loopstats.reads  # at the last commit (at creation: none yet)
         self._cbs: Callbacks = []
         self._commit_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
