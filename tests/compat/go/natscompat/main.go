@@ -619,8 +619,16 @@ func scenarioPush(url string) result {
 		_, err = js.Publish("kyma.app.other.v1", []byte("not for this consumer"))
 		must(err, "publish other")
 	}
-	ci, err = js.ConsumerInfo("sap", durable)
-	must(err, "consumer info")
+	// nats-server 2.10+ counts a filtered consumer's pending messages after the PubAck, on
+	// its own goroutine: under load the last one may not be counted yet, so wait (5 s at most)
+	// for the count to settle before reporting it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ci, err = js.ConsumerInfo("sap", durable)
+		must(err, "consumer info")
+		if ci.NumPending >= n || time.Now().After(deadline) {
+			break
+		}
+	}
 	res["consumer_unbound"] = consumerView(ci)
 
 	// Bind like the dispatcher: manual ack, nak (with delay) the 5th event once, ack the rest.
