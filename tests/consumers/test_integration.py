@@ -70,7 +70,9 @@ async def test_redelivery_after_ack_wait_then_max_deliver_advisory(nc):
     assert a["type"] == "io.nats.jetstream.advisory.v1.max_deliver"
     assert a["stream_seq"] == 1 and a["deliveries"] == 2
     info = await js.consumer_info("S", "r")
-    assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == 1
+    # nats-server's consumer store drops the message from its pending without moving its ack
+    # floor, and info reports that (2.9.10, 2.12.4 and 2.15.1 alike; test_consumer_info_diff.py)
+    assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == 0
     with pytest.raises(nats.errors.TimeoutError):
         await sub.next_msg(timeout=0.3)
 

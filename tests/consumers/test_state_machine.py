@@ -143,7 +143,10 @@ def test_backoff_schedule_then_max_deliver_advisory_and_floor():
     assert adv[0].fields["stream_seq"] == 1 and adv[0].fields["deliveries"] == 3
     i = info(c, clock.now)
     assert i["num_ack_pending"] == 0
-    assert i["ack_floor"] == {"consumer_seq": 3, "stream_seq": 1}
+    # info: nats-server's consumer store drops the message from its pending without moving its
+    # floor, which stays below it (2.9.10, 2.12.4, 2.15.1); in memory it moved past
+    assert i["ack_floor"] == {"consumer_seq": 0, "stream_seq": 0}
+    assert (c.adflr, c.asflr) == (3, 1)
     clock.advance(100)
     assert c.poll(clock.now) == 0
 

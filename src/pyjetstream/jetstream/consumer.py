@@ -168,6 +168,7 @@ class Consumer:
         # stored view"). The consumer sequences need no copy: the store's equal dseq-1 / adflr.
         self.info_ds = 0  # the store's delivered stream seq (SetStarting, then each delivery)
         self.info_as = 0  # the store's ack floor stream seq
+        self.info_ac = 0  # the store's ack floor consumer seq (adflr but after max deliveries)
         # nats-server's HasState: a file consumer store has state from its creation on (its
         # SetStarting writes the file); a memory one once it delivered or starts past seq 1.
         # Without state, info reports the in-memory delivered sequences.
@@ -354,7 +355,7 @@ class Consumer:
         self.adflr = 0
         self.asflr = 0
         self.info_ds = seq - 1  # SetStarting(sseq - 1)
-        self.info_as = 0
+        self.info_as = self.info_ac = 0
         self.dirty = True
 
     def _seq_from_time(self, ts: int) -> int:
@@ -388,9 +389,10 @@ class Consumer:
             heapq.heappush(self._heap, (deadline, sseq))
         self.rdc = {s: c for s, c in state.redelivered.items() if s > self.asflr}
         if state.info_seqs is not None:
-            self.info_ds, self.info_as = state.info_seqs
+            self.info_ds, self.info_as, self.info_ac = state.info_seqs
         else:  # written before info_seqs were kept
             self.info_ds, self.info_as = state.delivered.stream_seq, state.ack_floor.stream_seq
+            self.info_ac = self.adflr
 
     def snapshot(self) -> ConsumerState:
         return ConsumerState(
@@ -398,7 +400,7 @@ class Consumer:
             ack_floor=SequencePair(self.adflr, self.asflr),
             pending={s: (p.dseq, p.ts) for s, p in self.pending.items()},
             redelivered=dict(self.rdc),
-            info_seqs=(self.info_ds, self.info_as),
+            info_seqs=(self.info_ds, self.info_as, self.info_ac),
         )
 
     def _store_whole_state(self) -> None:
@@ -408,6 +410,7 @@ class Consumer:
         asflr = self.asflr if self.pending else self.sseq - 1
         if asflr >= self.info_as:
             self.info_ds, self.info_as = self.sseq - 1, asflr
+            self.info_ac = self.adflr if self.pending else self.dseq - 1
 
     def info_seqs(self) -> tuple[SequencePair, SequencePair]:
         """(delivered, ack floor) as consumer info reports them: from the stored view (nats-server
@@ -418,7 +421,7 @@ class Consumer:
             delivered = SequencePair(dc, self.info_ds)
         else:
             delivered = SequencePair(dc, self.sseq - 1)
-        return delivered, SequencePair(self.adflr, self.info_as)
+        return delivered, SequencePair(self.info_ac, self.info_as)
 
     def _wait_for(self, sseq: int) -> int:
         bo = self.cfg.backoff
@@ -711,7 +714,7 @@ class Consumer:
                 self._sample_ack(sseq, dseq, dc, self.pending[sseq], now)
             old = self.asflr
             if sseq in self.pending:  # the store moves its floor only for a pending message
-                self.info_as = sseq
+                self.info_ac, self.info_as = dseq, sseq
             self.adflr, self.asflr = max(self.adflr, dseq), sseq
             if sseq - old > len(self.pending):
                 acked = sorted(s for s in self.pending if s <= sseq)
@@ -728,11 +731,53 @@ class Consumer:
         self.last_ack_wall = now + self.wall_offset
         self.dirty = True
 
-    def _move_ack_floor(self, dseq: int, sseq: int) -> None:
+    def _move_ack_floor(self, dseq: int, sseq: int, store: bool = True) -> None:
+        """The in-memory floors after sseq left pending; and, when `store` (an ack), the stored
+        view's as its UpdateAcks moves it. The two agree on the consumer sequence until a
+        message used up max_deliver (store=False: nats-server's store drops it from its pending
+        without moving its floor); from then on, until they meet again, the stored view takes
+        its own, slower path."""
+        if store and self.info_ac != self.adflr:
+            self._store_ack(dseq, sseq)
+            store = False
+        if store:
+            self._move_both_floors(dseq, sseq)
+            return
+        if not self.pending:
+            self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
+        elif dseq == self.adflr + 1:
+            self.adflr, self.asflr = dseq, sseq
+            if sseq + 1 in self.pending:
+                p = self.pending[sseq + 1]
+                if p.dseq > 0:
+                    self.adflr, self.asflr = p.dseq - 1, sseq
+                return
+            above = [s for s in self.pending if s > sseq]
+            if above:
+                nxt = min(above)
+                p = self.pending[nxt]
+                if p.dseq > 0:
+                    self.adflr, self.asflr = p.dseq - 1, nxt - 1
+
+    def _store_ack(self, dseq: int, sseq: int) -> None:
+        """nats-server's consumer store UpdateAcks (explicit ack) for a message it held pending
+        (its pending set is ours)."""
+        if not self.pending:
+            self.info_ac, self.info_as = self.dseq - 1, self.info_ds
+        elif dseq == self.info_ac + 1:
+            self.info_ac, self.info_as = dseq, sseq
+            above = [s for s in self.pending if s > sseq]
+            if above:
+                nxt = min(above)
+                pd = self.pending[nxt].dseq
+                if pd > 0:
+                    self.info_ac, self.info_as = pd - 1, nxt - 1
+
+    def _move_both_floors(self, dseq: int, sseq: int) -> None:
         if not self.pending:
             self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
             # the store's floor: its last delivered message, not the scan's position
-            self.info_as = self.info_ds
+            self.info_ac, self.info_as = self.adflr, self.info_ds
         elif dseq == self.adflr + 1:
             self.adflr, self.asflr = dseq, sseq
             self.info_as = sseq
@@ -741,6 +786,7 @@ class Consumer:
                 p = self.pending[sseq + 1]
                 if p.dseq > 0:
                     self.adflr, self.asflr = p.dseq - 1, sseq
+                self.info_ac = self.adflr
                 return
             for ss in range(sseq + 2, min(sseq + 64, self.sseq)):
                 if ss in self.pending:
@@ -754,6 +800,7 @@ class Consumer:
                 if p.dseq > 0:
                     self.adflr, self.asflr = p.dseq - 1, nxt - 1
                     self.info_as = nxt - 1
+            self.info_ac = self.adflr
 
     def _sample_ack(self, sseq: int, dseq: int, dc: int, p: Pending, now: int) -> None:
         pct = self.cfg.sample_percent
@@ -1071,7 +1118,10 @@ class Consumer:
         self.advisories.append(advisories.max_deliver(self.stream_name, self.name, sseq, dc))
         del self.pending[sseq]
         self.rdq.pop(sseq, None)
-        self._move_ack_floor(p.dseq, sseq)
+        # nats-server's store drops it from its pending (UpdateDelivered with a count above
+        # max_deliver) but does not move its floor: info's floor stays below it until the
+        # store's pending empties or the acks below it close the gap
+        self._move_ack_floor(p.dseq, sseq, store=False)
         self.rdc[sseq] = dc
         # Not an ack: on interest and work-queue streams the message stays (needs_ack keeps
         # it through rdc), as in nats-server; only an ack, a purge or a delete removes it.
@@ -1219,6 +1269,8 @@ class Consumer:
                 size = len(msubj) + len(reply) + len(hdr) + len(payload)
                 self._rl_next = max(self._rl_next, now) + size * 8 * NS // rate
             self.dseq = dseq + 1
+            if ack_none:  # UpdateDelivered sets the floor too
+                self.info_ac = dseq
             if seq > self.info_ds:  # UpdateDelivered
                 self.info_ds = seq
                 if ack_none:

@@ -184,7 +184,7 @@ def test_info_seqs_roundtrip_and_older_states_read():
     state, written before them, still decodes (info_seqs None: the consumer falls back to its
     delivered and ack floor)."""
     st = sample_state()
-    st.info_seqs = (21, 14)
+    st.info_seqs = (21, 14, 5)
     assert consumer_mod.decode_state(consumer_mod.encode_state(st)) == st
     old = sample_state()
     raw = consumer_mod.encode_state(old)

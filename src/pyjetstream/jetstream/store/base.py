@@ -227,8 +227,9 @@ class ConsumerState:
     # The stream sequences consumer info reports (delivered, ack floor), as nats-server 2.10+
     # reads them from its consumer store: they move only when a message is delivered or acked,
     # where `delivered`/`ack_floor` above also follow the consumer's scan past messages its filter
-    # skips. None in a state written before they were kept: the same as the two above.
-    info_seqs: tuple[int, int] | None = None
+    # skips: (delivered stream seq, ack floor stream seq, ack floor consumer seq). None in a
+    # state written before they were kept: the same as the two above.
+    info_seqs: tuple[int, int, int] | None = None
 
 
 StateSource = ConsumerState | Callable[[], ConsumerState]

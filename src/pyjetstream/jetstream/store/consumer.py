@@ -56,7 +56,7 @@ def encode_state(st: ConsumerState) -> bytes:
             st.delivered.consumer_seq, st.delivered.stream_seq,
             st.ack_floor.consumer_seq, st.ack_floor.stream_seq,
             st.pending, st.redelivered,
-            st.info_seqs[0], st.info_seqs[1],
+            st.info_seqs[0], st.info_seqs[1], st.info_seqs[2],
         ))
     return _MAGIC + _CRC.pack(crc32(body)) + body
 
@@ -72,12 +72,12 @@ def decode_state(raw: bytes) -> ConsumerState | None:
     try:
         t = marshal.loads(body)
         v = t[0]
-        info_seqs: tuple[int, int] | None = None
+        info_seqs: tuple[int, int, int] | None = None
         if v == 1:
             _v, dc, ds, ac, as_, pending, redelivered = t
         elif v == 2:
-            _v, dc, ds, ac, as_, pending, redelivered, ids, ias = t
-            info_seqs = (int(ids), int(ias))
+            _v, dc, ds, ac, as_, pending, redelivered, ids, ias, iac = t
+            info_seqs = (int(ids), int(ias), int(iac))
         else:
             return None
     except (EOFError, ValueError, TypeError, IndexError, KeyError):
