@@ -192,3 +192,9 @@ def test_info_seqs_roundtrip_and_older_states_read():
                                                           old.redelivered, None))
     back = consumer_mod.decode_state(raw)
     assert back == old and back is not None and back.info_seqs is None
+    # the first form of version 2 (two info sequences) still decodes
+    body = consumer_mod.marshal.dumps((2, 13, 23, 5, 15, old.pending, old.redelivered, 21, 14))
+    raw2 = consumer_mod._MAGIC + consumer_mod._CRC.pack(consumer_mod.crc32(body)) + body
+    first = consumer_mod.decode_state(raw2)
+    assert first is not None and first.info_seqs == (21, 14, 5)
+

@@ -75,6 +75,10 @@ def decode_state(raw: bytes) -> ConsumerState | None:
         info_seqs: tuple[int, int, int] | None = None
         if v == 1:
             _v, dc, ds, ac, as_, pending, redelivered = t
+        elif v == 2 and len(t) == 9:
+            # the first form of version 2 (commit 9f1af0e), without the floor's consumer seq
+            _v, dc, ds, ac, as_, pending, redelivered, ids, ias = t
+            info_seqs = (int(ids), int(ias), int(ac))
         elif v == 2:
             _v, dc, ds, ac, as_, pending, redelivered, ids, ias, iac = t
             info_seqs = (int(ids), int(ias), int(iac))
