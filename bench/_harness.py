@@ -11,12 +11,13 @@ tight polling loop (startup_bench, embed_bench), which a generic wait would blur
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from typing import Any
 
 from pyjetstream.eventing.testing import free_port, wait_for_port
 
-__all__ = ["cpu_seconds", "free_port", "start_listening", "wait_for_port"]
+__all__ = ["cpu_seconds", "free_port", "start_listening", "stop", "wait_for_port"]
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -45,3 +46,15 @@ def start_listening(cmd: list[str], port: int, timeout: float = 20.0, **popen: A
             proc.wait()
         raise
     return proc
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """End a child as a user would (SIGTERM) and wait for it; one that has not exited within
+    `timeout` seconds is killed. A child that has already exited is only reaped."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()

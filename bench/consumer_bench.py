@@ -25,7 +25,12 @@ import textwrap
 import time
 
 import nats
-from _harness import cpu_seconds, free_port, start_listening  # bench/ is on the path when run as a script
+from _harness import (  # bench/ is on the path when run as a script
+    cpu_seconds,
+    free_port,
+    start_listening,
+    stop,
+)
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 NATS_SERVER = "/usr/sbin/nats-server"
@@ -159,12 +164,7 @@ async def run(kind: str, n: int, phases: list[str]) -> dict[str, dict[str, float
                 out[ph] = rec
             await nc.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 5)
     return out
 
 

@@ -38,7 +38,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from _harness import cpu_seconds, free_port, wait_for_port  # noqa: E402
+from _harness import cpu_seconds, free_port, stop, wait_for_port  # noqa: E402
 
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore  # noqa: E402
 
@@ -84,16 +84,6 @@ class Sink:
 def start_proc(args: list[str], log_path: str) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_proc(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def wait_ready(url: str, timeout: float = 20) -> None:
@@ -239,8 +229,8 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
         await sink.stop()
         for proc in (eventing, dispatcher):
             if proc is not None:
-                stop_proc(proc)
-        stop_proc(server)
+                stop(proc)
+        stop(server)
         if os.environ.get("KEEP"):
             print("kept", root)
         else:

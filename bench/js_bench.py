@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,12 @@ import time
 from pathlib import Path
 
 import nats
-from _harness import cpu_seconds, free_port, start_listening  # bench/ is on the path when run as a script
+from _harness import (  # bench/ is on the path when run as a script
+    cpu_seconds,
+    free_port,
+    start_listening,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = [str(ROOT / ".venv" / "bin" / "pyjetstream"), "server"]
@@ -138,12 +142,7 @@ def main() -> None:
             try:
                 rows = asyncio.run(phases(f"nats://127.0.0.1:{port}", proc.pid, a.msgs, a.size))
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc)
                 shutil.rmtree(store, ignore_errors=True)
             for r in rows:
                 r.update(server=kind, mode=a.mode, round=rnd)

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import free_port, wait_for_port  # bench/ is on the path when run as a script
+from _harness import free_port, stop, wait_for_port  # bench/ is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -125,12 +124,7 @@ def run_one(kind: str, js_conf: str | None, phases: str, msgs: int, size: int, s
                 rows.append(json.loads(line))
         rows.append({"phase": "server_mem", **rss_kb(proc.pid)})
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         shutil.rmtree(store, ignore_errors=True)
     return rows

@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import free_port, wait_for_port  # noqa: E402
+from _harness import free_port, stop, wait_for_port  # noqa: E402
 from run_all import JSBENCH, NATS_SERVER, OURS, PY, ROOT, fsync_probe_us  # noqa: E402
 
 
 def run(kind: str, mode: str, sync_msgs: int, with_req: bool, size: int) -> list[dict]:
-    import shutil
-    import signal
-    import tempfile
-
     store = tempfile.mkdtemp(prefix="bench-store-")
     port = free_port()
     args = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store]
@@ -71,12 +69,7 @@ def run(kind: str, mode: str, sync_msgs: int, with_req: bool, size: int) -> list
                     rows.append({**row, "server": kind if kind == "ref" else name,
                                  "with_req": with_req, "loadavg": load1, "disk_fsync_p50_us": fsync_us})
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         shutil.rmtree(store, ignore_errors=True)
     return rows
