@@ -27,6 +27,19 @@ def count_syncs(monkeypatch) -> list[int]:
     return calls
 
 
+def trace_sync_threads(monkeypatch) -> list[int]:
+    """The thread of each fdatasync through the sync path, recorded once it has returned."""
+    threads: list[int] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        real(fd)
+        threads.append(threading.get_ident())
+
+    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    return threads
+
+
 async def test_one_fsync_for_a_batch(tmp_path, monkeypatch):
     st = FileStore(str(tmp_path / "s"))
     calls = count_syncs(monkeypatch)
@@ -117,20 +130,15 @@ async def test_lone_commit_syncs_on_the_loop_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(file, "_INLINE", True)
     monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)  # a disk slowed by other work must not decide
     st = FileStore(str(tmp_path / "s"))
-    events: list[tuple[str, int]] = []
-    real = os.fdatasync
-
-    def traced(fd: int) -> None:
-        real(fd)
-        events.append(("sync", threading.get_ident()))
-
-    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    threads = trace_sync_threads(monkeypatch)
+    acks: list[tuple[int, list[int]]] = []  # (the ack's thread, the syncs done by then)
     done = asyncio.get_running_loop().create_future()
     st.store_msg("a", b"", b"x", 1)
-    st.commit(lambda: (events.append(("ack", threading.get_ident())), done.set_result(None)))
+    st.commit(lambda: (acks.append((threading.get_ident(), list(threads))), done.set_result(None)))
     await asyncio.wait_for(done, 10)
     me = threading.get_ident()
-    assert events and events[-1] == ("ack", me) and ("sync", me) in events[:-1]
+    # one ack, on the loop thread, after a sync of its own there and with no sync after it
+    assert acks == [(me, threads)] and me in threads
     assert st._syncer._thread is None  # the writer thread was never needed
     monkeypatch.undo()
     st.close()
@@ -198,14 +206,7 @@ async def test_large_commit_is_synced_on_the_writer_thread(tmp_path, monkeypatch
     writer thread, so the loop can read the next batch meanwhile."""
     monkeypatch.setattr(file, "_INLINE", True)
     st = FileStore(str(tmp_path / "s"))
-    threads: list[int] = []
-    real = os.fdatasync
-
-    def traced(fd: int) -> None:
-        threads.append(threading.get_ident())
-        real(fd)
-
-    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    threads = trace_sync_threads(monkeypatch)
     done = asyncio.get_running_loop().create_future()
     for i in range(file._INLINE_MAX_BYTES // 1000 + 2):
         st.store_msg("a", b"", b"x" * 1000, i)
@@ -224,14 +225,7 @@ async def test_other_clients_read_since_the_last_commit_keep_the_sync_off_the_lo
     monkeypatch.setattr(file, "_INLINE", True)
     monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)  # a disk slowed by other work must not decide
     st = FileStore(str(tmp_path / "s"))
-    threads: list[int] = []
-    real = os.fdatasync
-
-    def traced(fd: int) -> None:
-        threads.append(threading.get_ident())
-        real(fd)
-
-    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    threads = trace_sync_threads(monkeypatch)
     me = threading.get_ident()
     for reads, on_loop in ((1, True), (3, False), (0, True)):
         await asyncio.sleep(0)
@@ -255,14 +249,7 @@ async def test_reads_before_the_store_existed_do_not_count(tmp_path, monkeypatch
     monkeypatch.setattr(file, "_INLINE_MAX_S", 3600.0)
     monkeypatch.setattr(loopstats, "reads", loopstats.reads + 1000)
     st = FileStore(str(tmp_path / "s"))
-    threads: list[int] = []
-    real = os.fdatasync
-
-    def traced(fd: int) -> None:
-        threads.append(threading.get_ident())
-        real(fd)
-
-    monkeypatch.setattr(_sync.os, "fdatasync", traced)
+    threads = trace_sync_threads(monkeypatch)
     done = asyncio.get_running_loop().create_future()
     st.store_msg("a", b"", b"x", 1)
     st.commit(lambda: done.set_result(None))
