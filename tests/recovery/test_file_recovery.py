@@ -61,6 +61,25 @@ def assert_msgs(st: FileStore, seqs) -> None:
         assert (m.subject, m.data, m.ts) == (f"sub.{i % 3}", payload(i), T0 + i)
 
 
+def crash_segment(tmp_path, n: int) -> tuple[str, str]:
+    """A crash image of a store of n messages in one segment: (the image's directory, its segment)."""
+    st = make_store(str(tmp_path / "orig"), n)
+    image = crash_image(st, str(tmp_path / "image"))
+    st.close()
+    return image, seg_files(image)[0]
+
+
+def assert_goes_on_at(re: FileStore, d: str, n: int) -> None:
+    """The repaired store re (of directory d) takes a new message at sequence n and keeps it,
+    and the messages before it, across a restart. Closes re."""
+    assert re.store_msg("new", b"", b"after", T0) == n
+    re.close()
+    re = FileStore(d)
+    assert re.load_msg(n).data == b"after"
+    assert_msgs(re, range(1, n))
+    re.close()
+
+
 @pytest.mark.parametrize("clean_close", [False, True])
 def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
     n = 12
@@ -85,6 +104,7 @@ def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
         if cut == size:
             assert s.msgs == n and s.last_seq == n and s.lost is None
             assert_msgs(re, [n])
+            re.close()
         else:
             assert s.msgs == n - 1 and s.last_seq == n - 1 and re.load_msg(n) is None
             if cut == start:
@@ -96,12 +116,7 @@ def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
                     assert s.lost.msgs == [n]
                 assert any("truncating" in r.getMessage() for r in caplog.records)
             # the repaired store takes new messages at the next sequence and keeps them
-            assert re.store_msg("new", b"", b"after", T0) == n
-            re.close()
-            re = FileStore(d)
-            assert re.load_msg(n).data == b"after"
-            assert_msgs(re, range(1, n))
-        re.close()
+            assert_goes_on_at(re, d, n)
         shutil.rmtree(d)
     st.close()
 
@@ -109,10 +124,7 @@ def test_cut_last_record_at_every_offset(tmp_path, clean_close, caplog):
 @pytest.mark.parametrize("where", ["length", "kind", "seq", "subject", "payload", "crc"])
 def test_flipped_byte_in_middle_record(tmp_path, where, caplog):
     n = 20
-    st = make_store(str(tmp_path / "orig"), n)
-    image = crash_image(st, str(tmp_path / "image"))
-    st.close()
-    seg = seg_files(image)[0]
+    image, seg = crash_segment(tmp_path, n)
     offs = record_offsets(seg)
     victim = 10  # seq 10 is the tenth record
     base = offs[victim - 1]
@@ -494,10 +506,7 @@ async def test_dropped_segments_go_only_after_their_compact_record_is_durable(tm
 
 def test_crash_image_has_a_preallocated_tail_that_reads_as_the_end(tmp_path, caplog):
     n = 30
-    st = make_store(str(tmp_path / "orig"), n)
-    image = crash_image(st, str(tmp_path / "image"))
-    st.close()
-    seg = seg_files(image)[0]
+    image, seg = crash_segment(tmp_path, n)
     end = records_end(seg)
     length = os.path.getsize(seg)
     assert length > end and length % 4096 == 0  # the zeros these tests are about
@@ -541,10 +550,7 @@ def test_torn_last_record_inside_preallocated_space(tmp_path, caplog):
     """The last record only partly reached the disk and zeros follow (no shorter file): every
     such cut loses that record alone and the store goes on at its sequence."""
     n = 12
-    st = make_store(str(tmp_path / "orig"), n)
-    image = crash_image(st, str(tmp_path / "image"))
-    st.close()
-    seg = seg_files(image)[0]
+    image, seg = crash_segment(tmp_path, n)
     end = records_end(seg)
     length = os.path.getsize(seg)
     start = record_offsets(seg)[-1]
@@ -568,12 +574,7 @@ def test_torn_last_record_inside_preallocated_space(tmp_path, caplog):
             assert s.lost is not None and 0 < s.lost.bytes <= cut - start, (cut, s.lost)
             if cut - start >= HS:
                 assert s.lost.msgs == [n]
-        assert re.store_msg("new", b"", b"after", T0) == n
-        re.close()
-        re = FileStore(d)
-        assert re.load_msg(n).data == b"after"
-        assert_msgs(re, range(1, n))
-        re.close()
+        assert_goes_on_at(re, d, n)
         shutil.rmtree(d)
 
 
@@ -581,10 +582,7 @@ def test_damaged_length_in_the_middle_with_preallocated_tail(tmp_path, caplog):
     """A middle record's length now points past the last record, into the zeros: the records
     it spans are found again and kept; only the damaged one is lost."""
     n = 20
-    st = make_store(str(tmp_path / "orig"), n)
-    image = crash_image(st, str(tmp_path / "image"))
-    st.close()
-    seg = seg_files(image)[0]
+    image, seg = crash_segment(tmp_path, n)
     offs = record_offsets(seg)
     victim = 15
     base = offs[victim - 1]
