@@ -52,17 +52,24 @@ async def test_flow_control_and_stalled_heartbeats_are_answered():
     assert sent == [("$JS.FC.sap.c1.abc", b""), ("$JS.FC.sap.c1.def", b"")]
 
 
-async def test_raw_paths_deliver_and_retry(make_service, sink):
-    svc = await make_service()
-    assert isinstance(svc.nc, service_module._Client) and svc.publisher._framed
+async def fail_retry_deliver(svc, sink, event_id: str):
+    """A subscription retried every 100 ms; event_id fails at the sink, is retried, and is
+    delivered once the sink answers again. Returns the subscription."""
     sub = manifest(sink=sink.url, config={"backoffPolicy": "constant", "backoffDelay": "100ms"})
     await svc.store.apply(sub)
     await ready(svc, sub)
     sink.mode = "fail"
-    assert await publish(svc, "r-1") == 204
-    await wait_until(lambda: sink.attempts["r-1"] >= 2, what="a retry")
+    assert await publish(svc, event_id) == 204
+    await wait_until(lambda: sink.attempts[event_id] >= 2, what="a retry")
     sink.mode = "ok"
-    await wait_until(lambda: "r-1" in sink.ids(), what="delivery after the retry")
+    await wait_until(lambda: event_id in sink.ids(), what="delivery after the retry")
+    return sub
+
+
+async def test_raw_paths_deliver_and_retry(make_service, sink):
+    svc = await make_service()
+    assert isinstance(svc.nc, service_module._Client) and svc.publisher._framed
+    sub = await fail_retry_deliver(svc, sink, "r-1")
     state = svc.dispatcher.delivery_status.states[sub.key]
     assert state.attempt >= 1 and state.reason.startswith("HTTP 500")
     # No stream takes the subject: the PubAck inbox gets a no-responders status, answered 5xx.
@@ -74,14 +81,7 @@ async def test_plain_nats_client_takes_the_public_paths(make_service, sink, monk
     monkeypatch.setattr(service_module, "_Client", nats.aio.client.Client)
     svc = await make_service()
     assert not svc.publisher._framed and not hasattr(svc.nc, "direct")
-    sub = manifest(sink=sink.url, config={"backoffPolicy": "constant", "backoffDelay": "100ms"})
-    await svc.store.apply(sub)
-    await ready(svc, sub)
-    sink.mode = "fail"
-    assert await publish(svc, "p-1") == 204
-    await wait_until(lambda: sink.attempts["p-1"] >= 2, what="a retry")
-    sink.mode = "ok"
-    await wait_until(lambda: "p-1" in sink.ids(), what="delivery after the retry")
+    await fail_retry_deliver(svc, sink, "p-1")
     await svc.nc.jetstream().delete_stream("sap")
     assert await publish(svc, "p-2") == 504
 
