@@ -104,11 +104,17 @@ async def _revision(svc, sub):
     return (await svc.store.kv.get(subs.status_key(sub.namespace, sub.name))).revision
 
 
-async def test_sink_down_shows_the_error_then_clears(make_service, sink):
+async def fast_retry_subscription(make_service, sink):
+    """A service with one ready subscription to sink, retried every 100 ms: (service, subscription)."""
     svc = await make_service()
     sub = manifest(sink=sink.url, config=FAST_RETRY)
     await svc.store.apply(sub)
     await ready(svc, sub)
+    return svc, sub
+
+
+async def test_sink_down_shows_the_error_then_clears(make_service, sink):
+    svc, sub = await fast_retry_subscription(make_service, sink)
     assert await publish(svc, "ok-1") == 204
     await wait_until(lambda: "ok-1" in sink.ids(), what="first delivery")
     assert "deliveryStatus" not in (await _status(svc, sub))["backend"]   # no failure, no field
@@ -147,10 +153,7 @@ async def test_sink_down_shows_the_error_then_clears(make_service, sink):
 
 
 async def test_failures_do_not_rewrite_the_status_per_delivery(make_service, sink):
-    svc = await make_service()
-    sub = manifest(sink=sink.url, config=FAST_RETRY)
-    await svc.store.apply(sub)
-    await ready(svc, sub)
+    svc, sub = await fast_retry_subscription(make_service, sink)
     sink.mode, sink.fail_status = "fail", 503
     assert await publish(svc, "busy-1") == 204
 
@@ -176,10 +179,7 @@ async def test_failures_do_not_rewrite_the_status_per_delivery(make_service, sin
 
 
 async def test_hostile_sink_answer_is_one_bounded_line(make_service, sink):
-    svc = await make_service()
-    sub = manifest(sink=sink.url, config=FAST_RETRY)
-    await svc.store.apply(sub)
-    await ready(svc, sub)
+    svc, sub = await fast_retry_subscription(make_service, sink)
     sink.mode, sink.fail_status = "fail", 502
     hostile = "<script>alert(1)</script>\r\n" + "x" * 5000
     # FlakySink answers its fixed text; make it answer ours.
