@@ -1,7 +1,8 @@
 """The Expect header (issue 17 item 7): aiohttp's default handler put the value into its 417
 text and answered 500 when the value was not UTF-8 (`Expect: \\x80`, from the fuzzer). The
-proxy, the demo sink and the console answer 417 with the value escaped, and the proxy goes on
-storing and delivering the next good event. Raw sockets, real NATS server, real HTTP sink."""
+proxy, the demo sink, the console and the server's monitoring port answer 417 with the value
+escaped (one handler, pyjetstream.httpd), and the proxy goes on storing and delivering the next
+good event. Raw sockets, real NATS server, real HTTP sink."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ GOOD = (b"ce-specversion: 1.0\r\nce-type: order.received.v1\r\nce-source: myapp\
         b"content-type: application/json\r\n")
 
 
-async def raw_post(port: int, path: str, headers: bytes, body: bytes = b"{}") -> tuple[int, bytes]:
+async def raw_post(port: int, path: str, headers: bytes, body: bytes = b"{}",
+                   method: bytes = b"POST") -> tuple[int, bytes]:
     """One request as raw bytes; (status, everything after the status line). 100 Continue
     interim answers are skipped."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers
-                     + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        writer.write(method + b" " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     + headers + b"Content-Length: %d\r\n\r\n" % len(body) + body)
         data = await asyncio.wait_for(reader.read(), 30)
     finally:
         writer.close()
@@ -75,3 +77,17 @@ async def test_demo_sink_answers_417_too():
         assert status == 204
     finally:
         await runner.cleanup()
+
+
+async def test_monitoring_port_answers_417_too(tmp_path):
+    from servers import start_in_process
+
+    srv = await start_in_process(tmp_path, http_port=-1)
+    try:
+        port = srv.monitor.port
+        status, rest = await raw_post(port, "/varz", b"Expect: \x80\r\n", b"", method=b"GET")
+        assert status == 417 and b'"\\x80"' in rest
+        status, rest = await raw_post(port, "/varz", b"", b"", method=b"GET")
+        assert status == 200 and b'"server_id"' in rest
+    finally:
+        await srv.shutdown()

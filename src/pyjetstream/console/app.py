@@ -31,7 +31,7 @@ from pyjetstream.console import security as sec
 from pyjetstream.console.sampler import Sampler, Snapshot, SubscriptionRow
 from pyjetstream.console.settings import ConsoleSettings
 from pyjetstream.eventing import dispatcher as d
-from pyjetstream.eventing.publisher import expect_handler
+from pyjetstream.httpd import expect_handler
 
 HERE = Path(__file__).resolve().parent
 NAV = (("overview", "Overview", "/"), ("streams", "Streams", "/streams"),

@@ -26,9 +26,10 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
-from aiohttp import hdrs, web
-from aiohttp.http import HttpVersion11
+from aiohttp import web
 from nats.js.api import PubAck
+
+from pyjetstream.httpd import add_routes
 
 from . import cloudevents as ce
 from . import types as t
@@ -280,31 +281,6 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 SubscriptionsProvider = Callable[[], Iterable[Subscription] | Awaitable[Iterable[Subscription]]]
 # Paths that stay open when publish tokens are configured: probes and scrapes carry no token.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-async def expect_handler(request: web.Request) -> None:
-    """aiohttp's default Expect handling, minus its 500: aiohttp puts the header's value into
-    its 417 text, and a value that is not UTF-8 (`Expect: \\x80`, kept as a surrogate) cannot
-    be encoded, so it answered 500. Here any expectation but 100-continue is a 417 whose
-    text shows the value escaped."""
-    expect = request.headers.get(hdrs.EXPECT, "")
-    if request.version != HttpVersion11:
-        return  # HTTP/1.0 has no Expect; the request goes on as aiohttp's default lets it
-    if expect.lower() == "100-continue":
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the 100 is not part of the answer's size
-        return
-    shown = expect[:100].encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
-    raise web.HTTPExpectationFailed(text=f"unsupported Expect header \"{shown}\"; only 100-continue is supported\n")
-
-
-def add_routes(router: web.UrlDispatcher, routes: Iterable[tuple[str, str, Any]]) -> None:
-    """Routes (method, path, handler) with `expect_handler`; GET also answers HEAD, as add_get."""
-    for method, path, handler in routes:
-        if method == "GET":
-            router.add_get(path, handler, expect_handler=expect_handler)
-        else:
-            router.add_route(method, path, handler, expect_handler=expect_handler)
 
 
 def create_app(publisher: EventPublisher, subscriptions: SubscriptionsProvider | None = None,

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from pyjetstream.httpd import expect_handler
+
 from . import cloudevents as ce
 
 
@@ -40,7 +42,5 @@ def create_sink_app(printer: Callable[[str], Any] | None = None, verbose: bool =
         return web.Response(status=204)
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    from .publisher import expect_handler
-
     app.router.add_post("/{tail:.*}", receive, expect_handler=expect_handler)
     return app

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
+from pyjetstream.httpd import add_routes
 from pyjetstream.jetstream import fair
 from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
 from pyjetstream.version import VERSION
@@ -68,15 +69,10 @@ class MonitorServer:
         self.port = 0
         self.host = ""
         self.app = web.Application()
-        r = self.app.router
-        r.add_get("/", self.root)
-        r.add_get("/varz", self.varz)
-        r.add_get("/connz", self.connz)
-        r.add_get("/subsz", self.subsz)
-        r.add_get("/subscriptionsz", self.subsz)
-        r.add_get("/healthz", self.healthz)
-        r.add_get("/jsz", self.jsz)
-        r.add_get("/metrics", self.metrics)
+        add_routes(self.app.router, [("GET", "/", self.root), ("GET", "/varz", self.varz),
+                                     ("GET", "/connz", self.connz), ("GET", "/subsz", self.subsz),
+                                     ("GET", "/subscriptionsz", self.subsz), ("GET", "/healthz", self.healthz),
+                                     ("GET", "/jsz", self.jsz), ("GET", "/metrics", self.metrics)])
         self.http_req_stats: dict[str, int] = {}
         # Prometheus collectors other components of this process add (metrics.add_collector)
         self.collectors: list[Any] = []

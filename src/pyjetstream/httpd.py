@@ -1,0 +1,43 @@
+"""What every HTTP server of ours (monitoring, publisher proxy, demo sink, console) adds to
+aiohttp: the handling of a request's Expect header, given to each route.
+
+Owns that handler and the helper that adds routes with it. Must not hold any app, route or
+state of its own; the servers keep their routes.
+
+aiohttp's default Expect handler puts the header's value into its 417 text, and a value that is
+not UTF-8 (`Expect: \\x80`, kept as a surrogate) cannot be encoded, so it answered 500. aiohttp
+calls a route's expect handler before any middleware, so this cannot be a middleware; and a
+request that matches no route (404, 405) still gets aiohttp's default, as its router offers no
+public hook for that (docs/design.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
+
+
+async def expect_handler(request: web.Request) -> None:
+    """aiohttp's default Expect handling, minus its 500: 100-continue as there; any other
+    expectation is a 417 whose text shows the value escaped."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return  # HTTP/1.0 has no Expect; the request goes on as aiohttp's default lets it
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the 100 is not part of the answer's size
+        return
+    shown = expect[:100].encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    raise web.HTTPExpectationFailed(text=f"unsupported Expect header \"{shown}\"; only 100-continue is supported\n")
+
+
+def add_routes(router: web.UrlDispatcher, routes: Iterable[tuple[str, str, Any]]) -> None:
+    """Routes (method, path, handler) with `expect_handler`; GET also answers HEAD, as add_get."""
+    for method, path, handler in routes:
+        if method == "GET":
+            router.add_get(path, handler, expect_handler=expect_handler)
+        else:
+            router.add_route(method, path, handler, expect_handler=expect_handler)
