@@ -24,14 +24,9 @@ from typing import Any
 import nats
 import pytest
 from servers import ServerProc
+from transcripts import start_kind
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args).start()
 
 
 class Transcript:
@@ -285,7 +280,7 @@ def _steps(t: list[tuple[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize("storage", ["file", "memory"])
 async def test_stored_view_on_ours(tmp_path: Path, storage: str) -> None:
     """What nats-server 2.12.4 answers in each case (its transcript is identical)."""
-    proc = _start("ours", tmp_path / "ours")
+    proc = start_kind("ours", tmp_path / "ours")
     try:
         t = _steps(await transcript(proc, storage))
     finally:
@@ -366,7 +361,7 @@ _AFTER_2124 = {"md after a restart": {"num_redelivered": (0, 1)}}
 async def test_stored_view_matches_a_newer_nats_server(tmp_path: Path, storage: str) -> None:
     results = {}
     for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
+        proc = start_kind(kind, tmp_path / kind)
         try:
             results[kind] = await transcript(proc, storage)
         finally:

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 
 pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args).start()
 
 
 def _h(bid: str, seq: int | str, commit: str = "", **extra: str) -> dict[str, str]:
@@ -123,12 +116,5 @@ async def _transcript(url: str) -> list[Any]:
 
 async def test_atomic_batches_match_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _transcript(proc.url)
-        finally:
-            proc.stop()
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    results = await run_on_newer_and_ours(tmp_path, _transcript)
+    assert_same_steps(results["ours"], results["newer"])

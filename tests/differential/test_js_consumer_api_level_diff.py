@@ -16,16 +16,11 @@ from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 
 pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, ("-js", "-sd", str(store))).start()
 
 
 def _md(body: dict[str, Any]) -> Any:
@@ -85,15 +80,8 @@ async def _transcript(url: str) -> list[Any]:
 
 
 async def test_consumer_metadata_matches_a_newer_nats_server(tmp_path: Path) -> None:
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _transcript(proc.url)
-        finally:
-            proc.stop()
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    results = await run_on_newer_and_ours(tmp_path, _transcript)
+    assert_same_steps(results["ours"], results["newer"])
     # the check itself: answers carry the dynamic keys, the list only the stored level
     assert results["ours"][1] == {"_nats.req.level": "0", "_nats.ver": "<set>", "_nats.level": "<set>"}
     assert results["ours"][0] == [{"_nats.req.level": "0"}]

@@ -12,18 +12,10 @@ from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours, start_kind
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 S = 1_000_000_000
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    if kind == "newer":
-        return ServerProc("nats-server-new", store, args).start()
-    return ServerProc("pyjetstream", store, args).start()
 
 
 def _shape(r: dict[str, Any]) -> Any:
@@ -85,7 +77,7 @@ async def transcript(url: str) -> list[Any]:
 
 
 async def test_consumer_limits_transcript_on_ours(tmp_path: Path) -> None:
-    proc = _start("ours", tmp_path / "ours")
+    proc = start_kind("ours", tmp_path / "ours")
     try:
         t = dict(e if len(e) == 2 else (f"{e[0]} {e[1]}", e[2:] if len(e) > 3 else e[2])
                  for e in await transcript(proc.url))
@@ -106,12 +98,5 @@ async def test_consumer_limits_transcript_on_ours(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
 async def test_consumer_limits_transcript_matches_a_newer_nats_server(tmp_path: Path) -> None:
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await transcript(proc.url)
-        finally:
-            proc.stop()
-    for a, b in zip(results["ours"], results["newer"], strict=True):
-        assert a == b
+    results = await run_on_newer_and_ours(tmp_path, transcript)
+    assert_same_steps(results["ours"], results["newer"])

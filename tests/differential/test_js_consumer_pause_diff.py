@@ -13,20 +13,12 @@ from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours, start_kind
 
 from pyjetstream.gotime import format_rfc3339
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 ZERO = "0001-01-01T00:00:00Z"
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    if kind == "newer":
-        return ServerProc("nats-server-new", store, args).start()
-    return ServerProc("pyjetstream", store, args).start()
 
 
 def _clean(doc: Any) -> Any:
@@ -145,7 +137,7 @@ async def transcript(url: str) -> list[Any]:
 
 
 async def test_pause_transcript_on_ours(tmp_path: Path) -> None:
-    proc = _start("ours", tmp_path / "ours")
+    proc = start_kind("ours", tmp_path / "ours")
     try:
         t = dict((e[0], e[1:]) for e in await transcript(proc.url))
     finally:
@@ -170,21 +162,14 @@ async def test_pause_transcript_on_ours(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
 async def test_pause_transcript_matches_a_newer_nats_server(tmp_path: Path) -> None:
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await transcript(proc.url)
-        finally:
-            proc.stop()
-    for a, b in zip(results["ours"], results["newer"], strict=True):
-        assert a == b
+    results = await run_on_newer_and_ours(tmp_path, transcript)
+    assert_same_steps(results["ours"], results["newer"])
 
 
 async def test_push_resume_by_api_delivers_at_once_on_ours(tmp_path: Path) -> None:
     """Where we differ on purpose: nats-server 2.15 leaves a push consumer resumed through the
     API idle until something else wakes it (a new message); ours delivers at once."""
-    proc = _start("ours", tmp_path / "ours")
+    proc = start_kind("ours", tmp_path / "ours")
     nc = await nats.connect(proc.url)
     try:
         js = nc.jetstream()

@@ -11,12 +11,11 @@ import base64
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="
 
 PAST = "@at 2020-01-01T00:00:00Z"
 FUTURE = "@at 2099-01-01T00:00:00Z"
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args).start()
 
 
 async def _transcript(url: str) -> list[Any]:
@@ -111,12 +104,5 @@ async def _transcript(url: str) -> list[Any]:
 
 async def test_message_schedules_match_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _transcript(proc.url)
-        finally:
-            proc.stop()
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    results = await run_on_newer_and_ours(tmp_path, _transcript)
+    assert_same_steps(results["ours"], results["newer"])

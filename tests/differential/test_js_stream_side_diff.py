@@ -8,22 +8,15 @@ import asyncio
 import base64
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 
 pytestmark = pytest.mark.skipif(not NEWER or not os.path.exists(NEWER), reason="NATS_SERVER_NEW not set")
-
-
-def _start(kind: str, store: Path) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    args = ("-js", "-sd", str(store))
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args).start()
 
 
 def _err_or(r: dict[str, Any], *keys: str) -> Any:
@@ -112,15 +105,8 @@ async def _origin_transforms(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: 
 
 async def test_origin_transforms_match_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _run(proc.url, _origin_transforms)
-        finally:
-            proc.stop()
-    for ours, newer in zip(results["ours"], results["newer"], strict=True):
-        assert ours == newer
+    results = await run_on_newer_and_ours(tmp_path, lambda url: _run(url, _origin_transforms))
+    assert_same_steps(results["ours"], results["newer"])
 
 
 async def _mirror_promotion(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
@@ -157,15 +143,8 @@ async def _mirror_promotion(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: l
 
 async def test_mirror_promotion_matches_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _run(proc.url, _mirror_promotion)
-        finally:
-            proc.stop()
-    for ours, newer in zip(results["ours"], results["newer"], strict=True):
-        assert ours == newer
+    results = await run_on_newer_and_ours(tmp_path, lambda url: _run(url, _mirror_promotion))
+    assert_same_steps(results["ours"], results["newer"])
 
 
 async def _persist_mode(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[Any]) -> None:
@@ -182,13 +161,7 @@ async def _persist_mode(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[
 
 async def test_persist_mode_matches_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _run(proc.url, _persist_mode)
-        finally:
-            proc.stop()
+    results = await run_on_newer_and_ours(tmp_path, lambda url: _run(url, _persist_mode))
     assert results["ours"] == results["newer"]
 
 
@@ -216,13 +189,7 @@ async def _compression(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[A
 
 async def test_compression_matches_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _run(proc.url, _compression)
-        finally:
-            proc.stop()
+    results = await run_on_newer_and_ours(tmp_path, lambda url: _run(url, _compression))
     assert results["ours"] == results["newer"]
 
 
@@ -243,11 +210,5 @@ async def _origin_echo(nc: Any, api: Any, wait_msgs: Any, dump: Any, out: list[A
 
 async def test_origin_echo_matches_a_newer_nats_server(tmp_path: Any) -> None:
     pytest.importorskip("pyjetstream.server.server")
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / kind)
-        try:
-            results[kind] = await _run(proc.url, _origin_echo)
-        finally:
-            proc.stop()
+    results = await run_on_newer_and_ours(tmp_path, lambda url: _run(url, _origin_echo))
     assert results["ours"] == results["newer"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from transcripts import assert_same_steps, run_on_newer_and_ours
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
 
@@ -40,11 +40,8 @@ def _scrub(v: Any) -> Any:
     return v
 
 
-def _start(kind: str, store: Path, strict: bool) -> ServerProc:
-    store.mkdir(parents=True, exist_ok=True)
-    config = None if strict else f'jetstream {{ strict: false, store_dir: "{store}" }}\n'
-    args = ("-js", "-sd", str(store)) if strict else ()
-    return ServerProc("nats-server-new" if kind == "newer" else "pyjetstream", store, args, config).start()
+def _strict_false_config(store: Path) -> str:
+    return f'jetstream {{ strict: false, store_dir: "{store}" }}\n'
 
 
 def _sections(body: dict[str, Any]) -> dict[str, Any]:
@@ -171,29 +168,21 @@ async def _transcript(url: str, strict: bool) -> list[Any]:
 
 
 async def _run(tmp_path: Path, strict: bool) -> dict[str, list[Any]]:
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / f"{kind}-{strict}", strict)
-        try:
-            results[kind] = await _transcript(proc.url, strict)
-        finally:
-            proc.stop()
-    return results
+    return await run_on_newer_and_ours(tmp_path, lambda url: _transcript(url, strict), store_suffix=f"-{strict}",
+                                       js_flags=strict, config=None if strict else _strict_false_config)
 
 
 async def test_unknown_fields_answered_as_a_newer_nats_server(tmp_path: Path) -> None:
     results = await _run(tmp_path, True)
     assert len(results["ours"]) == len(results["newer"])
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    assert_same_steps(results["ours"], results["newer"])
     # the check itself: strict answers name the unknown field
     assert results["ours"][1]["error"]["description"] == 'invalid JSON: json: unknown field "bogus"'
 
 
 async def test_strict_false_drops_unknown_fields_as_a_newer_nats_server(tmp_path: Path) -> None:
     results = await _run(tmp_path, False)
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    assert_same_steps(results["ours"], results["newer"])
     # the check itself: the first unknown field was dropped and the stream made
     assert results["ours"][1]["config"]["name"] == "T0"
 
@@ -249,14 +238,7 @@ async def _pedantic_transcript(url: str) -> list[Any]:
 
 
 async def test_pedantic_mode_answered_as_a_newer_nats_server(tmp_path: Path) -> None:
-    results = {}
-    for kind in ("newer", "ours"):
-        proc = _start(kind, tmp_path / f"{kind}-pedantic", True)
-        try:
-            results[kind] = await _pedantic_transcript(proc.url)
-        finally:
-            proc.stop()
-    for i, (a, b) in enumerate(zip(results["ours"], results["newer"], strict=True)):
-        assert a == b, (i, a, b)
+    results = await run_on_newer_and_ours(tmp_path, _pedantic_transcript, store_suffix="-pedantic")
+    assert_same_steps(results["ours"], results["newer"])
     # the check itself: pedantic mode refused something and let the rest through
     assert results["ours"][0] == "ok" and results["ours"][1]["err_code"] == 10157
