@@ -21,7 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import (
+
+# compare.py asserts for the test modules: pytest shows the values as in a test module
+pytest.register_assert_rewrite(f"{__package__}.compare")
+
+from servers import (  # noqa: E402
     KINDS,
     ServerProc,
     have_nats_server,

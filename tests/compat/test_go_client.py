@@ -18,7 +18,11 @@ from typing import Any
 
 import pytest
 
-from .compare import diff_paths, get_path, with_paths_from, without
+from .compare import (
+    assert_documented_differences_are_real,
+    assert_scenario_matches,
+    diff_paths,
+)
 from .conftest import REFERENCES, ClientRun, RunBoth
 
 SCENARIOS = ("core", "js", "push", "flow", "pull", "subs", "limits", "load", "kv", "obj", "restart", "rebind")
@@ -275,26 +279,12 @@ CHECKS = {"core": _check_core, "js": _check_js, "push": _check_push, "flow": _ch
 @pytest.mark.parametrize("reference", REFERENCES)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_go_scenario_matches_nats_server(reports, scenario: str, reference: str) -> None:
-    ref, ours = reports(scenario, reference), reports(scenario)
-    skip = list(SKIPPED[reference].get(scenario, {}))
-    # the expectations themselves hold on the reference server (its documented differences aside)
-    CHECKS[scenario](with_paths_from(ref, ours, skip))
-    diffs = diff_paths(without(ref, skip), without(ours, skip))
-    assert not diffs, f"nats.go sees pyjetstream differ from {reference}:\n" + "\n".join(diffs)
-    CHECKS[scenario](ours)
+    assert_scenario_matches(reports, scenario, reference, SKIPPED, CHECKS[scenario], "nats.go")
 
 
 def test_go_documented_differences_are_real(reports) -> None:
     """Every documented difference is real: the reference answers otherwise at that path."""
-    for reference, scenarios in SKIPPED.items():
-        for scenario, paths in scenarios.items():
-            try:
-                ref = reports(scenario, reference)
-            except pytest.skip.Exception:
-                continue
-            ours = reports(scenario)
-            for path in paths:
-                assert get_path(ref, path) != get_path(ours, path), (reference, scenario, path)
+    assert_documented_differences_are_real(reports, SKIPPED)
 
 
 def test_go_new_consumer_ack_floor_as_2_12(reports) -> None:

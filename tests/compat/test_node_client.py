@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from .compare import diff_paths, get_path, with_paths_from, without
+from .compare import (
+    assert_documented_differences_are_real,
+    assert_scenario_matches,
+)
 from .conftest import REFERENCES, ClientRun, RunBoth
 
 SCENARIOS = ("core", "js", "consume", "fetch", "push", "heartbeat", "restart", "kv", "newer")
@@ -183,25 +186,12 @@ COMPARED = [(s, r) for s in SCENARIOS for r in REFERENCES if not (s in VERSION_G
 
 @pytest.mark.parametrize(("scenario", "reference"), COMPARED)
 def test_node_scenario_matches_nats_server(reports, scenario: str, reference: str) -> None:
-    ref, ours = reports(scenario, reference), reports(scenario)
-    skip = list(SKIPPED[reference].get(scenario, {}))
-    CHECKS[scenario](with_paths_from(ref, ours, skip))
-    diffs = diff_paths(without(ref, skip), without(ours, skip))
-    assert not diffs, (f"the JavaScript client sees pyjetstream differ from {reference}:\n"
-                       + "\n".join(diffs))
-    CHECKS[scenario](ours)
+    assert_scenario_matches(reports, scenario, reference, SKIPPED, CHECKS[scenario],
+                            "the JavaScript client")
 
 
 def test_node_documented_differences_are_real(reports) -> None:
-    for reference, scenarios in SKIPPED.items():
-        for scenario, paths in scenarios.items():
-            try:
-                ref = reports(scenario, reference)
-            except pytest.skip.Exception:
-                continue
-            ours = reports(scenario)
-            for path in paths:
-                assert get_path(ref, path) != get_path(ours, path), (reference, scenario, path)
+    assert_documented_differences_are_real(reports, SKIPPED)
 
 
 def test_node_filtered_consumer_at_stream_end_as_2_12(reports) -> None:
