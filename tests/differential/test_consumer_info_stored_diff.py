@@ -96,6 +96,14 @@ def _seq(m: nats.aio.msg.Msg) -> int:
     return int(m.reply.split(".")[5])
 
 
+async def _fetch_noted(t: Transcript, label: str, consumer: str, batch: int,
+                       expires_ms: int = 300) -> list[nats.aio.msg.Msg]:
+    """A pull request on t's stream whose messages' stream sequences t notes under label."""
+    got, _ = await _fetch(t.nc, t.stream, consumer, batch, expires_ms)
+    t.note(label, [_seq(m) for m in got])
+    return got
+
+
 async def _ack(nc: nats.NATS, m: nats.aio.msg.Msg) -> None:
     # with a reply: nats-server answers once the ack is processed, so a later info sees it
     await nc.request(m.reply, b"+ACK", timeout=3)
@@ -128,13 +136,11 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
 
         # pull, one at a time: a skip in the middle, then at the end
         await t.create("mid create", "mid", {"ack_policy": "explicit", "filter_subject": "f.a"})
-        got, _ = await _fetch(nc, "F", "mid", 1)
-        t.note("mid first", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "mid first", "mid", 1)
         await t.info("mid one delivered", "mid")
         await _ack(nc, got[0])
         await t.info("mid first acked", "mid")
-        got2, _ = await _fetch(nc, "F", "mid", 1)
-        t.note("mid second", [_seq(m) for m in got2])
+        got2 = await _fetch_noted(t, "mid second", "mid", 1)
         await t.info("mid past the skipped one", "mid")
         t.note("mid request at the end", (await _fetch(nc, "F", "mid", 1, 200))[1])
         await t.info("mid scanned to the end", "mid")
@@ -148,8 +154,7 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
         t.note("none delivered", [_seq(await nsub.next_msg(timeout=3)) for _ in range(2)])
         await t.info("none after both", "none")
         await t.create("all create", "all", {"ack_policy": "all", "filter_subject": "f.a"})
-        got, _ = await _fetch(nc, "F", "all", 2)
-        t.note("all delivered", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "all delivered", "all", 2)
         await t.info("all none acked", "all")
         await _ack(nc, got[1])
         await t.info("all acked the last", "all")
@@ -157,15 +162,13 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
         # starts
         await t.create("last create", "last", {"ack_policy": "explicit", "deliver_policy": "last",
                                                "filter_subject": "f.a"})
-        got, _ = await _fetch(nc, "F", "last", 1)
-        t.note("last delivered", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "last delivered", "last", 1)
         await t.info("last delivered one", "last")
         await _ack(nc, got[0])
         await t.info("last acked", "last")
         await t.create("seq create", "seq", {"ack_policy": "explicit", "deliver_policy": "by_start_sequence",
                                              "opt_start_seq": 2, "filter_subject": "f.a"})
-        got, _ = await _fetch(nc, "F", "seq", 1)
-        t.note("seq delivered", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "seq delivered", "seq", 1)
         await _ack(nc, got[0])
         await t.info("seq acked", "seq")
         await t.create("new create", "new", {"ack_policy": "explicit", "deliver_policy": "new",
@@ -175,8 +178,7 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
         await t.info("new after a skipped publish", "new")
         await t.create("lps create", "lps", {"ack_policy": "explicit", "deliver_policy": "last_per_subject",
                                              "filter_subject": "f.>"})
-        got, _ = await _fetch(nc, "F", "lps", 5, 200)
-        t.note("lps delivered", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "lps delivered", "lps", 5, 200)
         for m in got:
             await _ack(nc, m)
         await t.info("lps acked", "lps")
@@ -188,15 +190,13 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
 
         # more, then a purge
         await _pub(nc, "f.a", "f.b")  # 6, 7
-        got, _ = await _fetch(nc, "F", "mid", 1)
-        t.note("mid before the purge", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "mid before the purge", "mid", 1)
         await t.info("mid one pending before the purge", "mid")
         await t.api("STREAM.PURGE.F")
         for c in ("pe", "no", "mid", "all", "last", "new"):
             await t.info(f"{c} after the purge", c)
         await _pub(nc, "f.a", "f.b")  # 8, 9
-        got, _ = await _fetch(nc, "F", "mid", 1)
-        t.note("mid delivered after the purge", [_seq(m) for m in got])
+        got = await _fetch_noted(t, "mid delivered after the purge", "mid", 1)
         await _ack(nc, got[0])
         await t.info("mid acked after the purge", "mid")
         # seq 6 reached the push consumer before the purge, which dropped it from its pending
@@ -257,8 +257,7 @@ async def transcript(proc: ServerProc, storage: str) -> list[tuple[str, Any]]:
             await asyncio.sleep(2)
             await t.info("md after a restart", "md", stream="M")
             await _pub(nc, "f.b", "f.a", "f.b")  # 10, 11, 12
-            got, _ = await _fetch(nc, "F", "mid", 1)
-            t.note("mid got after a restart", [_seq(m) for m in got])
+            got = await _fetch_noted(t, "mid got after a restart", "mid", 1)
             await t.info("mid delivered after a restart", "mid")
             await _ack(nc, got[0])
             await t.info("mid acked after a restart", "mid")
