@@ -743,35 +743,33 @@ class Consumer:
         if store:
             self._move_both_floors(dseq, sseq)
             return
-        if not self.pending:
-            self.adflr, self.asflr = self.dseq - 1, self.sseq - 1
-        elif dseq == self.adflr + 1:
-            self.adflr, self.asflr = dseq, sseq
-            if sseq + 1 in self.pending:
-                p = self.pending[sseq + 1]
-                if p.dseq > 0:
-                    self.adflr, self.asflr = p.dseq - 1, sseq
-                return
-            above = [s for s in self.pending if s > sseq]
-            if above:
-                nxt = min(above)
-                p = self.pending[nxt]
-                if p.dseq > 0:
-                    self.adflr, self.asflr = p.dseq - 1, nxt - 1
+        moved = self._floor_after(self.adflr, dseq, sseq, self.sseq - 1)
+        if moved is not None:
+            self.adflr, self.asflr = moved
 
     def _store_ack(self, dseq: int, sseq: int) -> None:
         """nats-server's consumer store UpdateAcks (explicit ack) for a message it held pending
         (its pending set is ours)."""
+        moved = self._floor_after(self.info_ac, dseq, sseq, self.info_ds)
+        if moved is not None:
+            self.info_ac, self.info_as = moved
+
+    def _floor_after(self, floor: int, dseq: int, sseq: int, empty_at: int) -> tuple[int, int] | None:
+        """An ack floor (consumer seq `floor`) after (dseq, sseq) left pending, as nats-server's
+        store moves it: with nothing pending, to the last delivery and stream seq `empty_at`;
+        when dseq is the next above the floor, past it up to below the next pending message;
+        else it stays (None)."""
         if not self.pending:
-            self.info_ac, self.info_as = self.dseq - 1, self.info_ds
-        elif dseq == self.info_ac + 1:
-            self.info_ac, self.info_as = dseq, sseq
-            above = [s for s in self.pending if s > sseq]
-            if above:
-                nxt = min(above)
-                pd = self.pending[nxt].dseq
-                if pd > 0:
-                    self.info_ac, self.info_as = pd - 1, nxt - 1
+            return self.dseq - 1, empty_at
+        if dseq != floor + 1:
+            return None
+        above = [s for s in self.pending if s > sseq]
+        if above:
+            nxt = min(above)
+            pd = self.pending[nxt].dseq
+            if pd > 0:
+                return pd - 1, nxt - 1
+        return dseq, sseq
 
     def _move_both_floors(self, dseq: int, sseq: int) -> None:
         if not self.pending:
