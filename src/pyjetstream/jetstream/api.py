@@ -301,15 +301,7 @@ def stream_names(req: ApiRequest) -> dict[str, Any]:
 def stream_list(req: ApiRequest) -> dict[str, Any]:
     names, offset = _filtered_names(req)
     page = names[offset : offset + LIST_LIMIT]
-    infos = []
-    for n in page:
-        info = req.jsa.streams[n].info()
-        # nats-server's list answers carry the stored config: its create, update and info
-        # answers alone add the server's version and API level
-        info["config"] = {**info["config"], "metadata": req.jsa.streams[n].config.metadata}
-        if info["config"]["metadata"] is None:
-            del info["config"]["metadata"]
-        infos.append(info)
+    infos = [req.jsa.streams[n].info(dynamic_metadata=False) for n in page]
     return {"total": len(names), "offset": offset, "limit": LIST_LIMIT, "streams": infos}
 
 

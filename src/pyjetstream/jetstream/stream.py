@@ -824,14 +824,17 @@ class Stream:
     # ------------------------------------------------------------------ API operations
 
     def info(self, deleted_details: bool = False, subjects_filter: str = "",
-             subjects: dict[str, int] | None = None) -> dict[str, Any]:
+             subjects: dict[str, int] | None = None, dynamic_metadata: bool = True) -> dict[str, Any]:
         """StreamInfo; `subjects` is the subject detail when the caller counted it already
-        (in slices, fair.py)."""
+        (in slices, fair.py). `dynamic_metadata`: the config's metadata also gets the server's
+        version and API level, as nats-server's create, update and info answers have (its list
+        answers carry the stored config only)."""
         st = self.store.state(deleted=deleted_details)
         if subjects_filter and subjects is None:
             subjects = {s: ss.msgs for s, ss in self.store.subjects_state(subjects_filter).items()}
         out: dict[str, Any] = {
-            "config": with_dynamic_metadata(self.config.to_dict(), VERSION),
+            "config": (with_dynamic_metadata(self.config.to_dict(), VERSION) if dynamic_metadata
+                       else self.config.to_dict()),
             "created": format_rfc3339(self.created),
             "state": state_to_dict(st, len(self.consumers), subjects),
         }
