@@ -473,7 +473,9 @@ class SubscriptionStore:
             kv = await js.create_key_value(bucket=bucket, history=1, replicas=replicas)
         return cls(kv)
 
-    async def _get_doc(self, key: str) -> dict[str, Any] | None:
+    async def _get_entry(self, key: str) -> tuple[int, bytes] | None:
+        """(revision, value) of the key while it holds a value; None when missing, deleted or
+        purged."""
         import nats.js.errors
 
         try:
@@ -482,7 +484,11 @@ class SubscriptionStore:
             return None
         if entry.value is None or entry.operation in ("DEL", "PURGE"):
             return None
-        return json.loads(entry.value)
+        return entry.revision or 0, entry.value
+
+    async def _get_doc(self, key: str) -> dict[str, Any] | None:
+        found = await self._get_entry(key)
+        return None if found is None else json.loads(found[1])
 
     async def get(self, namespace: str, name: str) -> Subscription | None:
         doc = await self._get_doc(spec_key(namespace, name))
@@ -523,15 +529,13 @@ class SubscriptionStore:
 
         key = status_key(namespace, name)
         for _ in range(attempts):
-            try:
-                entry = await self.kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
+            found = await self._get_entry(key)
+            if found is None:
                 return False
-            if entry.value is None or entry.operation in ("DEL", "PURGE"):
-                return False
-            new = change(json.loads(entry.value))
+            revision, value = found
+            new = change(json.loads(value))
             try:
-                await self.kv.update(key, json.dumps(new).encode(), last=entry.revision)
+                await self.kv.update(key, json.dumps(new).encode(), last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             return True
