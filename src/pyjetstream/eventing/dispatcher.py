@@ -305,18 +305,7 @@ class Dispatcher:
             if reply:
                 await self.nc.publish(reply, b"")
             return
-        binding = self._bindings.get(consumer)
-        if self._closing:
-            await msg.nak()  # hand it back now; see stop()
-            return
-        if binding is None:
-            # Unbound meanwhile (deleted, invalid, sink refused): hand it back; it is delivered
-            # once a dispatcher serves the consumer again.
-            await msg.nak(delay=UNBOUND_NAK_DELAY)
-            return
-        task = asyncio.create_task(self._deliver_task(binding, msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._dispatch(consumer, msg)
 
     def _on_raw(self, consumer: str, sid: int, subject: bytes, reply: bytes, data: bytes,
                 headers: bytes | None) -> None:
@@ -327,11 +316,17 @@ class Dispatcher:
             if to:
                 self._spawn(self.nc.publish(to, b""))
             return
-        msg = Msg(_client=self.nc, subject=subject.decode(), reply=reply.decode(), data=data, _sid=sid)
-        binding = self._bindings.get(consumer)
+        self._dispatch(consumer, Msg(_client=self.nc, subject=subject.decode(), reply=reply.decode(), data=data,
+                                     _sid=sid))
+
+    def _dispatch(self, consumer: str, msg: Any) -> None:
+        """An event for `consumer`, from either path: delivered in a task of its own, or handed
+        back while closing (now; see stop()) or when the consumer was unbound meanwhile
+        (deleted, invalid, sink refused: delivered once a dispatcher serves it again)."""
         if self._closing:
             self._spawn(self._settle_unsettled_any(msg, 0.0))
             return
+        binding = self._bindings.get(consumer)
         if binding is None:
             self._spawn(self._settle_unsettled_any(msg, UNBOUND_NAK_DELAY))
             return
@@ -438,9 +433,7 @@ class Dispatcher:
     def _flush_acks(self) -> None:
         self._ack_timer = None
         acks, self._acks = self._acks, []
-        task = asyncio.create_task(self._send_acks(acks))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._send_acks(acks))
 
     async def _send_acks(self, acks: list[Any]) -> None:
         # nats-py queues each ack behind the first one's flush request, so the flusher writes
