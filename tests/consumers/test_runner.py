@@ -25,6 +25,7 @@ class Bus:
         self.subs: list[tuple[str, object]] = []
         self.sent: list[tuple[str, str, bytes | None, bytes]] = []
         self.listening: set[str] = set()
+        self.watchers: list[tuple[str, object]] = []
 
     def subscribe_internal(self, account, subject, cb, queue=None, raw=False, clients_only=False):
         if raw:  # present the server's raw form to the runner, keep the tests' plain form
@@ -39,6 +40,12 @@ class Bus:
 
     def has_interest(self, account, subject):
         return subject in self.listening
+
+    def watch_interest(self, account, subject, callback):
+        self.watchers.append((subject, callback))
+
+    def unwatch_interest(self, account, subject, callback):
+        self.watchers.remove((subject, callback))
 
     def route(self, account, subject, subject_b, reply_b, hdr_len, size_tok, body, origin, internal=True):
         data = body[:-2]

@@ -205,8 +205,9 @@ async def test_publish_reaches_plain_nats_subscriber(proxy):
     try:
         sub = await nc.subscribe("kyma.>")
         await nc.flush()  # the server must know the subscription before the proxy publishes
-        await post(url, "/publish", TUTORIAL_HEADERS, b'{"a":1}')
-        msg = await sub.next_msg(timeout=2)
+        status, body, _ = await post(url, "/publish", TUTORIAL_HEADERS, b'{"a":1}')
+        assert (status, body) == (204, b"")
+        msg = await sub.next_msg(timeout=5)
         assert msg.subject == "kyma.myapp.order.received.v1"
     finally:
         await nc.close()

@@ -117,6 +117,7 @@ class FakeServer:
         self.outbox: list[Delivered] = []
         self.listening: set[str] = set()  # subjects with "client" interest (advisories)
         self._inbox = itertools.count(1)
+        self.watchers: list[tuple[str, Any]] = []  # (deliver subject, callback) of watch_interest
 
     def subscribe_internal(self, account: FakeAccount, subject: str, callback: Any, queue: str | None = None,
                            raw: bool = False, clients_only: bool = False) -> FakeSub:
@@ -126,6 +127,12 @@ class FakeServer:
 
     def unsubscribe_internal(self, sub: FakeSub) -> None:
         self.subs.remove(sub)
+
+    def watch_interest(self, account: FakeAccount, subject: str, callback: Any) -> None:
+        self.watchers.append((subject, callback))
+
+    def unwatch_interest(self, account: FakeAccount, subject: str, callback: Any) -> None:
+        self.watchers.remove((subject, callback))
 
     def has_interest(self, account: FakeAccount, subject: str) -> bool:
         return any(subject_matches(f, subject) for f in self.listening) or any(

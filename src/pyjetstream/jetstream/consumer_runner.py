@@ -98,6 +98,7 @@ class ConsumerRunner:
         self._timer_at = 0
         self._subs: list[Subscription] = []
         self._acks: list[tuple[str, bytes, bytes]] = []  # queued by _on_ack_raw
+        self._watched: str | None = None  # the deliver subject whose new subscribers kick us
         self.closed = False
         prefix = f"{stream.name}.{name}"
         self._subs.append(self.server.subscribe_internal(self.account, f"$JS.ACK.{prefix}.>", self._on_ack_raw,
@@ -107,6 +108,7 @@ class ConsumerRunner:
                                                              clients_only=True))
         if config.deliver_subject:
             self.core.set_interest(self._has_interest(config.deliver_subject), now)
+        self._watch(config.deliver_subject or None)
         self._save_config(config)
         self._persist()
         self.kick()
@@ -180,6 +182,7 @@ class ConsumerRunner:
         self.core.stop(delete, self.clock.now())
         self._flush()
         self.closed = True
+        self._watch(None)
         for sub in self._subs:
             self.server.unsubscribe_internal(sub)
         self._subs = []
@@ -212,6 +215,7 @@ class ConsumerRunner:
                 self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg, clients_only=True))
         if cfg.deliver_subject:
             self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
+        self._watch(cfg.deliver_subject or None)
         self._save_config(cfg)
         self.kick()
 
@@ -261,6 +265,19 @@ class ConsumerRunner:
 
     def _has_interest(self, subject: str) -> bool:
         return self.server.has_interest(self.account, subject)
+
+    def _watch(self, subject: str | None) -> None:
+        """Be kicked when a subscriber for `subject` (None: nothing) arrives. Clients create a
+        push consumer before they subscribe to its deliver subject; the re-check timer backs off
+        to 250 ms, so without this the first deliveries could wait that long after the SUB
+        (nats-server is told of new interest at once, too)."""
+        if subject == self._watched:
+            return
+        if self._watched is not None:
+            self.server.unwatch_interest(self.account, self._watched, self.kick)
+        self._watched = subject
+        if subject is not None:
+            self.server.watch_interest(self.account, subject, self.kick)
 
     def _shortcut_subjects(self) -> list[str]:
         """The subjects a filter may be compared with to treat it as no filter: none when the

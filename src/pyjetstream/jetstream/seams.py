@@ -106,6 +106,12 @@ class MessageBus(Protocol):
 
     def has_interest(self, account: Any, subject: str) -> bool: ...
 
+    def watch_interest(self, account: Any, subject: str, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a subscription matching the literal `subject` is added."""
+        ...
+
+    def unwatch_interest(self, account: Any, subject: str, callback: Callable[[], None]) -> None: ...
+
 
 @runtime_checkable
 class PublishPermissions(Protocol):

@@ -15,7 +15,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from typing import Any, Protocol
 
 from pyjetstream import loopstats
@@ -35,7 +35,14 @@ from pyjetstream.protocol.parser import (
 from pyjetstream.server.auth import Authenticator, AuthResult, PermissionChecker, SlowCheck, bcrypt_matches
 from pyjetstream.server.options import AccountConfig, ServerOptions
 from pyjetstream.server.tls import PeerCert, RateCounter, TLSEngine, cipher_name, version_name
-from pyjetstream.subjects import SubjectIndex, is_valid_literal_subject, is_valid_queue_name, is_valid_subject
+from pyjetstream.subjects import (
+    SubjectIndex,
+    has_wildcard,
+    is_valid_literal_subject,
+    is_valid_queue_name,
+    is_valid_subject,
+    subject_matches,
+)
 
 log = logging.getLogger("pyjetstream.server")
 
@@ -137,13 +144,27 @@ class Account:
     """An account's subscriptions and connections. It lives here, not in server.py, so that a
     connection can name it without importing the server that imports the connection."""
 
-    __slots__ = ("name", "sublist", "config", "clients")
+    __slots__ = ("name", "sublist", "config", "clients", "interest_watchers")
 
     def __init__(self, name: str, config: AccountConfig | None = None) -> None:
         self.name = name
         self.sublist: SubjectIndex[Subscription] = SubjectIndex()
         self.config = config or AccountConfig(name)
         self.clients: set[ClientConnection] = set()
+        # literal subject -> callbacks told when a subscription that matches it arrives (push
+        # consumers waiting for their deliver subject's subscriber, as nats-server's interest
+        # notifications); empty on almost every account, so a SUB pays one truth test
+        self.interest_watchers: dict[str, list[Callable[[], None]]] = {}
+
+    def subscribed(self, subject: str) -> None:
+        """A subscription on `subject` was added: wake whoever watches a subject it matches."""
+        watchers = self.interest_watchers
+        if has_wildcard(subject):
+            woken = [cb for key, cbs in watchers.items() if subject_matches(subject, key) for cb in cbs]
+        else:
+            woken = list(watchers.get(subject, ()))
+        for cb in woken:
+            cb()
 
 
 class ConnectionHost(Protocol):
@@ -847,6 +868,8 @@ class ClientConnection(asyncio.Protocol):
             sub = Subscription(subject, queue, sid, self, self.account)
             self.subs[sid] = sub
             self.account.sublist.insert(sub)
+            if self.account.interest_watchers:
+                self.account.subscribed(subject)
         if self.verbose:
             self.send_now(OK)
 

@@ -112,6 +112,8 @@ class Server:
             old.sublist.remove(sub)
             sub.account = account
             account.sublist.insert(sub)
+            if account.interest_watchers:
+                account.subscribed(sub.subject)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -427,6 +429,8 @@ class Server:
         # its caller said: a handler added there later cannot forget it.
         sub.clients_only = clients_only or subject.startswith(_ACTING_PREFIXES)
         account.sublist.insert(sub)
+        if account.interest_watchers:
+            account.subscribed(subject)
         return sub
 
     def unsubscribe_internal(self, sub: Subscription) -> None:
@@ -455,6 +459,18 @@ class Server:
 
     def has_interest(self, account: Account, subject: str) -> bool:
         return account.sublist.has_interest(subject)
+
+    def watch_interest(self, account: Account, subject: str, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a subscription matching the literal `subject` is added."""
+        account.interest_watchers.setdefault(subject, []).append(callback)
+
+    def unwatch_interest(self, account: Account, subject: str, callback: Callable[[], None]) -> None:
+        cbs = account.interest_watchers.get(subject)
+        if cbs is None or callback not in cbs:
+            return
+        cbs.remove(callback)
+        if not cbs:
+            del account.interest_watchers[subject]
 
     # ------------------------------------------------------------------ stats
     def totals(self) -> dict[str, int]:

@@ -1,0 +1,88 @@
+"""A push consumer created before its subscriber (nats-py's order: create, then SUB) starts
+delivering when the SUB arrives, not when its interest re-check timer next fires.
+
+The re-check timer is set to an hour here, so only the subscription notification can deliver
+within the tests' timeouts. The nats.py suite's `test_ephemeral_subscribe` failed under load
+without it: a second consumer's subscriber got nothing while the first read and acked ten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from pyjetstream.jetstream import consumer_runner
+from pyjetstream.server.options import JetStreamOptions, ServerOptions
+from pyjetstream.server.server import Server
+
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # -> Server
+    monkeypatch.setattr(consumer_runner, "INTEREST_RECHECK_MIN_NS", HOUR_NS)
+    monkeypatch.setattr(consumer_runner, "INTEREST_RECHECK_NS", HOUR_NS)
+    srv = Server(ServerOptions(host="127.0.0.1", port=0, jetstream=JetStreamOptions(
+        enabled=True, store_dir=str(tmp_path / "js"))))
+    await srv.start()
+    yield srv
+    await srv.shutdown()
+
+
+async def _stream_with(nc: nats.NATS, n: int) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="S", subjects=["s.>"], storage="memory"))
+    for i in range(n):
+        await js.publish(f"s.{i}", b"x")
+
+
+@pytest.mark.parametrize("sub_subject", ["deliver.a", "deliver.*", "deliver.>", ">"])
+async def test_subscriber_arriving_after_create_gets_the_backlog(server: Server, sub_subject: str) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    try:
+        await _stream_with(nc, 3)
+        js = nc.jetstream()
+        await js.add_consumer("S", ConsumerConfig(durable_name="D", deliver_subject="deliver.a"))
+        await nc.flush()  # the consumer has looked for a subscriber and found none
+        sub = await nc.subscribe(sub_subject)
+        got = [(await sub.next_msg(timeout=5)).subject for _ in range(3)]
+        assert got == ["s.0", "s.1", "s.2"]
+    finally:
+        await nc.close()
+
+
+async def test_nats_py_ephemeral_subscribers_both_get_everything(server: Server) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    try:
+        await _stream_with(nc, 10)
+        js = nc.jetstream()
+        sub1 = await js.subscribe("s.>")
+        sub2 = await js.subscribe("s.>")
+        for sub in (sub1, sub2):
+            for _ in range(10):
+                await (await sub.next_msg(timeout=5)).ack_sync()
+    finally:
+        await nc.close()
+
+
+async def test_a_subscriber_elsewhere_does_not_wake_it(server: Server) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    try:
+        await _stream_with(nc, 1)
+        js = nc.jetstream()
+        await js.add_consumer("S", ConsumerConfig(durable_name="D", deliver_subject="deliver.a"))
+        other = await nc.subscribe("deliver.b")
+        await nc.flush()
+        info = await js.consumer_info("S", "D")
+        assert (info.push_bound, info.delivered.stream_seq) == (None, 0)
+        watchers = server.global_account.interest_watchers
+        assert list(watchers) == ["deliver.a"]
+        await other.unsubscribe()
+        await js.delete_consumer("S", "D")
+        await nc.flush()
+        assert watchers == {}  # a deleted consumer watches nothing
+    finally:
+        await nc.close()
