@@ -1,14 +1,15 @@
 """What every HTTP server of ours (monitoring, publisher proxy, demo sink, console) adds to
 aiohttp: the handling of a request's Expect header, given to each route.
 
-Owns that handler and the helper that adds routes with it. Must not hold any app, route or
+Owns that handler, the helper that adds routes with it and the fallback route. Must not hold any app, route or
 state of its own; the servers keep their routes.
 
 aiohttp's default Expect handler puts the header's value into its 417 text, and a value that is
 not UTF-8 (`Expect: \\x80`, kept as a surrogate) cannot be encoded, so it answered 500. aiohttp
-calls a route's expect handler before any middleware, so this cannot be a middleware; and a
-request that matches no route (404, 405) still gets aiohttp's default, as its router offers no
-public hook for that (docs/design.md).
+calls a route's expect handler before any middleware, so this cannot be a middleware. A request
+that matches no route would still get aiohttp's default handler (its router has no public hook
+for that), so every app ends with `add_fallback`: a last route for any method and path, with
+our handler, answering 404 or 405 as aiohttp's router would (docs/design.md).
 """
 
 from __future__ import annotations
@@ -41,3 +42,34 @@ def add_routes(router: web.UrlDispatcher, routes: Iterable[tuple[str, str, Any]]
             router.add_get(path, handler, expect_handler=expect_handler)
         else:
             router.add_route(method, path, handler, expect_handler=expect_handler)
+
+
+UNMATCHED = "pyjetstream-unmatched"  # the fallback route's name (metrics label requests by it)
+
+
+async def _unmatched(request: web.Request) -> web.StreamResponse:
+    """What aiohttp's router answers when no route takes a request: 405 with Allow when some
+    resource has the path for other methods, else 404."""
+    own = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is own:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def add_fallback(router: web.UrlDispatcher) -> None:
+    """The route for requests no other route takes; added after all others (aiohttp tries
+    routes in the order they were added)."""
+    router.add_route("*", "/{_unmatched:.*}", _unmatched, name=UNMATCHED, expect_handler=expect_handler)
+
+
+def is_unmatched(request: web.Request) -> bool:
+    """Did no route of the app's own take the request (aiohttp's 404/405, or the fallback)?"""
+    route = request.match_info.route
+    return route.resource is None or route.name == UNMATCHED

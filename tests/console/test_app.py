@@ -400,3 +400,24 @@ async def test_bad_expect_header_is_417_not_500(make_console):
     assert data.startswith(b"HTTP/1.1 417 "), data[:200]
     async with aiohttp.ClientSession() as http, http.get(console.url + "/healthz") as r:
         assert r.status == 200
+
+
+@pytest.mark.parametrize(("request_line", "status"), [
+    (b"GET /no-such-page", 404), (b"GET /logout", 405), (b"GET /dead-letters/replay", 405),
+])  # (other methods meet the CSRF check first: 403 before any route)
+async def test_bad_expect_on_a_path_no_route_takes_is_417(make_console, request_line, status):
+    """The fallback route (httpd.add_fallback): aiohttp's own 404/405 answered 500 here."""
+    import aiohttp
+
+    console = await make_console()
+    reader, writer = await asyncio.open_connection("127.0.0.1", console.port)
+    try:
+        writer.write(request_line + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: \x80\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 417 "), data[:200]
+    method, path = request_line.decode().split()
+    async with aiohttp.ClientSession() as http, http.request(method, console.url + path,
+                                                             allow_redirects=False) as r:
+        assert r.status == status

@@ -91,3 +91,47 @@ async def test_monitoring_port_answers_417_too(tmp_path):
         assert status == 200 and b'"server_id"' in rest
     finally:
         await srv.shutdown()
+
+
+@pytest.mark.parametrize(("method", "path", "status", "allow"), [
+    (b"POST", "/nowhere", 404, None),
+    (b"GET", "/publish", 405, b"POST"),
+    (b"DELETE", "/myapp/v1/events", 405, b"POST"),
+])
+async def test_paths_no_route_takes_answer_404_405_and_417(make_service, method, path, status, allow):
+    """aiohttp's router answers these itself, with its default Expect handler: 500 for a value
+    that is not UTF-8. The fallback route (httpd.add_fallback) answers 417 there too, and without
+    the bad header the same 404 or 405 (with Allow) as before."""
+    svc = await make_service()
+    status_bad, rest = await raw_post(svc.port, path, b"Expect: \x80\r\n", b"", method=method)
+    assert status_bad == 417 and b'"\\x80"' in rest
+    got, rest = await raw_post(svc.port, path, b"", b"", method=method)
+    assert got == status, rest
+    if allow is not None:
+        assert b"Allow: " + allow in rest
+    # unknown paths are one series in the request metric, as before the fallback route
+    _, metrics = await raw_post(svc.port, "/metrics", b"", b"", method=b"GET")
+    assert path.encode() not in metrics and b'path="unknown"' in metrics
+
+
+async def test_unmatched_paths_on_the_sink_and_monitoring_port(tmp_path):
+    from servers import start_in_process
+
+    runner = web.AppRunner(create_sink_app(printer=lambda line: None))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    srv = await start_in_process(tmp_path, http_port=-1)
+    try:
+        sink_port = runner.addresses[0][1]
+        assert (await raw_post(sink_port, "/", b"Expect: \x80\r\n", b"", method=b"GET"))[0] == 417
+        status, rest = await raw_post(sink_port, "/", b"", b"", method=b"GET")
+        assert status == 405 and b"Allow: POST" in rest
+        port = srv.monitor.port
+        assert (await raw_post(port, "/nothing", b"Expect: \x80\r\n", b"", method=b"GET"))[0] == 417
+        assert (await raw_post(port, "/nothing", b"", b"", method=b"GET"))[0] == 404
+        status, rest = await raw_post(port, "/varz", b"", b"", method=b"POST")
+        assert status == 405 and b"Allow: GET" in rest
+    finally:
+        await srv.shutdown()
+        await runner.cleanup()

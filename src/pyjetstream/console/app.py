@@ -31,7 +31,7 @@ from pyjetstream.console import security as sec
 from pyjetstream.console.sampler import Sampler, Snapshot, SubscriptionRow
 from pyjetstream.console.settings import ConsoleSettings
 from pyjetstream.eventing import dispatcher as d
-from pyjetstream.httpd import expect_handler
+from pyjetstream.httpd import add_fallback, expect_handler
 
 HERE = Path(__file__).resolve().parent
 NAV = (("overview", "Overview", "/"), ("streams", "Streams", "/streams"),
@@ -682,4 +682,5 @@ def create_app(settings: ConsoleSettings, nc: Any, sampler: Sampler | None = Non
     r.add_get("/live", live, **ex)
     r.add_get("/healthz", healthz, **ex)
     r.add_static("/static/", HERE / "static", show_index=False, follow_symlinks=False)
+    add_fallback(r)
     return app

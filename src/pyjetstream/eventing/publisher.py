@@ -29,7 +29,7 @@ import nats.js.errors
 from aiohttp import web
 from nats.js.api import PubAck
 
-from pyjetstream.httpd import add_routes
+from pyjetstream.httpd import add_fallback, add_routes, is_unmatched
 
 from . import cloudevents as ce
 from . import types as t
@@ -298,6 +298,7 @@ def create_app(publisher: EventPublisher, subscriptions: SubscriptionsProvider |
                             ("GET", "/{application}/v1/events/subscribed", handlers.subscribed),
                             ("*", "/healthz", handlers.healthz), ("*", "/readyz", handlers.readyz),
                             ("GET", "/metrics", handlers.render_metrics)])
+    add_fallback(app.router)
     return app
 
 
@@ -319,7 +320,7 @@ def _metrics_middleware(metrics: EventingMetrics) -> Any:
         finally:
             # The route's template, never the raw path: `/{application}/v1/events` is one series.
             route = request.match_info.route.resource
-            path = route.canonical if route is not None else "unknown"
+            path = "unknown" if route is None or is_unmatched(request) else route.canonical
             metrics.record_request(request.method, code, path, time.perf_counter() - started)
     return middleware
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pyjetstream.httpd import expect_handler
+from pyjetstream.httpd import add_fallback, expect_handler
 
 from . import cloudevents as ce
 
@@ -43,4 +43,5 @@ def create_sink_app(printer: Callable[[str], Any] | None = None, verbose: bool =
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/{tail:.*}", receive, expect_handler=expect_handler)
+    add_fallback(app.router)
     return app

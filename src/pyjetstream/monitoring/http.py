@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
-from pyjetstream.httpd import add_routes
+from pyjetstream.httpd import add_fallback, add_routes
 from pyjetstream.jetstream import fair
 from pyjetstream.subjects.match import is_valid_literal_subject, subject_matches
 from pyjetstream.version import VERSION
@@ -73,6 +73,7 @@ class MonitorServer:
                                      ("GET", "/connz", self.connz), ("GET", "/subsz", self.subsz),
                                      ("GET", "/subscriptionsz", self.subsz), ("GET", "/healthz", self.healthz),
                                      ("GET", "/jsz", self.jsz), ("GET", "/metrics", self.metrics)])
+        add_fallback(self.app.router)
         self.http_req_stats: dict[str, int] = {}
         # Prometheus collectors other components of this process add (metrics.add_collector)
         self.collectors: list[Any] = []
