@@ -1758,7 +1758,9 @@ func scenarioLoad(url string) result {
 		m.Header.Set("ce-id", fmt.Sprint(i))
 		m.Header.Set("ce-type", "order."+kind+".v1")
 		m.Data = []byte(fmt.Sprintf(`{"order":%d}`, i))
-		_, err := pjs.PublishMsgAsync(m)
+		// Acks follow an fsync on our server (nats-server 2.9.10 does not sync by default): on a
+		// disk busy with other work a flush can outlast nats.go's 200 ms default stall wait.
+		_, err := pjs.PublishMsgAsync(m, nats.StallWait(10*time.Second))
 		must(err, "publish async")
 	}
 	select {
