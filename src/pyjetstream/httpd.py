@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
+from yarl import URL
 
 
 async def expect_handler(request: web.Request) -> None:
@@ -63,10 +64,36 @@ async def _unmatched(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
+class _AnyTarget(web.Resource):
+    """A resource every request target matches: paths, and `*` (OPTIONS) or `host:port`
+    (CONNECT), which no path pattern of aiohttp's matches."""
+
+    @property
+    def canonical(self) -> str:
+        return "/"  # indexed under "/": aiohttp tries it after every more specific path
+
+    def url_for(self, **kwargs: str) -> URL:
+        return URL("/")
+
+    def add_prefix(self, prefix: str) -> None:
+        return None
+
+    def get_info(self) -> Any:
+        return {"path": "*"}
+
+    def raw_match(self, path: str) -> bool:
+        return False  # never merged with a resource added later for some path
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {}
+
+
 def add_fallback(router: web.UrlDispatcher) -> None:
     """The route for requests no other route takes; added after all others (aiohttp tries
-    routes in the order they were added)."""
-    router.add_route("*", "/{_unmatched:.*}", _unmatched, name=UNMATCHED, expect_handler=expect_handler)
+    the resources of one path prefix in the order they were added)."""
+    resource = _AnyTarget(name=UNMATCHED)
+    router.register_resource(resource)
+    resource.add_route("*", _unmatched, expect_handler=expect_handler)
 
 
 def is_unmatched(request: web.Request) -> bool:
