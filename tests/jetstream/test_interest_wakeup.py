@@ -80,9 +80,31 @@ async def test_a_subscriber_elsewhere_does_not_wake_it(server: Server) -> None:
         assert (info.push_bound, info.delivered.stream_seq) == (None, 0)
         watchers = server.global_account.interest_watchers
         assert list(watchers) == ["deliver.a"]
+        sub = await nc.subscribe("deliver.a")
+        assert (await sub.next_msg(timeout=5)).subject == "s.0"
+        assert watchers == {}  # only consumers without a subscriber watch
+        await sub.unsubscribe()
         await other.unsubscribe()
         await js.delete_consumer("S", "D")
         await nc.flush()
         assert watchers == {}  # a deleted consumer watches nothing
+    finally:
+        await nc.close()
+
+
+async def test_a_returning_subscriber_gets_what_came_while_it_was_away(server: Server) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    try:
+        await _stream_with(nc, 1)
+        js = nc.jetstream()
+        await js.add_consumer("S", ConsumerConfig(durable_name="D", deliver_subject="deliver.a", ack_policy="none"))
+        first = await nc.subscribe("deliver.a")
+        assert (await first.next_msg(timeout=5)).subject == "s.0"
+        await first.unsubscribe()
+        await js.publish("s.later", b"y")  # delivered to nobody: the consumer pauses and watches
+        await nc.flush()
+        assert list(server.global_account.interest_watchers) == ["deliver.a"]
+        second = await nc.subscribe("deliver.a")
+        assert (await second.next_msg(timeout=5)).subject == "s.later"
     finally:
         await nc.close()

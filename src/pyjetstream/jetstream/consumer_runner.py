@@ -108,7 +108,7 @@ class ConsumerRunner:
                                                              clients_only=True))
         if config.deliver_subject:
             self.core.set_interest(self._has_interest(config.deliver_subject), now)
-        self._watch(config.deliver_subject or None)
+        self._watch_if_idle()
         self._save_config(config)
         self._persist()
         self.kick()
@@ -215,7 +215,7 @@ class ConsumerRunner:
                 self.account, f"$JS.FC.{self.stream.name}.{self.name}.>", self._on_fc_msg, clients_only=True))
         if cfg.deliver_subject:
             self.core.set_interest(self._has_interest(cfg.deliver_subject), self.clock.now())
-        self._watch(cfg.deliver_subject or None)
+        self._watch_if_idle()
         self._save_config(cfg)
         self.kick()
 
@@ -265,6 +265,12 @@ class ConsumerRunner:
 
     def _has_interest(self, subject: str) -> bool:
         return self.server.has_interest(self.account, subject)
+
+    def _watch_if_idle(self) -> None:
+        """Watch the deliver subject while a push consumer has no subscriber, and only then:
+        a wildcard SUB costs a match per watcher."""
+        core = self.core
+        self._watch(core.cfg.deliver_subject or None if core.is_push and not core.active else None)
 
     def _watch(self, subject: str | None) -> None:
         """Be kicked when a subscriber for `subject` (None: nothing) arrives. Clients create a
@@ -321,6 +327,8 @@ class ConsumerRunner:
                     self._recheck = INTEREST_RECHECK_MIN_NS
             n = core.poll(now, BATCH)
             self._flush()
+            if core.is_push and core.active == (self._watched is not None):
+                self._watch_if_idle()  # interest came or went (here, in info(), or a delivery nobody took)
             self._persist()
             if core.delete_requested:
                 self._delete_inactive()
