@@ -8,6 +8,7 @@ without it: a second consumer's subscriber got nothing while the first read and 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import nats
@@ -106,5 +107,42 @@ async def test_a_returning_subscriber_gets_what_came_while_it_was_away(server: S
         assert list(server.global_account.interest_watchers) == ["deliver.a"]
         second = await nc.subscribe("deliver.a")
         assert (await second.next_msg(timeout=5)).subject == "s.later"
+    finally:
+        await nc.close()
+
+
+async def test_a_flood_of_wildcard_subs_costs_a_pass_over_the_watchers_per_loop_pass(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile: a wildcard SUB could match any watched deliver subject. Looked up per SUB, 200
+    idle push consumers and 4,000 wildcard SUBs in one write would be 800,000 matches in one
+    go; the account looks them up once per loop pass instead."""
+    from pyjetstream.server.client import Account
+
+    scans = 0
+    real = Account._check_watchers
+
+    def counting(self: Account) -> None:
+        nonlocal scans
+        scans += 1
+        real(self)
+
+    monkeypatch.setattr(Account, "_check_watchers", counting)
+    nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
+    try:
+        await _stream_with(nc, 1)
+        js = nc.jetstream()
+        for i in range(200):
+            await js.add_consumer("S", ConsumerConfig(durable_name=f"D{i}", deliver_subject=f"idle.{i}"))
+        assert len(server.global_account.interest_watchers) == 200
+        await nc.flush()
+        scans = 0  # (each consumer's own `$JS.ACK.<stream>.<name>.>` subscription was one)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await reader.readline()  # INFO
+        writer.write(b"CONNECT {\"verbose\":false}\r\n" + b"".join(b"SUB other.*.%d %d\r\n" % (i, i)
+                                                                   for i in range(4000)) + b"PING\r\n")
+        assert await asyncio.wait_for(reader.readline(), 30) == b"PONG\r\n"
+        assert 1 <= scans <= 40, scans
+        assert len(server.global_account.interest_watchers) == 200  # none of them was matched
+        writer.close()
     finally:
         await nc.close()

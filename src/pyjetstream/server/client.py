@@ -41,7 +41,6 @@ from pyjetstream.subjects import (
     is_valid_literal_subject,
     is_valid_queue_name,
     is_valid_subject,
-    subject_matches,
 )
 
 log = logging.getLogger("pyjetstream.server")
@@ -144,7 +143,7 @@ class Account:
     """An account's subscriptions and connections. It lives here, not in server.py, so that a
     connection can name it without importing the server that imports the connection."""
 
-    __slots__ = ("name", "sublist", "config", "clients", "interest_watchers")
+    __slots__ = ("name", "sublist", "config", "clients", "interest_watchers", "_wild_check")
 
     def __init__(self, name: str, config: AccountConfig | None = None) -> None:
         self.name = name
@@ -155,14 +154,27 @@ class Account:
         # consumers waiting for their deliver subject's subscriber, as nats-server's interest
         # notifications); empty on almost every account, so a SUB pays one truth test
         self.interest_watchers: dict[str, list[Callable[[], None]]] = {}
+        self._wild_check = False
 
     def subscribed(self, subject: str) -> None:
-        """A subscription on `subject` was added: wake whoever watches a subject it matches."""
-        watchers = self.interest_watchers
-        if has_wildcard(subject):
-            woken = [cb for key, cbs in watchers.items() if subject_matches(subject, key) for cb in cbs]
-        else:
-            woken = list(watchers.get(subject, ()))
+        """A subscription on `subject` was added: wake whoever watches a subject it matches.
+        A wildcard could match any watched subject: they are looked up once per loop pass
+        however many wildcard SUBs arrived in it, so a flood of them costs one pass over the
+        watchers, not one per SUB."""
+        if not has_wildcard(subject):
+            for cb in list(self.interest_watchers.get(subject, ())):
+                cb()
+        elif not self._wild_check:
+            self._wild_check = True
+            try:
+                asyncio.get_running_loop().call_soon(self._check_watchers)
+            except RuntimeError:  # no loop (tools, tests): at once
+                self._check_watchers()
+
+    def _check_watchers(self) -> None:
+        self._wild_check = False
+        has_interest = self.sublist.has_interest
+        woken = [cb for key, cbs in self.interest_watchers.items() if has_interest(key) for cb in cbs]
         for cb in woken:
             cb()
 
