@@ -4,7 +4,8 @@ process per request against a local aiohttp server in a child process (50 concur
 keep-alive, the dispatcher's session settings).
 
   .venv/bin/python bench/aiohttp_client_bench.py                  # per-request timeout, as before
-  .venv/bin/python bench/aiohttp_client_bench.py --no-timeout      # as the dispatcher now sends
+  .venv/bin/python bench/aiohttp_client_bench.py --no-timeout      # as the dispatcher sent until 2026-12-03
+  .venv/bin/python bench/aiohttp_client_bench.py --sink-client     # the dispatcher's own client (sinkclient.py)
 Prints one JSON line.
 """
 
@@ -70,10 +71,37 @@ async def client(port: int, n: int, timeout: bool) -> dict:
             "requests_per_s": round(n / wall), "load1": round(os.getloadavg()[0], 2)}
 
 
+async def sink_client(port: int, n: int) -> dict:
+    from pyjetstream.eventing.egress import GuardedResolver, SinkPolicy
+    from pyjetstream.eventing.sinkclient import SinkClient
+
+    url = URL(f"http://127.0.0.1:{port}/")
+    client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=100)
+
+    async def run(count: int) -> None:
+        left = [count]
+
+        async def worker() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                await client.post(url, HEADERS, b'{"orderCode":"3211213"}')
+
+        await asyncio.gather(*(worker() for _ in range(50)))
+
+    await run(1000)  # warm: connections open
+    cpu, wall = time.process_time(), time.perf_counter()
+    await run(n)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    await client.close()
+    return {"requests": n, "client": "sinkclient", "client_cpu_us_per_request": round(cpu / n * 1e6, 1),
+            "requests_per_s": round(n / wall), "load1": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=6000)
     p.add_argument("--no-timeout", action="store_true", help="no per-request timeout (the dispatcher's watchdog)")
+    p.add_argument("--sink-client", action="store_true", help="the dispatcher's own client instead of aiohttp's")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
@@ -86,7 +114,10 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
     try:
         wait_for_port(port, 10, server)
-        print(json.dumps(uvloop.run(client(port, args.requests, not args.no_timeout))))
+        if args.sink_client:
+            print(json.dumps(uvloop.run(sink_client(port, args.requests))))
+        else:
+            print(json.dumps(uvloop.run(client(port, args.requests, not args.no_timeout))))
     finally:
         server.terminate()
         server.wait(10)

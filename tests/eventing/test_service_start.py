@@ -26,7 +26,7 @@ async def test_failed_start_closes_what_it_opened(nats_server) -> None:
         with pytest.raises(OSError):
             await svc.start()
         assert svc.nc is not None and svc.nc.is_closed
-        assert svc.dispatcher is not None and svc.dispatcher._session is None
+        assert svc.dispatcher is not None and svc.dispatcher._client is None
         assert svc.manager is not None and svc.manager._tasks == []
     finally:
         taken.close()

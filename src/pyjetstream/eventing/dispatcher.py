@@ -1,8 +1,8 @@
 """The dispatcher: JetStream push consumers -> HTTP sinks, at least once.
 
 Owns the NATS subscriptions on the consumers' deliver subjects (queue groups, so several
-dispatcher processes share the work), the HTTP client (no redirects, at most 1 KiB of any
-answer read, connections only where the egress policy allows), and the per-message
+dispatcher processes share the work), the HTTP client (`sinkclient.SinkClient`: no redirects,
+at most 1 KiB of any answer read, connections only where the egress policy allows), and the per-message
 decision: ack on 2xx, NAK with a computed delay otherwise, copy to the dead-letter stream
 and TERM when the retry policy gives up or the event can never be sent. Every delivery
 ends settled (ack, NAK, TERM or dead letter); a delivery's state lives only in its
@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import nats.errors
 from aiohttp.abc import AbstractResolver
 from nats.aio.msg import Msg
@@ -36,6 +35,7 @@ from .delivery_status import DeliveryStatusBook
 from .egress import GuardedResolver, SinkRefused
 from .metrics import EventingMetrics
 from .retry import PROFILE_KYMA, Outcome, RetryPolicy, classify, next_delay, parse_retry_after
+from .sinkclient import SinkClient, SinkClientError, SinkDisconnected
 
 log = logging.getLogger("pyjetstream.eventing.dispatcher")
 
@@ -55,7 +55,7 @@ DEAD_LETTER_MINIMAL = (H_REASON, H_CONSUMER, H_SEQUENCE, "Nats-Msg-Id")
 # not cost memory or time. The connection of an answer not read to its end is closed.
 RESPONSE_READ_LIMIT = 1024
 # Errors that mean the request for this event can never be built or sent (a header value
-# aiohttp refuses, say): retrying cannot help, so the event is dead-lettered at once.
+# the sink client refuses, say): retrying cannot help, so the event is dead-lettered at once.
 _UNSENDABLE = (ValueError, TypeError, UnicodeError, LookupError)
 # A message for a consumer no longer served comes back after this; a short delay keeps it
 # from bouncing while the unsubscribe reaches the server.
@@ -66,10 +66,9 @@ UNBOUND_NAK_DELAY = 1.0
 # inside the window means those events are delivered again (at least once, as always).
 ACK_BATCH_WINDOW = 0.002
 # Delivery timeouts are enforced by one watchdog per dispatcher instead of a timer per
-# request in aiohttp (~5 us of CPU per delivery, issue 14); it looks this often, at most, so a
+# request (~5 us of CPU per delivery with aiohttp's timers, issue 14); it looks this often, at most, so a
 # timeout fires up to this much late (and a tenth of the timeout at most).
 WATCHDOG_PERIOD = 0.25
-NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 
 
 @dataclass
@@ -143,7 +142,7 @@ class Dispatcher:
         self._subs: dict[str, Any] = {}
         self._sinks: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._client: SinkClient | None = None
         self._closing = False
         # Deliveries with a timeout: task -> deadline (loop time); the watchdog cancels a task
         # past its deadline and marks it in _expired, so that send() tells it from other cancels.
@@ -152,7 +151,7 @@ class Dispatcher:
         self._watchdog: asyncio.TimerHandle | None = None
         self._urls: dict[str, URL] = {}
         # Names go through the guarded resolver at connect time; IP literals never reach a
-        # resolver in aiohttp, so their (fixed) verdict is cached here per sink URL.
+        # resolver, so their (fixed) verdict is cached here per sink URL.
         self.resolver = GuardedResolver(config.sink_policy, resolver)
         self._literal_refusals: dict[str, str | None] = {}
         # Told when a delivery was refused by the egress policy: (subscription, reason).
@@ -165,13 +164,11 @@ class Dispatcher:
         self.delivery_status = DeliveryStatusBook()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.config.http_max_connections,
-                                         keepalive_timeout=10, resolver=self.resolver)
-        # No cookie jar: a sink's Set-Cookie must not travel with the next delivery to that host
-        # (another Subscription's, too), as Kyma's Go client without a jar; and aiohttp then
-        # filters no jar per request.
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                              cookie_jar=aiohttp.DummyCookieJar())
+        # Connections are kept alive (10 s idle), at most http_max_connections per sink host. No
+        # cookie jar: a sink's Set-Cookie must not travel with the next delivery to that host
+        # (another Subscription's, too), as Kyma's Go client without a jar.
+        self._client = SinkClient(self.resolver, limit_per_host=self.config.http_max_connections, keepalive=10.0,
+                                  read_limit=RESPONSE_READ_LIMIT)
 
     async def sink_refusal(self, sink: str) -> str | None:
         """Why the egress policy refuses `sink` now (resolving its name); None if it may be used.
@@ -291,10 +288,11 @@ class Dispatcher:
             self._watchdog = None
         acks, self._acks = self._acks, []
         await self._send_acks(acks)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        await self.resolver.close()
+        if self._client is not None:
+            await self._client.close()  # closes the resolver too
+            self._client = None
+        else:
+            await self.resolver.close()
 
     # -- per message --------------------------------------------------------------------------
     async def _on_msg(self, consumer: str, msg: Any) -> None:
@@ -466,21 +464,22 @@ class Dispatcher:
             headers.update(trace)
         except _UNSENDABLE as exc:
             return DeliveryResult(None, f"cannot build the request: {type(exc).__name__}: {exc}", permanent=True)
-        assert self._session is not None, "Dispatcher.start() was not called"
+        assert self._client is not None, "Dispatcher.start() was not called"
+        url = self._url(sink)
+        if isinstance(url, str):
+            return DeliveryResult(None, f"InvalidURL: {sink[:200]}")
         task = asyncio.current_task() if timeout > 0 else None   # 0: no timeout (the kyma profile)
         if task is not None:
             self._watch(task, timeout)
         try:
-            async with self._session.post(self._url(sink), data=out.data or b"", headers=headers, allow_redirects=False,
-                                          timeout=NO_CLIENT_TIMEOUT) as resp:
-                status = resp.status
-                body = await _read_limited(resp, RESPONSE_READ_LIMIT)
-                if 200 <= status < 300:
-                    return DeliveryResult(status)
-                text = body.decode("utf-8", "replace")
-                if 300 <= status < 400:
-                    text = f"redirect to {resp.headers.get('Location', '?')} not followed; {text}"
-                return DeliveryResult(status, text, parse_retry_after(resp.headers.get("Retry-After")))
+            resp = await self._client.post(url, headers, out.data or b"")
+            status = resp.status
+            if 200 <= status < 300:
+                return DeliveryResult(status)
+            text = resp.body.decode("utf-8", "replace")
+            if 300 <= status < 400:
+                text = f"redirect to {resp.headers.get('location', '?')} not followed; {text}"
+            return DeliveryResult(status, text, parse_retry_after(resp.headers.get("retry-after")))
         except asyncio.CancelledError:
             if task is None or task not in self._expired:
                 raise
@@ -489,14 +488,12 @@ class Dispatcher:
             return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
         except TimeoutError:
             return DeliveryResult(None, f"no answer within the delivery timeout of {timeout:g}s")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, SinkRefused):
-                return DeliveryResult(None, exc.os_error.reason, refused=True)
-            return DeliveryResult(None, f"{type(exc).__name__}: {exc}", cause=_cause(exc.os_error))
-        except (aiohttp.ClientError, OSError) as exc:
+        except SinkRefused as exc:
+            return DeliveryResult(None, exc.reason, refused=True)
+        except (SinkClientError, OSError) as exc:
             return DeliveryResult(None, f"{type(exc).__name__}: {exc}", cause=_cause(exc))
         except _UNSENDABLE as exc:
-            # aiohttp refuses some header values only while writing the request.
+            # a header name or value that cannot go on the wire (CR, LF, NUL)
             return DeliveryResult(None, f"cannot send the request: {type(exc).__name__}: {exc}", permanent=True)
         finally:
             if task is not None:
@@ -528,8 +525,8 @@ class Dispatcher:
             self._watchdog = loop.call_later(min(WATCHDOG_PERIOD, max(0.01, nearest - now)), self._check_deadlines)
 
     def _url(self, sink: str) -> URL | str:
-        """The sink's URL parsed once, not by aiohttp at every request (~5 us each); a sink
-        yarl cannot parse stays a string, for aiohttp to fail on as before."""
+        """The sink's URL parsed once, not at every request (~5 us each); a sink yarl cannot
+        parse stays a string, which send() reports as an invalid URL."""
         url = self._urls.get(sink)
         if url is None:
             try:
@@ -598,22 +595,6 @@ class Dispatcher:
         await msg.term()
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """At most `limit` bytes of the body; closes the connection when more was left unread."""
-    content = resp.content
-    if content.at_eof():
-        return b""  # 204 and empty bodies: the common case costs nothing
-    data = b""
-    while len(data) < limit:
-        chunk = await content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    if not content.at_eof():
-        resp.close()  # the rest is never read; the connection cannot be reused
-    return data
-
-
 def _num_delivered(msg: Any) -> int:
     """The delivery count from the ack subject, without building nats-py's Metadata (a third
     of nats-py's cost per delivery): `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...` (9
@@ -641,11 +622,9 @@ def _raw_header(block: bytes, name: bytes) -> str:
 
 def _cause(exc: BaseException) -> str:
     """A connection failure in a few words: the OS's text for its errno ("connection refused",
-    "connection reset by peer"), else what aiohttp says."""
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the sink closed the connection without an answer"
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return "no answer within the delivery timeout"
+    "connection reset by peer"), else what the client says."""
+    if isinstance(exc, SinkDisconnected):
+        return str(exc)
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     text = str(exc)
