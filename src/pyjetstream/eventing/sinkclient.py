@@ -296,11 +296,13 @@ class SinkClient:
         conn, reused = await self._acquire(key)
         try:
             answer = await conn.send(request)
-        except SinkDisconnected:
+        except (SinkDisconnected, ConnectionError):
+            # (both only when not one byte of an answer came)
             self._release(key, conn)
             if not reused:
                 raise
-            # A kept-alive connection the sink had closed meanwhile: once more on a new one.
+            # A kept-alive connection the sink had closed (or reset) meanwhile: once more on a
+            # new one, as the request may never have reached it.
             conn, _ = await self._acquire(key, fresh=True)
             try:
                 answer = await conn.send(request)
