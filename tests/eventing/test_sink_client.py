@@ -185,6 +185,7 @@ def _h(factory, sink):
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "CRLF"),
     (b"HTTP/1.1 101 Switching\r\n\r\n", "switched"),
     (b"HTTP/1.1 200 OK\r\nX: " + b"a" * (MAX_HEAD + 10), "longer than"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * 100_000, "interim"),
 ])
 def test_malformed_answers_are_errors_and_close_the_connection(run, answer, what):
     async def body(sink, client):

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, cast
 from yarl import URL
 
 MAX_HEAD = 64 * 1024  # status line and headers; a longer head is a protocol error
+MAX_INTERIM = 8       # 1xx answers before the final one; a sink streaming them is refused
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
@@ -72,6 +73,7 @@ class _Conn(asyncio.Protocol):
         self._status = 0
         self._headers: dict[str, str] = {}
         self._minor = 1
+        self._interim = 0        # 1xx answers skipped so far
         self._mode = ""          # "length", "chunked", "close" or "none" once the head is read
         self._left = 0           # body bytes still to come ("length"), or of this chunk
         self._crlf = False       # a chunk's data was read; its CRLF comes next
@@ -111,11 +113,14 @@ class _Conn(asyncio.Protocol):
 
     # ------------------------------------------------------------------ request
     def send(self, request: bytes) -> asyncio.Future[SinkResponse]:
-        assert self.transport is not None and not self.closed
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
+        if self.transport is None or self.closed:  # closed by the sink right after the connect
+            self._waiter.set_exception(SinkDisconnected())
+            return self._waiter
         self._got_bytes = False
         self._status = 0
+        self._interim = 0
         self._mode = ""
         self._left = 0
         self._crlf = False
@@ -187,6 +192,9 @@ class _Conn(asyncio.Protocol):
         if 100 <= status < 200:
             if status == 101:
                 raise SinkProtocolError("the sink switched protocols")
+            self._interim += 1
+            if self._interim > MAX_INTERIM:
+                raise SinkProtocolError(f"more than {MAX_INTERIM} interim (1xx) answers")
             return  # an interim answer (100 Continue, 103): the real one follows
         self._status = status
         self._headers = headers
