@@ -6,10 +6,12 @@ Every scenario runs on asyncio's loop and on uvloop (the eventing command's loop
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
+from servers import have_openssl, self_signed_cert
 from yarl import URL
 
 from pyjetstream.eventing.egress import GuardedResolver, SinkPolicy, SinkRefused
@@ -278,3 +280,42 @@ def test_the_egress_guard_is_asked_at_every_connect(run):
             assert resolver.lookups["ok.test"] == 2 and sink.connections == 2
         await client.close()
     run(main())
+
+
+@pytest.mark.skipif(not have_openssl(), reason="openssl CLI not installed")
+def test_https_sinks_are_verified(run, tmp_path):
+    """TLS to a sink: the certificate is verified against the trust store and the URL's host
+    name, as aiohttp's default did; an untrusted one fails the connect (an OSError)."""
+    cert, key = self_signed_cert(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main():
+        sink = RawSink(lambda r, w: asyncio.sleep(0))
+        sink.handler = answering(b"HTTP/1.1 204 No Content\r\n\r\n")(sink)
+        sink.server = await asyncio.start_server(lambda r, w: _serve_one(sink, r, w), "127.0.0.1", 0,
+                                                 ssl=server_ctx)
+        port = sink.server.sockets[0].getsockname()[1]
+        trusting = ssl.create_default_context(cafile=cert)
+        for host in ("localhost", "127.0.0.1"):
+            client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2, ssl_context=trusting)
+            for _ in range(2):
+                assert (await client.post(URL(f"https://{host}:{port}/"), {}, b"x")).status == 204
+            await client.close()
+        default = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await default.post(URL(f"https://localhost:{port}/"), {}, b"x")
+        await default.close()
+        sink.server.close()
+        assert sink.connections == 2  # one per host name, kept alive for the second POST
+    run(main())
+
+
+async def _serve_one(sink: RawSink, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    sink.connections += 1
+    try:
+        await sink.handler(reader, writer)
+    except (ConnectionError, asyncio.IncompleteReadError, OSError):
+        pass
+    finally:
+        writer.close()
