@@ -14,6 +14,7 @@ import uvloop
 from servers import have_openssl, self_signed_cert
 from yarl import URL
 
+from pyjetstream.eventing.dispatcher import _cause
 from pyjetstream.eventing.egress import GuardedResolver, SinkPolicy, SinkRefused
 from pyjetstream.eventing.sinkclient import (
     MAX_HEAD,
@@ -303,8 +304,10 @@ def test_https_sinks_are_verified(run, tmp_path):
                 assert (await client.post(URL(f"https://{host}:{port}/"), {}, b"x")).status == 204
             await client.close()
         default = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2)
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(ssl.SSLCertVerificationError) as refused:
             await default.post(URL(f"https://localhost:{port}/"), {}, b"x")
+        # what a Subscription's status shows (not strerror of OpenSSL's code: "operation not permitted")
+        assert _cause(refused.value) == "tls: certificate verify failed"
         await default.close()
         sink.server.close()
         assert sink.connections == 2  # one per host name, kept alive for the second POST

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -625,6 +626,9 @@ def _cause(exc: BaseException) -> str:
     "connection reset by peer"), else what the client says."""
     if isinstance(exc, SinkDisconnected):
         return str(exc)
+    if isinstance(exc, ssl.SSLError):
+        # its errno is OpenSSL's code, not the OS's: strerror would say "operation not permitted"
+        return f"TLS: {exc.reason or type(exc).__name__}".replace("_", " ").lower()
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     text = str(exc)
