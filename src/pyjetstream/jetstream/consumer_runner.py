@@ -270,7 +270,8 @@ class ConsumerRunner:
         """Watch the deliver subject while a push consumer has no subscriber, and only then:
         a wildcard SUB costs a match per watcher."""
         core = self.core
-        self._watch(core.cfg.deliver_subject or None if core.is_push and not core.active else None)
+        idle = core.is_push and not core.active and core.cfg.deliver_subject
+        self._watch(core.cfg.deliver_subject if idle else None)
 
     def _watch(self, subject: str | None) -> None:
         """Be kicked when a subscriber for `subject` (None: nothing) arrives. Clients create a

@@ -156,7 +156,25 @@ class Account:
         self.interest_watchers: dict[str, list[Callable[[], None]]] = {}
         self._wild_check = False
 
-    def subscribed(self, subject: str) -> None:
+    def add_sub(self, sub: Subscription) -> None:
+        """Index a subscription (client or internal) and tell whoever watches its subject."""
+        self.sublist.insert(sub)
+        if self.interest_watchers:
+            self._subscribed(sub.subject)
+
+    def watch(self, subject: str, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a subscription matching the literal `subject` is added."""
+        self.interest_watchers.setdefault(subject, []).append(callback)
+
+    def unwatch(self, subject: str, callback: Callable[[], None]) -> None:
+        cbs = self.interest_watchers.get(subject)
+        if cbs is None or callback not in cbs:
+            return
+        cbs.remove(callback)
+        if not cbs:
+            del self.interest_watchers[subject]
+
+    def _subscribed(self, subject: str) -> None:
         """A subscription on `subject` was added: wake whoever watches a subject it matches.
         A wildcard could match any watched subject: they are looked up once per loop pass
         however many wildcard SUBs arrived in it, so a flood of them costs one pass over the
@@ -879,9 +897,7 @@ class ClientConnection(asyncio.Protocol):
                 return
             sub = Subscription(subject, queue, sid, self, self.account)
             self.subs[sid] = sub
-            self.account.sublist.insert(sub)
-            if self.account.interest_watchers:
-                self.account.subscribed(subject)
+            self.account.add_sub(sub)
         if self.verbose:
             self.send_now(OK)
 

@@ -111,9 +111,7 @@ class Server:
         for sub in client.subs.values():
             old.sublist.remove(sub)
             sub.account = account
-            account.sublist.insert(sub)
-            if account.interest_watchers:
-                account.subscribed(sub.subject)
+            account.add_sub(sub)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -428,9 +426,7 @@ class Server:
         # Inside the subjects the server acts on, every subscriber is clients_only whatever
         # its caller said: a handler added there later cannot forget it.
         sub.clients_only = clients_only or subject.startswith(_ACTING_PREFIXES)
-        account.sublist.insert(sub)
-        if account.interest_watchers:
-            account.subscribed(subject)
+        account.add_sub(sub)
         return sub
 
     def unsubscribe_internal(self, sub: Subscription) -> None:
@@ -462,15 +458,10 @@ class Server:
 
     def watch_interest(self, account: Account, subject: str, callback: Callable[[], None]) -> None:
         """Call `callback` whenever a subscription matching the literal `subject` is added."""
-        account.interest_watchers.setdefault(subject, []).append(callback)
+        account.watch(subject, callback)
 
     def unwatch_interest(self, account: Account, subject: str, callback: Callable[[], None]) -> None:
-        cbs = account.interest_watchers.get(subject)
-        if cbs is None or callback not in cbs:
-            return
-        cbs.remove(callback)
-        if not cbs:
-            del account.interest_watchers[subject]
+        account.unwatch(subject, callback)
 
     # ------------------------------------------------------------------ stats
     def totals(self) -> dict[str, int]:
