@@ -33,7 +33,7 @@ from . import types as t
 from . import wire
 from .config import EventingConfig
 from .delivery_status import DeliveryStatusBook
-from .egress import GuardedResolver, SinkRefused
+from .egress import GuardedResolver, SinkRefused, is_ip_literal
 from .metrics import EventingMetrics
 from .retry import PROFILE_KYMA, Outcome, RetryPolicy, classify, next_delay, parse_retry_after
 from .sinkclient import SinkClient, SinkClientError, SinkDisconnected
@@ -183,7 +183,7 @@ class Dispatcher:
         except ValueError:
             return None  # the subscription validator reports a malformed sink
         reason = self._literal_refusal(sink)
-        if reason is not None or not host or _is_ip_literal(host):
+        if reason is not None or not host or is_ip_literal(host):
             return reason
         try:
             await self.resolver.resolve(host, port, socket.AF_UNSPEC)
@@ -290,10 +290,9 @@ class Dispatcher:
         acks, self._acks = self._acks, []
         await self._send_acks(acks)
         if self._client is not None:
-            await self._client.close()  # closes the resolver too
+            await self._client.close()
             self._client = None
-        else:
-            await self.resolver.close()
+        await self.resolver.close()
 
     # -- per message --------------------------------------------------------------------------
     async def _on_msg(self, consumer: str, msg: Any) -> None:
@@ -633,7 +632,3 @@ def _cause(exc: BaseException) -> str:
         return os.strerror(exc.errno).lower()
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _is_ip_literal(host: str) -> bool:
-    return ":" in host or host.replace(".", "").isdigit()

@@ -123,6 +123,12 @@ def parse_entries(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], tuple[
     return tuple(nets), tuple(names)
 
 
+def is_ip_literal(host: str) -> bool:
+    """An address written in the URL, which no resolver sees: the dispatcher checks it against
+    the policy itself, and the sink client connects to it as written."""
+    return ":" in host or host.replace(".", "").isdigit()
+
+
 def _ip(value: str | None) -> IPAddress | None:
     if not value:
         return None

@@ -28,6 +28,8 @@ from typing import Any, NamedTuple, cast
 
 from yarl import URL
 
+from .egress import is_ip_literal
+
 MAX_HEAD = 64 * 1024  # status line and headers; a longer head is a protocol error
 MAX_INTERIM = 8       # 1xx answers before the final one; a sink streaming them is refused
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
@@ -67,12 +69,15 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self._buf = bytearray()
         self._waiter: asyncio.Future[SinkResponse] | None = None
-        self._got_bytes = False
-        self.reusable = False
-        # the answer being read: status and headers, then the body
-        self._status = 0
         self._headers: dict[str, str] = {}
         self._minor = 1
+        self._new_answer()
+
+    def _new_answer(self) -> None:
+        """The state of the answer to read next: status and headers, then the body."""
+        self._got_bytes = False
+        self.reusable = False
+        self._status = 0
         self._interim = 0        # 1xx answers skipped so far
         self._mode = ""          # "length", "chunked", "close" or "none" once the head is read
         self._left = 0           # body bytes still to come ("length"), or of this chunk
@@ -118,14 +123,7 @@ class _Conn(asyncio.Protocol):
         if self.transport is None or self.closed:  # closed by the sink right after the connect
             self._waiter.set_exception(SinkDisconnected())
             return self._waiter
-        self._got_bytes = False
-        self._status = 0
-        self._interim = 0
-        self._mode = ""
-        self._left = 0
-        self._crlf = False
-        self._body = bytearray()
-        self.reusable = False
+        self._new_answer()
         self.transport.write(request)
         return self._waiter
 
@@ -401,7 +399,7 @@ class SinkClient:
     async def _connect(self, key: tuple[str, str, int]) -> _Conn:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
-        if _is_ip_literal(host):
+        if is_ip_literal(host):
             addresses = [(host, port)]  # the dispatcher checked the literal against the policy
         else:
             infos = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
@@ -461,10 +459,3 @@ class SinkClient:
                 conn.close()
                 pool.open -= 1
             pool.idle = []
-        close = getattr(self.resolver, "close", None)
-        if close is not None:
-            await close()
-
-
-def _is_ip_literal(host: str) -> bool:
-    return ":" in host or host.replace(".", "").isdigit()
