@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import uvloop
@@ -27,6 +28,7 @@ from yarl import URL
 HEADERS = {"ce-specversion": "1.0", "ce-type": "order.received.v1", "ce-source": "myapp", "ce-id": "x",
            "Content-Type": "application/json",
            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+BODY = b'{"orderCode":"3211213"}'
 
 
 async def serve(port: int) -> None:
@@ -42,12 +44,9 @@ async def serve(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def client(port: int, n: int, timeout: bool) -> dict:
-    url = URL(f"http://127.0.0.1:{port}/")
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=100, keepalive_timeout=10)
-    session = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
-    per_request = aiohttp.ClientTimeout(total=20) if timeout else \
-        aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+async def measure(post: Callable[[], Awaitable[object]], n: int) -> dict:
+    """Client CPU per request and the rate: `post()` from 50 workers, after 1,000 to open the
+    connections."""
 
     async def run(count: int) -> None:
         left = [count]
@@ -55,10 +54,7 @@ async def client(port: int, n: int, timeout: bool) -> dict:
         async def worker() -> None:
             while left[0] > 0:
                 left[0] -= 1
-                async with session.post(url, data=b'{"orderCode":"3211213"}', headers=HEADERS,
-                                        allow_redirects=False, timeout=per_request) as resp:
-                    if not resp.content.at_eof():
-                        await resp.read()
+                await post()
 
         await asyncio.gather(*(worker() for _ in range(50)))
 
@@ -66,9 +62,25 @@ async def client(port: int, n: int, timeout: bool) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     await run(n)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"requests": n, "client_cpu_us_per_request": round(cpu / n * 1e6, 1), "requests_per_s": round(n / wall),
+            "load1": round(os.getloadavg()[0], 2)}
+
+
+async def client(port: int, n: int, timeout: bool) -> dict:
+    url = URL(f"http://127.0.0.1:{port}/")
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=100, keepalive_timeout=10)
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+    per_request = aiohttp.ClientTimeout(total=20) if timeout else \
+        aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+
+    async def post() -> None:
+        async with session.post(url, data=BODY, headers=HEADERS, allow_redirects=False, timeout=per_request) as resp:
+            if not resp.content.at_eof():
+                await resp.read()
+
+    result = await measure(post, n)
     await session.close()
-    return {"requests": n, "per_request_timeout": timeout, "client_cpu_us_per_request": round(cpu / n * 1e6, 1),
-            "requests_per_s": round(n / wall), "load1": round(os.getloadavg()[0], 2)}
+    return {"per_request_timeout": timeout, **result}
 
 
 async def sink_client(port: int, n: int) -> dict:
@@ -77,24 +89,9 @@ async def sink_client(port: int, n: int) -> dict:
 
     url = URL(f"http://127.0.0.1:{port}/")
     client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=100)
-
-    async def run(count: int) -> None:
-        left = [count]
-
-        async def worker() -> None:
-            while left[0] > 0:
-                left[0] -= 1
-                await client.post(url, HEADERS, b'{"orderCode":"3211213"}')
-
-        await asyncio.gather(*(worker() for _ in range(50)))
-
-    await run(1000)  # warm: connections open
-    cpu, wall = time.process_time(), time.perf_counter()
-    await run(n)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    result = await measure(lambda: client.post(url, HEADERS, BODY), n)
     await client.close()
-    return {"requests": n, "client": "sinkclient", "client_cpu_us_per_request": round(cpu / n * 1e6, 1),
-            "requests_per_s": round(n / wall), "load1": round(os.getloadavg()[0], 2)}
+    return {"client": "sinkclient", **result}
 
 
 def main() -> None:
