@@ -35,24 +35,27 @@ def run(request):
 
 
 class RawSink:
-    """A TCP server whose every connection runs `handler`; counts connections."""
+    """A TCP (or TLS) server whose every connection runs the handler `make(self)` gives;
+    counts connections."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, make: Callable[[RawSink], Handler], tls: ssl.SSLContext | None = None) -> None:
+        self.handler = make(self)
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.AbstractServer | None = None
 
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.handler(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
     async def __aenter__(self) -> RawSink:
-        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            try:
-                await self.handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-        self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -60,9 +63,13 @@ class RawSink:
         self.server.close()
 
     @property
-    def url(self) -> URL:
+    def port(self) -> int:
         assert self.server is not None
-        return URL(f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/sink?x=1")
+        return self.server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> URL:
+        return URL(f"http://127.0.0.1:{self.port}/sink?x=1")
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -91,8 +98,7 @@ def answering(*answers: bytes, then_close: bool = False) -> Callable[[RawSink], 
 
 async def with_sink(make: Callable[[RawSink], Handler], body: Callable[[RawSink, SinkClient], Awaitable[None]],
                     limit: int = 10) -> RawSink:
-    sink = RawSink(lambda r, w: asyncio.sleep(0))
-    sink.handler = make(sink)
+    sink = RawSink(make)
     client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=limit)
     async with sink:
         try:
@@ -147,7 +153,7 @@ def test_chunked_answers_are_decoded_and_not_kept(run):
 
 
 def test_an_answer_read_until_close_and_an_endless_one(run):
-    async def endless(sink):
+    def endless(sink):
         async def handler(reader, writer):
             await sink.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
@@ -160,18 +166,13 @@ def test_an_answer_read_until_close_and_an_endless_one(run):
         answer = await asyncio.wait_for(client.post(sink.url, {}, b""), 30)
         assert answer.status == 200 and len(answer.body) == 1024
         assert client.open_connections() == 0
-    run(with_sink(lambda sink: _h(endless, sink), body))
+    run(with_sink(endless, body))
 
-
-def _h(factory, sink):
-    handler = None
-
-    async def lazy(reader, writer):
-        nonlocal handler
-        if handler is None:
-            handler = await factory(sink)
-        await handler(reader, writer)
-    return lazy
+    async def until_close(sink, client):  # no length: the body ends when the sink closes
+        answer = await asyncio.wait_for(client.post(sink.url, {}, b""), 30)
+        assert (answer.status, answer.body) == (400, b"short body")
+        assert client.open_connections() == 0
+    run(with_sink(answering(b"HTTP/1.1 400 Bad\r\n\r\nshort body", then_close=True), until_close))
 
 
 @pytest.mark.parametrize(("answer", "what"), [
@@ -215,7 +216,7 @@ def test_closing_without_an_answer_and_a_stale_kept_connection(run):
         assert answer.status == 204 and sink.connections == 2
     run(with_sink(answering(b"HTTP/1.1 204 No Content\r\n\r\n", then_close=True), body))
 
-    async def silent(sink):
+    def silent(sink):
         async def handler(reader, writer):
             await sink.read_request(reader)  # and close without a word
         return handler
@@ -223,7 +224,7 @@ def test_closing_without_an_answer_and_a_stale_kept_connection(run):
     async def body2(sink, client):
         with pytest.raises(SinkDisconnected):
             await client.post(sink.url, {}, b"")
-    run(with_sink(lambda sink: _h(silent, sink), body2))
+    run(with_sink(silent, body2))
 
 
 def test_extra_bytes_after_an_answer_close_the_connection(run):
@@ -245,7 +246,7 @@ def test_header_injection_is_refused_before_anything_is_sent(run, headers):
 
 
 def test_connections_per_host_are_limited_and_cancelled_requests_free_theirs(run):
-    async def slow(sink):
+    def slow(sink):
         async def handler(reader, writer):
             await sink.read_request(reader)
             await asyncio.sleep(3600)  # never answers; the test cancels
@@ -263,16 +264,15 @@ def test_connections_per_host_are_limited_and_cancelled_requests_free_theirs(run
         await asyncio.gather(*tasks, return_exceptions=True)
         assert client.open_connections() == 0  # the cancelled requests' connections are closed
 
-    run(with_sink(lambda sink: _h(slow, sink), body, limit=2))
+    run(with_sink(slow, body, limit=2))
 
 
 def test_the_egress_guard_is_asked_at_every_connect(run):
     async def main():
         resolver = StaticResolver({"meta.test": "169.254.169.254", "ok.test": "127.0.0.1"})
         client = SinkClient(GuardedResolver(SinkPolicy(), resolver), limit_per_host=2)
-        async with RawSink(lambda r, w: asyncio.sleep(0)) as sink:
-            sink.handler = answering(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")(sink)
-            port = sink.url.port
+        async with RawSink(answering(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")) as sink:
+            port = sink.port
             with pytest.raises(SinkRefused, match="169.254.169.254"):
                 await client.post(URL(f"http://meta.test:{port}/"), {}, b"")
             assert sink.connections == 0
@@ -292,33 +292,19 @@ def test_https_sinks_are_verified(run, tmp_path):
     server_ctx.load_cert_chain(cert, key)
 
     async def main():
-        sink = RawSink(lambda r, w: asyncio.sleep(0))
-        sink.handler = answering(b"HTTP/1.1 204 No Content\r\n\r\n")(sink)
-        sink.server = await asyncio.start_server(lambda r, w: _serve_one(sink, r, w), "127.0.0.1", 0,
-                                                 ssl=server_ctx)
-        port = sink.server.sockets[0].getsockname()[1]
-        trusting = ssl.create_default_context(cafile=cert)
-        for host in ("localhost", "127.0.0.1"):
-            client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2, ssl_context=trusting)
-            for _ in range(2):
-                assert (await client.post(URL(f"https://{host}:{port}/"), {}, b"x")).status == 204
-            await client.close()
-        default = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2)
-        with pytest.raises(ssl.SSLCertVerificationError) as refused:
-            await default.post(URL(f"https://localhost:{port}/"), {}, b"x")
-        # what a Subscription's status shows (not strerror of OpenSSL's code: "operation not permitted")
-        assert _cause(refused.value) == "tls: certificate verify failed"
-        await default.close()
-        sink.server.close()
+        async with RawSink(answering(b"HTTP/1.1 204 No Content\r\n\r\n"), tls=server_ctx) as sink:
+            trusting = ssl.create_default_context(cafile=cert)
+            for host in ("localhost", "127.0.0.1"):
+                client = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2, ssl_context=trusting)
+                for _ in range(2):
+                    assert (await client.post(URL(f"https://{host}:{sink.port}/"), {}, b"x")).status == 204
+                await client.close()
+            default = SinkClient(GuardedResolver(SinkPolicy()), limit_per_host=2)
+            with pytest.raises(ssl.SSLCertVerificationError) as refused:
+                await default.post(URL(f"https://localhost:{sink.port}/"), {}, b"x")
+            # what a Subscription's status shows (not strerror of OpenSSL's code: "operation not permitted")
+            assert _cause(refused.value) == "tls: certificate verify failed"
+            await default.close()
         assert sink.connections == 2  # one per host name, kept alive for the second POST
     run(main())
 
-
-async def _serve_one(sink: RawSink, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    sink.connections += 1
-    try:
-        await sink.handler(reader, writer)
-    except (ConnectionError, asyncio.IncompleteReadError, OSError):
-        pass
-    finally:
-        writer.close()
