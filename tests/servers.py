@@ -1,7 +1,7 @@
 """Start a NATS server as a subprocess for tests: ours (`pyjetstream server`) or the reference
 /usr/sbin/nats-server 2.9.10, on a loopback port, and stop it by PID; our server in-process
 (`start_in_process`); `free_port`; plus RawClient, a blocking raw-socket peer for byte-level
-checks.
+checks; `flushed`, a flush that is a barrier for earlier publishes.
 
 Owns process handling only (command line, readiness wait, log file, stop). It knows nothing
 about what a test does with the server. Usage (tests import it as `from servers import ...`;
@@ -257,6 +257,17 @@ def start_server(kind: str, workdir: str | os.PathLike[str], *args: str, config:
                  port: int | None = None, timeout: float = 20.0, tls_first: ssl.SSLContext | None = None) -> ServerProc:
     """Start and wait until ready. `args` are extra server flags (nats-server syntax)."""
     return ServerProc(kind, workdir, args, config, port, tls_first=tls_first).start(timeout)
+
+
+async def flushed(nc: Any) -> None:
+    """Return once the server has read everything `nc` (a nats-py client) published before.
+    One `flush()` does not promise that: nats-py writes flush's PING straight to the socket
+    while earlier PUBs wait in its buffer for the flusher task, so the PONG can come back
+    before a PUB the server has not yet read (caught in CI: a spy's check raced a publish).
+    The flusher writes that buffer before the first PONG can be read, so a second PING
+    follows every earlier PUB."""
+    await nc.flush()
+    await nc.flush()
 
 
 class RawClient:

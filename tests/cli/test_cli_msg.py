@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import LiveServer, run_cli
+from servers import flushed
 
 
 async def test_pub_count_headers_and_templates(server: LiveServer, nc) -> None:
@@ -13,7 +14,7 @@ async def test_pub_count_headers_and_templates(server: LiveServer, nc) -> None:
         got.append(m)
 
     sub = await nc.subscribe("orders.>", cb=keep)
-    await nc.flush()
+    await flushed(nc)
     res = await run_cli(server, "pub", "orders.{{Count}}", "order {{Count}}", "--count", "3",
                         "-H", "Trace:t-{{Count}}", "-H", "Kind:test")
     assert res.rc == 0, res.err
@@ -58,7 +59,7 @@ async def test_sub_queue_group_shares_messages(server: LiveServer, nc, start_cli
         await proc.wait_for_line("Subscribing on work in group workers")
     for i in range(20):
         await nc.publish("work", f"job {i}".encode())
-    await nc.flush()
+    await flushed(nc)
     seen: list[str] = []
 
     async def collect(proc) -> None:

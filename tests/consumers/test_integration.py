@@ -16,6 +16,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import APIError, NotFoundError
+from servers import flushed
 
 from .conftest import eventually
 
@@ -125,7 +126,7 @@ async def test_ordered_consumer_reads_everything(nc):
     await _stream(js)
     for i in range(300):
         await nc.publish(f"foo.{i % 7}", str(i).encode())
-    await nc.flush()
+    await flushed(nc)
     sub = await js.subscribe("foo.>", ordered_consumer=True)
     got = [int((await sub.next_msg(timeout=2)).data) for _ in range(300)]
     assert got == list(range(300))
@@ -320,7 +321,7 @@ async def test_consumer_advisories(nc):
     await m.nak()
     (m,) = await psub.fetch(1, timeout=2)
     await m.term()
-    await nc.flush()
+    await flushed(nc)
     await js.delete_consumer("S", "ad")
     seen = []
     for _ in range(4):

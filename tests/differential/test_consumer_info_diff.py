@@ -10,6 +10,7 @@ from typing import Any
 import nats
 import pytest
 from consumers.conftest import eventually
+from servers import flushed
 
 pytestmark = pytest.mark.nats_server
 
@@ -44,14 +45,14 @@ class Recorder:
         self.steps: list[tuple[str, Any]] = []
 
     async def info(self, label: str, consumer: str) -> dict[str, Any]:
-        await self.nc.flush()
+        await flushed(self.nc)
         i = await api(self.nc, f"CONSUMER.INFO.{self.stream}.{consumer}")
         i.pop("type", None)
         self.steps.append((label, _norm(i)))
         return i
 
     async def stream_msgs(self, label: str, stream: str | None = None) -> None:
-        await self.nc.flush()
+        await flushed(self.nc)
         si = await api(self.nc, f"STREAM.INFO.{stream or self.stream}")
         st = si["state"]
         self.steps.append((label, {k: st.get(k) for k in ("messages", "first_seq", "last_seq", "num_deleted")}))
@@ -391,7 +392,7 @@ async def scenario_kv_like(nc: nats.NATS) -> list:
         await create(nc, "KVL", name, {"name": name, "deliver_subject": inbox, "ack_policy": "none",
                                        "flow_control": True, "idle_heartbeat": 5_000_000_000,
                                        "mem_storage": True, **extra})
-        await nc.flush()
+        await flushed(nc)
         got = []
         while True:
             try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import nats
 import pytest
-from servers import ServerProc
+from servers import ServerProc, flushed
 from transcripts import start_kind
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
@@ -50,7 +50,7 @@ class Transcript:
                 "num_redelivered": i["num_redelivered"]}
 
     async def info(self, label: str, consumer: str, stream: str | None = None) -> None:
-        await self.nc.flush()
+        await flushed(self.nc)
         i = await self.api(f"CONSUMER.INFO.{stream or self.stream}.{consumer}")
         self.steps.append((label, self._seqs(i)))
 

@@ -16,7 +16,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js.api import ConsumerConfig, KeyValueConfig
-from servers import NATS_SERVER, ServerProc, start_server
+from servers import NATS_SERVER, ServerProc, flushed, start_server
 from test_js_api_diff import diff, normalize
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NATS_SERVER), reason="nats-server not installed")
@@ -203,7 +203,7 @@ async def _domain_prefix_flow(url: str) -> tuple[list[Any], list[str]]:
                 out.append("answered")
             except nats.errors.TimeoutError:
                 out.append("no answer")
-        await denied.flush()
+        await flushed(denied)
         out.append((await js.stream_info("KV_cfg")).state.messages)  # the bucket kept one value
     finally:
         await denied.close()
@@ -254,7 +254,7 @@ async def _advisory_domains(url: str) -> dict[str, set[Any]]:
 
     try:
         await nc.subscribe("$JS.EVENT.>", cb=on_event)
-        await nc.flush()
+        await flushed(nc)
         js = nc.jetstream(domain="hub")
         await js.add_stream(name="ADV", subjects=["adv"], storage="memory")
         await js.update_stream(name="ADV", subjects=["adv"], storage="memory", max_msgs=10)
@@ -267,7 +267,7 @@ async def _advisory_domains(url: str) -> dict[str, set[Any]]:
             await m.nak()
         await js.delete_consumer("ADV", "n")
         await js.delete_stream("ADV")
-        await nc.flush()
+        await flushed(nc)
         await nc.request("$JS.API.INFO", b"", timeout=2)  # a round trip: every advisory is in
     finally:
         await nc.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 import nats
 import pytest
+from servers import flushed
 from transcripts import assert_same_steps, run_on_newer_and_ours, start_kind
 
 NEWER = os.environ.get("NATS_SERVER_NEW", "")
@@ -193,7 +194,7 @@ async def transcript(url: str) -> list[Any]:
             inbox = nc.new_inbox()
             subs[label] = await nc.subscribe(inbox)
             await nc.publish("$JS.API.CONSUMER.MSG.NEXT.S.R", json.dumps(body).encode(), reply=inbox)
-        await nc.flush()
+        await flushed(nc)
         for i in range(4):
             await js.publish(f"s.r{i}", b"r%d" % i)
         got = {}

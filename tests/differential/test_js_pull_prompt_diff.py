@@ -17,6 +17,7 @@ import asyncio
 import nats
 import pytest
 from nats.js.api import ConsumerConfig
+from servers import flushed
 
 pytestmark = pytest.mark.nats_server
 
@@ -33,7 +34,7 @@ async def _sequence(url: str) -> tuple[list[object], list[str], list[int]]:
             statuses.append(f"{code} {(m.headers or {}).get('Description', '')}")
 
     await spy.subscribe("_INBOX.>", cb=on_reply)
-    await spy.flush()
+    await flushed(spy)
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
@@ -57,7 +58,7 @@ async def _sequence(url: str) -> tuple[list[object], list[str], list[int]]:
                 if ack:
                     for m in msgs:
                         await m.ack_sync()
-        await spy.flush()
+        await flushed(spy)
         await asyncio.sleep(0.2)  # a late status would show up here
         return results, statuses, waiting
     finally:

@@ -12,6 +12,7 @@ import aiohttp
 import nats
 import nats.errors
 import pytest
+from servers import flushed
 
 import pyjetstream
 from pyjetstream.embed import OptionsError, ServerThread, server_options
@@ -63,8 +64,9 @@ async def test_several_servers_in_one_process_are_isolated():
         assert await ncb.jetstream().streams_info() == []
         # core traffic does not cross either
         sub = await ncb.subscribe("x")
+        await flushed(ncb)
         await nca.publish("x", b"for a")
-        await nca.flush()
+        await flushed(nca)
         with pytest.raises(nats.errors.TimeoutError):
             await sub.next_msg(timeout=0.2)
         await nca.close()

@@ -13,6 +13,7 @@ import json
 import aiohttp
 import nats
 import pytest
+from servers import flushed
 
 from pyjetstream.eventing import types as t
 from pyjetstream.eventing.config import EventingConfig, KymaDelivery
@@ -145,7 +146,7 @@ async def test_a_failure_is_naked_with_kyma_s_30s_delay_on_the_wire(make_service
         async def record(msg):
             acks.append(msg.data)
         await spy.subscribe(f"$JS.ACK.sap.{consumer()}.>", cb=record)
-        await spy.flush()
+        await flushed(spy)
         assert await _publish(svc, "k1") == 204
         await wait_until(lambda: acks, what="the dispatcher's answer to the first delivery")
         assert acks[0].startswith(b"-NAK")

@@ -7,6 +7,7 @@ import json
 import aiohttp
 import nats
 import pytest
+from servers import flushed
 
 from pyjetstream.eventing import cloudevents as ce
 from pyjetstream.eventing.testing import wait_until
@@ -204,7 +205,7 @@ async def test_publish_reaches_plain_nats_subscriber(proxy):
     nc = await nats.connect(svc.nats_url)
     try:
         sub = await nc.subscribe("kyma.>")
-        await nc.flush()  # the server must know the subscription before the proxy publishes
+        await flushed(nc)  # the server must know the subscription before the proxy publishes
         status, body, _ = await post(url, "/publish", TUTORIAL_HEADERS, b'{"a":1}')
         assert (status, body) == (204, b"")
         msg = await sub.next_msg(timeout=5)

@@ -11,6 +11,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.api import ConsumerConfig, RePublish, StreamConfig
+from servers import flushed
 
 from pyjetstream.jetstream.domain import mapped_subject
 from pyjetstream.server.options import JetStreamOptions, ServerOptions
@@ -68,7 +69,7 @@ async def test_server_published_messages_on_the_domain_prefix_do_not_act(hub: Se
         await nc.publish("$JS.API.INFO", b"", reply="$JS.hub.API.STREAM.DELETE.VICTIM")
         # and anything else the server publishes itself (advisories, system messages)
         hub.publish(hub.global_account, "$JS.hub.API.STREAM.DELETE.VICTIM", "", None, b"")
-        await nc.flush()
+        await flushed(nc)
         await asyncio.sleep(0.2)  # let any (wrong) action happen before looking
         info = await js.stream_info("VICTIM")
         assert info.state.messages == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.api import ConsumerConfig, StreamConfig
+from servers import flushed
 
 from pyjetstream.jetstream import consumer_runner
 from pyjetstream.server.options import JetStreamOptions, ServerOptions
@@ -52,7 +53,7 @@ async def test_subscriber_arriving_after_create_gets_the_backlog(nc: nats.NATS, 
     await _stream_with(nc, 3)
     js = nc.jetstream()
     await js.add_consumer("S", ConsumerConfig(durable_name="D", deliver_subject="deliver.a"))
-    await nc.flush()  # the consumer has looked for a subscriber and found none
+    await flushed(nc)  # the consumer has looked for a subscriber and found none
     sub = await nc.subscribe(sub_subject)
     got = [(await sub.next_msg(timeout=5)).subject for _ in range(3)]
     assert got == ["s.0", "s.1", "s.2"]
@@ -73,7 +74,7 @@ async def test_a_subscriber_elsewhere_does_not_wake_it(server: Server, nc: nats.
     js = nc.jetstream()
     await js.add_consumer("S", ConsumerConfig(durable_name="D", deliver_subject="deliver.a"))
     other = await nc.subscribe("deliver.b")
-    await nc.flush()
+    await flushed(nc)
     info = await js.consumer_info("S", "D")
     assert (info.push_bound, info.delivered.stream_seq) == (None, 0)
     watchers = server.global_account.interest_watchers
@@ -84,7 +85,7 @@ async def test_a_subscriber_elsewhere_does_not_wake_it(server: Server, nc: nats.
     await sub.unsubscribe()
     await other.unsubscribe()
     await js.delete_consumer("S", "D")
-    await nc.flush()
+    await flushed(nc)
     assert watchers == {}  # a deleted consumer watches nothing
 
 
@@ -96,7 +97,7 @@ async def test_a_returning_subscriber_gets_what_came_while_it_was_away(server: S
     assert (await first.next_msg(timeout=5)).subject == "s.0"
     await first.unsubscribe()
     await js.publish("s.later", b"y")  # delivered to nobody: the consumer pauses and watches
-    await nc.flush()
+    await flushed(nc)
     assert list(server.global_account.interest_watchers) == ["deliver.a"]
     second = await nc.subscribe("deliver.a")
     assert (await second.next_msg(timeout=5)).subject == "s.later"
@@ -123,7 +124,7 @@ async def test_a_flood_of_wildcard_subs_costs_a_pass_over_the_watchers_per_loop_
     for i in range(200):
         await js.add_consumer("S", ConsumerConfig(durable_name=f"D{i}", deliver_subject=f"idle.{i}"))
     assert len(server.global_account.interest_watchers) == 200
-    await nc.flush()
+    await flushed(nc)
     scans = 0  # (each consumer's own `$JS.ACK.<stream>.<name>.>` subscription was one)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     await reader.readline()  # INFO

@@ -14,7 +14,7 @@ import bcrypt
 import nats
 import nats.js.errors
 import pytest
-from servers import KINDS, RawClient, have_nats_server, start_server
+from servers import KINDS, RawClient, flushed, have_nats_server, start_server
 
 from pyjetstream.server.client import redact
 
@@ -63,7 +63,7 @@ def test_no_connect_client_is_the_no_auth_user(kind: str, tmp_path: Path) -> Non
             await js.add_stream(name="S", subjects=["s.>"])
             await nc.publish("payroll.salaries", b"secret")
             await nc.publish("public.news", b"hello")
-            await nc.flush()
+            await flushed(nc)
             await nc.close()
 
         asyncio.run(admin())
@@ -89,17 +89,17 @@ def test_no_connect_client_lands_in_the_no_auth_users_account(kind: str, tmp_pat
     with start_server(kind, tmp_path, config=NO_AUTH_ACCOUNTS_CONF) as srv:
         spy = RawClient(srv.port)
         spy.send(b"SUB public.> 1\r\n")
-        spy.sync()
+        assert b"-ERR" not in spy.sync()
 
         async def publish() -> None:
             # admin's account A: the spy, bound to guest's account G, must not see it
             a = await nats.connect(srv.url, user="admin", password="adminpw")
             await a.publish("public.a", b"from-A")
-            await a.flush()
+            await flushed(a)
             await a.close()
             g = await nats.connect(srv.url, user="guest", password="guestpw")
             await g.publish("public.g", b"from-G")
-            await g.flush()
+            await flushed(g)
             await g.close()
 
         asyncio.run(publish())

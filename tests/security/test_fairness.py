@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
-from servers import start_in_process
+from servers import flushed, start_in_process
 
 from pyjetstream.jetstream import fair
 from pyjetstream.server.server import Server
@@ -104,7 +104,7 @@ async def _clients(url: str, http: str) -> tuple[list[int], float]:
         await msg.respond(b"pong")
 
     await responder.subscribe("ping", cb=pong)
-    await responder.flush()
+    await flushed(responder)
     done = asyncio.Event()
     answered: list[int] = [0, 0]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import nats
 import pytest
-from servers import start_in_process
+from servers import flushed, start_in_process
 
 from pyjetstream.jetstream.store import FileStore, MemoryStore
 from pyjetstream.server.server import Server
@@ -78,7 +78,7 @@ async def _bystander_while_trimming(url: str) -> tuple[float, list[dict[str, Any
         await msg.respond(b"pong")
 
     await responder.subscribe("ping", cb=pong)
-    await responder.flush()
+    await flushed(responder)
 
     async def update(name: str) -> dict[str, Any]:
         cfg = json.loads((await admin.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=60)).data)["config"]

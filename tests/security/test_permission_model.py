@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from servers import KINDS, RawClient, have_nats_server, start_server
+from servers import KINDS, RawClient, flushed, have_nats_server, start_server
 
 from pyjetstream.server.auth import PermissionChecker
 from pyjetstream.server.conf import parse_config
@@ -577,7 +577,7 @@ def test_request_reply_with_nats_py_clients(kind: str, tmp_path: Path) -> None:
             await resp.publish("status.ok", b"x")
 
         await resp.subscribe("svc.a", cb=answer)
-        await resp.flush()
+        await flushed(resp)
         got = await req.request("svc.a", b"q", timeout=5)
         assert got.data == b"first"
         for _ in range(100):

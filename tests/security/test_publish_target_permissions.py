@@ -21,7 +21,7 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, KeyValueConfig, RePublish
-from servers import KINDS, RawClient, ServerProc, have_nats_server, start_server
+from servers import KINDS, RawClient, ServerProc, flushed, have_nats_server, start_server
 
 from pyjetstream.jetstream.schemas import republish_pattern
 from pyjetstream.server.auth import PermissionChecker
@@ -311,7 +311,7 @@ def test_narrow_user_cannot_republish_where_it_may_not_publish(tmp_path: Path, s
         assert (await js.stream_info("U")).config.republish is None
         for subject in ("rr.1", "uu.1", f"uu.{DENIED}.x", "uu.$KV.eventing-subscriptions"):
             await nc.publish(subject, b"x")
-        await nc.flush()
+        await flushed(nc)
         await nc.close()
         assert await _bucket(srv) == before
 
@@ -425,7 +425,7 @@ def test_nats_server_lets_a_narrow_user_write_the_bucket_through_the_server(kind
         before = await _bucket(srv)
         admin = await _connect(srv, "admin")
         listener = await admin.subscribe(f"{DENIED}.pushed")  # push consumers deliver on interest
-        await admin.flush()
+        await flushed(admin)
         nc = await _connect(srv, "narrow")
         js = nc.jetstream()
         push = js.add_consumer("D", ConsumerConfig(durable_name="P", deliver_subject=f"{DENIED}.pushed",
@@ -443,7 +443,7 @@ def test_nats_server_lets_a_narrow_user_write_the_bucket_through_the_server(kind
         await js.publish("mine.r.republished", b"x")
         await js.add_consumer("D", ConsumerConfig(durable_name="PULL", ack_policy="none"))
         await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.PULL", b'{"batch":1}', reply=f"{DENIED}.pulled")
-        await nc.flush()
+        await flushed(nc)
         await nc.close()
         ajs = admin.jetstream()
         for _ in range(100):  # the pull is served (the consumer moved on), then looked at

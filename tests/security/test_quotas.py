@@ -19,7 +19,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
-from servers import KINDS, have_nats_server, start_server
+from servers import KINDS, flushed, have_nats_server, start_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,7 +81,7 @@ async def test_source_stops_at_the_account_file_quota(server_url: Any) -> None:
         assert "error" not in r, r
         for i in range(200):  # ~45 KB: far more than the file quota
             await nc.publish(f"o.{i}", MSG)
-        await nc.flush()
+        await flushed(nc)
         r = await api(nc, "STREAM.CREATE.S", {"name": "S", "storage": "file", "sources": [{"name": "O"}]})
         assert "error" not in r, r
         stored = await wait_stable(nc, "S")
@@ -105,7 +105,7 @@ async def test_mirror_stops_at_the_account_file_quota(server_url: Any) -> None:
         await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "storage": "memory"})
         for i in range(200):
             await nc.publish(f"o.{i}", MSG)
-        await nc.flush()
+        await flushed(nc)
         r = await api(nc, "STREAM.CREATE.M", {"name": "M", "storage": "file", "mirror": {"name": "O"}})
         assert "error" not in r, r
         stored = await wait_stable(nc, "M")

@@ -16,7 +16,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.js.api import ConsumerConfig, ExternalStream, KeyValueConfig, RePublish, StreamSource
-from servers import KINDS, have_nats_server, start_in_process, start_server
+from servers import KINDS, flushed, have_nats_server, start_in_process, start_server
 
 from pyjetstream.server.server import Server
 
@@ -142,7 +142,7 @@ def test_republish_chosen_per_message_never_reaches_the_api(tmp_path: Path) -> N
         await js.publish("r.$JS.API.STREAM.DELETE.S", b"")
         await js.publish("r.ok.x", b"copy")
         assert (await ok.next_msg(timeout=5)).subject == "ok.x"
-        await nc.flush()
+        await flushed(nc)
         assert spy.pending_msgs == 0
         await spy.unsubscribe()
         assert (await js.stream_info("S")).state.messages == 1
@@ -195,7 +195,7 @@ async def test_server_published_messages_are_never_executed(server: Server) -> N
     pull = await js.pull_subscribe_bind("C", "S")
     [msg] = await pull.fetch(1, timeout=5)
     spy = await nc.subscribe("$JS.>")
-    await nc.flush()
+    await flushed(nc)
     account = server.global_account
     # executed, these would delete, purge, add a consumer and ack the pending message
     for subject, body in [("$JS.API.STREAM.DELETE.S", b""), ("$JS.API.STREAM.PURGE.S", b"{}"),
@@ -203,7 +203,7 @@ async def test_server_published_messages_are_never_executed(server: Server) -> N
                            b'{"stream_name":"S","config":{"durable_name":"X","ack_policy":"explicit"}}'),
                           (msg.reply, b"+ACK"), (msg.reply, b"+TERM")]:
         server.publish(account, subject, "_INBOX.answer", None, body)
-    await nc.flush()
+    await flushed(nc)
     assert spy.pending_msgs == 5
     info = await js.stream_info("S")
     assert info.state.messages == 3
@@ -229,7 +229,7 @@ async def test_every_handler_in_the_acting_subjects_takes_client_messages_only(s
     nc = await nats.connect(f"nats://127.0.0.1:{server.port}")
     for subject in ("$SYS.REQ.X", "$JS.API.FUTURE.CALL", "$JS.ACK.X.1", "$JS.FC.X.1"):
         await nc.publish(subject, b"")
-    await nc.flush()
+    await flushed(nc)
     await nc.close()
     assert seen[1:] == [("$SYS.REQ.X", True), ("$JS.API.FUTURE.CALL", True), ("$JS.ACK.X.1", True),
                         ("$JS.FC.X.1", True)]

@@ -24,6 +24,7 @@ from servers import (
     KINDS,
     NATS_SERVER_NEW,
     ServerProc,
+    flushed,
     have_nats_server,
     have_newer_nats_server,
     have_openssl,
@@ -161,7 +162,7 @@ async def test_plaintext_sent_before_the_handshake_is_never_executed(kind: str, 
     with start_server(kind, tmp_path, config=tls_block(certs)) as srv:
         nc = await nats.connect(f"tls://127.0.0.1:{srv.port}", tls=client_ctx(certs))
         sub = await nc.subscribe(">")
-        await nc.flush()
+        await flushed(nc)
         # 1. the whole session in cleartext right after INFO: no +OK, no PONG, closed
         s, info = _raw_info(srv.port)
         assert json.loads(info[5:info.index(b"\r\n")])["tls_required"] is True
@@ -206,7 +207,7 @@ async def test_handshake_first_plaintext_is_never_executed(kind: str, tmp_path: 
     with start_tls_first(kind, tmp_path, certs, "handshake_first: true") as srv:
         nc = await nats.connect(f"tls://127.0.0.1:{srv.port}", tls=client_ctx(certs), tls_handshake_first=True)
         sub = await nc.subscribe(">")
-        await nc.flush()
+        await flushed(nc)
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
         s.sendall(b'CONNECT {"verbose":true}\r\nPUB evil 4\r\nboom\r\nPING\r\n')
         got = _read_until_closed(s)

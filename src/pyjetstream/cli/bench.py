@@ -129,7 +129,7 @@ async def run_bench(args: argparse.Namespace, progress: _Progress) -> list[Sampl
             for i, nc in enumerate(subs, 1):
                 core_waiters.append(await _core_subscriber(nc, args, i, progress, sub_samples))
             for nc in subs:
-                await nc.flush(timeout=args.timeout)
+                await c.flushed(nc, args.timeout)
 
         pub_tasks += [asyncio.create_task(_publisher(nc, args, i, n, payload, progress))
                      for i, (nc, n) in enumerate(zip(pubs, _split(args.msgs, max(args.pub, 1)), strict=False), 1)]

@@ -506,6 +506,16 @@ async def connect(args: Any, name: str = "pyjetstream CLI") -> Any:
         raise CLIError(f"could not connect to {', '.join(urls)}: {reason}") from None
 
 
+async def flushed(nc: Any, timeout: float) -> None:
+    """Return once the server has read everything sent on `nc` before, such as the SUB a
+    banner announces. One nats-py flush does not promise that: it writes its PING straight
+    to the socket while earlier commands wait for the client's flusher task, so the PONG can
+    come first. The flusher has written them by the time that PONG is read, so a second PING
+    follows them."""
+    await nc.flush(timeout=timeout)
+    await nc.flush(timeout=timeout)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"

@@ -179,7 +179,7 @@ def cmd_sub(args: argparse.Namespace) -> int:
                 done.set()
 
         await nc.subscribe(args.subject, queue=args.queue or "", cb=on_msg)
-        await nc.flush(timeout=args.timeout)
+        await c.flushed(nc, args.timeout)
         if not args.raw:
             where = f" in group {args.queue}" if args.queue else ""
             acking = " with acknowledgement of JetStream messages" if args.ack else ""
@@ -248,7 +248,7 @@ def cmd_reply(args: argparse.Namespace) -> int:
                 done.set()
 
         await nc.subscribe(args.subject, queue=args.queue, cb=on_msg)
-        await nc.flush(timeout=args.timeout)
+        await c.flushed(nc, args.timeout)
         c.out(f"Listening on \"{args.subject}\" in group \"{args.queue}\"")
         banner.set()
         await done.wait()

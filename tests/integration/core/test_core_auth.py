@@ -9,7 +9,7 @@ import asyncio
 import nats
 import pytest
 from nats.errors import NoServersError
-from servers import RawClient, ServerProc, start_server
+from servers import RawClient, ServerProc, flushed, start_server
 
 USERS_CONF = """
 authorization {
@@ -89,19 +89,19 @@ async def test_permissions_allow_deny_with_nats_server_texts(users_srv: ServerPr
     nc = await nats.connect(users_srv.url, user="limited", password="p1", error_cb=on_error)
     try:
         seen = await admin.subscribe(">")
-        await admin.flush()
+        await flushed(admin)
         await nc.publish("orders.new", b"1")
         await nc.publish("orders.secret", b"2")
         await nc.publish("billing", b"3")
-        await nc.flush()
+        await flushed(nc)
         await nc.subscribe("updates.private")
         await nc.subscribe("elsewhere", queue="q")
         ok = await nc.subscribe("updates.*")
-        await nc.flush()
+        await flushed(nc)
         assert (await seen.next_msg(timeout=5)).data == b"1"  # only the allowed one got through
         await admin.publish("updates.private", b"hidden")
         await admin.publish("updates.public", b"shown")
-        await admin.flush()
+        await flushed(admin)
         assert (await ok.next_msg(timeout=5)).data == b"shown"  # deny filters a wildcard sub
         deadline = asyncio.get_running_loop().time() + 5
         while len(errors) < 4 and asyncio.get_running_loop().time() < deadline:
@@ -134,12 +134,12 @@ async def test_accounts_isolate_subjects_and_no_auth_user(accounts_srv: ServerPr
     try:
         sa = await a.subscribe("shared")
         sb = await b.subscribe("shared")
-        await a.flush()
-        await b.flush()
+        await flushed(a)
+        await flushed(b)
         await a.publish("shared", b"from-a")
         await anon.publish("shared", b"from-anon")
-        await a.flush()
-        await anon.flush()
+        await flushed(a)
+        await flushed(anon)
         assert (await sb.next_msg(timeout=5)).data == b"from-anon"
         assert (await sa.next_msg(timeout=5)).data == b"from-a"
         with pytest.raises(nats.errors.TimeoutError):

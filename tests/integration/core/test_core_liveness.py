@@ -11,7 +11,7 @@ import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import RawClient, ServerProc, start_server
+from servers import RawClient, ServerProc, flushed, start_server
 
 CONNECT = b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n"
 
@@ -78,7 +78,7 @@ async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: tuple[S
     fast = await nats.connect(srv.url)
     try:
         sub = await fast.subscribe("flood", pending_msgs_limit=100_000, pending_bytes_limit=-1)
-        await fast.flush()
+        await flushed(fast)
         # ~6 MB in paced batches: more than the kernel buffers toward the slow peer, while
         # the healthy subscriber (which reads) never has more than a batch outstanding
         batches, per, payload = 60, 100, b"x" * 1024
@@ -87,7 +87,7 @@ async def test_slow_consumer_is_cut_off_without_hurting_others(slow_srv: tuple[S
         for _ in range(batches):
             for _ in range(per):
                 await pub.publish("flood", payload)
-            await pub.flush()
+            await flushed(pub)
             for _ in range(per):
                 await sub.next_msg(timeout=10)
                 got += 1

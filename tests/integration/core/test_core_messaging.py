@@ -9,7 +9,7 @@ import asyncio
 import nats
 import pytest
 from nats.errors import MaxPayloadError, NoRespondersError
-from servers import RawClient, ServerProc, start_server
+from servers import RawClient, ServerProc, flushed, start_server
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ async def test_pub_sub_and_wildcards(srv: ServerProc) -> None:
         await nc.publish("orders.eu.created", b"1")
         await nc.publish("orders.us.created", b"2")
         await nc.publish("orders.us.deleted.soft", b"3")
-        await nc.flush()
+        await flushed(nc)
         assert [m.data for m in await collect(exact, 1)] == [b"1"]
         assert [m.data for m in await collect(star, 2)] == [b"1", b"2"]
         assert [(m.subject, m.data) for m in await collect(full, 3)] == [
@@ -53,18 +53,18 @@ async def test_queue_group_delivers_each_message_to_one_member(srv: ServerProc) 
             async def cb(msg, i=i):
                 got.append((i, msg.data))
             await nc.subscribe("jobs", queue="workers", cb=cb)
-            await nc.flush()
+            await flushed(nc)
         plain = await pub.subscribe("jobs")
         n = 300
         for k in range(n):
             await pub.publish("jobs", str(k).encode())
-        await pub.flush()
+        await flushed(pub)
         assert len(await collect(plain, n)) == n  # plain subscribers all get a copy
         deadline = asyncio.get_running_loop().time() + 5
         while len(got) < n and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         for nc in members:
-            await nc.flush()
+            await flushed(nc)
         assert sorted(int(d) for _, d in got) == list(range(n))  # each exactly once
     finally:
         for nc in [*members, pub]:
@@ -78,7 +78,7 @@ async def test_request_reply_and_no_responders(srv: ServerProc) -> None:
         async def handler(msg):
             await msg.respond(b"echo:" + msg.data)
         await svc.subscribe("svc.echo", cb=handler)
-        await svc.flush()
+        await flushed(svc)
         reply = await cli.request("svc.echo", b"hi", timeout=5)
         assert reply.data == b"echo:hi"
         with pytest.raises(NoRespondersError):
@@ -107,7 +107,7 @@ async def test_unsubscribe_with_max(srv: ServerProc) -> None:
         await sub.unsubscribe(limit=2)
         for k in range(5):
             await nc.publish("limited", str(k).encode())
-        await nc.flush()
+        await flushed(nc)
         probe = await nc.subscribe("limited.done")
         await nc.publish("limited.done", b"")
         await collect(probe, 1)  # everything published before has been routed
@@ -124,12 +124,12 @@ async def test_echo_false_skips_own_messages(srv: ServerProc) -> None:
     try:
         own = await quiet.subscribe("echo.test")
         theirs = await other.subscribe("echo.test")
-        await quiet.flush()
-        await other.flush()
+        await flushed(quiet)
+        await flushed(other)
         await quiet.publish("echo.test", b"from-quiet")
         await other.publish("echo.test", b"from-other")
-        await quiet.flush()
-        await other.flush()
+        await flushed(quiet)
+        await flushed(other)
         assert sorted(m.data for m in await collect(theirs, 2)) == [b"from-other", b"from-quiet"]
         assert [m.data for m in await collect(own, 1)] == [b"from-other"]
         with pytest.raises(nats.errors.TimeoutError):
@@ -164,11 +164,11 @@ async def test_many_messages_in_order(srv: ServerProc) -> None:
     sub_nc = await nats.connect(srv.url)
     try:
         sub = await sub_nc.subscribe("seq", pending_msgs_limit=20000)
-        await sub_nc.flush()
+        await flushed(sub_nc)
         n = 5000
         for k in range(n):
             await pub.publish("seq", b"%d" % k)
-        await pub.flush()
+        await flushed(pub)
         assert [int(m.data) for m in await collect(sub, n)] == list(range(n))
     finally:
         await pub.close()

@@ -15,7 +15,7 @@ import aiohttp
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from prometheus_client.parser import text_string_to_metric_families
-from servers import free_port, start_server
+from servers import flushed, free_port, start_server
 
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import FlakySink, wait_until
@@ -62,7 +62,7 @@ async def test_stream_and_consumer_gauges_equal_their_info(tmp_path) -> None:
             pull_waiter = await nc.subscribe("_INBOX.waiter")
             await nc.publish("$JS.API.CONSUMER.MSG.NEXT.ORDERS.idle", b'{"batch":1,"expires":20000000000}',
                              reply="_INBOX.waiter")
-            await nc.flush()
+            await flushed(nc)
 
             metrics = scrape(srv.http_port)
             varz = srv.get_json("/varz")
