@@ -7,7 +7,8 @@ That is checked exactly, by counting tracked objects, not by timing a collection
 bystander's request/reply pings stay fast while updates trim two big streams (memory and file)
 to a handful of messages and full collections run alongside: the bound is the same gross-stall
 bound as in test_fairness.py (250 ms of the loop thread's CPU time, here with the collector's
-time counted in), which unsliced trims of these streams pass by far.
+time counted in), which unsliced trims of these streams pass by far; the bystander's wall-clock
+wait leaves the collector's passes out, as there.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from servers import flushed, start_in_process
 from pyjetstream.jetstream.store import FileStore, MemoryStore
 from pyjetstream.server.server import Server
 
-from .loop_lag import LoopLag
+from .loop_lag import GC, LoopLag
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -71,7 +72,7 @@ def test_stores_leave_no_object_per_message_for_the_collector(store: MemoryStore
 async def _bystander_while_trimming(url: str) -> tuple[float, list[dict[str, Any]]]:
     """On its own loop (another thread, as a client in another process): lower max_msgs on
     both streams while a bystander pings a responder; returns its worst round trip and the
-    update answers."""
+    update answers (its worst wait without the collector's passes)."""
     admin, responder, bystander = [await nats.connect(url) for _ in range(3)]
 
     async def pong(msg: Any) -> None:
@@ -90,10 +91,13 @@ async def _bystander_while_trimming(url: str) -> tuple[float, list[dict[str, Any
     updating = asyncio.gather(update("M"), update("F"))
     worst = 0.0
     while not updating.done():
-        t = time.perf_counter()
+        t, g = time.perf_counter(), GC.total
         r = await bystander.request("ping", b"", timeout=10)
         assert r.data == b"pong"
-        worst = max(worst, time.perf_counter() - t)
+        # the collector's passes are bounded by the loop's measure, which counts them; in wall
+        # time they are the machine's share of a process-wide pause (CI failed at 1006 ms
+        # beside two busy loops), so the bystander's wait leaves them out as test_fairness does
+        worst = max(worst, time.perf_counter() - t - (GC.total - g))
         await asyncio.sleep(0.01)
     answers = await updating
     for nc in (admin, responder, bystander):
@@ -124,6 +128,7 @@ async def test_bystander_stays_fast_while_updates_trim_and_the_collector_runs(tm
                 await asyncio.sleep(0.05)
 
         lag = LoopLag(count_gc=True)
+        gc.callbacks.append(GC)
         lag.start()
         collector = asyncio.get_running_loop().create_task(collect())
         try:
@@ -132,6 +137,7 @@ async def test_bystander_stays_fast_while_updates_trim_and_the_collector_runs(tm
         finally:
             collector.cancel()
             await lag.stop()
+            gc.callbacks.remove(GC)
         for a in answers:
             assert a["state"]["messages"] == 10 and a["state"]["first_seq"] == N_STREAM - 9, a["state"]
         assert lag.worst < BOUND_S, f"event loop held for {lag.worst * 1000:.0f} ms"
