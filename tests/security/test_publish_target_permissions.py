@@ -476,6 +476,7 @@ def test_pull_deliveries_reach_client_subscribers_only(tmp_path: Path) -> None:
         before = await _bucket(srv)
         admin = await _connect(srv, "admin")
         watch = await admin.subscribe(f"{DENIED}.>")
+        await flushed(admin)
         nc = await _connect(srv, "narrow")
         await nc.jetstream().add_consumer("D", ConsumerConfig(durable_name="PULL", ack_policy="explicit"))
         await nc.publish("$JS.API.CONSUMER.MSG.NEXT.D.PULL", b'{"batch":2,"expires":200000000}',
