@@ -259,15 +259,13 @@ def start_server(kind: str, workdir: str | os.PathLike[str], *args: str, config:
     return ServerProc(kind, workdir, args, config, port, tls_first=tls_first).start(timeout)
 
 
-async def flushed(nc: Any) -> None:
-    """Return once the server has read everything `nc` (a nats-py client) published before.
-    One `flush()` does not promise that: nats-py writes flush's PING straight to the socket
-    while earlier PUBs wait in its buffer for the flusher task, so the PONG can come back
-    before a PUB the server has not yet read (caught in CI: a spy's check raced a publish).
-    The flusher writes that buffer before the first PONG can be read, so a second PING
-    follows every earlier PUB."""
-    await nc.flush()
-    await nc.flush()
+async def flushed(nc: Any, timeout: float = 10.0) -> None:
+    """Return once the server has read everything `nc` (a nats-py client) sent before: the
+    CLI's barrier (pyjetstream.cli.common.flushed, which says why one flush is not one), with
+    nats-py's default flush timeout."""
+    from pyjetstream.cli.common import flushed as barrier
+
+    await barrier(nc, timeout)
 
 
 class RawClient:
