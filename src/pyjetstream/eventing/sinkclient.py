@@ -141,12 +141,10 @@ class _Conn(asyncio.Protocol):
     def _advance(self) -> None:
         while not self._status:
             end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > MAX_HEAD:
-                    raise SinkProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes")
-                return
-            if end > MAX_HEAD:
+            if end > MAX_HEAD or (end < 0 and len(self._buf) > MAX_HEAD):
                 raise SinkProtocolError(f"the answer's head is longer than {MAX_HEAD} bytes")
+            if end < 0:
+                return
             head = bytes(self._buf[:end])
             del self._buf[:end + 4]
             self._read_head(head)
@@ -299,29 +297,25 @@ class SinkClient:
             raise ValueError(f"not an http(s) URL: {str(url)[:200]}")
         request = self._frame(url, headers, body)
         key = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
-        conn, reused = await self._acquire(key)
-        try:
-            answer = await conn.send(request)
-        except (SinkDisconnected, ConnectionError):
-            # (both only when not one byte of an answer came)
-            self._release(key, conn)
-            if not reused:
-                raise
-            # A kept-alive connection the sink had closed (or reset) meanwhile: once more on a
-            # new one, as the request may never have reached it.
-            conn, _ = await self._acquire(key, fresh=True)
+        for fresh in (False, True):
+            conn, reused = await self._acquire(key, fresh=fresh)
             try:
                 answer = await conn.send(request)
+            except (SinkDisconnected, ConnectionError):
+                # (both only when not one byte of an answer came)
+                self._release(key, conn)
+                if reused:
+                    # A kept-alive connection the sink had closed (or reset) meanwhile: once
+                    # more on a new one, as the request may never have reached it.
+                    continue
+                raise
             except BaseException:
                 conn.abort()
                 self._release(key, conn)
                 raise
-        except BaseException:
-            conn.abort()
             self._release(key, conn)
-            raise
-        self._release(key, conn)
-        return answer
+            return answer
+        raise AssertionError("unreachable: the second try is on a new connection")
 
     def _frame(self, url: URL, headers: Mapping[str, str], body: bytes) -> bytes:
         host = url.raw_host or ""
