@@ -95,7 +95,7 @@ async def test_hostile_payload_headers_and_sink_are_escaped(make_console, browse
     await publish(nats_server.url, "orders.evil", HOSTILE.encode(), {"X-Evil": HOSTILE_HEADER})
     await publish(nats_server.url, "orders.bin", b"\x00\xff<script>\x1b[31m")
     nc = await nats.connect(nats_server.url)
-    store = await SubscriptionStore.open(nc.jetstream())
+    store = await SubscriptionStore.open(nc)
     await store.apply(manifest(sink='http://127.0.0.1:9/"><script>alert(3)</script>'))
     await nc.close()
     console = await make_console()
@@ -232,7 +232,7 @@ async def test_nats_credentials_gate_and_are_never_shown(browserless, tmp_path):
 
 async def test_secrets_in_manifests_are_masked(make_console, browserless, nats_server):
     nc = await nats.connect(nats_server.url)
-    store = await SubscriptionStore.open(nc.jetstream())
+    store = await SubscriptionStore.open(nc)
     sub = manifest()
     sub.config.update({"clientSecret": "cs-77", "type": "oauth2"})
     sub.annotations["api-token"] = "tk-88"

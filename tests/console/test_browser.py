@@ -133,7 +133,7 @@ async def test_tutorial_through_the_console(browser, tmp_path):
         # Subscribe while the Subscriptions page is open: it turns up, Ready, without a reload.
         await page.goto(f"{console}/subscriptions")
         await page.evaluate("window.__noReload = 1")
-        store = await SubscriptionStore.open(nc.jetstream())
+        store = await SubscriptionStore.open(nc)
         await store.apply(tutorial_subscription(sink.url))
         row = page.locator('tr[data-subscription="default/lastorder-sub"]')
         await expect(row.locator("td.ready")).to_have_text("True", timeout=EXPECT_TIMEOUT)
@@ -206,7 +206,7 @@ async def test_hostile_content_csrf_and_token_in_the_browser(browser, make_conso
     js = nc.jetstream()
     await js.add_stream(name="hostile", subjects=["hostile.>"])
     await js.publish("hostile.x", HOSTILE.encode(), headers={"X-Evil": "\"><script>alert('hdr')</script>"})
-    store = await SubscriptionStore.open(js)
+    store = await SubscriptionStore.open(nc)
     await store.apply(Subscription.from_manifest({
         "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
         "metadata": {"name": "evil", "namespace": "default"},

@@ -17,7 +17,7 @@ from pyjetstream.eventing.testing import wait_until
 async def subscribe_ready(nc, sink_url: str, name: str = "orders") -> None:
     """Apply a Subscription for order.received.v1 to `sink_url` and wait until it is ready."""
 
-    store = await SubscriptionStore.open(nc.jetstream())
+    store = await SubscriptionStore.open(nc)
     await store.apply(Subscription.from_manifest({
         "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
         "metadata": {"name": name},

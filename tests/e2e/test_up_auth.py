@@ -18,6 +18,7 @@ from pyjetstream.cli.up import (
 )
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import wait_until
+from pyjetstream.kvread import KVReader
 from pyjetstream.server.options import OptionsError, Permissions, ServerOptions, User
 
 from .conftest import subscribe_ready
@@ -102,7 +103,7 @@ async def ordinary_user_cannot_write(port: int) -> None:
     try:
         js = ops.jetstream(timeout=1.0)
         kv = await js.key_value(BUCKET)
-        store = SubscriptionStore(kv)
+        store = SubscriptionStore(kv, KVReader(ops, BUCKET, 1.0))
         current = await store.get("default", "orders")
         assert current is not None  # reading is allowed
         evil = Subscription.from_manifest({**current.to_manifest(False), "spec": {

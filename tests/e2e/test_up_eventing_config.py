@@ -39,7 +39,7 @@ delivery: {{profile: kyma}}
             js = nc.jetstream()
             stream = (await js.stream_info("sap")).config
             assert (_v(stream.storage), stream.max_bytes, stream.max_msgs_per_subject) == ("memory", 16 * 1024**2, 1000)
-            store = await SubscriptionStore.open(js)
+            store = await SubscriptionStore.open(nc)
             await store.apply(Subscription.from_manifest({
                 "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
                 "metadata": {"name": "by-type"},

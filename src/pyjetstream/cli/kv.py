@@ -1,8 +1,9 @@
 """`pyjetstream kv ...`: key-value buckets (add, put, get, del, ls, watch, history, rm, info).
 
 Owns the KV commands and their rendering. Buckets and keys are handled by nats-py's key_value
-API; only the bucket listing reads `$JS.API.STREAM.LIST` (KV buckets are the `KV_*` streams),
-because nats-py offers no bucket listing. Must not import server code.
+API, except three reads: the bucket listing reads `$JS.API.STREAM.LIST` (KV buckets are the
+`KV_*` streams; nats-py offers no bucket listing), and `ls BUCKET` and `history` are whole reads
+through `pyjetstream.kvread` (nats-py's can end early). Must not import server code.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from pyjetstream.cli import common as c
 from pyjetstream.cli.stream import STORAGE
+from pyjetstream.kvread import KVReader
 
 KV_PREFIX = "KV_"
 
@@ -214,13 +216,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
         if args.bucket:
-            import nats.js.errors as jse
-
-            kv = await _bucket(nc, args.bucket, args.timeout)
-            try:
-                keys = sorted(await kv.keys())
-            except jse.NoKeysError:
-                keys = []
+            await _bucket(nc, args.bucket, args.timeout)
+            # a whole read: nats-py's kv.keys() can end before values still in flight
+            keys = await KVReader(nc, args.bucket, args.timeout).keys()
             if args.json:
                 c.print_json(keys)
             elif keys:
@@ -244,13 +242,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     async def body(nc: Any) -> None:
-        import nats.js.errors as jse
-
-        kv = await _bucket(nc, args.bucket, args.timeout)
-        try:
-            entries = await kv.history(args.key)
-        except jse.NoKeysError:
-            raise c.CLIError(f"key {args.key} not found in bucket {args.bucket}") from None
+        await _bucket(nc, args.bucket, args.timeout)
+        # a whole read: nats-py's kv.history() can end before values still in flight
+        entries = await KVReader(nc, args.bucket, args.timeout).history(args.key)
+        if not entries:
+            raise c.CLIError(f"key {args.key} not found in bucket {args.bucket}")
         if args.json:
             c.print_json([{"key": e.key, "revision": e.revision, "operation": _op_name(e.operation),
                            "value": (e.value or b"").decode(errors="replace")} for e in entries])

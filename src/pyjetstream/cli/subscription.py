@@ -27,7 +27,7 @@ async def _store(nc: Any, args: argparse.Namespace, create: bool) -> Any:
     from pyjetstream.eventing.subscriptions import SubscriptionStore
 
     try:
-        return await SubscriptionStore.open(nc.jetstream(timeout=args.timeout), args.bucket, create=create)
+        return await SubscriptionStore.open(nc, args.bucket, create=create, timeout=args.timeout)
     except jse.BucketNotFoundError:
         return None
     except jse.Error as exc:

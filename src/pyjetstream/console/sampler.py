@@ -161,8 +161,8 @@ class SubscriptionWatcher:
         # normally when cancelled, which would swallow the CancelledError.
         while not self.stopped:
             try:
-                self.store = await SubscriptionStore.open(self.nc.jetstream(timeout=self.timeout), self.bucket,
-                                                          create=False)
+                self.store = await SubscriptionStore.open(self.nc, self.bucket, create=False,
+                                                          timeout=self.timeout)
                 self.error = None
                 async for event in self.store.watch():
                     if event is None:

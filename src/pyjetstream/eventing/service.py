@@ -159,7 +159,7 @@ class EventingService:
             raise
 
     async def _start_parts(self) -> None:
-        self.store = await SubscriptionStore.open(self.nc.jetstream(), self.config.kv_bucket,
+        self.store = await SubscriptionStore.open(self.nc, self.config.kv_bucket,
                                                   replicas=self.config.stream.replicas)
         self.dispatcher = Dispatcher(self.nc, self.config, self.metrics, resolver=self.resolver)
         await self.dispatcher.start()

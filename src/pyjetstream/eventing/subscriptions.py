@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..kvread import KVReader
 from . import cloudevents as ce
 from . import types as t
 from .retry import BACKOFF_POLICIES, CONFIG_KEYS, PROFILE_KYMA, PROFILES, RetryPolicy, parse_duration
@@ -457,21 +458,23 @@ class SubscriptionStore:
     `apply` never races with a status update.
     """
 
-    def __init__(self, kv: Any) -> None:
-        self.kv = kv
+    def __init__(self, kv: Any, reader: KVReader) -> None:
+        self.kv = kv  # nats-py's KeyValue: writes, single reads and the live watch
+        self.reader = reader  # whole reads: listings must never come back short
 
     @classmethod
-    async def open(cls, js: Any, bucket: str = "eventing-subscriptions", create: bool = True,
-                   replicas: int = 1) -> SubscriptionStore:
+    async def open(cls, nc: Any, bucket: str = "eventing-subscriptions", create: bool = True,
+                   replicas: int = 1, timeout: float = 5.0) -> SubscriptionStore:
         import nats.js.errors
 
+        js = nc.jetstream(timeout=timeout)
         try:
             kv = await js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
             if not create:
                 raise
             kv = await js.create_key_value(bucket=bucket, history=1, replicas=replicas)
-        return cls(kv)
+        return cls(kv, KVReader(nc, bucket, timeout))
 
     async def _get_entry(self, key: str) -> tuple[int, bytes] | None:
         """(revision, value) of the key while it holds a value; None when missing, deleted or
@@ -551,52 +554,70 @@ class SubscriptionStore:
         return True
 
     async def list(self, namespace: str | None = None, with_status: bool = True) -> list[Subscription]:
-        import nats.js.errors
-
-        try:
-            # No key filter: nats-server before 2.10 cannot apply one and answers "no keys".
-            keys = await self.kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
         out: list[Subscription] = []
-        for key in sorted(keys):
-            if not key.startswith(SPEC_PREFIX + "."):
-                continue
-            _, ns, name = split_key(key)
+        for key in await self.reader.keys(f"{SPEC_PREFIX}.>"):
+            try:
+                _, ns, name = split_key(key)
+            except ValueError:
+                continue  # `spec.x` written by hand names no namespace
             if namespace is not None and ns != namespace:
                 continue
-            sub = await self.get(ns, name) if with_status else await self._get_spec(ns, name)
+            sub = await self._get_spec(ns, name)
             if sub is not None:
+                if with_status:
+                    sub.status = await self.get_status(ns, name)
                 out.append(sub)
         return out
 
     async def _get_spec(self, namespace: str, name: str) -> Subscription | None:
-        doc = await self._get_doc(spec_key(namespace, name))
-        if doc is None:
-            return None
         try:
-            return Subscription.from_manifest(doc)
-        except ManifestError:
+            doc = await self._get_doc(spec_key(namespace, name))
+            return None if doc is None else Subscription.from_manifest(doc)
+        except (ManifestError, ValueError):
             return None  # a hand-written bad value is skipped, as the manager's watch does
 
     async def watch(self) -> AsyncIterator[WatchEvent | None]:
-        """Every current spec, then None (initial state complete), then live changes."""
+        """Every current spec, then None (initial state complete), then live changes.
+
+        The current specs come from a whole read, not from the watcher's own "initial values
+        done" marker, which nats-py can put before values still in flight (see kvread): a
+        manager shown a short initial state would delete the consumers, and the backlogs, of
+        the Subscriptions it missed. The watcher starts first, so nothing written after the
+        read is missed; its replay of what the read gave is skipped by revision.
+        """
         watcher = await self.kv.watch(f"{SPEC_PREFIX}.>")
         try:
+            seen: dict[str, int] = {}
+            for current in await self.reader.latest(f"{SPEC_PREFIX}.>"):
+                seen[current.key] = current.revision
+                if not current.deleted:
+                    event = _watch_event(current.key, current.value)
+                    if event is not None:
+                        yield event
+            yield None
             async for entry in watcher:
-                if entry is None:
-                    yield None
+                if entry is None or (entry.revision or 0) <= seen.get(entry.key, 0):
                     continue
-                _, ns, name = split_key(entry.key)
-                if entry.operation in ("DEL", "PURGE") or not entry.value:
-                    yield WatchEvent(ns, name, None)
-                else:
-                    try:
-                        yield WatchEvent(ns, name, Subscription.from_manifest(json.loads(entry.value)))
-                    except (ManifestError, ValueError):
-                        continue  # a hand-written bad value must not stop the manager
+                deleted = entry.operation in ("DEL", "PURGE") or not entry.value
+                event = _watch_event(entry.key, None if deleted else entry.value)
+                if event is not None:
+                    yield event
         finally:
             await watcher.stop()
+
+
+def _watch_event(key: str, value: bytes | None) -> WatchEvent | None:
+    """The change a spec entry makes (None: the key or value is not a Subscription's)."""
+    try:
+        _, ns, name = split_key(key)
+    except ValueError:
+        return None  # `spec.x` written by hand names no namespace
+    if value is None:
+        return WatchEvent(ns, name, None)
+    try:
+        return WatchEvent(ns, name, Subscription.from_manifest(json.loads(value)))
+    except (ManifestError, ValueError):
+        return None  # a hand-written bad value must not stop the manager
 
 
 class StoreListing:

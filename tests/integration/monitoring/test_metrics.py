@@ -139,7 +139,7 @@ async def test_up_exposes_eventing_figures_on_the_monitoring_port(tmp_path) -> N
         await wait_until(proxy_ready, timeout=20, interval=0.1, what="publisher proxy ready")
         nc = await nats.connect(f"nats://127.0.0.1:{port}")
         try:
-            store = await SubscriptionStore.open(nc.jetstream())
+            store = await SubscriptionStore.open(nc)
             await store.apply(Subscription.from_manifest({
                 "apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
                 "metadata": {"name": "orders"},
