@@ -18,11 +18,8 @@ from pyjetstream.gotime import ZERO_TIME, format_rfc3339, parse_rfc3339
 from pyjetstream.jetstream import errors, gojson
 from pyjetstream.jetstream.store.base import MAX_SEQ
 from pyjetstream.subjects import is_subset, is_valid_subject, subject_matches, subjects_overlap
+from pyjetstream.version import JS_API_LEVEL
 
-# nats-server's JetStream API level: 1 (2.11: TTLs, pause, priority groups) and 2 (2.12.0:
-# counters, atomic batches, schedules, async persist) are implemented; 3 (2.12.6+: window_size)
-# is not, so 2 is the level we claim (docs/design.md)
-JS_API_LEVEL = 2
 REQ_LEVEL_KEY = "_nats.req.level"  # stored with the config: the level its features need
 SERVER_VERSION_KEY = "_nats.ver"  # added to every answer, never stored
 SERVER_LEVEL_KEY = "_nats.level"  # added to every answer, never stored

@@ -22,13 +22,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from pyjetstream.jetstream.schemas import JS_API_LEVEL
 from pyjetstream.server.auth import Authenticator
 from pyjetstream.server.client import Account, ClientConnection, Subscription
 from pyjetstream.server.options import ServerOptions
 from pyjetstream.server.tls import RateCounter, build_context
 from pyjetstream.subjects import is_valid_subject
-from pyjetstream.version import VERSION
+from pyjetstream.version import JS_API_LEVEL, VERSION
 
 if TYPE_CHECKING:  # started in start(), imported there
     from pyjetstream.jetstream.manager import JetStream
