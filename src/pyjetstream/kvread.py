@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ KV_OPERATION = "KV-Operation"
 MARKER_REASON = "Nats-Marker-Reason"
 _MARKER_OPERATIONS = {"MaxAge": "PURGE", "Purge": "PURGE", "Remove": "DEL"}
 NO_MESSAGE_FOUND = 10037  # JSNoMessageFoundErr
+# the clients' rule for bucket names: the name becomes one token of the API subjects
+VALID_BUCKET = re.compile(r"[a-zA-Z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class KVReader:
     """Reads one bucket over plain requests (`nc` is a connected nats-py client)."""
 
     def __init__(self, nc: Any, bucket: str, timeout: float = 5.0, api_prefix: str = "$JS.API") -> None:
+        if not VALID_BUCKET.fullmatch(bucket):
+            raise ValueError(f"invalid bucket name {bucket!r}")
         self.nc = nc
         self.bucket = bucket
         self.stream = f"KV_{bucket}"

@@ -76,6 +76,22 @@ async def test_empty_bucket_and_missing_bucket(nc, kv) -> None:
         await KVReader(nc, "no-such-bucket").keys()
 
 
+@pytest.mark.parametrize("bucket", ["a.b", "KV>", "*", "", "a b", "a\r\nPUB x 1"])
+def test_a_bucket_name_that_is_not_one_token_is_refused(bucket) -> None:
+    with pytest.raises(ValueError, match="invalid bucket name"):
+        KVReader(None, bucket)
+
+
+async def test_odd_keys_read_nothing_on_both_servers(nc, kv) -> None:
+    """Keys go into the JSON body, never into a subject of ours: an odd key reads nothing."""
+    await kv.put("a", b"1")
+    reader = KVReader(nc, kv._name)
+    for key in ("a b", "", "a..b", ".a", "a\r\nPUB x 1"):
+        assert await reader.history(key) == []
+        assert await reader.keys(key) == []
+    assert [e.value for e in await reader.history("*")] == [b"1"]
+
+
 async def test_listing_follows_every_page_of_subjects(tmp_path) -> None:
     """STREAM.INFO pages its subject map (100,000 per page on both servers, too many to store
     in a test), so a scripted responder answers in pages of two."""
