@@ -555,26 +555,14 @@ class SubscriptionStore:
 
     async def list(self, namespace: str | None = None, with_status: bool = True) -> list[Subscription]:
         out: list[Subscription] = []
-        for key in await self.reader.keys(f"{SPEC_PREFIX}.>"):
-            try:
-                _, ns, name = split_key(key)
-            except ValueError:
-                continue  # `spec.x` written by hand names no namespace
-            if namespace is not None and ns != namespace:
+        for current in await self.reader.latest(f"{SPEC_PREFIX}.>"):
+            event = None if current.deleted else _watch_event(current.key, current.value)
+            if event is None or event.subscription is None or namespace not in (None, event.namespace):
                 continue
-            sub = await self._get_spec(ns, name)
-            if sub is not None:
-                if with_status:
-                    sub.status = await self.get_status(ns, name)
-                out.append(sub)
+            if with_status:
+                event.subscription.status = await self.get_status(event.namespace, event.name)
+            out.append(event.subscription)
         return out
-
-    async def _get_spec(self, namespace: str, name: str) -> Subscription | None:
-        try:
-            doc = await self._get_doc(spec_key(namespace, name))
-            return None if doc is None else Subscription.from_manifest(doc)
-        except (ManifestError, ValueError):
-            return None  # a hand-written bad value is skipped, as the manager's watch does
 
     async def watch(self) -> AsyncIterator[WatchEvent | None]:
         """Every current spec, then None (initial state complete), then live changes.
