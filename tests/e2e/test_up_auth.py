@@ -18,7 +18,6 @@ from pyjetstream.cli.up import (
 )
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import wait_until
-from pyjetstream.kvread import KVReader
 from pyjetstream.server.options import OptionsError, Permissions, ServerOptions, User
 
 from .conftest import subscribe_ready
@@ -102,8 +101,7 @@ async def ordinary_user_cannot_write(port: int) -> None:
     ops = await nats.connect(f"nats://127.0.0.1:{port}", user="ops", password="o1", error_cb=on_error)
     try:
         js = ops.jetstream(timeout=1.0)
-        kv = await js.key_value(BUCKET)
-        store = SubscriptionStore(kv, KVReader(ops, BUCKET, 1.0))
+        store = await SubscriptionStore.open(ops, BUCKET, create=False, timeout=1.0)
         current = await store.get("default", "orders")
         assert current is not None  # reading is allowed
         evil = Subscription.from_manifest({**current.to_manifest(False), "spec": {

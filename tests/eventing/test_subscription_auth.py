@@ -15,7 +15,6 @@ import pytest
 from pyjetstream.cli.up import subscription_write_denials
 from pyjetstream.eventing.subscriptions import Subscription, SubscriptionStore
 from pyjetstream.eventing.testing import wait_until
-from pyjetstream.kvread import KVReader
 from pyjetstream.server.options import parse_server_args
 
 from .conftest import start_nats
@@ -61,7 +60,7 @@ async def test_restricted_user_cannot_change_a_subscription(auth_server):
         js = app.jetstream(timeout=1.0)
         kv = await js.key_value(BUCKET)  # reading is allowed
         assert (await kv.get(SPEC)).value
-        theirs = SubscriptionStore(kv, KVReader(app, BUCKET, 1.0))
+        theirs = await SubscriptionStore.open(app, BUCKET, create=False, timeout=1.0)
         assert (await theirs.get("default", "orders")).sink == "http://127.0.0.1:1"
 
         attempts = {
