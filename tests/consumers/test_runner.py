@@ -55,6 +55,9 @@ class Bus:
     def sole_subscriber(self, account, subject):
         return None  # no client connections: every delivery is routed
 
+    def flush_output(self):
+        pass  # deliveries are recorded as they are made: nothing is buffered
+
     def respond(self, account, subject, hdr, payload):
         return self.publish(account, subject, "", hdr, payload)
 

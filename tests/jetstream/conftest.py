@@ -172,6 +172,9 @@ class FakeServer:
     def sole_subscriber(self, account: FakeAccount, subject: str) -> None:
         return None  # no client connections here: every delivery is routed
 
+    def flush_output(self) -> None:
+        pass  # deliveries are recorded as they are made: nothing is buffered
+
     # --- helpers for tests -------------------------------------------------------------------
 
     def new_inbox(self) -> str:

@@ -290,6 +290,8 @@ class Stream:
                 respond(account, reply, None, body)
         for cb in waiters:
             cb()
+        if batch:
+            self.server.flush_output()
 
     def _ingest(self, subject: str, hdr: bytes | None, payload: bytes) -> tuple[int, bool]:
         cfg = self.config

@@ -278,6 +278,12 @@ class Server:
         for c in dirty:
             c.flush()
 
+    def flush_output(self) -> None:
+        """Hand every connection's pending output to its transport now instead of at the next
+        loop pass (PubAcks right after their sync: a lone publisher waits for nothing else)."""
+        if self._dirty:
+            self._flush_dirty()
+
     # ------------------------------------------------------------------ routing
     def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
               size_tok: bytes, body: bytes, origin: ClientConnection | None, internal: bool = True) -> int:
