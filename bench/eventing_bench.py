@@ -180,7 +180,7 @@ async def bench_server(name: str, args: argparse.Namespace) -> list[dict]:
         await wait_ready(f"{proxy}/readyz")
         await sink.start()
         nc = await nats.connect(url)
-        store = await SubscriptionStore.open(nc.jetstream())
+        store = await SubscriptionStore.open(nc)
         doc = {"apiVersion": "eventing.kyma-project.io/v1alpha2", "kind": "Subscription",
                "metadata": {"name": "bench"},
                "spec": {"sink": f"http://127.0.0.1:{sink.port}/", "source": "myapp", "types": ["order.received.v1"],

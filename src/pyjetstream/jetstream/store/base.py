@@ -117,7 +117,8 @@ class StreamStore(Protocol):
 
     def commit(self, on_durable: Callable[[], None]) -> None:
         """Flush everything stored so far; call on_durable (on the event-loop thread) once it is
-        as durable as the sync policy promises. Many calls may share one fsync."""
+        as durable as the sync policy promises. Each call starts a flush at once: callers gather
+        their changes first (the stream makes one call per loop pass for all of its publishes)."""
         ...
 
     def write_out(self) -> None:
