@@ -39,6 +39,13 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return False
 
+    # the connection pauses its reading for a loop turn after a read budget (client.READ_BUDGET)
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
