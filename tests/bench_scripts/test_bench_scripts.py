@@ -53,7 +53,7 @@ def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], expect:
         pytest.skip("nats-server is not installed")
     argv = [sys.executable, str(ROOT / "bench" / script)] + [a.replace("{tmp}", str(tmp_path)) for a in args]
     before = sorted((ROOT / "bench" / "results").iterdir())
-    res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=100)
     assert res.returncode == 0, res.stderr[-2000:]
     assert expect in res.stdout, res.stdout[-2000:]
     assert sorted((ROOT / "bench" / "results").iterdir()) == before
