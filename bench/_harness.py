@@ -10,14 +10,29 @@ tight polling loop (startup_bench, embed_bench), which a generic wait would blur
 
 from __future__ import annotations
 
+import compileall
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any
 
+import pyjetstream
 from pyjetstream.eventing.testing import free_port, wait_for_port
 
-__all__ = ["cpu_seconds", "free_port", "start_listening", "stop", "wait_for_port"]
+__all__ = ["cpu_seconds", "ensure_bytecode", "free_port", "start_listening", "stop", "wait_for_port"]
+
+
+def ensure_bytecode() -> None:
+    """Compile our sources where their bytecode is stale, as `make bytecode` does. With
+    PYTHONDONTWRITEBYTECODE set, a server started after an edit compiles the edited modules
+    again on every start: measured 2026-12-03, an empty `pyjetstream server -js` held 31.7 MiB
+    instead of 28.0 after a change to the store, and every RSS figure of those runs with it."""
+    compileall.compile_dir(str(Path(pyjetstream.__file__).parent), quiet=1)
+
+
+# Every benchmark that imports this starts or measures our server: compile before any of it.
+ensure_bytecode()
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
