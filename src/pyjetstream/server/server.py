@@ -274,15 +274,15 @@ class Server:
 
     def _flush_dirty(self) -> None:
         self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for c in dirty:
-            c.flush()
+        self.flush_output()
 
     def flush_output(self) -> None:
         """Hand every connection's pending output to its transport now instead of at the next
-        loop pass (PubAcks right after their sync: a lone publisher waits for nothing else)."""
-        if self._dirty:
-            self._flush_dirty()
+        loop pass (PubAcks right after their sync: a lone publisher waits for nothing else).
+        A flush already scheduled stays so, and takes whatever is marked after this."""
+        dirty, self._dirty = self._dirty, []
+        for c in dirty:
+            c.flush()
 
     # ------------------------------------------------------------------ routing
     def route(self, account: Account, subject: str, subject_b: bytes, reply_b: bytes, hdr_len: int,
