@@ -8,7 +8,7 @@ nothing of why an event happened; the manager, streams and consumers call these.
 from __future__ import annotations
 
 import json
-import secrets
+import random
 import string
 import time
 from typing import Any, NamedTuple
@@ -19,11 +19,12 @@ from pyjetstream.jetstream.seams import ApiClient, MessageBus
 PREFIX = "$JS.EVENT.ADVISORY"
 TYPE_PREFIX = "io.nats.jetstream.advisory.v1."
 _ALPHABET = string.ascii_letters + string.digits
+_SYSRAND = random.SystemRandom()  # os.urandom, as secrets uses, without its hmac and OpenSSL
 
 
 def new_id() -> str:
     # nats-server uses a nuid (22 base62 chars); any unique token serves the same purpose
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+    return "".join(_SYSRAND.choice(_ALPHABET) for _ in range(22))
 
 
 def body(kind: str, fields: dict[str, Any], now_ns: int | None = None) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
+import random
 import string
 from typing import Any
 
@@ -68,8 +68,11 @@ def _transform_space(dest: str) -> str:
     return ".".join("*" if t.startswith("$") or t.startswith("{{") else t for t in dest.split("."))
 
 
+_SYSRAND = random.SystemRandom()  # os.urandom, as secrets uses, without its hmac and OpenSSL
+
+
 def _ephemeral_name() -> str:
-    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(8))
+    return "".join(_SYSRAND.choice(_NAME_ALPHABET) for _ in range(8))
 
 
 def _stream_dir(stream: Any) -> str:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
 import ssl
 import sys
@@ -55,9 +54,14 @@ def _note_reply(c: ClientConnection, reply_b: bytes, origin: ClientConnection | 
     c.perms.note_reply(reply_b.decode("utf-8", "surrogateescape"), origin.perms if origin is not None else None)
 
 
+# not `secrets`: it loads hmac and OpenSSL's hashing (~1 MiB of RSS in every server); the
+# system source is the same os.urandom
+_SYSRAND = random.SystemRandom()
+
+
 def _server_id() -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-    return "N" + "".join(secrets.choice(alphabet) for _ in range(55))
+    return "N" + "".join(_SYSRAND.choice(alphabet) for _ in range(55))
 
 
 class Server:

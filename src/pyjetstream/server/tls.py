@@ -17,7 +17,6 @@ delivers them even when reading was paused in connection_made.)
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 import sys
 from collections.abc import Iterator
@@ -303,6 +302,8 @@ class PeerCert:
                 rdn.append((_oid(d[os_:oe]), d[vs:ve].decode(enc, "replace") if enc else None))
             self.subject.append(rdn)
         _t, _s, _e, spki_start = items[5]
+        import hashlib  # here: OpenSSL's hashing costs ~1 MiB of RSS, and only TLS reads certificates
+
         self.spki_sha256 = hashlib.sha256(d[spki_start:_e]).hexdigest()
         for tag, es, _ee, _ in items[6:]:
             if tag != 0xA3:

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import marshal
 import os
-import shutil
 import struct
 import threading
 from collections.abc import Callable
@@ -281,4 +280,6 @@ class FileConsumerStore:
     def delete(self) -> None:
         self._closed = True
         _writer.cancel(self._state_path)
+        import shutil  # here: it loads bz2 and lzma, needed only to delete
+
         shutil.rmtree(self._dir, ignore_errors=True)

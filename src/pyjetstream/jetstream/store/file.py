@@ -49,7 +49,6 @@ import heapq
 import logging
 import marshal
 import os
-import shutil
 import struct
 import threading
 from array import array
@@ -1547,6 +1546,8 @@ class FileStore(StoreCore):
             self._closed = True
             self._syncer.stop()
             self._close_fds()
+        import shutil  # here: it loads bz2 and lzma, needed only to delete
+
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # ================================================================ introspection for tools

@@ -18,9 +18,7 @@ the metadata: its bytes belong to the stream layer.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 from typing import Any
 from urllib.parse import quote, unquote
 from zlib import crc32
@@ -50,6 +48,9 @@ def _q(name: str) -> str:
         return q.replace(".", "%2E")
     if len(q) <= _MAX_COMPONENT:
         return q
+    # imported here: OpenSSL's hashing costs ~1 MiB of RSS, and only overlong names need it
+    import hashlib
+
     # surrogatepass: a name is whatever JSON gave us, lone surrogates included
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
     return q[:120] + _HASHED + digest
@@ -121,6 +122,8 @@ def read_meta(directory: str) -> bytes | None:
 
 
 def remove_dir(directory: str) -> None:
+    import shutil  # here: it loads bz2 and lzma, which a server that deletes nothing never needs
+
     shutil.rmtree(directory, ignore_errors=True)
 
 
