@@ -11,6 +11,17 @@ from pathlib import Path
 
 import pytest
 
+# One client's visit: CONNECT, a PUB, PING, and the PONG back ({{ }}: str.format escapes)
+VISIT = """
+        r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+        await r.readline()  # INFO
+        w.write(b'CONNECT {{"verbose":false}}\\r\\nPUB a 1\\r\\nx\\r\\nPING\\r\\n')
+        line = await r.readline()
+        assert line == b"PONG\\r\\n", line
+        w.close()
+"""
+
+# The embedded server (serve()), as tests and apps start it
 SCRIPT = """
 import asyncio, sys
 import pyjetstream
@@ -18,17 +29,11 @@ import pyjetstream.cli.main, pyjetstream.cli.server_cmd
 
 async def main():
     async with pyjetstream.serve(jetstream={js}) as srv:
-        r, w = await asyncio.open_connection("127.0.0.1", srv.port)
-        await r.readline()  # INFO
-        w.write(b'CONNECT {{"verbose":false}}\\r\\nPING\\r\\n')
-        line = await r.readline()
-        assert line == b"PONG\\r\\n", line
-        w.close()
+""" + VISIT + """
     print(",".join(sorted(m for m in sys.modules if m.startswith("pyjetstream.jetstream"))))
 
 asyncio.run(main())
 """
-
 
 # What `pyjetstream server` runs: the Server class, as the command builds it (serve() itself
 # makes a temporary directory, and tempfile loads shutil)
@@ -42,17 +47,15 @@ async def main():
     srv = Server(ServerOptions(host="127.0.0.1", port=0,
                                jetstream=JetStreamOptions(enabled={js}, store_dir={store!r})))
     await srv.start()
-    r, w = await asyncio.open_connection("127.0.0.1", srv.port)
-    await r.readline()  # INFO
-    w.write(b'CONNECT {{"verbose":false}}\\r\\nPUB a 1\\r\\nx\\r\\nPING\\r\\n')
-    line = await r.readline()
-    assert line == b"PONG\\r\\n", line
-    w.close()
-    await srv.shutdown()
+    try:
+""" + VISIT + """
+    finally:
+        await srv.shutdown()
     print(",".join(sorted(m for m in sys.modules if m in {heavy!r})))
 
 asyncio.run(main())
 """
+
 HEAVY = {"hashlib", "_hashlib", "hmac", "secrets", "shutil", "bz2", "lzma"}
 
 
