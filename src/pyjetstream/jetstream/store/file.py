@@ -233,8 +233,7 @@ class FileStore(StoreCore):
         self._inflight = 0  # commits handed to the writer thread whose callbacks have not run
         self._since_commit = 0  # bytes handed to the OS since the last commit
         self._reads_at_commit = loopstats.reads  # at the last commit (at creation: none yet)
-        self._cbs: Callbacks = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cbs: Callbacks = []  # kept past a commit that failed, for the next one (or close)
         self._dirty: set[int] = set()
         self._segs: list[_Seg] = []
         # dropped segments whose files wait for their compact record to be durable
@@ -1034,13 +1033,13 @@ class FileStore(StoreCore):
             raise ErrStoreClosed("store is closed")
         self._cbs.append(on_durable)
         try:
-            self._loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             # No event loop (tools, tests, shutdown paths): write, sync and call back inline.
-            self._loop = None
-        self._do_commit()
+            loop = None
+        self._do_commit(loop)
 
-    def _do_commit(self) -> None:
+    def _do_commit(self, loop: asyncio.AbstractEventLoop | None) -> None:
         if self._rewrite_due:
             self._run_rewrites()
         self._write_out()
@@ -1054,7 +1053,7 @@ class FileStore(StoreCore):
             if fds:
                 self._syncer.mark_dirty(fds)
             run_callbacks(cbs)
-        elif self._loop is None:
+        elif loop is None:
             with self._io_lock:
                 for fd in fds:
                     os.fdatasync(fd)
@@ -1069,7 +1068,7 @@ class FileStore(StoreCore):
                 return
             self._inflight += 1
             cbs.append(self._landed)
-            self._syncer.submit(fds, self._loop, cbs)
+            self._syncer.submit(fds, loop, cbs)
 
     def _landed(self) -> None:
         self._inflight -= 1
